@@ -1,0 +1,1 @@
+//! paf: an HTTP/HTTPS appliance and library on its own userspace TCP/IP stack.
