@@ -1,1 +1,34 @@
-//! net
+//! paf's network layer: everything below the byte stream.
+//!
+//! Layers, bottom up:
+//!
+//! - [`device`]: where Ethernet frames come from and go to — a Linux TAP ([`device::Tap`]) or an
+//!   in-memory [`device::wire`] that joins two stacks inside one process (with seeded faults), both
+//!   optionally captured to a pcap file. One [`device::Device`] type wraps them for smoltcp.
+//! - [`stack`]: a smoltcp `Interface` and `SocketSet` with addresses from a typed [`Config`]
+//!   (static or DHCPv4), listener pools (smoltcp has no accept backlog), outgoing connections with
+//!   collision-free ephemeral ports.
+//! - [`transport`]: the contract the layers above program against — connections as byte pipes with
+//!   readiness, identified by [`ConnId`]. [`Stack`] implements it on smoltcp; [`kernel::KernelStack`]
+//!   implements it on kernel sockets (mio), so the same HTTP/TLS code runs on either.
+//!
+//! Nothing here reads the clock: every call that needs time takes `now`.
+//! Nothing here knows HTTP or TLS.
+
+pub mod clock;
+pub mod config;
+pub mod device;
+pub mod kernel;
+pub mod stack;
+pub mod testing;
+pub mod transport;
+
+pub use config::{Config, Ipv4Setting, Ipv6Setting, TcpConfig};
+pub use stack::Stack;
+pub use transport::{
+    ConnId, ConnectError, Event, ListenError, ListenerId, Readiness, RecvError, SendError,
+    Transport,
+};
+
+/// Re-export of the smoltcp version paf is built on, for users who need its wire types.
+pub use smoltcp;

@@ -1,0 +1,379 @@
+//! Devices: where Ethernet frames come from and go to.
+//!
+//! [`Device`] is the one smoltcp `phy::Device` the [`Stack`](crate::Stack) drives. It wraps a
+//! [`Link`] — a Linux TAP ([`Tap`]) or one end of an in-memory [`wire`] — and optionally writes
+//! every frame, both directions, to a pcap file ([`Device::capture_to`]).
+//!
+//! Contract:
+//! - frame buffers are owned by the device and reused: no allocation per frame;
+//! - `receive` returns `None` when the link has nothing now (the TAP would block); the stack calls
+//!   it until then, so each wake-up drains the device;
+//! - an IO error never panics and never stops the device: it is counted in [`Stats`], logged at
+//!   most once a second-ish (every 1024th repeat), and the frame is dropped.
+
+pub mod tap;
+pub mod wire;
+
+use std::cell::{Cell, RefCell};
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+
+use smoltcp::phy::{self, DeviceCapabilities, Medium, PcapLinkType, PcapSink};
+use smoltcp::time::Instant as SmolInstant;
+
+pub use tap::Tap;
+pub use wire::{Faults, WireEnd};
+
+/// Ethernet header length; the frame buffer is the IP MTU plus this.
+pub const ETHERNET_HEADER: usize = 14;
+
+/// Largest IP MTU a TAP accepts (a 64 KiB frame less the Ethernet header).
+pub const MAX_MTU: usize = 65535 - ETHERNET_HEADER;
+
+/// Frame counters of a device. Plain cells: a device lives on one thread.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Frames received from the link.
+    pub rx_frames: Cell<u64>,
+    /// Bytes received from the link.
+    pub rx_bytes: Cell<u64>,
+    /// Frames sent to the link.
+    pub tx_frames: Cell<u64>,
+    /// Bytes sent to the link.
+    pub tx_bytes: Cell<u64>,
+    /// Receive errors (other than "would block").
+    pub rx_errors: Cell<u64>,
+    /// Frames that could not be sent (link error, link full, oversized).
+    pub tx_dropped: Cell<u64>,
+}
+
+fn bump(c: &Cell<u64>, by: u64) -> u64 {
+    let v = c.get().wrapping_add(by);
+    c.set(v);
+    v
+}
+
+/// A snapshot of [`Stats`], for callers on other threads or for metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    /// Frames received.
+    pub rx_frames: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Frames sent.
+    pub tx_frames: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Receive errors.
+    pub rx_errors: u64,
+    /// Frames dropped on send.
+    pub tx_dropped: u64,
+}
+
+/// The link under a [`Device`].
+#[derive(Debug)]
+pub enum Link {
+    /// A Linux TAP device.
+    Tap(Tap),
+    /// One end of an in-memory wire.
+    Wire(WireEnd),
+}
+
+/// The smoltcp device of a stack: a [`Link`] plus reusable frame buffers, counters and an
+/// optional pcap capture.
+pub struct Device {
+    link: Link,
+    mtu: usize,
+    rx_buf: Vec<u8>,
+    tx_buf: Vec<u8>,
+    stats: Stats,
+    capture: RefCell<Option<Box<dyn PcapSink>>>,
+    last_syn: bool,
+}
+
+impl std::fmt::Debug for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Device")
+            .field("link", &self.link)
+            .field("mtu", &self.mtu)
+            .field("stats", &self.stats)
+            .field("capturing", &self.capture.borrow().is_some())
+            .finish()
+    }
+}
+
+impl Device {
+    /// Wrap a link. The MTU is the link's (see [`Tap::mtu`], [`WireEnd::mtu`]).
+    pub fn new(link: Link) -> Device {
+        let mtu = match &link {
+            Link::Tap(t) => t.mtu(),
+            Link::Wire(w) => w.mtu(),
+        };
+        let frame = mtu + ETHERNET_HEADER;
+        Device {
+            link,
+            mtu,
+            rx_buf: vec![0; frame],
+            tx_buf: vec![0; frame],
+            stats: Stats::default(),
+            capture: RefCell::new(None),
+            last_syn: false,
+        }
+    }
+
+    /// Write every frame, received and sent, to a pcap file (Ethernet link type) that tcpdump,
+    /// tshark and wireshark read.
+    ///
+    /// # Errors
+    /// The file cannot be created or written.
+    pub fn capture_to(&mut self, path: &Path) -> io::Result<()> {
+        let file = File::create(path)?;
+        self.capture_with(Box::new(FileCapture {
+            out: BufWriter::new(file),
+            failed: false,
+        }));
+        Ok(())
+    }
+
+    /// Capture into any pcap sink (e.g. a `Vec<u8>` in tests).
+    pub fn capture_with(&mut self, mut sink: Box<dyn PcapSink>) {
+        sink.global_header(PcapLinkType::Ethernet);
+        *self.capture.borrow_mut() = Some(sink);
+    }
+
+    /// Flush the capture file, if any.
+    pub fn flush_capture(&self) {
+        if let Some(sink) = self.capture.borrow_mut().as_mut() {
+            sink.flush();
+        }
+    }
+
+    /// The IP MTU of the link.
+    pub fn mtu(&self) -> usize {
+        self.mtu
+    }
+
+    /// The link under this device.
+    pub fn link(&self) -> &Link {
+        &self.link
+    }
+
+    /// Mutable access to the link (e.g. to change wire faults mid-test).
+    pub fn link_mut(&mut self) -> &mut Link {
+        &mut self.link
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> StatsSnapshot {
+        let s = &self.stats;
+        StatsSnapshot {
+            rx_frames: s.rx_frames.get(),
+            rx_bytes: s.rx_bytes.get(),
+            tx_frames: s.tx_frames.get(),
+            tx_bytes: s.tx_bytes.get(),
+            rx_errors: s.rx_errors.get(),
+            tx_dropped: s.tx_dropped.get(),
+        }
+    }
+
+    /// Whether the frame last received was a TCP SYN (without ACK): a listener may have used up
+    /// a listening socket. A cheap header peek, so the stack refills listener pools only then.
+    pub fn last_rx_was_syn(&self) -> bool {
+        self.last_syn
+    }
+
+    /// When the link will next have a frame for us without being woken by the OS (the wire's
+    /// latency queue); `None` for a TAP.
+    pub fn next_rx_at(&self) -> Option<SmolInstant> {
+        match &self.link {
+            Link::Tap(_) => None,
+            Link::Wire(w) => w.next_delivery(),
+        }
+    }
+
+    fn read_frame(&mut self, now: SmolInstant) -> Option<usize> {
+        let result = match &mut self.link {
+            Link::Tap(t) => t.recv(&mut self.rx_buf),
+            Link::Wire(w) => w.recv(now, &mut self.rx_buf),
+        };
+        self.last_syn = false;
+        match result {
+            Ok(Some(n)) => {
+                self.last_syn = is_tcp_syn(&self.rx_buf[..n]);
+                bump(&self.stats.rx_frames, 1);
+                bump(&self.stats.rx_bytes, n as u64);
+                Some(n)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                let count = bump(&self.stats.rx_errors, 1);
+                if count.is_power_of_two() || count.is_multiple_of(1024) {
+                    log::warn!("device receive error #{count}: {e}");
+                }
+                None
+            }
+        }
+    }
+}
+
+/// Whether an Ethernet frame carries a TCP segment with SYN set and ACK clear (IPv4, or IPv6
+/// without extension headers). Anything unparseable is "no".
+fn is_tcp_syn(frame: &[u8]) -> bool {
+    const SYN: u8 = 0x02;
+    const ACK: u8 = 0x10;
+    let flags_at = match frame.get(12..14) {
+        Some([0x08, 0x00]) => {
+            let Some(&vihl) = frame.get(14) else {
+                return false;
+            };
+            if frame.get(23) != Some(&6) {
+                return false;
+            }
+            14 + usize::from(vihl & 0x0f) * 4 + 13
+        }
+        Some([0x86, 0xdd]) => {
+            if frame.get(20) != Some(&6) {
+                return false;
+            }
+            14 + 40 + 13
+        }
+        _ => return false,
+    };
+    frame.get(flags_at).is_some_and(|f| f & (SYN | ACK) == SYN)
+}
+
+impl phy::Device for Device {
+    type RxToken<'a> = RxToken<'a>;
+    type TxToken<'a> = TxToken<'a>;
+
+    fn receive(&mut self, now: SmolInstant) -> Option<(RxToken<'_>, TxToken<'_>)> {
+        let n = self.read_frame(now)?;
+        let rx = RxToken {
+            frame: &self.rx_buf[..n],
+            capture: &self.capture,
+            now,
+        };
+        let tx = TxToken {
+            link: &self.link,
+            buf: &mut self.tx_buf,
+            stats: &self.stats,
+            capture: &self.capture,
+            now,
+        };
+        Some((rx, tx))
+    }
+
+    fn transmit(&mut self, now: SmolInstant) -> Option<TxToken<'_>> {
+        Some(TxToken {
+            link: &self.link,
+            buf: &mut self.tx_buf,
+            stats: &self.stats,
+            capture: &self.capture,
+            now,
+        })
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ethernet;
+        caps.max_transmission_unit = self.mtu + ETHERNET_HEADER;
+        caps
+    }
+}
+
+/// A received frame, borrowed from the device's receive buffer.
+pub struct RxToken<'a> {
+    frame: &'a [u8],
+    capture: &'a RefCell<Option<Box<dyn PcapSink>>>,
+    now: SmolInstant,
+}
+
+impl phy::RxToken for RxToken<'_> {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        if let Some(sink) = self.capture.borrow_mut().as_mut() {
+            sink.packet(self.now, self.frame);
+        }
+        f(self.frame)
+    }
+}
+
+/// Permission to send one frame, built in the device's reusable transmit buffer.
+pub struct TxToken<'a> {
+    link: &'a Link,
+    buf: &'a mut Vec<u8>,
+    stats: &'a Stats,
+    capture: &'a RefCell<Option<Box<dyn PcapSink>>>,
+    now: SmolInstant,
+}
+
+impl phy::TxToken for TxToken<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        if self.buf.len() < len {
+            // smoltcp never asks for more than the MTU we report; be safe anyway.
+            self.buf.resize(len, 0);
+        }
+        let frame = &mut self.buf[..len];
+        let r = f(frame);
+        if let Some(sink) = self.capture.borrow_mut().as_mut() {
+            sink.packet(self.now, frame);
+        }
+        let sent = match self.link {
+            Link::Tap(t) => t.send(frame),
+            Link::Wire(w) => w.send(self.now, frame),
+        };
+        match sent {
+            Ok(true) => {
+                bump(&self.stats.tx_frames, 1);
+                bump(&self.stats.tx_bytes, len as u64);
+            }
+            Ok(false) => {
+                bump(&self.stats.tx_dropped, 1);
+            }
+            Err(e) => {
+                let count = bump(&self.stats.tx_dropped, 1);
+                if count.is_power_of_two() || count.is_multiple_of(1024) {
+                    log::warn!("device send error #{count}: {e}");
+                }
+            }
+        }
+        r
+    }
+}
+
+/// A pcap sink that appends to a shared in-memory buffer (tests read it back).
+#[derive(Clone, Debug, Default)]
+pub struct MemoryCapture(pub std::rc::Rc<RefCell<Vec<u8>>>);
+
+impl PcapSink for MemoryCapture {
+    fn write(&mut self, data: &[u8]) {
+        self.0.borrow_mut().extend_from_slice(data);
+    }
+}
+
+/// A pcap file sink that logs a write error once and then stops capturing, instead of panicking
+/// like smoltcp's blanket `Write` sink.
+struct FileCapture {
+    out: BufWriter<File>,
+    failed: bool,
+}
+
+impl PcapSink for FileCapture {
+    fn write(&mut self, data: &[u8]) {
+        if !self.failed {
+            if let Err(e) = self.out.write_all(data) {
+                log::error!("pcap capture stopped: {e}");
+                self.failed = true;
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        if !self.failed {
+            if let Err(e) = Write::flush(&mut self.out) {
+                log::error!("pcap capture stopped: {e}");
+                self.failed = true;
+            }
+        }
+    }
+}

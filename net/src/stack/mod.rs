@@ -1,0 +1,648 @@
+//! The userspace stack: a smoltcp `Interface` and `SocketSet` over a [`Device`], with listener
+//! pools, a connection table and DHCPv4, implementing [`Transport`].
+//!
+//! Contract:
+//! - [`Stack::poll`] drains the device (bounded per call so one busy peer cannot starve the loop;
+//!   [`Stack::poll_delay`] is then zero), runs timers, transmits, and turns socket changes into
+//!   [`Event`]s;
+//! - smoltcp has no accept backlog: a SYN that finds no listening socket is reset. Each listener
+//!   keeps `backlog` sockets in LISTEN and is topped up after every frame that carried a SYN, so a
+//!   burst of connections is accepted, not reset;
+//! - a released connection whose TCP is in TIME-WAIT is dropped at once (its port and memory are
+//!   free for the next peer, as kernels recycle TIME-WAIT); one that has not finished within
+//!   [`LINGER`] is aborted.
+
+mod dhcp;
+mod table;
+
+use std::collections::{HashSet, VecDeque};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use slab::Slab;
+use smoltcp::iface::{
+    Config as IfaceConfig, Interface, PollIngressSingleResult, SocketHandle, SocketSet,
+};
+use smoltcp::socket::tcp;
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, IpEndpoint, IpListenEndpoint};
+
+use crate::clock::{duration_from_smol, to_smol};
+use crate::config::{Config, ConfigError, Ipv4Setting, Ipv6Setting};
+use crate::device::{Device, Link};
+use crate::transport::{
+    ConnId, ConnectError, Event, ListenError, ListenerId, Readiness, RecvError, SendError,
+    Transport,
+};
+use table::{Fingerprint, Phase, Table};
+
+/// Frames read from the device per [`Stack::poll`] before yielding to the layer above.
+pub const RX_BUDGET: usize = 256;
+
+/// How long a released connection may take to finish its close before it is aborted.
+pub const LINGER: Duration = Duration::from_secs(30);
+
+const EPHEMERAL: std::ops::RangeInclusive<u16> = 49152..=65535;
+
+#[derive(Debug)]
+struct Listener {
+    port: u16,
+    backlog: usize,
+    pool: Vec<SocketHandle>,
+}
+
+/// Counters of the stack, for metrics and leak checks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StackStats {
+    /// Connections handed out by listeners.
+    pub accepted: u64,
+    /// Outgoing connections started.
+    pub connected: u64,
+    /// Half-open connections that died before the handshake completed.
+    pub embryonic_failed: u64,
+    /// Released connections aborted because they did not finish closing within [`LINGER`].
+    pub linger_aborts: u64,
+}
+
+/// A userspace TCP/IP stack. See the module docs.
+pub struct Stack {
+    iface: Interface,
+    sockets: SocketSet<'static>,
+    device: Device,
+    config: Config,
+    conns: Table,
+    listeners: Slab<Listener>,
+    events: VecDeque<Event>,
+    dhcp: Option<SocketHandle>,
+    net: dhcp::Learned,
+    scratch: Vec<ConnId>,
+    released: usize,
+    used_ports: HashSet<u16>,
+    next_port: u16,
+    more_rx: bool,
+    now: Instant,
+    stats: StackStats,
+    waker: Option<std::sync::Arc<mio::Waker>>,
+}
+
+impl std::fmt::Debug for Stack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stack")
+            .field("device", &self.device)
+            .field("addrs", &self.iface.ip_addrs())
+            .field("conns", &self.conns.len())
+            .finish()
+    }
+}
+
+fn endpoint(e: IpEndpoint) -> SocketAddr {
+    SocketAddr::new(e.addr.into(), e.port)
+}
+
+impl Stack {
+    /// Build a stack on `device` with `config`, at time `now`.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the bad field.
+    pub fn new(config: Config, mut device: Device, now: Instant) -> Result<Stack, ConfigError> {
+        config.validate()?;
+        let seed = config.seed.unwrap_or_else(|| {
+            // The one read of the system: a fixed ISN seed across restarts breaks TCP.
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0);
+            t ^ (u64::from(std::process::id()) << 32)
+        });
+        let mut ic = IfaceConfig::new(HardwareAddress::Ethernet(EthernetAddress(config.mac)));
+        ic.random_seed = seed;
+        let mut iface = Interface::new(ic, &mut device, to_smol(now));
+        let link_local = link_local_from_mac(config.mac);
+        iface.update_ip_addrs(|addrs| {
+            let _ = addrs.push(IpCidr::new(link_local.into(), 64));
+            if let Ipv4Setting::Static { addr, prefix, .. } = &config.ipv4 {
+                let _ = addrs.push(IpCidr::new((*addr).into(), *prefix));
+            }
+            if let Ipv6Setting::Static { addr, prefix, .. } = &config.ipv6 {
+                let _ = addrs.push(IpCidr::new((*addr).into(), *prefix));
+            }
+        });
+        if let Ipv4Setting::Static {
+            gateway: Some(gw), ..
+        } = &config.ipv4
+        {
+            let _ = iface.routes_mut().add_default_ipv4_route(*gw);
+        }
+        if let Ipv6Setting::Static {
+            gateway: Some(gw), ..
+        } = &config.ipv6
+        {
+            let _ = iface.routes_mut().add_default_ipv6_route(*gw);
+        }
+        let mut sockets = SocketSet::new(Vec::new());
+        let dhcp = (config.ipv4 == Ipv4Setting::Dhcp).then(|| dhcp::socket(&mut sockets));
+        let span = u64::from(EPHEMERAL.end() - EPHEMERAL.start()) + 1;
+        let next_port = EPHEMERAL.start() + (seed % span) as u16;
+        Ok(Stack {
+            iface,
+            sockets,
+            device,
+            net: dhcp::Learned {
+                dns_servers: config.dns_servers.clone(),
+                gateway4: match &config.ipv4 {
+                    Ipv4Setting::Static { gateway, .. } => *gateway,
+                    _ => None,
+                },
+            },
+            scratch: Vec::new(),
+            released: 0,
+            config,
+            conns: Table::default(),
+            listeners: Slab::new(),
+            events: VecDeque::new(),
+            dhcp,
+            used_ports: HashSet::new(),
+            next_port,
+            more_rx: false,
+            now,
+            stats: StackStats::default(),
+            waker: None,
+        })
+    }
+
+    /// The device (counters, capture).
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Mutable access to the device (start a capture, change wire faults).
+    pub fn device_mut(&mut self) -> &mut Device {
+        &mut self.device
+    }
+
+    /// The addresses the interface has now (static or from DHCP), link-local included.
+    pub fn addresses(&self) -> Vec<IpCidr> {
+        self.iface.ip_addrs().to_vec()
+    }
+
+    /// The IPv4 address, once configured.
+    pub fn ipv4(&self) -> Option<std::net::Ipv4Addr> {
+        self.iface.ipv4_addr()
+    }
+
+    /// The default IPv4 gateway (static or from DHCP), if any.
+    pub fn ipv4_gateway(&self) -> Option<std::net::Ipv4Addr> {
+        self.net.gateway4
+    }
+
+    /// DNS servers: configured ones, then those learned by DHCP.
+    pub fn dns_servers(&self) -> &[IpAddr] {
+        &self.net.dns_servers
+    }
+
+    /// The configuration the stack was built with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> StackStats {
+        self.stats
+    }
+
+    /// Keep every listener's pool at its backlog; move sockets that left LISTEN into the table.
+    fn refill_listeners(&mut self) {
+        for (lid, l) in self.listeners.iter_mut() {
+            let mut i = 0;
+            while i < l.pool.len() {
+                let h = l.pool[i];
+                if self.sockets.get::<tcp::Socket>(h).is_listening() {
+                    i += 1;
+                    continue;
+                }
+                l.pool.swap_remove(i);
+                self.conns
+                    .insert(h, Phase::Embryonic(ListenerId(lid as u32)), None);
+            }
+            while l.pool.len() < l.backlog {
+                let mut s = new_socket(&self.config.tcp);
+                if s.listen(IpListenEndpoint::from(l.port)).is_err() {
+                    break;
+                }
+                l.pool.push(self.sockets.add(s));
+            }
+        }
+    }
+
+    /// Turn socket changes into events; finish released sockets.
+    fn scan(&mut self) {
+        let mut ids = std::mem::take(&mut self.scratch);
+        self.conns.ids_into(&mut ids);
+        self.released = 0;
+        for &id in &ids {
+            let Some(e) = self.conns.get(id) else {
+                continue;
+            };
+            let (handle, phase, last) = (e.handle, e.phase, e.last);
+            let s = self.sockets.get::<tcp::Socket>(handle);
+            let state = s.state();
+            match phase {
+                Phase::Embryonic(listener) => match state {
+                    tcp::State::SynReceived => {}
+                    tcp::State::Closed | tcp::State::Listen => {
+                        self.stats.embryonic_failed += 1;
+                        self.drop_socket(id);
+                    }
+                    _ => {
+                        let (Some(peer), Some(local)) = (s.remote_endpoint(), s.local_endpoint())
+                        else {
+                            self.drop_socket(id);
+                            continue;
+                        };
+                        self.stats.accepted += 1;
+                        let fp = fingerprint(s);
+                        if let Some(e) = self.conns.get_mut(id) {
+                            e.phase = Phase::Open;
+                            e.last = fp;
+                        }
+                        self.events.push_back(Event::Accepted {
+                            listener,
+                            conn: id,
+                            peer: endpoint(peer),
+                            local: endpoint(local),
+                        });
+                        // Data may have come with the handshake: let the owner look at once.
+                        if fp.readable || state != tcp::State::Established {
+                            self.events.push_back(Event::Ready(id));
+                        }
+                    }
+                },
+                Phase::Open => {
+                    let fp = fingerprint(s);
+                    if fp != last {
+                        if let Some(e) = self.conns.get_mut(id) {
+                            e.last = fp;
+                        }
+                        self.events.push_back(Event::Ready(id));
+                    }
+                }
+                Phase::Released { deadline } => match state {
+                    tcp::State::Closed | tcp::State::TimeWait => self.drop_socket(id),
+                    _ if self.now < deadline => self.released += 1,
+                    _ => {
+                        self.released += 1;
+                        self.stats.linger_aborts += 1;
+                        self.sockets.get_mut::<tcp::Socket>(handle).abort();
+                        // Stay until the RST has gone out (next egress), then Closed.
+                        if let Some(e) = self.conns.get_mut(id) {
+                            e.phase = Phase::Released {
+                                deadline: self.now + Duration::from_secs(3600),
+                            };
+                        }
+                    }
+                },
+            }
+        }
+        self.scratch = ids;
+    }
+
+    fn drop_socket(&mut self, id: ConnId) {
+        if let Some(e) = self.conns.remove(id) {
+            self.sockets.remove(e.handle);
+            if let Some(p) = e.local_port {
+                self.used_ports.remove(&p);
+            }
+        }
+    }
+
+    fn alloc_port(&mut self) -> Option<u16> {
+        let span = usize::from(EPHEMERAL.end() - EPHEMERAL.start()) + 1;
+        for _ in 0..span {
+            let p = self.next_port;
+            self.next_port = if p == *EPHEMERAL.end() {
+                *EPHEMERAL.start()
+            } else {
+                p + 1
+            };
+            let listened = self.listeners.iter().any(|(_, l)| l.port == p);
+            if !listened && self.used_ports.insert(p) {
+                return Some(p);
+            }
+        }
+        None
+    }
+
+    fn release(&mut self, conn: ConnId, abort: bool) {
+        let deadline = self.now + LINGER;
+        let Some(e) = self.conns.get_mut(conn) else {
+            return;
+        };
+        if matches!(e.phase, Phase::Released { .. }) {
+            return;
+        }
+        e.phase = Phase::Released { deadline };
+        let s = self.sockets.get_mut::<tcp::Socket>(e.handle);
+        if abort {
+            s.abort();
+        } else {
+            s.close();
+        }
+    }
+
+    fn socket(&self, conn: ConnId) -> Option<&tcp::Socket<'static>> {
+        let e = self.conns.open(conn)?;
+        Some(self.sockets.get::<tcp::Socket>(e.handle))
+    }
+
+    fn socket_mut(&mut self, conn: ConnId) -> Option<&mut tcp::Socket<'static>> {
+        let h = self.conns.open(conn)?.handle;
+        Some(self.sockets.get_mut::<tcp::Socket>(h))
+    }
+}
+
+fn new_socket(t: &crate::config::TcpConfig) -> tcp::Socket<'static> {
+    let mut s = tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0; t.rx_buffer]),
+        tcp::SocketBuffer::new(vec![0; t.tx_buffer]),
+    );
+    s.set_nagle_enabled(t.nagle);
+    s.set_ack_delay(t.ack_delay.map(crate::clock::duration_to_smol));
+    s.set_timeout(t.timeout.map(crate::clock::duration_to_smol));
+    s.set_keep_alive(t.keep_alive.map(crate::clock::duration_to_smol));
+    s.set_congestion_control(tcp::CongestionControl::Cubic);
+    s
+}
+
+/// The readiness that matters to the layer above. `writable` needs a useful amount of free space
+/// so that a sender is not woken for every acknowledged byte.
+fn fingerprint(s: &tcp::Socket<'_>) -> Fingerprint {
+    let free = s.send_capacity() - s.send_queue();
+    let want = (s.send_capacity() / 4).clamp(1, 16 * 1024);
+    Fingerprint {
+        state: s.state() as u8,
+        readable: s.can_recv(),
+        writable: s.may_send() && free >= want,
+        flushed: s.send_queue() == 0,
+    }
+}
+
+fn link_local_from_mac(mac: [u8; 6]) -> std::net::Ipv6Addr {
+    let seg = |a: u8, b: u8| (u16::from(a) << 8) | u16::from(b);
+    std::net::Ipv6Addr::new(
+        0xfe80,
+        0,
+        0,
+        0,
+        seg(mac[0] ^ 0x02, mac[1]),
+        seg(mac[2], 0xff),
+        seg(0xfe, mac[3]),
+        seg(mac[4], mac[5]),
+    )
+}
+
+impl Transport for Stack {
+    fn listen(&mut self, port: u16, backlog: usize) -> Result<ListenerId, ListenError> {
+        if port == 0 {
+            return Err(ListenError::BadPort);
+        }
+        if self.listeners.iter().any(|(_, l)| l.port == port) {
+            return Err(ListenError::InUse);
+        }
+        let id = self.listeners.insert(Listener {
+            port,
+            backlog: backlog.max(1),
+            pool: Vec::new(),
+        });
+        self.refill_listeners();
+        Ok(ListenerId(id as u32))
+    }
+
+    fn unlisten(&mut self, listener: ListenerId) {
+        let Some(l) = self.listeners.try_remove(listener.0 as usize) else {
+            return;
+        };
+        for h in l.pool {
+            self.sockets.remove(h);
+        }
+        let mut ids = std::mem::take(&mut self.scratch);
+        self.conns.ids_into(&mut ids);
+        for &id in &ids {
+            if let Some(e) = self.conns.get_mut(id) {
+                if e.phase == Phase::Embryonic(listener) {
+                    e.phase = Phase::Released {
+                        deadline: self.now + LINGER,
+                    };
+                    self.sockets.get_mut::<tcp::Socket>(e.handle).abort();
+                }
+            }
+        }
+        self.scratch = ids;
+    }
+
+    fn connect(&mut self, remote: SocketAddr) -> Result<ConnId, ConnectError> {
+        if remote.ip().is_unspecified() || remote.port() == 0 {
+            return Err(ConnectError::BadAddress);
+        }
+        let has_family = self.iface.ip_addrs().iter().any(|c| {
+            matches!(
+                (c.address(), remote.ip()),
+                (smoltcp::wire::IpAddress::Ipv4(_), IpAddr::V4(_))
+            ) || matches!(
+                (c.address(), remote.ip()),
+                (smoltcp::wire::IpAddress::Ipv6(a), IpAddr::V6(_)) if !a.is_unicast_link_local()
+            )
+        });
+        if !has_family {
+            return Err(ConnectError::NoRoute);
+        }
+        let port = self.alloc_port().ok_or(ConnectError::NoPorts)?;
+        let mut s = new_socket(&self.config.tcp);
+        let remote_ep = IpEndpoint::new(remote.ip().into(), remote.port());
+        if let Err(e) = s.connect(self.iface.context(), remote_ep, port) {
+            self.used_ports.remove(&port);
+            return Err(match e {
+                tcp::ConnectError::Unaddressable => ConnectError::NoRoute,
+                tcp::ConnectError::InvalidState => ConnectError::BadAddress,
+            });
+        }
+        let h = self.sockets.add(s);
+        self.stats.connected += 1;
+        Ok(self.conns.insert(h, Phase::Open, Some(port)))
+    }
+
+    fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    fn recv(&mut self, conn: ConnId, buf: &mut [u8]) -> Result<usize, RecvError> {
+        let s = self.socket_mut(conn).ok_or(RecvError::Invalid)?;
+        if matches!(s.state(), tcp::State::SynSent | tcp::State::SynReceived) {
+            return Ok(0);
+        }
+        match s.recv_slice(buf) {
+            Ok(n) => Ok(n),
+            Err(tcp::RecvError::Finished) => Err(RecvError::Finished),
+            Err(tcp::RecvError::InvalidState) => Err(RecvError::Reset),
+        }
+    }
+
+    fn send(&mut self, conn: ConnId, data: &[u8]) -> Result<usize, SendError> {
+        let s = self.socket_mut(conn).ok_or(SendError::Invalid)?;
+        if !s.may_send() {
+            // Still connecting: no room yet, but not an error.
+            return match s.state() {
+                tcp::State::SynSent | tcp::State::SynReceived => Ok(0),
+                _ => Err(SendError::Closed),
+            };
+        }
+        s.send_slice(data).map_err(|_| SendError::Closed)
+    }
+
+    fn send_queue(&self, conn: ConnId) -> usize {
+        self.socket(conn).map_or(0, |s| s.send_queue())
+    }
+
+    fn readiness(&self, conn: ConnId) -> Readiness {
+        let Some(s) = self.socket(conn) else {
+            return Readiness {
+                closed: true,
+                ..Readiness::default()
+            };
+        };
+        let state = s.state();
+        let fp = fingerprint(s);
+        Readiness {
+            readable: fp.readable,
+            writable: fp.writable,
+            established: !matches!(
+                state,
+                tcp::State::SynSent | tcp::State::SynReceived | tcp::State::Closed
+            ),
+            peer_closed: matches!(
+                state,
+                tcp::State::CloseWait
+                    | tcp::State::LastAck
+                    | tcp::State::Closing
+                    | tcp::State::TimeWait
+            ),
+            reset: state == tcp::State::Closed && !s.is_open(),
+            closed: state == tcp::State::Closed,
+        }
+    }
+
+    fn endpoints(&self, conn: ConnId) -> Option<(SocketAddr, SocketAddr)> {
+        let s = self.socket(conn)?;
+        Some((
+            endpoint(s.remote_endpoint()?),
+            endpoint(s.local_endpoint()?),
+        ))
+    }
+
+    fn shutdown_write(&mut self, conn: ConnId) {
+        if let Some(s) = self.socket_mut(conn) {
+            s.close();
+        }
+    }
+
+    fn close(&mut self, conn: ConnId) {
+        self.release(conn, false);
+    }
+
+    fn abort(&mut self, conn: ConnId) {
+        self.release(conn, true);
+    }
+
+    fn register(&mut self, registry: &mio::Registry, token: mio::Token) -> io::Result<()> {
+        match self.device.link() {
+            Link::Tap(t) => registry.register(
+                &mut mio::unix::SourceFd(&t.as_raw_fd()),
+                token,
+                mio::Interest::READABLE,
+            ),
+            Link::Wire(w) => {
+                let waker = std::sync::Arc::new(mio::Waker::new(registry, token)?);
+                let for_wire = waker.clone();
+                w.set_notify(move || {
+                    let _ = for_wire.wake();
+                });
+                self.waker = Some(waker);
+                Ok(())
+            }
+        }
+    }
+
+    fn poll(&mut self, now: Instant) {
+        self.now = now;
+        let ts = to_smol(now);
+        self.iface.poll_maintenance(ts);
+        let mut budget = RX_BUDGET;
+        self.more_rx = false;
+        loop {
+            if budget == 0 {
+                self.more_rx = true;
+                break;
+            }
+            budget -= 1;
+            match self
+                .iface
+                .poll_ingress_single(ts, &mut self.device, &mut self.sockets)
+            {
+                PollIngressSingleResult::None => break,
+                PollIngressSingleResult::PacketProcessed => {}
+                PollIngressSingleResult::SocketStateChanged => {
+                    if self.device.last_rx_was_syn() {
+                        self.refill_listeners();
+                    }
+                }
+            }
+        }
+        self.refill_listeners();
+        if let Some(h) = self.dhcp {
+            dhcp::poll(
+                h,
+                &mut self.iface,
+                &mut self.sockets,
+                &mut self.net,
+                &self.config,
+            );
+        }
+        self.scan();
+        while self
+            .iface
+            .poll_egress(ts, &mut self.device, &mut self.sockets)
+            == smoltcp::iface::PollResult::SocketStateChanged
+        {}
+        // Sockets may have changed state on egress (e.g. a connect timed out): report it now.
+        self.scan();
+    }
+
+    fn poll_delay(&mut self, now: Instant) -> Option<Duration> {
+        if self.more_rx || !self.events.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let ts = to_smol(now);
+        let mut delay = self
+            .iface
+            .poll_delay(ts, &self.sockets)
+            .map(duration_from_smol);
+        if let Some(at) = self.device.next_rx_at() {
+            let d = if at > ts {
+                duration_from_smol(at - ts)
+            } else {
+                Duration::ZERO
+            };
+            delay = Some(delay.map_or(d, |x| x.min(d)));
+        }
+        // Released connections have a deadline; check them at least once a second.
+        if self.released > 0 {
+            let d = Duration::from_secs(1);
+            delay = Some(delay.map_or(d, |x| x.min(d)));
+        }
+        delay
+    }
+
+    fn socket_count(&self) -> usize {
+        self.sockets.iter().count()
+    }
+}
