@@ -1,0 +1,77 @@
+//! Limits and timeouts of the HTTP/1.1 server codec.
+//!
+//! One [`Config`] is shared (behind an `Arc`) by every connection of a listener. The defaults are
+//! close to nginx's so that paf and nginx reject the same abuse with the same status codes.
+
+use std::time::Duration;
+
+/// Limits and timeouts for [`ServerConn`](super::ServerConn).
+///
+/// Every limit maps to one status code (see [`Error::status`](super::Error::status)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// How much unconsumed input the caller should offer to `handle_input` at once.
+    ///
+    /// The codec copies partial request heads, so any size works; larger sizes mean fewer calls.
+    pub read_buffer_size: usize,
+    /// Request line plus header fields, in bytes; beyond it the request gets 431 (or 414 when the
+    /// request line alone is longer than `max_request_line`).
+    pub max_head_size: usize,
+    /// Request line length in bytes (without CRLF); beyond it the request gets 414.
+    pub max_request_line: usize,
+    /// Number of header fields; beyond it the request gets 431.
+    pub max_headers: usize,
+    /// Largest accepted request body; `None` means unlimited. Beyond it the request gets 413
+    /// (at once for `Content-Length`, when the limit is crossed for chunked bodies).
+    pub max_body_size: Option<u64>,
+    /// Decoded request-body bytes buffered per exchange before the codec stops consuming input.
+    pub body_buffer_size: usize,
+    /// Pending output cap: `write_body` accepts no more once this much output is queued.
+    pub response_buffer_size: usize,
+    /// Bytes of chunked trailer section accepted (trailers are validated and dropped); beyond it
+    /// the request gets 431.
+    pub max_trailer_size: usize,
+    /// Request body bytes the codec reads and drops after a response finished without the handler
+    /// reading the whole body; beyond it the connection closes instead.
+    pub discard_body_limit: u64,
+    /// Requests parsed ahead of the one being answered; beyond it the codec stops consuming input.
+    pub max_pipelined: usize,
+    /// A request head must be complete within this time since its first byte (or since the
+    /// connection opened, for the first request); else 408 and close.
+    pub head_timeout: Duration,
+    /// An idle keep-alive connection (nothing in flight, no partial request) closes silently after
+    /// this time.
+    pub idle_timeout: Duration,
+    /// Longest pause between request body bytes while the codec wants them; else 408 and close.
+    pub body_timeout: Duration,
+    /// Longest time with pending output and no transmit progress; else the connection closes.
+    pub write_timeout: Duration,
+    /// How long [`ServerConn::shutdown`](super::ServerConn::shutdown) lets in-flight exchanges
+    /// finish before the connection closes regardless.
+    pub drain_timeout: Duration,
+    /// Value of the `Server:` header added to responses that do not set one; `None` adds none.
+    pub server_name: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            read_buffer_size: 16 * 1024,
+            max_head_size: 16 * 1024,
+            max_request_line: 8 * 1024,
+            max_headers: 100,
+            max_body_size: Some(1024 * 1024),
+            body_buffer_size: 64 * 1024,
+            response_buffer_size: 256 * 1024,
+            max_trailer_size: 8 * 1024,
+            discard_body_limit: 64 * 1024,
+            max_pipelined: 64,
+            head_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(75),
+            body_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(60),
+            drain_timeout: Duration::from_secs(30),
+            server_name: Some("paf".to_owned()),
+        }
+    }
+}

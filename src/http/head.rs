@@ -1,0 +1,705 @@
+//! Request head parsing and validation (RFC 9112 §2–§7, RFC 9110 §7.2).
+//!
+//! [`HeadScan`] finds the end of a head incrementally (so a head trickling in byte by byte costs
+//! linear time) and applies the request-line limits early: 414 for a long line, 505 for another
+//! HTTP version, 431 for a head over `max_head_size`. [`parse`] turns a complete head into an
+//! `http::Request<()>` plus its body framing, rejecting everything that could smuggle a request
+//! past a proxy that reads it differently:
+//!
+//! * `Transfer-Encoding` with `Content-Length`, in an HTTP/1.0 request, or with a final coding
+//!   other than `chunked` → 400; an unknown coding name (anything but `chunked`, `gzip`,
+//!   `x-gzip`, `deflate`, `compress`, `x-compress`) → 501, checked before the final coding, so
+//!   `x-unknown` alone is 501 and `gzip` alone is 400; `gzip, chunked` is accepted (the handler
+//!   sees the header and gets the de-chunked, still-gzipped bytes).
+//! * `Content-Length` that is not plain digits, overflows, or disagrees with another
+//!   `Content-Length` (also `1, 2` in one field) → 400; identical duplicates are accepted.
+//! * obs-fold, whitespace before the colon, NUL, bare CR, invalid name bytes → 400 (httparse).
+//! * HTTP/1.1 without `Host`, several `Host` fields, an invalid `Host`, or an absolute-form target
+//!   whose authority differs from `Host` → 400.
+//! * A target form that does not fit the method (`*` only for OPTIONS, authority-form only and
+//!   always for CONNECT, absolute-form only with `http`/`https`) → 400.
+//! * The HTTP/2 preface `PRI * HTTP/2.0` is answered like any other version: 505.
+//!
+//! A bare LF is accepted as a line end inside the head (RFC 9112 §2.2 allows it; chunked framing
+//! in [`super::body`] is stricter).
+
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Uri, Version};
+
+use super::body::BodyKind;
+use super::{Config, Error};
+
+/// Header slots parsed on the stack; configs allowing more use a heap array.
+const HEADER_SLOTS: usize = 128;
+
+/// A validated request head.
+#[derive(Debug)]
+pub(crate) struct RequestHead {
+    pub request: http::Request<()>,
+    pub body: BodyKind,
+    /// The client allows the connection to persist after this exchange.
+    pub keep_alive: bool,
+    /// `Expect: 100-continue` in an HTTP/1.1 request.
+    pub expect_continue: bool,
+}
+
+/// Incremental search for the end of a request head.
+#[derive(Debug, Default)]
+pub(crate) struct HeadScan {
+    scanned: usize,
+    line_checked: bool,
+}
+
+impl HeadScan {
+    /// Scans `buf` (a head prefix that only grows between calls; `reset` starts over) and
+    /// returns the head length once the empty line ending it is seen.
+    ///
+    /// # Errors
+    ///
+    /// 414, 505 or 400 from the request line as soon as it is complete (or too long to be),
+    /// 431 once `buf` reaches `max_head_size` without an end.
+    pub(crate) fn scan(&mut self, buf: &[u8], config: &Config) -> Result<Option<usize>, Error> {
+        let mut at = self.scanned;
+        while let Some(off) = buf[at..].iter().position(|&b| b == b'\n') {
+            let lf = at + off;
+            at = lf + 1;
+            if !self.line_checked {
+                check_request_line(&buf[..lf], config)?;
+                self.line_checked = true;
+            } else if buf[lf - 1] == b'\n' || (buf[lf - 1] == b'\r' && buf[lf - 2] == b'\n') {
+                self.scanned = at;
+                if at > config.max_head_size {
+                    return Err(Error::HeadersTooLarge);
+                }
+                return Ok(Some(at));
+            }
+        }
+        self.scanned = buf.len();
+        if !self.line_checked && buf.len() > config.max_request_line + 1 {
+            return Err(Error::UriTooLong);
+        }
+        if buf.len() >= config.max_head_size {
+            return Err(Error::HeadersTooLarge);
+        }
+        Ok(None)
+    }
+
+    /// Forgets the scanned prefix, for the next head.
+    pub(crate) fn reset(&mut self) {
+        *self = HeadScan::default();
+    }
+}
+
+/// Checks the request line (without its LF): length, then version.
+fn check_request_line(line: &[u8], config: &Config) -> Result<(), Error> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.len() > config.max_request_line {
+        return Err(Error::UriTooLong);
+    }
+    let Some(sp) = line.iter().rposition(|&b| b == b' ') else {
+        return Err(Error::BadRequest("malformed request line"));
+    };
+    match &line[sp + 1..] {
+        b"HTTP/1.1" | b"HTTP/1.0" => Ok(()),
+        [b'H', b'T', b'T', b'P', b'/', d] if d.is_ascii_digit() => Err(Error::VersionNotSupported),
+        [b'H', b'T', b'T', b'P', b'/', d1, b'.', d2]
+            if d1.is_ascii_digit() && d2.is_ascii_digit() =>
+        {
+            Err(Error::VersionNotSupported)
+        }
+        _ => Err(Error::BadRequest("malformed HTTP version")),
+    }
+}
+
+/// Parses and validates a complete head (`buf` ends with the empty line found by [`HeadScan`]).
+///
+/// # Errors
+///
+/// The status-carrying [`Error`] the request deserves; see the module docs.
+pub(crate) fn parse(buf: &[u8], config: &Config) -> Result<RequestHead, Error> {
+    let max = config.max_headers;
+    let mut stack = [httparse::EMPTY_HEADER; HEADER_SLOTS];
+    let mut heap;
+    let slots: &mut [httparse::Header<'_>] = if max <= HEADER_SLOTS {
+        &mut stack[..max]
+    } else {
+        heap = vec![httparse::EMPTY_HEADER; max];
+        &mut heap
+    };
+    let mut req = httparse::Request::new(slots);
+    match req.parse(buf) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Err(Error::BadRequest("incomplete head")),
+        Err(httparse::Error::TooManyHeaders) => return Err(Error::HeadersTooLarge),
+        Err(e) => return Err(Error::BadRequest(httparse_why(e))),
+    }
+    let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
+        return Err(Error::BadRequest("incomplete request line"));
+    };
+    let method =
+        Method::from_bytes(method.as_bytes()).map_err(|_| Error::BadRequest("invalid method"))?;
+    let version = if minor == 1 {
+        Version::HTTP_11
+    } else {
+        Version::HTTP_10
+    };
+    let uri = parse_target(&method, target)?;
+
+    let mut headers = HeaderMap::with_capacity(req.headers.len());
+    let mut host: Option<&[u8]> = None;
+    let mut content_length: Option<u64> = None;
+    let mut te = TransferCodings::default();
+    let (mut close, mut keep_alive) = (false, false);
+    let mut expect_continue = false;
+    for h in req.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes())
+            .map_err(|_| Error::BadRequest("invalid header name"))?;
+        let value = h.value;
+        if name == http::header::HOST {
+            if host.replace(value).is_some() {
+                return Err(Error::BadRequest("multiple Host fields"));
+            }
+        } else if name == http::header::CONTENT_LENGTH {
+            for n in list(value) {
+                let n = parse_content_length(n)?;
+                if content_length.is_some_and(|cl| cl != n) {
+                    return Err(Error::BadRequest("conflicting Content-Length"));
+                }
+                content_length = Some(n);
+            }
+            if content_length.is_none() {
+                return Err(Error::BadRequest("empty Content-Length"));
+            }
+        } else if name == http::header::TRANSFER_ENCODING {
+            te.add(value)?;
+        } else if name == http::header::CONNECTION {
+            for token in list(value) {
+                close |= token.eq_ignore_ascii_case(b"close");
+                keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        } else if name == http::header::EXPECT {
+            expect_continue |= value.eq_ignore_ascii_case(b"100-continue");
+        }
+        let value = HeaderValue::from_bytes(value)
+            .map_err(|_| Error::BadRequest("invalid header value"))?;
+        headers.append(name, value);
+    }
+
+    check_host(version, host, &uri)?;
+    let body = if te.present {
+        if version == Version::HTTP_10 {
+            return Err(Error::BadRequest("Transfer-Encoding in HTTP/1.0 request"));
+        }
+        if content_length.is_some() {
+            return Err(Error::BadRequest("Transfer-Encoding with Content-Length"));
+        }
+        te.finish()?
+    } else {
+        match content_length {
+            Some(0) | None => BodyKind::Empty,
+            Some(n) => BodyKind::Length(n),
+        }
+    };
+    if let BodyKind::Length(n) = body {
+        if config.max_body_size.is_some_and(|max| n > max) {
+            return Err(Error::PayloadTooLarge);
+        }
+    }
+
+    let mut request = http::Request::new(());
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.version_mut() = version;
+    *request.headers_mut() = headers;
+    Ok(RequestHead {
+        request,
+        body,
+        keep_alive: !close && (version == Version::HTTP_11 || keep_alive),
+        expect_continue: expect_continue && version == Version::HTTP_11,
+    })
+}
+
+fn httparse_why(e: httparse::Error) -> &'static str {
+    match e {
+        httparse::Error::HeaderName => "invalid header name",
+        httparse::Error::HeaderValue => "invalid header value",
+        httparse::Error::NewLine => "invalid line ending",
+        httparse::Error::Token => "invalid request line",
+        httparse::Error::Version => "malformed HTTP version",
+        _ => "malformed head",
+    }
+}
+
+/// Elements of a comma-separated field value, trimmed of optional whitespace, empty ones skipped.
+fn list(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|&b| b == b',')
+        .map(trim)
+        .filter(|e| !e.is_empty())
+}
+
+fn trim(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+fn parse_content_length(s: &[u8]) -> Result<u64, Error> {
+    let bad = Error::BadRequest("invalid Content-Length");
+    if s.is_empty() {
+        return Err(bad);
+    }
+    s.iter().try_fold(0u64, |n, &b| {
+        if !b.is_ascii_digit() {
+            return Err(bad);
+        }
+        n.checked_mul(10)
+            .and_then(|n| n.checked_add(u64::from(b - b'0')))
+            .ok_or(bad)
+    })
+}
+
+/// The `Transfer-Encoding` fields of a request, in order.
+#[derive(Default)]
+struct TransferCodings {
+    present: bool,
+    unknown: bool,
+    chunked: usize,
+    last_is_chunked: bool,
+    any: bool,
+}
+
+impl TransferCodings {
+    fn add(&mut self, value: &[u8]) -> Result<(), Error> {
+        self.present = true;
+        for coding in list(value) {
+            let name = trim(coding.split(|&b| b == b';').next().unwrap_or_default());
+            if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
+                return Err(Error::BadRequest("invalid Transfer-Encoding"));
+            }
+            let is_chunked = name.eq_ignore_ascii_case(b"chunked");
+            self.chunked += usize::from(is_chunked);
+            self.last_is_chunked = is_chunked;
+            self.any = true;
+            self.unknown |= !is_chunked
+                && ![
+                    &b"gzip"[..],
+                    b"x-gzip",
+                    b"deflate",
+                    b"compress",
+                    b"x-compress",
+                ]
+                .iter()
+                .any(|known| name.eq_ignore_ascii_case(known));
+        }
+        Ok(())
+    }
+
+    fn finish(&self) -> Result<BodyKind, Error> {
+        if !self.any {
+            Err(Error::BadRequest("empty Transfer-Encoding"))
+        } else if self.unknown {
+            Err(Error::NotImplemented("unknown transfer coding"))
+        } else if !self.last_is_chunked {
+            Err(Error::BadRequest("final transfer coding is not chunked"))
+        } else if self.chunked > 1 {
+            Err(Error::BadRequest("chunked applied more than once"))
+        } else {
+            Ok(BodyKind::Chunked)
+        }
+    }
+}
+
+fn is_tchar(b: u8) -> bool {
+    matches!(
+        b,
+        b'!' | b'#'
+            | b'$'
+            | b'%'
+            | b'&'
+            | b'\''
+            | b'*'
+            | b'+'
+            | b'-'
+            | b'.'
+            | b'^'
+            | b'_'
+            | b'`'
+            | b'|'
+            | b'~'
+    ) || b.is_ascii_alphanumeric()
+}
+
+/// Parses the request target and checks its form against the method (RFC 9112 §3.2).
+fn parse_target(method: &Method, target: &str) -> Result<Uri, Error> {
+    let bad = |why| Error::BadRequest(why);
+    if target == "*" {
+        return if method == Method::OPTIONS {
+            Ok(Uri::from_static("*"))
+        } else {
+            Err(bad("asterisk-form only for OPTIONS"))
+        };
+    }
+    if method == Method::CONNECT {
+        // authority-form: uri-host ":" port, nothing else.
+        let uri = Uri::try_from(target).map_err(|_| bad("invalid request target"))?;
+        let ok = uri.scheme().is_none()
+            && uri
+                .authority()
+                .is_some_and(|a| a.port().is_some() && !a.as_str().contains('@'))
+            && !target.contains('/');
+        return if ok {
+            Ok(uri)
+        } else {
+            Err(bad("CONNECT needs authority-form"))
+        };
+    }
+    let uri = Uri::try_from(target).map_err(|_| bad("invalid request target"))?;
+    if target.starts_with('/') {
+        if uri.scheme().is_some() || uri.authority().is_some() {
+            return Err(bad("invalid request target"));
+        }
+        return Ok(uri);
+    }
+    let scheme_ok = uri
+        .scheme_str()
+        .is_some_and(|s| s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https"));
+    let authority_ok = uri
+        .authority()
+        .is_some_and(|a| !a.host().is_empty() && !a.as_str().contains('@'));
+    if scheme_ok && authority_ok {
+        Ok(uri)
+    } else {
+        Err(bad("invalid request target"))
+    }
+}
+
+/// RFC 9112 §3.2: exactly one valid Host in HTTP/1.1; it must agree with an absolute-form target.
+fn check_host(version: Version, host: Option<&[u8]>, uri: &Uri) -> Result<(), Error> {
+    let Some(host) = host else {
+        return if version == Version::HTTP_11 {
+            Err(Error::BadRequest("missing Host"))
+        } else {
+            Ok(())
+        };
+    };
+    let host = if host.is_empty() {
+        None
+    } else {
+        let a =
+            http::uri::Authority::try_from(host).map_err(|_| Error::BadRequest("invalid Host"))?;
+        if a.as_str().contains('@') || a.host().is_empty() {
+            return Err(Error::BadRequest("invalid Host"));
+        }
+        Some(a)
+    };
+    let Some(target) = uri.authority().filter(|_| uri.scheme().is_some()) else {
+        return Ok(());
+    };
+    let default_port = if uri
+        .scheme_str()
+        .is_some_and(|s| s.eq_ignore_ascii_case("https"))
+    {
+        443
+    } else {
+        80
+    };
+    let same = host.is_some_and(|h| {
+        h.host().eq_ignore_ascii_case(target.host())
+            && h.port_u16().unwrap_or(default_port) == target.port_u16().unwrap_or(default_port)
+    });
+    if same {
+        Ok(())
+    } else {
+        Err(Error::BadRequest("Host does not match the request target"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(s: &str) -> Result<RequestHead, Error> {
+        parse_with(s, &Config::default())
+    }
+
+    fn parse_with(s: &str, config: &Config) -> Result<RequestHead, Error> {
+        let mut scan = HeadScan::default();
+        let end = scan.scan(s.as_bytes(), config)?.expect("complete head");
+        assert_eq!(end, s.len(), "head must end exactly at the input end");
+        parse(s.as_bytes(), config)
+    }
+
+    const BAD: fn(&'static str) -> Result<BodyKind, Error> = |s| Err(Error::BadRequest(s));
+
+    #[test]
+    fn framing_table() {
+        let cases: &[(&str, Result<BodyKind, Error>)] = &[
+            ("GET / HTTP/1.1\r\nHost: a\r\n\r\n", Ok(BodyKind::Empty)),
+            ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", Ok(BodyKind::Empty)),
+            ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\n\r\n", Ok(BodyKind::Length(12))),
+            ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", Ok(BodyKind::Length(5))),
+            ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n", Ok(BodyKind::Length(5))),
+            ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", BAD("conflicting Content-Length")),
+            ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1, 2\r\n\r\n", BAD("conflicting Content-Length")),
+            ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n", BAD("invalid Content-Length")),
+            ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -5\r\n\r\n", BAD("invalid Content-Length")),
+            ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1 2\r\n\r\n", BAD("invalid Content-Length")),
+            ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\n", BAD("invalid Content-Length")),
+            ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5a\r\n\r\n", BAD("invalid Content-Length")),
+            ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: \r\n\r\n", BAD("empty Content-Length")),
+            ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 18446744073709551616\r\n\r\n", BAD("invalid Content-Length")),
+            ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1048577\r\n\r\n", Err(Error::PayloadTooLarge)),
+            ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1048576\r\n\r\n", Ok(BodyKind::Length(1 << 20))),
+            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", Ok(BodyKind::Chunked)),
+            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: CHUNKED\r\n\r\n", Ok(BodyKind::Chunked)),
+            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", Ok(BodyKind::Chunked)),
+            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n", Ok(BodyKind::Chunked)),
+            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", BAD("Transfer-Encoding with Content-Length")),
+            ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", BAD("Transfer-Encoding with Content-Length")),
+            ("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", BAD("Transfer-Encoding in HTTP/1.0 request")),
+            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", BAD("final transfer coding is not chunked")),
+            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", BAD("final transfer coding is not chunked")),
+            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", BAD("chunked applied more than once")),
+            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: x-unknown\r\n\r\n", Err(Error::NotImplemented("unknown transfer coding"))),
+            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: x-unknown, chunked\r\n\r\n", Err(Error::NotImplemented("unknown transfer coding"))),
+            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \r\n\r\n", BAD("empty Transfer-Encoding")),
+            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chu\"nked\r\n\r\n", BAD("invalid Transfer-Encoding")),
+        ];
+        for (input, want) in cases {
+            let got = parse_str(input).map(|h| h.body);
+            assert_eq!(&got, want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn syntax_table() {
+        let cases: &[(&str, Result<(), Error>)] = &[
+            ("GET / HTTP/1.1\r\nHost: a\r\n\r\n", Ok(())),
+            ("GET / HTTP/1.1\nHost: a\n\n", Ok(())),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n folded\r\n\r\n",
+                BAD("invalid header name").map(drop),
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nX : 1\r\n\r\n",
+                BAD("invalid header name").map(drop),
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n",
+                BAD("invalid header value").map(drop),
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n",
+                BAD("invalid header value").map(drop),
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nX\x01Y: a\r\n\r\n",
+                BAD("invalid header name").map(drop),
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\n: a\r\n\r\n",
+                BAD("invalid header name").map(drop),
+            ),
+            (
+                "GET  / HTTP/1.1\r\nHost: a\r\n\r\n",
+                BAD("invalid request line").map(drop),
+            ),
+            (
+                "G(T / HTTP/1.1\r\nHost: a\r\n\r\n",
+                BAD("invalid request line").map(drop),
+            ),
+            ("GET / HTTP/1.1\r\n\r\n", BAD("missing Host").map(drop)),
+            ("GET / HTTP/1.0\r\n\r\n", Ok(())),
+            (
+                "GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n",
+                BAD("multiple Host fields").map(drop),
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+                BAD("invalid Host").map(drop),
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: u@a\r\n\r\n",
+                BAD("invalid Host").map(drop),
+            ),
+            ("GET / HTTP/1.1\r\nHost:\r\n\r\n", Ok(())),
+            ("GET http://a/x HTTP/1.1\r\nHost: a\r\n\r\n", Ok(())),
+            ("GET http://A:80/x HTTP/1.1\r\nHost: a\r\n\r\n", Ok(())),
+            ("GET https://a/x HTTP/1.1\r\nHost: a:443\r\n\r\n", Ok(())),
+            (
+                "GET http://a/x HTTP/1.1\r\nHost: b\r\n\r\n",
+                BAD("Host does not match the request target").map(drop),
+            ),
+            (
+                "GET http://a:8080/x HTTP/1.1\r\nHost: a\r\n\r\n",
+                BAD("Host does not match the request target").map(drop),
+            ),
+            ("GET http://a/x HTTP/1.0\r\n\r\n", Ok(())),
+            (
+                "GET ftp://a/x HTTP/1.1\r\nHost: a\r\n\r\n",
+                BAD("invalid request target").map(drop),
+            ),
+            (
+                "GET http://u@a/x HTTP/1.1\r\nHost: a\r\n\r\n",
+                BAD("invalid request target").map(drop),
+            ),
+            (
+                "GET a/x HTTP/1.1\r\nHost: a\r\n\r\n",
+                BAD("invalid request target").map(drop),
+            ),
+            (
+                "GET /a\x7fb HTTP/1.1\r\nHost: a\r\n\r\n",
+                BAD("invalid request line").map(drop),
+            ),
+            ("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", Ok(())),
+            (
+                "GET * HTTP/1.1\r\nHost: a\r\n\r\n",
+                BAD("asterisk-form only for OPTIONS").map(drop),
+            ),
+            ("CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", Ok(())),
+            (
+                "CONNECT a HTTP/1.1\r\nHost: a\r\n\r\n",
+                BAD("CONNECT needs authority-form").map(drop),
+            ),
+            (
+                "CONNECT /x HTTP/1.1\r\nHost: a\r\n\r\n",
+                BAD("CONNECT needs authority-form").map(drop),
+            ),
+            (
+                "GET a:443 HTTP/1.1\r\nHost: a\r\n\r\n",
+                BAD("invalid request target").map(drop),
+            ),
+            (
+                "GET / HTTP/1.2\r\nHost: a\r\n\r\n",
+                Err(Error::VersionNotSupported),
+            ),
+            (
+                "GET / HTTP/2\r\nHost: a\r\n\r\n",
+                Err(Error::VersionNotSupported),
+            ),
+            (
+                "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+                Err(Error::VersionNotSupported),
+            ),
+            (
+                "GET / HTTP/1.1.1\r\nHost: a\r\n\r\n",
+                BAD("malformed HTTP version").map(drop),
+            ),
+            (
+                "GET / http/1.1\r\nHost: a\r\n\r\n",
+                BAD("malformed HTTP version").map(drop),
+            ),
+            (
+                "GET\r\nHost: a\r\n\r\n",
+                BAD("malformed request line").map(drop),
+            ),
+        ];
+        for (input, want) in cases {
+            let got = parse_str(input).map(drop);
+            assert_eq!(&got, want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn request_fields() {
+        let h = parse_str(
+            "POST http://Example.com:8080/p?q=1 HTTP/1.1\r\nHost: example.com:8080\r\nX-A: 1\r\nx-a: 2\r\nExpect: 100-Continue\r\nContent-Length: 3\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(h.request.method(), Method::POST);
+        assert_eq!(h.request.uri().path_and_query().unwrap().as_str(), "/p?q=1");
+        assert_eq!(h.request.version(), Version::HTTP_11);
+        let xs: Vec<_> = h.request.headers().get_all("x-a").iter().collect();
+        assert_eq!(xs, ["1", "2"]);
+        assert!(h.keep_alive && h.expect_continue);
+
+        let connection = |v: &str, req: &str| {
+            let s = format!("GET / {v}\r\nHost: a\r\n{req}\r\n");
+            let h = parse_str(&s).unwrap();
+            (h.keep_alive, h.expect_continue)
+        };
+        assert_eq!(connection("HTTP/1.1", ""), (true, false));
+        assert_eq!(
+            connection("HTTP/1.1", "Connection: close\r\n"),
+            (false, false)
+        );
+        assert_eq!(
+            connection("HTTP/1.1", "Connection: foo, Close\r\n"),
+            (false, false)
+        );
+        assert_eq!(connection("HTTP/1.0", ""), (false, false));
+        assert_eq!(
+            connection("HTTP/1.0", "Connection: Keep-Alive\r\n"),
+            (true, false)
+        );
+        assert_eq!(
+            connection("HTTP/1.0", "Expect: 100-continue\r\n"),
+            (false, false)
+        );
+    }
+
+    #[test]
+    fn limits() {
+        let config = Config {
+            max_request_line: 20,
+            max_head_size: 60,
+            max_headers: 2,
+            ..Config::default()
+        };
+        // Request line of exactly 20 bytes passes; 21 is 414, even before the line ends.
+        let ok = "GET /aaaaaa HTTP/1.1\r\nHost: a\r\n\r\n";
+        assert!(parse_with(ok, &config).is_ok());
+        let long = "GET /aaaaaaa HTTP/1.1\r\nHost: a\r\n\r\n";
+        assert_eq!(parse_with(long, &config).map(drop), Err(Error::UriTooLong));
+        let mut scan = HeadScan::default();
+        assert_eq!(
+            scan.scan(&long.as_bytes()[..22], &config),
+            Err(Error::UriTooLong)
+        );
+        // Head of 60 bytes passes, 61 is 431, detected without the end of the head.
+        let head = |n: usize| format!("GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n", "v".repeat(n));
+        assert!(parse_with(&head(28), &config).is_ok());
+        assert_eq!(
+            parse_with(&head(29), &config).map(drop),
+            Err(Error::HeadersTooLarge)
+        );
+        let mut scan = HeadScan::default();
+        let long = head(40);
+        assert_eq!(
+            scan.scan(&long.as_bytes()[..60], &config),
+            Err(Error::HeadersTooLarge)
+        );
+        let three = "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nB: 2\r\n\r\n";
+        assert_eq!(
+            parse_with(three, &config).map(drop),
+            Err(Error::HeadersTooLarge)
+        );
+        // More header slots than fit on the stack.
+        let config = Config {
+            max_headers: 200,
+            ..Config::default()
+        };
+        let many: String = (0..150).map(|i| format!("X-{i}: v\r\n")).collect();
+        let h = parse_with(&format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n"), &config).unwrap();
+        assert_eq!(h.request.headers().len(), 151);
+    }
+
+    #[test]
+    fn scan_is_incremental() {
+        let config = Config::default();
+        let input = b"GET / HTTP/1.1\r\nHost: a\r\n\r\nNEXT";
+        let mut scan = HeadScan::default();
+        for end in 0..input.len() {
+            let got = scan.scan(&input[..end], &config).unwrap();
+            assert_eq!(got, if end >= 27 { Some(27) } else { None }, "{end}");
+            if got.is_some() {
+                break;
+            }
+        }
+    }
+}
