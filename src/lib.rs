@@ -1,1 +1,18 @@
 //! paf: an HTTP/HTTPS appliance and library on its own userspace TCP/IP stack.
+//!
+//! Layers (each knows only those below it):
+//!
+//! - [`net`] (its own crate): devices (TAP, in-memory wire), the smoltcp stack, listener pools,
+//!   the kernel-socket twin, behind the [`net::Transport`] contract;
+//! - [`http`]: the sans-IO HTTP/1.1 server codec; [`tls`]: the sans-IO TLS layer over rustls.
+//!   Neither does IO nor reads the clock;
+//! - [`runtime`]: the one event loop that drives a stack and the apps on it;
+//! - [`echo`]: a TCP echo app, the smallest thing the loop can run.
+
+pub mod echo;
+pub mod http;
+pub mod runtime;
+pub mod tls;
+
+pub use net;
+pub use runtime::{App, AppId, Cx, LoopWaker, Runtime};

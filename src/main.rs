@@ -1,1 +1,184 @@
-fn main() {}
+//! The `paf` command line. clap lives here only; everything else is the library.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use paf::Runtime;
+
+#[derive(Parser)]
+#[command(
+    name = "paf",
+    version,
+    about = "HTTP/HTTPS appliance on its own userspace TCP/IP stack"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// TCP echo server (for tests and stack checks).
+    Echo(EchoArgs),
+}
+
+/// Which TCP/IP stack serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum StackKind {
+    /// paf's userspace stack (smoltcp) on a TAP device.
+    Userspace,
+    /// The host kernel's stack (sockets), for comparison.
+    Kernel,
+}
+
+/// How to attach to the network.
+#[derive(Args, Clone, Debug)]
+struct NetArgs {
+    /// TAP device to attach to (userspace stack).
+    #[arg(long, default_value = "paf0")]
+    tap: String,
+    /// Which stack to use.
+    #[arg(long, value_enum, default_value_t = StackKind::Userspace)]
+    stack: StackKind,
+    /// Address the kernel stack binds (with --stack kernel).
+    #[arg(long, default_value = "::")]
+    bind: IpAddr,
+    /// IPv4 address/prefix of the userspace stack.
+    #[arg(long, default_value = "198.18.0.2/24")]
+    ipv4: String,
+    /// IPv4 default gateway.
+    #[arg(long, default_value = "198.18.0.1")]
+    gateway4: Ipv4Addr,
+    /// IPv6 address/prefix of the userspace stack.
+    #[arg(long, default_value = "fd00:198:18::2/64")]
+    ipv6: String,
+    /// IPv6 default gateway.
+    #[arg(long, default_value = "fd00:198:18::1")]
+    gateway6: Ipv6Addr,
+    /// Get the IPv4 address, gateway and DNS servers by DHCP instead of --ipv4.
+    #[arg(long)]
+    dhcp: bool,
+    /// Set the TAP's MTU first (jumbo frames up to 65521).
+    #[arg(long)]
+    mtu: Option<usize>,
+    /// Write every frame to this pcap file.
+    #[arg(long)]
+    pcap: Option<PathBuf>,
+    /// TCP receive and send buffer per connection, bytes.
+    #[arg(long, default_value_t = 64 * 1024)]
+    tcp_buffer: usize,
+}
+
+#[derive(Args)]
+struct EchoArgs {
+    #[command(flatten)]
+    net: NetArgs,
+    /// Port to listen on.
+    #[arg(long, default_value_t = 7)]
+    port: u16,
+    /// Listening sockets kept ready (accept backlog).
+    #[arg(long, default_value_t = 256)]
+    backlog: usize,
+}
+
+fn cidr<A: std::str::FromStr>(flag: &str, s: &str) -> Result<(A, u8), String> {
+    let (a, p) = s
+        .split_once('/')
+        .ok_or_else(|| format!("--{flag} {s}: expected ADDRESS/PREFIX"))?;
+    let a = a
+        .parse()
+        .map_err(|_| format!("--{flag} {s}: bad address"))?;
+    let p = p.parse().map_err(|_| format!("--{flag} {s}: bad prefix"))?;
+    Ok((a, p))
+}
+
+fn runtime(n: &NetArgs) -> Result<Runtime, String> {
+    if n.stack == StackKind::Kernel {
+        return Runtime::kernel(n.bind).map_err(|e| format!("kernel stack: {e}"));
+    }
+    let (v4, p4) = cidr::<Ipv4Addr>("ipv4", &n.ipv4)?;
+    let (v6, p6) = cidr::<Ipv6Addr>("ipv6", &n.ipv6)?;
+    let mut config = net::Config {
+        ipv4: if n.dhcp {
+            net::Ipv4Setting::Dhcp
+        } else {
+            net::Ipv4Setting::Static {
+                addr: v4,
+                prefix: p4,
+                gateway: Some(n.gateway4),
+            }
+        },
+        ipv6: net::Ipv6Setting::Static {
+            addr: v6,
+            prefix: p6,
+            gateway: Some(n.gateway6),
+        },
+        ..net::Config::default()
+    };
+    config.tcp.rx_buffer = n.tcp_buffer;
+    config.tcp.tx_buffer = n.tcp_buffer;
+    Runtime::tap(&n.tap, n.mtu, config, n.pcap.as_deref())
+        .map_err(|e| format!("tap {}: {e}", n.tap))
+}
+
+/// SIGINT/SIGTERM set a flag and wake the loop.
+fn stop_on_signals(rt: &Runtime) -> Result<Arc<AtomicBool>, String> {
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, flag.clone()).map_err(|e| e.to_string())?;
+    }
+    let waker = rt.waker();
+    let f = flag.clone();
+    std::thread::spawn(move || {
+        let mut signals = match signal_hook::iterator::Signals::new([
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+        ]) {
+            Ok(s) => s,
+            Err(_) => return,
+        };
+        for _ in signals.forever() {
+            f.store(true, Ordering::SeqCst);
+            waker.wake();
+        }
+    });
+    Ok(flag)
+}
+
+fn echo(args: EchoArgs) -> Result<(), String> {
+    let mut rt = runtime(&args.net)?;
+    rt.add(paf::echo::Echo::default(), |app, cx| {
+        app.listen(cx, args.port, args.backlog).map(|_| ())
+    })
+    .map_err(|e| format!("listen on port {}: {e}", args.port))?;
+    log::info!(
+        "echo: listening on port {} ({:?} stack)",
+        args.port,
+        args.net.stack
+    );
+    eprintln!("paf echo: listening on port {}", args.port);
+    let stop = stop_on_signals(&rt)?;
+    rt.run_until(|_| stop.load(Ordering::SeqCst))
+        .map_err(|e| format!("event loop: {e}"))?;
+    log::info!("echo: stopped");
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Echo(a) => echo(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("paf: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -205,7 +205,8 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_field() {
-        let cases: Vec<(Box<dyn Fn(&mut Config)>, &str)> = vec![
+        type Mutation = Box<dyn Fn(&mut Config)>;
+        let cases: Vec<(Mutation, &str)> = vec![
             (Box::new(|c| c.mac = [1, 0, 0, 0, 0, 1]), "mac"),
             (
                 Box::new(|c| {
