@@ -83,6 +83,23 @@ struct EchoArgs {
     /// Listening sockets kept ready (accept backlog).
     #[arg(long, default_value_t = 256)]
     backlog: usize,
+    /// What to do with connections.
+    #[arg(long, value_enum, default_value_t = EchoMode::Echo)]
+    mode: EchoMode,
+    /// Bytes to send per connection with `--mode source`.
+    #[arg(long, default_value_t = 100_000_000)]
+    source_bytes: u64,
+}
+
+/// Test app modes of `paf echo`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum EchoMode {
+    /// Send every byte back.
+    Echo,
+    /// Read and drop.
+    Discard,
+    /// Send --source-bytes bytes, then close.
+    Source,
 }
 
 fn cidr<A: std::str::FromStr>(flag: &str, s: &str) -> Result<(A, u8), String> {
@@ -151,7 +168,12 @@ fn stop_on_signals(rt: &Runtime) -> Result<Arc<AtomicBool>, String> {
 
 fn echo(args: EchoArgs) -> Result<(), String> {
     let mut rt = runtime(&args.net)?;
-    rt.add(paf::echo::Echo::default(), |app, cx| {
+    let mode = match args.mode {
+        EchoMode::Echo => paf::echo::Mode::Echo,
+        EchoMode::Discard => paf::echo::Mode::Discard,
+        EchoMode::Source => paf::echo::Mode::Source(args.source_bytes),
+    };
+    rt.add(paf::echo::Echo::new(mode), |app, cx| {
         app.listen(cx, args.port, args.backlog).map(|_| ())
     })
     .map_err(|e| format!("listen on port {}: {e}", args.port))?;

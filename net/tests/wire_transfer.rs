@@ -214,3 +214,40 @@ fn a_burst_of_connections_is_accepted_not_reset() {
         assert!(r.established && !r.reset, "{c}: {r:?}");
     }
 }
+
+/// An owner that only acts on `Ready` must hear about every new batch of data after it drained
+/// the socket: readiness is compared with what the owner last saw, not with the last scan. The
+/// peer sends right after each drain, so no scan ever sees the socket empty in between.
+#[test]
+fn ready_is_raised_again_after_the_owner_drained() {
+    let mut pair = Pair::new(1500, Faults::default(), Faults::default(), 9, |_| {});
+    pair.b.listen(9, 2).unwrap();
+    let client = pair.a.connect(SocketAddr::new(B_V4.into(), 9)).unwrap();
+    let mut received = 0usize;
+    let mut sent = 0usize;
+    let mut buf = [0u8; 4096];
+    let mut drain = |pair: &mut Pair, received: &mut usize| {
+        while let Some(ev) = pair.b.poll_event() {
+            let conn = match ev {
+                Event::Accepted { conn, .. } | Event::Ready(conn) => conn,
+            };
+            while let Ok(n) = pair.b.recv(conn, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                *received += n;
+            }
+        }
+        while pair.a.poll_event().is_some() {}
+    };
+    for _ in 0..200 {
+        pair.poll();
+        drain(&mut pair, &mut received);
+        if pair.a.readiness(client).established && sent < 50_000 {
+            sent += pair.a.send(client, &[7; 1000]).unwrap();
+        }
+        pair.advance(Duration::from_millis(1));
+    }
+    assert_eq!(sent, 50_000);
+    assert_eq!(received, sent, "every batch was announced and read");
+}

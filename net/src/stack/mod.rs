@@ -350,6 +350,14 @@ impl Stack {
         }
     }
 
+    /// Record the readiness the owner has now seen (after it received or sent), so that the
+    /// next change — not the one it just consumed — raises `Ready`.
+    fn refresh(&mut self, conn: ConnId) {
+        if let Some(e) = self.conns.get_mut(conn) {
+            e.last = fingerprint(self.sockets.get::<tcp::Socket>(e.handle));
+        }
+    }
+
     fn socket(&self, conn: ConnId) -> Option<&tcp::Socket<'static>> {
         let e = self.conns.open(conn)?;
         Some(self.sockets.get::<tcp::Socket>(e.handle))
@@ -477,26 +485,32 @@ impl Transport for Stack {
 
     fn recv(&mut self, conn: ConnId, buf: &mut [u8]) -> Result<usize, RecvError> {
         let s = self.socket_mut(conn).ok_or(RecvError::Invalid)?;
-        if matches!(s.state(), tcp::State::SynSent | tcp::State::SynReceived) {
-            return Ok(0);
-        }
-        match s.recv_slice(buf) {
-            Ok(n) => Ok(n),
-            Err(tcp::RecvError::Finished) => Err(RecvError::Finished),
-            Err(tcp::RecvError::InvalidState) => Err(RecvError::Reset),
-        }
+        let r = if matches!(s.state(), tcp::State::SynSent | tcp::State::SynReceived) {
+            Ok(0)
+        } else {
+            match s.recv_slice(buf) {
+                Ok(n) => Ok(n),
+                Err(tcp::RecvError::Finished) => Err(RecvError::Finished),
+                Err(tcp::RecvError::InvalidState) => Err(RecvError::Reset),
+            }
+        };
+        self.refresh(conn);
+        r
     }
 
     fn send(&mut self, conn: ConnId, data: &[u8]) -> Result<usize, SendError> {
         let s = self.socket_mut(conn).ok_or(SendError::Invalid)?;
-        if !s.may_send() {
+        let r = if s.may_send() {
+            s.send_slice(data).map_err(|_| SendError::Closed)
+        } else {
             // Still connecting: no room yet, but not an error.
-            return match s.state() {
+            match s.state() {
                 tcp::State::SynSent | tcp::State::SynReceived => Ok(0),
                 _ => Err(SendError::Closed),
-            };
-        }
-        s.send_slice(data).map_err(|_| SendError::Closed)
+            }
+        };
+        self.refresh(conn);
+        r
     }
 
     fn send_queue(&self, conn: ConnId) -> usize {
