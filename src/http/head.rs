@@ -231,14 +231,14 @@ fn httparse_why(e: httparse::Error) -> &'static str {
 }
 
 /// Elements of a comma-separated field value, trimmed of optional whitespace, empty ones skipped.
-fn list(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+pub(super) fn list(value: &[u8]) -> impl Iterator<Item = &[u8]> {
     value
         .split(|&b| b == b',')
         .map(trim)
         .filter(|e| !e.is_empty())
 }
 
-fn trim(mut s: &[u8]) -> &[u8] {
+pub(super) fn trim(mut s: &[u8]) -> &[u8] {
     while let [b' ' | b'\t', rest @ ..] = s {
         s = rest;
     }
@@ -248,7 +248,7 @@ fn trim(mut s: &[u8]) -> &[u8] {
     s
 }
 
-fn parse_content_length(s: &[u8]) -> Result<u64, Error> {
+pub(super) fn parse_content_length(s: &[u8]) -> Result<u64, Error> {
     let bad = Error::BadRequest("invalid Content-Length");
     if s.is_empty() {
         return Err(bad);
@@ -314,7 +314,7 @@ impl TransferCodings {
     }
 }
 
-fn is_tchar(b: u8) -> bool {
+pub(super) fn is_tchar(b: u8) -> bool {
     matches!(
         b,
         b'!' | b'#'

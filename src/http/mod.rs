@@ -22,11 +22,15 @@
 //! buffered until the earlier ones are done, while streaming bodies of later exchanges are held
 //! back (`write_body` accepts 0 bytes, [`Event::Writable`] follows).
 //!
+//! [`client::ClientConn`] is the client-side mirror (requests out, responses in), sharing the
+//! body decoder and framing rules.
+//!
 //! Peer faults are [`Error`] (one per connection, with the status to send); local misuse is
 //! [`UsageError`]. Request-smuggling rules and their statuses are listed in the `head` and `body`
 //! module docs: the parser is strict wherever two readers could disagree about framing.
 
 mod body;
+pub mod client;
 mod config;
 mod error;
 mod event;
