@@ -1,0 +1,264 @@
+use super::*;
+
+fn errors_of(text: &str) -> Vec<Error> {
+    parse(text, "test.toml", Path::new("/nonexistent"))
+        .unwrap_err()
+        .errors
+}
+
+#[test]
+fn the_embedded_default_is_valid_and_serves_port_80() {
+    let c = default_config();
+    assert_eq!(c.interface.tap, "paf0");
+    assert_eq!(c.listeners.len(), 1);
+    let l = &c.listeners[0];
+    assert_eq!(l.port, 80);
+    assert_eq!(l.protocol, Protocol::Http);
+    assert_eq!(l.route(None, "/health").unwrap().action, Action::Health);
+    assert_eq!(l.route(None, "/metrics").unwrap().action, Action::Metrics);
+    assert!(matches!(
+        l.route(None, "/").unwrap().action,
+        Action::Static { .. }
+    ));
+    assert!(l.route(None, "/other").is_none());
+    assert_eq!(
+        c.interface.net.ipv4,
+        net::Ipv4Setting::Static {
+            addr: Ipv4Addr::new(198, 18, 0, 2),
+            prefix: 24,
+            gateway: Some(Ipv4Addr::new(198, 18, 0, 1))
+        }
+    );
+}
+
+#[test]
+fn unknown_keys_are_rejected_with_name_and_line() {
+    let e = errors_of("[interface]\ntap = \"x\"\ntapp = \"y\"\n");
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].key, "tapp");
+    assert_eq!(e[0].line, Some(3));
+    let e = errors_of("[[listener]]\nname = \"a\"\nport = 80\n[[listener.route]]\naction = \"health\"\nbogus = 1\n");
+    assert_eq!(e[0].key, "bogus");
+    assert_eq!(e[0].line, Some(6));
+}
+
+#[test]
+fn semantic_errors_name_the_key_and_line() {
+    let text = r#"
+[interface]
+ipv4 = "198.18.0.2/40"
+stack = "fast"
+
+[[listener]]
+name = "a"
+port = 80
+[[listener.route]]
+action = "proxy"
+upstream = "nope"
+[[listener.route]]
+action = "static"
+status = 999
+[[listener.route]]
+action = "files"
+root = "missing-dir"
+[[listener.route]]
+action = "redirect"
+to = "https://{host}{path}"
+status = 200
+[[listener.route]]
+action = "health"
+body = "x"
+
+[[listener]]
+name = "b"
+port = 80
+protocol = "https"
+
+[[upstream]]
+name = "up"
+urls = ["ftp://x", "http://198.18.0.1:8080"]
+"#;
+    let e = errors_of(text);
+    let keys: Vec<&str> = e.iter().map(|e| e.key.as_str()).collect();
+    for want in [
+        "interface.ipv4",
+        "interface.stack",
+        "listener[0].route[0].upstream",
+        "listener[0].route[1].status",
+        "listener[0].route[2].root",
+        "listener[0].route[3].status",
+        "listener[0].route[4].body",
+        "listener[1].port",
+        "listener[1].certificate",
+        "upstream[0].urls[0]",
+    ] {
+        assert!(keys.contains(&want), "missing {want} in {keys:?}");
+    }
+    let line_of = |k: &str| e.iter().find(|x| x.key == k).unwrap().line;
+    assert_eq!(line_of("interface.ipv4"), Some(3));
+    assert_eq!(line_of("interface.stack"), Some(4));
+    assert_eq!(line_of("upstream[0].urls[0]"), Some(33));
+    let shown = Errors {
+        origin: "x.toml".into(),
+        errors: e,
+    }
+    .to_string();
+    assert!(shown.contains("x.toml:3: interface.ipv4:"), "{shown}");
+}
+
+#[test]
+fn https_listeners_load_and_check_their_certificates() {
+    let dir = std::env::temp_dir().join(format!("paf-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pki = crate::tls::certs::write_test_pki(&dir, &["paf.test"]).unwrap();
+    let good = format!(
+        "[[listener]]\nname = \"tls\"\nport = 443\nprotocol = \"https\"\ncertificate = {:?}\nkey = {:?}\n",
+        pki.cert, pki.key
+    );
+    let c = parse(&good, "t", &dir).unwrap();
+    assert!(matches!(c.listeners[0].protocol, Protocol::Https { .. }));
+    // The CA certificate is not the key for the server certificate: caught at check time.
+    let bad = format!(
+        "[[listener]]\nname = \"tls\"\nport = 443\nprotocol = \"https\"\ncertificate = {:?}\nkey = {:?}\n",
+        pki.ca_cert, pki.key
+    );
+    let e = parse(&bad, "t", &dir).unwrap_err().errors;
+    assert_eq!(e[0].key, "listener[0].certificate", "{e:?}");
+    // Relative paths are resolved against the config's directory.
+    let rel = "[[listener]]\nname = \"tls\"\nport = 443\nprotocol = \"https\"\ncertificate = \"cert.pem\"\nkey = \"missing.pem\"\n";
+    let e = parse(rel, "t", &dir).unwrap_err().errors;
+    assert_eq!(e[0].key, "listener[0].key");
+    assert!(e[0].message.contains("missing.pem"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn limits_override_defaults() {
+    let text = r#"
+[defaults]
+head_timeout = "10s"
+max_body_size = "2MiB"
+backlog = 64
+[[listener]]
+name = "a"
+port = 80
+limits = { head_timeout = "3s" }
+[[listener]]
+name = "b"
+port = 81
+"#;
+    let c = parse(text, "t", Path::new(".")).unwrap();
+    assert_eq!(
+        c.listeners[0].limits.http.head_timeout,
+        Duration::from_secs(3)
+    );
+    assert_eq!(
+        c.listeners[1].limits.http.head_timeout,
+        Duration::from_secs(10)
+    );
+    assert_eq!(c.listeners[1].limits.http.max_body_size, Some(2 << 20));
+    assert_eq!(c.listeners[0].limits.backlog, 64);
+}
+
+#[test]
+fn route_matching() {
+    let r = |host: Option<HostMatch>, path: PathMatch| Route {
+        host,
+        path,
+        action: Action::Health,
+    };
+    let cases = [
+        (
+            r(None, PathMatch::Prefix("/".into())),
+            None,
+            "/anything",
+            true,
+        ),
+        (
+            r(None, PathMatch::Prefix("/api".into())),
+            None,
+            "/api",
+            true,
+        ),
+        (
+            r(None, PathMatch::Prefix("/api".into())),
+            None,
+            "/api/x",
+            true,
+        ),
+        (
+            r(None, PathMatch::Prefix("/api".into())),
+            None,
+            "/apix",
+            false,
+        ),
+        (
+            r(None, PathMatch::Prefix("/api/".into())),
+            None,
+            "/api/x",
+            true,
+        ),
+        (r(None, PathMatch::Exact("/a".into())), None, "/a/", false),
+        (
+            r(
+                Some(HostMatch::Exact("a.test".into())),
+                PathMatch::Prefix("/".into()),
+            ),
+            Some("A.Test"),
+            "/",
+            true,
+        ),
+        (
+            r(
+                Some(HostMatch::Exact("a.test".into())),
+                PathMatch::Prefix("/".into()),
+            ),
+            None,
+            "/",
+            false,
+        ),
+        (
+            r(
+                Some(HostMatch::Suffix(".ex.test".into())),
+                PathMatch::Prefix("/".into()),
+            ),
+            Some("w.ex.test"),
+            "/",
+            true,
+        ),
+        (
+            r(
+                Some(HostMatch::Suffix(".ex.test".into())),
+                PathMatch::Prefix("/".into()),
+            ),
+            Some("ex.test"),
+            "/",
+            false,
+        ),
+    ];
+    for (route, host, path, want) in cases {
+        assert_eq!(route.matches(host, path), want, "{route:?} {host:?} {path}");
+    }
+}
+
+#[test]
+fn upstream_urls() {
+    assert_eq!(
+        parse_upstream_url("https://upstream.test").unwrap(),
+        UpstreamUrl {
+            tls: true,
+            host: "upstream.test".into(),
+            port: 443
+        }
+    );
+    assert_eq!(
+        parse_upstream_url("http://[fd00:198:18::1]:8080").unwrap(),
+        UpstreamUrl {
+            tls: false,
+            host: "fd00:198:18::1".into(),
+            port: 8080
+        }
+    );
+    assert!(parse_upstream_url("http://x/path").is_err());
+    assert!(parse_upstream_url("x:80").is_err());
+}
