@@ -83,7 +83,9 @@ pub struct Stack {
     more_rx: bool,
     now: Instant,
     stats: StackStats,
-    waker: Option<std::sync::Arc<mio::Waker>>,
+    /// Read end of the wire's wake-up pipe (a second mio `Waker` on the loop's poll is not
+    /// allowed: the loop has its own).
+    wake_rx: Option<mio::unix::pipe::Receiver>,
 }
 
 impl std::fmt::Debug for Stack {
@@ -167,7 +169,7 @@ impl Stack {
             more_rx: false,
             now,
             stats: StackStats::default(),
-            waker: None,
+            wake_rx: None,
         })
     }
 
@@ -575,12 +577,13 @@ impl Transport for Stack {
                 mio::Interest::READABLE,
             ),
             Link::Wire(w) => {
-                let waker = std::sync::Arc::new(mio::Waker::new(registry, token)?);
-                let for_wire = waker.clone();
+                let (tx, mut rx) = mio::unix::pipe::new()?;
+                registry.register(&mut rx, token, mio::Interest::READABLE)?;
                 w.set_notify(move || {
-                    let _ = for_wire.wake();
+                    // Full pipe: a wake-up is pending anyway.
+                    let _ = io::Write::write(&mut &tx, &[1]);
                 });
-                self.waker = Some(waker);
+                self.wake_rx = Some(rx);
                 Ok(())
             }
         }
@@ -588,6 +591,11 @@ impl Transport for Stack {
 
     fn poll(&mut self, now: Instant) {
         self.now = now;
+        if let Some(rx) = &self.wake_rx {
+            // Drain before reading frames: a frame queued after this re-arms the edge.
+            let mut buf = [0u8; 256];
+            while matches!(io::Read::read(&mut &*rx, &mut buf), Ok(n) if n > 0) {}
+        }
         let ts = to_smol(now);
         self.iface.poll_maintenance(ts);
         let mut budget = RX_BUDGET;
