@@ -13,6 +13,7 @@ pub mod config;
 pub mod echo;
 pub mod http;
 pub mod runtime;
+pub mod service;
 pub mod tls;
 
 pub use net;

@@ -1,0 +1,333 @@
+//! The service as an [`App`] of the loop: accepts connections, pumps them on readiness, fires
+//! their timers, flushes connections that `Reqd`s changed, and runs the stop sequence.
+//!
+//! Timers: one heap entry per connection (see `timers.rs`). Changes made through a `Reqd` from
+//! outside this app's callbacks (another app's callback) are found through
+//! [`App::poll_timeout`]: while connections are marked dirty it returns an instant already
+//! past, so the loop calls [`App::handle_timeout`] in the same or the next pass without sleeping.
+//!
+//! Stop: when the switch is off the listener is closed (new SYNs are refused), every codec is
+//! told to shut down (in-flight exchanges finish, idle keep-alive connections close at once),
+//! closing connections wait until the peer has acknowledged every byte, and once no connection
+//! is left the [`Handle`] completes. Whatever is left at `drain_timeout` (plus a grace second)
+//! is reset.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use net::{ConnId, ListenError, ListenerId};
+
+use super::conn::{Conn, ErrorHandler, Next, RequestHandler, Running};
+use super::core::{Core, Shared};
+use super::handle::{Handle, ServiceError};
+use super::switch::Switch;
+use super::timers::Timers;
+use crate::http::{Config, ResponseBody, ServerConn};
+use crate::runtime::{App, Cx};
+
+/// What `http` hands to the app.
+pub(crate) struct Start {
+    pub config: Arc<Config>,
+    pub stop: Option<Switch>,
+    pub request: RequestHandler,
+    pub error: ErrorHandler,
+    pub handle: Handle,
+}
+
+/// Filled by `http`, or marked abandoned when the `Service` is dropped unused.
+#[derive(Default)]
+pub(crate) struct Setup {
+    pub start: RefCell<Option<Start>>,
+    pub abandoned: Cell<bool>,
+}
+
+pub(crate) struct ServiceApp {
+    port: u16,
+    backlog: usize,
+    listener: Option<ListenerId>,
+    setup: Rc<Setup>,
+    run: Option<Running>,
+    conns: HashMap<ConnId, Conn>,
+    timers: Timers,
+    /// An instant before any `now`: "run `handle_timeout` at once".
+    epoch: Instant,
+    finished: bool,
+    batch: Vec<ConnId>,
+}
+
+impl ServiceApp {
+    pub(crate) fn new(port: u16, backlog: usize, setup: Rc<Setup>) -> ServiceApp {
+        ServiceApp {
+            port,
+            backlog,
+            listener: None,
+            setup,
+            run: None,
+            conns: HashMap::new(),
+            timers: Timers::default(),
+            epoch: Instant::now(),
+            finished: false,
+            batch: Vec::new(),
+        }
+    }
+
+    pub(crate) fn listen(&mut self, cx: &mut Cx<'_>) -> Result<(), ListenError> {
+        self.listener = Some(cx.listen(self.port, self.backlog)?);
+        Ok(())
+    }
+
+    /// Picks up what `http` provided; false when there is nothing to run (yet, or any more).
+    fn start(&mut self, cx: &mut Cx<'_>) -> bool {
+        if self.run.is_some() {
+            return !self.finished;
+        }
+        if let Some(s) = self.setup.start.borrow_mut().take() {
+            let shared = Rc::new(Shared::new(s.config, s.handle, cx.now));
+            self.run = Some(Running::new(shared, s.request, s.error, s.stop));
+            return true;
+        }
+        if self.setup.abandoned.get() && !self.finished {
+            if let Some(l) = self.listener.take() {
+                cx.unlisten(l);
+            }
+            self.finished = true;
+        }
+        false
+    }
+
+    fn check_stop(&mut self, cx: &mut Cx<'_>) {
+        let Some(run) = self.run.as_mut() else { return };
+        if run.stopping.is_some() || !run.stop.as_ref().is_some_and(Switch::is_off) {
+            return;
+        }
+        let drain = run.shared.config.drain_timeout;
+        run.stopping = Some(cx.now + drain + Duration::from_secs(1));
+        log::info!(
+            "service on port {}: stopping, draining {} connections",
+            self.port,
+            self.conns.len()
+        );
+        if let Some(l) = self.listener.take() {
+            cx.unlisten(l);
+        }
+        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        for id in ids {
+            if let Some(c) = self.conns.get(&id) {
+                c.core.borrow_mut().codec.shutdown(cx.now);
+            }
+            self.pump(cx, id);
+        }
+    }
+
+    /// Pumps one connection and acts on the outcome.
+    fn pump(&mut self, cx: &mut Cx<'_>, id: ConnId) {
+        let Some(run) = self.run.as_mut() else { return };
+        let Some(mut c) = self.conns.remove(&id) else {
+            return;
+        };
+        match run.pump(cx, &mut c) {
+            Next::Keep => {
+                let mut slot = c.timer;
+                self.timers.schedule(id, &mut slot, c.deadline());
+                c.timer = slot;
+                self.conns.insert(id, c);
+                if self.timers.needs_rebuild(self.conns.len()) {
+                    let live = self
+                        .conns
+                        .iter()
+                        .filter_map(|(id, c)| Some((c.timer?, *id)));
+                    self.timers.rebuild(live);
+                }
+            }
+            next => {
+                if next == Next::Abort {
+                    cx.abort(id);
+                } else {
+                    cx.close(id);
+                }
+                let counters = &run.shared.handle.0.counters;
+                counters.active.fetch_sub(1, Ordering::Relaxed);
+                run.teardown(c);
+            }
+        }
+    }
+
+    /// Flushes every connection a `Reqd` changed, until none is left.
+    fn drain(&mut self, cx: &mut Cx<'_>) {
+        let Some(run) = self.run.as_ref() else { return };
+        if !run.shared.pending.get() {
+            return;
+        }
+        let shared = run.shared.clone();
+        loop {
+            let orphans = std::mem::take(&mut *shared.orphans.borrow_mut());
+            for (conn, id) in orphans {
+                if let Some(c) = self.conns.get(&conn) {
+                    let mut core = c.core.borrow_mut();
+                    let head = super::reqd::plain_head(::http::StatusCode::INTERNAL_SERVER_ERROR);
+                    let body = ResponseBody::Complete(b"500 Internal Server Error\n");
+                    let _ = core.codec.respond(cx.now, id, head, body);
+                    shared.mark(&mut core);
+                }
+            }
+            std::mem::swap(&mut *shared.dirty.borrow_mut(), &mut self.batch);
+            if self.batch.is_empty() {
+                break;
+            }
+            let mut batch = std::mem::take(&mut self.batch);
+            for id in batch.drain(..) {
+                self.pump(cx, id);
+            }
+            self.batch = batch;
+        }
+        shared.pending.set(false);
+    }
+
+    /// Completes the handle once stopping is over.
+    fn settle(&mut self, cx: &mut Cx<'_>) {
+        let Some(run) = self.run.as_ref() else { return };
+        let Some(deadline) = run.stopping else { return };
+        if !self.conns.is_empty() && cx.now >= deadline {
+            log::warn!(
+                "service on port {}: drain deadline passed, resetting {} connections",
+                self.port,
+                self.conns.len()
+            );
+            let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+            for id in ids {
+                if let Some(c) = self.conns.remove(&id) {
+                    cx.abort(id);
+                    let run = self.run.as_mut().expect("running");
+                    run.shared
+                        .handle
+                        .0
+                        .counters
+                        .active
+                        .fetch_sub(1, Ordering::Relaxed);
+                    run.teardown(c);
+                }
+            }
+        }
+        if self.conns.is_empty() && !self.finished {
+            self.finished = true;
+            log::info!("service on port {}: stopped", self.port);
+            if let Some(run) = self.run.as_ref() {
+                run.shared.handle.complete(Ok(()));
+            }
+        }
+    }
+
+    /// The end of every callback.
+    fn after(&mut self, cx: &mut Cx<'_>) {
+        self.drain(cx);
+        self.settle(cx);
+    }
+}
+
+impl App for ServiceApp {
+    fn handle_accept(&mut self, cx: &mut Cx<'_>, _l: ListenerId, id: ConnId, peer: SocketAddr) {
+        if !self.start(cx) {
+            cx.abort(id);
+            return;
+        }
+        self.check_stop(cx);
+        let run = self.run.as_ref().expect("running");
+        let counters = &run.shared.handle.0.counters;
+        counters.accepted.fetch_add(1, Ordering::Relaxed);
+        counters.active.fetch_add(1, Ordering::Relaxed);
+        let mut codec = ServerConn::new(run.shared.config.clone(), cx.now);
+        if run.stopping.is_some() {
+            codec.shutdown(cx.now);
+        }
+        let core = Rc::new(RefCell::new(Core {
+            codec,
+            conn: id,
+            slots: Default::default(),
+            queued: false,
+            closed: false,
+            kill: false,
+            date_gen: 0,
+        }));
+        log::debug!("{peer}: accepted {id}");
+        self.conns.insert(id, Conn::new(id, peer, core));
+        self.pump(cx, id);
+        self.after(cx);
+    }
+
+    fn handle_ready(&mut self, cx: &mut Cx<'_>, id: ConnId) {
+        if self.start(cx) {
+            self.pump(cx, id);
+            self.after(cx);
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        if self.finished {
+            return None;
+        }
+        let Some(run) = self.run.as_ref() else {
+            return Some(self.epoch);
+        };
+        let stop_now = run.stopping.is_none() && run.stop.as_ref().is_some_and(Switch::is_off);
+        if run.shared.pending.get() || stop_now {
+            return Some(self.epoch);
+        }
+        [self.timers.next(), run.stopping]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    fn handle_timeout(&mut self, cx: &mut Cx<'_>) {
+        if !self.start(cx) {
+            return;
+        }
+        self.check_stop(cx);
+        while let Some((at, id)) = self.timers.pop_due(cx.now) {
+            let Some(c) = self.conns.get_mut(&id) else {
+                continue;
+            };
+            if c.timer != Some(at) {
+                continue;
+            }
+            c.timer = None;
+            c.core.borrow_mut().codec.handle_timeout(cx.now);
+            self.pump(cx, id);
+        }
+        self.after(cx);
+    }
+
+    fn handle_wake(&mut self, cx: &mut Cx<'_>) {
+        if self.start(cx) {
+            self.check_stop(cx);
+            self.after(cx);
+        }
+    }
+
+    fn is_finished(&self) -> bool {
+        self.finished
+    }
+}
+
+impl Drop for ServiceApp {
+    fn drop(&mut self) {
+        for (_, c) in self.conns.drain() {
+            let slots = {
+                let mut core = c.core.borrow_mut();
+                core.closed = true;
+                std::mem::take(&mut core.slots)
+            };
+            drop(slots);
+        }
+        if let Some(run) = self.run.as_ref() {
+            run.shared.handle.complete(Err(ServiceError::Dropped));
+        } else if let Some(s) = self.setup.start.borrow_mut().take() {
+            s.handle.complete(Err(ServiceError::Dropped));
+        }
+    }
+}

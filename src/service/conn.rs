@@ -1,0 +1,509 @@
+//! One connection of a service: the byte pipe between the socket and the HTTP codec, and the
+//! dispatch of codec events to the handlers.
+//!
+//! [`Running::pump`] is the only place bytes move. Each round: socket → input buffer → codec
+//! (only while the codec wants input and the buffer has room: backpressure is the buffer being
+//! full, never growth), codec events → handlers, waiting callbacks (body readers, `on_writable`)
+//! → handlers, codec output → socket; rounds repeat until nothing moves. The socket is drained
+//! until `recv` returns 0, since readiness is reported on change only. Input the codec did not
+//! take stays in the buffer and is offered again.
+//!
+//! A TLS layer (for `https`) slots in here: ciphertext from the socket into the session, its
+//! plaintext into the input buffer; codec output into the session, its records to the socket.
+
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::{Rc, Weak};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use ::http::Request;
+use net::{ConnId, RecvError};
+
+use super::core::{CoreRef, Reader, Shared, Slot};
+use super::error_response::ErrorResponse;
+use super::reqd::{BodyEnd, BodyError, Exchange, Reqd};
+use super::switch::Switch;
+use crate::http::{BodyRead, Error, Event};
+use crate::runtime::Cx;
+
+/// Most body bytes handed to a body reader per call.
+pub const READ_CHUNK: usize = 16 * 1024;
+/// Input buffers kept for reuse by later connections.
+const POOL: usize = 256;
+/// How often a closing connection re-checks that its data was delivered, while stopping.
+const FLUSH_POLL: Duration = Duration::from_millis(20);
+
+/// The request handler: `(peer, reqd)`.
+pub(crate) type RequestHandler = Box<dyn FnMut(SocketAddr, Reqd)>;
+/// The error handler: `(peer, error, request if known, respond)`.
+pub(crate) type ErrorHandler =
+    Box<dyn FnMut(SocketAddr, &Error, Option<&Request<()>>, ErrorResponse)>;
+
+/// Received bytes not yet consumed by the codec, in a buffer borrowed from the pool while
+/// non-empty.
+#[derive(Default)]
+pub(crate) struct InBuf {
+    buf: Option<Box<[u8]>>,
+    lo: usize,
+    hi: usize,
+}
+
+impl InBuf {
+    fn data(&self) -> &[u8] {
+        self.buf.as_deref().map_or(&[], |b| &b[self.lo..self.hi])
+    }
+
+    fn len(&self) -> usize {
+        self.hi - self.lo
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.lo += n;
+        if self.lo == self.hi {
+            self.lo = 0;
+            self.hi = 0;
+        }
+    }
+
+    /// Free space after the data, compacting first if the data does not start at 0.
+    fn spare(&mut self, pool: &mut Vec<Box<[u8]>>, cap: usize) -> &mut [u8] {
+        let buf = self
+            .buf
+            .get_or_insert_with(|| pool.pop().unwrap_or_else(|| vec![0; cap].into()));
+        if self.hi == buf.len() && self.lo > 0 {
+            buf.copy_within(self.lo..self.hi, 0);
+            self.hi -= self.lo;
+            self.lo = 0;
+        }
+        &mut buf[self.hi..]
+    }
+
+    fn release(&mut self, pool: &mut Vec<Box<[u8]>>) {
+        if self.hi == self.lo {
+            if let Some(b) = self.buf.take() {
+                if pool.len() < POOL {
+                    pool.push(b);
+                }
+            }
+        }
+    }
+}
+
+/// The loop's private state of one connection (the shared part is its [`CoreRef`]).
+pub(crate) struct Conn {
+    pub id: ConnId,
+    pub peer: SocketAddr,
+    pub core: CoreRef,
+    input: InBuf,
+    /// `recv` reported the end of the stream.
+    eof: bool,
+    /// ... and the codec was told.
+    eof_fed: bool,
+    /// The codec closed while stopping: wait until the peer has every byte, up to this instant.
+    flushing: Option<Instant>,
+    /// The deadline this connection has in the timer heap.
+    pub timer: Option<Instant>,
+}
+
+impl Conn {
+    pub(crate) fn new(id: ConnId, peer: SocketAddr, core: CoreRef) -> Conn {
+        Conn {
+            id,
+            peer,
+            core,
+            input: InBuf::default(),
+            eof: false,
+            eof_fed: false,
+            flushing: None,
+            timer: None,
+        }
+    }
+
+    /// When the loop must look at this connection again without IO.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        match self.flushing {
+            Some(until) => Some(until.min(Instant::now() + FLUSH_POLL)),
+            None => self.core.borrow().codec.poll_timeout(),
+        }
+    }
+}
+
+/// What to do with a connection after a pump.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Next {
+    Keep,
+    Close,
+    Abort,
+}
+
+/// The handlers and per-service resources the pump works with.
+pub(crate) struct Running {
+    pub shared: Rc<Shared>,
+    pub request: RequestHandler,
+    pub error: ErrorHandler,
+    pub stop: Option<Switch>,
+    /// Set once the switch is off: when every connection must be gone.
+    pub stopping: Option<Instant>,
+    scratch: Box<[u8]>,
+    pool: Vec<Box<[u8]>>,
+    max_in: usize,
+    max_out: usize,
+    max_chunk: usize,
+}
+
+impl Running {
+    pub(crate) fn new(
+        shared: Rc<Shared>,
+        request: RequestHandler,
+        error: ErrorHandler,
+        stop: Option<Switch>,
+    ) -> Running {
+        Running {
+            shared,
+            request,
+            error,
+            stop,
+            stopping: None,
+            scratch: vec![0; READ_CHUNK].into(),
+            pool: Vec::new(),
+            max_in: 0,
+            max_out: 0,
+            max_chunk: 0,
+        }
+    }
+
+    /// Moves bytes and events until nothing moves; says whether the connection stays.
+    pub(crate) fn pump(&mut self, cx: &mut Cx<'_>, c: &mut Conn) -> Next {
+        c.core.borrow_mut().queued = true;
+        let next = self.rounds(cx, c);
+        c.input.release(&mut self.pool);
+        c.core.borrow_mut().queued = false;
+        next
+    }
+
+    fn rounds(&mut self, cx: &mut Cx<'_>, c: &mut Conn) -> Next {
+        if let Some(until) = c.flushing {
+            let r = cx.net().readiness(c.id);
+            let done = cx.net().send_queue(c.id) == 0 || r.closed || cx.now >= until;
+            return if done { Next::Close } else { Next::Keep };
+        }
+        loop {
+            let mut moved = match self.input(cx, c) {
+                Some(moved) => moved,
+                None => return Next::Abort,
+            };
+            let closed = self.events(cx.now, c, &mut moved);
+            moved |= self.callbacks(cx.now, c);
+            match self.output(cx, c) {
+                Some(m) => moved |= m,
+                None => return Next::Abort,
+            }
+            let core = c.core.borrow();
+            let killed = core.kill && core.codec.poll_transmit().is_empty();
+            drop(core);
+            if closed || killed {
+                if self.stopping.is_some() && cx.net().send_queue(c.id) > 0 {
+                    c.flushing = self.stopping;
+                    return Next::Keep;
+                }
+                return Next::Close;
+            }
+            if !moved {
+                return Next::Keep;
+            }
+        }
+    }
+
+    /// Socket → buffer → codec. `None`: the connection failed.
+    fn input(&mut self, cx: &mut Cx<'_>, c: &mut Conn) -> Option<bool> {
+        let cap = self.shared.config.read_buffer_size.max(1);
+        let mut moved = false;
+        loop {
+            let mut core = c.core.borrow_mut();
+            if core.kill {
+                return Some(moved);
+            }
+            let wants = core.codec.wants_read();
+            if wants && c.input.len() > 0 {
+                let n = core.codec.handle_input(cx.now, c.input.data());
+                c.input.consume(n);
+                moved |= n > 0;
+            }
+            if c.eof && c.input.len() == 0 && !c.eof_fed {
+                c.eof_fed = true;
+                core.codec.handle_eof(cx.now);
+                moved = true;
+            }
+            let wants = core.codec.wants_read();
+            drop(core);
+            if c.eof || !wants || c.input.len() >= cap {
+                return Some(moved);
+            }
+            let spare = c.input.spare(&mut self.pool, cap);
+            match cx.net().recv(c.id, spare) {
+                Ok(0) => return Some(moved),
+                Ok(n) => {
+                    c.input.hi += n;
+                    moved = true;
+                    if c.input.len() > self.max_in {
+                        self.max_in = c.input.len();
+                        let counters = &self.shared.handle.0.counters;
+                        counters.max_input.fetch_max(self.max_in, Ordering::Relaxed);
+                    }
+                }
+                Err(RecvError::Finished) => {
+                    c.eof = true;
+                    moved = true;
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Codec → socket. `None`: the connection failed.
+    fn output(&mut self, cx: &mut Cx<'_>, c: &mut Conn) -> Option<bool> {
+        let mut moved = false;
+        let mut core = c.core.borrow_mut();
+        let pending = core.codec.poll_transmit().len();
+        if pending > self.max_out {
+            self.max_out = pending;
+            let counters = &self.shared.handle.0.counters;
+            counters.max_output.fetch_max(pending, Ordering::Relaxed);
+        }
+        loop {
+            let out = core.codec.poll_transmit();
+            if out.is_empty() {
+                return Some(moved);
+            }
+            match cx.net().send(c.id, out) {
+                Ok(0) => return Some(moved),
+                Ok(n) => {
+                    core.codec.handle_transmitted(cx.now, n);
+                    moved = true;
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Codec events → handlers. Returns whether the codec closed.
+    fn events(&mut self, now: Instant, c: &mut Conn, moved: &mut bool) -> bool {
+        let mut closed = false;
+        loop {
+            let ev = {
+                let mut core = c.core.borrow_mut();
+                self.shared.set_date(&mut core, now);
+                core.codec.poll_event()
+            };
+            let Some(ev) = ev else { return closed };
+            *moved = true;
+            match ev {
+                Event::Request { id, head } => {
+                    let counters = &self.shared.handle.0.counters;
+                    counters.requests.fetch_add(1, Ordering::Relaxed);
+                    let ex = Rc::new(Exchange::new(
+                        c.core.clone(),
+                        c.id,
+                        self.shared.clone(),
+                        id,
+                        head,
+                        c.peer,
+                        now,
+                    ));
+                    let slot = Slot::new(id, Rc::downgrade(&ex));
+                    c.core.borrow_mut().slots.push_back(slot);
+                    let keep = ex.clone();
+                    let handler = &mut self.request;
+                    let peer = c.peer;
+                    if catch_unwind(AssertUnwindSafe(|| handler(peer, Reqd(ex)))).is_err() {
+                        self.panicked(&keep, "request handler");
+                    }
+                }
+                Event::BodyReadable { id } => {
+                    if let Some(slot) = c.core.borrow_mut().slot_mut(id) {
+                        slot.try_read = true;
+                    }
+                }
+                Event::Writable { id } => {
+                    if let Some(slot) = c.core.borrow_mut().slot_mut(id) {
+                        slot.blocked = false;
+                        slot.writable_now = true;
+                    }
+                }
+                Event::Error { id, error } => self.error_event(c, id, error),
+                Event::Closed => closed = true,
+            }
+        }
+    }
+
+    fn error_event(&mut self, c: &mut Conn, id: Option<crate::http::ExchangeId>, error: Error) {
+        let counters = &self.shared.handle.0.counters;
+        counters.errors.fetch_add(1, Ordering::Relaxed);
+        log::debug!("{}: {} ({error})", c.peer, c.id);
+        let ex = {
+            let mut core = c.core.borrow_mut();
+            id.and_then(|id| core.slot_mut(id)).and_then(|slot| {
+                // Its body will never complete: the reader learns at the next callback step.
+                slot.finished = true;
+                slot.exchange.upgrade()
+            })
+        };
+        let respond = ErrorResponse::new(c.core.clone(), self.shared.clone(), c.peer, error);
+        let req = ex.as_ref().map(|ex| &ex.request);
+        let handler = &mut self.error;
+        let peer = c.peer;
+        if catch_unwind(AssertUnwindSafe(|| handler(peer, &error, req, respond))).is_err() {
+            // The ErrorResponse was dropped while unwinding: the default response is out.
+            counters.panics.fetch_add(1, Ordering::Relaxed);
+            log::error!("{peer}: error handler panicked");
+        }
+    }
+
+    /// Runs waiting callbacks: body readers, `on_writable`, and retires finished slots.
+    fn callbacks(&mut self, now: Instant, c: &mut Conn) -> bool {
+        let mut moved = false;
+        loop {
+            let mut guard = c.core.borrow_mut();
+            let core = &mut *guard;
+            let Some(i) = core.slots.iter().position(Slot::needs_work) else {
+                return moved;
+            };
+            moved = true;
+            let slot = &mut core.slots[i];
+            if slot.finished {
+                let slot = core.slots.remove(i).expect("index is valid");
+                drop(guard);
+                if let Some(reader) = slot.reader {
+                    self.guarded(&slot.exchange, "body reader", || {
+                        abort_reader(reader);
+                    });
+                }
+                continue;
+            }
+            if slot.writable_now && slot.on_writable.is_some() {
+                slot.writable_now = false;
+                let f = slot.on_writable.take().expect("checked");
+                let ex = slot.exchange.clone();
+                drop(guard);
+                self.guarded(&ex, "on_writable", f);
+                continue;
+            }
+            // A reader and maybe data.
+            let id = slot.id;
+            let got = core.codec.read_body(now, id, &mut self.scratch);
+            let slot = &mut core.slots[i];
+            let ex = slot.exchange.clone();
+            let reader = match got {
+                BodyRead::Pending => {
+                    slot.try_read = false;
+                    continue;
+                }
+                _ => slot.reader.take().expect("checked"),
+            };
+            drop(guard);
+            if let BodyRead::Data(n) = got {
+                if n > self.max_chunk {
+                    self.max_chunk = n;
+                    let counters = &self.shared.handle.0.counters;
+                    counters.max_chunk.fetch_max(n, Ordering::Relaxed);
+                }
+            }
+            let data = match got {
+                BodyRead::Data(n) => Some(&self.scratch[..n]),
+                _ => None,
+            };
+            match reader {
+                Reader::Once { on_data, on_eof } => match data {
+                    Some(d) => guarded(&self.shared, &ex, "body reader", || on_data(d)),
+                    None => guarded(&self.shared, &ex, "body reader", || {
+                        on_eof(BodyEnd::Complete);
+                    }),
+                },
+                Reader::ToEnd {
+                    limit,
+                    mut buf,
+                    done,
+                } => match data {
+                    Some(d) if buf.len() + d.len() > limit => {
+                        guarded(&self.shared, &ex, "body reader", || {
+                            done(Err(BodyError::TooLarge));
+                        });
+                    }
+                    Some(d) => {
+                        buf.extend_from_slice(d);
+                        let mut core = c.core.borrow_mut();
+                        if let Some(slot) = core.slot_mut(id) {
+                            if slot.reader.is_none() {
+                                slot.reader = Some(Reader::ToEnd { limit, buf, done });
+                            }
+                        }
+                    }
+                    None => guarded(&self.shared, &ex, "body reader", || done(Ok(buf))),
+                },
+            }
+        }
+    }
+
+    fn guarded(&self, ex: &Weak<Exchange>, what: &str, f: impl FnOnce()) {
+        guarded(&self.shared, ex, what, f);
+    }
+
+    fn panicked(&self, ex: &Exchange, what: &str) {
+        panicked(&self.shared, ex, what);
+    }
+
+    /// The connection is gone: fail every waiting reader and writer, return the buffer.
+    pub(crate) fn teardown(&mut self, c: Conn) {
+        let slots = {
+            let mut core = c.core.borrow_mut();
+            core.closed = true;
+            std::mem::take(&mut core.slots)
+        };
+        let mut input = c.input;
+        input.lo = 0;
+        input.hi = 0;
+        input.release(&mut self.pool);
+        for slot in slots {
+            if let Some(reader) = slot.reader {
+                self.guarded(&slot.exchange, "body reader", || abort_reader(reader));
+            }
+            if let Some(f) = slot.on_writable {
+                self.guarded(&slot.exchange, "on_writable", f);
+            }
+        }
+    }
+}
+
+fn abort_reader(reader: Reader) {
+    match reader {
+        Reader::Once { on_eof, .. } => on_eof(BodyEnd::Aborted),
+        Reader::ToEnd { done, .. } => done(Err(BodyError::Aborted)),
+    }
+}
+
+/// Runs user code `f` for the exchange `ex`; a panic fails that exchange only.
+fn guarded(shared: &Shared, ex: &Weak<Exchange>, what: &str, f: impl FnOnce()) {
+    if catch_unwind(AssertUnwindSafe(f)).is_err() {
+        match ex.upgrade() {
+            Some(ex) => panicked(shared, &ex, what),
+            None => {
+                let counters = &shared.handle.0.counters;
+                counters.panics.fetch_add(1, Ordering::Relaxed);
+                log::error!("{what} panicked");
+            }
+        }
+    }
+}
+
+fn panicked(shared: &Shared, ex: &Exchange, what: &str) {
+    let counters = &shared.handle.0.counters;
+    counters.panics.fetch_add(1, Ordering::Relaxed);
+    log::error!(
+        "{} {} {}: {what} panicked; failing the exchange",
+        ex.peer,
+        ex.request.method(),
+        ex.request.uri()
+    );
+    let _ = ex.fail();
+}

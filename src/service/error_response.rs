@@ -1,0 +1,99 @@
+//! [`ErrorResponse`]: how the error handler answers a peer fault (httpaf's error handler
+//! `respond` argument).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Instant;
+
+use ::http::{Response, StatusCode};
+
+use super::core::{CoreRef, Shared};
+use super::reqd::plain_head;
+use crate::http::Error;
+
+/// The response to one peer error (malformed request, timeout, limits). The connection closes
+/// after it. Answer with [`ErrorResponse::respond`]; dropping it unanswered sends the default: the
+/// suggested [`ErrorResponse::status`] with a one-line plain-text body.
+pub struct ErrorResponse {
+    core: CoreRef,
+    shared: Rc<Shared>,
+    peer: SocketAddr,
+    error: Error,
+    answered: bool,
+}
+
+impl fmt::Debug for ErrorResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ErrorResponse")
+            .field("peer", &self.peer)
+            .field("error", &self.error)
+            .finish()
+    }
+}
+
+impl ErrorResponse {
+    pub(crate) fn new(
+        core: CoreRef,
+        shared: Rc<Shared>,
+        peer: SocketAddr,
+        error: Error,
+    ) -> ErrorResponse {
+        ErrorResponse {
+            core,
+            shared,
+            peer,
+            error,
+            answered: false,
+        }
+    }
+
+    /// The status the codec suggests for the error (400, 408, 413, 414, 431, 501, 505).
+    pub fn status(&self) -> StatusCode {
+        self.error.status()
+    }
+
+    /// Sends `head` with `body` (`Content-Length` framing, `Connection: close`), after the
+    /// responses to earlier pipelined requests. Ignored when the connection is already gone or the
+    /// failed exchange's own response was under way (that response is cut short instead).
+    pub fn respond(mut self, head: Response<()>, body: impl AsRef<[u8]>) {
+        self.answer(head, body.as_ref());
+    }
+
+    fn answer(&mut self, head: Response<()>, body: &[u8]) {
+        self.answered = true;
+        let now = Instant::now();
+        let status = head.status().as_u16();
+        let Ok(mut core) = self.core.try_borrow_mut() else {
+            return;
+        };
+        if core.closed {
+            return;
+        }
+        self.shared.set_date(&mut core, now);
+        core.codec.respond_error(now, head, body);
+        self.shared.mark(&mut core);
+        drop(core);
+        log::info!(
+            target: "paf::access",
+            "{} \"-\" {status} {} error: {}",
+            self.peer,
+            body.len(),
+            self.error
+        );
+    }
+}
+
+impl Drop for ErrorResponse {
+    fn drop(&mut self) {
+        if !self.answered {
+            let status = self.status();
+            let body = format!(
+                "{} {}\n",
+                status.as_str(),
+                status.canonical_reason().unwrap_or("")
+            );
+            self.answer(plain_head(status), body.as_bytes());
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! The HTTP service layer: the Rust counterpart of the seed's `Paf_mirage` service API.
+//!
+//! ```text
+//! let* service = init ~port:80 stack in                      let service = service::init(&mut rt, 80)?;
+//! let stop = Lwt_switch.create () in                         let stop = Switch::new();
+//! let `Initialized server =                                  let Initialized(server) =
+//!   http ~stop ~error_handler request_handler service          service::http(service, config, Some(stop.clone()),
+//!                                                                            error_handler, request_handler);
+//! Lwt.both (sleep 10. >>= fun () -> turn_off stop) server    /* a thread: sleep 10 s, stop.turn_off() */
+//!                                                            rt.run_until(|_| server.is_finished())?;
+//! ```
+//!
+//! Contract:
+//! - [`init`] opens the listener (IPv4 and IPv6: one smoltcp listener covers both; the kernel
+//!   twin binds `::`), so a busy port fails there. The loop cannot run before [`http`] since the
+//!   [`Service`] borrows the runtime; when `http` returns, connections are being accepted.
+//! - [`http`] returns [`Initialized`] holding a [`Handle`] that completes when the service loop
+//!   ends: after its [`Switch`] is turned off and every connection drained, or with a
+//!   [`ServiceError`] when the loop goes away. Without a switch the service runs until the
+//!   runtime is dropped.
+//! - The request handler gets `(peer, Reqd)` for each request head, in order per connection, and
+//!   answers through the [`Reqd`] at once or later; the error handler gets each peer fault with
+//!   an [`ErrorResponse`] (dropping it sends the codec's suggested status).
+//! - A panic in a handler or a body/writable callback fails that exchange only (500 if nothing
+//!   was sent, else the connection is cut after what was sent); everyone else is served on.
+//! - One access-log line per exchange at `info`, target `paf::access`:
+//!   `peer "METHOD target VERSION" status body-bytes duration`.
+//!
+//! Layout: `app` (the loop side: accept, timers, stop), `conn` (the byte pipe and event
+//! dispatch of one connection), `core` (state shared with `Reqd`s), [`reqd`], `error_response`,
+//! [`switch`], [`handle`], `timers`; [`builtin`] is the small site `paf run` serves and
+//! [`testing`] a raw-bytes HTTP client app for tests and examples.
+
+mod app;
+pub mod builtin;
+mod conn;
+mod core;
+mod error_response;
+pub mod handle;
+pub mod reqd;
+pub mod switch;
+pub mod testing;
+mod timers;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use ::http::Request;
+use net::ListenError;
+
+use crate::http::{Config, Error};
+use crate::runtime::{LoopWaker, Runtime};
+
+pub use conn::READ_CHUNK;
+pub use error_response::ErrorResponse;
+pub use handle::{Handle, ServiceError, Stats};
+pub use reqd::{BodyEnd, BodyError, BodyWriter, Reqd, ReqdError};
+pub use switch::Switch;
+
+/// Listening sockets kept ready by [`init`] (smoltcp has no accept queue; see
+/// [`net::Transport::listen`]).
+pub const DEFAULT_BACKLOG: usize = 64;
+
+/// Why [`init`] failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InitError {
+    /// The port cannot be listened on.
+    Listen {
+        /// The port asked for.
+        port: u16,
+        /// What the stack said.
+        error: ListenError,
+    },
+}
+
+impl fmt::Display for InitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InitError::Listen { port, error } => write!(f, "cannot listen on port {port}: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for InitError {}
+
+/// A service bound on a port of a runtime's stack, waiting for [`http`] (the seed's
+/// `service`). Dropping it unused closes the listener.
+pub struct Service<'a> {
+    waker: LoopWaker,
+    setup: Rc<app::Setup>,
+    port: u16,
+    _rt: &'a mut Runtime,
+}
+
+impl fmt::Debug for Service<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Service").field("port", &self.port).finish()
+    }
+}
+
+impl Service<'_> {
+    /// The port the service listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for Service<'_> {
+    fn drop(&mut self) {
+        if self.setup.start.borrow().is_none() {
+            self.setup.abandoned.set(true);
+        }
+    }
+}
+
+/// The service loop is accepting; the handle completes when it ends (the seed's
+/// `` `Initialized of unit Lwt.t ``).
+#[derive(Clone, Debug)]
+pub struct Initialized(pub Handle);
+
+/// A service on `port` of `rt`'s stack, listening already, with [`DEFAULT_BACKLOG`].
+///
+/// # Errors
+/// [`InitError::Listen`] when the port is 0 or already listened on (or the OS refuses, on the
+/// kernel twin).
+pub fn init(rt: &mut Runtime, port: u16) -> Result<Service<'_>, InitError> {
+    init_with_backlog(rt, port, DEFAULT_BACKLOG)
+}
+
+/// [`init`] keeping `backlog` listening sockets ready.
+///
+/// # Errors
+/// As [`init`].
+pub fn init_with_backlog(
+    rt: &mut Runtime,
+    port: u16,
+    backlog: usize,
+) -> Result<Service<'_>, InitError> {
+    let setup = Rc::new(app::Setup::default());
+    rt.add(
+        app::ServiceApp::new(port, backlog, setup.clone()),
+        |a, cx| a.listen(cx),
+    )
+    .map_err(|error| InitError::Listen { port, error })?;
+    Ok(Service {
+        waker: rt.waker(),
+        setup,
+        port,
+        _rt: rt,
+    })
+}
+
+/// Serves HTTP/1.1 on `service` (the seed's `http ?config ?stop ~error_handler
+/// request_handler service`). See the [module docs](self) for the contract.
+pub fn http<E, R>(
+    service: Service<'_>,
+    config: Config,
+    stop: Option<Switch>,
+    error_handler: E,
+    request_handler: R,
+) -> Initialized
+where
+    E: FnMut(SocketAddr, &Error, Option<&Request<()>>, ErrorResponse) + 'static,
+    R: FnMut(SocketAddr, Reqd) + 'static,
+{
+    let handle = Handle::default();
+    if let Some(s) = &stop {
+        s.attach(service.waker.clone());
+    }
+    *service.setup.start.borrow_mut() = Some(app::Start {
+        config: Arc::new(config),
+        stop,
+        request: Box::new(request_handler),
+        error: Box::new(error_handler),
+        handle: handle.clone(),
+    });
+    log::info!("http service listening on port {}", service.port);
+    Initialized(handle)
+}
+
+/// An error handler that sends the default response (the codec's suggested status, plain text)
+/// for every peer error.
+pub fn default_error_handler(
+    _peer: SocketAddr,
+    _error: &Error,
+    _request: Option<&Request<()>>,
+    respond: ErrorResponse,
+) {
+    drop(respond);
+}
