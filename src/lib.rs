@@ -9,6 +9,7 @@
 //! - [`runtime`]: the one event loop that drives a stack and the apps on it;
 //! - [`echo`]: a TCP echo app, the smallest thing the loop can run.
 
+pub mod appliance;
 pub mod config;
 pub mod echo;
 pub mod http;
