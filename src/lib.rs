@@ -11,6 +11,7 @@
 
 pub mod appliance;
 pub mod config;
+pub mod ctx;
 pub mod echo;
 pub mod http;
 pub mod runtime;

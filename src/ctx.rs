@@ -1,0 +1,329 @@
+//! Mimic's ctx, typed: how a client finds out what to connect to.
+//!
+//! A [`Ctx`] maps typed keys ([`Value<T>`], made with [`make`]) to values ([`Ctx::add`]) and to
+//! ways of computing them from other keys ([`Ctx::fold`] with [`req`], [`opt`] and [`dft`]
+//! arguments). As in the seed's OCaml example, `ipaddr` can come from `domain_name` through a
+//! resolver and `port` can default to 80:
+//!
+//! ```
+//! use std::net::{IpAddr, Ipv4Addr};
+//! use paf::ctx::{self, dft, req, Ctx, Resolution, Step, TcpEndpoint};
+//!
+//! let domain_name = ctx::make::<String>("domain_name");
+//! let ipaddr = ctx::make::<IpAddr>("ipaddr");
+//! let stack = ctx::make::<&'static str>("stack");
+//! let port = ctx::make::<u16>("port");
+//! let tcp_edn = ctx::make::<TcpEndpoint<&'static str>>("tcp_edn");
+//!
+//! let ctx = Ctx::empty()
+//!     .fold(&ipaddr, req(&domain_name), |name: String| {
+//!         Step::from((name == "paf.test").then_some(IpAddr::V4(Ipv4Addr::LOCALHOST)))
+//!     })
+//!     .fold(&tcp_edn, (req(&stack), req(&ipaddr), dft(&port, 80)), |(stack, addr, port)| {
+//!         Step::Ready(TcpEndpoint { stack, addr, port })
+//!     })
+//!     .add(&stack, "tap0")
+//!     .add(&domain_name, "paf.test".to_owned());
+//!
+//! match ctx.resolve(&tcp_edn).poll() {
+//!     Resolution::Ready(edn) => assert_eq!(edn.port, 80),
+//!     other => panic!("{other:?}"),
+//! }
+//! ```
+//!
+//! Resolution is lazy and memoized: a key is computed only when something asks for it, each fold
+//! function runs at most once per resolution, a value given with `add` wins over folds (so a
+//! resolver fold never runs when the address is given), and folds of one key are tried in the
+//! order they were added. A fold whose required keys cannot possibly be produced is skipped
+//! without evaluating anything. A fold function may be asynchronous: it returns
+//! [`Step::Pending`] with a [`Promise`] whose [`Completer`] the work (e.g. a DNS query in the
+//! event loop) completes later; the caller polls the resolution again after each loop pass.
+//!
+//! Unlike OCaml mimic, cycles are detected and reported, and a failed resolution says which keys
+//! were missing and what failed ([`KeyError`], [`ResolveError`]) rather than `Not_found`.
+//! [`Connect`] resolves connection endpoints in priority order — [`TlsEndpoint`] before
+//! [`TcpEndpoint`] — and never falls back from TLS to plain TCP unless
+//! [`allow_plain_fallback`] says so.
+//!
+//! A ctx holds `Rc`s: it lives on the thread (the event loop) that resolves it.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt;
+use std::marker::PhantomData;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+mod args;
+mod endpoint;
+mod resolve;
+#[cfg(test)]
+mod tests;
+
+pub use args::{dft, opt, req, Arg, ArgSpec, Args, Dft, Opt, Req};
+pub use endpoint::{
+    allow_plain_fallback, Candidate, CandidateOutcome, Connect, Endpoint, Next, ResolveError,
+    TcpEndpoint, TlsEndpoint,
+};
+pub use resolve::{Failure, KeyError, Missing, Reason, Resolution, Resolver};
+
+/// A typed key of a [`Ctx`]: unique (two `make` calls with the same name are different keys)
+/// and named (for error reports). Cheap to copy.
+pub struct Value<T> {
+    id: u64,
+    name: &'static str,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T> Value<T> {
+    /// The name given to [`make`].
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+}
+
+impl<T> Clone for Value<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Value<T> {}
+
+impl<T> PartialEq for Value<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl<T> Eq for Value<T> {}
+
+impl<T> fmt::Debug for Value<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Value({}#{})", self.name, self.id)
+    }
+}
+
+/// Makes a new key for values of type `T`.
+pub fn make<T: Clone + 'static>(name: &'static str) -> Value<T> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    Value {
+        id: NEXT.fetch_add(1, Ordering::Relaxed),
+        name,
+        _type: PhantomData,
+    }
+}
+
+/// What a fold function returns.
+pub enum Step<T> {
+    /// The value.
+    Ready(T),
+    /// No value; the reason goes into the error report and the next fold of the key is tried.
+    Failed(String),
+    /// The value comes later, through the [`Completer`] of this promise.
+    Pending(Promise<T>),
+}
+
+impl<T> From<Option<T>> for Step<T> {
+    /// `None` (mimic's "no value") becomes `Failed("no value")`.
+    fn from(v: Option<T>) -> Self {
+        v.map_or_else(|| Step::Failed("no value".to_owned()), Step::Ready)
+    }
+}
+
+impl<T, E: fmt::Display> From<Result<T, E>> for Step<T> {
+    fn from(v: Result<T, E>) -> Self {
+        v.map_or_else(|e| Step::Failed(e.to_string()), Step::Ready)
+    }
+}
+
+impl<T> fmt::Debug for Step<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::Ready(_) => f.write_str("Ready(..)"),
+            Step::Failed(why) => write!(f, "Failed({why:?})"),
+            Step::Pending(_) => f.write_str("Pending(..)"),
+        }
+    }
+}
+
+enum PromiseState<T> {
+    Waiting,
+    Done(Result<T, String>),
+    Taken,
+}
+
+/// The receiving end of an asynchronous fold step; see [`promise`].
+pub struct Promise<T> {
+    state: Rc<RefCell<PromiseState<T>>>,
+}
+
+/// The completing end of an asynchronous fold step; see [`promise`]. Dropping it without
+/// completing fails the step ("abandoned").
+pub struct Completer<T> {
+    state: Rc<RefCell<PromiseState<T>>>,
+}
+
+/// A one-shot slot: a fold function returns `Step::Pending(promise)` and hands the completer
+/// to whatever produces the value (a DNS query, a timer, another connection).
+pub fn promise<T>() -> (Promise<T>, Completer<T>) {
+    let state = Rc::new(RefCell::new(PromiseState::Waiting));
+    (
+        Promise {
+            state: Rc::clone(&state),
+        },
+        Completer { state },
+    )
+}
+
+impl<T> Promise<T> {
+    /// The outcome, once (later calls return `None` again).
+    pub(crate) fn poll(&mut self) -> Option<Result<T, String>> {
+        let mut state = self.state.borrow_mut();
+        match std::mem::replace(&mut *state, PromiseState::Taken) {
+            PromiseState::Done(r) => Some(r),
+            other => {
+                *state = other;
+                None
+            }
+        }
+    }
+}
+
+impl<T> Completer<T> {
+    /// Completes the step with a value.
+    pub fn complete(self, value: T) {
+        self.finish(Ok(value));
+    }
+
+    /// Fails the step; `reason` goes into the error report.
+    pub fn fail(self, reason: impl Into<String>) {
+        self.finish(Err(reason.into()));
+    }
+
+    /// Whether the resolution still waits for this step (its [`Promise`] is alive), so the work
+    /// behind it (a DNS query) can be cancelled when not.
+    pub fn is_wanted(&self) -> bool {
+        Rc::strong_count(&self.state) > 1
+    }
+
+    fn finish(&self, result: Result<T, String>) {
+        let mut state = self.state.borrow_mut();
+        if matches!(*state, PromiseState::Waiting) {
+            *state = PromiseState::Done(result);
+        }
+    }
+}
+
+impl<T> Drop for Completer<T> {
+    fn drop(&mut self) {
+        self.finish(Err("abandoned".to_owned()));
+    }
+}
+
+/// A fold function with its arguments, type-erased for storage in a [`Ctx`].
+trait Fold {
+    fn specs(&self) -> Vec<ArgSpec>;
+    fn call(&self, values: &[Option<Rc<dyn Any>>]) -> resolve::ErasedStep;
+}
+
+struct FoldFn<T, A, K> {
+    args: A,
+    k: K,
+    _type: PhantomData<fn() -> T>,
+}
+
+impl<T, A, K> Fold for FoldFn<T, A, K>
+where
+    T: Clone + 'static,
+    A: Args,
+    K: Fn(A::Output) -> Step<T>,
+{
+    fn specs(&self) -> Vec<ArgSpec> {
+        self.args.specs()
+    }
+
+    fn call(&self, values: &[Option<Rc<dyn Any>>]) -> resolve::ErasedStep {
+        match self.args.build(values) {
+            Some(args) => resolve::ErasedStep::from((self.k)(args)),
+            None => resolve::ErasedStep::Failed("argument of the wrong type".to_owned()),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Slot {
+    value: Option<Rc<dyn Any>>,
+    folds: Vec<Rc<dyn Fold>>,
+}
+
+/// Values and folds by key. Building returns a new ctx (cheap: the map is shared until
+/// changed), so one base ctx can be extended per request.
+#[derive(Clone, Default)]
+pub struct Ctx {
+    slots: Rc<HashMap<u64, Slot>>,
+}
+
+impl Ctx {
+    /// A ctx with nothing in it.
+    pub fn empty() -> Self {
+        Ctx::default()
+    }
+
+    /// Sets the value of `key` (replacing an earlier one). A value wins over folds of the key.
+    pub fn add<T: Clone + 'static>(mut self, key: &Value<T>, value: T) -> Self {
+        self.slot(key.id).value = Some(Rc::new(value));
+        self
+    }
+
+    /// Adds a way to compute `key`: once every argument in `args` is resolved (a [`req`] that
+    /// cannot be makes this fold fail, an [`opt`] gives `None`, a [`dft`] its default), `k`
+    /// gets their values — a single value for one argument, a tuple for several — and returns
+    /// a [`Step`]. Folds of one key are tried in the order they were added.
+    pub fn fold<T, A, K>(mut self, key: &Value<T>, args: A, k: K) -> Self
+    where
+        T: Clone + 'static,
+        A: Args,
+        K: Fn(A::Output) -> Step<T> + 'static,
+    {
+        let fold = FoldFn {
+            args,
+            k,
+            _type: PhantomData,
+        };
+        self.slot(key.id).folds.push(Rc::new(fold));
+        self
+    }
+
+    /// The value given to [`add`](Self::add) for `key`, if any (folds are not run).
+    pub fn get<T: Clone + 'static>(&self, key: &Value<T>) -> Option<T> {
+        let value = self.slots.get(&key.id)?.value.as_ref()?;
+        value.downcast_ref::<T>().cloned()
+    }
+
+    /// Whether `key` has a value or at least one fold.
+    pub fn contains<T>(&self, key: &Value<T>) -> bool {
+        self.slots.contains_key(&key.id)
+    }
+
+    /// Starts resolving `key`; drive it with [`Resolver::poll`].
+    pub fn resolve<T: Clone + 'static>(&self, key: &Value<T>) -> Resolver<T> {
+        Resolver::new(self, key)
+    }
+
+    fn slot(&mut self, id: u64) -> &mut Slot {
+        Rc::make_mut(&mut self.slots).entry(id).or_insert(Slot {
+            value: None,
+            folds: Vec::new(),
+        })
+    }
+}
+
+impl fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ctx")
+            .field("keys", &self.slots.len())
+            .finish()
+    }
+}
