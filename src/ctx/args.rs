@@ -13,11 +13,12 @@ use super::Value;
 #[derive(Clone, Copy, Debug)]
 pub struct Req<T>(Value<T>);
 
-/// An optional argument: `None` when `key` cannot be resolved.
+/// An optional argument: `None` when `key` cannot be resolved (absent, or its folds failed).
 #[derive(Clone, Copy, Debug)]
 pub struct Opt<T>(Value<T>);
 
-/// An argument with a default, used when `key` cannot be resolved.
+/// An argument with a default, used when `key` cannot be resolved (absent, or its folds
+/// failed).
 #[derive(Clone, Debug)]
 pub struct Dft<T>(Value<T>, T);
 
