@@ -6,6 +6,8 @@
 #   make fmt / make lint        format in place / clippy + shellcheck
 #   sudo make netns-up [NAME=paf-dev] [NETNS_OPTS=--dnsmasq]   a namespace to poke at by hand
 #   sudo make netns-down [NAME=paf-dev]
+#   sudo make bench             paf vs nginx vs paf on kernel sockets (~10 min): bench/results.*
+#   sudo make bench-quick       the same, 1 round of short runs (< 2 min); BENCH_ARGS=... for more
 #
 # End-to-end tests need root (netns + TAP). Without it they print `SKIP <test>: <reason>` and
 # pass; PAF_REQUIRE_NETNS=1 (set by .ci/run) turns a skip into a failure.
@@ -14,11 +16,13 @@ CARGO ?= cargo
 NAME ?= paf-dev
 NETNS_OPTS ?=
 ARGS ?=
+# Extra options for scripts/bench, e.g. BENCH_ARGS='--only nginx,paf --rounds 5'.
+BENCH_ARGS ?=
 # Extra flags for `cargo test`, e.g. TEST_FLAGS=--release, or `-- --nocapture`.
 TEST_FLAGS ?=
-SCRIPTS := scripts/netns scripts/run scripts/install-deps .ci/run
+SCRIPTS := scripts/netns scripts/run scripts/install-deps scripts/bench .ci/run
 
-.PHONY: build run test deps fmt fmt-check lint clippy shellcheck netns-up netns-down
+.PHONY: build run test deps fmt fmt-check lint clippy shellcheck netns-up netns-down bench bench-quick
 
 build:
 	$(CARGO) build --workspace --release
@@ -51,3 +55,11 @@ netns-up:
 
 netns-down:
 	scripts/netns down $(NAME)
+
+# scripts/bench builds the release binary itself (as root: cargo must be in root's PATH, or
+# build first with `make build` and pass BENCH_ARGS=--no-build).
+bench: deps
+	BENCH_COMMAND="$(strip make bench $(BENCH_ARGS))" scripts/bench $(BENCH_ARGS)
+
+bench-quick: deps
+	BENCH_COMMAND="$(strip make bench-quick $(BENCH_ARGS))" scripts/bench --quick $(BENCH_ARGS)

@@ -1,0 +1,334 @@
+#!/usr/bin/env python3
+"""Turn scripts/bench's raw measurements into the table, results.json, results.md and a chart.
+
+    report.py --raw RAW.jsonl --out DIR [--meta KEY=VALUE ...] [--check]
+
+RAW holds one JSON object per measurement (one system, one workload, one round) as written by
+scripts/bench. Per system and workload this takes the median over rounds of the result, p50,
+p99, CPU seconds and RSS, and the sum of errors; paf rows get ratios to nginx and to paf-kernel.
+Writes DIR/results.json, DIR/results.md and DIR/results.svg + DIR/results.png (with gnuplot;
+skipped with a warning when it is missing) and prints the table.
+
+--check (the smoke test): exit status 1 when any request failed or a measured row has no result;
+speed is never looked at.
+"""
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+SYSTEMS = ["nginx", "paf-kernel", "paf"]
+
+# id, label, unit, short chart label. "Gbit/s" rows are body bytes per second.
+WORKLOADS = [
+    ("ka50", "keep-alive GET 12 B, 50 conns", "req/s", "keep-alive\\n50 conns"),
+    ("ka1000", "keep-alive GET 12 B, 1000 conns", "req/s", "keep-alive\\n1000 conns"),
+    ("close", "new connection per request, 50 conns", "req/s", "Connection:\\nclose"),
+    ("get4k", "keep-alive GET 4 KiB body, 50 conns", "Gbit/s", "4 KiB\\nbodies"),
+    ("get64k", "keep-alive GET 64 KiB body, 50 conns", "Gbit/s", "64 KiB\\nbodies"),
+    ("dl100m", "100 MB download, 1 stream", "Gbit/s", "100 MB\\ndownload"),
+    ("ul100m", "100 MB upload, 1 stream", "Gbit/s", "100 MB\\nupload"),
+    ("tls_ka", "HTTPS keep-alive GET 12 B, 50 conns", "req/s", "HTTPS\\nkeep-alive"),
+    ("tls_hs", "HTTPS full handshakes, 50 conns", "req/s", "HTTPS\\nhandshakes"),
+    ("tls_dl", "HTTPS 100 MB download", "Gbit/s", "HTTPS\\n100 MB"),
+    ("proxy", "reverse proxy, keep-alive GET 12 B", "req/s", "reverse\\nproxy"),
+    ("idle", "keep-alive GET, 50 conns, 10k idle held", "req/s", "with 10k\\nidle held"),
+]
+WL = {w[0]: w for w in WORKLOADS}
+
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def wrk_errors(w):
+    return (w["connect_errors"] + w["read_errors"] + w["write_errors"] + w["timeouts"]
+            + w["status_errors"])
+
+
+def measure(rec, unit):
+    """One round: (value, p50_ms, p99_ms, errors, extra) from a raw record."""
+    kind = rec["kind"]
+    if kind in ("wrk", "idle"):
+        w = rec["wrk"]
+        errors = 0 if w else 1
+        value = p50 = p99 = None
+        if w and w["duration_us"] > 0:
+            rps = w["requests"] / (w["duration_us"] / 1e6)
+            value = rps * rec.get("body_bytes", 12) * 8 / 1e9 if unit == "Gbit/s" else rps
+            p50, p99 = w["p50_us"] / 1e3, w["p99_us"] / 1e3
+            errors = wrk_errors(w)
+        extra = {}
+        if kind == "idle":
+            errors += rec["failed"] + rec["closed"]
+            extra = {k: rec[k] for k in ("requested", "held", "failed", "retries", "setup_s",
+                                         "alive", "closed", "rss_before_kib")}
+        return value, p50, p99, errors, extra
+    if kind == "curl":
+        ok = (rec["exit"] == 0 and rec["http_code"] == 200
+              and rec["bytes"] == rec["expect_bytes"] and rec["seconds"] > 0)
+        value = rec["bytes"] * 8 / rec["seconds"] / 1e9 if ok else None
+        return value, None, None, 0 if ok else 1, {}
+    raise ValueError(f"unknown record kind {kind}")
+
+
+def aggregate(records):
+    by = {}
+    na = {}
+    start_failures = {}
+    for rec in records:
+        key = (rec["system"], rec["workload"])
+        if rec["kind"] == "na":
+            na[key] = rec["reason"]
+        elif rec["kind"] == "fail":
+            start_failures[rec["system"]] = start_failures.get(rec["system"], 0) + 1
+        else:
+            by.setdefault(key, []).append(rec)
+    rows = []
+    for wid, label, unit, _ in WORKLOADS:
+        for sys_ in SYSTEMS:
+            key = (sys_, wid)
+            row = {"system": sys_, "workload": wid, "label": label, "unit": unit,
+                   "value": None, "p50_ms": None, "p99_ms": None, "errors": 0,
+                   "cpu_s": None, "rss_mib": None, "x_nginx": None, "x_paf_kernel": None,
+                   "na": na.get(key), "rounds": []}
+            recs = by.get(key, [])
+            if not recs and not row["na"] and sys_ not in start_failures:
+                continue  # system not run
+            for rec in recs:
+                value, p50, p99, errors, extra = measure(rec, unit)
+                row["rounds"].append({"round": rec["round"], "value": value, "p50_ms": p50,
+                                      "p99_ms": p99, "errors": errors, "cpu_s": rec["cpu_s"],
+                                      "rss_kib": rec["rss_kib"], **extra})
+            row["errors"] = sum(r["errors"] for r in row["rounds"])
+            if not row["na"]:
+                row["errors"] += start_failures.get(sys_, 0)
+            for k in ("value", "p50_ms", "p99_ms", "cpu_s"):
+                row[k] = median([r[k] for r in row["rounds"]])
+            rss = median([r["rss_kib"] for r in row["rounds"]])
+            row["rss_mib"] = rss / 1024 if rss is not None else None
+            if wid == "idle" and row["rounds"]:
+                held = median([r["held"] for r in row["rounds"]])
+                before = median([r["rss_before_kib"] for r in row["rounds"]])
+                row["idle"] = {
+                    "held": held,
+                    "requested": row["rounds"][0]["requested"],
+                    "retries": sum(r["retries"] for r in row["rounds"]),
+                    "setup_s": median([r["setup_s"] for r in row["rounds"]]),
+                    "rss_before_mib": before / 1024 if before is not None else None,
+                    "kib_per_conn": (rss - before) / held if held and rss and before else None,
+                }
+            rows.append(row)
+    index = {(r["system"], r["workload"]): r for r in rows}
+    for r in rows:
+        for ref, field in (("nginx", "x_nginx"), ("paf-kernel", "x_paf_kernel")):
+            base = index.get((ref, r["workload"]))
+            if r["system"] != ref and base and base["value"] and r["value"] is not None:
+                r[field] = r["value"] / base["value"]
+    return rows
+
+
+def fmt_value(v, unit):
+    if v is None:
+        return None
+    return f"{v:,.0f} req/s" if unit == "req/s" else f"{v:.2f} Gbit/s"
+
+
+def fmt(v, spec, none="-"):
+    return none if v is None else format(v, spec)
+
+
+def table_rows(rows):
+    out = []
+    for r in rows:
+        if r["na"]:
+            result = f"n/a ({r['na']})" if r["na"] else "n/a"
+            out.append([r["system"], r["label"], result, "", "", "", "", "", "", ""])
+            continue
+        result = fmt_value(r["value"], r["unit"]) or "failed"
+        out.append([
+            r["system"], r["label"], result,
+            fmt(r["p50_ms"], ".2f") + (" ms" if r["p50_ms"] is not None else ""),
+            fmt(r["p99_ms"], ".2f") + (" ms" if r["p99_ms"] is not None else ""),
+            str(r["errors"]), fmt(r["cpu_s"], ".2f"), fmt(r["rss_mib"], ".1f"),
+            fmt(r["x_nginx"], ".2f", "") + ("×" if r["x_nginx"] is not None else ""),
+            fmt(r["x_paf_kernel"], ".2f", "") + ("×" if r["x_paf_kernel"] is not None else ""),
+        ])
+    return out
+
+
+HEADER = ["system", "workload", "result", "p50", "p99", "errors", "CPU s", "RSS MiB",
+          "× nginx", "× paf-kernel"]
+
+
+def print_table(rows):
+    body = table_rows(rows)
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(HEADER)]
+    right = {3, 4, 5, 6, 7, 8, 9}
+
+    def line(cells):
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    print(line(HEADER))
+    print("  ".join("-" * w for w in widths))
+    last = None
+    for r, b in zip(rows, body):
+        if last is not None and r["workload"] != last:
+            print()
+        last = r["workload"]
+        print(line(b))
+
+
+def markdown(rows, meta):
+    m = meta
+    lines = [
+        "# paf benchmark results",
+        "",
+        f"- **Date:** {m.get('date', '?')}",
+        f"- **Command:** `{m.get('command', '?')}` ({m.get('mode')} mode: {m.get('rounds')} "
+        f"round(s) of {m.get('duration_s')} s wrk runs per workload, medians quoted; "
+        f"{m.get('wall_s')} s in all)",
+        f"- **Machine:** {m.get('nproc')} × {m.get('cpu_model')}, Linux {m.get('kernel')}; "
+        f"{m.get('pinning')}",
+        f"- **Software:** paf {m.get('paf_commit')}, nginx {m.get('nginx')}, "
+        f"wrk {m.get('wrk')} ({m.get('wrk_threads')} thread), curl",
+        f"- **Load average** at start {m.get('load_start')}, at end {m.get('load_end')}; "
+        f"compiler processes seen at round starts: up to {m.get('compiler_processes')}"
+        + (" — **other work was running: numbers are noisy**"
+           if int(m.get("compiler_processes") or 0) > 0 else ""),
+        "",
+        "| " + " | ".join(HEADER) + " |",
+        "|" + "|".join(["---"] * 2 + ["--:"] * (len(HEADER) - 2)) + "|",
+    ]
+    for b in table_rows(rows):
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in b) + " |")
+    idle = [r for r in rows if r["workload"] == "idle" and r.get("idle")]
+    if idle:
+        lines += ["", "Idle connections (the `with 10k idle held` rows):", ""]
+        for r in idle:
+            i = r["idle"]
+            lines.append(
+                f"- {r['system']}: {fmt(i['held'], '.0f')} of {i['requested']} held "
+                f"(set up in {fmt(i['setup_s'], '.1f')} s, {i['retries']} refused connects "
+                f"retried); RSS {fmt(i['rss_before_mib'], '.1f')} MiB before, "
+                f"{fmt(r['rss_mib'], '.1f')} MiB while held, "
+                f"{fmt(i['kib_per_conn'], '.1f')} KiB per idle connection")
+    lines += ["", "![requests/s and Gbit/s relative to nginx](results.svg)", ""]
+    return "\n".join(lines) + "\n"
+
+
+GNUPLOT = r"""
+set terminal {term}
+set output '{out}'
+set title "paf vs nginx: throughput relative to nginx (higher is better; median of {rounds} round(s))" noenhanced
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set boxwidth 0.9
+set datafile separator '\t'
+set datafile missing '?'
+set yrange [0:{ymax}]
+set ylabel "relative to nginx (nginx = 1.0; its own result is under each group)"
+set grid ytics lc rgb '#dddddd'
+set key top right
+set bmargin 5
+set xtics noenhanced nomirror scale 0 font ',9'
+set arrow from graph 0, first 1 to graph 1, first 1 nohead dt 2 lc rgb '#555555'
+plot '{data}' using 2:xtic(1) title 'nginx' lc rgb '#009639', \
+     '' using 3 title 'paf-kernel (kernel sockets)' lc rgb '#4a7ebb', \
+     '' using 4 title 'paf (userspace stack)' lc rgb '#e6862a', \
+     '' using ($0 - 0.25):(column(5) + {lift}):8 with labels font ',9' notitle, \
+     '' using 0:(column(6) + {lift}):9 with labels font ',9' notitle, \
+     '' using ($0 + 0.25):(column(7) + {lift}):10 with labels font ',9' notitle
+"""
+
+
+def chart(rows, meta, out):
+    gnuplot = shutil.which("gnuplot")
+    if not gnuplot:
+        print("report: gnuplot not found (scripts/install-deps): no chart", file=sys.stderr)
+        return []
+    index = {(r["system"], r["workload"]): r for r in rows}
+    ran = [s for s in SYSTEMS if any(r["system"] == s for r in rows)]
+    data, top = [], 1.0
+    for wid, _, unit, short in WORKLOADS:
+        base = index.get(("nginx", wid))
+        if not base or not base["value"]:
+            continue
+        # Per system: bar height ('?' = no bar), label height, label text.
+        bars, heights, texts = [], [], []
+        for s in SYSTEMS:
+            r = index.get((s, wid))
+            ratio = r["value"] / base["value"] if r and r["value"] is not None else None
+            top = max(top, ratio or 0)
+            bars.append("?" if ratio is None else f"{ratio:.4f}")
+            heights.append(f"{ratio or 0:.4f}")
+            if ratio is not None:
+                texts.append(f"{ratio:.2f}")
+            elif s not in ran:
+                texts.append("")
+            else:
+                texts.append("n/a" if r and r["na"] else "failed")
+        v = base["value"]
+        absolute = (f"{v / 1000:.1f}k/s" if v >= 1000 else f"{v:.0f}/s") if unit == "req/s" \
+            else f"{v:.2f} Gb/s"
+        data.append("\t".join([f"{short}\\n(nginx {absolute})", *bars, *heights, *texts]))
+    if not data:
+        return []
+    datafile = out / ".chart.tsv"
+    datafile.write_text("\n".join(data) + "\n")
+    made = []
+    for name, term in (("results.svg", "svg size 1400,620 dynamic font 'sans,11'"),
+                       ("results.png", "pngcairo size 1600,700 font 'sans,11'")):
+        script = GNUPLOT.format(term=term, out=out / name, data=datafile, rounds=meta.get("rounds"),
+                                ymax=round(top * 1.2 + 0.05, 2), lift=round(top * 0.03, 3))
+        p = subprocess.run([gnuplot], input=script, text=True, capture_output=True, check=False)
+        if p.returncode != 0:
+            print(f"report: gnuplot failed for {name}: {p.stderr.strip()}", file=sys.stderr)
+        else:
+            made.append(name)
+    datafile.unlink()
+    return made
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--raw", required=True, type=Path)
+    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--meta", action="append", default=[])
+    ap.add_argument("--check", action="store_true")
+    args = ap.parse_args()
+    meta = dict(kv.split("=", 1) for kv in args.meta)
+    records = [json.loads(l) for l in args.raw.read_text().splitlines() if l.strip()]
+    rows = aggregate(records)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(
+        json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
+    (args.out / "results.md").write_text(markdown(rows, meta))
+    made = chart(rows, meta, args.out)
+
+    print()
+    print_table(rows)
+    print()
+    print(f"bench: wrote {args.out}/results.json, results.md"
+          + "".join(f", {m}" for m in made))
+
+    if args.check:
+        bad = [f"{r['system']} {r['workload']}: "
+               + (f"{r['errors']} errors" if r["errors"] else "no result")
+               for r in rows if not r["na"] and (r["errors"] or r["value"] is None)]
+        if bad:
+            print("bench: smoke check FAILED:\n  " + "\n  ".join(bad), file=sys.stderr)
+            sys.exit(1)
+        print("bench: smoke check passed: every request succeeded")
+
+
+if __name__ == "__main__":
+    main()
