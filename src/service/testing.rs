@@ -42,6 +42,8 @@ struct State {
     done: bool,
     /// Stop reading while `input` holds this much (client-side backpressure).
     max_input: Option<usize>,
+    /// The caller changed something: pump at the next pass.
+    kick: bool,
     epoch: Option<Instant>,
 }
 
@@ -71,6 +73,7 @@ impl RawClient {
 
     fn pump(&mut self, cx: &mut Cx<'_>) {
         let mut st = self.0.borrow_mut();
+        st.kick = false;
         let Some(id) = st.conn else { return };
         if !st.connected {
             let r = cx.net().readiness(id);
@@ -160,8 +163,7 @@ impl App for RawClient {
     fn poll_timeout(&self) -> Option<Instant> {
         let st = self.0.borrow();
         let has_out = st.sent < st.out.len() || st.source.is_some();
-        let readable = st.max_input.is_some_and(|m| st.input.len() < m);
-        (st.connected && !st.done && (has_out || st.close || readable))
+        (st.connected && !st.done && (has_out || st.close || st.kick))
             .then_some(st.epoch)
             .flatten()
     }
@@ -193,12 +195,16 @@ impl ClientHandle {
 
     /// Stops reading while this many received bytes are buffered (`None`: no limit).
     pub fn set_max_input(&self, max: Option<usize>) {
-        self.0.borrow_mut().max_input = max;
+        let mut st = self.0.borrow_mut();
+        st.max_input = max;
+        st.kick = true;
     }
 
     /// Takes the bytes received so far (without a sink).
     pub fn take_input(&self) -> Vec<u8> {
-        std::mem::take(&mut self.0.borrow_mut().input)
+        let mut st = self.0.borrow_mut();
+        st.kick = st.max_input.is_some();
+        std::mem::take(&mut st.input)
     }
 
     /// Bytes received so far, sink or not.
