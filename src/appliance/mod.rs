@@ -1,4 +1,133 @@
-//! The appliance: what `paf run` serves from a [`crate::config::Config`] — listeners with routes
-//! (static, files, proxy, redirect, health, metrics).
+//! The appliance: what `paf run` serves from a [`Config`] — one HTTP service per listener, each
+//! request dispatched to the first matching route (static, files, proxy, redirect, health,
+//! metrics), with Prometheus counters.
+//!
+//! Contract: [`start`] opens every listener or none (a port that cannot be listened on fails
+//! the start before anything is served); all services share one stop [`Switch`] and finish when
+//! it is turned off and their connections have drained.
 
 pub mod files;
+pub mod metrics;
+mod routes;
+
+use std::fmt;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::config::{Config, Listener, Protocol};
+use crate::runtime::Runtime;
+use crate::service::{self, Handle, InitError, Initialized, Switch};
+
+pub use metrics::Metrics;
+
+/// Why the appliance cannot start.
+#[derive(Debug)]
+pub enum StartError {
+    /// A listener's port cannot be listened on.
+    Listen {
+        /// The listener's name.
+        listener: String,
+        /// Why.
+        error: InitError,
+    },
+    /// A listener needs something this build cannot serve yet.
+    Unsupported {
+        /// The listener's name.
+        listener: String,
+        /// What.
+        what: &'static str,
+    },
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Listen { listener, error } => write!(f, "listener {listener:?}: {error}"),
+            StartError::Unsupported { listener, what } => {
+                write!(f, "listener {listener:?}: {what}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// A started appliance.
+#[derive(Debug)]
+pub struct Appliance {
+    /// One handle per listener, in config order.
+    pub handles: Vec<Handle>,
+    /// The counters behind `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// The switch that stops every listener.
+    pub stop: Switch,
+}
+
+impl Appliance {
+    /// Whether every listener's service has finished (after the switch was turned off).
+    pub fn is_finished(&self) -> bool {
+        self.handles.iter().all(Handle::is_finished)
+    }
+}
+
+/// Start every listener of `config` on `rt`.
+///
+/// # Errors
+/// [`StartError`] naming the listener that cannot start; nothing is served then (listeners
+/// already opened are closed by turning `stop` off).
+pub fn start(rt: &mut Runtime, config: &Config, stop: Switch) -> Result<Appliance, StartError> {
+    let metrics = Arc::new(Metrics::default());
+    let config = Rc::new(config.clone());
+    let mut handles = Vec::new();
+    for (index, listener) in config.listeners.iter().enumerate() {
+        if let Protocol::Https { .. } = listener.protocol {
+            stop.turn_off();
+            return Err(StartError::Unsupported {
+                listener: listener.name.clone(),
+                what: "https listeners are not served by this build yet",
+            });
+        }
+        let service = match service::init_with_backlog(rt, listener.port, listener.limits.backlog) {
+            Ok(s) => s,
+            Err(error) => {
+                stop.turn_off();
+                return Err(StartError::Listen {
+                    listener: listener.name.clone(),
+                    error,
+                });
+            }
+        };
+        let router = routes::Router::new(config.clone(), index, metrics.clone());
+        let Initialized(handle) = serve(service, listener, stop.clone(), router);
+        metrics.add_service(&listener.name, handle.clone());
+        handles.push(handle);
+    }
+    let sampler = metrics::Sampler {
+        metrics: metrics.clone(),
+        next: Some(Instant::now()),
+    };
+    let _ = rt.add(sampler, |_, _| Ok::<(), ()>(()));
+    Ok(Appliance {
+        handles,
+        metrics,
+        stop,
+    })
+}
+
+fn serve(
+    service: service::Service<'_>,
+    listener: &Listener,
+    stop: Switch,
+    router: routes::Router,
+) -> Initialized {
+    let router = Rc::new(router);
+    let r = router.clone();
+    service::http(
+        service,
+        listener.limits.http.clone(),
+        Some(stop),
+        move |peer, error, request, respond| r.error(peer, error, request, respond),
+        move |peer, reqd| router.handle(peer, reqd),
+    )
+}

@@ -1,0 +1,261 @@
+//! Appliance counters and their Prometheus text exposition (`/metrics`).
+//!
+//! Counters are atomics shared by the routes of every listener (they run on the loop thread;
+//! atomics make the registry readable from other threads too, e.g. tests). Per-service
+//! connection counts come from each service's [`Handle::stats`](crate::service::Handle::stats);
+//! the stack's socket count is sampled once a second by [`Sampler`].
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use net::{ConnId, ListenerId};
+
+use crate::runtime::{App, Cx};
+use crate::service::Handle;
+
+/// Labels of a request counter: listener, route index (or `none`), status class.
+type RequestKey = (String, String, &'static str);
+
+/// The registry.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<RequestKey, u64>>,
+    response_bytes: Mutex<BTreeMap<String, u64>>,
+    request_bytes: Mutex<BTreeMap<String, u64>>,
+    tls_handshakes: Mutex<BTreeMap<(String, &'static str), u64>>,
+    upstream_errors: Mutex<BTreeMap<(String, &'static str), u64>>,
+    services: Mutex<Vec<(String, Handle)>>,
+    /// Sockets held by the stack (listening pools included), sampled.
+    pub stack_sockets: AtomicUsize,
+    /// Loop passes observed by the sampler (liveness).
+    pub samples: AtomicU64,
+}
+
+fn class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+fn bump<K: Ord>(m: &Mutex<BTreeMap<K, u64>>, k: K, by: u64) {
+    let mut m = m.lock().unwrap_or_else(|p| p.into_inner());
+    *m.entry(k).or_insert(0) += by;
+}
+
+fn snapshot<K: Clone + Ord>(m: &Mutex<BTreeMap<K, u64>>) -> BTreeMap<K, u64> {
+    m.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+impl Metrics {
+    /// Register a listener's service for connection gauges.
+    pub fn add_service(&self, listener: &str, handle: Handle) {
+        self.services
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((listener.to_string(), handle));
+    }
+
+    /// Count one response.
+    pub fn request(&self, listener: &str, route: Option<usize>, status: u16, body_bytes: u64) {
+        let route = route.map_or_else(|| "none".to_string(), |r| r.to_string());
+        bump(
+            &self.requests,
+            (listener.to_string(), route, class(status)),
+            1,
+        );
+        bump(&self.response_bytes, listener.to_string(), body_bytes);
+    }
+
+    /// Count request body bytes received (uploads, proxied bodies).
+    pub fn request_bytes(&self, listener: &str, n: u64) {
+        bump(&self.request_bytes, listener.to_string(), n);
+    }
+
+    /// Count a TLS handshake outcome (`ok` or `failed`).
+    pub fn tls_handshake(&self, listener: &str, ok: bool) {
+        bump(
+            &self.tls_handshakes,
+            (listener.to_string(), if ok { "ok" } else { "failed" }),
+            1,
+        );
+    }
+
+    /// Count an upstream failure by kind (`connect`, `tls`, `protocol`, `timeout`).
+    pub fn upstream_error(&self, upstream: &str, kind: &'static str) {
+        bump(&self.upstream_errors, (upstream.to_string(), kind), 1);
+    }
+
+    /// Requests counted so far for a listener and status class (tests, health checks).
+    pub fn requests_of(&self, listener: &str, class_label: &str) -> u64 {
+        self.requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|((l, _, c), _)| l == listener && *c == class_label)
+            .map(|(_, v)| v)
+            .sum()
+    }
+
+    /// The Prometheus text exposition (format 0.0.4).
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(2048);
+        let services = self
+            .services
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let _ = writeln!(
+            out,
+            "# HELP paf_connections_accepted_total TCP connections accepted."
+        );
+        let _ = writeln!(out, "# TYPE paf_connections_accepted_total counter");
+        for (l, h) in &services {
+            let _ = writeln!(
+                out,
+                "paf_connections_accepted_total{{listener=\"{}\"}} {}",
+                escape(l),
+                h.stats().accepted
+            );
+        }
+        let _ = writeln!(out, "# HELP paf_connections_open Connections open now.");
+        let _ = writeln!(out, "# TYPE paf_connections_open gauge");
+        for (l, h) in &services {
+            let _ = writeln!(
+                out,
+                "paf_connections_open{{listener=\"{}\"}} {}",
+                escape(l),
+                h.stats().active
+            );
+        }
+        let _ = writeln!(out, "# HELP paf_peer_errors_total Requests refused for protocol errors or timeouts (4xx/5xx from the codec).");
+        let _ = writeln!(out, "# TYPE paf_peer_errors_total counter");
+        for (l, h) in &services {
+            let _ = writeln!(
+                out,
+                "paf_peer_errors_total{{listener=\"{}\"}} {}",
+                escape(l),
+                h.stats().errors
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP paf_requests_total Responses by listener, route index and status class."
+        );
+        let _ = writeln!(out, "# TYPE paf_requests_total counter");
+        for ((l, r, c), v) in snapshot(&self.requests) {
+            let _ = writeln!(
+                out,
+                "paf_requests_total{{listener=\"{}\",route=\"{}\",class=\"{}\"}} {v}",
+                escape(&l),
+                r,
+                c
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP paf_response_body_bytes_total Response body bytes sent."
+        );
+        let _ = writeln!(out, "# TYPE paf_response_body_bytes_total counter");
+        for (l, v) in snapshot(&self.response_bytes) {
+            let _ = writeln!(
+                out,
+                "paf_response_body_bytes_total{{listener=\"{}\"}} {v}",
+                escape(&l)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP paf_request_body_bytes_total Request body bytes received."
+        );
+        let _ = writeln!(out, "# TYPE paf_request_body_bytes_total counter");
+        for (l, v) in snapshot(&self.request_bytes) {
+            let _ = writeln!(
+                out,
+                "paf_request_body_bytes_total{{listener=\"{}\"}} {v}",
+                escape(&l)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP paf_tls_handshakes_total TLS handshakes by result."
+        );
+        let _ = writeln!(out, "# TYPE paf_tls_handshakes_total counter");
+        for ((l, r), v) in snapshot(&self.tls_handshakes) {
+            let _ = writeln!(
+                out,
+                "paf_tls_handshakes_total{{listener=\"{}\",result=\"{r}\"}} {v}",
+                escape(&l)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP paf_upstream_errors_total Upstream failures by kind."
+        );
+        let _ = writeln!(out, "# TYPE paf_upstream_errors_total counter");
+        for ((u, k), v) in snapshot(&self.upstream_errors) {
+            let _ = writeln!(
+                out,
+                "paf_upstream_errors_total{{upstream=\"{}\",kind=\"{k}\"}} {v}",
+                escape(&u)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP paf_stack_sockets TCP sockets held by the stack, listening pools included."
+        );
+        let _ = writeln!(out, "# TYPE paf_stack_sockets gauge");
+        let _ = writeln!(
+            out,
+            "paf_stack_sockets {}",
+            self.stack_sockets.load(Ordering::Relaxed)
+        );
+        out
+    }
+}
+
+/// An app that samples stack-wide gauges into [`Metrics`] once a second.
+pub struct Sampler {
+    /// The registry to fill.
+    pub metrics: Arc<Metrics>,
+    /// Next sample.
+    pub next: Option<Instant>,
+}
+
+impl App for Sampler {
+    fn handle_accept(
+        &mut self,
+        cx: &mut Cx<'_>,
+        _: ListenerId,
+        conn: ConnId,
+        _: std::net::SocketAddr,
+    ) {
+        cx.abort(conn);
+    }
+
+    fn handle_ready(&mut self, _: &mut Cx<'_>, _: ConnId) {}
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.next
+    }
+
+    fn handle_timeout(&mut self, cx: &mut Cx<'_>) {
+        self.metrics
+            .stack_sockets
+            .store(cx.net().socket_count(), Ordering::Relaxed);
+        self.metrics.samples.fetch_add(1, Ordering::Relaxed);
+        self.next = Some(cx.now + Duration::from_secs(1));
+    }
+}
