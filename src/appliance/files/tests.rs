@@ -70,7 +70,8 @@ fn conditional_and_range_table() {
     let v = validators();
     let lm = v.last_modified();
     let before = "Sat, 12 Sep 2020 12:26:39 GMT"; // one second before
-    let cases: Vec<(Method, Vec<(&str, &str)>, Plan)> = vec![
+    type Case<'a> = (Method, Vec<(&'static str, &'a str)>, Plan);
+    let cases: Vec<Case<'_>> = vec![
         (Method::GET, vec![], Plan::Full),
         (
             Method::GET,
