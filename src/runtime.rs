@@ -17,7 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Token, Waker};
-use net::{ConnId, ConnectError, Event, ListenError, ListenerId, Transport};
+use net::{ConnId, ConnectError, DnsError, Event, ListenError, ListenerId, QueryId};
+use net::{RecordType, Transport};
 use slab::Slab;
 
 const WAKER: Token = Token(0);
@@ -43,6 +44,10 @@ pub trait App {
 
     /// A connection of this app may have become readable, writable or closed.
     fn handle_ready(&mut self, cx: &mut Cx<'_>, conn: ConnId);
+
+    /// A DNS query this app started with [`Cx::resolve`] has its outcome: take it with
+    /// [`net::Transport::poll_resolution`].
+    fn handle_resolved(&mut self, _cx: &mut Cx<'_>, _query: QueryId) {}
 
     /// The earliest instant at which [`App::handle_timeout`] has work; `None` for no timer.
     fn poll_timeout(&self) -> Option<Instant> {
@@ -70,6 +75,7 @@ pub struct Cx<'a> {
     app: AppId,
     owners: &'a mut HashMap<ConnId, AppId>,
     listeners: &'a mut HashMap<ListenerId, AppId>,
+    queries: &'a mut HashMap<QueryId, AppId>,
     woken: &'a mut bool,
 }
 
@@ -103,6 +109,22 @@ impl Cx<'_> {
         let id = self.net.connect(remote)?;
         self.owners.insert(id, self.app);
         Ok(id)
+    }
+
+    /// Start a DNS query owned by this app: [`App::handle_resolved`] follows.
+    ///
+    /// # Errors
+    /// See [`net::Transport::resolve`].
+    pub fn resolve(&mut self, name: &str, rtype: RecordType) -> Result<QueryId, DnsError> {
+        let q = self.net.resolve(name, rtype)?;
+        self.queries.insert(q, self.app);
+        Ok(q)
+    }
+
+    /// Stop a query of this app.
+    pub fn cancel_resolution(&mut self, query: QueryId) {
+        self.queries.remove(&query);
+        self.net.cancel_resolution(query);
     }
 
     /// Graceful close (FIN after queued data); the id is released.
@@ -144,6 +166,7 @@ pub struct Runtime {
     apps: Slab<Box<dyn App>>,
     owners: HashMap<ConnId, AppId>,
     listeners: HashMap<ListenerId, AppId>,
+    queries: HashMap<QueryId, AppId>,
     again: bool,
 }
 
@@ -173,6 +196,7 @@ impl Runtime {
             apps: Slab::new(),
             owners: HashMap::new(),
             listeners: HashMap::new(),
+            queries: HashMap::new(),
             again: true,
         })
     }
@@ -247,6 +271,7 @@ impl Runtime {
             app: id,
             owners: &mut self.owners,
             listeners: &mut self.listeners,
+            queries: &mut self.queries,
             woken: &mut woken,
         };
         setup(&mut app, &mut cx)?;
@@ -326,6 +351,7 @@ impl Runtime {
                 app: AppId(key),
                 owners: &mut self.owners,
                 listeners: &mut self.listeners,
+                queries: &mut self.queries,
                 woken: &mut woken,
             };
             f(&mut **app, &mut cx);
@@ -336,6 +362,10 @@ impl Runtime {
     fn dispatch(&mut self, now: Instant) {
         let mut woken = false;
         while let Some(ev) = self.net.poll_event() {
+            if let Event::Resolved(q) = ev {
+                self.resolved(now, q, &mut woken);
+                continue;
+            }
             let (owner, conn) = match ev {
                 Event::Accepted { listener, conn, .. } => match self.listeners.get(&listener) {
                     Some(&app) => {
@@ -352,6 +382,7 @@ impl Runtime {
                     Some(&app) => (app, conn),
                     None => continue,
                 },
+                Event::Resolved(_) => continue,
             };
             let Some(app) = self.apps.get_mut(owner.0) else {
                 self.owners.remove(&conn);
@@ -364,6 +395,7 @@ impl Runtime {
                 app: owner,
                 owners: &mut self.owners,
                 listeners: &mut self.listeners,
+                queries: &mut self.queries,
                 woken: &mut woken,
             };
             match ev {
@@ -371,8 +403,31 @@ impl Runtime {
                     app.handle_accept(&mut cx, listener, conn, peer)
                 }
                 Event::Ready(_) => app.handle_ready(&mut cx, conn),
+                Event::Resolved(_) => {}
             }
         }
         self.again |= woken;
+    }
+
+    /// Hands a DNS outcome to the app that asked; an orphan query's outcome is dropped.
+    fn resolved(&mut self, now: Instant, q: QueryId, woken: &mut bool) {
+        let app = self.queries.remove(&q).and_then(|owner| {
+            let app = self.apps.get_mut(owner.0)?;
+            Some((owner, app))
+        });
+        let Some((owner, app)) = app else {
+            let _ = self.net.poll_resolution(q);
+            return;
+        };
+        let mut cx = Cx {
+            now,
+            net: &mut *self.net,
+            app: owner,
+            owners: &mut self.owners,
+            listeners: &mut self.listeners,
+            queries: &mut self.queries,
+            woken,
+        };
+        app.handle_resolved(&mut cx, q);
     }
 }

@@ -30,6 +30,7 @@ fuzz_target!(|data: &[u8]| {
                     conn
                 }
                 Event::Ready(c) => c,
+                Event::Resolved(_) => continue,
             };
             while let Ok(n) = stack.recv(c, &mut buf) {
                 if n == 0 {

@@ -6,6 +6,10 @@
 //! shuts down the write side and keeps reading (and discarding) until the peer closes or
 //! [`LINGER`](crate::stack::LINGER) passes, so the kernel never turns unread bytes into a reset
 //! that would destroy a response still in flight.
+//!
+//! Names are resolved by asking DNS servers over kernel UDP sockets (see `dns/kernel.rs`): the
+//! servers given to [`KernelStack::set_dns_servers`], else those of `/etc/resolv.conf`. The host's
+//! other name sources (`/etc/hosts`, NSS) are not used, so both stacks resolve alike.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -17,6 +21,8 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
 
+use crate::dns::kernel::{KernelResolver, DNS_TOKENS};
+use crate::dns::{DnsError, QueryId, RecordType, Resolution};
 use crate::stack::LINGER;
 use crate::transport::{
     ConnId, ConnectError, Event, ListenError, ListenerId, Readiness, RecvError, SendError,
@@ -46,6 +52,7 @@ pub struct KernelStack {
     queue: VecDeque<Event>,
     closing: usize,
     now: Instant,
+    dns: KernelResolver,
 }
 
 impl std::fmt::Debug for KernelStack {
@@ -86,6 +93,7 @@ impl KernelStack {
             queue: VecDeque::new(),
             closing: 0,
             now,
+            dns: KernelResolver::new(dns_seed()),
         })
     }
 
@@ -101,6 +109,11 @@ impl KernelStack {
     /// the configured one).
     pub fn local_addr(&self, listener: ListenerId) -> Option<SocketAddr> {
         self.listeners.get(listener.0 as usize)?.local_addr().ok()
+    }
+
+    /// The DNS servers to ask (instead of those of `/etc/resolv.conf`).
+    pub fn set_dns_servers(&mut self, servers: Vec<IpAddr>) {
+        self.dns.set_servers(servers);
     }
 
     fn id(&self, key: usize) -> ConnId {
@@ -201,6 +214,14 @@ impl KernelStack {
             self.remove(key);
         }
     }
+}
+
+/// A seed for DNS transaction ids: not predictable from outside across runs.
+fn dns_seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    t ^ (u64::from(std::process::id()) << 32)
 }
 
 /// Present IPv4-mapped IPv6 peers (from a dual-stack listener) as plain IPv4.
@@ -428,6 +449,11 @@ impl Transport for KernelStack {
                 })
                 .collect();
             for (token, readable, writable, error) in ready {
+                if token.0 >= DNS_TOKENS {
+                    self.dns
+                        .readable(token, self.poll.registry(), now, &mut self.queue);
+                    continue;
+                }
                 let key = token.0 >> 1;
                 if token.0 & 1 == 1 {
                     self.accept_all(key);
@@ -460,6 +486,7 @@ impl Transport for KernelStack {
                 break;
             }
         }
+        self.dns.poll(self.poll.registry(), now, &mut self.queue);
         if self.closing > 0 {
             let expired: Vec<usize> = self
                 .conns
@@ -473,17 +500,38 @@ impl Transport for KernelStack {
         }
     }
 
-    fn poll_delay(&mut self, _now: Instant) -> Option<Duration> {
-        if !self.queue.is_empty() {
+    fn poll_delay(&mut self, now: Instant) -> Option<Duration> {
+        let dns = self
+            .dns
+            .next_deadline()
+            .map(|at| at.saturating_duration_since(now));
+        let own = if !self.queue.is_empty() {
             Some(Duration::ZERO)
         } else if self.closing > 0 {
             Some(Duration::from_secs(1))
         } else {
             None
+        };
+        match (own, dns) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
+    fn resolve(&mut self, name: &str, rtype: RecordType) -> Result<QueryId, DnsError> {
+        self.dns
+            .start(name, rtype, self.poll.registry(), self.now, &mut self.queue)
+    }
+
+    fn poll_resolution(&mut self, query: QueryId) -> Option<Resolution> {
+        self.dns.take(query)
+    }
+
+    fn cancel_resolution(&mut self, query: QueryId) {
+        self.dns.cancel(query, self.poll.registry());
+    }
+
     fn socket_count(&self) -> usize {
-        self.conns.len() + self.listeners.len()
+        self.conns.len() + self.listeners.len() + self.dns.len()
     }
 }

@@ -12,18 +12,23 @@
 //!   readiness, identified by [`ConnId`]. [`Stack`] implements it on smoltcp; [`kernel::KernelStack`]
 //!   implements it on kernel sockets (mio), so the same HTTP/TLS code runs on either.
 //!
+//! - [`dns`]: name resolution (A and AAAA) through the same contract, over smoltcp's DNS socket
+//!   or, on the twin, kernel UDP sockets.
+//!
 //! Nothing here reads the clock: every call that needs time takes `now`.
 //! Nothing here knows HTTP or TLS.
 
 pub mod clock;
 pub mod config;
 pub mod device;
+pub mod dns;
 pub mod kernel;
 pub mod stack;
 pub mod testing;
 pub mod transport;
 
 pub use config::{Config, Ipv4Setting, Ipv6Setting, TcpConfig};
+pub use dns::{DnsError, QueryId, RecordType};
 pub use stack::Stack;
 pub use transport::{
     ConnId, ConnectError, Event, ListenError, ListenerId, Readiness, RecvError, SendError,

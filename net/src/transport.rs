@@ -9,11 +9,16 @@
 //! Ownership: the layer above owns a `ConnId` from `Accepted`/`connect` until it calls
 //! [`Transport::close`] or [`Transport::abort`]; after that the id is dead and no more events
 //! name it. The stack keeps the socket until TCP is done with it.
+//!
+//! Names are resolved through the same contract ([`Transport::resolve`], then
+//! [`Event::Resolved`] and [`Transport::poll_resolution`]); see [`crate::dns`].
 
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+
+use crate::dns::{DnsError, QueryId, RecordType, Resolution};
 
 /// A connection of a stack.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -47,6 +52,8 @@ pub enum Event {
     /// outgoing connection completed or failed, the peer closed or reset): check
     /// [`Transport::readiness`] or just try to `recv`/`send`.
     Ready(ConnId),
+    /// A DNS query has its outcome: take it with [`Transport::poll_resolution`].
+    Resolved(QueryId),
 }
 
 /// The state of a connection, as the layer above needs it.
@@ -209,6 +216,21 @@ pub trait Transport {
 
     /// How long until [`Transport::poll`] has timed work to do (`None`: only when woken by IO).
     fn poll_delay(&mut self, now: Instant) -> Option<Duration>;
+
+    /// Start resolving `name` to addresses of `rtype`; [`Event::Resolved`] follows (in a later
+    /// [`Transport::poll_event`], also for a literal address, which never reaches DNS).
+    ///
+    /// # Errors
+    /// [`DnsError::InvalidName`], [`DnsError::NoServers`], [`DnsError::Busy`]; nothing was
+    /// started then.
+    fn resolve(&mut self, name: &str, rtype: RecordType) -> Result<QueryId, DnsError>;
+
+    /// The outcome of `query` once [`Event::Resolved`] named it, handed out once (the query is
+    /// forgotten then); `None` while it runs or for an unknown id.
+    fn poll_resolution(&mut self, query: QueryId) -> Option<Resolution>;
+
+    /// Stop a query whose outcome is no longer wanted; no event will name it.
+    fn cancel_resolution(&mut self, query: QueryId);
 
     /// Number of connections the stack holds, including those the layer above has released but
     /// TCP is still finishing, and listening sockets. For leak checks and metrics.

@@ -230,6 +230,7 @@ fn ready_is_raised_again_after_the_owner_drained() {
         while let Some(ev) = pair.b.poll_event() {
             let conn = match ev {
                 Event::Accepted { conn, .. } | Event::Ready(conn) => conn,
+                Event::Resolved(_) => continue,
             };
             while let Ok(n) = pair.b.recv(conn, &mut buf) {
                 if n == 0 {

@@ -10,9 +10,12 @@
 //!   burst of connections is accepted, not reset;
 //! - a released connection whose TCP is in TIME-WAIT is dropped at once (its port and memory are
 //!   free for the next peer, as kernels recycle TIME-WAIT); one that has not finished within
-//!   [`LINGER`] is aborted.
+//!   [`LINGER`] is aborted;
+//! - DNS queries ([`Transport::resolve`]) run on smoltcp's DNS socket inside the same poll (see
+//!   `dns.rs`), with the configured servers and those learned by DHCP.
 
 mod dhcp;
+mod dns;
 mod table;
 
 use std::collections::{HashSet, VecDeque};
@@ -31,6 +34,7 @@ use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, IpEndpoint, IpList
 use crate::clock::{duration_from_smol, to_smol};
 use crate::config::{Config, ConfigError, Ipv4Setting, Ipv6Setting};
 use crate::device::{Device, Link};
+use crate::dns::{DnsError, QueryId, RecordType, Resolution};
 use crate::transport::{
     ConnId, ConnectError, Event, ListenError, ListenerId, Readiness, RecvError, SendError,
     Transport,
@@ -76,6 +80,7 @@ pub struct Stack {
     events: VecDeque<Event>,
     dhcp: Option<SocketHandle>,
     net: dhcp::Learned,
+    resolver: dns::Resolver,
     scratch: Vec<ConnId>,
     released: usize,
     used_ports: HashSet<u16>,
@@ -157,6 +162,7 @@ impl Stack {
                     _ => None,
                 },
             },
+            resolver: dns::Resolver::default(),
             scratch: Vec::new(),
             released: 0,
             config,
@@ -629,6 +635,8 @@ impl Transport for Stack {
                 &self.config,
             );
         }
+        self.resolver
+            .poll(now, &mut self.iface, &mut self.sockets, &mut self.events);
         self.scan();
         while self
             .iface
@@ -656,12 +664,36 @@ impl Transport for Stack {
             };
             delay = Some(delay.map_or(d, |x| x.min(d)));
         }
+        if let Some(at) = self.resolver.next_deadline() {
+            let d = at.saturating_duration_since(now);
+            delay = Some(delay.map_or(d, |x| x.min(d)));
+        }
         // Released connections have a deadline; check them at least once a second.
         if self.released > 0 {
             let d = Duration::from_secs(1);
             delay = Some(delay.map_or(d, |x| x.min(d)));
         }
         delay
+    }
+
+    fn resolve(&mut self, name: &str, rtype: RecordType) -> Result<QueryId, DnsError> {
+        self.resolver.start(
+            name,
+            rtype,
+            &self.net.dns_servers,
+            self.now,
+            &mut self.iface,
+            &mut self.sockets,
+            &mut self.events,
+        )
+    }
+
+    fn poll_resolution(&mut self, query: QueryId) -> Option<Resolution> {
+        self.resolver.take(query)
+    }
+
+    fn cancel_resolution(&mut self, query: QueryId) {
+        self.resolver.cancel(query, &mut self.sockets);
     }
 
     fn socket_count(&self) -> usize {
