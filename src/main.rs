@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use paf::Runtime;
@@ -24,6 +25,10 @@ struct Cli {
 enum Command {
     /// TCP echo server (for tests and stack checks).
     Echo(EchoArgs),
+    /// HTTP server: a small built-in page on `/` (GET and HEAD), logging each request.
+    /// SIGINT/SIGTERM stop it gracefully (in-flight responses finish); a second signal exits at
+    /// once.
+    Run(RunArgs),
 }
 
 /// Which TCP/IP stack serves.
@@ -100,6 +105,51 @@ enum EchoMode {
     Discard,
     /// Send --source-bytes bytes, then close.
     Source,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    net: NetArgs,
+    /// Port to serve HTTP on.
+    #[arg(long, default_value_t = 80)]
+    port: u16,
+    /// Listening sockets kept ready (accept backlog).
+    #[arg(long, default_value_t = paf::service::DEFAULT_BACKLOG)]
+    backlog: usize,
+    /// A request head must arrive within this time (slowloris guard): `60s`, `500ms`, `2m`.
+    #[arg(long, value_parser = duration, default_value = "60s")]
+    head_timeout: Duration,
+    /// Idle keep-alive connections close after this time.
+    #[arg(long, value_parser = duration, default_value = "75s")]
+    idle_timeout: Duration,
+    /// On SIGINT/SIGTERM, how long in-flight exchanges may take to finish.
+    #[arg(long, value_parser = duration, default_value = "30s")]
+    drain_timeout: Duration,
+    /// Largest request body accepted, in bytes (413 beyond).
+    #[arg(long, default_value_t = 1024 * 1024)]
+    max_body: u64,
+    /// Also serve the test routes, for end-to-end tests and benchmarks: `GET /bench` (12 bytes),
+    /// `POST /echo` (body back), `POST /count` (streamed byte count and FNV-1a hash),
+    /// `GET /blob?size=N` (N pattern bytes, streamed).
+    #[arg(long)]
+    test_routes: bool,
+}
+
+/// Parses `500ms`, `3s`, `2m` or a plain number of seconds.
+fn duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, "s"), |i| s.split_at(i));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s}: expected a duration such as 500ms, 3s or 2m"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("{s}: unknown unit {unit:?} (ms, s, m)")),
+    }
 }
 
 fn cidr<A: std::str::FromStr>(flag: &str, s: &str) -> Result<(A, u8), String> {
@@ -190,11 +240,70 @@ fn echo(args: EchoArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// First SIGINT/SIGTERM turns `stop` off (graceful drain); a second one exits at once.
+fn switch_on_signals(stop: paf::service::Switch) -> Result<(), String> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(|e| e.to_string())?;
+    std::thread::spawn(move || {
+        for sig in signals.forever() {
+            if stop.is_off() {
+                eprintln!("paf: second signal, exiting now");
+                std::process::exit(128 + sig);
+            }
+            log::info!("signal {sig}: stopping (send it again to exit at once)");
+            stop.turn_off();
+        }
+    });
+    Ok(())
+}
+
+fn run(args: RunArgs) -> Result<(), String> {
+    use paf::service::{self, builtin, Initialized, Switch};
+    let mut rt = runtime(&args.net)?;
+    let config = paf::http::Config {
+        head_timeout: args.head_timeout,
+        idle_timeout: args.idle_timeout,
+        drain_timeout: args.drain_timeout,
+        max_body_size: Some(args.max_body),
+        ..paf::http::Config::default()
+    };
+    let svc =
+        service::init_with_backlog(&mut rt, args.port, args.backlog).map_err(|e| e.to_string())?;
+    let stop = Switch::new();
+    let handler = builtin::handler(builtin::Options {
+        test_routes: args.test_routes,
+    });
+    let Initialized(handle) = service::http(
+        svc,
+        config,
+        Some(stop.clone()),
+        service::default_error_handler,
+        handler,
+    );
+    switch_on_signals(stop)?;
+    eprintln!(
+        "paf run: serving http on port {} ({:?} stack)",
+        args.port, args.net.stack
+    );
+    rt.run_until(|_| handle.is_finished())
+        .map_err(|e| format!("event loop: {e}"))?;
+    match handle.result() {
+        Some(Ok(())) => {
+            log::info!("run: stopped");
+            Ok(())
+        }
+        Some(Err(e)) => Err(e.to_string()),
+        None => Err("service did not finish".to_owned()),
+    }
+}
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Echo(a) => echo(a),
+        Command::Run(a) => run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

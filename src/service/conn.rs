@@ -349,7 +349,13 @@ impl Running {
                 slot.exchange.upgrade()
             })
         };
-        let respond = ErrorResponse::new(c.core.clone(), self.shared.clone(), c.peer, error);
+        let respond = ErrorResponse::new(
+            c.core.clone(),
+            self.shared.clone(),
+            c.peer,
+            error,
+            ex.clone(),
+        );
         let req = ex.as_ref().map(|ex| &ex.request);
         let handler = &mut self.error;
         let peer = c.peer;

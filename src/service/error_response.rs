@@ -9,7 +9,7 @@ use std::time::Instant;
 use ::http::{Response, StatusCode};
 
 use super::core::{CoreRef, Shared};
-use super::reqd::plain_head;
+use super::reqd::{plain_head, Exchange};
 use crate::http::Error;
 
 /// The response to one peer error (malformed request, timeout, limits). The connection closes
@@ -20,6 +20,8 @@ pub struct ErrorResponse {
     shared: Rc<Shared>,
     peer: SocketAddr,
     error: Error,
+    /// The request whose body failed, for the access log.
+    exchange: Option<Rc<Exchange>>,
     answered: bool,
 }
 
@@ -38,12 +40,14 @@ impl ErrorResponse {
         shared: Rc<Shared>,
         peer: SocketAddr,
         error: Error,
+        exchange: Option<Rc<Exchange>>,
     ) -> ErrorResponse {
         ErrorResponse {
             core,
             shared,
             peer,
             error,
+            exchange,
             answered: false,
         }
     }
@@ -74,9 +78,13 @@ impl ErrorResponse {
         core.codec.respond_error(now, head, body);
         self.shared.mark(&mut core);
         drop(core);
+        let line = self.exchange.as_ref().map_or(String::from("-"), |ex| {
+            let r = &ex.request;
+            format!("{} {} {:?}", r.method(), r.uri(), r.version())
+        });
         log::info!(
             target: "paf::access",
-            "{} \"-\" {status} {} error: {}",
+            "{} \"{line}\" {status} {} error: {}",
             self.peer,
             body.len(),
             self.error
