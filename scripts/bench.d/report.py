@@ -36,9 +36,16 @@ WORKLOADS = [
     ("tls_hs", "HTTPS full handshakes, 50 conns", "req/s", "HTTPS\\nhandshakes"),
     ("tls_dl", "HTTPS 100 MB download", "Gbit/s", "HTTPS\\n100 MB"),
     ("proxy", "reverse proxy, keep-alive GET 12 B", "req/s", "reverse\\nproxy"),
-    ("idle", "keep-alive GET, 50 conns, 10k idle held", "req/s", "with 10k\\nidle held"),
+    # "{idle}" is the number of idle connections held (10k; 1k with --smoke).
+    ("idle", "keep-alive GET, 50 conns, {idle} idle held", "req/s", "with {idle}\\nidle held"),
 ]
-WL = {w[0]: w for w in WORKLOADS}
+
+
+def set_idle_count(n):
+    """Puts the idle connection count into the labels of the idle row."""
+    k = f"{n // 1000}k" if n % 1000 == 0 else str(n)
+    for i, (wid, label, unit, short) in enumerate(WORKLOADS):
+        WORKLOADS[i] = (wid, label.replace("{idle}", k), unit, short.replace("{idle}", k))
 
 
 def median(xs):
@@ -95,21 +102,23 @@ def aggregate(records):
             key = (sys_, wid)
             row = {"system": sys_, "workload": wid, "label": label, "unit": unit,
                    "value": None, "p50_ms": None, "p99_ms": None, "errors": 0,
-                   "cpu_s": None, "rss_mib": None, "x_nginx": None, "x_paf_kernel": None,
+                   "cpu_s": None, "client_cpu_busy": None, "server_cpu_busy": None,
+                   "rss_mib": None, "x_nginx": None, "x_paf_kernel": None,
                    "na": na.get(key), "rounds": []}
             recs = by.get(key, [])
             if not recs and not row["na"] and sys_ not in start_failures:
                 continue  # system not run
             for rec in recs:
                 value, p50, p99, errors, extra = measure(rec, unit)
+                busy = {k: rec[k] for k in ("client_cpu_busy", "server_cpu_busy") if k in rec}
                 row["rounds"].append({"round": rec["round"], "value": value, "p50_ms": p50,
                                       "p99_ms": p99, "errors": errors, "cpu_s": rec["cpu_s"],
-                                      "rss_kib": rec["rss_kib"], **extra})
+                                      "rss_kib": rec["rss_kib"], **busy, **extra})
             row["errors"] = sum(r["errors"] for r in row["rounds"])
             if not row["na"]:
                 row["errors"] += start_failures.get(sys_, 0)
-            for k in ("value", "p50_ms", "p99_ms", "cpu_s"):
-                row[k] = median([r[k] for r in row["rounds"]])
+            for k in ("value", "p50_ms", "p99_ms", "cpu_s", "client_cpu_busy", "server_cpu_busy"):
+                row[k] = median([r.get(k) for r in row["rounds"]])
             rss = median([r["rss_kib"] for r in row["rounds"]])
             row["rss_mib"] = rss / 1024 if rss is not None else None
             if wid == "idle" and row["rounds"]:
@@ -126,9 +135,12 @@ def aggregate(records):
             rows.append(row)
     index = {(r["system"], r["workload"]): r for r in rows}
     for r in rows:
-        for ref, field in (("nginx", "x_nginx"), ("paf-kernel", "x_paf_kernel")):
+        # paf rows against the reference (nginx) and against paf on kernel sockets.
+        refs = {"paf-kernel": [("nginx", "x_nginx")],
+                "paf": [("nginx", "x_nginx"), ("paf-kernel", "x_paf_kernel")]}
+        for ref, field in refs.get(r["system"], []):
             base = index.get((ref, r["workload"]))
-            if r["system"] != ref and base and base["value"] and r["value"] is not None:
+            if base and base["value"] and r["value"] is not None:
                 r[field] = r["value"] / base["value"]
     return rows
 
@@ -151,6 +163,8 @@ def table_rows(rows):
             out.append([r["system"], r["label"], result, "", "", "", "", "", "", ""])
             continue
         result = fmt_value(r["value"], r["unit"]) or "failed"
+        if (r["client_cpu_busy"] or 0) >= CLIENT_BOUND:
+            result += " †"
         out.append([
             r["system"], r["label"], result,
             fmt(r["p50_ms"], ".2f") + (" ms" if r["p50_ms"] is not None else ""),
@@ -161,6 +175,9 @@ def table_rows(rows):
         ])
     return out
 
+
+# A client CPU this busy means the load generator, not the server, may set the pace.
+CLIENT_BOUND = 0.95
 
 HEADER = ["system", "workload", "result", "p50", "p99", "errors", "CPU s", "RSS MiB",
           "× nginx", "× paf-kernel"]
@@ -208,9 +225,12 @@ def markdown(rows, meta):
     ]
     for b in table_rows(rows):
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in b) + " |")
+    if any((r["client_cpu_busy"] or 0) >= CLIENT_BOUND for r in rows):
+        lines += ["", f"† the client's CPU was at least {CLIENT_BOUND:.0%} busy: wrk may have "
+                  "set the pace, so the server's own limit can be higher."]
     idle = [r for r in rows if r["workload"] == "idle" and r.get("idle")]
     if idle:
-        lines += ["", "Idle connections (the `with 10k idle held` rows):", ""]
+        lines += ["", "Idle connections (the `idle held` rows):", ""]
         for r in idle:
             i = r["idle"]
             lines.append(
@@ -305,6 +325,7 @@ def main():
     ap.add_argument("--check", action="store_true")
     args = ap.parse_args()
     meta = dict(kv.split("=", 1) for kv in args.meta)
+    set_idle_count(int(meta.get("idle_connections", 10000)))
     records = [json.loads(l) for l in args.raw.read_text().splitlines() if l.strip()]
     rows = aggregate(records)
 
