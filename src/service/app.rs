@@ -127,15 +127,14 @@ impl ServiceApp {
     /// Pumps one connection and acts on the outcome.
     fn pump(&mut self, cx: &mut Cx<'_>, id: ConnId) {
         let Some(run) = self.run.as_mut() else { return };
-        let Some(mut c) = self.conns.remove(&id) else {
+        let Some(c) = self.conns.get_mut(&id) else {
             return;
         };
-        match run.pump(cx, &mut c) {
+        match run.pump(cx, c) {
             Next::Keep => {
                 let mut slot = c.timer;
                 self.timers.schedule(id, &mut slot, c.deadline());
                 c.timer = slot;
-                self.conns.insert(id, c);
                 if self.timers.needs_rebuild(self.conns.len()) {
                     let live = self
                         .conns
@@ -145,6 +144,7 @@ impl ServiceApp {
                 }
             }
             next => {
+                let c = self.conns.remove(&id).expect("present");
                 if next == Next::Abort {
                     cx.abort(id);
                 } else {

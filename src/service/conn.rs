@@ -100,6 +100,9 @@ pub(crate) struct Conn {
     eof: bool,
     /// ... and the codec was told.
     eof_fed: bool,
+    /// `recv` said "nothing now" during this pump: new data brings a new `Ready`, so asking
+    /// again in the same pump would be a wasted system call.
+    drained: bool,
     /// The codec closed while stopping: wait until the peer has every byte, up to this instant.
     flushing: Option<Instant>,
     /// The deadline this connection has in the timer heap.
@@ -115,6 +118,7 @@ impl Conn {
             input: InBuf::default(),
             eof: false,
             eof_fed: false,
+            drained: false,
             flushing: None,
             timer: None,
         }
@@ -176,6 +180,7 @@ impl Running {
     /// Moves bytes and events until nothing moves; says whether the connection stays.
     pub(crate) fn pump(&mut self, cx: &mut Cx<'_>, c: &mut Conn) -> Next {
         c.core.borrow_mut().queued = true;
+        c.drained = false;
         let next = self.rounds(cx, c);
         c.input.release(&mut self.pool);
         c.core.borrow_mut().queued = false;
@@ -237,12 +242,15 @@ impl Running {
             }
             let wants = core.codec.wants_read();
             drop(core);
-            if c.eof || !wants || c.input.len() >= cap {
+            if c.eof || c.drained || !wants || c.input.len() >= cap {
                 return Some(moved);
             }
             let spare = c.input.spare(&mut self.pool, cap);
             match cx.net().recv(c.id, spare) {
-                Ok(0) => return Some(moved),
+                Ok(0) => {
+                    c.drained = true;
+                    return Some(moved);
+                }
                 Ok(n) => {
                     c.input.hi += n;
                     moved = true;
