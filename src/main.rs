@@ -26,8 +26,8 @@ enum Command {
     /// TCP echo server (for tests and stack checks).
     Echo(EchoArgs),
     /// HTTP server: a small built-in page on `/` (GET and HEAD), logging each request.
-    /// SIGINT/SIGTERM stop it gracefully (in-flight responses finish); a second signal exits at
-    /// once.
+    /// SIGINT/SIGTERM stop it gracefully (in-flight responses finish); a second signal, a second
+    /// or more later, exits at once.
     Run(RunArgs),
 }
 
@@ -240,19 +240,28 @@ fn echo(args: EchoArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// First SIGINT/SIGTERM turns `stop` off (graceful drain); a second one exits at once.
+/// First SIGINT/SIGTERM turns `stop` off (graceful drain); a second one exits at once. A second
+/// signal within a second of the first is the same request arriving twice (Ctrl-C reaches the
+/// whole process group, and `scripts/run` forwards it as SIGTERM too), not a second request.
 fn switch_on_signals(stop: paf::service::Switch) -> Result<(), String> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals =
         signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(|e| e.to_string())?;
     std::thread::spawn(move || {
+        let mut first: Option<std::time::Instant> = None;
         for sig in signals.forever() {
-            if stop.is_off() {
-                eprintln!("paf: second signal, exiting now");
-                std::process::exit(128 + sig);
+            match first {
+                None => {
+                    log::info!("signal {sig}: stopping (send it again to exit at once)");
+                    first = Some(std::time::Instant::now());
+                    stop.turn_off();
+                }
+                Some(t) if t.elapsed() >= Duration::from_secs(1) => {
+                    eprintln!("paf: second signal, exiting now");
+                    std::process::exit(128 + sig);
+                }
+                Some(_) => {}
             }
-            log::info!("signal {sig}: stopping (send it again to exit at once)");
-            stop.turn_off();
         }
     });
     Ok(())

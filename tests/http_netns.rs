@@ -324,3 +324,38 @@ fn kernel_stack_serves_the_same_routes() {
     assert!(out.stdout.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
     assert!(paf.stop(Duration::from_secs(20)).success());
 }
+
+#[test]
+fn a_second_signal_exits_at_once() {
+    if !require_netns("second_signal") || !require_tools("second_signal", &["curl"]) {
+        return;
+    }
+    let ns = Netns::new("sigtwice");
+    let mut paf = start(&ns, &[]);
+    // A download that would take about 10 s keeps the drain busy.
+    let mut download = ns.spawn(
+        "curl",
+        [
+            "-sS",
+            "--limit-rate",
+            "1M",
+            "-o",
+            "/dev/null",
+            "http://198.18.0.2/blob?size=10000000",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    paf.signal("TERM");
+    // Twice in a row is one request (Ctrl-C plus scripts/run forwarding it): still draining.
+    paf.signal("INT");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(paf.is_running(), "exited on a doubled first signal");
+    let start = Instant::now();
+    paf.signal("TERM");
+    let status = paf.wait_timeout(Duration::from_secs(5)).expect("exited");
+    assert!(start.elapsed() < Duration::from_secs(2));
+    assert_eq!(status.code(), Some(128 + 15), "{status}");
+    // Nobody answers for the stack any more: the download cannot have completed.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!download.try_wait().is_some_and(|s| s.success()));
+}
