@@ -521,3 +521,37 @@ fn panicked(shared: &Shared, ex: &Exchange, what: &str) {
     );
     let _ = ex.fail();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_buffer_compacts_caps_and_returns_to_the_pool() {
+        let mut pool = Vec::new();
+        let mut b = InBuf::default();
+        assert!(b.data().is_empty());
+        let spare = b.spare(&mut pool, 8);
+        assert_eq!(spare.len(), 8);
+        spare[..6].copy_from_slice(b"abcdef");
+        b.hi += 6;
+        b.consume(4);
+        assert_eq!(b.data(), b"ef");
+        // Room at the end: no move yet.
+        assert_eq!(b.spare(&mut pool, 8).len(), 2);
+        b.spare(&mut pool, 8).copy_from_slice(b"gh");
+        b.hi += 2;
+        // Full at the end with consumed bytes in front: compacted.
+        assert_eq!(b.spare(&mut pool, 8).len(), 4);
+        assert_eq!(b.data(), b"efgh");
+        // Not released while holding data; released (to the pool) once empty.
+        b.release(&mut pool);
+        assert!(pool.is_empty());
+        b.consume(4);
+        b.release(&mut pool);
+        assert_eq!((pool.len(), b.len()), (1, 0));
+        // The pooled buffer is reused.
+        assert_eq!(b.spare(&mut pool, 8).len(), 8);
+        assert!(pool.is_empty());
+    }
+}

@@ -138,3 +138,22 @@ impl Handle {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_result_wins_and_waiters_see_it() {
+        let h = Handle::default();
+        assert!(!h.is_finished());
+        assert_eq!(h.wait_timeout(Duration::from_millis(10)), None);
+        let h2 = h.clone();
+        let t = std::thread::spawn(move || h2.wait());
+        h.complete(Ok(()));
+        h.complete(Err(ServiceError::Dropped));
+        assert_eq!(t.join().unwrap(), Ok(()));
+        assert_eq!(h.result(), Some(Ok(())));
+        assert_eq!(h.wait_timeout(Duration::ZERO), Some(Ok(())));
+    }
+}

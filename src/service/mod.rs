@@ -12,9 +12,9 @@
 //!
 //! Contract:
 //! - [`init`] opens the listener (IPv4 and IPv6: one smoltcp listener covers both; the kernel
-//!   twin binds `::`), so a busy port fails there. The loop cannot run before [`http`] since the
+//!   twin binds `::`), so a busy port fails there. The loop cannot run before [`http()`] since the
 //!   [`Service`] borrows the runtime; when `http` returns, connections are being accepted.
-//! - [`http`] returns [`Initialized`] holding a [`Handle`] that completes when the service loop
+//! - [`http()`] returns [`Initialized`] holding a [`Handle`] that completes when the service loop
 //!   ends: after its [`Switch`] is turned off and every connection drained, or with a
 //!   [`ServiceError`] when the loop goes away. Without a switch the service runs until the
 //!   runtime is dropped.
@@ -85,7 +85,7 @@ impl fmt::Display for InitError {
 
 impl std::error::Error for InitError {}
 
-/// A service bound on a port of a runtime's stack, waiting for [`http`] (the seed's
+/// A service bound on a port of a runtime's stack, waiting for [`http()`] (the seed's
 /// `service`). Dropping it unused closes the listener.
 pub struct Service<'a> {
     waker: LoopWaker,

@@ -52,3 +52,38 @@ impl Switch {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn turning_off_from_another_thread_wakes_an_attached_loop() {
+        let mut rt = crate::Runtime::kernel("::1".parse().unwrap()).unwrap();
+        let stop = Switch::new();
+        stop.attach(rt.waker());
+        assert!(!stop.is_off());
+        let s = stop.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            s.turn_off();
+            s.turn_off(); // idempotent
+        });
+        // The first pass may be an immediate one (a new runtime runs its apps at once).
+        rt.turn(Some(Duration::ZERO)).unwrap();
+        let start = Instant::now();
+        while !stop.is_off() {
+            rt.turn(Some(Duration::from_secs(10))).unwrap();
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "not woken");
+        t.join().unwrap();
+        // Attaching to a switch that is already off wakes the loop at once.
+        let mut rt2 = crate::Runtime::kernel("::1".parse().unwrap()).unwrap();
+        rt2.turn(Some(Duration::ZERO)).unwrap();
+        stop.attach(rt2.waker());
+        let start = Instant::now();
+        rt2.turn(Some(Duration::from_secs(10))).unwrap();
+        assert!(start.elapsed() < Duration::from_secs(5), "not woken");
+    }
+}
