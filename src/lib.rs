@@ -10,6 +10,7 @@
 //! - [`echo`]: a TCP echo app, the smallest thing the loop can run.
 
 pub mod appliance;
+pub mod client;
 pub mod config;
 pub mod ctx;
 pub mod echo;

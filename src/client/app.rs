@@ -1,0 +1,538 @@
+//! The client as an [`App`] of the loop: resolves ctxs, runs DNS jobs, hands requests to pooled
+//! or new connections, pumps connections, and delivers what user code must hear.
+//!
+//! Every callback ends in [`ClientApp::work`], which repeats until nothing is left to do: handle
+//! drops noted by handles, start DNS queries, poll the ctx of resolving requests, assign waiting
+//! requests to connections, pump the connections that had events, then deliver (with the state
+//! released) — deliveries may queue more work (a handler starting the next request on the
+//! connection just freed), which the next round picks up in the same pass.
+//!
+//! Changes made through handles outside the app's callbacks set [`Shared::pending`]; while it is
+//! set, [`App::poll_timeout`] returns an instant already past, so the loop runs the app in the
+//! same or the next pass without sleeping.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use net::{ConnId, ListenerId, QueryId};
+
+use super::body::{BodyEnd, BodyError, ResponseBody};
+use super::conn::{Conn, ConnState, Failure};
+use super::dns;
+use super::exchange::{
+    abort, attempt_failed, complete, conn_failed, deliver, fail, feed_body, retry, retryable,
+    send_on, writable,
+};
+use super::state::{BodyKind, Deferred, Delivery, Inner, Phase, Reader};
+use super::{Error, Stack};
+use crate::http::client::{ClientEvent, UsageError};
+use crate::http::BodyRead;
+use crate::runtime::{App, Cx};
+
+/// Rounds of [`ClientApp::work`] per callback before yielding to the loop (the rest runs at the
+/// next pass).
+const MAX_ROUNDS: usize = 64;
+
+pub(crate) struct ClientApp {
+    stack: Stack,
+}
+
+impl ClientApp {
+    pub(crate) fn new(stack: Stack) -> Self {
+        ClientApp { stack }
+    }
+
+    fn work(&mut self, cx: &mut Cx<'_>) {
+        let shared = self.stack.0.clone();
+        let mut out = Vec::new();
+        for _ in 0..MAX_ROUNDS {
+            shared.pending.set(false);
+            self.deferred(cx, &mut out);
+            dns::start(cx, &mut shared.inner.borrow_mut());
+            self.poll_resolving(cx, &mut out);
+            self.assign(cx, &mut out);
+            self.pump_dirty(cx, &mut out);
+            self.writables(&mut out);
+            if out.is_empty() && !shared.pending.get() {
+                return;
+            }
+            deliver(&self.stack, &mut out);
+        }
+        // Not done: come back at the next pass.
+        shared.pending.set(true);
+        cx.wake();
+    }
+
+    /// `on_writable` of requests not on a connection yet (their buffer has room).
+    fn writables(&mut self, out: &mut Vec<Delivery>) {
+        let mut inner = self.stack.0.inner.borrow_mut();
+        for (id, x) in inner.exchanges.iter_mut() {
+            writable(&self.stack, x, *id, out);
+        }
+    }
+
+    /// Handle drops and short bodies noted by handles.
+    fn deferred(&mut self, cx: &mut Cx<'_>, out: &mut Vec<Delivery>) {
+        let notes = std::mem::take(&mut *self.stack.0.deferred.borrow_mut());
+        if notes.is_empty() {
+            return;
+        }
+        let mut inner = self.stack.0.inner.borrow_mut();
+        for note in notes {
+            match note {
+                Deferred::Writer(id) => {
+                    let streaming = inner.exchanges.get(&id).is_some_and(|x| {
+                        matches!(x.body, BodyKind::Length(_) | BodyKind::Chunked) && !x.closed
+                    });
+                    if streaming {
+                        log::debug!("client: request {id}: body writer dropped unclosed");
+                        let conn = fail(&mut inner, id, Error::Cancelled, out);
+                        abort(cx, &mut inner, conn);
+                    }
+                }
+                Deferred::Short(id) => {
+                    let conn = fail(&mut inner, id, Error::Usage(UsageError::BodyTooShort), out);
+                    abort(cx, &mut inner, conn);
+                }
+                Deferred::Body(id) => {
+                    if let Some(x) = inner.exchanges.get_mut(&id) {
+                        if x.reader.is_none() && x.answered {
+                            x.reader = Some(Reader::Discard);
+                            x.try_read = true;
+                            inner.touch(id);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Polls the ctx of every resolving request.
+    fn poll_resolving(&mut self, cx: &mut Cx<'_>, out: &mut Vec<Delivery>) {
+        let ids: Vec<u64> = {
+            let inner = self.stack.0.inner.borrow();
+            inner
+                .exchanges
+                .iter()
+                .filter(|(_, x)| x.phase == Phase::Resolving && x.connect.is_some())
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        for id in ids {
+            if let Some(error) = self.stack.poll_connect(id) {
+                let mut inner = self.stack.0.inner.borrow_mut();
+                let conn = fail(&mut inner, id, error, out);
+                abort(cx, &mut inner, conn);
+            }
+        }
+    }
+
+    /// Gives waiting requests an idle connection of their endpoint, or a new one while the
+    /// endpoint is under its limit.
+    fn assign(&mut self, cx: &mut Cx<'_>, out: &mut Vec<Delivery>) {
+        let options = &self.stack.0.options;
+        let mut guard = self.stack.0.inner.borrow_mut();
+        let inner = &mut *guard;
+        let waiting: Vec<u64> = inner
+            .exchanges
+            .iter()
+            .filter(|(_, x)| x.phase == Phase::Waiting)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in waiting {
+            let x = &inner.exchanges[&id];
+            let key = x.key.clone().expect("waiting requests have a key");
+            let mut found = None;
+            let mut dead = Vec::new();
+            if !x.fresh_only {
+                let idle = inner
+                    .conns
+                    .values()
+                    .filter(|c| c.idle_since.is_some() && c.key == key);
+                for c in idle {
+                    if c.is_live(cx) {
+                        found = Some(c.id);
+                        break;
+                    }
+                    dead.push(c.id);
+                }
+            }
+            for cid in dead {
+                if let Some(mut c) = inner.conns.remove(&cid) {
+                    log::debug!("client: idle {cid} to {} went stale", c.peer);
+                    c.shutdown(cx);
+                    cx.close(cid);
+                }
+            }
+            if let Some(cid) = found {
+                let c = inner.conns.get_mut(&cid).expect("found");
+                let x = inner.exchanges.get_mut(&id).expect("listed");
+                if c.served > 0 {
+                    inner.stats.reused += 1;
+                }
+                match send_on(c, x, id, cx.now) {
+                    Ok(()) => inner.dirty.push(cid),
+                    Err(e) => {
+                        fail(inner, id, e, out);
+                    }
+                }
+                continue;
+            }
+            let open = inner.conns.values().filter(|c| c.key == key).count();
+            if open >= options.max_per_endpoint {
+                continue;
+            }
+            let x = inner.exchanges.get_mut(&id).expect("listed");
+            match cx.connect(key.addr) {
+                Ok(cid) => {
+                    inner.stats.connections += 1;
+                    let mut c = Conn::new(cid, key.clone(), cx.now, options.connect_timeout);
+                    c.exchange = Some(id);
+                    inner.conns.insert(cid, c);
+                    x.phase = Phase::Connecting(cid);
+                    log::debug!("client: request {id}: connecting to {} ({cid})", key.addr);
+                }
+                Err(e) => attempt_failed(x, Failure::Connect(e.into()), key.addr),
+            }
+        }
+    }
+
+    fn pump_dirty(&mut self, cx: &mut Cx<'_>, out: &mut Vec<Delivery>) {
+        let dirty = std::mem::take(&mut self.stack.0.inner.borrow_mut().dirty);
+        let mut seen = Vec::with_capacity(dirty.len());
+        for cid in dirty {
+            if !seen.contains(&cid) {
+                seen.push(cid);
+                self.pump(cx, cid, out);
+            }
+        }
+    }
+
+    /// Moves one connection and its exchange as far as they go.
+    fn pump(&mut self, cx: &mut Cx<'_>, cid: ConnId, out: &mut Vec<Delivery>) {
+        let options = &self.stack.0.options;
+        let mut guard = self.stack.0.inner.borrow_mut();
+        let inner = &mut *guard;
+        let Some(mut c) = inner.conns.remove(&cid) else {
+            return;
+        };
+        let result = self.rounds(cx, inner, &mut c, out);
+        if let Err(f) = result {
+            conn_failed(inner, c, f, out);
+            cx.abort(cid);
+            return;
+        }
+        // The exchange on it went away (cancelled, failed): the connection is mid-request.
+        if let Some(id) = c.exchange {
+            if !inner.exchanges.contains_key(&id) {
+                cx.abort(cid);
+                return;
+            }
+        }
+        if c.exchange.is_none() && c.state != ConnState::Open {
+            cx.abort(cid);
+            return;
+        }
+        if c.exchange.is_none() {
+            let expired = c
+                .idle_since
+                .is_some_and(|t| cx.now >= t + options.idle_timeout);
+            let idle = inner
+                .conns
+                .values()
+                .filter(|o| o.idle_since.is_some() && o.key == c.key)
+                .count();
+            if c.closing || c.codec.is_closed() || expired || idle >= options.max_idle_per_endpoint
+            {
+                log::debug!("client: closing {cid} to {}", c.peer);
+                c.shutdown(cx);
+                cx.close(cid);
+                // A request waiting for a free slot of this endpoint may go now.
+                self.stack.0.pending.set(true);
+                return;
+            }
+            if c.idle_since.is_none() {
+                c.idle_since = Some(cx.now);
+                self.stack.0.pending.set(true);
+            }
+        }
+        inner.conns.insert(cid, c);
+    }
+
+    fn rounds(
+        &self,
+        cx: &mut Cx<'_>,
+        inner: &mut Inner,
+        c: &mut Conn,
+        out: &mut Vec<Delivery>,
+    ) -> Result<(), Failure> {
+        c.tick(cx.now)?;
+        loop {
+            let mut moved = false;
+            if let Some(x) = c.exchange.and_then(|id| inner.exchanges.get_mut(&id)) {
+                moved |= feed_body(c, x, cx.now);
+            }
+            let was_open = c.state == ConnState::Open;
+            moved |= c.pump(cx)?;
+            if !was_open && c.state == ConnState::Open {
+                log::debug!("client: {} to {} open", c.id, c.peer);
+                if let Some(id) = c.exchange {
+                    if let Some(x) = inner.exchanges.get_mut(&id) {
+                        if let Err(e) = send_on(c, x, id, cx.now) {
+                            fail(inner, id, e, out);
+                            c.exchange = None;
+                        }
+                    }
+                }
+                continue;
+            }
+            moved |= self.events(cx.now, inner, c, out);
+            moved |= self.read_response(cx.now, inner, c, out);
+            if let Some(id) = c.exchange {
+                if let Some(x) = inner.exchanges.get_mut(&id) {
+                    writable(&self.stack, x, id, out);
+                }
+            }
+            if !moved {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Codec events → the exchange.
+    fn events(
+        &self,
+        now: Instant,
+        inner: &mut Inner,
+        c: &mut Conn,
+        out: &mut Vec<Delivery>,
+    ) -> bool {
+        let mut moved = false;
+        while let Some(ev) = c.codec.poll_event() {
+            moved = true;
+            let id = c.exchange;
+            match ev {
+                ClientEvent::Continue { .. } | ClientEvent::Writable { .. } => {}
+                ClientEvent::Closed => c.closing = true,
+                ClientEvent::Response { head, .. } => {
+                    let Some(x) = id.and_then(|id| inner.exchanges.get_mut(&id)) else {
+                        continue;
+                    };
+                    x.answered = true;
+                    if let Some(handler) = x.response_handler.take() {
+                        let body = ResponseBody::new(self.stack.clone(), id.expect("checked"));
+                        out.push(Delivery::Response {
+                            handler,
+                            peer: c.peer,
+                            head,
+                            body,
+                        });
+                    }
+                }
+                ClientEvent::BodyReadable { .. } => {
+                    if let Some(x) = id.and_then(|id| inner.exchanges.get_mut(&id)) {
+                        x.try_read = true;
+                    }
+                }
+                ClientEvent::Aborted { .. } => {
+                    let error = Error::Http {
+                        peer: c.peer,
+                        error: crate::http::client::ClientError::ClosedBeforeResponse,
+                    };
+                    self.lost(now, inner, c, error, out);
+                }
+                ClientEvent::Error { error, .. } => {
+                    let error = Error::Http {
+                        peer: c.peer,
+                        error,
+                    };
+                    self.lost(now, inner, c, error, out);
+                }
+            }
+        }
+        moved
+    }
+
+    /// The exchange on `c` will get no (complete) response there: retry it or fail it.
+    fn lost(
+        &self,
+        _now: Instant,
+        inner: &mut Inner,
+        c: &mut Conn,
+        error: Error,
+        out: &mut Vec<Delivery>,
+    ) {
+        let Some(id) = c.exchange else { return };
+        let Some(x) = inner.exchanges.get_mut(&id) else {
+            return;
+        };
+        if retryable(x, c) {
+            log::debug!(
+                "client: request {id}: stale pooled {} ({error}); retrying",
+                c.id
+            );
+            retry(x);
+            inner.stats.retries += 1;
+            c.exchange = None;
+            self.stack.0.pending.set(true);
+            return;
+        }
+        fail(inner, id, error, out);
+        c.exchange = None;
+    }
+
+    /// Response body bytes → the exchange's reader; ends the exchange at the end of the body.
+    fn read_response(
+        &self,
+        now: Instant,
+        inner: &mut Inner,
+        c: &mut Conn,
+        out: &mut Vec<Delivery>,
+    ) -> bool {
+        let Some(id) = c.exchange else { return false };
+        let Some(x) = inner.exchanges.get_mut(&id) else {
+            return false;
+        };
+        let Phase::Sent(_, rid) = x.phase else {
+            return false;
+        };
+        if !x.try_read || !x.answered {
+            return false;
+        }
+        let Some(reader) = x.reader.take() else {
+            return false;
+        };
+        let chunk = self.stack.0.options.read_chunk;
+        let mut buf = vec![0u8; chunk];
+        let (reader, ended) = match reader {
+            Reader::Once { on_data, on_eof } => match c.codec.read_body(now, rid, &mut buf) {
+                BodyRead::Data(n) => {
+                    buf.truncate(n);
+                    out.push(Delivery::Data { on_data, data: buf });
+                    (None, false)
+                }
+                BodyRead::End => {
+                    out.push(Delivery::Eof {
+                        on_eof,
+                        end: BodyEnd::Complete,
+                    });
+                    (None, true)
+                }
+                BodyRead::Pending => (Some(Reader::Once { on_data, on_eof }), false),
+            },
+            Reader::ToEnd {
+                limit,
+                buf: mut body,
+                done,
+            } => loop {
+                match c.codec.read_body(now, rid, &mut buf) {
+                    BodyRead::Data(n) if body.len() + n > limit => {
+                        out.push(Delivery::Body {
+                            done,
+                            result: Err(BodyError::TooLarge),
+                        });
+                        // The rest is unwanted: the connection cannot be reused.
+                        c.closing = true;
+                        x.phase = Phase::Done;
+                        break (None, true);
+                    }
+                    BodyRead::Data(n) => body.extend_from_slice(&buf[..n]),
+                    BodyRead::End => {
+                        out.push(Delivery::Body {
+                            done,
+                            result: Ok(body),
+                        });
+                        break (None, true);
+                    }
+                    BodyRead::Pending => {
+                        break (
+                            Some(Reader::ToEnd {
+                                limit,
+                                buf: body,
+                                done,
+                            }),
+                            false,
+                        );
+                    }
+                }
+            },
+            Reader::Discard => loop {
+                match c.codec.read_body(now, rid, &mut buf) {
+                    BodyRead::Data(_) => {}
+                    BodyRead::End => break (None, true),
+                    BodyRead::Pending => break (Some(Reader::Discard), false),
+                }
+            },
+        };
+        if reader.is_some() {
+            x.try_read = false;
+        }
+        x.reader = reader;
+        if ended {
+            complete(inner, c, id, now, out);
+        }
+        true
+    }
+}
+
+impl App for ClientApp {
+    fn handle_accept(&mut self, cx: &mut Cx<'_>, _l: ListenerId, conn: ConnId, _p: SocketAddr) {
+        cx.abort(conn);
+    }
+
+    fn handle_ready(&mut self, cx: &mut Cx<'_>, conn: ConnId) {
+        self.stack.0.inner.borrow_mut().dirty.push(conn);
+        self.work(cx);
+    }
+
+    fn handle_resolved(&mut self, cx: &mut Cx<'_>, query: QueryId) {
+        dns::resolved(cx, &mut self.stack.0.inner.borrow_mut(), query);
+        self.stack.0.pending.set(true);
+        self.work(cx);
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        let shared = &self.stack.0;
+        if shared.pending.get() || !shared.deferred.borrow().is_empty() {
+            return Some(shared.epoch);
+        }
+        let inner = shared.inner.borrow();
+        let idle = shared.options.idle_timeout;
+        inner.conns.values().filter_map(|c| c.deadline(idle)).min()
+    }
+
+    fn handle_timeout(&mut self, cx: &mut Cx<'_>) {
+        {
+            let mut inner = self.stack.0.inner.borrow_mut();
+            let idle = self.stack.0.options.idle_timeout;
+            let due: Vec<ConnId> = inner
+                .conns
+                .values()
+                .filter(|c| c.deadline(idle).is_some_and(|d| d <= cx.now))
+                .map(|c| c.id)
+                .collect();
+            inner.dirty.extend(due);
+        }
+        self.work(cx);
+    }
+
+    fn handle_wake(&mut self, cx: &mut Cx<'_>) {
+        self.work(cx);
+    }
+}
+
+impl Drop for ClientApp {
+    fn drop(&mut self) {
+        let mut out = Vec::new();
+        if let Ok(mut inner) = self.stack.0.inner.try_borrow_mut() {
+            inner.stopped = true;
+            inner.conns.clear();
+            let ids: Vec<u64> = inner.exchanges.keys().copied().collect();
+            for id in ids {
+                fail(&mut inner, id, Error::Stopped, &mut out);
+            }
+            inner.dns.clear();
+        }
+        deliver(&self.stack, &mut out);
+    }
+}

@@ -1,0 +1,298 @@
+//! The two body handles of a request: [`BodyWriter`] (the request body, httpaf's
+//! `[`write] Body.t`) and [`ResponseBody`] (the response body as it streams in, httpaf's
+//! `[`read] Body.t`).
+//!
+//! Both are cheap handles on the client's shared state; they never touch a socket or a codec.
+//! Writes land in the request's bounded buffer and reads install a callback; the client app
+//! moves the bytes on the loop, in the same pass when called from a callback of the loop, else
+//! at the next pass.
+//!
+//! Backpressure: [`BodyWriter::write`] takes at most what the buffer has room for (then
+//! [`BodyWriter::on_writable`]); a response body is read from the connection only as fast as
+//! readers are scheduled (the codec's body buffer fills, then the TCP window closes).
+
+use std::fmt;
+use std::rc::Rc;
+
+use super::state::{BodyKind, Deferred, Phase, Reader};
+use super::Stack;
+
+/// How a response body ended, for [`ResponseBody::schedule_read`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyEnd {
+    /// The whole body was received.
+    Complete,
+    /// The body will never complete: the connection failed, the response was malformed, or the
+    /// request is over.
+    Aborted,
+}
+
+/// Why [`ResponseBody::read_to_end`] failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyError {
+    /// The body is longer than the limit given.
+    TooLarge,
+    /// See [`BodyEnd::Aborted`].
+    Aborted,
+}
+
+impl fmt::Display for BodyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BodyError::TooLarge => "response body larger than the limit",
+            BodyError::Aborted => "response body aborted",
+        })
+    }
+}
+
+impl std::error::Error for BodyError {}
+
+/// Why a [`BodyWriter`] call failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteError {
+    /// The request is over (failed or cancelled), or its body was closed already.
+    Closed,
+    /// The request has no streamed body (no `Content-Length` or `Transfer-Encoding: chunked`
+    /// header was given, or the body was given whole).
+    NotStreaming,
+    /// More bytes than the declared `Content-Length`.
+    TooLong,
+    /// [`BodyWriter::close`] before the declared `Content-Length` was reached: the request
+    /// fails (its error handler gets [`UsageError::BodyTooShort`](crate::http::client::UsageError)).
+    TooShort,
+}
+
+impl fmt::Display for WriteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WriteError::Closed => "the request is over",
+            WriteError::NotStreaming => "the request has no streamed body",
+            WriteError::TooLong => "body longer than the declared Content-Length",
+            WriteError::TooShort => "body shorter than the declared Content-Length",
+        })
+    }
+}
+
+impl std::error::Error for WriteError {}
+
+/// The body of a request, returned by [`request`](super::request). Closing it ends the request;
+/// dropping it unclosed cancels a streamed request ([`Error::Cancelled`](super::Error)).
+pub struct BodyWriter {
+    pub(crate) stack: Stack,
+    pub(crate) id: u64,
+    /// Closed, or parked in `on_writable`: dropping does nothing.
+    pub(crate) done: bool,
+}
+
+impl fmt::Debug for BodyWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BodyWriter")
+            .field("request", &self.id)
+            .finish()
+    }
+}
+
+impl BodyWriter {
+    /// Queues body bytes; returns how many were taken. Fewer than offered (maybe 0) when the
+    /// request's buffer is full: write the rest from [`on_writable`](Self::on_writable).
+    ///
+    /// # Errors
+    /// [`WriteError::Closed`] when the request is over or the body closed;
+    /// [`WriteError::NotStreaming`] for a request without a streamed body;
+    /// [`WriteError::TooLong`] past the declared length (nothing is taken then).
+    pub fn write(&mut self, data: &[u8]) -> Result<usize, WriteError> {
+        let shared = &self.stack.0;
+        let mut inner = shared.inner.borrow_mut();
+        let cap = shared.options.body_buffer;
+        let replay_limit = shared.options.replay_limit;
+        let x = inner
+            .exchanges
+            .get_mut(&self.id)
+            .filter(|x| x.phase != Phase::Done && !x.closed)
+            .ok_or(WriteError::Closed)?;
+        match x.body {
+            BodyKind::Length(n) if x.written + data.len() as u64 > n => {
+                return Err(WriteError::TooLong)
+            }
+            BodyKind::Length(_) | BodyKind::Chunked => {}
+            BodyKind::Empty | BodyKind::Bytes(_) => return Err(WriteError::NotStreaming),
+        }
+        let k = data.len().min(cap.saturating_sub(x.out.len()));
+        x.blocked = k < data.len();
+        if k == 0 {
+            return Ok(0);
+        }
+        x.out.extend_from_slice(&data[..k]);
+        x.written += k as u64;
+        if let Some(r) = &mut x.replay {
+            if r.len() + k > replay_limit {
+                x.replay = None;
+            } else {
+                r.extend_from_slice(&data[..k]);
+            }
+        }
+        inner.touch(self.id);
+        shared.pending.set(true);
+        Ok(k)
+    }
+
+    /// Hands the writer to `f` once [`write`](Self::write) can take more (at the next pass if
+    /// it can now). `f` is called exactly once: if the request ends first it is called anyway,
+    /// and its writes fail with [`WriteError::Closed`].
+    pub fn on_writable(mut self, f: impl FnOnce(BodyWriter) + 'static) {
+        let shared = self.stack.0.clone();
+        let mut inner = shared.inner.borrow_mut();
+        match inner.exchanges.get_mut(&self.id) {
+            Some(x) if x.phase != Phase::Done && !x.closed => {
+                self.done = true;
+                let old = x.on_writable.replace(Box::new(f));
+                inner.touch(self.id);
+                shared.pending.set(true);
+                drop(inner);
+                drop(old);
+            }
+            _ => {
+                drop(inner);
+                f(self);
+            }
+        }
+    }
+
+    /// Ends the body (the last chunk for chunked framing); the response follows. For a request
+    /// without a streamed body this only says so (it is sent already).
+    ///
+    /// # Errors
+    /// [`WriteError::Closed`] when the request is over or the body was closed;
+    /// [`WriteError::TooShort`] before the declared length (the request then fails).
+    pub fn close(mut self) -> Result<(), WriteError> {
+        self.done = true;
+        let shared = &self.stack.0;
+        let mut inner = shared.inner.borrow_mut();
+        let x = inner
+            .exchanges
+            .get_mut(&self.id)
+            .filter(|x| x.phase != Phase::Done)
+            .ok_or(WriteError::Closed)?;
+        if matches!(x.body, BodyKind::Empty | BodyKind::Bytes(_)) {
+            return Ok(());
+        }
+        if x.closed {
+            return Err(WriteError::Closed);
+        }
+        let short = matches!(x.body, BodyKind::Length(n) if x.written < n);
+        x.closed = true;
+        inner.touch(self.id);
+        shared.pending.set(true);
+        if short {
+            shared.deferred.borrow_mut().push(Deferred::Short(self.id));
+            return Err(WriteError::TooShort);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for BodyWriter {
+    fn drop(&mut self) {
+        if !self.done {
+            self.stack
+                .0
+                .deferred
+                .borrow_mut()
+                .push(Deferred::Writer(self.id));
+            self.stack.0.pending.set(true);
+        }
+    }
+}
+
+/// The body of a response as it streams in, given to the response handler. Clones share it;
+/// when the last one is dropped without a reader waiting, the rest of the body is read and
+/// dropped (so the connection can serve the next request).
+#[derive(Clone)]
+pub struct ResponseBody(Rc<BodyHandle>);
+
+pub(crate) struct BodyHandle {
+    stack: Stack,
+    id: u64,
+}
+
+impl fmt::Debug for ResponseBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseBody")
+            .field("request", &self.0.id)
+            .finish()
+    }
+}
+
+impl ResponseBody {
+    pub(crate) fn new(stack: Stack, id: u64) -> Self {
+        ResponseBody(Rc::new(BodyHandle { stack, id }))
+    }
+
+    /// Calls `on_data` once with the next chunk of the body as soon as there is one, or `on_eof`
+    /// when the body has ended; schedule again (from `on_data`, with a clone of this handle) for
+    /// more. Nothing more is read from the connection than the codec's body buffer holds until
+    /// then. Replaces a reader scheduled before; when the request is already over,
+    /// `on_eof(BodyEnd::Aborted)` is called at once.
+    pub fn schedule_read(
+        &self,
+        on_data: impl FnOnce(&[u8]) + 'static,
+        on_eof: impl FnOnce(BodyEnd) + 'static,
+    ) {
+        let reader = Reader::Once {
+            on_data: Box::new(on_data),
+            on_eof: Box::new(on_eof),
+        };
+        if let Some(Reader::Once { on_eof, .. }) = self.install(reader) {
+            on_eof(BodyEnd::Aborted);
+        }
+    }
+
+    /// Collects the whole body, then calls `done` with it; a body longer than `limit` bytes
+    /// ends with [`BodyError::TooLarge`] as soon as the limit is crossed (the connection is then
+    /// closed).
+    pub fn read_to_end(
+        &self,
+        limit: usize,
+        done: impl FnOnce(Result<Vec<u8>, BodyError>) + 'static,
+    ) {
+        let reader = Reader::ToEnd {
+            limit,
+            buf: Vec::new(),
+            done: Box::new(done),
+        };
+        if let Some(Reader::ToEnd { done, .. }) = self.install(reader) {
+            done(Err(BodyError::Aborted));
+        }
+    }
+
+    /// Puts `reader` in place; gives it back when the request is over.
+    fn install(&self, reader: Reader) -> Option<Reader> {
+        let shared = &self.0.stack.0;
+        let mut inner = shared.inner.borrow_mut();
+        let Some(x) = inner
+            .exchanges
+            .get_mut(&self.0.id)
+            .filter(|x| x.phase != Phase::Done)
+        else {
+            return Some(reader);
+        };
+        let old = x.reader.replace(reader);
+        x.try_read = true;
+        inner.touch(self.0.id);
+        shared.pending.set(true);
+        drop(inner);
+        drop(old);
+        None
+    }
+}
+
+impl Drop for BodyHandle {
+    fn drop(&mut self) {
+        self.stack
+            .0
+            .deferred
+            .borrow_mut()
+            .push(Deferred::Body(self.id));
+        self.stack.0.pending.set(true);
+    }
+}

@@ -1,0 +1,134 @@
+//! The client's ctx keys and the base ctx: the seed's `Paf.tcp_edn`/`Paf.tls_edn`, its
+//! `domain_name`/`ipaddr`/`stack`/`port` example keys, and the DNS resolver fold that runs over
+//! the stack.
+//!
+//! [`ctx`] gives a ctx where, as in the seed's example,
+//!
+//! ```text
+//! ipaddr  ← fold [req stack; req domain_name; dft family Any]   (DNS over the stack; a literal
+//!                                                                 address is used as is)
+//! tcp_edn ← fold [req stack; req ipaddr; dft port 80]
+//! tls_edn ← fold [opt domain_name; req tls_config; req stack; req ipaddr; dft port 443]
+//! ```
+//!
+//! so a request needs only `domain_name` (and `tls_config` for TLS, `port` for a non-default
+//! port); adding `ipaddr` skips DNS, adding `tcp_edn`/`tls_edn` skips everything.
+
+use std::net::IpAddr;
+use std::sync::OnceLock;
+
+use crate::ctx::{self, dft, opt, promise, req, Ctx, Step, TcpEndpoint, TlsEndpoint, Value};
+use crate::tls;
+
+use super::Stack;
+
+/// The seed's `tcp_edn` value: stack, address, port.
+pub type TcpEdn = TcpEndpoint<Stack>;
+/// The seed's `tls_edn` value: domain name, TLS config, stack, address, port.
+pub type TlsEdn = TlsEndpoint<Stack, tls::ClientConfig>;
+
+/// Which address family the built-in resolver looks up.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// A and AAAA in parallel; the IPv4 address is used when there is one.
+    #[default]
+    Any,
+    /// A only.
+    V4,
+    /// AAAA only.
+    V6,
+}
+
+macro_rules! key {
+    ($(#[$doc:meta])* $fn:ident: $t:ty = $name:literal) => {
+        $(#[$doc])*
+        pub fn $fn() -> Value<$t> {
+            static KEY: OnceLock<Value<$t>> = OnceLock::new();
+            *KEY.get_or_init(|| ctx::make::<$t>($name))
+        }
+    };
+}
+
+key!(
+    /// The client stack requests go through (the seed's `stack`).
+    stack: Stack = "stack"
+);
+key!(
+    /// The server's name: resolved by DNS for `ipaddr`, sent as SNI and checked against the
+    /// certificate for TLS (the seed's `domain_name`).
+    domain_name: String = "domain_name"
+);
+key!(
+    /// The server's address (the seed's `ipaddr`).
+    ipaddr: IpAddr = "ipaddr"
+);
+key!(
+    /// The server's port; 80 for `tcp_edn` and 443 for `tls_edn` when absent.
+    port: u16 = "port"
+);
+key!(
+    /// The TLS client configuration; its presence makes `tls_edn` resolvable.
+    tls_config: tls::ClientConfig = "tls_config"
+);
+key!(
+    /// The address family the built-in resolver asks for (default [`Family::Any`]).
+    family: Family = "family"
+);
+key!(
+    /// The plain TCP endpoint (the seed's `Paf.tcp_edn`).
+    tcp_edn: TcpEdn = "tcp_edn"
+);
+key!(
+    /// The TLS endpoint (the seed's `Paf.tls_edn`), tried before `tcp_edn`.
+    tls_edn: TlsEdn = "tls_edn"
+);
+
+/// The base ctx of `stack`: the stack itself, the DNS resolver fold and the endpoint folds
+/// (see the [module docs](self)). Add `domain_name` (and `tls_config`, `port`) per request.
+pub fn ctx(stack: &Stack) -> Ctx {
+    Ctx::empty()
+        .add(&self::stack(), stack.clone())
+        .fold(
+            &ipaddr(),
+            (
+                req(&self::stack()),
+                req(&domain_name()),
+                dft(&family(), Family::Any),
+            ),
+            |(stack, name, family): (Stack, String, Family)| resolve(&stack, &name, family),
+        )
+        .fold(
+            &tcp_edn(),
+            (req(&self::stack()), req(&ipaddr()), dft(&port(), 80)),
+            |(stack, addr, port)| Step::Ready(TcpEndpoint { stack, addr, port }),
+        )
+        .fold(
+            &tls_edn(),
+            (
+                opt(&domain_name()),
+                req(&tls_config()),
+                req(&self::stack()),
+                req(&ipaddr()),
+                dft(&port(), 443),
+            ),
+            |(domain_name, tls, stack, addr, port)| {
+                Step::Ready(TlsEndpoint {
+                    domain_name,
+                    tls,
+                    stack,
+                    addr,
+                    port,
+                })
+            },
+        )
+}
+
+/// The resolver fold: a literal address as is, else a DNS query on the stack's loop.
+fn resolve(stack: &Stack, name: &str, family: Family) -> Step<IpAddr> {
+    if let Some(addr) = net::dns::literal(name) {
+        return Step::Ready(addr);
+    }
+    let (p, c) = promise();
+    stack.resolve(name, family, c);
+    Step::Pending(p)
+}

@@ -1,0 +1,58 @@
+//! The client side: the seed's `request ~ctx` on the one loop, with DNS over the userspace
+//! stack, a keep-alive pool, and a friendly client on top.
+//!
+//! ```text
+//! (* the seed *)                                   // paf
+//! let ctx = Mimic.add Paf.tcp_edn                  let stack = client::Stack::attach(&mut rt, Options::default());
+//!   (stack, ipaddr, 80) Mimic.empty                let ctx = client::ctx(&stack)
+//!                                                      .add(&client::domain_name(), "upstream.test".into());
+//! Paf.request ~ctx ~error_handler                  let body = client::request(&ctx, http::client::ClientConfig::default(),
+//!   ~response_handler req                                               error_handler, response_handler, req)?;
+//!                                                  body.close()?;
+//!                                                  rt.run_until(|_| done.get())?;
+//! ```
+//!
+//! Contract:
+//! - [`Stack::attach`] adds the client app to a [`Runtime`](crate::Runtime); the [`Stack`]
+//!   handle is what the ctx's `stack`, `tcp_edn` and `tls_edn` carry. Everything runs on the
+//!   loop's thread: handlers are called from the loop, never concurrently.
+//! - [`request`] resolves the ctx lazily ([`tls_edn`] before [`tcp_edn`]; the built-in resolver
+//!   of [`ctx`] asks DNS through the stack only when an endpoint needs the address; a literal
+//!   address is never looked up), connects (TCP, then TLS with SNI and verification against the
+//!   domain name), writes the head, and returns the [`BodyWriter`]. The response handler gets
+//!   `(peer, head, body)`, the body as a [`ResponseBody`] read at the handler's pace; any later
+//!   failure goes to the error handler, once.
+//! - Connections are pooled per endpoint (address, TLS name and configuration, HTTP config),
+//!   at most [`Options::max_per_endpoint`] at once, idle ones closed after
+//!   [`Options::idle_timeout`]. One request at a time per connection (no pipelining). A request
+//!   whose pooled connection turns out to be stale (closed before any response byte) is sent once
+//!   more on a new connection when it is idempotent and its body can be replayed.
+//! - [`Client`] is the friendly layer: `get`/`post`/`request` by URL, the scheme choosing TLS,
+//!   default ports 80/443, `Host` from the URL, optional bounded redirects; [`fetch_blocking`]
+//!   drives a runtime until one response is in.
+//!
+//! Layout: `keys` (ctx keys and the base ctx), `stack` ([`Stack`] and [`request`]), `state` (the
+//! shared state), `app` (the loop side), `exchange` (one request on its connection), `conn` (one
+//! connection's byte pipe), `dns` (the resolver fold's queries), `body` (the handles), `error`,
+//! `friendly` ([`Client`]).
+
+mod app;
+mod body;
+mod conn;
+mod dns;
+mod error;
+mod exchange;
+mod friendly;
+mod keys;
+mod stack;
+mod state;
+
+pub use body::{BodyEnd, BodyError, BodyWriter, ResponseBody, WriteError};
+pub use error::{ConnectFailure, Error};
+pub use friendly::{fetch_blocking, Client, Response};
+pub use keys::{
+    ctx, domain_name, family, ipaddr, port, stack, tcp_edn, tls_config, tls_edn, Family, TcpEdn,
+    TlsEdn,
+};
+pub use stack::{request, Stack};
+pub use state::{Options, Stats};

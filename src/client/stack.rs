@@ -1,0 +1,330 @@
+//! [`Stack`]: the client on a runtime's network stack (the seed's `Stack.t` as the client sees
+//! it), and [`request`], the seed's `request ~ctx`.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use ::http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use ::http::{Method, Request, Response};
+
+use super::app::ClientApp;
+use super::body::{BodyWriter, ResponseBody};
+use super::exchange;
+use super::state::{BodyKind, DnsJob, Exchange, Inner, Options, Phase, Shared, Stats};
+use super::{keys, Error, Family};
+use crate::ctx::{Completer, Connect, Ctx, Next, Resolution};
+use crate::http::client::{ClientConfig, UsageError};
+use crate::runtime::Runtime;
+
+/// The client side of a runtime: a handle on the client app that owns its connections, pool and
+/// DNS queries. Cheap to clone; single-threaded (it lives on the loop's thread). Put it in a ctx
+/// under [`stack`](super::stack) (or start from [`ctx`](super::ctx)).
+#[derive(Clone)]
+pub struct Stack(pub(crate) Rc<Shared>);
+
+impl PartialEq for Stack {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Stack {}
+
+impl fmt::Debug for Stack {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.inner.try_borrow() {
+            Ok(inner) => f
+                .debug_struct("Stack")
+                .field("requests", &inner.exchanges.len())
+                .field("connections", &inner.conns.len())
+                .finish(),
+            Err(_) => f.write_str("Stack(..)"),
+        }
+    }
+}
+
+impl Stack {
+    /// Adds the client app to `rt`, with `options`.
+    pub fn attach(rt: &mut Runtime, options: Options) -> Stack {
+        let stack = Stack(Rc::new(Shared {
+            inner: RefCell::new(Inner::default()),
+            pending: Cell::new(false),
+            polling: Cell::new(None),
+            deferred: RefCell::new(Vec::new()),
+            options,
+            epoch: Instant::now(),
+        }));
+        let app = ClientApp::new(stack.clone());
+        rt.add(app, |_, _| Ok::<(), std::convert::Infallible>(()))
+            .unwrap_or_else(|e| match e {});
+        stack
+    }
+
+    /// The options the stack was attached with.
+    pub fn options(&self) -> &Options {
+        &self.0.options
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        self.0.inner.borrow().stats
+    }
+
+    /// Connections open now (busy, idle or being made).
+    pub fn connections(&self) -> usize {
+        self.0.inner.borrow().conns.len()
+    }
+
+    /// Idle keep-alive connections in the pool now.
+    pub fn idle_connections(&self) -> usize {
+        let inner = self.0.inner.borrow();
+        inner
+            .conns
+            .values()
+            .filter(|c| c.idle_since.is_some())
+            .count()
+    }
+
+    /// Requests not yet over.
+    pub fn in_flight(&self) -> usize {
+        let inner = self.0.inner.borrow();
+        inner
+            .exchanges
+            .values()
+            .filter(|x| x.phase != Phase::Done)
+            .count()
+    }
+
+    /// Queues a DNS lookup for the resolver fold; `completer` gets the address.
+    pub(crate) fn resolve(
+        &self,
+        name: &str,
+        family: Family,
+        completer: Completer<std::net::IpAddr>,
+    ) {
+        let mut inner = self.0.inner.borrow_mut();
+        let job = inner.next_job;
+        inner.next_job += 1;
+        inner.dns.insert(
+            job,
+            DnsJob {
+                name: name.to_owned(),
+                family,
+                completer: Some(completer),
+                owner: self.0.polling.get(),
+                started: false,
+                running: Vec::new(),
+                results: Vec::new(),
+            },
+        );
+        self.0.pending.set(true);
+    }
+
+    /// Polls the ctx of exchange `id` (without holding the state borrowed: folds may call back
+    /// into the stack) and records what it yields. Returns the error when it failed.
+    pub(crate) fn poll_connect(&self, id: u64) -> Option<Error> {
+        let taken = {
+            let mut inner = self.0.inner.borrow_mut();
+            let x = inner.exchanges.get_mut(&id)?;
+            if x.phase != Phase::Resolving {
+                return None;
+            }
+            x.connect.take()
+        };
+        let mut connect = taken?;
+        self.0.polling.set(Some(id));
+        let next = connect.poll();
+        self.0.polling.set(None);
+        let mut inner = self.0.inner.borrow_mut();
+        let x = inner.exchanges.get_mut(&id)?;
+        x.connect = Some(connect);
+        match next {
+            Next::Pending => None,
+            Next::Connect(edn) => {
+                if edn_stack(&edn) != self {
+                    return Some(Error::NoStack);
+                }
+                exchange::choose(x, edn);
+                None
+            }
+            Next::Failed(report) => Some(x.cause.take().unwrap_or(Error::Ctx(report))),
+        }
+    }
+}
+
+fn edn_stack(edn: &crate::ctx::Endpoint<Stack, crate::tls::ClientConfig>) -> &Stack {
+    match edn {
+        crate::ctx::Endpoint::Tls(e) => &e.stack,
+        crate::ctx::Endpoint::Tcp(e) => &e.stack,
+    }
+}
+
+/// Sends `req` to the server `ctx` describes (the seed's `request ?config ~ctx ~error_handler
+/// ~response_handler req`) and returns the request body.
+///
+/// The ctx is resolved lazily on the client's loop: [`tls_edn`](super::tls_edn) before
+/// [`tcp_edn`](super::tcp_edn), a DNS query only if an endpoint needs the address; then a TCP
+/// connection (reused from the pool when one to the same endpoint is idle), then TLS with SNI and
+/// certificate verification against the endpoint's domain name. The body framing comes from the
+/// head: `Content-Length: n` (write exactly `n` bytes), `Transfer-Encoding: chunked`, or neither
+/// (no body). Close the writer to end the request.
+///
+/// `response_handler` gets the peer, the head and the body as it streams in; `error_handler`
+/// gets any failure after this call returned, once, with the peer when known. Both run on the
+/// loop. A request that fails on a pooled connection before any response byte arrived is sent
+/// once more on a new connection when it is idempotent and its body is small enough to replay
+/// ([`Options::replay_limit`]).
+///
+/// # Errors
+/// Failures known at once, reported here and not to `error_handler`: [`Error::Usage`] for a
+/// request that cannot be sent (CONNECT, conflicting framing headers), [`Error::NoStack`] when
+/// the ctx names no client stack, [`Error::Ctx`] when it describes no endpoint at all.
+pub fn request<E, R>(
+    ctx: &Ctx,
+    config: ClientConfig,
+    error_handler: E,
+    response_handler: R,
+    req: Request<()>,
+) -> Result<BodyWriter, Error>
+where
+    E: FnOnce(Option<SocketAddr>, Error) + 'static,
+    R: FnOnce(SocketAddr, Response<()>, ResponseBody) + 'static,
+{
+    let (req, body) = framing(req)?;
+    start(
+        ctx,
+        Arc::new(config),
+        req,
+        body,
+        Box::new(error_handler),
+        Box::new(response_handler),
+    )
+}
+
+/// The body framing the head asks for, with the framing headers removed (the codec writes them).
+fn framing(mut req: Request<()>) -> Result<(Request<()>, BodyKind), Error> {
+    if req.method() == Method::CONNECT {
+        return Err(Error::Usage(UsageError::UnsupportedMethod));
+    }
+    let headers = req.headers_mut();
+    let chunked = headers
+        .get_all(TRANSFER_ENCODING)
+        .iter()
+        .any(|v| v.as_bytes().eq_ignore_ascii_case(b"chunked"));
+    let length = headers.get(CONTENT_LENGTH).map(|v| {
+        std::str::from_utf8(v.as_bytes())
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+    });
+    if headers.contains_key(TRANSFER_ENCODING) && !chunked {
+        return Err(Error::Framing(
+            "only the chunked transfer coding is supported",
+        ));
+    }
+    headers.remove(TRANSFER_ENCODING);
+    headers.remove(CONTENT_LENGTH);
+    let body = match (length, chunked) {
+        (Some(_), true) => {
+            return Err(Error::Framing("both Content-Length and Transfer-Encoding"));
+        }
+        (Some(None), false) => return Err(Error::Framing("Content-Length is not a number")),
+        (Some(Some(0)), false) | (None, false) => BodyKind::Empty,
+        (Some(Some(n)), false) => BodyKind::Length(n),
+        (None, true) => BodyKind::Chunked,
+    };
+    Ok((req, body))
+}
+
+/// Registers an exchange and polls its ctx once.
+pub(crate) fn start(
+    ctx: &Ctx,
+    config: Arc<ClientConfig>,
+    head: Request<()>,
+    body: BodyKind,
+    error_handler: super::state::ErrorHandler,
+    response_handler: super::state::ResponseHandler,
+) -> Result<BodyWriter, Error> {
+    let stack = find_stack(ctx)?;
+    let host_hint = if head.headers().contains_key(HOST) || head.uri().authority().is_some() {
+        None
+    } else {
+        ctx.get(&keys::domain_name())
+    };
+    let connect = Connect::new(ctx, &keys::tls_edn(), &keys::tcp_edn());
+    let id = {
+        let mut inner = stack.0.inner.borrow_mut();
+        if inner.stopped {
+            return Err(Error::Stopped);
+        }
+        let id = inner.next;
+        inner.next += 1;
+        inner.stats.requests += 1;
+        let mut x = Exchange {
+            phase: Phase::Resolving,
+            connect: Some(connect),
+            key: None,
+            replay: None,
+            head,
+            host_hint,
+            body,
+            config,
+            out: Vec::new(),
+            written: 0,
+            closed: false,
+            finished: false,
+            on_writable: None,
+            blocked: false,
+            error_handler: Some(error_handler),
+            response_handler: Some(response_handler),
+            reader: None,
+            try_read: false,
+            peer: None,
+            answered: false,
+            retried: false,
+            fresh_only: false,
+            cause: None,
+        };
+        if x.is_idempotent() {
+            x.replay = Some(Vec::new());
+        }
+        if matches!(x.body, BodyKind::Empty | BodyKind::Bytes(_)) {
+            x.closed = true;
+        }
+        inner.exchanges.insert(id, x);
+        id
+    };
+    stack.0.pending.set(true);
+    let writer = BodyWriter {
+        stack: stack.clone(),
+        id,
+        done: false,
+    };
+    if let Some(e) = stack.poll_connect(id) {
+        let x = stack.0.inner.borrow_mut().exchanges.remove(&id);
+        let mut writer = writer;
+        writer.done = true;
+        drop(x);
+        return Err(e);
+    }
+    Ok(writer)
+}
+
+/// The stack a request goes through: the ctx's `stack`, else that of an endpoint it yields at
+/// once.
+fn find_stack(ctx: &Ctx) -> Result<Stack, Error> {
+    if let Resolution::Ready(s) = ctx.resolve(&keys::stack()).poll() {
+        return Ok(s);
+    }
+    let mut connect = Connect::new(ctx, &keys::tls_edn(), &keys::tcp_edn());
+    match connect.poll() {
+        Next::Connect(edn) => Ok(edn_stack(&edn).clone()),
+        Next::Failed(report) if report.missing().all(|m| m.key() != keys::stack().name()) => {
+            Err(Error::Ctx(report))
+        }
+        _ => Err(Error::NoStack),
+    }
+}

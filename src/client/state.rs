@@ -1,0 +1,300 @@
+//! State shared by the client app and the handles of one [`Stack`](super::Stack): requests
+//! ("exchanges"), connections, DNS jobs.
+//!
+//! Everything is single-threaded (`Rc`/`RefCell`), and **no borrow of [`Inner`] is held while
+//! user code runs**: the app does its bookkeeping under the borrow, collects what user code must
+//! be told as [`Delivery`] values, releases the borrow, then delivers. Handles (body writer,
+//! response body) borrow only to change their exchange and mark work pending; a handle dropped
+//! while the state is borrowed (inside the app) leaves a note in [`Shared::deferred`] instead.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ::http::{Request, Response};
+use net::{ConnId, DnsError, QueryId, RecordType};
+
+use super::body::{BodyEnd, BodyError, BodyWriter, ResponseBody};
+use super::conn::Conn;
+use super::{Error, Family};
+use crate::ctx::{Completer, Connect};
+use crate::http::client::{ClientConfig, RequestId};
+use crate::tls;
+
+/// A request's error handler: `(peer if known, error)`.
+pub(crate) type ErrorHandler = Box<dyn FnOnce(Option<SocketAddr>, Error)>;
+/// A request's response handler: `(peer, head, body)`.
+pub(crate) type ResponseHandler = Box<dyn FnOnce(SocketAddr, Response<()>, ResponseBody)>;
+/// A body chunk consumer.
+pub(crate) type OnData = Box<dyn FnOnce(&[u8])>;
+/// The end of a body, for a chunk reader.
+pub(crate) type OnEof = Box<dyn FnOnce(BodyEnd)>;
+/// A whole-body consumer.
+pub(crate) type OnBody = Box<dyn FnOnce(Result<Vec<u8>, BodyError>)>;
+/// Waits for room in a request body.
+pub(crate) type OnWritable = Box<dyn FnOnce(BodyWriter)>;
+
+/// Settings of a client [`Stack`](super::Stack): connection pool, timeouts, buffers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Longest wait for a TCP connection to be established.
+    pub connect_timeout: Duration,
+    /// Connections open at once per endpoint (address, TLS name and config, HTTP config);
+    /// further requests wait for one to be free.
+    pub max_per_endpoint: usize,
+    /// Idle keep-alive connections kept per endpoint.
+    pub max_idle_per_endpoint: usize,
+    /// An idle connection is closed after this long.
+    pub idle_timeout: Duration,
+    /// Request body bytes buffered per request before [`BodyWriter::write`] takes no more.
+    pub body_buffer: usize,
+    /// Request body bytes kept to resend an idempotent request whose pooled connection turned
+    /// out to be stale; a longer body is not retried.
+    pub replay_limit: usize,
+    /// Most response body bytes handed to a chunk reader at once.
+    pub read_chunk: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            connect_timeout: Duration::from_secs(10),
+            max_per_endpoint: 8,
+            max_idle_per_endpoint: 4,
+            idle_timeout: Duration::from_secs(30),
+            body_buffer: 64 * 1024,
+            replay_limit: 64 * 1024,
+            read_chunk: 16 * 1024,
+        }
+    }
+}
+
+/// Counters of a client stack.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Requests accepted by [`request`](super::request).
+    pub requests: u64,
+    /// TCP connections started.
+    pub connections: u64,
+    /// Requests sent on a connection that had served an earlier one.
+    pub reused: u64,
+    /// Requests sent again after their pooled connection turned out to be stale.
+    pub retries: u64,
+    /// Requests that ended with an error.
+    pub errors: u64,
+    /// DNS queries sent.
+    pub dns_queries: u64,
+}
+
+/// What identifies interchangeable connections.
+#[derive(Clone, Debug)]
+pub(crate) struct PoolKey {
+    pub addr: SocketAddr,
+    /// Server name and TLS config, for TLS.
+    pub tls: Option<(Option<String>, tls::ClientConfig)>,
+    pub config: Arc<ClientConfig>,
+}
+
+impl PartialEq for PoolKey {
+    fn eq(&self, other: &Self) -> bool {
+        let tls = match (&self.tls, &other.tls) {
+            (None, None) => true,
+            (Some((a, ca)), Some((b, cb))) => a == b && Arc::ptr_eq(ca.rustls(), cb.rustls()),
+            _ => false,
+        };
+        self.addr == other.addr && tls && *self.config == *other.config
+    }
+}
+
+/// How the request body is given.
+#[derive(Clone, Debug)]
+pub(crate) enum BodyKind {
+    Empty,
+    /// All of it, up front (the friendly client).
+    Bytes(Rc<[u8]>),
+    /// Exactly this many bytes through the writer.
+    Length(u64),
+    /// Through the writer, chunked.
+    Chunked,
+}
+
+/// Where a request is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// The ctx is being resolved (maybe waiting for DNS).
+    Resolving,
+    /// The endpoint is known; waiting for a connection.
+    Waiting,
+    /// A connection is being made for it.
+    Connecting(ConnId),
+    /// Sent on a connection.
+    Sent(ConnId, RequestId),
+    /// Over (answered in full, failed, or cancelled); removed once its handles are quiet.
+    Done,
+}
+
+/// A pending response body read.
+pub(crate) enum Reader {
+    Once {
+        on_data: OnData,
+        on_eof: OnEof,
+    },
+    ToEnd {
+        limit: usize,
+        buf: Vec<u8>,
+        done: OnBody,
+    },
+    /// The response body handle was dropped: read and drop the rest.
+    Discard,
+}
+
+/// One request, from `request` to the end of its response.
+pub(crate) struct Exchange {
+    pub phase: Phase,
+    pub connect: Option<Connect<super::Stack, tls::ClientConfig>>,
+    /// The endpoint chosen by the last `Connect::poll`.
+    pub key: Option<PoolKey>,
+    pub head: Request<()>,
+    /// `Host` to add when the request has neither one nor an authority.
+    pub host_hint: Option<String>,
+    pub body: BodyKind,
+    pub config: Arc<ClientConfig>,
+    /// Body bytes written by the user, not yet taken by the codec.
+    pub out: Vec<u8>,
+    /// Body bytes accepted from the user so far.
+    pub written: u64,
+    /// The user closed the body.
+    pub closed: bool,
+    /// `finish_body` was called on the codec.
+    pub finished: bool,
+    /// Every body byte so far, while an idempotent request may still be retried.
+    pub replay: Option<Vec<u8>>,
+    pub on_writable: Option<OnWritable>,
+    /// The last write was short: call `on_writable` when room frees up.
+    pub blocked: bool,
+    pub error_handler: Option<ErrorHandler>,
+    pub response_handler: Option<ResponseHandler>,
+    pub reader: Option<Reader>,
+    /// A `BodyReadable` arrived (or a reader was installed) since the last read.
+    pub try_read: bool,
+    pub peer: Option<SocketAddr>,
+    /// The response head arrived.
+    pub answered: bool,
+    pub retried: bool,
+    /// Must go on a new connection (a retry).
+    pub fresh_only: bool,
+    /// The error the request will report if no endpoint works: DNS, or the last attempt's.
+    pub cause: Option<Error>,
+}
+
+impl Exchange {
+    pub(crate) fn is_idempotent(&self) -> bool {
+        use ::http::Method;
+        matches!(
+            *self.head.method(),
+            Method::GET
+                | Method::HEAD
+                | Method::PUT
+                | Method::DELETE
+                | Method::OPTIONS
+                | Method::TRACE
+        )
+    }
+}
+
+/// What user code must be told, collected under the borrow and delivered after it.
+pub(crate) enum Delivery {
+    Response {
+        handler: ResponseHandler,
+        peer: SocketAddr,
+        head: Response<()>,
+        body: ResponseBody,
+    },
+    Data {
+        on_data: OnData,
+        data: Vec<u8>,
+    },
+    Eof {
+        on_eof: OnEof,
+        end: BodyEnd,
+    },
+    Body {
+        done: OnBody,
+        result: Result<Vec<u8>, BodyError>,
+    },
+    Error {
+        handler: ErrorHandler,
+        peer: Option<SocketAddr>,
+        error: Error,
+    },
+    Writable {
+        f: OnWritable,
+        id: u64,
+    },
+    /// Something to drop outside the borrow (it may hold handles).
+    Drop(Box<dyn std::any::Any>),
+}
+
+/// A name to resolve for the resolver fold.
+pub(crate) struct DnsJob {
+    pub name: String,
+    pub family: Family,
+    pub completer: Option<Completer<std::net::IpAddr>>,
+    /// The request whose ctx asked, to report the DNS error as its cause.
+    pub owner: Option<u64>,
+    pub started: bool,
+    pub running: Vec<QueryId>,
+    pub results: Vec<(RecordType, Result<Vec<std::net::IpAddr>, DnsError>)>,
+}
+
+/// Handle drops that found the state borrowed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Deferred {
+    /// A body writer was dropped unclosed.
+    Writer(u64),
+    /// The last response body handle was dropped.
+    Body(u64),
+    /// A body was closed short of its declared length.
+    Short(u64),
+}
+
+/// The mutable state.
+#[derive(Default)]
+pub(crate) struct Inner {
+    pub exchanges: BTreeMap<u64, Exchange>,
+    pub next: u64,
+    pub conns: HashMap<ConnId, Conn>,
+    /// Connections with something to do in the next pump.
+    pub dirty: Vec<ConnId>,
+    pub dns: BTreeMap<u64, DnsJob>,
+    pub next_job: u64,
+    pub queries: HashMap<QueryId, (u64, RecordType)>,
+    pub stats: Stats,
+    /// The app is gone: nothing will make progress.
+    pub stopped: bool,
+}
+
+impl Inner {
+    /// Marks the connection of exchange `id` (if it is on one) for the next pump.
+    pub(crate) fn touch(&mut self, id: u64) {
+        if let Some(Phase::Sent(c, _)) = self.exchanges.get(&id).map(|x| x.phase) {
+            self.dirty.push(c);
+        }
+    }
+}
+
+/// Everything behind a [`Stack`](super::Stack) handle.
+pub(crate) struct Shared {
+    pub inner: RefCell<Inner>,
+    /// Work was queued from outside the app's callbacks: the app runs at the next pass.
+    pub pending: Cell<bool>,
+    /// The exchange whose ctx is being polled (DNS jobs are tagged with it).
+    pub polling: Cell<Option<u64>>,
+    pub deferred: RefCell<Vec<Deferred>>,
+    pub options: Options,
+    /// An instant before any `now`: "run at once" for `App::poll_timeout`.
+    pub epoch: Instant,
+}
