@@ -81,6 +81,16 @@ fn serve(cfg: Config, make: MakeHandler) -> (Server, Runtime) {
 
 /// [`serve`] with an error handler.
 fn serve_with(cfg: Config, make: MakeHandler, make_error: MakeErrorHandler) -> (Server, Runtime) {
+    serve_on(None, cfg, make, make_error)
+}
+
+/// [`serve_with`], over TLS when `tls` is given (`https`).
+fn serve_on(
+    tls: Option<paf::tls::ServerConfig>,
+    cfg: Config,
+    make: MakeHandler,
+    make_error: MakeErrorHandler,
+) -> (Server, Runtime) {
     let (ea, eb) = wire::pair(MTU, Faults::default(), Faults::default(), 7);
     let stop = Switch::new();
     let (tx, rx) = mpsc::channel();
@@ -89,7 +99,11 @@ fn serve_with(cfg: Config, make: MakeHandler, make_error: MakeErrorHandler) -> (
         let mut rt = Runtime::new(Box::new(stack(false, eb))).expect("runtime");
         let svc = service::init(&mut rt, 80).expect("init");
         let handler = make();
-        let Initialized(handle) = service::http(svc, cfg, Some(s), make_error(), handler);
+        let stop = Some(s);
+        let Initialized(handle) = match tls {
+            Some(tls) => service::https(tls, svc, cfg, stop, make_error(), handler),
+            None => service::http(svc, cfg, stop, make_error(), handler),
+        };
         tx.send(handle.clone()).expect("send handle");
         rt.run_until(|_| handle.is_finished()).expect("loop");
     });
@@ -551,5 +565,121 @@ fn the_error_handler_answers_peer_faults_with_the_request_when_known() {
         drive(&mut rt, LONG, "the close after an error", || c.is_eof());
     }
     assert_eq!(server.handle.stats().errors, 3);
+    server.stop(&mut rt);
+}
+
+/// A test CA, a server configuration for `paf.test` with `handshake_timeout`, and a client
+/// configuration trusting the CA.
+fn pki(handshake_timeout: Duration) -> (paf::tls::ServerConfig, paf::tls::ClientConfig) {
+    use paf::tls::{certs::TestCa, ClientConfig, ClientTrust, ServerConfig};
+    let ca = TestCa::new("paf test CA").unwrap();
+    let cert = ca.issue(&["paf.test"]).unwrap();
+    let server = ServerConfig::builder(cert.identity())
+        .handshake_timeout(handshake_timeout)
+        .build()
+        .unwrap();
+    let client = ClientConfig::builder(ClientTrust::CaCerts(vec![ca.cert().clone()]))
+        .build()
+        .unwrap();
+    (server, client)
+}
+
+fn paf_test() -> paf::tls::ServerName<'static> {
+    paf::tls::ServerName::try_from("paf.test").unwrap()
+}
+
+/// GETs go to `streamer`, POSTs are hashed: `bytes hash`.
+fn stream_or_hash() -> MakeHandler {
+    Box::new(|| {
+        let mut stream = streamer()();
+        Box::new(move |peer, reqd: Reqd| {
+            if reqd.request().method() == ::http::Method::GET {
+                return stream(peer, reqd);
+            }
+            let r = reqd.clone();
+            reqd.read_to_end(64 << 20, move |body| {
+                let body = body.unwrap();
+                let text = format!("{} {:016x}", body.len(), fnv1a(FNV_OFFSET, &body));
+                r.respond_with_bytes(Response::new(()), text).unwrap();
+            });
+        })
+    })
+}
+
+#[test]
+fn https_pipelines_streams_and_uploads_through_tls() {
+    let (tls, client_cfg) = pki(Duration::from_secs(10));
+    let cfg = Config {
+        max_body_size: None,
+        ..Config::default()
+    };
+    let default_errors: MakeErrorHandler = Box::new(|| Box::new(service::default_error_handler));
+    let (server, mut rt) = serve_on(Some(tls), cfg, stream_or_hash(), default_errors);
+    // 100 pipelined requests in one write.
+    let c = RawClient::connect_tls(&mut rt, addr(B_V4), &client_cfg, paf_test()).unwrap();
+    let mut all = Vec::new();
+    for i in 0..100 {
+        all.extend_from_slice(format!("GET /s?{i} HTTP/1.1\r\nHost: paf.test\r\n\r\n").as_bytes());
+    }
+    c.send(&all);
+    let r = responses(&mut rt, &c, 100);
+    for (i, r) in r.iter().enumerate() {
+        let want: Vec<u8> = (0..i as u64).map(byte).collect();
+        assert_eq!(r.body, want, "response {i}");
+    }
+    // A 4 MB chunked upload, hashed.
+    let sent_hash = Rc::new(Cell::new(FNV_OFFSET));
+    c.send(b"POST /up HTTP/1.1\r\nHost: paf.test\r\nTransfer-Encoding: chunked\r\n\r\n");
+    c.set_source(chunked_source(4 << 20, 10_000, sent_hash.clone()));
+    let r = responses(&mut rt, &c, 1);
+    let want = format!("{} {:016x}", 4 << 20, sent_hash.get());
+    assert_eq!(r[0].body, want.as_bytes());
+    // A 16 MB streamed response on a second connection, byte for byte.
+    let d = RawClient::connect_tls(&mut rt, addr(B_V6), &client_cfg, paf_test()).unwrap();
+    let got = get_stream(&d, 16 << 20);
+    drive(&mut rt, LONG, "16 MB over TLS", || got.get() == 16 << 20);
+    server.stop(&mut rt);
+}
+
+#[test]
+fn https_handshake_failures_and_timeouts_close_without_reaching_the_handler() {
+    let (tls, client_cfg) = pki(Duration::from_millis(300));
+    let default_errors: MakeErrorHandler = Box::new(|| Box::new(service::default_error_handler));
+    let (server, mut rt) = serve_on(Some(tls), Config::default(), hello(), default_errors);
+    // Plain HTTP to the TLS port: an alert, then the close.
+    let plain = RawClient::connect(&mut rt, addr(B_V4)).unwrap();
+    plain.send(b"GET / HTTP/1.1\r\nHost: paf.test\r\n\r\n");
+    drive(&mut rt, LONG, "the close after a bad handshake", || {
+        plain.is_done()
+    });
+    let alert = plain.take_input();
+    assert_eq!(alert.first(), Some(&0x15), "a TLS alert record: {alert:?}");
+    // A client that never speaks: closed at the handshake deadline.
+    let mute = RawClient::connect(&mut rt, addr(B_V4)).unwrap();
+    let start = Instant::now();
+    drive(&mut rt, LONG, "the handshake timeout", || mute.is_done());
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    // A client that does not trust the server's certificate gets no answer either.
+    let untrusting = paf::tls::ClientConfig::builder(paf::tls::ClientTrust::CaCerts(vec![
+        paf::tls::certs::TestCa::new("another CA")
+            .unwrap()
+            .cert()
+            .clone(),
+    ]))
+    .build()
+    .unwrap();
+    let wary = RawClient::connect_tls(&mut rt, addr(B_V4), &untrusting, paf_test()).unwrap();
+    wary.send(b"GET / HTTP/1.1\r\nHost: paf.test\r\n\r\n");
+    drive(&mut rt, LONG, "the failed handshake", || wary.is_done());
+    assert_eq!(wary.received(), 0);
+    // And a proper client is served meanwhile.
+    let ok = RawClient::connect_tls(&mut rt, addr(B_V4), &client_cfg, paf_test()).unwrap();
+    ok.send(b"GET /tls HTTP/1.1\r\nHost: paf.test\r\n\r\n");
+    assert_eq!(responses(&mut rt, &ok, 1)[0].body, b"hello /tls");
+    assert_eq!(server.handle.stats().requests, 1);
     server.stop(&mut rt);
 }

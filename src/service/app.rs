@@ -27,12 +27,14 @@ use super::core::{Core, Shared};
 use super::handle::{Handle, ServiceError};
 use super::switch::Switch;
 use super::timers::Timers;
+use super::tls_pipe::TlsPipe;
 use crate::http::{Config, ResponseBody, ServerConn};
 use crate::runtime::{App, Cx};
 
 /// What `http` hands to the app.
 pub(crate) struct Start {
     pub config: Arc<Config>,
+    pub tls: Option<crate::tls::ServerConfig>,
     pub stop: Option<Switch>,
     pub request: RequestHandler,
     pub error: ErrorHandler,
@@ -88,7 +90,7 @@ impl ServiceApp {
         }
         if let Some(s) = self.setup.start.borrow_mut().take() {
             let shared = Rc::new(Shared::new(s.config, s.handle, cx.now));
-            self.run = Some(Running::new(shared, s.request, s.error, s.stop));
+            self.run = Some(Running::new(shared, s.tls, s.request, s.error, s.stop));
             return true;
         }
         if self.setup.abandoned.get() && !self.finished {
@@ -237,6 +239,15 @@ impl App for ServiceApp {
         }
         self.check_stop(cx);
         let run = self.run.as_ref().expect("running");
+        let tls = match run.tls.as_ref().map(|cfg| TlsPipe::new(cfg, cx.now)) {
+            None => None,
+            Some(Ok(t)) => Some(Box::new(t)),
+            Some(Err(e)) => {
+                log::error!("{peer}: cannot start TLS: {e}");
+                cx.abort(id);
+                return;
+            }
+        };
         let counters = &run.shared.handle.0.counters;
         counters.accepted.fetch_add(1, Ordering::Relaxed);
         counters.active.fetch_add(1, Ordering::Relaxed);
@@ -254,7 +265,7 @@ impl App for ServiceApp {
             date_gen: 0,
         }));
         log::debug!("{peer}: accepted {id}");
-        self.conns.insert(id, Conn::new(id, peer, core));
+        self.conns.insert(id, Conn::new(id, peer, core, tls));
         self.pump(cx, id);
         self.after(cx);
     }
@@ -296,7 +307,7 @@ impl App for ServiceApp {
                 continue;
             }
             c.timer = None;
-            c.core.borrow_mut().codec.handle_timeout(cx.now);
+            c.handle_timeout(cx.now);
             self.pump(cx, id);
         }
         self.after(cx);

@@ -24,6 +24,7 @@ use super::core::{CoreRef, Reader, Shared, Slot};
 use super::error_response::ErrorResponse;
 use super::reqd::{BodyEnd, BodyError, Exchange, Reqd};
 use super::switch::Switch;
+use super::tls_pipe::{Fill, TlsPipe};
 use crate::http::{BodyRead, Error, Event};
 use crate::runtime::Cx;
 
@@ -50,15 +51,20 @@ pub(crate) struct InBuf {
 }
 
 impl InBuf {
-    fn data(&self) -> &[u8] {
+    pub(crate) fn data(&self) -> &[u8] {
         self.buf.as_deref().map_or(&[], |b| &b[self.lo..self.hi])
     }
 
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.hi - self.lo
     }
 
-    fn consume(&mut self, n: usize) {
+    /// `n` bytes were written into the slice [`InBuf::spare`] returned.
+    pub(crate) fn filled(&mut self, n: usize) {
+        self.hi += n;
+    }
+
+    pub(crate) fn consume(&mut self, n: usize) {
         self.lo += n;
         if self.lo == self.hi {
             self.lo = 0;
@@ -67,7 +73,7 @@ impl InBuf {
     }
 
     /// Free space after the data, compacting first if the data does not start at 0.
-    fn spare(&mut self, pool: &mut Vec<Box<[u8]>>, cap: usize) -> &mut [u8] {
+    pub(crate) fn spare(&mut self, pool: &mut Vec<Box<[u8]>>, cap: usize) -> &mut [u8] {
         let buf = self
             .buf
             .get_or_insert_with(|| pool.pop().unwrap_or_else(|| vec![0; cap].into()));
@@ -79,7 +85,7 @@ impl InBuf {
         &mut buf[self.hi..]
     }
 
-    fn release(&mut self, pool: &mut Vec<Box<[u8]>>) {
+    pub(crate) fn release(&mut self, pool: &mut Vec<Box<[u8]>>) {
         if self.hi == self.lo {
             if let Some(b) = self.buf.take() {
                 if pool.len() < POOL {
@@ -95,6 +101,9 @@ pub(crate) struct Conn {
     pub id: ConnId,
     pub peer: SocketAddr,
     pub core: CoreRef,
+    /// The TLS layer, for `https` connections.
+    pub tls: Option<Box<TlsPipe>>,
+    /// Received plaintext not yet consumed by the codec.
     input: InBuf,
     /// `recv` reported the end of the stream.
     eof: bool,
@@ -110,11 +119,17 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    pub(crate) fn new(id: ConnId, peer: SocketAddr, core: CoreRef) -> Conn {
+    pub(crate) fn new(
+        id: ConnId,
+        peer: SocketAddr,
+        core: CoreRef,
+        tls: Option<Box<TlsPipe>>,
+    ) -> Conn {
         Conn {
             id,
             peer,
             core,
+            tls,
             input: InBuf::default(),
             eof: false,
             eof_fed: false,
@@ -126,9 +141,19 @@ impl Conn {
 
     /// When the loop must look at this connection again without IO.
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        match self.flushing {
+        let codec = match self.flushing {
             Some(until) => Some(until.min(Instant::now() + FLUSH_POLL)),
             None => self.core.borrow().codec.poll_timeout(),
+        };
+        let tls = self.tls.as_ref().and_then(|t| t.poll_timeout());
+        [codec, tls].into_iter().flatten().min()
+    }
+
+    /// Fires the connection's timers due at `now`.
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        self.core.borrow_mut().codec.handle_timeout(now);
+        if let Some(t) = self.tls.as_mut() {
+            t.handle_timeout(self.id, now);
         }
     }
 }
@@ -144,6 +169,8 @@ pub(crate) enum Next {
 /// The handlers and per-service resources the pump works with.
 pub(crate) struct Running {
     pub shared: Rc<Shared>,
+    /// TLS settings of an `https` service.
+    pub tls: Option<crate::tls::ServerConfig>,
     pub request: RequestHandler,
     pub error: ErrorHandler,
     pub stop: Option<Switch>,
@@ -159,12 +186,14 @@ pub(crate) struct Running {
 impl Running {
     pub(crate) fn new(
         shared: Rc<Shared>,
+        tls: Option<crate::tls::ServerConfig>,
         request: RequestHandler,
         error: ErrorHandler,
         stop: Option<Switch>,
     ) -> Running {
         Running {
             shared,
+            tls,
             request,
             error,
             stop,
@@ -181,8 +210,14 @@ impl Running {
     pub(crate) fn pump(&mut self, cx: &mut Cx<'_>, c: &mut Conn) -> Next {
         c.core.borrow_mut().queued = true;
         c.drained = false;
+        if let Some(t) = c.tls.as_mut() {
+            t.drained = false;
+        }
         let next = self.rounds(cx, c);
         c.input.release(&mut self.pool);
+        if let Some(t) = c.tls.as_mut() {
+            t.release(&mut self.pool);
+        }
         c.core.borrow_mut().queued = false;
         next
     }
@@ -207,7 +242,17 @@ impl Running {
             let core = c.core.borrow();
             let killed = core.kill && core.codec.poll_transmit().is_empty();
             drop(core);
-            if closed || killed {
+            let tls_failed = c.tls.as_ref().is_some_and(|t| t.failed);
+            if closed || killed || tls_failed {
+                if let Some(t) = c.tls.as_mut() {
+                    t.close();
+                    if t.flush(cx, c.id).is_none() {
+                        return Next::Abort;
+                    }
+                    if !t.is_flushed() {
+                        return Next::Keep; // the rest goes when the socket has room
+                    }
+                }
                 if self.stopping.is_some() && cx.net().send_queue(c.id) > 0 {
                     c.flushing = self.stopping;
                     return Next::Keep;
@@ -246,13 +291,22 @@ impl Running {
                 return Some(moved);
             }
             let spare = c.input.spare(&mut self.pool, cap);
-            match cx.net().recv(c.id, spare) {
-                Ok(0) => {
+            let fill = match c.tls.as_mut() {
+                Some(t) => t.fill(cx, c.id, &mut self.pool, cap, spare),
+                None => match cx.net().recv(c.id, spare) {
+                    Ok(0) => Fill::Blocked,
+                    Ok(n) => Fill::Data(n),
+                    Err(RecvError::Finished) => Fill::Eof,
+                    Err(_) => Fill::Failed,
+                },
+            };
+            match fill {
+                Fill::Blocked => {
                     c.drained = true;
                     return Some(moved);
                 }
-                Ok(n) => {
-                    c.input.hi += n;
+                Fill::Data(n) => {
+                    c.input.filled(n);
                     moved = true;
                     if c.input.len() > self.max_in {
                         self.max_in = c.input.len();
@@ -260,16 +314,16 @@ impl Running {
                         counters.max_input.fetch_max(self.max_in, Ordering::Relaxed);
                     }
                 }
-                Err(RecvError::Finished) => {
+                Fill::Eof => {
                     c.eof = true;
                     moved = true;
                 }
-                Err(_) => return None,
+                Fill::Failed => return None,
             }
         }
     }
 
-    /// Codec → socket. `None`: the connection failed.
+    /// Codec → (TLS →) socket. `None`: the connection failed.
     fn output(&mut self, cx: &mut Cx<'_>, c: &mut Conn) -> Option<bool> {
         let mut moved = false;
         let mut core = c.core.borrow_mut();
@@ -281,16 +335,27 @@ impl Running {
         }
         loop {
             let out = core.codec.poll_transmit();
-            if out.is_empty() {
-                return Some(moved);
-            }
-            match cx.net().send(c.id, out) {
-                Ok(0) => return Some(moved),
-                Ok(n) => {
-                    core.codec.handle_transmitted(cx.now, n);
-                    moved = true;
+            let n = if out.is_empty() {
+                0
+            } else if let Some(t) = c.tls.as_mut() {
+                t.write(out)
+            } else {
+                match cx.net().send(c.id, out) {
+                    Ok(n) => n,
+                    Err(_) => return None,
                 }
-                Err(_) => return None,
+            };
+            if n > 0 {
+                core.codec.handle_transmitted(cx.now, n);
+                moved = true;
+            }
+            let flushed = match c.tls.as_mut() {
+                Some(t) => t.flush(cx, c.id)?,
+                None => false,
+            };
+            moved |= flushed;
+            if n == 0 && !flushed {
+                return Some(moved);
             }
         }
     }

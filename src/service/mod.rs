@@ -41,6 +41,7 @@ pub mod reqd;
 pub mod switch;
 pub mod testing;
 mod timers;
+mod tls_pipe;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -165,18 +166,60 @@ where
     E: FnMut(SocketAddr, &Error, Option<&Request<()>>, ErrorResponse) + 'static,
     R: FnMut(SocketAddr, Reqd) + 'static,
 {
+    start(None, service, config, stop, error_handler, request_handler)
+}
+
+/// Serves HTTP/1.1 over TLS on `service` (the seed's `https ~tls ...`): the same service loop
+/// with a TLS session between the socket and the HTTP codec. A connection whose handshake fails
+/// or times out gets its alert and is closed; the handlers never see it.
+pub fn https<E, R>(
+    tls: crate::tls::ServerConfig,
+    service: Service<'_>,
+    config: Config,
+    stop: Option<Switch>,
+    error_handler: E,
+    request_handler: R,
+) -> Initialized
+where
+    E: FnMut(SocketAddr, &Error, Option<&Request<()>>, ErrorResponse) + 'static,
+    R: FnMut(SocketAddr, Reqd) + 'static,
+{
+    start(
+        Some(tls),
+        service,
+        config,
+        stop,
+        error_handler,
+        request_handler,
+    )
+}
+
+fn start<E, R>(
+    tls: Option<crate::tls::ServerConfig>,
+    service: Service<'_>,
+    config: Config,
+    stop: Option<Switch>,
+    error_handler: E,
+    request_handler: R,
+) -> Initialized
+where
+    E: FnMut(SocketAddr, &Error, Option<&Request<()>>, ErrorResponse) + 'static,
+    R: FnMut(SocketAddr, Reqd) + 'static,
+{
     let handle = Handle::default();
     if let Some(s) = &stop {
         s.attach(service.waker.clone());
     }
+    let scheme = if tls.is_some() { "https" } else { "http" };
     *service.setup.start.borrow_mut() = Some(app::Start {
         config: Arc::new(config),
+        tls,
         stop,
         request: Box::new(request_handler),
         error: Box::new(error_handler),
         handle: handle.clone(),
     });
-    log::info!("http service listening on port {}", service.port);
+    log::info!("{scheme} service listening on port {}", service.port);
     Initialized(handle)
 }
 

@@ -17,6 +17,7 @@ use std::time::Instant;
 use net::{ConnId, ConnectError, ListenerId, RecvError};
 
 use crate::runtime::{App, Cx, Runtime};
+use crate::tls::{ClientConfig, ClientSession, PlainRead, ServerName};
 
 /// Bytes read per `recv`.
 const CHUNK: usize = 16 * 1024;
@@ -44,7 +45,127 @@ struct State {
     max_input: Option<usize>,
     /// The caller changed something: pump at the next pass.
     kick: bool,
+    tls: Option<ClientTls>,
     epoch: Option<Instant>,
+}
+
+/// A client TLS session and its unsent ciphertext.
+struct ClientTls {
+    session: ClientSession,
+    out: Vec<u8>,
+    pos: usize,
+}
+
+impl State {
+    /// Refills `out` from the source once everything queued was sent.
+    fn refill(&mut self) {
+        if self.sent < self.out.len() {
+            return;
+        }
+        self.out.clear();
+        self.sent = 0;
+        if let Some(src) = self.source.as_mut() {
+            while self.out.len() < REFILL {
+                if !src(&mut self.out) {
+                    self.source = None;
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Hands queued plaintext to the socket or the TLS session; returns how much was taken.
+    fn send_plain(&mut self, cx: &mut Cx<'_>, id: ConnId) -> usize {
+        let data = &self.out[self.sent..];
+        if data.is_empty() {
+            return 0;
+        }
+        let n = match self.tls.as_mut() {
+            Some(t) => t.session.write_plaintext(data),
+            None => match cx.net().send(id, data) {
+                Ok(n) => n,
+                Err(_) => {
+                    self.reset = true;
+                    0
+                }
+            },
+        };
+        self.sent += n;
+        n
+    }
+
+    /// Sends pending ciphertext; returns whether any went.
+    fn flush_tls(&mut self, cx: &mut Cx<'_>, id: ConnId) -> bool {
+        let Some(t) = self.tls.as_mut() else {
+            return false;
+        };
+        let mut moved = false;
+        loop {
+            if t.pos == t.out.len() {
+                t.out.clear();
+                t.pos = 0;
+                if t.session.poll_transmit(&mut t.out) == 0 {
+                    return moved;
+                }
+            }
+            match cx.net().send(id, &t.out[t.pos..]) {
+                Ok(0) => return moved,
+                Ok(n) => {
+                    t.pos += n;
+                    moved = true;
+                }
+                Err(_) => {
+                    self.reset = true;
+                    return moved;
+                }
+            }
+        }
+    }
+
+    /// Takes received bytes (ciphertext with TLS), delivering plaintext.
+    fn receive(&mut self, now: Instant, mut data: &[u8]) {
+        let Some(t) = self.tls.as_mut() else {
+            self.deliver_plain(data);
+            return;
+        };
+        let mut plain = [0u8; CHUNK];
+        loop {
+            match t.session.handle_input(now, data) {
+                Ok(n) => data = &data[n..],
+                Err(_) => {
+                    self.reset = true;
+                    return;
+                }
+            }
+            loop {
+                match t.session.read_plaintext(&mut plain) {
+                    PlainRead::Data(n) => {
+                        self.received += n as u64;
+                        match self.sink.as_mut() {
+                            Some(sink) => sink(&plain[..n]),
+                            None => self.input.extend_from_slice(&plain[..n]),
+                        }
+                    }
+                    PlainRead::Closed | PlainRead::Truncated => {
+                        self.eof = true;
+                        break;
+                    }
+                    PlainRead::Pending => break,
+                }
+            }
+            if data.is_empty() || self.eof {
+                return;
+            }
+        }
+    }
+
+    fn deliver_plain(&mut self, data: &[u8]) {
+        self.received += data.len() as u64;
+        match self.sink.as_mut() {
+            Some(sink) => sink(data),
+            None => self.input.extend_from_slice(data),
+        }
+    }
 }
 
 /// The app half of a raw client; see the [module docs](self).
@@ -60,8 +181,39 @@ impl RawClient {
     /// # Errors
     /// The stack cannot start the connection.
     pub fn connect(rt: &mut Runtime, remote: SocketAddr) -> Result<ClientHandle, ConnectError> {
+        Self::start(rt, remote, None)
+    }
+
+    /// Connects to `remote` and speaks TLS to it as `server_name`: what is sent and received
+    /// through the handle is plaintext.
+    ///
+    /// # Errors
+    /// The stack cannot start the connection; a TLS configuration error is reported as
+    /// [`ConnectError::BadAddress`].
+    pub fn connect_tls(
+        rt: &mut Runtime,
+        remote: SocketAddr,
+        config: &ClientConfig,
+        server_name: ServerName<'static>,
+    ) -> Result<ClientHandle, ConnectError> {
+        let session = ClientSession::new(config, server_name, Instant::now())
+            .map_err(|_| ConnectError::BadAddress)?;
+        let tls = ClientTls {
+            session,
+            out: Vec::new(),
+            pos: 0,
+        };
+        Self::start(rt, remote, Some(tls))
+    }
+
+    fn start(
+        rt: &mut Runtime,
+        remote: SocketAddr,
+        tls: Option<ClientTls>,
+    ) -> Result<ClientHandle, ConnectError> {
         let state = Rc::new(RefCell::new(State {
             epoch: Some(Instant::now()),
+            tls,
             ..State::default()
         }));
         rt.add(RawClient(state.clone()), |app, cx| {
@@ -88,33 +240,12 @@ impl RawClient {
             let mut moved = false;
             // Send.
             loop {
-                if st.sent == st.out.len() {
-                    st.out.clear();
-                    st.sent = 0;
-                    let s = &mut *st;
-                    if let Some(src) = s.source.as_mut() {
-                        while s.out.len() < REFILL {
-                            if !src(&mut s.out) {
-                                s.source = None;
-                                break;
-                            }
-                        }
-                    }
-                }
-                if st.sent == st.out.len() {
+                st.refill();
+                let n = st.send_plain(cx, id);
+                let flushed = st.flush_tls(cx, id);
+                moved |= n > 0 || flushed;
+                if n == 0 && !flushed {
                     break;
-                }
-                let from = st.sent;
-                match cx.net().send(id, &st.out[from..]) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        st.sent += n;
-                        moved = true;
-                    }
-                    Err(_) => {
-                        st.reset = true;
-                        break;
-                    }
                 }
             }
             // Receive.
@@ -123,14 +254,15 @@ impl RawClient {
                     Ok(0) => break,
                     Ok(n) => {
                         moved = true;
-                        st.received += n as u64;
-                        let s = &mut *st;
-                        match s.sink.as_mut() {
-                            Some(sink) => sink(&buf[..n]),
-                            None => s.input.extend_from_slice(&buf[..n]),
-                        }
+                        st.receive(cx.now, &buf[..n]);
                     }
-                    Err(RecvError::Finished) => st.eof = true,
+                    Err(RecvError::Finished) => {
+                        match st.tls.as_mut() {
+                            Some(t) => t.session.handle_eof(),
+                            None => st.eof = true,
+                        }
+                        st.receive(cx.now, &[]);
+                    }
                     Err(_) => st.reset = true,
                 }
             }
@@ -138,7 +270,9 @@ impl RawClient {
                 break;
             }
         }
-        let flushed = st.sent == st.out.len() && st.source.is_none();
+        let flushed = st.sent == st.out.len()
+            && st.source.is_none()
+            && st.tls.as_ref().is_none_or(|t| t.pos == t.out.len());
         if st.reset {
             st.done = true;
             st.conn = None;
@@ -162,7 +296,9 @@ impl App for RawClient {
 
     fn poll_timeout(&self) -> Option<Instant> {
         let st = self.0.borrow();
-        let has_out = st.sent < st.out.len() || st.source.is_some();
+        let has_out = st.sent < st.out.len()
+            || st.source.is_some()
+            || st.tls.as_ref().is_some_and(|t| t.session.wants_write());
         (st.connected && !st.done && (has_out || st.close || st.kick))
             .then_some(st.epoch)
             .flatten()
