@@ -129,6 +129,15 @@ struct RunArgs {
     /// Largest request body accepted, in bytes (413 beyond).
     #[arg(long, default_value_t = 1024 * 1024)]
     max_body: u64,
+    /// Also serve HTTPS with this certificate chain (PEM; needs --key).
+    #[arg(long, requires = "key")]
+    cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, requires = "cert")]
+    key: Option<PathBuf>,
+    /// Port to serve HTTPS on (with --cert/--key).
+    #[arg(long, default_value_t = 443)]
+    tls_port: u16,
     /// Also serve the test routes, for end-to-end tests and benchmarks: `GET /bench` (12 bytes),
     /// `POST /echo` (body back), `POST /count` (streamed byte count and FNV-1a hash),
     /// `GET /blob?size=N` (N pattern bytes, streamed).
@@ -277,34 +286,56 @@ fn run(args: RunArgs) -> Result<(), String> {
         max_body_size: Some(args.max_body),
         ..paf::http::Config::default()
     };
+    let tls = match (&args.cert, &args.key) {
+        (Some(cert), Some(key)) => Some(
+            paf::tls::ServerConfig::from_pem_files((cert, key), &[]).map_err(|e| e.to_string())?,
+        ),
+        _ => None,
+    };
+    let stop = Switch::new();
+    let options = builtin::Options {
+        test_routes: args.test_routes,
+    };
     let svc =
         service::init_with_backlog(&mut rt, args.port, args.backlog).map_err(|e| e.to_string())?;
-    let stop = Switch::new();
-    let handler = builtin::handler(builtin::Options {
-        test_routes: args.test_routes,
-    });
-    let Initialized(handle) = service::http(
+    let Initialized(plain) = service::http(
         svc,
-        config,
+        config.clone(),
         Some(stop.clone()),
         service::default_error_handler,
-        handler,
+        builtin::handler(options),
     );
+    let mut handles = vec![plain];
+    if let Some(tls) = tls {
+        let svc = service::init_with_backlog(&mut rt, args.tls_port, args.backlog)
+            .map_err(|e| e.to_string())?;
+        let Initialized(secure) = service::https(
+            tls,
+            svc,
+            config,
+            Some(stop.clone()),
+            service::default_error_handler,
+            builtin::handler(options),
+        );
+        handles.push(secure);
+        eprintln!("paf run: serving https on port {}", args.tls_port);
+    }
     switch_on_signals(stop)?;
     eprintln!(
         "paf run: serving http on port {} ({:?} stack)",
         args.port, args.net.stack
     );
-    rt.run_until(|_| handle.is_finished())
+    rt.run_until(|_| handles.iter().all(|h| h.is_finished()))
         .map_err(|e| format!("event loop: {e}"))?;
-    match handle.result() {
-        Some(Ok(())) => {
-            log::info!("run: stopped");
-            Ok(())
+    for h in &handles {
+        match h.result() {
+            Some(Ok(())) => {}
+            Some(Err(e)) => return Err(e.to_string()),
+            None => return Err("service did not finish".to_owned()),
         }
-        Some(Err(e)) => Err(e.to_string()),
-        None => Err("service did not finish".to_owned()),
     }
+    log::info!("run: stopped");
+    Ok(())
 }
 
 fn main() -> ExitCode {

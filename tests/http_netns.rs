@@ -359,3 +359,59 @@ fn a_second_signal_exits_at_once() {
     std::thread::sleep(Duration::from_millis(500));
     assert!(!download.try_wait().is_some_and(|s| s.success()));
 }
+
+#[test]
+fn https_with_curl_on_the_tap() {
+    if !require_netns("https_curl") || !require_tools("https_curl", &["curl"]) {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("paf-{}-pki", std::process::id()));
+    let pki = paf::tls::certs::write_test_pki(&dir, &["paf.test"]).unwrap();
+    let ns = Netns::new("https");
+    let (cert, key) = (pki.cert.to_str().unwrap(), pki.key.to_str().unwrap());
+    let mut paf = start(&ns, &["--cert", cert, "--key", key]);
+    ns.wait_tcp_from(&mut paf, common::appliance_v4(443), Duration::from_secs(15))
+        .unwrap();
+    let ca = pki.ca_cert.to_str().unwrap();
+    let base = [
+        "-sS",
+        "--cacert",
+        ca,
+        "--resolve",
+        "paf.test:443:198.18.0.2",
+    ];
+    let with = |extra: &[&str]| -> Vec<String> {
+        base.iter().chain(extra).map(|s| s.to_string()).collect()
+    };
+    let args = with(&["-v", "https://paf.test/bench", "https://paf.test/"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = curl(&ns, &args);
+    assert!(out.stderr.contains("SSL connection using TLS"), "{out}");
+    assert!(out.stderr.contains("Re-using existing connection"), "{out}");
+    assert_eq!(out.stdout, format!("hello world\n{PAGE}"));
+    // A chunked upload over TLS, counted and hashed.
+    let (file, hash) = test_file("tls-upload", 2_000_000);
+    let f = file.to_str().unwrap();
+    let args = with(&[
+        "-T",
+        f,
+        "-H",
+        "Transfer-Encoding: chunked",
+        "https://paf.test/count",
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = curl(&ns, &args);
+    assert_eq!(
+        out.stdout,
+        format!("bytes=2000000 fnv64={hash:016x}\n"),
+        "{out}"
+    );
+    let _ = std::fs::remove_file(&file);
+    // IPv6, and plain HTTP still on port 80.
+    let out = curl(&ns, &["-sS", "-k", "-g", "https://[fd00:198:18::2]/bench"]);
+    assert_eq!(out.stdout.as_bytes(), BENCH_BODY, "{out}");
+    let out = curl(&ns, &["-sS", "http://198.18.0.2/bench"]);
+    assert_eq!(out.stdout.as_bytes(), BENCH_BODY, "{out}");
+    assert!(paf.stop(Duration::from_secs(20)).success());
+    let _ = std::fs::remove_dir_all(&dir);
+}
