@@ -31,6 +31,8 @@
 //! [`switch`], [`handle`], `timers`; [`builtin`] is the small site `paf run` serves and
 //! [`testing`] a raw-bytes HTTP client app for tests and examples.
 
+#![warn(missing_docs)]
+
 mod app;
 pub mod builtin;
 mod conn;
@@ -86,8 +88,10 @@ impl fmt::Display for InitError {
 
 impl std::error::Error for InitError {}
 
-/// A service bound on a port of a runtime's stack, waiting for [`http()`] (the seed's
-/// `service`). Dropping it unused closes the listener.
+/// A service bound on a port of a runtime's stack, waiting for [`http()`] or [`https()`] (the
+/// seed's `service`). It borrows the runtime until then, so the loop cannot run with a listener
+/// that has no handler; bind the next port after `http` returned. Dropping it unused closes the
+/// listener.
 pub struct Service<'a> {
     waker: LoopWaker,
     setup: Rc<app::Setup>,
