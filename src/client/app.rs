@@ -192,7 +192,10 @@ impl ClientApp {
                     x.phase = Phase::Connecting(cid);
                     log::debug!("client: request {id}: connecting to {} ({cid})", key.addr);
                 }
-                Err(e) => attempt_failed(x, Failure::Connect(e.into()), key.addr),
+                Err(e) => {
+                    attempt_failed(x, Failure::Connect(e.into()), key.addr);
+                    self.stack.0.pending.set(true);
+                }
             }
         }
     }
@@ -220,6 +223,8 @@ impl ClientApp {
         if let Err(f) = result {
             conn_failed(inner, c, f, out);
             cx.abort(cid);
+            // The exchange may go on (next endpoint, retry) or fail: look again.
+            self.stack.0.pending.set(true);
             return;
         }
         // The exchange on it went away (cancelled, failed): the connection is mid-request.
@@ -273,7 +278,13 @@ impl ClientApp {
                 moved |= feed_body(c, x, cx.now);
             }
             let was_open = c.state == ConnState::Open;
-            moved |= c.pump(cx)?;
+            // Body bytes may wait in the codec for a reader: the end of the stream (which would
+            // drop them if it comes early) waits for them to be read.
+            let hold = c
+                .exchange
+                .and_then(|id| inner.exchanges.get(&id))
+                .is_some_and(|x| x.answered && x.try_read);
+            moved |= c.pump(cx, hold)?;
             if !was_open && c.state == ConnState::Open {
                 log::debug!("client: {} to {} open", c.id, c.peer);
                 if let Some(id) = c.exchange {

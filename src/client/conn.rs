@@ -225,14 +225,21 @@ impl Conn {
         Ok(true)
     }
 
-    /// Moves bytes until nothing moves; returns whether anything did.
+    /// Moves bytes until nothing moves; returns whether anything did. With `hold_eof` the end of
+    /// the stream is not told to the codec yet: response body bytes it buffered are still unread,
+    /// and the codec drops them when the stream ends early.
     ///
     /// # Errors
     /// The connection failed (refused, reset, TLS); a TLS alert owed to the peer has been sent.
-    pub(crate) fn pump(&mut self, cx: &mut Cx<'_>) -> Result<bool, Failure> {
+    pub(crate) fn pump(&mut self, cx: &mut Cx<'_>, hold_eof: bool) -> Result<bool, Failure> {
         let mut any = self.establish(cx)?;
         if matches!(self.state, ConnState::Connecting(_)) {
             return Ok(any);
+        }
+        // The end of the stream only at the start of a pump, once the owner has seen the events
+        // of the input before it (and read the body bytes `hold_eof` is about).
+        if self.state == ConnState::Open && !hold_eof {
+            self.feed_eof(cx.now, &mut any);
         }
         loop {
             let mut moved = self.read_socket(cx)?;
@@ -311,18 +318,26 @@ impl Conn {
         Ok(())
     }
 
-    /// Plaintext → codec, then the end of the stream once everything before it was taken.
+    /// Plaintext → codec.
     fn feed_codec(&mut self, now: Instant, moved: &mut bool) {
-        let (src, eof) = match self.tls {
-            Some(_) => (&mut self.plain, self.plain_eof),
-            None => (&mut self.input, self.sock_eof),
+        let src = match self.tls {
+            Some(_) => &mut self.plain,
+            None => &mut self.input,
         };
         if src.len() > 0 && self.codec.wants_read() {
             let n = self.codec.handle_input(now, src.bytes());
             src.consume(n);
             *moved |= n > 0;
         }
-        if eof && src.len() == 0 && !self.eof_fed {
+    }
+
+    /// Tells the codec the stream ended, once everything before the end was taken.
+    fn feed_eof(&mut self, now: Instant, moved: &mut bool) {
+        let (left, eof) = match self.tls {
+            Some(_) => (self.plain.len(), self.plain_eof),
+            None => (self.input.len(), self.sock_eof),
+        };
+        if eof && left == 0 && !self.eof_fed {
             self.eof_fed = true;
             self.codec.handle_eof(now);
             *moved = true;

@@ -23,6 +23,10 @@ use crate::http::client::ClientConfig;
 use crate::runtime::Runtime;
 use crate::tls;
 
+/// Most bytes of a redirect response's body read before following it (a longer one closes its
+/// connection).
+const REDIRECT_BODY: usize = 64 * 1024;
+
 /// A response read in full by [`Client`].
 #[derive(Clone, Debug)]
 pub struct Response {
@@ -225,7 +229,6 @@ impl Client {
             let Some((next_url, next_method)) = next else {
                 return on_head(peer, url, resp, rbody);
             };
-            drop(rbody); // the rest of the redirect's body is read and dropped
             let Some(on_error) = e1.borrow_mut().take() else {
                 return;
             };
@@ -243,15 +246,18 @@ impl Client {
                 Vec::new()
             };
             log::debug!("client: {} {url} → {next_url}", resp.status());
-            client.hop(
-                next_method,
-                next_url,
-                headers,
-                body,
-                redirects - 1,
-                on_error,
-                on_head,
-            );
+            // Finish the redirect's (small) body first, so its connection serves the next hop.
+            rbody.read_to_end(REDIRECT_BODY, move |_| {
+                client.hop(
+                    next_method,
+                    next_url,
+                    headers,
+                    body,
+                    redirects - 1,
+                    on_error,
+                    on_head,
+                );
+            });
         };
         let e2 = on_error.clone();
         let error = move |peer, e| {
