@@ -245,7 +245,9 @@ impl Running {
             let tls_failed = c.tls.as_ref().is_some_and(|t| t.failed);
             if closed || killed || tls_failed {
                 if let Some(t) = c.tls.as_mut() {
-                    t.close();
+                    if !killed {
+                        t.close(); // no close_notify after a cut-short response
+                    }
                     if t.flush(cx, c.id).is_none() {
                         return Next::Abort;
                     }
@@ -302,7 +304,9 @@ impl Running {
             };
             match fill {
                 Fill::Blocked => {
-                    c.drained = true;
+                    // Plain: the socket is empty for this pump. TLS keeps its own flag, since
+                    // it may also be waiting for buffer space the codec frees later this pump.
+                    c.drained = c.tls.is_none();
                     return Some(moved);
                 }
                 Fill::Data(n) => {
