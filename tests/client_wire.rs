@@ -5,8 +5,9 @@
 //! Covered: 1,000 sequential requests over one pooled connection; 64 MB streamed uploads and
 //! downloads, byte-exact, with `Content-Length` and chunked framing both ways; the server
 //! closing mid-response (reported once); a stale pooled connection retried once for an
-//! idempotent request and not for a POST; HTTPS with a test CA (pooled, SNI, wrong name,
-//! untrusted CA); the friendly client with redirects; a refused port.
+//! idempotent request and not for a POST; HTTPS against `paf::service::https` with a test CA
+//! (pooled, the name verified, untrusted CA, no plaintext fallback); the friendly client with
+//! redirects; a refused port.
 
 use std::cell::{Cell, RefCell};
 use std::net::{IpAddr, SocketAddr};
@@ -551,129 +552,22 @@ fn the_friendly_client_follows_redirects_when_asked() {
     server.stop(&mut rt);
 }
 
-/// A TLS server on port 443 for the HTTPS tests: `paf::http::ServerConn` behind a
-/// `tls::ServerSession`, answering every request with `tls <path> sni=<name>`.
-struct TlsHello {
-    config: tls::ServerConfig,
-    conns: std::collections::HashMap<net::ConnId, TlsConn>,
-}
-
-struct TlsConn {
-    tls: tls::ServerSession,
-    codec: paf::http::ServerConn,
-    input: Vec<u8>,
-    plain: Vec<u8>,
-    out: Vec<u8>,
-}
-
-impl TlsHello {
-    fn pump(&mut self, cx: &mut paf::Cx<'_>, c: net::ConnId) -> bool {
-        let Some(s) = self.conns.get_mut(&c) else {
-            return false;
-        };
-        let now = cx.now;
-        let mut buf = [0u8; 16384];
-        loop {
-            let mut moved = false;
-            match cx.net().recv(c, &mut buf) {
-                Ok(0) => {}
-                Ok(n) => {
-                    s.input.extend_from_slice(&buf[..n]);
-                    moved = true;
-                }
-                Err(_) => return false,
-            }
-            match s.tls.handle_input(now, &s.input) {
-                Ok(n) => {
-                    s.input.drain(..n);
-                }
-                Err(_) => {
-                    s.tls.poll_transmit(&mut s.out);
-                    let _ = cx.net().send(c, &s.out);
-                    return false;
-                }
-            }
-            while let tls::PlainRead::Data(n) = s.tls.read_plaintext(&mut buf) {
-                s.plain.extend_from_slice(&buf[..n]);
-                moved = true;
-            }
-            let n = s.codec.handle_input(now, &s.plain);
-            s.plain.drain(..n);
-            while let Some(ev) = s.codec.poll_event() {
-                moved = true;
-                match ev {
-                    paf::http::Event::Request { id, head } => {
-                        let sni = s.tls.sni().unwrap_or("-").to_owned();
-                        let body = format!("tls {} sni={sni}", head.uri().path());
-                        let body = paf::http::ResponseBody::Complete(body.as_bytes());
-                        s.codec.respond(now, id, Response::new(()), body).unwrap();
-                    }
-                    paf::http::Event::Closed => return false,
-                    _ => {}
-                }
-            }
-            let out = s.codec.poll_transmit();
-            let n = s.tls.write_plaintext(out);
-            s.codec.handle_transmitted(now, n);
-            moved |= n > 0;
-            s.tls.poll_transmit(&mut s.out);
-            if !s.out.is_empty() {
-                match cx.net().send(c, &s.out) {
-                    Ok(n) => {
-                        s.out.drain(..n);
-                        moved |= n > 0;
-                    }
-                    Err(_) => return false,
-                }
-            }
-            if !moved {
-                return true;
-            }
-        }
-    }
-}
-
-impl paf::App for TlsHello {
-    fn handle_accept(
-        &mut self,
-        cx: &mut paf::Cx<'_>,
-        _l: net::ListenerId,
-        c: net::ConnId,
-        _p: SocketAddr,
-    ) {
-        let conn = TlsConn {
-            tls: tls::ServerSession::new(&self.config, cx.now).unwrap(),
-            codec: paf::http::ServerConn::new(Default::default(), cx.now),
-            input: Vec::new(),
-            plain: Vec::new(),
-            out: Vec::new(),
-        };
-        self.conns.insert(c, conn);
-        self.handle_ready(cx, c);
-    }
-
-    fn handle_ready(&mut self, cx: &mut paf::Cx<'_>, c: net::ConnId) {
-        if !self.pump(cx, c) && self.conns.remove(&c).is_some() {
-            cx.close(c);
-        }
-    }
-}
-
 #[test]
 fn https_with_a_test_ca_verifies_the_name_pools_and_never_falls_back_to_plain_tcp() {
     let ca = tls::certs::TestCa::new("client_wire CA").unwrap();
     let identity = ca.issue(&["paf.test"]).unwrap().identity();
     let server_config = tls::ServerConfig::builder(identity).build().unwrap();
-    let (server, mut rt) = serve_with(
+    let tls_hello: support::MakeHandler = Box::new(|| {
+        Box::new(|_peer, reqd: Reqd| {
+            let body = format!("tls {}", reqd.request().uri().path());
+            reqd.respond_with_bytes(Response::new(()), body).unwrap();
+        })
+    });
+    let (server, mut rt) = support::serve_full(
         paf::http::Config::default(),
         hello(),
-        Box::new(move |rt| {
-            let app = TlsHello {
-                config: server_config,
-                conns: Default::default(),
-            };
-            rt.add(app, |_, cx| cx.listen(443, 16).map(|_| ())).unwrap();
-        }),
+        Box::new(|_| {}),
+        Some((server_config, tls_hello)),
     );
     let stack = client::Stack::attach(&mut rt, Options::default());
     let trust = tls::ClientConfig::builder(tls::ClientTrust::CaCerts(vec![ca.cert().clone()]))
@@ -698,7 +592,7 @@ fn https_with_a_test_ca_verifies_the_name_pools_and_never_falls_back_to_plain_tc
         let o = run(&mut rt, &ctx("paf.test", &trust), path);
         let o = o.borrow();
         assert!(o.errors.is_empty(), "{:?}", o.errors);
-        assert_eq!(o.body, format!("tls {path} sni=paf.test").as_bytes());
+        assert_eq!(o.body, format!("tls {path}").as_bytes());
         assert_eq!(o.peer, Some(SocketAddr::new(B_V4.into(), 443)));
     }
     assert_eq!(
@@ -722,8 +616,10 @@ fn https_with_a_test_ca_verifies_the_name_pools_and_never_falls_back_to_plain_tc
         assert_eq!(*peer, SocketAddr::new(B_V4.into(), 443));
         assert!(format!("{error:?}").contains(want), "{error:?}");
     }
-    // No plaintext fallback: the HTTP service on port 80 never saw a connection.
+    // No plaintext fallback: the HTTP service on port 80 never saw a connection; the HTTPS one
+    // saw three (the pooled one, and one per failed handshake).
     assert_eq!(server.handle.stats().accepted, 0);
+    assert_eq!(server.handles[1].stats().accepted, 3);
     server.stop(&mut rt);
 }
 
@@ -738,7 +634,7 @@ mod support {
     use net::testing::config;
     use paf::http::Config;
     use paf::service::{self, Handle, Initialized, Reqd, Switch};
-    use paf::Runtime;
+    use paf::{tls, Runtime};
 
     pub const MTU: usize = 9000;
     pub const LONG: Duration = Duration::from_secs(120);
@@ -748,7 +644,10 @@ mod support {
     pub type Extra = Box<dyn FnOnce(&mut Runtime) + Send>;
 
     pub struct Server {
+        /// The HTTP service's handle (port 80).
         pub handle: Handle,
+        /// Every service's handle: HTTP, then HTTPS when there is one.
+        pub handles: Vec<Handle>,
         stop: Switch,
         thread: Option<JoinHandle<()>>,
     }
@@ -790,6 +689,16 @@ mod support {
 
     /// [`serve`] with a server config and extra apps on the server's runtime.
     pub fn serve_with(cfg: Config, make: MakeHandler, extra: Extra) -> (Server, Runtime) {
+        serve_full(cfg, make, extra, None)
+    }
+
+    /// [`serve_with`], plus an HTTPS service on port 443 when `https` is given.
+    pub fn serve_full(
+        cfg: Config,
+        make: MakeHandler,
+        extra: Extra,
+        https: Option<(tls::ServerConfig, MakeHandler)>,
+    ) -> (Server, Runtime) {
         let (ea, eb) = wire::pair(MTU, Faults::default(), Faults::default(), 11);
         let stop = Switch::new();
         let (tx, rx) = mpsc::channel();
@@ -797,17 +706,37 @@ mod support {
         let thread = std::thread::spawn(move || {
             let mut rt = Runtime::new(Box::new(stack(false, eb))).expect("runtime");
             extra(&mut rt);
+            let mut handles = Vec::new();
             let svc = service::init(&mut rt, 80).expect("init");
-            let handler = make();
-            let Initialized(handle) =
-                service::http(svc, cfg, Some(s), service::default_error_handler, handler);
-            tx.send(handle.clone()).expect("send handle");
-            rt.run_until(|_| handle.is_finished()).expect("loop");
+            let Initialized(h) = service::http(
+                svc,
+                cfg.clone(),
+                Some(s.clone()),
+                service::default_error_handler,
+                make(),
+            );
+            handles.push(h);
+            if let Some((tls, make)) = https {
+                let svc = service::init(&mut rt, 443).expect("init 443");
+                let Initialized(h) = service::https(
+                    tls,
+                    svc,
+                    cfg,
+                    Some(s),
+                    service::default_error_handler,
+                    make(),
+                );
+                handles.push(h);
+            }
+            tx.send(handles.clone()).expect("send handles");
+            rt.run_until(|_| handles.iter().all(Handle::is_finished))
+                .expect("loop");
         });
-        let handle = rx.recv().expect("server started");
+        let handles = rx.recv().expect("server started");
         let client = Runtime::new(Box::new(stack(true, ea))).expect("client runtime");
         let server = Server {
-            handle,
+            handle: handles[0].clone(),
+            handles,
             stop,
             thread: Some(thread),
         };

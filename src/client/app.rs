@@ -221,8 +221,14 @@ impl ClientApp {
         };
         let result = self.rounds(cx, inner, &mut c, out);
         if let Err(f) = result {
+            if let Failure::Tls(_) = f {
+                // The alert rustls owes the peer, then FIN (rustls: flush, then close).
+                c.shutdown(cx);
+                cx.close(cid);
+            } else {
+                cx.abort(cid);
+            }
             conn_failed(inner, c, f, out);
-            cx.abort(cid);
             // The exchange may go on (next endpoint, retry) or fail: look again.
             self.stack.0.pending.set(true);
             return;
