@@ -29,6 +29,9 @@ enum Command {
     /// SIGINT/SIGTERM stop it gracefully (in-flight responses finish); a second signal, a second
     /// or more later, exits at once.
     Run(RunArgs),
+    /// HTTP(S) client, curl-like, over the chosen stack: the body goes to stdout (or -o); the
+    /// exit code names the failure (6 resolution, 7 connection, 28 timeout, 35/60 TLS, …).
+    Request(RequestArgs),
 }
 
 /// Which TCP/IP stack serves.
@@ -176,6 +179,13 @@ fn runtime(n: &NetArgs) -> Result<Runtime, String> {
     if n.stack == StackKind::Kernel {
         return Runtime::kernel(n.bind).map_err(|e| format!("kernel stack: {e}"));
     }
+    let config = stack_config(n)?;
+    Runtime::tap(&n.tap, n.mtu, config, n.pcap.as_deref())
+        .map_err(|e| format!("tap {}: {e}", n.tap))
+}
+
+/// The userspace stack's configuration from the flags.
+fn stack_config(n: &NetArgs) -> Result<net::Config, String> {
     let (v4, p4) = cidr::<Ipv4Addr>("ipv4", &n.ipv4)?;
     let (v6, p6) = cidr::<Ipv6Addr>("ipv6", &n.ipv6)?;
     let mut config = net::Config {
@@ -197,8 +207,7 @@ fn runtime(n: &NetArgs) -> Result<Runtime, String> {
     };
     config.tcp.rx_buffer = n.tcp_buffer;
     config.tcp.tx_buffer = n.tcp_buffer;
-    Runtime::tap(&n.tap, n.mtu, config, n.pcap.as_deref())
-        .map_err(|e| format!("tap {}: {e}", n.tap))
+    Ok(config)
 }
 
 /// SIGINT/SIGTERM set a flag and wake the loop.
@@ -344,6 +353,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Echo(a) => echo(a),
         Command::Run(a) => run(a),
+        Command::Request(a) => return request(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -351,5 +361,138 @@ fn main() -> ExitCode {
             eprintln!("paf: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[derive(Args)]
+struct RequestArgs {
+    #[command(flatten)]
+    net: NetArgs,
+    /// The URL (http:// or https://).
+    url: String,
+    /// Method (default GET, or POST with -d).
+    #[arg(short = 'X', long = "request")]
+    method: Option<String>,
+    /// Extra header, "Name: value" (repeatable).
+    #[arg(short = 'H', long = "header")]
+    headers: Vec<String>,
+    /// Request body; @FILE reads it from FILE.
+    #[arg(short = 'd', long = "data")]
+    data: Option<String>,
+    /// Trust only the CAs in this PEM file (default: the webpki roots).
+    #[arg(long)]
+    cacert: Option<PathBuf>,
+    /// Accept any server certificate.
+    #[arg(short = 'k', long)]
+    insecure: bool,
+    /// Write the body to FILE instead of stdout.
+    #[arg(short = 'o', long = "output")]
+    output: Option<PathBuf>,
+    /// Show the request and response heads on stderr.
+    #[arg(short = 'v', long)]
+    verbose: bool,
+    /// DNS server to ask (repeatable; default: from the configuration, DHCP, or, with
+    /// --stack kernel, /etc/resolv.conf).
+    #[arg(long = "dns")]
+    dns: Vec<IpAddr>,
+    /// Resolve names to IPv4 addresses only.
+    #[arg(short = '4', conflicts_with = "ipv6_only")]
+    ipv4_only: bool,
+    /// Resolve names to IPv6 addresses only.
+    #[arg(short = '6')]
+    ipv6_only: bool,
+    /// Follow redirects (at most --max-redirs).
+    #[arg(short = 'L', long)]
+    location: bool,
+    /// Most redirects followed with -L.
+    #[arg(long, default_value_t = 10)]
+    max_redirs: usize,
+    /// Give up after this long (e.g. 10s, 500ms).
+    #[arg(short = 'm', long, value_parser = duration)]
+    max_time: Option<Duration>,
+}
+
+/// The runtime for `paf request`: like [`runtime`], with the DNS servers given, and, with
+/// --dhcp, after the lease is in (an address and the DNS servers to use).
+fn request_runtime(n: &NetArgs, dns: &[IpAddr]) -> Result<Runtime, String> {
+    let now = std::time::Instant::now;
+    if n.stack == StackKind::Kernel {
+        let mut k = net::kernel::KernelStack::new(n.bind, now())
+            .map_err(|e| format!("kernel stack: {e}"))?;
+        if !dns.is_empty() {
+            k.set_dns_servers(dns.to_vec());
+        }
+        return Runtime::new(Box::new(k)).map_err(|e| format!("kernel stack: {e}"));
+    }
+    let mut config = stack_config(n)?;
+    config.dns_servers = dns.to_vec();
+    let tap = net::device::Tap::open(&n.tap, n.mtu).map_err(|e| format!("tap {}: {e}", n.tap))?;
+    let mut device = net::device::Device::new(net::device::Link::Tap(tap));
+    if let Some(p) = &n.pcap {
+        device
+            .capture_to(p)
+            .map_err(|e| format!("cannot write pcap {}: {e}", p.display()))?;
+    }
+    let mut stack = net::Stack::new(config, device, now()).map_err(|e| e.to_string())?;
+    if n.dhcp {
+        let deadline = now() + Duration::from_secs(15);
+        while stack.ipv4().is_none() {
+            if now() >= deadline {
+                return Err("dhcp: no lease within 15 s".to_owned());
+            }
+            net::Transport::poll(&mut stack, now());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    Runtime::new(Box::new(stack)).map_err(|e| format!("tap {}: {e}", n.tap))
+}
+
+fn request(args: RequestArgs) -> ExitCode {
+    use paf::client::cli::{self, Failure};
+    let fail = |f: Failure| {
+        eprintln!("paf request: {f}");
+        ExitCode::from(f.exit_code())
+    };
+    let method = match args.method.as_deref().map(|m| m.parse::<::http::Method>()) {
+        None => None,
+        Some(Ok(m)) => Some(m),
+        Some(Err(e)) => return fail(Failure::Usage(format!("-X: {e}"))),
+    };
+    let data = match args.data.as_deref() {
+        Some(d) if d.starts_with('@') => match std::fs::read(&d[1..]) {
+            Ok(b) => Some(b),
+            Err(e) => return fail(Failure::Usage(format!("-d {d}: {e}"))),
+        },
+        Some(d) => Some(d.as_bytes().to_vec()),
+        None => None,
+    };
+    let mut rt = match request_runtime(&args.net, &args.dns) {
+        Ok(rt) => rt,
+        Err(e) => return fail(Failure::Usage(e)),
+    };
+    let stack = paf::client::Stack::attach(&mut rt, paf::client::Options::default());
+    let req = cli::Request {
+        method,
+        url: args.url,
+        headers: args.headers,
+        data,
+        output: args.output,
+        verbose: args.verbose,
+        insecure: args.insecure,
+        cacert: args.cacert,
+        family: match (args.ipv4_only, args.ipv6_only) {
+            (true, _) => paf::client::Family::V4,
+            (_, true) => paf::client::Family::V6,
+            _ => paf::client::Family::Any,
+        },
+        redirects: if args.location { args.max_redirs } else { 0 },
+        max_time: args.max_time,
+    };
+    match cli::run(&mut rt, &stack, &req) {
+        Ok(status) => {
+            log::debug!("request: status {status}");
+            ExitCode::SUCCESS
+        }
+        Err(f) => fail(f),
     }
 }
