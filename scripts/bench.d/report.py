@@ -9,8 +9,8 @@ p99, CPU seconds and RSS, and the sum of errors; paf rows get ratios to nginx an
 Writes DIR/results.json, DIR/results.md and DIR/results.svg + DIR/results.png (with gnuplot;
 skipped with a warning when it is missing) and prints the table.
 
---check (the smoke test): exit status 1 when any request failed or a measured row has no result;
-speed is never looked at.
+--check (the smoke test): exit status 3 when any request failed or a measured row has no result;
+speed is never looked at. Any other failure exits 1 (or with Python's status).
 """
 
 import argparse
@@ -84,18 +84,30 @@ def measure(rec, unit):
     raise ValueError(f"unknown record kind {kind}")
 
 
-def aggregate(records):
+def describe_event(rec):
+    if rec["kind"] == "died":
+        return (f"{rec['system']} exited during round {rec['round']} (noticed after "
+                f"{rec['workload']}, exit status {rec['status']}); the rest of its round is "
+                "missing")
+    return f"{rec['system']} round {rec['round']}: {rec.get('reason', rec['kind'])}"
+
+
+def aggregate(records, rounds):
+    """Rows per workload and system, plus the events (servers that failed to start or died)."""
     by = {}
     na = {}
-    start_failures = {}
+    events = []
+    ran = set()
     for rec in records:
         key = (rec["system"], rec["workload"])
         if rec["kind"] == "na":
             na[key] = rec["reason"]
-        elif rec["kind"] == "fail":
-            start_failures[rec["system"]] = start_failures.get(rec["system"], 0) + 1
+        elif rec["kind"] in ("fail", "died"):
+            events.append(describe_event(rec))
+            ran.add(rec["system"])
         else:
             by.setdefault(key, []).append(rec)
+            ran.add(rec["system"])
     rows = []
     for wid, label, unit, _ in WORKLOADS:
         for sys_ in SYSTEMS:
@@ -106,7 +118,7 @@ def aggregate(records):
                    "rss_mib": None, "x_nginx": None, "x_paf_kernel": None,
                    "na": na.get(key), "rounds": []}
             recs = by.get(key, [])
-            if not recs and not row["na"] and sys_ not in start_failures:
+            if not row["na"] and sys_ not in ran:
                 continue  # system not run
             for rec in recs:
                 value, p50, p99, errors, extra = measure(rec, unit)
@@ -116,7 +128,10 @@ def aggregate(records):
                                       "rss_kib": rec["rss_kib"], **busy, **extra})
             row["errors"] = sum(r["errors"] for r in row["rounds"])
             if not row["na"]:
-                row["errors"] += start_failures.get(sys_, 0)
+                # A round without this measurement (its server died or did not start) counts as
+                # one error.
+                row["missing_rounds"] = max(0, rounds - len(recs))
+                row["errors"] += row["missing_rounds"]
             for k in ("value", "p50_ms", "p99_ms", "cpu_s", "client_cpu_busy", "server_cpu_busy"):
                 row[k] = median([r.get(k) for r in row["rounds"]])
             rss = median([r["rss_kib"] for r in row["rounds"]])
@@ -142,7 +157,7 @@ def aggregate(records):
             base = index.get((ref, r["workload"]))
             if base and base["value"] and r["value"] is not None:
                 r[field] = r["value"] / base["value"]
-    return rows
+    return rows, events
 
 
 def fmt_value(v, unit):
@@ -202,7 +217,7 @@ def print_table(rows):
         print(line(b))
 
 
-def markdown(rows, meta):
+def markdown(rows, meta, events):
     m = meta
     lines = [
         "# paf benchmark results",
@@ -225,6 +240,8 @@ def markdown(rows, meta):
     ]
     for b in table_rows(rows):
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in b) + " |")
+    if events:
+        lines += ["", "**Failures during the run:**", ""] + [f"- {e}" for e in events]
     if any((r["client_cpu_busy"] or 0) >= CLIENT_BOUND for r in rows):
         lines += ["", f"† the client's CPU was at least {CLIENT_BOUND:.0%} busy: wrk may have "
                   "set the pace, so the server's own limit can be higher."]
@@ -327,12 +344,14 @@ def main():
     meta = dict(kv.split("=", 1) for kv in args.meta)
     set_idle_count(int(meta.get("idle_connections", 10000)))
     records = [json.loads(l) for l in args.raw.read_text().splitlines() if l.strip()]
-    rows = aggregate(records)
+    rows, events = aggregate(records, int(meta.get("rounds", 1)))
+    for e in events:
+        print(f"bench: {e}", file=sys.stderr)
 
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(
-        json.dumps({"meta": meta, "rows": rows}, indent=1) + "\n")
-    (args.out / "results.md").write_text(markdown(rows, meta))
+        json.dumps({"meta": meta, "events": events, "rows": rows}, indent=1) + "\n")
+    (args.out / "results.md").write_text(markdown(rows, meta, events))
     made = chart(rows, meta, args.out)
 
     print()
@@ -345,9 +364,10 @@ def main():
         bad = [f"{r['system']} {r['workload']}: "
                + (f"{r['errors']} errors" if r["errors"] else "no result")
                for r in rows if not r["na"] and (r["errors"] or r["value"] is None)]
+        bad += events
         if bad:
             print("bench: smoke check FAILED:\n  " + "\n  ".join(bad), file=sys.stderr)
-            sys.exit(1)
+            sys.exit(3)
         print("bench: smoke check passed: every request succeeded")
 
 
