@@ -108,14 +108,15 @@ impl BodyWriter {
         let x = inner
             .exchanges
             .get_mut(&self.id)
-            .filter(|x| x.phase != Phase::Done && !x.closed)
+            .filter(|x| x.phase != Phase::Done)
             .ok_or(WriteError::Closed)?;
         match x.body {
+            BodyKind::Empty | BodyKind::Bytes(_) => return Err(WriteError::NotStreaming),
+            _ if x.closed => return Err(WriteError::Closed),
             BodyKind::Length(n) if x.written + data.len() as u64 > n => {
                 return Err(WriteError::TooLong)
             }
             BodyKind::Length(_) | BodyKind::Chunked => {}
-            BodyKind::Empty | BodyKind::Bytes(_) => return Err(WriteError::NotStreaming),
         }
         let k = data.len().min(cap.saturating_sub(x.out.len()));
         x.blocked = k < data.len();

@@ -57,8 +57,8 @@ impl fmt::Display for ConnectFailure {
 /// [`request`](super::request) when the request cannot even start).
 #[derive(Clone, Debug)]
 pub enum Error {
-    /// The ctx has no [`stack`](super::stack) and no endpoint that names one, or its endpoint
-    /// keys are of another type: nothing can carry the request.
+    /// The ctx has no [`stack`](super::stack), and its endpoints are not known at once (they
+    /// wait for an asynchronous step), or name another stack: nothing can carry the request.
     NoStack,
     /// The ctx describes no usable endpoint (missing keys, failed folds); the report lists every
     /// candidate and what happened to it.

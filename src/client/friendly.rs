@@ -44,7 +44,9 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
-/// Requests by URL on a client [`Stack`]; see the [module docs](self). Cheap to clone.
+/// Requests by URL on a client [`Stack`]: the scheme picks TLS, the host becomes `domain_name`,
+/// the port `port` (default 80/443), the authority `Host`; redirects are followed when asked
+/// (303, and 301/302 after a POST, continue with a bodyless GET). Cheap to clone.
 #[derive(Clone)]
 pub struct Client {
     stack: Stack,

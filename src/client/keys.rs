@@ -83,8 +83,10 @@ key!(
     tls_edn: TlsEdn = "tls_edn"
 );
 
-/// The base ctx of `stack`: the stack itself, the DNS resolver fold and the endpoint folds
-/// (see the [module docs](self)). Add `domain_name` (and `tls_config`, `port`) per request.
+/// The base ctx of `stack`: the stack itself, the DNS resolver fold (`ipaddr` from `stack`,
+/// `domain_name` and `family`; a literal address is used as is), and the endpoint folds
+/// (`tcp_edn` with port 80 by default, `tls_edn` with 443, only when `tls_config` is there). Add
+/// `domain_name` (and `tls_config`, `port`) per request.
 pub fn ctx(stack: &Stack) -> Ctx {
     Ctx::empty()
         .add(&self::stack(), stack.clone())

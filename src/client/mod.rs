@@ -36,6 +36,8 @@
 //! connection's byte pipe), `dns` (the resolver fold's queries), `body` (the handles), `error`,
 //! `friendly` ([`Client`]), [`cli`] (`paf request` without the argument parsing).
 
+#![warn(missing_docs)]
+
 mod app;
 mod body;
 pub mod cli;
@@ -47,6 +49,8 @@ mod friendly;
 mod keys;
 mod stack;
 mod state;
+#[cfg(test)]
+mod tests;
 
 pub use body::{BodyEnd, BodyError, BodyWriter, ResponseBody, WriteError};
 pub use error::{ConnectFailure, Error};

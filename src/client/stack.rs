@@ -206,7 +206,7 @@ where
 }
 
 /// The body framing the head asks for, with the framing headers removed (the codec writes them).
-fn framing(mut req: Request<()>) -> Result<(Request<()>, BodyKind), Error> {
+pub(crate) fn framing(mut req: Request<()>) -> Result<(Request<()>, BodyKind), Error> {
     if req.method() == Method::CONNECT {
         return Err(Error::Usage(UsageError::UnsupportedMethod));
     }
@@ -322,9 +322,7 @@ fn find_stack(ctx: &Ctx) -> Result<Stack, Error> {
     let mut connect = Connect::new(ctx, &keys::tls_edn(), &keys::tcp_edn());
     match connect.poll() {
         Next::Connect(edn) => Ok(edn_stack(&edn).clone()),
-        Next::Failed(report) if report.missing().all(|m| m.key() != keys::stack().name()) => {
-            Err(Error::Ctx(report))
-        }
-        _ => Err(Error::NoStack),
+        Next::Failed(report) => Err(Error::Ctx(report)),
+        Next::Pending => Err(Error::NoStack),
     }
 }
