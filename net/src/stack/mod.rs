@@ -8,14 +8,16 @@
 //! - smoltcp has no accept backlog: a SYN that finds no listening socket is reset. Each listener
 //!   keeps `backlog` sockets in LISTEN and is topped up after every frame that carried a SYN, so a
 //!   burst of connections is accepted, not reset;
-//! - a released connection whose TCP is in TIME-WAIT is dropped at once (its port and memory are
-//!   free for the next peer, as kernels recycle TIME-WAIT); one that has not finished within
-//!   [`LINGER`] is aborted;
+//! - a released connection whose TCP is in TIME-WAIT is kept only [`TIME_WAIT`] (100 ms), then
+//!   its socket is recycled for the next connection (as kernels recycle TIME-WAIT); one that has
+//!   not finished within [`LINGER`] is aborted. Sockets leave the set only after an egress pass,
+//!   so a final ACK or an abort's RST always goes out;
 //! - DNS queries ([`Transport::resolve`]) run on smoltcp's DNS socket inside the same poll (see
 //!   `dns.rs`), with the configured servers and those learned by DHCP.
 
 mod dhcp;
 mod dns;
+mod pool;
 mod table;
 
 use std::collections::{HashSet, VecDeque};
@@ -47,6 +49,12 @@ pub const RX_BUDGET: usize = 256;
 /// How long a released connection may take to finish its close before it is aborted.
 pub const LINGER: Duration = Duration::from_secs(30);
 
+/// How long a released connection stays in TIME-WAIT (RFC 9293 says 2 MSL, 10 s in smoltcp):
+/// long enough for our last ACK to leave, short enough that churn does not pile up sockets.
+/// A peer whose FIN is retransmitted after this gets a reset; on a LAN-like link the ACK is not
+/// lost in practice.
+pub const TIME_WAIT: Duration = Duration::from_millis(100);
+
 const EPHEMERAL: std::ops::RangeInclusive<u16> = 49152..=65535;
 
 #[derive(Debug)]
@@ -67,6 +75,10 @@ pub struct StackStats {
     pub embryonic_failed: u64,
     /// Released connections aborted because they did not finish closing within [`LINGER`].
     pub linger_aborts: u64,
+    /// Sockets (with their buffers) reused from finished connections instead of allocated.
+    pub sockets_reused: u64,
+    /// Finished sockets kept for reuse now.
+    pub spare_sockets: usize,
 }
 
 /// A userspace TCP/IP stack. See the module docs.
@@ -83,11 +95,13 @@ pub struct Stack {
     resolver: dns::Resolver,
     scratch: Vec<ConnId>,
     released: usize,
+    time_wait: usize,
     used_ports: HashSet<u16>,
     next_port: u16,
     more_rx: bool,
     now: Instant,
     stats: StackStats,
+    spare: pool::Pool,
     /// Read end of the wire's wake-up pipe (a second mio `Waker` on the loop's poll is not
     /// allowed: the loop has its own).
     wake_rx: Option<mio::unix::pipe::Receiver>,
@@ -165,6 +179,7 @@ impl Stack {
             resolver: dns::Resolver::default(),
             scratch: Vec::new(),
             released: 0,
+            time_wait: 0,
             config,
             conns: Table::default(),
             listeners: Slab::new(),
@@ -175,6 +190,7 @@ impl Stack {
             more_rx: false,
             now,
             stats: StackStats::default(),
+            spare: pool::Pool::default(),
             wake_rx: None,
         })
     }
@@ -216,7 +232,11 @@ impl Stack {
 
     /// Counters.
     pub fn stats(&self) -> StackStats {
-        self.stats
+        StackStats {
+            sockets_reused: self.spare.reused,
+            spare_sockets: self.spare.len(),
+            ..self.stats
+        }
     }
 
     /// Keep every listener's pool at its backlog; move sockets that left LISTEN into the table.
@@ -234,7 +254,7 @@ impl Stack {
                     .insert(h, Phase::Embryonic(ListenerId(lid as u32)), None);
             }
             while l.pool.len() < l.backlog {
-                let mut s = new_socket(&self.config.tcp);
+                let mut s = self.spare.take(&self.config.tcp);
                 if s.listen(IpListenEndpoint::from(l.port)).is_err() {
                     break;
                 }
@@ -244,10 +264,11 @@ impl Stack {
     }
 
     /// Turn socket changes into events; finish released sockets.
-    fn scan(&mut self) {
+    fn scan(&mut self, after_egress: bool) {
         let mut ids = std::mem::take(&mut self.scratch);
         self.conns.ids_into(&mut ids);
         self.released = 0;
+        self.time_wait = 0;
         for &id in &ids {
             let Some(e) = self.conns.get(id) else {
                 continue;
@@ -295,8 +316,27 @@ impl Stack {
                         self.events.push_back(Event::Ready(id));
                     }
                 }
+                Phase::TimeWait { until } => {
+                    if after_egress && (self.now >= until || state == tcp::State::Closed) {
+                        self.drop_socket(id);
+                    } else {
+                        self.released += 1;
+                        self.time_wait += 1;
+                    }
+                }
                 Phase::Released { deadline } => match state {
-                    tcp::State::Closed | tcp::State::TimeWait => self.drop_socket(id),
+                    // An abort's RST goes out on egress: drop the socket only after that.
+                    tcp::State::Closed if after_egress => self.drop_socket(id),
+                    tcp::State::Closed => self.released += 1,
+                    tcp::State::TimeWait => {
+                        self.released += 1;
+                        self.time_wait += 1;
+                        if let Some(e) = self.conns.get_mut(id) {
+                            e.phase = Phase::TimeWait {
+                                until: self.now + TIME_WAIT,
+                            };
+                        }
+                    }
                     _ if self.now < deadline => self.released += 1,
                     _ => {
                         self.released += 1;
@@ -317,7 +357,9 @@ impl Stack {
 
     fn drop_socket(&mut self, id: ConnId) {
         if let Some(e) = self.conns.remove(id) {
-            self.sockets.remove(e.handle);
+            if let smoltcp::socket::Socket::Tcp(s) = self.sockets.remove(e.handle) {
+                self.spare.give(s);
+            }
             if let Some(p) = e.local_port {
                 self.used_ports.remove(&p);
             }
@@ -346,7 +388,7 @@ impl Stack {
         let Some(e) = self.conns.get_mut(conn) else {
             return;
         };
-        if matches!(e.phase, Phase::Released { .. }) {
+        if matches!(e.phase, Phase::Released { .. } | Phase::TimeWait { .. }) {
             return;
         }
         e.phase = Phase::Released { deadline };
@@ -375,19 +417,6 @@ impl Stack {
         let h = self.conns.open(conn)?.handle;
         Some(self.sockets.get_mut::<tcp::Socket>(h))
     }
-}
-
-fn new_socket(t: &crate::config::TcpConfig) -> tcp::Socket<'static> {
-    let mut s = tcp::Socket::new(
-        tcp::SocketBuffer::new(vec![0; t.rx_buffer]),
-        tcp::SocketBuffer::new(vec![0; t.tx_buffer]),
-    );
-    s.set_nagle_enabled(t.nagle);
-    s.set_ack_delay(t.ack_delay.map(crate::clock::duration_to_smol));
-    s.set_timeout(t.timeout.map(crate::clock::duration_to_smol));
-    s.set_keep_alive(t.keep_alive.map(crate::clock::duration_to_smol));
-    s.set_congestion_control(tcp::CongestionControl::Cubic);
-    s
 }
 
 /// The readiness that matters to the layer above. `writable` needs a useful amount of free space
@@ -439,7 +468,9 @@ impl Transport for Stack {
             return;
         };
         for h in l.pool {
-            self.sockets.remove(h);
+            if let smoltcp::socket::Socket::Tcp(s) = self.sockets.remove(h) {
+                self.spare.give(s);
+            }
         }
         let mut ids = std::mem::take(&mut self.scratch);
         self.conns.ids_into(&mut ids);
@@ -473,7 +504,7 @@ impl Transport for Stack {
             return Err(ConnectError::NoRoute);
         }
         let port = self.alloc_port().ok_or(ConnectError::NoPorts)?;
-        let mut s = new_socket(&self.config.tcp);
+        let mut s = self.spare.take(&self.config.tcp);
         let remote_ep = IpEndpoint::new(remote.ip().into(), remote.port());
         if let Err(e) = s.connect(self.iface.context(), remote_ep, port) {
             self.used_ports.remove(&port);
@@ -637,14 +668,14 @@ impl Transport for Stack {
         }
         self.resolver
             .poll(now, &mut self.iface, &mut self.sockets, &mut self.events);
-        self.scan();
+        self.scan(false);
         while self
             .iface
             .poll_egress(ts, &mut self.device, &mut self.sockets)
             == smoltcp::iface::PollResult::SocketStateChanged
         {}
         // Sockets may have changed state on egress (e.g. a connect timed out): report it now.
-        self.scan();
+        self.scan(true);
     }
 
     fn poll_delay(&mut self, now: Instant) -> Option<Duration> {
@@ -668,9 +699,14 @@ impl Transport for Stack {
             let d = at.saturating_duration_since(now);
             delay = Some(delay.map_or(d, |x| x.min(d)));
         }
-        // Released connections have a deadline; check them at least once a second.
+        // Released connections have a deadline; check them at least once a second (TIME-WAIT
+        // ones when their short wait ends).
         if self.released > 0 {
-            let d = Duration::from_secs(1);
+            let d = if self.time_wait > 0 {
+                TIME_WAIT
+            } else {
+                Duration::from_secs(1)
+            };
             delay = Some(delay.map_or(d, |x| x.min(d)));
         }
         delay

@@ -17,6 +17,9 @@ pub(crate) enum Phase {
     Open,
     /// Released by the layer above; TCP is finishing. Forced shut at the deadline.
     Released { deadline: Instant },
+    /// Released and in TIME-WAIT: kept only until `until`, long enough for the last ACK to go
+    /// out (and be repeated once if the peer's FIN comes again), then recycled.
+    TimeWait { until: Instant },
 }
 
 /// A connection's readiness as last reported, to emit `Ready` only on change.
