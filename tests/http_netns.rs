@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{require_netns, require_tools, ChildGuard, Netns, Output};
-use paf::service::builtin::{blob_byte, fnv1a, BENCH_BODY, FNV_OFFSET, PAGE};
+use paf::service::builtin::{blob_byte, StreamHash, BENCH_BODY, PAGE};
 
 const PAF: &str = env!("CARGO_BIN_EXE_paf");
 const T: Duration = Duration::from_secs(30);
@@ -34,12 +34,14 @@ fn curl(ns: &Netns, args: &[&str]) -> Output {
     out
 }
 
-/// Writes a deterministic test file of `n` bytes and returns its path and FNV-1a hash.
+/// Writes a deterministic test file of `n` bytes and returns its path and [`StreamHash`].
 fn test_file(name: &str, n: usize) -> (std::path::PathBuf, u64) {
     let path = std::env::temp_dir().join(format!("paf-{}-{name}", std::process::id()));
     let data: Vec<u8> = (0..n as u64).map(|i| (i * 7 % 253) as u8).collect();
     std::fs::write(&path, &data).expect("write test file");
-    (path, fnv1a(FNV_OFFSET, &data))
+    let mut h = StreamHash::new();
+    h.update(&data);
+    (path, h.finish())
 }
 
 #[test]
@@ -73,7 +75,7 @@ fn curl_get_head_post_expect_and_http10() {
     // A chunked upload (-T with Transfer-Encoding: chunked), counted and hashed as it streams.
     let (file, hash) = test_file("upload", 3_000_000);
     let f = file.to_str().unwrap();
-    let want = format!("bytes=3000000 fnv64={hash:016x}\n");
+    let want = format!("bytes=3000000 hash={hash:016x}\n");
     let out = curl(
         &ns,
         &[
@@ -403,7 +405,7 @@ fn https_with_curl_on_the_tap() {
     let out = curl(&ns, &args);
     assert_eq!(
         out.stdout,
-        format!("bytes=2000000 fnv64={hash:016x}\n"),
+        format!("bytes=2000000 hash={hash:016x}\n"),
         "{out}"
     );
     let _ = std::fs::remove_file(&file);

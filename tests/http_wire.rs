@@ -19,7 +19,7 @@ use ::http::Response;
 use net::device::{wire, Device, Faults, Link};
 use net::testing::{config, B_V4, B_V6};
 use paf::http::Config;
-use paf::service::builtin::{blob_byte, fnv1a, FNV_OFFSET};
+use paf::service::builtin::{blob_byte, StreamHash};
 use paf::service::testing::{parse_response, ClientHandle, ParsedResponse, RawClient};
 use paf::service::{self, BodyEnd, BodyWriter, ErrorResponse, Handle, Initialized, Reqd, Switch};
 use paf::Runtime;
@@ -196,11 +196,11 @@ fn byte(i: u64) -> u8 {
     blob_byte(i)
 }
 
-/// A chunked-body source of `total` pattern bytes in `chunk`-byte chunks, FNV-hashed on the way.
+/// A chunked-body source of `total` pattern bytes in `chunk`-byte chunks, hashed on the way.
 fn chunked_source(
     total: u64,
     chunk: usize,
-    hash: Rc<Cell<u64>>,
+    hash: Rc<Cell<StreamHash>>,
 ) -> impl FnMut(&mut Vec<u8>) -> bool {
     let mut at = 0u64;
     let mut ended = false;
@@ -217,7 +217,9 @@ fn chunked_source(
         out.extend_from_slice(format!("{n:x}\r\n").as_bytes());
         let data = out.len();
         out.extend((0..n as u64).map(|k| byte(at + k)));
-        hash.set(fnv1a(hash.get(), &out[data..]));
+        let mut h = hash.get();
+        h.update(&out[data..]);
+        hash.set(h);
         out.extend_from_slice(b"\r\n");
         at += n as u64;
         true
@@ -237,27 +239,29 @@ fn chunked_upload_of_64_mb_is_streamed_to_the_handler_with_bounded_buffers() {
         cfg.clone(),
         Box::new(|| {
             Box::new(|_peer, reqd: Reqd| {
-                fn pump(reqd: Reqd, n: u64, h: u64, biggest: usize) {
+                fn pump(reqd: Reqd, n: u64, h: StreamHash, biggest: usize) {
                     let (r1, r2) = (reqd.clone(), reqd.clone());
                     reqd.schedule_read(
                         move |data| {
                             let biggest = biggest.max(data.len());
-                            pump(r1, n + data.len() as u64, fnv1a(h, data), biggest);
+                            let mut h = h;
+                            h.update(data);
+                            pump(r1, n + data.len() as u64, h, biggest);
                         },
                         move |end| {
                             assert_eq!(end, BodyEnd::Complete);
-                            let body = format!("{n} {h:016x} {biggest}");
+                            let body = format!("{n} {:016x} {biggest}", h.finish());
                             r2.respond_with_bytes(Response::new(()), body).unwrap();
                         },
                     );
                 }
-                pump(reqd, 0, FNV_OFFSET, 0);
+                pump(reqd, 0, StreamHash::new(), 0);
             })
         }),
     );
     let c = RawClient::connect(&mut rt, addr(B_V4)).unwrap();
     c.send(b"POST /upload HTTP/1.1\r\nHost: b\r\nTransfer-Encoding: chunked\r\n\r\n");
-    let sent_hash = Rc::new(Cell::new(FNV_OFFSET));
+    let sent_hash = Rc::new(Cell::new(StreamHash::new()));
     c.set_source(chunked_source(TOTAL, 13_000, sent_hash.clone()));
     let r = responses(&mut rt, &c, 1);
     let fields: Vec<&str> = std::str::from_utf8(&r[0].body)
@@ -265,7 +269,7 @@ fn chunked_upload_of_64_mb_is_streamed_to_the_handler_with_bounded_buffers() {
         .split(' ')
         .collect();
     assert_eq!(fields[0], TOTAL.to_string());
-    assert_eq!(fields[1], format!("{:016x}", sent_hash.get()));
+    assert_eq!(fields[1], format!("{:016x}", sent_hash.get().finish()));
     let biggest: usize = fields[2].parse().unwrap();
     let stats = server.handle.stats();
     assert!(biggest <= cfg.body_buffer_size, "chunk of {biggest} bytes");
@@ -599,7 +603,9 @@ fn stream_or_hash() -> MakeHandler {
             let r = reqd.clone();
             reqd.read_to_end(64 << 20, move |body| {
                 let body = body.unwrap();
-                let text = format!("{} {:016x}", body.len(), fnv1a(FNV_OFFSET, &body));
+                let mut h = StreamHash::new();
+                h.update(&body);
+                let text = format!("{} {:016x}", body.len(), h.finish());
                 r.respond_with_bytes(Response::new(()), text).unwrap();
             });
         })
@@ -628,11 +634,11 @@ fn https_pipelines_streams_and_uploads_through_tls() {
         assert_eq!(r.body, want, "response {i}");
     }
     // A 4 MB chunked upload, hashed.
-    let sent_hash = Rc::new(Cell::new(FNV_OFFSET));
+    let sent_hash = Rc::new(Cell::new(StreamHash::new()));
     c.send(b"POST /up HTTP/1.1\r\nHost: paf.test\r\nTransfer-Encoding: chunked\r\n\r\n");
     c.set_source(chunked_source(4 << 20, 10_000, sent_hash.clone()));
     let r = responses(&mut rt, &c, 1);
-    let want = format!("{} {:016x}", 4 << 20, sent_hash.get());
+    let want = format!("{} {:016x}", 4 << 20, sent_hash.get().finish());
     assert_eq!(r[0].body, want.as_bytes());
     // A 16 MB streamed response on a second connection, byte for byte.
     let d = RawClient::connect_tls(&mut rt, addr(B_V6), &client_cfg, paf_test()).unwrap();

@@ -5,8 +5,10 @@
 //! by the end-to-end tests and benchmarks) also:
 //! - `GET /bench` → the fixed 12-byte body `hello world\n`;
 //! - `POST|PUT /echo` → the request body back (up to [`ECHO_LIMIT`], else 413);
-//! - `POST|PUT /count` → the body streamed and counted: `bytes=N fnv64=HEX\n`;
-//! - `GET /blob?size=N` → N bytes of the pattern `i % 251` with `Content-Length`, streamed.
+//! - `POST|PUT /count` → the body streamed, counted and hashed: `bytes=N hash=HEX\n` (hash:
+//!   [`StreamHash`]);
+//! - `GET /blob?size=N` → N bytes of the pattern `i % 251` ([`blob_byte`]) with
+//!   `Content-Length`, written from a precomputed pattern (whole when small, streamed else).
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -67,7 +69,7 @@ fn route(options: Options, reqd: Reqd) {
             Ok(())
         }
         ("/count", true) if method == Method::POST || method == Method::PUT => {
-            count(reqd, Rc::new(Cell::new((0, FNV_OFFSET))));
+            count(reqd, Rc::new(Cell::new(StreamHash::new())));
             Ok(())
         }
         ("/blob", true) if method == Method::GET || method == Method::HEAD => blob(&reqd),
@@ -95,30 +97,80 @@ fn echo(reqd: Reqd) {
     });
 }
 
-/// FNV-1a, 64 bit: a simple stream hash the tests can recompute.
-pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-
-/// Feeds `data` into an FNV-1a state.
-pub fn fnv1a(mut h: u64, data: &[u8]) -> u64 {
-    for &b in data {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
+/// A fast, non-cryptographic 64-bit hash of a byte stream, independent of how the stream is
+/// split into chunks (what `/count` answers, and what tests recompute).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StreamHash {
+    h: u64,
+    tail: [u8; 8],
+    pending: usize,
+    len: u64,
 }
 
-fn count(reqd: Reqd, st: Rc<Cell<(u64, u64)>>) {
+impl StreamHash {
+    /// The hash of nothing yet.
+    pub fn new() -> StreamHash {
+        StreamHash::default()
+    }
+
+    fn mix(&mut self, word: u64) {
+        self.h = (self.h ^ word)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(29);
+    }
+
+    /// Feeds the next bytes of the stream.
+    pub fn update(&mut self, mut data: &[u8]) {
+        self.len += data.len() as u64;
+        if self.pending > 0 {
+            let k = (8 - self.pending).min(data.len());
+            self.tail[self.pending..self.pending + k].copy_from_slice(&data[..k]);
+            self.pending += k;
+            data = &data[k..];
+            if self.pending < 8 {
+                return;
+            }
+            self.mix(u64::from_le_bytes(self.tail));
+            self.pending = 0;
+        }
+        let mut words = data.chunks_exact(8);
+        for w in &mut words {
+            self.mix(u64::from_le_bytes(w.try_into().expect("8 bytes")));
+        }
+        let rest = words.remainder();
+        self.tail[..rest.len()].copy_from_slice(rest);
+        self.pending = rest.len();
+    }
+
+    /// The hash of the bytes fed so far.
+    pub fn finish(&self) -> u64 {
+        let mut s = *self;
+        if s.pending > 0 {
+            s.tail[s.pending..].fill(0);
+            s.mix(u64::from_le_bytes(s.tail));
+        }
+        s.mix(s.len);
+        // splitmix64's finalizer, so that every input bit reaches every output bit.
+        let mut z = s.h;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+fn count(reqd: Reqd, st: Rc<Cell<StreamHash>>) {
     let (r1, r2, st2) = (reqd.clone(), reqd.clone(), st.clone());
     reqd.schedule_read(
         move |data| {
-            let (n, h) = st.get();
-            st.set((n + data.len() as u64, fnv1a(h, data)));
+            let mut h = st.get();
+            h.update(data);
+            st.set(h);
             count(r1, st);
         },
         move |end| {
             if end == BodyEnd::Complete {
-                let (n, h) = st2.get();
-                let body = format!("bytes={n} fnv64={h:016x}\n");
+                let h = st2.get();
+                let body = format!("bytes={} hash={:016x}\n", h.len, h.finish());
                 let _ = r2.respond_with_bytes(plain_head(StatusCode::OK), body);
             }
         },
@@ -128,6 +180,15 @@ fn count(reqd: Reqd, st: Rc<Cell<(u64, u64)>>) {
 /// The byte at offset `i` of `/blob`.
 pub fn blob_byte(i: u64) -> u8 {
     (i % 251) as u8
+}
+
+/// Pattern bytes written per call; `/blob` bodies up to this size are sent whole.
+const BLOB_CHUNK: usize = 64 * 1024;
+
+/// The `/blob` pattern from offset 0, long enough to slice `BLOB_CHUNK` bytes at any phase.
+fn pattern() -> &'static [u8] {
+    static PATTERN: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    PATTERN.get_or_init(|| (0..(BLOB_CHUNK + 251) as u64).map(blob_byte).collect())
 }
 
 fn blob(reqd: &Reqd) -> Result<(), super::ReqdError> {
@@ -148,6 +209,9 @@ fn blob(reqd: &Reqd) -> Result<(), super::ReqdError> {
         CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
     );
+    if size <= BLOB_CHUNK as u64 {
+        return reqd.respond_with_bytes(head, &pattern()[..size as usize]);
+    }
     let w = reqd.respond_with_streaming(head, Some(size))?;
     stream_blob(w, 0, size);
     Ok(())
@@ -155,13 +219,11 @@ fn blob(reqd: &Reqd) -> Result<(), super::ReqdError> {
 
 /// Writes pattern bytes from `at` until `size` or until the writer is full, then waits.
 fn stream_blob(mut w: BodyWriter, mut at: u64, size: u64) {
-    let mut buf = [0u8; 16 * 1024];
+    let pattern = pattern();
     while at < size {
-        let n = (size - at).min(buf.len() as u64) as usize;
-        for (k, b) in buf[..n].iter_mut().enumerate() {
-            *b = blob_byte(at + k as u64);
-        }
-        match w.write(&buf[..n]) {
+        let n = (size - at).min(BLOB_CHUNK as u64) as usize;
+        let phase = (at % 251) as usize;
+        match w.write(&pattern[phase..phase + n]) {
             Ok(0) => break,
             Ok(k) => at += k as u64,
             Err(_) => return,
@@ -172,4 +234,38 @@ fn stream_blob(mut w: BodyWriter, mut at: u64, size: u64) {
         return;
     }
     w.on_writable(move |w| stream_blob(w, at, size));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_hash_does_not_depend_on_the_split() {
+        let data: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 253) as u8).collect();
+        let mut whole = StreamHash::new();
+        whole.update(&data);
+        for split in [vec![1, 2, 3], vec![7, 8, 9, 500], vec![999], vec![0, 0, 13]] {
+            let mut h = StreamHash::new();
+            let mut rest = &data[..];
+            for s in split {
+                let (a, b) = rest.split_at(s.min(rest.len()));
+                h.update(a);
+                rest = b;
+            }
+            h.update(rest);
+            assert_eq!(h.finish(), whole.finish());
+        }
+        // Length and content both count.
+        let mut a = StreamHash::new();
+        a.update(&[0]);
+        assert_ne!(a.finish(), StreamHash::new().finish());
+        let mut b = StreamHash::new();
+        b.update(&[1]);
+        assert_ne!(a.finish(), b.finish());
+        assert!(pattern()
+            .iter()
+            .enumerate()
+            .all(|(i, b)| *b == blob_byte(i as u64)));
+    }
 }
