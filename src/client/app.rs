@@ -534,6 +534,7 @@ impl App for ClientApp {
     }
 
     fn handle_wake(&mut self, cx: &mut Cx<'_>) {
+        self.stack.run_jobs();
         self.work(cx);
     }
 }

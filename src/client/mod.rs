@@ -29,7 +29,8 @@
 //!   more on a new connection when it is idempotent and its body can be replayed.
 //! - [`Client`] is the friendly layer: `get`/`post`/`request` by URL, the scheme choosing TLS,
 //!   default ports 80/443, `Host` from the URL, optional bounded redirects; [`fetch_blocking`]
-//!   drives a runtime until one response is in.
+//!   drives a runtime until one response is in, and [`Remote`] (from [`Stack::remote`]) sends
+//!   blocking requests from threads that do not own the loop.
 //!
 //! Layout: `keys` (ctx keys and the base ctx), `stack` ([`Stack`] and [`request`]), `state` (the
 //! shared state), `app` (the loop side), `exchange` (one request on its connection), `conn` (one
@@ -47,6 +48,7 @@ mod error;
 mod exchange;
 mod friendly;
 mod keys;
+mod remote;
 mod stack;
 mod state;
 #[cfg(test)]
@@ -59,5 +61,6 @@ pub use keys::{
     ctx, domain_name, family, ipaddr, port, stack, tcp_edn, tls_config, tls_edn, Family, TcpEdn,
     TlsEdn,
 };
+pub use remote::Remote;
 pub use stack::{request, Stack};
 pub use state::{Options, Stats};

@@ -14,6 +14,7 @@ use ::http::{Method, Request, Response};
 use super::app::ClientApp;
 use super::body::{BodyWriter, ResponseBody};
 use super::exchange;
+use super::remote::Remote;
 use super::state::{BodyKind, DnsJob, Exchange, Inner, Options, Phase, Shared, Stats};
 use super::{keys, Error, Family};
 use crate::ctx::{Completer, Connect, Ctx, Next, Resolution};
@@ -57,11 +58,32 @@ impl Stack {
             deferred: RefCell::new(Vec::new()),
             options,
             epoch: Instant::now(),
+            waker: rt.waker(),
+            jobs: RefCell::new(None),
         }));
         let app = ClientApp::new(stack.clone());
         rt.add(app, |_, _| Ok::<(), std::convert::Infallible>(()))
             .unwrap_or_else(|e| match e {});
         stack
+    }
+
+    /// A handle for other threads: blocking requests run on this stack's loop (which must keep
+    /// turning).
+    pub fn remote(&self) -> Remote {
+        let mut jobs = self.0.jobs.borrow_mut();
+        let (tx, _) = jobs.get_or_insert_with(std::sync::mpsc::channel);
+        Remote::new(tx.clone(), self.0.waker.clone())
+    }
+
+    /// Runs the jobs other threads sent (on the loop's thread, state not borrowed).
+    pub(crate) fn run_jobs(&self) {
+        let jobs: Vec<_> = match &*self.0.jobs.borrow() {
+            Some((_, rx)) => rx.try_iter().collect(),
+            None => return,
+        };
+        for job in jobs {
+            job(self);
+        }
     }
 
     /// The options the stack was attached with.

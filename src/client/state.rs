@@ -11,6 +11,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,7 @@ use net::{ConnId, DnsError, QueryId, RecordType};
 
 use super::body::{BodyEnd, BodyError, BodyWriter, ResponseBody};
 use super::conn::Conn;
+use super::remote::Job;
 use super::{Error, Family};
 use crate::ctx::{Completer, Connect};
 use crate::http::client::{ClientConfig, RequestId};
@@ -297,4 +299,8 @@ pub(crate) struct Shared {
     pub options: Options,
     /// An instant before any `now`: "run at once" for `App::poll_timeout`.
     pub epoch: Instant,
+    /// Wakes the loop (for [`Remote`](super::Remote) jobs).
+    pub waker: crate::runtime::LoopWaker,
+    /// Jobs from other threads, once a [`Remote`](super::Remote) was made.
+    pub jobs: RefCell<Option<(Sender<Job>, Receiver<Job>)>>,
 }
