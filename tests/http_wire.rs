@@ -689,3 +689,87 @@ fn https_handshake_failures_and_timeouts_close_without_reaching_the_handler() {
     assert_eq!(server.handle.stats().requests, 1);
     server.stop(&mut rt);
 }
+
+/// An app of the server's loop that answers parked requests from its own timer: the changes it
+/// makes through `Reqd`s must be flushed by the service without any IO on those connections.
+struct Later {
+    parked: Rc<RefCell<Vec<(Instant, Reqd)>>>,
+}
+
+impl paf::App for Later {
+    fn handle_accept(
+        &mut self,
+        _cx: &mut paf::Cx<'_>,
+        _l: net::ListenerId,
+        _c: net::ConnId,
+        _p: SocketAddr,
+    ) {
+    }
+
+    fn handle_ready(&mut self, _cx: &mut paf::Cx<'_>, _c: net::ConnId) {}
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.parked.borrow().iter().map(|(at, _)| *at).min()
+    }
+
+    fn handle_timeout(&mut self, cx: &mut paf::Cx<'_>) {
+        let due: Vec<Reqd> = {
+            let mut parked = self.parked.borrow_mut();
+            let (due, keep): (Vec<_>, Vec<_>) = parked.drain(..).partition(|(at, _)| *at <= cx.now);
+            *parked = keep;
+            due.into_iter().map(|(_, r)| r).collect()
+        };
+        for r in due {
+            r.respond_with_bytes(Response::new(()), "later").unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_reqd_answered_from_another_app_is_flushed_without_io() {
+    let (ea, eb) = wire::pair(MTU, Faults::default(), Faults::default(), 7);
+    let stop = Switch::new();
+    let s = stop.clone();
+    let (tx, rx) = mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let mut rt = Runtime::new(Box::new(stack(false, eb))).expect("runtime");
+        let parked: Rc<RefCell<Vec<(Instant, Reqd)>>> = Rc::default();
+        let p = parked.clone();
+        rt.add(Later { parked }, |_, _| Ok::<_, ()>(())).unwrap();
+        let svc = service::init(&mut rt, 80).expect("init");
+        let Initialized(handle) = service::http(
+            svc,
+            Config::default(),
+            Some(s),
+            service::default_error_handler,
+            move |_peer, reqd: Reqd| {
+                let at = Instant::now() + Duration::from_millis(200);
+                p.borrow_mut().push((at, reqd));
+            },
+        );
+        tx.send(handle.clone()).unwrap();
+        rt.run_until(|_| handle.is_finished()).unwrap();
+    });
+    let handle = rx.recv().unwrap();
+    let server = Server {
+        handle,
+        stop,
+        thread: Some(thread),
+    };
+    let mut rt = Runtime::new(Box::new(stack(true, ea))).expect("client runtime");
+    let c = RawClient::connect(&mut rt, addr(B_V4)).unwrap();
+    let start = Instant::now();
+    c.send(b"GET /a HTTP/1.1\r\nHost: b\r\n\r\nGET /b HTTP/1.1\r\nHost: b\r\n\r\n");
+    let r = responses(&mut rt, &c, 2);
+    let took = start.elapsed();
+    assert_eq!(
+        (r[0].body.as_slice(), r[1].body.as_slice()),
+        (&b"later"[..], &b"later"[..])
+    );
+    assert!(took >= Duration::from_millis(200), "{took:?}");
+    assert!(
+        took < Duration::from_secs(2),
+        "not flushed promptly: {took:?}"
+    );
+    server.stop(&mut rt);
+}
