@@ -60,6 +60,10 @@ pub struct TcpConfig {
     pub keep_alive: Option<Duration>,
     /// Listening sockets kept open per listener: the accept backlog.
     pub backlog: usize,
+    /// Socket sets the connections are spread over by a hash of their addresses and ports, so
+    /// that an incoming segment is matched against one set only (smoltcp searches a set
+    /// linearly). 1 disables sharding.
+    pub shards: usize,
 }
 
 impl Default for TcpConfig {
@@ -72,6 +76,7 @@ impl Default for TcpConfig {
             timeout: Some(Duration::from_secs(300)),
             keep_alive: None,
             backlog: 128,
+            shards: 32,
         }
     }
 }
@@ -180,6 +185,9 @@ impl Config {
         }
         if self.tcp.backlog == 0 {
             return err("tcp.backlog", "must be at least 1");
+        }
+        if !(1..=1024).contains(&self.tcp.shards) {
+            return err("tcp.shards", "must be 1..=1024");
         }
         Ok(())
     }

@@ -106,6 +106,7 @@ fn bidirectional_transfer(faults: Faults, total: u64, seed: u64, server: SocketA
     // never gives up here; virtual time makes the stalls free.
     let mut pair = Pair::new(1500, faults.clone(), faults, seed, |c| c.tcp.timeout = None);
     pair.b.listen(server.port(), 4).unwrap();
+    let listening = pair.b.socket_count();
     let ca = pair.a.connect(server).unwrap();
     let mut fa = Flow::new(ca);
     let mut fb: Option<Flow> = None;
@@ -158,13 +159,17 @@ fn bidirectional_transfer(faults: Faults, total: u64, seed: u64, server: SocketA
     // Both sides released: the sockets drain away (TIME-WAIT dropped, FIN handshakes finish).
     for _ in 0..2000 {
         pair.poll();
-        if pair.a.socket_count() == 0 && pair.b.socket_count() == 4 {
+        if pair.a.socket_count() == 0 && pair.b.socket_count() == listening {
             break;
         }
         pair.advance(Duration::from_millis(100));
     }
     assert_eq!(pair.a.socket_count(), 0, "client sockets leaked");
-    assert_eq!(pair.b.socket_count(), 4, "only the listener pool remains");
+    assert_eq!(
+        pair.b.socket_count(),
+        listening,
+        "only the listener pool remains"
+    );
 }
 
 #[test]

@@ -90,6 +90,8 @@ pub struct Device {
     stats: Stats,
     capture: RefCell<Option<Box<dyn PcapSink>>>,
     last_syn: bool,
+    /// Length of a frame read ahead by [`Device::prefetch`], not yet handed to smoltcp.
+    pending: Option<usize>,
 }
 
 impl std::fmt::Debug for Device {
@@ -119,6 +121,7 @@ impl Device {
             stats: Stats::default(),
             capture: RefCell::new(None),
             last_syn: false,
+            pending: None,
         }
     }
 
@@ -175,6 +178,16 @@ impl Device {
             rx_errors: s.rx_errors.get(),
             tx_dropped: s.tx_dropped.get(),
         }
+    }
+
+    /// Read the next frame ahead (if not already) and show it, so the stack can choose which
+    /// socket set smoltcp should process it with; the next `receive` hands out this frame.
+    /// `None` when the link has nothing now.
+    pub fn prefetch(&mut self, now: SmolInstant) -> Option<&[u8]> {
+        if self.pending.is_none() {
+            self.pending = Some(self.read_frame(now)?);
+        }
+        self.pending.map(|n| &self.rx_buf[..n])
     }
 
     /// Whether the frame last received was a TCP SYN (without ACK): a listener may have used up
@@ -248,7 +261,10 @@ impl phy::Device for Device {
     type TxToken<'a> = TxToken<'a>;
 
     fn receive(&mut self, now: SmolInstant) -> Option<(RxToken<'_>, TxToken<'_>)> {
-        let n = self.read_frame(now)?;
+        let n = match self.pending.take() {
+            Some(n) => n,
+            None => self.read_frame(now)?,
+        };
         let rx = RxToken {
             frame: &self.rx_buf[..n],
             capture: &self.capture,

@@ -289,7 +289,7 @@ mod tests {
             udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 8], vec![0; 4096]),
         );
         s.bind(53).unwrap();
-        let h = p.b.sockets.add(s);
+        let h = p.b.shards[0].add(s);
         let start = p.now;
         let mut seen = 0;
         let mut buf = [0u8; 1500];
@@ -299,11 +299,11 @@ mod tests {
                 if ev == Event::Resolved(q) {
                     let r = p.a.poll_resolution(q).expect("outcome");
                     assert_eq!(p.a.poll_resolution(q), None, "handed out once");
-                    p.b.sockets.remove(h);
+                    p.b.shards[0].remove(h);
                     return (r, p.now - start, seen);
                 }
             }
-            let sock = p.b.sockets.get_mut::<udp::Socket>(h);
+            let sock = p.b.shards[0].get_mut::<udp::Socket>(h);
             while let Ok((n, meta)) = sock.recv_slice(&mut buf) {
                 seen += 1;
                 let reply = match mode {

@@ -18,6 +18,7 @@
 mod dhcp;
 mod dns;
 mod pool;
+mod shard;
 mod table;
 
 use std::collections::{HashSet, VecDeque};
@@ -60,8 +61,10 @@ const EPHEMERAL: std::ops::RangeInclusive<u16> = 49152..=65535;
 #[derive(Debug)]
 struct Listener {
     port: u16,
-    backlog: usize,
-    pool: Vec<SocketHandle>,
+    /// Listening sockets kept per shard.
+    per_shard: usize,
+    /// Listening sockets, by shard.
+    pools: Vec<Vec<SocketHandle>>,
 }
 
 /// Counters of the stack, for metrics and leak checks.
@@ -84,7 +87,19 @@ pub struct StackStats {
 /// A userspace TCP/IP stack. See the module docs.
 pub struct Stack {
     iface: Interface,
-    sockets: SocketSet<'static>,
+    /// Socket sets; shard 0 also holds the UDP sockets (DNS, DHCP). See [`shard`].
+    shards: Vec<SocketSet<'static>>,
+    /// Connections by shard.
+    members: Vec<Vec<ConnId>>,
+    /// When each shard's sockets next have timed work (smoltcp's `poll_at`).
+    next_at: Vec<Option<smoltcp::time::Instant>>,
+    /// Earliest TIME-WAIT end or linger deadline among each shard's released connections.
+    deadline: Vec<Option<Instant>>,
+    /// Shards the layer above touched since the last pass (sent, received, closed).
+    pending: Vec<usize>,
+    /// Shards worked on in the current pass.
+    active: Vec<usize>,
+    in_pass: Vec<bool>,
     device: Device,
     config: Config,
     conns: Table,
@@ -94,8 +109,6 @@ pub struct Stack {
     net: dhcp::Learned,
     resolver: dns::Resolver,
     scratch: Vec<ConnId>,
-    released: usize,
-    time_wait: usize,
     used_ports: HashSet<u16>,
     next_port: u16,
     more_rx: bool,
@@ -161,13 +174,21 @@ impl Stack {
         {
             let _ = iface.routes_mut().add_default_ipv6_route(*gw);
         }
-        let mut sockets = SocketSet::new(Vec::new());
-        let dhcp = (config.ipv4 == Ipv4Setting::Dhcp).then(|| dhcp::socket(&mut sockets));
+        let n = config.tcp.shards;
+        let mut shards: Vec<SocketSet<'static>> =
+            (0..n).map(|_| SocketSet::new(Vec::new())).collect();
+        let dhcp = (config.ipv4 == Ipv4Setting::Dhcp).then(|| dhcp::socket(&mut shards[0]));
         let span = u64::from(EPHEMERAL.end() - EPHEMERAL.start()) + 1;
         let next_port = EPHEMERAL.start() + (seed % span) as u16;
         Ok(Stack {
             iface,
-            sockets,
+            shards,
+            members: vec![Vec::new(); n],
+            next_at: vec![None; n],
+            deadline: vec![None; n],
+            pending: Vec::new(),
+            active: Vec::new(),
+            in_pass: vec![false; n],
             device,
             net: dhcp::Learned {
                 dns_servers: config.dns_servers.clone(),
@@ -178,8 +199,6 @@ impl Stack {
             },
             resolver: dns::Resolver::default(),
             scratch: Vec::new(),
-            released: 0,
-            time_wait: 0,
             config,
             conns: Table::default(),
             listeners: Slab::new(),
@@ -239,42 +258,69 @@ impl Stack {
         }
     }
 
-    /// Keep every listener's pool at its backlog; move sockets that left LISTEN into the table.
-    fn refill_listeners(&mut self) {
+    /// Keep every listener's pool in `shard` full; move sockets that left LISTEN into the table.
+    fn refill_listeners(&mut self, shard: usize) {
         for (lid, l) in self.listeners.iter_mut() {
+            let pool = &mut l.pools[shard];
             let mut i = 0;
-            while i < l.pool.len() {
-                let h = l.pool[i];
-                if self.sockets.get::<tcp::Socket>(h).is_listening() {
+            while i < pool.len() {
+                let h = pool[i];
+                if self.shards[shard].get::<tcp::Socket>(h).is_listening() {
                     i += 1;
                     continue;
                 }
-                l.pool.swap_remove(i);
-                self.conns
-                    .insert(h, Phase::Embryonic(ListenerId(lid as u32)), None);
+                pool.swap_remove(i);
+                let id =
+                    self.conns
+                        .insert(h, shard, Phase::Embryonic(ListenerId(lid as u32)), None);
+                self.members[shard].push(id);
             }
-            while l.pool.len() < l.backlog {
+            while pool.len() < l.per_shard {
                 let mut s = self.spare.take(&self.config.tcp);
                 if s.listen(IpListenEndpoint::from(l.port)).is_err() {
                     break;
                 }
-                l.pool.push(self.sockets.add(s));
+                pool.push(self.shards[shard].add(s));
             }
+        }
+    }
+
+    /// Work on `shard` in this pass (or the next one, if a pass is not running).
+    fn touch(&mut self, shard: usize) {
+        if !self.in_pass[shard] {
+            self.in_pass[shard] = true;
+            self.active.push(shard);
+        }
+    }
+
+    /// The layer above changed something in `shard`: look at it in the next pass.
+    fn mark(&mut self, shard: usize) {
+        if !self.pending.contains(&shard) {
+            self.pending.push(shard);
         }
     }
 
     /// Turn socket changes into events; finish released sockets.
     fn scan(&mut self, after_egress: bool) {
+        let active = std::mem::take(&mut self.active);
+        for &k in &active {
+            self.scan_shard(k, after_egress);
+        }
+        self.active = active;
+    }
+
+    fn scan_shard(&mut self, shard: usize, after_egress: bool) {
         let mut ids = std::mem::take(&mut self.scratch);
-        self.conns.ids_into(&mut ids);
-        self.released = 0;
-        self.time_wait = 0;
+        ids.clear();
+        ids.extend_from_slice(&self.members[shard]);
+        let mut deadline: Option<Instant> = None;
+        let mut soonest = |d: Instant| deadline = Some(deadline.map_or(d, |x: Instant| x.min(d)));
         for &id in &ids {
             let Some(e) = self.conns.get(id) else {
                 continue;
             };
             let (handle, phase, last) = (e.handle, e.phase, e.last);
-            let s = self.sockets.get::<tcp::Socket>(handle);
+            let s = self.shards[shard].get::<tcp::Socket>(handle);
             let state = s.state();
             match phase {
                 Phase::Embryonic(listener) => match state {
@@ -320,28 +366,26 @@ impl Stack {
                     if after_egress && (self.now >= until || state == tcp::State::Closed) {
                         self.drop_socket(id);
                     } else {
-                        self.released += 1;
-                        self.time_wait += 1;
+                        soonest(until);
                     }
                 }
                 Phase::Released { deadline } => match state {
                     // An abort's RST goes out on egress: drop the socket only after that.
                     tcp::State::Closed if after_egress => self.drop_socket(id),
-                    tcp::State::Closed => self.released += 1,
+                    tcp::State::Closed => soonest(self.now),
                     tcp::State::TimeWait => {
-                        self.released += 1;
-                        self.time_wait += 1;
+                        soonest(self.now + TIME_WAIT);
                         if let Some(e) = self.conns.get_mut(id) {
                             e.phase = Phase::TimeWait {
                                 until: self.now + TIME_WAIT,
                             };
                         }
                     }
-                    _ if self.now < deadline => self.released += 1,
+                    _ if self.now < deadline => soonest(deadline),
                     _ => {
-                        self.released += 1;
+                        soonest(self.now);
                         self.stats.linger_aborts += 1;
-                        self.sockets.get_mut::<tcp::Socket>(handle).abort();
+                        self.shards[shard].get_mut::<tcp::Socket>(handle).abort();
                         // Stay until the RST has gone out (next egress), then Closed.
                         if let Some(e) = self.conns.get_mut(id) {
                             e.phase = Phase::Released {
@@ -352,13 +396,18 @@ impl Stack {
                 },
             }
         }
+        self.deadline[shard] = deadline;
         self.scratch = ids;
     }
 
     fn drop_socket(&mut self, id: ConnId) {
         if let Some(e) = self.conns.remove(id) {
-            if let smoltcp::socket::Socket::Tcp(s) = self.sockets.remove(e.handle) {
+            if let smoltcp::socket::Socket::Tcp(s) = self.shards[e.shard].remove(e.handle) {
                 self.spare.give(s);
+            }
+            let members = &mut self.members[e.shard];
+            if let Some(i) = members.iter().position(|m| *m == id) {
+                members.swap_remove(i);
             }
             if let Some(p) = e.local_port {
                 self.used_ports.remove(&p);
@@ -392,11 +441,20 @@ impl Stack {
             return;
         }
         e.phase = Phase::Released { deadline };
-        let s = self.sockets.get_mut::<tcp::Socket>(e.handle);
+        let shard = e.shard;
+        let s = self.shards[shard].get_mut::<tcp::Socket>(e.handle);
         if abort {
             s.abort();
         } else {
             s.close();
+        }
+        self.mark(shard);
+    }
+
+    /// Bytes moved on `conn`: its shard needs an egress pass (data to send, or a window update).
+    fn moved(&mut self, conn: ConnId) {
+        if let Some(shard) = self.conns.get(conn).map(|e| e.shard) {
+            self.mark(shard);
         }
     }
 
@@ -404,18 +462,19 @@ impl Stack {
     /// next change — not the one it just consumed — raises `Ready`.
     fn refresh(&mut self, conn: ConnId) {
         if let Some(e) = self.conns.get_mut(conn) {
-            e.last = fingerprint(self.sockets.get::<tcp::Socket>(e.handle));
+            e.last = fingerprint(self.shards[e.shard].get::<tcp::Socket>(e.handle));
         }
     }
 
     fn socket(&self, conn: ConnId) -> Option<&tcp::Socket<'static>> {
         let e = self.conns.open(conn)?;
-        Some(self.sockets.get::<tcp::Socket>(e.handle))
+        Some(self.shards[e.shard].get::<tcp::Socket>(e.handle))
     }
 
     fn socket_mut(&mut self, conn: ConnId) -> Option<&mut tcp::Socket<'static>> {
-        let h = self.conns.open(conn)?.handle;
-        Some(self.sockets.get_mut::<tcp::Socket>(h))
+        let e = self.conns.open(conn)?;
+        let (shard, h) = (e.shard, e.handle);
+        Some(self.shards[shard].get_mut::<tcp::Socket>(h))
     }
 }
 
@@ -454,12 +513,15 @@ impl Transport for Stack {
         if self.listeners.iter().any(|(_, l)| l.port == port) {
             return Err(ListenError::InUse);
         }
+        let n = self.shards.len();
         let id = self.listeners.insert(Listener {
             port,
-            backlog: backlog.max(1),
-            pool: Vec::new(),
+            per_shard: backlog.max(1).div_ceil(n),
+            pools: vec![Vec::new(); n],
         });
-        self.refill_listeners();
+        for k in 0..n {
+            self.refill_listeners(k);
+        }
         Ok(ListenerId(id as u32))
     }
 
@@ -467,9 +529,11 @@ impl Transport for Stack {
         let Some(l) = self.listeners.try_remove(listener.0 as usize) else {
             return;
         };
-        for h in l.pool {
-            if let smoltcp::socket::Socket::Tcp(s) = self.sockets.remove(h) {
-                self.spare.give(s);
+        for (k, pool) in l.pools.into_iter().enumerate() {
+            for h in pool {
+                if let smoltcp::socket::Socket::Tcp(s) = self.shards[k].remove(h) {
+                    self.spare.give(s);
+                }
             }
         }
         let mut ids = std::mem::take(&mut self.scratch);
@@ -480,7 +544,9 @@ impl Transport for Stack {
                     e.phase = Phase::Released {
                         deadline: self.now + LINGER,
                     };
-                    self.sockets.get_mut::<tcp::Socket>(e.handle).abort();
+                    let shard = e.shard;
+                    self.shards[shard].get_mut::<tcp::Socket>(e.handle).abort();
+                    self.mark(shard);
                 }
             }
         }
@@ -513,9 +579,17 @@ impl Transport for Stack {
                 tcp::ConnectError::InvalidState => ConnectError::BadAddress,
             });
         }
-        let h = self.sockets.add(s);
+        let remote_bytes = match remote.ip() {
+            IpAddr::V4(a) => a.octets().to_vec(),
+            IpAddr::V6(a) => a.octets().to_vec(),
+        };
+        let shard = shard::of(&remote_bytes, remote.port(), port, self.shards.len());
+        let h = self.shards[shard].add(s);
         self.stats.connected += 1;
-        Ok(self.conns.insert(h, Phase::Open, Some(port)))
+        let id = self.conns.insert(h, shard, Phase::Open, Some(port));
+        self.members[shard].push(id);
+        self.mark(shard);
+        Ok(id)
     }
 
     fn poll_event(&mut self) -> Option<Event> {
@@ -534,6 +608,9 @@ impl Transport for Stack {
             }
         };
         self.refresh(conn);
+        if matches!(r, Ok(n) if n > 0) {
+            self.moved(conn);
+        }
         r
     }
 
@@ -549,6 +626,9 @@ impl Transport for Stack {
             }
         };
         self.refresh(conn);
+        if matches!(r, Ok(n) if n > 0) {
+            self.moved(conn);
+        }
         r
     }
 
@@ -595,6 +675,7 @@ impl Transport for Stack {
     fn shutdown_write(&mut self, conn: ConnId) {
         if let Some(s) = self.socket_mut(conn) {
             s.close();
+            self.moved(conn);
         }
     }
 
@@ -635,6 +716,19 @@ impl Transport for Stack {
         }
         let ts = to_smol(now);
         self.iface.poll_maintenance(ts);
+        // Shard 0 carries DHCP and DNS; then what the layer above touched, and what is due.
+        self.touch(0);
+        for k in std::mem::take(&mut self.pending) {
+            self.touch(k);
+        }
+        for k in 0..self.shards.len() {
+            let due = self.next_at[k].is_some_and(|t| t <= ts)
+                || self.deadline[k].is_some_and(|d| d <= now);
+            if due {
+                self.touch(k);
+            }
+        }
+        let n = self.shards.len();
         let mut budget = RX_BUDGET;
         self.more_rx = false;
         loop {
@@ -643,50 +737,83 @@ impl Transport for Stack {
                 break;
             }
             budget -= 1;
+            let Some(frame) = self.device.prefetch(ts) else {
+                break;
+            };
+            let k = shard::of_frame(frame, n);
+            if shard::teaches_neighbours(frame) {
+                for j in 0..n {
+                    self.touch(j);
+                }
+            } else {
+                self.touch(k);
+            }
             match self
                 .iface
-                .poll_ingress_single(ts, &mut self.device, &mut self.sockets)
+                .poll_ingress_single(ts, &mut self.device, &mut self.shards[k])
             {
                 PollIngressSingleResult::None => break,
                 PollIngressSingleResult::PacketProcessed => {}
                 PollIngressSingleResult::SocketStateChanged => {
                     if self.device.last_rx_was_syn() {
-                        self.refill_listeners();
+                        self.refill_listeners(k);
                     }
                 }
             }
         }
-        self.refill_listeners();
+        let active = std::mem::take(&mut self.active);
+        for &k in &active {
+            self.refill_listeners(k);
+        }
+        self.active = active;
         if let Some(h) = self.dhcp {
             dhcp::poll(
                 h,
                 &mut self.iface,
-                &mut self.sockets,
+                &mut self.shards[0],
                 &mut self.net,
                 &self.config,
             );
         }
         self.resolver
-            .poll(now, &mut self.iface, &mut self.sockets, &mut self.events);
+            .poll(now, &mut self.iface, &mut self.shards[0], &mut self.events);
         self.scan(false);
-        while self
-            .iface
-            .poll_egress(ts, &mut self.device, &mut self.sockets)
-            == smoltcp::iface::PollResult::SocketStateChanged
-        {}
+        for i in 0..self.active.len() {
+            let k = self.active[i];
+            while self
+                .iface
+                .poll_egress(ts, &mut self.device, &mut self.shards[k])
+                == smoltcp::iface::PollResult::SocketStateChanged
+            {}
+        }
         // Sockets may have changed state on egress (e.g. a connect timed out): report it now.
         self.scan(true);
+        for i in 0..self.active.len() {
+            let k = self.active[i];
+            self.next_at[k] = self.iface.poll_at(ts, &self.shards[k]);
+            self.in_pass[k] = false;
+        }
+        self.active.clear();
     }
 
     fn poll_delay(&mut self, now: Instant) -> Option<Duration> {
-        if self.more_rx || !self.events.is_empty() {
+        if self.more_rx || !self.events.is_empty() || !self.pending.is_empty() {
             return Some(Duration::ZERO);
         }
         let ts = to_smol(now);
-        let mut delay = self
-            .iface
-            .poll_delay(ts, &self.sockets)
-            .map(duration_from_smol);
+        let mut delay: Option<Duration> = None;
+        for at in self.next_at.iter().flatten() {
+            let d = if *at > ts {
+                duration_from_smol(*at - ts)
+            } else {
+                Duration::ZERO
+            };
+            delay = Some(delay.map_or(d, |x| x.min(d)));
+        }
+        for at in self.deadline.iter().flatten() {
+            let d = at.saturating_duration_since(now);
+            delay = Some(delay.map_or(d, |x| x.min(d)));
+        }
         if let Some(at) = self.device.next_rx_at() {
             let d = if at > ts {
                 duration_from_smol(at - ts)
@@ -699,16 +826,6 @@ impl Transport for Stack {
             let d = at.saturating_duration_since(now);
             delay = Some(delay.map_or(d, |x| x.min(d)));
         }
-        // Released connections have a deadline; check them at least once a second (TIME-WAIT
-        // ones when their short wait ends).
-        if self.released > 0 {
-            let d = if self.time_wait > 0 {
-                TIME_WAIT
-            } else {
-                Duration::from_secs(1)
-            };
-            delay = Some(delay.map_or(d, |x| x.min(d)));
-        }
         delay
     }
 
@@ -719,7 +836,7 @@ impl Transport for Stack {
             &self.net.dns_servers,
             self.now,
             &mut self.iface,
-            &mut self.sockets,
+            &mut self.shards[0],
             &mut self.events,
         )
     }
@@ -729,10 +846,10 @@ impl Transport for Stack {
     }
 
     fn cancel_resolution(&mut self, query: QueryId) {
-        self.resolver.cancel(query, &mut self.sockets);
+        self.resolver.cancel(query, &mut self.shards[0]);
     }
 
     fn socket_count(&self) -> usize {
-        self.sockets.iter().count()
+        self.shards.iter().map(|s| s.iter().count()).sum()
     }
 }

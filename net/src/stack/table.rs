@@ -34,6 +34,8 @@ pub(crate) struct Fingerprint {
 #[derive(Debug)]
 pub(crate) struct Entry {
     pub handle: SocketHandle,
+    /// The socket set (shard) holding the socket.
+    pub shard: usize,
     pub generation: u32,
     pub phase: Phase,
     pub last: Fingerprint,
@@ -51,6 +53,7 @@ impl Table {
     pub fn insert(
         &mut self,
         handle: SocketHandle,
+        shard: usize,
         phase: Phase,
         local_port: Option<u16>,
     ) -> ConnId {
@@ -58,6 +61,7 @@ impl Table {
         let generation = self.generation;
         let key = self.entries.insert(Entry {
             handle,
+            shard,
             generation,
             phase,
             last: Fingerprint::default(),
@@ -124,10 +128,10 @@ mod tests {
     #[test]
     fn stale_ids_do_not_name_new_entries() {
         let mut t = Table::default();
-        let a = t.insert(handle(), Phase::Open, None);
+        let a = t.insert(handle(), 0, Phase::Open, None);
         assert!(t.open(a).is_some());
         t.remove(a).unwrap();
-        let b = t.insert(handle(), Phase::Open, None);
+        let b = t.insert(handle(), 0, Phase::Open, None);
         assert_ne!(a, b);
         assert!(t.get(a).is_none(), "old id must not reach the reused slot");
         assert!(t.get(b).is_some());
