@@ -25,10 +25,17 @@ struct Cli {
 enum Command {
     /// TCP echo server (for tests and stack checks).
     Echo(EchoArgs),
-    /// HTTP server: a small built-in page on `/` (GET and HEAD), logging each request.
-    /// SIGINT/SIGTERM stop it gracefully (in-flight responses finish); a second signal, a second
-    /// or more later, exits at once.
+    /// The appliance: listeners and routes from --config (or the embedded default: a small page
+    /// on `/`, `/health`, `/metrics` on port 80), logging each request. SIGINT/SIGTERM stop it
+    /// gracefully (in-flight responses finish); a second signal, a second or more later, exits at
+    /// once. A bad config exits 2 before the TAP is touched.
     Run(RunArgs),
+    /// Validate a config file: every problem with its key and line; exit 2 if any.
+    Check(CheckArgs),
+    /// Configuration helpers.
+    Config(ConfigArgs),
+    /// Write a test CA and a server certificate signed by it (ECDSA P-256), for tests and demos.
+    Cert(CertArgs),
     /// HTTP(S) client, curl-like, over the chosen stack: the body goes to stdout (or -o); the
     /// exit code names the failure (6 resolution, 7 connection, 28 timeout, 35/60 TLS, …).
     Request(RequestArgs),
@@ -114,6 +121,9 @@ enum EchoMode {
 struct RunArgs {
     #[command(flatten)]
     net: NetArgs,
+    /// Appliance config file (TOML; see README). Without it, the embedded default.
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Port to serve HTTP on.
     #[arg(long, default_value_t = 80)]
     port: u16,
@@ -146,6 +156,42 @@ struct RunArgs {
     /// `GET /blob?size=N` (N pattern bytes, streamed).
     #[arg(long)]
     test_routes: bool,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    /// The config file to validate.
+    #[arg(long)]
+    config: PathBuf,
+}
+
+#[derive(Args)]
+struct ConfigArgs {
+    /// Print the embedded default configuration.
+    #[arg(long)]
+    print_default: bool,
+}
+
+#[derive(Args)]
+struct CertArgs {
+    /// Directory to write ca.pem, cert.pem and key.pem into.
+    #[arg(long, default_value = "paf-pki")]
+    out: PathBuf,
+    /// Names (DNS names or IP addresses) the server certificate is valid for.
+    #[arg(long = "name", default_values = ["paf.test", "localhost", "198.18.0.2", "fd00:198:18::2"])]
+    names: Vec<String>,
+}
+
+/// A failed command: its message and exit code (2 for bad configuration or usage).
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure { code: 1, message }
+    }
 }
 
 /// Parses `500ms`, `3s`, `2m` or a plain number of seconds.
@@ -285,8 +331,84 @@ fn switch_on_signals(stop: paf::service::Switch) -> Result<(), String> {
     Ok(())
 }
 
-fn run(args: RunArgs) -> Result<(), String> {
+fn load_config(path: Option<&std::path::Path>) -> Result<paf::config::Config, Failure> {
+    match path {
+        None => Ok(paf::config::default_config()),
+        Some(p) => paf::config::load(p).map_err(|e| Failure {
+            code: 2,
+            message: format!("invalid configuration:\n{e}"),
+        }),
+    }
+}
+
+/// `paf run` without test routes or certificate flags: the config-driven appliance.
+fn run_appliance(args: RunArgs) -> Result<(), Failure> {
+    use paf::config::StackKind as ConfigStack;
+    let mut config = load_config(args.config.as_deref())?;
+    if args.config.is_none() {
+        // The default config is the command line's: its flags shape the listener and interface.
+        if let Some(l) = config.listeners.first_mut() {
+            l.port = args.port;
+            l.limits.backlog = args.backlog;
+        }
+    }
+    for l in &mut config.listeners {
+        let h = &mut l.limits.http;
+        h.head_timeout = args.head_timeout;
+        h.idle_timeout = args.idle_timeout;
+        h.drain_timeout = args.drain_timeout;
+        h.max_body_size = Some(args.max_body);
+    }
+    let mut rt = if args.config.is_none() {
+        runtime(&args.net)?
+    } else {
+        let i = &config.interface;
+        match i.stack {
+            ConfigStack::Kernel => {
+                Runtime::kernel(i.bind).map_err(|e| format!("kernel stack: {e}"))?
+            }
+            ConfigStack::Userspace => {
+                let pcap = args.net.pcap.clone().or_else(|| i.pcap.clone());
+                Runtime::tap(&i.tap, i.mtu, i.net.clone(), pcap.as_deref())
+                    .map_err(|e| format!("tap {}: {e}", i.tap))?
+            }
+        }
+    };
+    let stop = paf::service::Switch::new();
+    let app = paf::appliance::start(&mut rt, &config, stop.clone()).map_err(|e| e.to_string())?;
+    switch_on_signals(stop)?;
+    for l in &config.listeners {
+        let scheme = match l.protocol {
+            paf::config::Protocol::Http => "http",
+            paf::config::Protocol::Https { .. } => "https",
+        };
+        eprintln!(
+            "paf run: listener {:?} serving {scheme} on port {}",
+            l.name, l.port
+        );
+    }
+    rt.run_until(|_| app.is_finished())
+        .map_err(|e| format!("event loop: {e}"))?;
+    for h in &app.handles {
+        if let Some(Err(e)) = h.result() {
+            return Err(e.to_string().into());
+        }
+    }
+    log::info!("run: stopped");
+    Ok(())
+}
+
+fn run(args: RunArgs) -> Result<(), Failure> {
     use paf::service::{self, builtin, Initialized, Switch};
+    if !args.test_routes && args.cert.is_none() {
+        return run_appliance(args);
+    }
+    if args.config.is_some() {
+        return Err(Failure {
+            code: 2,
+            message: "--config cannot be combined with --test-routes or --cert".into(),
+        });
+    }
     let mut rt = runtime(&args.net)?;
     let config = paf::http::Config {
         head_timeout: args.head_timeout,
@@ -297,7 +419,8 @@ fn run(args: RunArgs) -> Result<(), String> {
     };
     let tls = match (&args.cert, &args.key) {
         (Some(cert), Some(key)) => Some(
-            paf::tls::ServerConfig::from_pem_files((cert, key), &[]).map_err(|e| e.to_string())?,
+            paf::tls::ServerConfig::from_pem_files((cert, key), &[])
+                .map_err(|e| Failure::from(e.to_string()))?,
         ),
         _ => None,
     };
@@ -305,8 +428,8 @@ fn run(args: RunArgs) -> Result<(), String> {
     let options = builtin::Options {
         test_routes: args.test_routes,
     };
-    let svc =
-        service::init_with_backlog(&mut rt, args.port, args.backlog).map_err(|e| e.to_string())?;
+    let svc = service::init_with_backlog(&mut rt, args.port, args.backlog)
+        .map_err(|e| Failure::from(e.to_string()))?;
     let Initialized(plain) = service::http(
         svc,
         config.clone(),
@@ -317,7 +440,7 @@ fn run(args: RunArgs) -> Result<(), String> {
     let mut handles = vec![plain];
     if let Some(tls) = tls {
         let svc = service::init_with_backlog(&mut rt, args.tls_port, args.backlog)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Failure::from(e.to_string()))?;
         let Initialized(secure) = service::https(
             tls,
             svc,
@@ -339,27 +462,65 @@ fn run(args: RunArgs) -> Result<(), String> {
     for h in &handles {
         match h.result() {
             Some(Ok(())) => {}
-            Some(Err(e)) => return Err(e.to_string()),
-            None => return Err("service did not finish".to_owned()),
+            Some(Err(e)) => return Err(e.to_string().into()),
+            None => return Err(String::from("service did not finish").into()),
         }
     }
     log::info!("run: stopped");
     Ok(())
 }
 
+fn check(args: CheckArgs) -> Result<(), Failure> {
+    let c = load_config(Some(&args.config))?;
+    println!(
+        "{}: ok ({} listener(s), {} upstream(s))",
+        args.config.display(),
+        c.listeners.len(),
+        c.upstreams.len()
+    );
+    Ok(())
+}
+
+fn config_cmd(args: ConfigArgs) -> Result<(), Failure> {
+    if !args.print_default {
+        return Err(Failure {
+            code: 2,
+            message: "nothing to do: try `paf config --print-default`".into(),
+        });
+    }
+    print!("{}", paf::config::DEFAULT);
+    Ok(())
+}
+
+fn cert(args: CertArgs) -> Result<(), Failure> {
+    let names: Vec<&str> = args.names.iter().map(String::as_str).collect();
+    let p = paf::tls::certs::write_test_pki(&args.out, &names).map_err(|e| e.to_string())?;
+    println!("CA certificate:     {}", p.ca_cert.display());
+    println!("server certificate: {}", p.cert.display());
+    println!("server key:         {}", p.key.display());
+    println!("valid for: {}", names.join(", "));
+    Ok(())
+}
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    // TCP buffers of this size and larger get fresh, lazily zeroed pages: an idle connection
+    // costs the pages its traffic touched, not its whole buffers.
+    net::lazy_buffer_memory(64 * 1024);
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Echo(a) => echo(a),
+        Command::Echo(a) => echo(a).map_err(Failure::from),
         Command::Run(a) => run(a),
+        Command::Check(a) => check(a),
+        Command::Config(a) => config_cmd(a),
+        Command::Cert(a) => cert(a),
         Command::Request(a) => return request(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("paf: {e}");
-            ExitCode::FAILURE
+        Err(f) => {
+            eprintln!("paf: {}", f.message);
+            ExitCode::from(f.code)
         }
     }
 }

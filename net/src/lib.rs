@@ -35,5 +35,19 @@ pub use transport::{
     Transport,
 };
 
+/// Ask the allocator (glibc) to serve allocations of `threshold` bytes and more with fresh
+/// anonymous mappings, whose pages are zero and cost no memory until touched. TCP socket buffers
+/// are allocated zeroed; with this, a connection costs only the buffer pages its traffic has
+/// touched. Process-wide; returns whether the allocator accepted it. Call it early (the binary
+/// does). Finished sockets are recycled by the stack, so this adds no system call per connection
+/// in steady state.
+pub fn lazy_buffer_memory(threshold: usize) -> bool {
+    let Ok(t) = libc::c_int::try_from(threshold) else {
+        return false;
+    };
+    // SAFETY: mallopt only changes allocator tuning parameters; it is safe to call at any time.
+    unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, t) == 1 }
+}
+
 /// Re-export of the smoltcp version paf is built on, for users who need its wire types.
 pub use smoltcp;

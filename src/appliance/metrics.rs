@@ -25,7 +25,6 @@ pub struct Metrics {
     requests: Mutex<BTreeMap<RequestKey, u64>>,
     response_bytes: Mutex<BTreeMap<String, u64>>,
     request_bytes: Mutex<BTreeMap<String, u64>>,
-    tls_handshakes: Mutex<BTreeMap<(String, &'static str), u64>>,
     upstream_errors: Mutex<BTreeMap<(String, &'static str), u64>>,
     services: Mutex<Vec<(String, Handle)>>,
     /// Sockets held by the stack (listening pools included), sampled.
@@ -82,15 +81,6 @@ impl Metrics {
     /// Count request body bytes received (uploads, proxied bodies).
     pub fn request_bytes(&self, listener: &str, n: u64) {
         bump(&self.request_bytes, listener.to_string(), n);
-    }
-
-    /// Count a TLS handshake outcome (`ok` or `failed`).
-    pub fn tls_handshake(&self, listener: &str, ok: bool) {
-        bump(
-            &self.tls_handshakes,
-            (listener.to_string(), if ok { "ok" } else { "failed" }),
-            1,
-        );
     }
 
     /// Count an upstream failure by kind (`connect`, `tls`, `protocol`, `timeout`).
@@ -190,15 +180,20 @@ impl Metrics {
         }
         let _ = writeln!(
             out,
-            "# HELP paf_tls_handshakes_total TLS handshakes by result."
+            "# HELP paf_tls_handshakes_total TLS handshakes by result (https listeners)."
         );
         let _ = writeln!(out, "# TYPE paf_tls_handshakes_total counter");
-        for ((l, r), v) in snapshot(&self.tls_handshakes) {
-            let _ = writeln!(
-                out,
-                "paf_tls_handshakes_total{{listener=\"{}\",result=\"{r}\"}} {v}",
-                escape(&l)
-            );
+        for (l, h) in &services {
+            let s = h.stats();
+            if s.tls_handshakes + s.tls_failures > 0 {
+                for (result, v) in [("ok", s.tls_handshakes), ("failed", s.tls_failures)] {
+                    let _ = writeln!(
+                        out,
+                        "paf_tls_handshakes_total{{listener=\"{}\",result=\"{result}\"}} {v}",
+                        escape(l)
+                    );
+                }
+            }
         }
         let _ = writeln!(
             out,

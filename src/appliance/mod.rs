@@ -31,12 +31,12 @@ pub enum StartError {
         /// Why.
         error: InitError,
     },
-    /// A listener needs something this build cannot serve yet.
-    Unsupported {
+    /// A listener's certificates cannot be loaded.
+    Tls {
         /// The listener's name.
         listener: String,
-        /// What.
-        what: &'static str,
+        /// Why.
+        error: crate::tls::Error,
     },
 }
 
@@ -44,9 +44,7 @@ impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StartError::Listen { listener, error } => write!(f, "listener {listener:?}: {error}"),
-            StartError::Unsupported { listener, what } => {
-                write!(f, "listener {listener:?}: {what}")
-            }
+            StartError::Tls { listener, error } => write!(f, "listener {listener:?}: {error}"),
         }
     }
 }
@@ -81,13 +79,16 @@ pub fn start(rt: &mut Runtime, config: &Config, stop: Switch) -> Result<Applianc
     let config = Rc::new(config.clone());
     let mut handles = Vec::new();
     for (index, listener) in config.listeners.iter().enumerate() {
-        if let Protocol::Https { .. } = listener.protocol {
-            stop.turn_off();
-            return Err(StartError::Unsupported {
-                listener: listener.name.clone(),
-                what: "https listeners are not served by this build yet",
-            });
-        }
+        let tls = match tls_config(listener) {
+            Ok(t) => t,
+            Err(error) => {
+                stop.turn_off();
+                return Err(StartError::Tls {
+                    listener: listener.name.clone(),
+                    error,
+                });
+            }
+        };
         let service = match service::init_with_backlog(rt, listener.port, listener.limits.backlog) {
             Ok(s) => s,
             Err(error) => {
@@ -99,7 +100,7 @@ pub fn start(rt: &mut Runtime, config: &Config, stop: Switch) -> Result<Applianc
             }
         };
         let router = routes::Router::new(config.clone(), index, metrics.clone());
-        let Initialized(handle) = serve(service, listener, stop.clone(), router);
+        let Initialized(handle) = serve(service, listener, tls, stop.clone(), router);
         metrics.add_service(&listener.name, handle.clone());
         handles.push(handle);
     }
@@ -115,19 +116,43 @@ pub fn start(rt: &mut Runtime, config: &Config, stop: Switch) -> Result<Applianc
     })
 }
 
+/// The TLS configuration of an https listener (certificates by SNI, its handshake timeout).
+fn tls_config(listener: &Listener) -> Result<Option<crate::tls::ServerConfig>, crate::tls::Error> {
+    let Protocol::Https {
+        certificate,
+        key,
+        sni,
+    } = &listener.protocol
+    else {
+        return Ok(None);
+    };
+    let mut b =
+        crate::tls::ServerConfig::builder(crate::tls::Identity::from_pem_files(certificate, key)?);
+    for (name, chain, key) in sni {
+        b = b.sni(name, crate::tls::Identity::from_pem_files(chain, key)?);
+    }
+    b.handshake_timeout(listener.limits.handshake_timeout)
+        .build()
+        .map(Some)
+}
+
 fn serve(
     service: service::Service<'_>,
     listener: &Listener,
+    tls: Option<crate::tls::ServerConfig>,
     stop: Switch,
     router: routes::Router,
 ) -> Initialized {
     let router = Rc::new(router);
     let r = router.clone();
-    service::http(
-        service,
-        listener.limits.http.clone(),
-        Some(stop),
-        move |peer, error, request, respond| r.error(peer, error, request, respond),
-        move |peer, reqd| router.handle(peer, reqd),
-    )
+    let on_error = move |peer,
+                         error: &crate::http::Error,
+                         request: Option<&::http::Request<()>>,
+                         respond| { r.error(peer, error, request, respond) };
+    let on_request = move |peer, reqd| router.handle(peer, reqd);
+    let config = listener.limits.http.clone();
+    match tls {
+        Some(tls) => service::https(tls, service, config, Some(stop), on_error, on_request),
+        None => service::http(service, config, Some(stop), on_error, on_request),
+    }
 }

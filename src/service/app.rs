@@ -239,7 +239,11 @@ impl App for ServiceApp {
         }
         self.check_stop(cx);
         let run = self.run.as_ref().expect("running");
-        let tls = match run.tls.as_ref().map(|cfg| TlsPipe::new(cfg, cx.now)) {
+        let tls = match run
+            .tls
+            .as_ref()
+            .map(|cfg| TlsPipe::new(cfg, cx.now, run.shared.handle.clone()))
+        {
             None => None,
             Some(Ok(t)) => Some(Box::new(t)),
             Some(Err(e)) => {

@@ -45,6 +45,11 @@ pub struct Stats {
     pub max_output_pending: usize,
     /// Largest body chunk handed to a body reader (capped by the service's read chunk).
     pub max_body_chunk: usize,
+    /// TLS handshakes completed (https services).
+    pub tls_handshakes: u64,
+    /// TLS connections that failed before their handshake completed (bad records, wrong
+    /// protocols, handshake timeouts).
+    pub tls_failures: u64,
 }
 
 #[derive(Debug, Default)]
@@ -57,6 +62,8 @@ pub(crate) struct Counters {
     pub max_input: AtomicUsize,
     pub max_output: AtomicUsize,
     pub max_chunk: AtomicUsize,
+    pub tls_ok: AtomicU64,
+    pub tls_failed: AtomicU64,
 }
 
 impl Counters {
@@ -71,6 +78,8 @@ impl Counters {
             max_input_buffered: self.max_input.load(r),
             max_output_pending: self.max_output.load(r),
             max_body_chunk: self.max_chunk.load(r),
+            tls_handshakes: self.tls_ok.load(r),
+            tls_failures: self.tls_failed.load(r),
         }
     }
 }

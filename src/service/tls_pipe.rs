@@ -42,6 +42,8 @@ pub(crate) struct TlsPipe {
     /// A TLS error: flush the alert, then close.
     pub failed: bool,
     close_queued: bool,
+    /// Where handshake outcomes are counted; `None` once counted.
+    counters: Option<super::handle::Handle>,
 }
 
 impl TlsPipe {
@@ -49,7 +51,11 @@ impl TlsPipe {
     ///
     /// # Errors
     /// rustls refuses the configuration.
-    pub(crate) fn new(config: &ServerConfig, now: Instant) -> Result<TlsPipe, crate::tls::Error> {
+    pub(crate) fn new(
+        config: &ServerConfig,
+        now: Instant,
+        counters: super::handle::Handle,
+    ) -> Result<TlsPipe, crate::tls::Error> {
         Ok(TlsPipe {
             session: ServerSession::new(config, now)?,
             cipher_in: InBuf::default(),
@@ -59,12 +65,23 @@ impl TlsPipe {
             eof: false,
             failed: false,
             close_queued: false,
+            counters: Some(counters),
         })
     }
 
     fn fail(&mut self, id: ConnId, e: &crate::tls::Error) {
         log::debug!("{id}: {e}");
         self.failed = true;
+        self.count_handshake(false);
+    }
+
+    /// Count this connection's handshake once: `ok` when it completed, else failed.
+    fn count_handshake(&mut self, ok: bool) {
+        if let Some(h) = self.counters.take() {
+            let c = &h.0.counters;
+            let n = if ok { &c.tls_ok } else { &c.tls_failed };
+            n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     /// Decrypts into `out` (the free part of the codec's input buffer), reading and feeding
@@ -91,6 +108,9 @@ impl TlsPipe {
                 match self.session.handle_input(cx.now, self.cipher_in.data()) {
                     Ok(n) => {
                         self.cipher_in.consume(n);
+                        if self.counters.is_some() && !self.session.is_handshaking() {
+                            self.count_handshake(true);
+                        }
                         if n > 0 {
                             continue;
                         }
