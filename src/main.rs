@@ -17,6 +17,9 @@ use paf::Runtime;
     about = "HTTP/HTTPS appliance on its own userspace TCP/IP stack"
 )]
 struct Cli {
+    /// Log level (error, warn, info, debug, trace) when RUST_LOG is not set.
+    #[arg(long, global = true, default_value = "info")]
+    log: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -503,11 +506,12 @@ fn cert(args: CertArgs) -> Result<(), Failure> {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(cli.log.as_str()))
+        .init();
     // TCP buffers of this size and larger get fresh, lazily zeroed pages: an idle connection
     // costs the pages its traffic touched, not its whole buffers.
     net::lazy_buffer_memory(64 * 1024);
-    let cli = Cli::parse();
     let result = match cli.command {
         Command::Echo(a) => echo(a).map_err(Failure::from),
         Command::Run(a) => run(a),

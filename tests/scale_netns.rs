@@ -1,0 +1,89 @@
+//! Connection churn through a real TAP: 50,000 sequential short connections from the kernel side
+//! to the appliance, with zero resets and zero failed connects seen by the kernel, and the
+//! stack's socket count back to its baseline afterwards (read from `/metrics`).
+//!
+//! Needs root (netns + TAP): prints `SKIP` without it; must run in CI (`PAF_REQUIRE_NETNS=1`).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use common::{require_netns, require_tools, Netns};
+
+const PAF: &str = env!("CARGO_BIN_EXE_paf");
+
+fn tool(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/tools")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// `paf_stack_sockets` from `/metrics`, read after the once-a-second sampler has run with no
+/// other connection open.
+fn stack_sockets(ns: &Netns) -> u64 {
+    std::thread::sleep(Duration::from_millis(1500));
+    let out = ns.run(
+        "curl",
+        ["-sS", "--max-time", "5", "http://198.18.0.2/metrics"],
+        Duration::from_secs(10),
+    );
+    assert!(out.success(), "{out}");
+    out.stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("paf_stack_sockets "))
+        .unwrap_or_else(|| panic!("no paf_stack_sockets in {}", out.stdout))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn nstat(ns: &Netns, counter: &str) -> u64 {
+    let out = ns.run("nstat", ["-az", counter], Duration::from_secs(5));
+    out.stdout
+        .lines()
+        .find(|l| l.starts_with(counter))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .map_or(0, |v| v.parse().unwrap())
+}
+
+#[test]
+fn fifty_thousand_sequential_connections_without_a_reset() {
+    if !require_netns("fifty_thousand_sequential_connections_without_a_reset")
+        || !require_tools("churn", &["curl", "python3", "nstat"])
+    {
+        return;
+    }
+    let ns = Netns::new("churn");
+    let mut paf = ns.paf(Path::new(PAF), "run", ["--log", "warn"]);
+    ns.wait_tcp_from(
+        &mut paf,
+        SocketAddr::new(ns.appliance_v4().into(), 80),
+        Duration::from_secs(20),
+    )
+    .unwrap();
+    let baseline = stack_sockets(&ns);
+    let resets_before = nstat(&ns, "TcpEstabResets") + nstat(&ns, "TcpAttemptFails");
+    let out = ns.run(
+        "python3",
+        [
+            &tool("conn_churn.py"),
+            "198.18.0.2",
+            "80",
+            "50000",
+            "/health",
+            "240",
+        ],
+        Duration::from_secs(300),
+    );
+    assert!(out.success() && out.stdout.starts_with("ok 50000"), "{out}");
+    eprintln!("churn: {}", out.stdout.trim());
+    let resets = nstat(&ns, "TcpEstabResets") + nstat(&ns, "TcpAttemptFails") - resets_before;
+    assert_eq!(resets, 0, "the kernel saw resets or failed connects");
+    assert_eq!(stack_sockets(&ns), baseline, "sockets back to baseline");
+    assert!(paf.is_running(), "{}", paf.stderr());
+    assert!(paf.stop(Duration::from_secs(10)).success());
+}
