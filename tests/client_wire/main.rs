@@ -697,3 +697,87 @@ fn remote_handles_send_blocking_requests_from_other_threads() {
         Err(Error::Stopped)
     ));
 }
+
+#[test]
+fn the_pool_is_bounded_per_endpoint_and_idle_connections_expire() {
+    let (server, mut rt) = serve(hello());
+    let options = Options {
+        max_per_endpoint: 2,
+        idle_timeout: Duration::from_millis(300),
+        ..Options::default()
+    };
+    let stack = client::Stack::attach(&mut rt, options);
+    let ctx = ctx_for(&stack, B_V4);
+    let outcomes: Vec<_> = (0..6)
+        .map(|i| {
+            let (o, w) = start(&ctx, get(&format!("/{i}")));
+            w.unwrap().close().unwrap();
+            o
+        })
+        .collect();
+    drive(&mut rt, LONG, "six responses", || {
+        outcomes.iter().all(|o| o.borrow().end.is_some())
+    });
+    for (i, o) in outcomes.iter().enumerate() {
+        assert_eq!(o.borrow().body, format!("hello /{i}").as_bytes());
+    }
+    let s = stack.stats();
+    assert_eq!((s.connections, s.reused), (2, 4), "{s:?}");
+    assert_eq!(stack.idle_connections(), 2);
+    // Idle for longer than idle_timeout: both are closed.
+    drive(&mut rt, LONG, "the idle expiry", || {
+        stack.connections() == 0
+    });
+    assert_eq!(server.handle.stats().accepted, 2);
+    server.stop(&mut rt);
+}
+
+#[test]
+fn a_server_that_never_answers_is_a_timeout_reported_once() {
+    // The parked request holds the server's stop for its drain timeout: keep that short.
+    let cfg = paf::http::Config {
+        drain_timeout: Duration::from_millis(100),
+        ..paf::http::Config::default()
+    };
+    let parker: support::MakeHandler = Box::new(|| {
+        let parked: Rc<RefCell<Vec<Reqd>>> = Rc::default();
+        Box::new(move |_peer, reqd: Reqd| parked.borrow_mut().push(reqd))
+    });
+    let (server, mut rt) = serve_with(cfg, parker, Box::new(|_| {}));
+    let stack = client::Stack::attach(&mut rt, Options::default());
+    let o: Shared = Rc::default();
+    let o1 = o.clone();
+    let config = ClientConfig {
+        response_timeout: Duration::from_millis(200),
+        ..ClientConfig::default()
+    };
+    let t = std::time::Instant::now();
+    client::request(
+        &ctx_for(&stack, B_V4),
+        config,
+        move |_peer, e| o1.borrow_mut().errors.push(e),
+        |_, _, _| panic!("no response expected"),
+        get("/never"),
+    )
+    .unwrap()
+    .close()
+    .unwrap();
+    drive(&mut rt, LONG, "the timeout", || {
+        !o.borrow().errors.is_empty()
+    });
+    let until = std::time::Instant::now() + Duration::from_millis(300);
+    while std::time::Instant::now() < until {
+        rt.turn(Some(Duration::from_millis(20))).unwrap();
+    }
+    let o = o.borrow();
+    assert_eq!(o.errors.len(), 1, "{:?}", o.errors);
+    assert!(o.errors[0].is_timeout(), "{:?}", o.errors[0]);
+    assert_eq!(
+        o.errors[0].to_string(),
+        "HTTP from 198.18.0.2:80: response timed out"
+    );
+    assert!(t.elapsed() >= Duration::from_millis(200));
+    // A GET that timed out is not retried: the server may be working on it.
+    assert_eq!(stack.stats().retries, 0);
+    server.stop(&mut rt);
+}

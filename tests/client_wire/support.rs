@@ -1,4 +1,6 @@
 //! The server thread and the clock-driven loop helpers (after tests/http_wire.rs).
+//!
+//! `PAF_PCAP=FILE` (client end) and `PAF_PCAP_B=FILE` (server end) capture the wire.
 
 use std::net::SocketAddr;
 use std::sync::mpsc;
@@ -64,7 +66,11 @@ fn stack(a: bool, end: wire::WireEnd) -> net::Stack {
     let mut c = config(a, 11);
     c.tcp.rx_buffer = 256 * 1024;
     c.tcp.tx_buffer = 256 * 1024;
-    net::Stack::new(c, Device::new(Link::Wire(end)), Instant::now()).expect("stack")
+    let mut d = Device::new(Link::Wire(end));
+    if let Ok(p) = std::env::var(if a { "PAF_PCAP" } else { "PAF_PCAP_B" }) {
+        d.capture_to(std::path::Path::new(&p)).unwrap();
+    }
+    net::Stack::new(c, d, Instant::now()).expect("stack")
 }
 
 /// A server thread serving `make()`'s handler on port 80 of stack B; returns it and a
