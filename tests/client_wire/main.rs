@@ -7,7 +7,9 @@
 //! closing mid-response (reported once); a stale pooled connection retried once for an
 //! idempotent request and not for a POST; HTTPS against `paf::service::https` with a test CA
 //! (pooled, the name verified, untrusted CA, no plaintext fallback); the friendly client with
-//! redirects; a refused port; blocking requests from other threads through a `Remote`.
+//! redirects; a refused port; blocking requests from other threads through a `Remote`; the
+//! pool bound and idle expiry; a response timeout; a body dropped unread (drained, connection
+//! reused).
 
 mod support;
 
@@ -779,5 +781,37 @@ fn a_server_that_never_answers_is_a_timeout_reported_once() {
     assert!(t.elapsed() >= Duration::from_millis(200));
     // A GET that timed out is not retried: the server may be working on it.
     assert_eq!(stack.stats().retries, 0);
+    server.stop(&mut rt);
+}
+
+#[test]
+fn a_body_dropped_unread_is_drained_and_the_connection_reused() {
+    let (server, mut rt) = serve(streaming());
+    let stack = client::Stack::attach(&mut rt, Options::default());
+    let ctx = ctx_for(&stack, B_V4);
+    let seen = Rc::new(Cell::new(0));
+    for _ in 0..3 {
+        let s = seen.clone();
+        client::request(
+            &ctx,
+            ClientConfig::default(),
+            |_, e| panic!("{e}"),
+            move |_, head, body| {
+                assert_eq!(head.status(), StatusCode::OK);
+                s.set(s.get() + 1);
+                drop(body); // 300 kB nobody reads
+            },
+            get("/stream?300000"),
+        )
+        .unwrap()
+        .close()
+        .unwrap();
+        let n = seen.get();
+        drive(&mut rt, LONG, "the response and the drain", || {
+            seen.get() > n && stack.in_flight() == 0
+        });
+    }
+    assert_eq!(stack.stats().connections, 1);
+    assert_eq!(stack.idle_connections(), 1);
     server.stop(&mut rt);
 }
