@@ -90,6 +90,8 @@ pub struct Device {
     stats: Stats,
     capture: RefCell<Option<Box<dyn PcapSink>>>,
     last_syn: bool,
+    /// Bytes before each frame in the buffers: the TAP's virtio-net header, when on.
+    hdr: usize,
     /// Length of a frame read ahead by [`Device::prefetch`], not yet handed to smoltcp.
     pending: Option<usize>,
 }
@@ -112,15 +114,23 @@ impl Device {
             Link::Tap(t) => t.mtu(),
             Link::Wire(w) => w.mtu(),
         };
-        let frame = mtu + ETHERNET_HEADER;
+        let offload = matches!(&link, Link::Tap(t) if t.has_offload());
+        let hdr = if offload { tap::VNET_HDR } else { 0 };
+        // With send offloads a TCP segment can be as large as an IP packet can be.
+        let tx_frame = if offload {
+            ETHERNET_HEADER + 65535
+        } else {
+            mtu + ETHERNET_HEADER
+        };
         Device {
             link,
             mtu,
-            rx_buf: vec![0; frame],
-            tx_buf: vec![0; frame],
+            rx_buf: vec![0; hdr + mtu + ETHERNET_HEADER],
+            tx_buf: vec![0; hdr + tx_frame],
             stats: Stats::default(),
             capture: RefCell::new(None),
             last_syn: false,
+            hdr,
             pending: None,
         }
     }
@@ -187,7 +197,7 @@ impl Device {
         if self.pending.is_none() {
             self.pending = Some(self.read_frame(now)?);
         }
-        self.pending.map(|n| &self.rx_buf[..n])
+        self.pending.map(|n| &self.rx_buf[self.hdr..self.hdr + n])
     }
 
     /// Whether the frame last received was a TCP SYN (without ACK): a listener may have used up
@@ -212,8 +222,14 @@ impl Device {
         };
         self.last_syn = false;
         match result {
+            Ok(Some(n)) if n < self.hdr + 14 => {
+                // Shorter than an Ethernet header: nothing smoltcp could use.
+                bump(&self.stats.rx_errors, 1);
+                None
+            }
             Ok(Some(n)) => {
-                self.last_syn = is_tcp_syn(&self.rx_buf[..n]);
+                let n = n - self.hdr;
+                self.last_syn = is_tcp_syn(&self.rx_buf[self.hdr..self.hdr + n]);
                 bump(&self.stats.rx_frames, 1);
                 bump(&self.stats.rx_bytes, n as u64);
                 Some(n)
@@ -266,13 +282,15 @@ impl phy::Device for Device {
             None => self.read_frame(now)?,
         };
         let rx = RxToken {
-            frame: &self.rx_buf[..n],
+            frame: &self.rx_buf[self.hdr..self.hdr + n],
             capture: &self.capture,
             now,
         };
         let tx = TxToken {
             link: &self.link,
             buf: &mut self.tx_buf,
+            hdr: self.hdr,
+            gso: None,
             stats: &self.stats,
             capture: &self.capture,
             now,
@@ -284,6 +302,8 @@ impl phy::Device for Device {
         Some(TxToken {
             link: &self.link,
             buf: &mut self.tx_buf,
+            hdr: self.hdr,
+            gso: None,
             stats: &self.stats,
             capture: &self.capture,
             now,
@@ -294,6 +314,13 @@ impl phy::Device for Device {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ethernet;
         caps.max_transmission_unit = self.mtu + ETHERNET_HEADER;
+        if self.hdr > 0 {
+            // The kernel completes TCP checksums and segments large TCP segments for us.
+            caps.checksum.tcp = phy::Checksum::Rx;
+            let max = std::num::NonZeroUsize::new(ETHERNET_HEADER + 65535);
+            caps.segmentation.tcpv4 = max;
+            caps.segmentation.tcpv6 = max;
+        }
         caps
     }
 }
@@ -318,6 +345,10 @@ impl phy::RxToken for RxToken<'_> {
 pub struct TxToken<'a> {
     link: &'a Link,
     buf: &'a mut Vec<u8>,
+    /// Header room before the frame (the virtio-net header).
+    hdr: usize,
+    /// Segment size the stack asked the device to cut this frame into.
+    gso: Option<u16>,
     stats: &'a Stats,
     capture: &'a RefCell<Option<Box<dyn PcapSink>>>,
     now: SmolInstant,
@@ -325,16 +356,24 @@ pub struct TxToken<'a> {
 
 impl phy::TxToken for TxToken<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        if self.buf.len() < len {
-            // smoltcp never asks for more than the MTU we report; be safe anyway.
-            self.buf.resize(len, 0);
+        let hdr = self.hdr;
+        if self.buf.len() < hdr + len {
+            // smoltcp never asks for more than the capabilities we report; be safe anyway.
+            self.buf.resize(hdr + len, 0);
         }
-        let frame = &mut self.buf[..len];
+        let (head, rest) = self.buf.split_at_mut(hdr);
+        let frame = &mut rest[..len];
         let r = f(frame);
         if let Some(sink) = self.capture.borrow_mut().as_mut() {
             sink.packet(self.now, frame);
         }
         let sent = match self.link {
+            Link::Tap(t) if hdr > 0 => {
+                let mut vnet = [0u8; tap::VNET_HDR];
+                tap::vnet_header(&mut vnet, frame, self.gso);
+                head.copy_from_slice(&vnet);
+                t.send(&self.buf[..hdr + len])
+            }
             Link::Tap(t) => t.send(frame),
             Link::Wire(w) => w.send(self.now, frame),
         };
@@ -354,6 +393,10 @@ impl phy::TxToken for TxToken<'_> {
             }
         }
         r
+    }
+
+    fn set_meta(&mut self, meta: phy::PacketMeta) {
+        self.gso = meta.segmentation_offload_size.map(|n| n.get());
     }
 }
 

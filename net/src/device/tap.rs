@@ -4,44 +4,74 @@
 //! The TAP must exist (e.g. `ip tuntap add dev paf0 mode tap`) in the network namespace of the
 //! process, or the process must be allowed to create it. The MTU is read from the kernel
 //! interface; [`Tap::open`] can set it first (jumbo MTUs up to [`MAX_MTU`](super::MAX_MTU)).
+//!
+//! The device is opened with a virtio-net header (`IFF_VNET_HDR`) when the kernel allows it:
+//! every frame then carries a 10-byte header. Towards us the kernel is asked for no offloads
+//! (`TUNSETOFFLOAD 0`), so frames arrive at most MTU-sized with complete checksums. From us it
+//! takes TCP segments up to 64 KiB that it segments itself (TSO) and TCP checksums it completes
+//! (`NEEDS_CSUM`): one `write(2)` carries a whole window's worth of a bulk transfer instead of one
+//! MTU. Without the header (an old kernel), frames go out one MTU at a time with full checksums.
 
-use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 
-use tun_tap::{Iface, Mode};
+/// Length of `struct virtio_net_hdr`.
+pub const VNET_HDR: usize = 10;
+
+const IFF_TAP: libc::c_short = 0x0002;
+const IFF_NO_PI: libc::c_short = 0x1000;
+const IFF_VNET_HDR: libc::c_short = 0x4000;
+const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+const TUNSETOFFLOAD: libc::c_ulong = 0x4004_54d0;
+const TUNSETVNETHDRSZ: libc::c_ulong = 0x4004_54d8;
+
+const VIRTIO_NET_HDR_F_NEEDS_CSUM: u8 = 1;
+const VIRTIO_NET_HDR_GSO_NONE: u8 = 0;
+const VIRTIO_NET_HDR_GSO_TCPV4: u8 = 1;
+const VIRTIO_NET_HDR_GSO_TCPV6: u8 = 4;
 
 /// An open TAP device.
 pub struct Tap {
-    iface: Iface,
+    file: File,
+    name: String,
     mtu: usize,
+    vnet: bool,
 }
 
 impl std::fmt::Debug for Tap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tap")
-            .field("name", &self.iface.name())
+            .field("name", &self.name)
             .field("mtu", &self.mtu)
+            .field("offload", &self.vnet)
             .finish()
     }
 }
 
 impl Tap {
-    /// Attach to (or create) the TAP `name`, in non-blocking mode. With `mtu`, set the interface
-    /// MTU first; otherwise use the one the kernel has.
+    /// Attach to (or create) the TAP `name`, in non-blocking mode, with send offloads when the
+    /// kernel allows them. With `mtu`, set the interface MTU first; otherwise use the one the
+    /// kernel has.
     ///
     /// # Errors
     /// The device cannot be opened (no `/dev/net/tun`, no permission, name in use by a TUN), or
     /// the MTU cannot be read or set (out of range).
     pub fn open(name: &str, mtu: Option<usize>) -> io::Result<Tap> {
+        Tap::open_with(name, mtu, true)
+    }
+
+    /// [`Tap::open`] choosing whether to ask for the virtio-net header (send offloads).
+    ///
+    /// # Errors
+    /// As [`Tap::open`].
+    pub fn open_with(name: &str, mtu: Option<usize>, offload: bool) -> io::Result<Tap> {
         if name.is_empty() || name.len() >= libc::IFNAMSIZ {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("TAP name {name:?} must be 1 to 15 bytes"),
             ));
         }
-        let iface = Iface::without_packet_info(name, Mode::Tap)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot open TAP {name:?}: {e}")))?;
-        iface.set_non_blocking()?;
         if let Some(mtu) = mtu {
             if !(576..=super::MAX_MTU).contains(&mtu) {
                 return Err(io::Error::new(
@@ -49,15 +79,26 @@ impl Tap {
                     format!("MTU {mtu} out of range 576..={}", super::MAX_MTU),
                 ));
             }
+        }
+        let (file, vnet) = match offload.then(|| attach(name, true)) {
+            Some(Ok(f)) => (f, true),
+            _ => (attach(name, false)?, false),
+        };
+        if let Some(mtu) = mtu {
             set_mtu(name, mtu)?;
         }
         let mtu = get_mtu(name)?;
-        Ok(Tap { iface, mtu })
+        Ok(Tap {
+            file,
+            name: name.to_string(),
+            mtu,
+            vnet,
+        })
     }
 
     /// The interface name.
     pub fn name(&self) -> &str {
-        self.iface.name()
+        &self.name
     }
 
     /// The IP MTU of the link, as the kernel reported it when opened.
@@ -65,13 +106,18 @@ impl Tap {
         self.mtu
     }
 
-    /// Read one frame. `Ok(None)` when nothing is queued.
+    /// Whether frames carry the virtio-net header (send offloads on).
+    pub fn has_offload(&self) -> bool {
+        self.vnet
+    }
+
+    /// Read one frame (behind its virtio-net header, when on). `Ok(None)` when nothing is queued.
     ///
     /// # Errors
     /// A read error other than "would block" / "interrupted".
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
         loop {
-            match self.iface.recv(buf) {
+            match (&self.file).read(buf) {
                 Ok(n) => return Ok(Some(n)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -80,14 +126,15 @@ impl Tap {
         }
     }
 
-    /// Write one frame. `Ok(false)` when the kernel queue is full and the frame was dropped (TCP
-    /// retransmits; blocking the loop would be worse).
+    /// Write one frame (behind its virtio-net header, when on). `Ok(false)` when the kernel
+    /// queue is full and the frame was dropped (TCP retransmits; blocking the loop would be
+    /// worse).
     ///
     /// # Errors
     /// A write error other than "would block" / "no buffer space".
     pub fn send(&self, frame: &[u8]) -> io::Result<bool> {
         loop {
-            match self.iface.send(frame) {
+            match (&self.file).write(frame) {
                 Ok(_) => return Ok(true),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e)
@@ -104,7 +151,75 @@ impl Tap {
 
 impl AsRawFd for Tap {
     fn as_raw_fd(&self) -> RawFd {
-        self.iface.as_raw_fd()
+        self.file.as_raw_fd()
+    }
+}
+
+/// Write the virtio-net header for the Ethernet frame `frame` into `hdr`: for a TCP segment,
+/// ask the kernel to complete its checksum (we store the pseudo-header sum in the checksum field,
+/// as `NEEDS_CSUM` requires) and, with `gso_size`, to cut it into segments of that payload size.
+/// Anything else goes as is (its checksums are complete).
+pub fn vnet_header(hdr: &mut [u8; VNET_HDR], frame: &mut [u8], gso_size: Option<u16>) {
+    *hdr = [0; VNET_HDR];
+    let Some((ip_len, v6)) = tcp_ip_header(frame) else {
+        return;
+    };
+    let start = 14 + ip_len;
+    let Some(&data_off) = frame.get(start + 12) else {
+        return;
+    };
+    let tcp_hdr = usize::from(data_off >> 4) * 4;
+    let tcp_len = frame.len() - start;
+    if tcp_hdr < 20 || tcp_len < tcp_hdr {
+        return;
+    }
+    let mut sum: u32 = 0;
+    let mut add = |b: &[u8]| {
+        for pair in b.chunks(2) {
+            let hi = u32::from(pair[0]) << 8;
+            let lo = u32::from(*pair.get(1).unwrap_or(&0));
+            sum += hi | lo;
+        }
+    };
+    if v6 {
+        add(&frame[14 + 8..14 + 40]);
+        add(&(tcp_len as u32).to_be_bytes());
+    } else {
+        add(&frame[14 + 12..14 + 20]);
+        add(&(tcp_len as u16).to_be_bytes());
+    }
+    add(&[0, 6]);
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    frame[start + 16..start + 18].copy_from_slice(&(sum as u16).to_be_bytes());
+    hdr[0] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+    hdr[6..8].copy_from_slice(&(start as u16).to_le_bytes());
+    hdr[8..10].copy_from_slice(&16u16.to_le_bytes());
+    match gso_size {
+        Some(mss) if tcp_len - tcp_hdr > usize::from(mss) => {
+            hdr[1] = if v6 {
+                VIRTIO_NET_HDR_GSO_TCPV6
+            } else {
+                VIRTIO_NET_HDR_GSO_TCPV4
+            };
+            hdr[2..4].copy_from_slice(&((start + tcp_hdr) as u16).to_le_bytes());
+            hdr[4..6].copy_from_slice(&mss.to_le_bytes());
+        }
+        _ => hdr[1] = VIRTIO_NET_HDR_GSO_NONE,
+    }
+}
+
+/// The IP header length and family of an Ethernet frame carrying TCP.
+fn tcp_ip_header(frame: &[u8]) -> Option<(usize, bool)> {
+    match frame.get(12..14)? {
+        [0x08, 0x00] => {
+            let ihl = usize::from(frame.get(14)? & 0x0f) * 4;
+            (frame.get(23)? == &6 && ihl >= 20 && frame.len() >= 14 + ihl + 20)
+                .then_some((ihl, false))
+        }
+        [0x86, 0xdd] => (frame.get(20)? == &6 && frame.len() >= 14 + 40 + 20).then_some((40, true)),
+        _ => None,
     }
 }
 
@@ -115,6 +230,50 @@ fn ifreq_for(name: &str) -> libc::ifreq {
         *dst = src as libc::c_char;
     }
     req
+}
+
+/// Open /dev/net/tun and attach to `name` as a TAP without packet info, with or without the
+/// virtio-net header.
+fn attach(name: &str, vnet: bool) -> io::Result<File> {
+    // SAFETY: plain open(2) of a path literal; the fd is owned by the File below.
+    let fd = unsafe {
+        libc::open(
+            c"/dev/net/tun".as_ptr(),
+            libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(
+            e.kind(),
+            format!("cannot open /dev/net/tun: {e}"),
+        ));
+    }
+    // SAFETY: fd is a fresh descriptor we own; File closes it on every path from here.
+    let file = unsafe { File::from_raw_fd(fd) };
+    let mut req = ifreq_for(name);
+    req.ifr_ifru.ifru_flags = IFF_TAP | IFF_NO_PI | if vnet { IFF_VNET_HDR } else { 0 };
+    // SAFETY: TUNSETIFF reads the ifreq we own.
+    if unsafe { libc::ioctl(fd, TUNSETIFF, &req) } < 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(
+            e.kind(),
+            format!("cannot attach to TAP {name:?}: {e}"),
+        ));
+    }
+    if vnet {
+        let size: libc::c_int = VNET_HDR as libc::c_int;
+        // SAFETY: TUNSETVNETHDRSZ reads one int we own.
+        if unsafe { libc::ioctl(fd, TUNSETVNETHDRSZ, &size) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // No offloads towards us: frames arrive MTU-sized with complete checksums.
+        // SAFETY: TUNSETOFFLOAD takes its argument by value.
+        if unsafe { libc::ioctl(fd, TUNSETOFFLOAD, 0 as libc::c_ulong) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(file)
 }
 
 fn with_ioctl_socket<T>(f: impl FnOnce(RawFd) -> io::Result<T>) -> io::Result<T> {
@@ -150,14 +309,104 @@ fn set_mtu(name: &str, mtu: usize) -> io::Result<()> {
         // SAFETY: SIOCSIFMTU reads ifr_name and ifr_mtu of the ifreq we own.
         let rc = unsafe { libc::ioctl(fd, libc::SIOCSIFMTU, &req) };
         if rc < 0 {
+            let e = io::Error::last_os_error();
             return Err(io::Error::new(
-                io::Error::last_os_error().kind(),
-                format!(
-                    "cannot set MTU {mtu} on {name}: {}",
-                    io::Error::last_os_error()
-                ),
+                e.kind(),
+                format!("cannot set MTU {mtu} on {name}: {e}"),
             ));
         }
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An Ethernet + IPv4 + TCP frame with `payload` bytes, addresses 198.18.0.2 → 198.18.0.1.
+    fn ipv4_tcp(payload: usize) -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 20 + 20 + payload];
+        f[12] = 0x08;
+        f[14] = 0x45;
+        let total = (20 + 20 + payload) as u16;
+        f[16..18].copy_from_slice(&total.to_be_bytes());
+        f[23] = 6;
+        f[26..30].copy_from_slice(&[198, 18, 0, 2]);
+        f[30..34].copy_from_slice(&[198, 18, 0, 1]);
+        f[34 + 12] = 5 << 4;
+        for (i, b) in f[54..].iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        f
+    }
+
+    /// Full TCP checksum over pseudo header + segment, as a receiver verifies it.
+    fn verify(frame: &[u8]) -> u16 {
+        let mut sum: u32 = 0;
+        let seg = &frame[34..];
+        for c in [
+            &frame[26..34],
+            &[0, 6][..],
+            &(seg.len() as u16).to_be_bytes()[..],
+            seg,
+        ] {
+            for p in c.chunks(2) {
+                sum += (u32::from(p[0]) << 8) | u32::from(*p.get(1).unwrap_or(&0));
+            }
+        }
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        !(sum as u16)
+    }
+
+    #[test]
+    fn the_kernel_completing_our_partial_checksum_gives_a_valid_one() {
+        let mut f = ipv4_tcp(1001);
+        let mut hdr = [0u8; VNET_HDR];
+        vnet_header(&mut hdr, &mut f, None);
+        assert_eq!(hdr[0], VIRTIO_NET_HDR_F_NEEDS_CSUM);
+        assert_eq!(hdr[1], VIRTIO_NET_HDR_GSO_NONE);
+        let start = u16::from_le_bytes([hdr[6], hdr[7]]) as usize;
+        let off = u16::from_le_bytes([hdr[8], hdr[9]]) as usize;
+        assert_eq!((start, off), (34, 16));
+        // What the kernel does: sum from csum_start (the field holds the pseudo sum), fold,
+        // complement, store.
+        let mut sum: u32 = 0;
+        for p in f[start..].chunks(2) {
+            sum += (u32::from(p[0]) << 8) | u32::from(*p.get(1).unwrap_or(&0));
+        }
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        let csum = !(sum as u16);
+        f[start + off..start + off + 2].copy_from_slice(&csum.to_be_bytes());
+        assert_eq!(verify(&f), 0, "a receiver accepts the completed checksum");
+    }
+
+    #[test]
+    fn large_segments_ask_for_segmentation() {
+        let mut f = ipv4_tcp(30_000);
+        let mut hdr = [0u8; VNET_HDR];
+        vnet_header(&mut hdr, &mut f, Some(1460));
+        assert_eq!(hdr[1], VIRTIO_NET_HDR_GSO_TCPV4);
+        assert_eq!(u16::from_le_bytes([hdr[2], hdr[3]]), 54, "headers to copy");
+        assert_eq!(u16::from_le_bytes([hdr[4], hdr[5]]), 1460);
+        // A segment that fits needs no segmentation even when the stack allowed it.
+        let mut small = ipv4_tcp(100);
+        vnet_header(&mut hdr, &mut small, Some(1460));
+        assert_eq!(hdr[1], VIRTIO_NET_HDR_GSO_NONE);
+    }
+
+    #[test]
+    fn other_frames_go_untouched() {
+        let mut arp = vec![0u8; 42];
+        arp[12] = 0x08;
+        arp[13] = 0x06;
+        let copy = arp.clone();
+        let mut hdr = [9u8; VNET_HDR];
+        vnet_header(&mut hdr, &mut arp, None);
+        assert_eq!(hdr, [0; VNET_HDR]);
+        assert_eq!(arp, copy);
+    }
 }
