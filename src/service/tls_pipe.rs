@@ -11,6 +11,7 @@
 //! and the connection closes; the codec never sees the connection's bytes again. When the codec
 //! is done, `close_notify` is queued and flushed before the socket is closed.
 
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use net::{ConnId, RecvError};
@@ -44,6 +45,8 @@ pub(crate) struct TlsPipe {
     close_queued: bool,
     /// Where handshake outcomes are counted; `None` once counted.
     counters: Option<super::handle::Handle>,
+    /// The peer, for logging failures; learnt from the stack at the first `fill`.
+    peer: Option<SocketAddr>,
 }
 
 impl TlsPipe {
@@ -66,11 +69,15 @@ impl TlsPipe {
             failed: false,
             close_queued: false,
             counters: Some(counters),
+            peer: None,
         })
     }
 
     fn fail(&mut self, id: ConnId, e: &crate::tls::Error) {
-        log::debug!("{id}: {e}");
+        match self.peer {
+            Some(peer) => log::debug!("{peer}: {id}: {e}"),
+            None => log::debug!("{id}: {e}"),
+        }
         self.failed = true;
         self.count_handshake(false);
     }
@@ -95,6 +102,9 @@ impl TlsPipe {
         cap: usize,
         out: &mut [u8],
     ) -> Fill {
+        if self.peer.is_none() {
+            self.peer = cx.net().endpoints(id).map(|(remote, _)| remote);
+        }
         loop {
             match self.session.read_plaintext(out) {
                 PlainRead::Data(n) => return Fill::Data(n),
