@@ -349,18 +349,19 @@ fn run_appliance(args: RunArgs) -> Result<(), Failure> {
     use paf::config::StackKind as ConfigStack;
     let mut config = load_config(args.config.as_deref())?;
     if args.config.is_none() {
-        // The default config is the command line's: its flags shape the listener and interface.
+        // The default config is the command line's: its flags shape the listener and its limits.
+        // A config file's own limits (`[defaults]`, `limits`) are left as written.
         if let Some(l) = config.listeners.first_mut() {
             l.port = args.port;
             l.limits.backlog = args.backlog;
         }
-    }
-    for l in &mut config.listeners {
-        let h = &mut l.limits.http;
-        h.head_timeout = args.head_timeout;
-        h.idle_timeout = args.idle_timeout;
-        h.drain_timeout = args.drain_timeout;
-        h.max_body_size = Some(args.max_body);
+        for l in &mut config.listeners {
+            let h = &mut l.limits.http;
+            h.head_timeout = args.head_timeout;
+            h.idle_timeout = args.idle_timeout;
+            h.drain_timeout = args.drain_timeout;
+            h.max_body_size = Some(args.max_body);
+        }
     }
     let mut rt = if args.config.is_none() {
         runtime(&args.net)?

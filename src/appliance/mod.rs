@@ -1,6 +1,7 @@
 //! The appliance: what `paf run` serves from a [`Config`] — one HTTP service per listener, each
 //! request dispatched to the first matching route (static, files, proxy, redirect, health,
-//! metrics), with Prometheus counters.
+//! metrics), with Prometheus counters; `proxy` routes go through one client stack per upstream
+//! on the same loop (see `proxy`).
 //!
 //! Contract: [`start`] opens every listener or none (a port that cannot be listened on fails
 //! the start before anything is served); all services share one stop [`Switch`] and finish when
@@ -8,6 +9,7 @@
 
 pub mod files;
 pub mod metrics;
+mod proxy;
 mod routes;
 
 use std::fmt;
@@ -38,6 +40,13 @@ pub enum StartError {
         /// Why.
         error: crate::tls::Error,
     },
+    /// An upstream's TLS configuration (its `ca` file) cannot be loaded.
+    Upstream {
+        /// The upstream's name.
+        upstream: String,
+        /// Why.
+        error: crate::tls::Error,
+    },
 }
 
 impl fmt::Display for StartError {
@@ -45,6 +54,9 @@ impl fmt::Display for StartError {
         match self {
             StartError::Listen { listener, error } => write!(f, "listener {listener:?}: {error}"),
             StartError::Tls { listener, error } => write!(f, "listener {listener:?}: {error}"),
+            StartError::Upstream { upstream, error } => {
+                write!(f, "upstream {upstream:?}: {error}")
+            }
         }
     }
 }
@@ -77,6 +89,13 @@ impl Appliance {
 pub fn start(rt: &mut Runtime, config: &Config, stop: Switch) -> Result<Appliance, StartError> {
     let metrics = Arc::new(Metrics::default());
     let config = Rc::new(config.clone());
+    let proxy = match proxy::Proxy::new(rt, &config, metrics.clone()) {
+        Ok(p) => Rc::new(p),
+        Err(proxy::StartError { upstream, error }) => {
+            stop.turn_off();
+            return Err(StartError::Upstream { upstream, error });
+        }
+    };
     let mut handles = Vec::new();
     for (index, listener) in config.listeners.iter().enumerate() {
         let tls = match tls_config(listener) {
@@ -99,7 +118,7 @@ pub fn start(rt: &mut Runtime, config: &Config, stop: Switch) -> Result<Applianc
                 });
             }
         };
-        let router = routes::Router::new(config.clone(), index, metrics.clone());
+        let router = routes::Router::new(config.clone(), index, metrics.clone(), proxy.clone());
         let Initialized(handle) = serve(service, listener, tls, stop.clone(), router);
         metrics.add_service(&listener.name, handle.clone());
         handles.push(handle);

@@ -10,8 +10,9 @@ use ::http::header::{self, HeaderValue};
 use ::http::{Method, Request, Response, StatusCode};
 
 use super::files::{self, Plan, Resolved, Validators};
+use super::proxy::{Origin, Proxy};
 use super::Metrics;
-use crate::config::{Action, Config, PathMatch};
+use crate::config::{Action, Config, PathMatch, Protocol};
 use crate::http::Error;
 use crate::service::{BodyWriter, ErrorResponse, Reqd};
 
@@ -22,6 +23,7 @@ pub(super) struct Router {
     config: Rc<Config>,
     listener: usize,
     metrics: Arc<Metrics>,
+    proxy: Rc<Proxy>,
 }
 
 fn response(status: StatusCode) -> ::http::response::Builder {
@@ -47,11 +49,17 @@ fn host_of(req: &Request<()>) -> Option<String> {
 }
 
 impl Router {
-    pub(super) fn new(config: Rc<Config>, listener: usize, metrics: Arc<Metrics>) -> Router {
+    pub(super) fn new(
+        config: Rc<Config>,
+        listener: usize,
+        metrics: Arc<Metrics>,
+        proxy: Rc<Proxy>,
+    ) -> Router {
         Router {
             config,
             listener,
             metrics,
+            proxy,
         }
     }
 
@@ -185,13 +193,13 @@ impl Router {
                 };
                 self.file(&reqd, index, root, &below, idx, &path);
             }
-            Action::Proxy { .. } => {
-                self.simple(
-                    &reqd,
-                    Some(index),
-                    StatusCode::NOT_IMPLEMENTED,
-                    "proxy routes are not served by this build yet\n",
-                );
+            Action::Proxy { upstream } => {
+                let origin = Origin {
+                    listener: Rc::from(self.name()),
+                    route: index,
+                    https: matches!(listener.protocol, Protocol::Https { .. }),
+                };
+                self.proxy.forward(reqd, *upstream, origin);
             }
         }
     }

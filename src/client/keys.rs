@@ -8,7 +8,8 @@
 //! ipaddr  ← fold [req stack; req domain_name; dft family Any]   (DNS over the stack; a literal
 //!                                                                 address is used as is)
 //! tcp_edn ← fold [req stack; req ipaddr; dft port 80]
-//! tls_edn ← fold [opt domain_name; req tls_config; req stack; req ipaddr; dft port 443]
+//! tls_edn ← fold [opt domain_name; opt server_name; req tls_config; req stack; req ipaddr;
+//!                 dft port 443]                  (server_name, when given, names the TLS peer)
 //! ```
 //!
 //! so a request needs only `domain_name` (and `tls_config` for TLS, `port` for a non-default
@@ -57,6 +58,12 @@ key!(
     /// The server's name: resolved by DNS for `ipaddr`, sent as SNI and checked against the
     /// certificate for TLS (the seed's `domain_name`).
     domain_name: String = "domain_name"
+);
+key!(
+    /// The name sent as SNI and checked against the certificate, when it differs from
+    /// `domain_name` (which is still what DNS resolves): an upstream reached by address or by an
+    /// internal name whose certificate is for a public one.
+    server_name: String = "server_name"
 );
 key!(
     /// The server's address (the seed's `ipaddr`).
@@ -108,14 +115,15 @@ pub fn ctx(stack: &Stack) -> Ctx {
             &tls_edn(),
             (
                 opt(&domain_name()),
+                opt(&server_name()),
                 req(&tls_config()),
                 req(&self::stack()),
                 req(&ipaddr()),
                 dft(&port(), 443),
             ),
-            |(domain_name, tls, stack, addr, port)| {
+            |(domain_name, server_name, tls, stack, addr, port)| {
                 Step::Ready(TlsEndpoint {
-                    domain_name,
+                    domain_name: server_name.or(domain_name),
                     tls,
                     stack,
                     addr,

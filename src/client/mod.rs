@@ -58,8 +58,8 @@ pub use body::{BodyEnd, BodyError, BodyWriter, ResponseBody, WriteError};
 pub use error::{ConnectFailure, Error};
 pub use friendly::{fetch_blocking, Client, Response};
 pub use keys::{
-    ctx, domain_name, family, ipaddr, port, stack, tcp_edn, tls_config, tls_edn, Family, TcpEdn,
-    TlsEdn,
+    ctx, domain_name, family, ipaddr, port, server_name, stack, tcp_edn, tls_config, tls_edn,
+    Family, TcpEdn, TlsEdn,
 };
 pub use remote::Remote;
 pub use stack::{request, Stack};

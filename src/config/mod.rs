@@ -216,6 +216,8 @@ pub struct Upstream {
     pub pool_size: usize,
     /// How long a failing URL is skipped.
     pub retry_after: Duration,
+    /// Send the client's `Host` upstream (`true`), or the upstream URL's host and port.
+    pub preserve_host: bool,
 }
 
 /// A validated configuration.
@@ -910,6 +912,7 @@ impl Validator<'_> {
             response_timeout: u.response_timeout.map_or(Duration::from_secs(60), |d| d.0),
             pool_size: u.pool_size.unwrap_or(32),
             retry_after: u.retry_after.map_or(Duration::from_secs(10), |d| d.0),
+            preserve_host: u.preserve_host.unwrap_or(true),
         }
     }
 }

@@ -119,4 +119,5 @@ pub(super) struct Upstream {
     pub response_timeout: Option<Dur>,
     pub pool_size: Option<usize>,
     pub retry_after: Option<Dur>,
+    pub preserve_host: Option<bool>,
 }

@@ -1,0 +1,510 @@
+//! The reverse proxy: `action = "proxy"` routes forwarded to an `[[upstream]]` through paf's own
+//! client, on the same loop as the listeners.
+//!
+//! Contract:
+//! - Each upstream gets its own client [`Stack`](client::Stack): its connect timeout (which
+//!   also bounds the TLS handshake), its pool of idle keep-alive connections per URL
+//!   (`pool_size`), and, for https URLs, its TLS configuration (the `ca` file or the webpki
+//!   roots; `sni` as the name sent and verified). Names are resolved by the userspace stack's DNS.
+//! - A request goes to the next URL round-robin, skipping URLs that failed (connect, TLS, DNS)
+//!   within `retry_after`; when every URL is marked failing, the round-robin one is tried anyway.
+//!   A request without a body whose connection could not be made is tried once on each other
+//!   URL before the client gets an error.
+//! - The request sent is rebuilt from the parsed head by the client codec
+//!   ([`headers::request_head`]): hop-by-hop fields dropped, `X-Forwarded-For` appended,
+//!   `X-Forwarded-Proto` set, `Via` appended, `Host` kept (or the upstream's with
+//!   `preserve_host = false`). Raw client bytes never reach the upstream.
+//! - Bodies stream both ways with backpressure: one chunk at a time is read from one side and
+//!   the next is read only once the other side took it all, so memory per exchange is bounded by
+//!   the codecs' buffers whatever the body size.
+//! - Failures before the response head: `502 Bad Gateway` for connect, DNS, TLS and protocol
+//!   failures, `504 Gateway Timeout` when no response came within `response_timeout`. After the
+//!   head was sent, the client's response is cut short (its connection closes). Each failure is
+//!   counted in `/metrics` by kind: `connect`, `dns`, `tls`, `protocol`, `timeout`.
+
+mod headers;
+
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use ::http::header;
+use ::http::{Method, Response, StatusCode};
+
+use super::Metrics;
+use crate::client::{self, BodyEnd as UpBodyEnd, ResponseBody};
+use crate::config::{self, Config};
+use crate::http::client::ClientConfig;
+use crate::runtime::Runtime;
+use crate::service::{self, BodyEnd, Reqd};
+use crate::tls;
+
+use headers::{Body, Forwarding};
+
+/// Connections open at once per upstream URL; requests beyond wait for one to be free.
+const MAX_PER_URL: usize = 1024;
+/// Most response body bytes read from an upstream at once.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Where a proxied request came from: for metrics and forwarding fields.
+#[derive(Clone, Debug)]
+pub(super) struct Origin {
+    /// The listener's name.
+    pub listener: Rc<str>,
+    /// The route's index in the listener.
+    pub route: usize,
+    /// Whether the listener speaks HTTPS.
+    pub https: bool,
+}
+
+/// Why the proxy cannot start: an upstream's TLS configuration cannot be built.
+#[derive(Debug)]
+pub struct StartError {
+    /// The upstream's name.
+    pub upstream: String,
+    /// Why.
+    pub error: tls::Error,
+}
+
+/// One `[[upstream]]` at run time.
+struct Upstream {
+    config: config::Upstream,
+    stack: client::Stack,
+    tls: Option<tls::ClientConfig>,
+    http: ClientConfig,
+    /// The URL the next request starts from.
+    next: Cell<usize>,
+    /// Per URL: skipped until then.
+    down: Vec<Cell<Option<Instant>>>,
+}
+
+impl Upstream {
+    /// The next URL round-robin that is not skipped and not in `tried`; a failing one when all
+    /// are failing; `None` when every URL was tried.
+    fn pick(&self, now: Instant, tried: &[usize]) -> Option<usize> {
+        let n = self.config.urls.len();
+        let start = self.next.get();
+        let order = (0..n)
+            .map(|k| (start + k) % n)
+            .filter(|i| !tried.contains(i));
+        let live = order
+            .clone()
+            .find(|&i| self.down[i].get().is_none_or(|t| now >= t));
+        let i = live.or_else(|| order.clone().next())?;
+        self.next.set((i + 1) % n);
+        Some(i)
+    }
+
+    /// The URL's authority as a `Host` value: port only when not the scheme's default.
+    fn authority(&self, i: usize) -> String {
+        let u = &self.config.urls[i];
+        let host = if u.host.contains(':') {
+            format!("[{}]", u.host)
+        } else {
+            u.host.clone()
+        };
+        if u.port == if u.tls { 443 } else { 80 } {
+            host
+        } else {
+            format!("{host}:{}", u.port)
+        }
+    }
+
+    /// The client ctx that reaches URL `i`.
+    fn ctx(&self, i: usize) -> crate::ctx::Ctx {
+        let u = &self.config.urls[i];
+        let mut ctx = client::ctx(&self.stack)
+            .add(&client::domain_name(), u.host.clone())
+            .add(&client::port(), u.port);
+        if u.tls {
+            if let Some(t) = &self.tls {
+                ctx = ctx.add(&client::tls_config(), t.clone());
+            }
+            if let Some(sni) = &self.config.sni {
+                ctx = ctx.add(&client::server_name(), sni.clone());
+            }
+        }
+        ctx
+    }
+}
+
+/// The proxy of an appliance: every upstream of the config, shared by all listeners.
+pub(super) struct Proxy {
+    upstreams: Vec<Upstream>,
+    metrics: Arc<Metrics>,
+}
+
+impl Proxy {
+    /// Attaches one client stack per upstream to `rt`.
+    ///
+    /// # Errors
+    /// [`StartError`] when an upstream's CA file cannot be loaded.
+    pub(super) fn new(
+        rt: &mut Runtime,
+        config: &Config,
+        metrics: Arc<Metrics>,
+    ) -> Result<Proxy, StartError> {
+        let mut upstreams = Vec::new();
+        for u in &config.upstreams {
+            let tls = if u.urls.iter().any(|x| x.tls) {
+                let trust = match &u.ca {
+                    Some(ca) => tls::ClientTrust::CaPemFile(ca.clone()),
+                    None => tls::ClientTrust::WebPki,
+                };
+                let t = tls::ClientConfig::builder(trust)
+                    .handshake_timeout(u.connect_timeout)
+                    .build()
+                    .map_err(|error| StartError {
+                        upstream: u.name.clone(),
+                        error,
+                    })?;
+                Some(t)
+            } else {
+                None
+            };
+            let options = client::Options {
+                connect_timeout: u.connect_timeout,
+                max_per_endpoint: MAX_PER_URL.max(u.pool_size),
+                max_idle_per_endpoint: u.pool_size,
+                read_chunk: READ_CHUNK,
+                ..client::Options::default()
+            };
+            let http = ClientConfig {
+                response_timeout: u.response_timeout,
+                ..ClientConfig::default()
+            };
+            upstreams.push(Upstream {
+                stack: client::Stack::attach(rt, options),
+                tls,
+                http,
+                next: Cell::new(0),
+                down: u.urls.iter().map(|_| Cell::new(None)).collect(),
+                config: u.clone(),
+            });
+        }
+        Ok(Proxy { upstreams, metrics })
+    }
+
+    /// Forwards `reqd` to upstream `upstream` and streams the answer back.
+    pub(super) fn forward(self: &Rc<Self>, reqd: Reqd, upstream: usize, origin: Origin) {
+        let flight = Rc::new(Flight {
+            proxy: self.clone(),
+            upstream,
+            origin,
+            body: headers::body_of(reqd.request().headers()),
+            reqd,
+            tried: RefCell::new(Vec::new()),
+            counted: Cell::new(false),
+        });
+        flight.attempt();
+    }
+}
+
+/// One proxied exchange.
+struct Flight {
+    proxy: Rc<Proxy>,
+    upstream: usize,
+    origin: Origin,
+    reqd: Reqd,
+    body: Body,
+    /// URLs tried so far.
+    tried: RefCell<Vec<usize>>,
+    /// The response was counted in the metrics.
+    counted: Cell<bool>,
+}
+
+impl Flight {
+    fn upstream(&self) -> &Upstream {
+        &self.proxy.upstreams[self.upstream]
+    }
+
+    /// Counts the response once.
+    fn count(&self, status: StatusCode, bytes: u64) {
+        if !self.counted.replace(true) {
+            self.proxy.metrics.request(
+                &self.origin.listener,
+                Some(self.origin.route),
+                status.as_u16(),
+                bytes,
+            );
+        }
+    }
+
+    /// Answers the client with a gateway error (when nothing was sent yet).
+    fn fail(&self, status: StatusCode, why: &str) {
+        if self.reqd.is_responded() {
+            return;
+        }
+        let head = Response::builder()
+            .status(status)
+            .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+            .body(())
+            .expect("static header");
+        let text = format!("{status}: {why}\n");
+        if self.reqd.respond_with_bytes(head, text.as_bytes()).is_ok() {
+            self.count(status, text.len() as u64);
+        }
+    }
+
+    /// Sends the request to the next URL.
+    fn attempt(self: &Rc<Self>) {
+        let up = self.upstream();
+        let tried = self.tried.borrow().clone();
+        let Some(i) = up.pick(Instant::now(), &tried) else {
+            return self.fail(StatusCode::BAD_GATEWAY, "no upstream URL left to try");
+        };
+        self.tried.borrow_mut().push(i);
+        let authority = up.authority(i);
+        let fwd = Forwarding {
+            peer: self.reqd.peer().ip(),
+            https: self.origin.https,
+            upstream_authority: &authority,
+            preserve_host: up.config.preserve_host,
+        };
+        let (head, body) = headers::request_head(self.reqd.request(), &fwd);
+        let on_error = {
+            let f = self.clone();
+            move |peer: Option<SocketAddr>, e: client::Error| f.upstream_failed(i, peer, &e)
+        };
+        let on_response = {
+            let f = self.clone();
+            move |_peer: SocketAddr, head: Response<()>, rbody: ResponseBody| {
+                f.respond(head, rbody);
+            }
+        };
+        match client::request(&up.ctx(i), up.http.clone(), on_error, on_response, head) {
+            Ok(writer) => match body {
+                Body::Empty => {
+                    let _ = writer.close();
+                }
+                Body::Length(_) | Body::Chunked => upload(self.clone(), writer),
+            },
+            Err(e) => self.upstream_failed(i, None, &e),
+        }
+    }
+
+    /// The upstream request failed: count it, mark the URL, retry or answer 502/504.
+    fn upstream_failed(self: &Rc<Self>, url: usize, peer: Option<SocketAddr>, e: &client::Error) {
+        let Some((kind, status)) = classify(e) else {
+            // Cancelled by us (the client went away): not the upstream's fault.
+            return;
+        };
+        let up = self.upstream();
+        log::warn!(
+            "proxy: upstream {:?} ({}{}): {e}",
+            up.config.name,
+            up.authority(url),
+            peer.map(|p| format!(" at {p}")).unwrap_or_default()
+        );
+        self.proxy.metrics.upstream_error(&up.config.name, kind);
+        let unreachable = matches!(kind, "connect" | "dns" | "tls");
+        if unreachable {
+            up.down[url].set(Some(Instant::now() + up.config.retry_after));
+        }
+        if self.reqd.is_responded() {
+            // The body reader hears about it and cuts the response short.
+            return;
+        }
+        let more = self.tried.borrow().len() < up.config.urls.len();
+        if unreachable && self.body == Body::Empty && more {
+            return self.attempt();
+        }
+        let why = if status == StatusCode::GATEWAY_TIMEOUT {
+            "upstream timed out"
+        } else {
+            "upstream failed"
+        };
+        self.fail(status, why);
+    }
+
+    /// The upstream's response head arrived: answer the client and stream the body.
+    fn respond(self: &Rc<Self>, head: Response<()>, body: ResponseBody) {
+        let (head, length) = headers::response_head(head);
+        let status = head.status();
+        let method = self.reqd.request().method().clone();
+        if status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+            // No body; a 304 keeps the upstream's Content-Length (the codec sends it as is).
+            drop(body);
+            if self.reqd.respond_with_bytes(head, b"").is_ok() {
+                self.count(status, 0);
+            }
+            return;
+        }
+        let writer = match self.reqd.respond_with_streaming(head, length) {
+            Ok(w) => w,
+            Err(e) => {
+                log::debug!("proxy: client gone before the response: {e}");
+                return;
+            }
+        };
+        if method == Method::HEAD {
+            // The upstream sends no body to HEAD; the codec sends the length and no bytes.
+            drop(body);
+            let _ = writer.close();
+            self.count(status, 0);
+            return;
+        }
+        download(
+            Down {
+                flight: self.clone(),
+                status,
+                body,
+                sent: 0,
+                rest: Vec::new(),
+                off: 0,
+            },
+            writer,
+        );
+    }
+}
+
+/// The metrics kind and status of an upstream failure; `None` for a cancelled request.
+fn classify(e: &client::Error) -> Option<(&'static str, StatusCode)> {
+    use client::Error as E;
+    let bad = StatusCode::BAD_GATEWAY;
+    Some(match e {
+        E::Cancelled => return None,
+        E::Http { error, .. } if error.is_timeout() => ("timeout", StatusCode::GATEWAY_TIMEOUT),
+        E::Http { .. } | E::Reset { .. } | E::BodyTooLarge { .. } => ("protocol", bad),
+        E::Dns { .. } => ("dns", bad),
+        E::Tls { .. } => ("tls", bad),
+        E::Connect { .. } | E::Ctx(_) | E::NoStack | E::Stopped => ("connect", bad),
+        E::Usage(_) | E::Framing(_) | E::Url(_) | E::Config(_) => ("protocol", bad),
+    })
+}
+
+/// Streams the client's request body into the upstream request: read a chunk from the client,
+/// write it all upstream (waiting for room), then read the next.
+fn upload(flight: Rc<Flight>, writer: client::BodyWriter) {
+    let reqd = flight.reqd.clone();
+    let slot = Rc::new(RefCell::new(Some((flight, writer))));
+    let s2 = slot.clone();
+    reqd.schedule_read(
+        move |data| {
+            let Some((flight, writer)) = slot.borrow_mut().take() else {
+                return;
+            };
+            flight
+                .proxy
+                .metrics
+                .request_bytes(&flight.origin.listener, data.len() as u64);
+            push_up(flight, writer, data, Vec::new(), 0);
+        },
+        move |end| {
+            let Some((_flight, writer)) = s2.borrow_mut().take() else {
+                return;
+            };
+            match end {
+                BodyEnd::Complete => {
+                    let _ = writer.close();
+                }
+                // Dropping the writer unclosed cancels the upstream request.
+                BodyEnd::Aborted => drop(writer),
+            }
+        },
+    );
+}
+
+/// Writes `data`, or else `rest[off..]` (what a short write left), upstream; reads on when all
+/// was taken.
+fn push_up(
+    flight: Rc<Flight>,
+    mut writer: client::BodyWriter,
+    data: &[u8],
+    mut rest: Vec<u8>,
+    off: usize,
+) {
+    let src: &[u8] = if rest.is_empty() { data } else { &rest[off..] };
+    match writer.write(src) {
+        Ok(n) if n == src.len() => upload(flight, writer),
+        Ok(n) if rest.is_empty() => {
+            rest = src[n..].to_vec();
+            writer.on_writable(move |w| push_up(flight, w, &[], rest, 0));
+        }
+        Ok(n) => writer.on_writable(move |w| push_up(flight, w, &[], rest, off + n)),
+        // The upstream request is over (failed): its error handler answered the client.
+        Err(_) => {}
+    }
+}
+
+/// A response body on its way to the client.
+struct Down {
+    flight: Rc<Flight>,
+    status: StatusCode,
+    body: ResponseBody,
+    /// Body bytes the client's codec took.
+    sent: u64,
+    /// The last chunk, when the client's codec did not take it all at once.
+    rest: Vec<u8>,
+    /// How much of `rest` was taken since.
+    off: usize,
+}
+
+/// Streams the upstream's response body to the client: read a chunk from the upstream, write it
+/// all to the client (waiting for room), then read the next.
+fn download(down: Down, writer: service::BodyWriter) {
+    let body = down.body.clone();
+    let slot = Rc::new(RefCell::new(Some((down, writer))));
+    let s2 = slot.clone();
+    body.schedule_read(
+        move |data| {
+            if let Some((down, writer)) = slot.borrow_mut().take() {
+                push_down(down, writer, data);
+            }
+        },
+        move |end| {
+            let Some((down, writer)) = s2.borrow_mut().take() else {
+                return;
+            };
+            match end {
+                UpBodyEnd::Complete => {
+                    let _ = writer.close();
+                }
+                UpBodyEnd::Aborted => {
+                    log::warn!(
+                        "proxy: upstream {:?} body aborted after {} bytes; cutting the response",
+                        down.flight.upstream().config.name,
+                        down.sent
+                    );
+                    // Dropping the writer unclosed cuts the response and closes the connection.
+                    drop(writer);
+                }
+            }
+            down.flight.count(down.status, down.sent);
+        },
+    );
+}
+
+/// Writes `data`, or else `down.rest[down.off..]` (what a short write left), to the client;
+/// reads on when all was taken.
+fn push_down(mut down: Down, mut writer: service::BodyWriter, data: &[u8]) {
+    let src: &[u8] = if down.rest.is_empty() {
+        data
+    } else {
+        &down.rest[down.off..]
+    };
+    match writer.write(src) {
+        Ok(n) if n == src.len() => {
+            down.sent += n as u64;
+            down.rest.clear();
+            down.off = 0;
+            download(down, writer);
+        }
+        Ok(n) => {
+            down.sent += n as u64;
+            if down.rest.is_empty() {
+                down.rest = src[n..].to_vec();
+            } else {
+                down.off += n;
+            }
+            writer.on_writable(move |w| push_down(down, w, &[]));
+        }
+        Err(e) => {
+            // The client went away: dropping the body handle drains the upstream's rest.
+            log::debug!("proxy: client gone mid-response: {e}");
+            down.flight.count(down.status, down.sent);
+        }
+    }
+}

@@ -1,0 +1,340 @@
+//! Head rewriting for the reverse proxy: pure functions over `http` types.
+//!
+//! The request sent upstream is built from the *parsed* head (method, target, fields), never from
+//! the bytes the client sent, and its framing comes from what the server codec validated: a body
+//! is either `Content-Length` or chunked, never both, and the client codec writes the framing
+//! fields itself. Hop-by-hop fields are dropped both ways (RFC 9110 §7.6.1): `Connection` and
+//! every field it names, `Keep-Alive`, `Proxy-*`, `TE`, `Trailer`, `Transfer-Encoding`,
+//! `Upgrade`. `Expect` is dropped too: the proxy answers `100-continue` itself when it starts
+//! reading the body.
+
+use std::net::IpAddr;
+
+use ::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use ::http::{Request, Response, Uri, Version};
+
+/// The request body as the client framed it (validated by the server codec).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Body {
+    /// No body.
+    Empty,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// Chunked: the length is unknown.
+    Chunked,
+}
+
+/// How the forwarded request names its client and the upstream.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Forwarding<'a> {
+    /// The client's address, appended to `X-Forwarded-For`.
+    pub peer: IpAddr,
+    /// Whether the client came over TLS (`X-Forwarded-Proto`).
+    pub https: bool,
+    /// The upstream URL's authority (`host[:port]`): the `Host` sent when the client's is not
+    /// kept or there is none (HTTP/1.0).
+    pub upstream_authority: &'a str,
+    /// Keep the client's `Host`.
+    pub preserve_host: bool,
+}
+
+/// The framing of a request body from its head.
+pub(crate) fn body_of(headers: &HeaderMap) -> Body {
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        // The server codec accepts only `chunked` last, and never with Content-Length.
+        return Body::Chunked;
+    }
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        // The codec checked that a list of lengths agrees: the first one is the length.
+        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match length {
+        Some(n) if n > 0 => Body::Length(n),
+        _ => Body::Empty,
+    }
+}
+
+/// Drops the hop-by-hop fields of `headers`.
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim_ascii()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        header::CONNECTION,
+        HeaderName::from_static("keep-alive"),
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ] {
+        headers.remove(name);
+    }
+    let proxy: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| k.as_str().starts_with("proxy-"))
+        .cloned()
+        .collect();
+    for name in proxy {
+        headers.remove(name);
+    }
+}
+
+fn version_token(v: Version) -> &'static str {
+    if v == Version::HTTP_10 {
+        "1.0"
+    } else {
+        "1.1"
+    }
+}
+
+/// Appends `item` to a comma-separated field, joining the existing lines into one.
+fn append_list(headers: &mut HeaderMap, name: HeaderName, item: &str) {
+    let mut joined: Vec<u8> = Vec::new();
+    for v in headers.get_all(&name) {
+        if !joined.is_empty() {
+            joined.extend_from_slice(b", ");
+        }
+        joined.extend_from_slice(v.as_bytes());
+    }
+    if !joined.is_empty() {
+        joined.extend_from_slice(b", ");
+    }
+    joined.extend_from_slice(item.as_bytes());
+    if let Ok(v) = HeaderValue::from_bytes(&joined) {
+        headers.insert(name, v);
+    }
+}
+
+/// The host the client asked for: the absolute-form target's authority, else `Host`.
+fn client_host(req: &Request<()>) -> Option<HeaderValue> {
+    if let Some(a) = req.uri().authority() {
+        return HeaderValue::from_str(a.as_str()).ok();
+    }
+    req.headers().get(header::HOST).cloned()
+}
+
+/// The request to send upstream for the client's `req`, and its body framing.
+pub(crate) fn request_head(req: &Request<()>, fwd: &Forwarding<'_>) -> (Request<()>, Body) {
+    let body = body_of(req.headers());
+    let mut headers = req.headers().clone();
+    strip_hop_by_hop(&mut headers);
+    headers.remove(header::EXPECT);
+    headers.remove(header::CONTENT_LENGTH);
+    let kept = fwd.preserve_host.then(|| client_host(req)).flatten();
+    headers.remove(header::HOST);
+    let host = kept.or_else(|| HeaderValue::from_str(fwd.upstream_authority).ok());
+    if let Some(host) = host {
+        headers.insert(header::HOST, host);
+    }
+    append_list(
+        &mut headers,
+        HeaderName::from_static("x-forwarded-for"),
+        &fwd.peer.to_string(),
+    );
+    headers.insert(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_static(if fwd.https { "https" } else { "http" }),
+    );
+    append_list(
+        &mut headers,
+        header::VIA,
+        &format!("{} paf", version_token(req.version())),
+    );
+    match body {
+        Body::Empty => {}
+        Body::Length(n) => {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+        }
+        Body::Chunked => {
+            headers.insert(
+                header::TRANSFER_ENCODING,
+                HeaderValue::from_static("chunked"),
+            );
+        }
+    }
+    let target = if req.uri() == "*" {
+        Uri::from_static("*")
+    } else {
+        req.uri()
+            .path_and_query()
+            .map_or_else(|| Uri::from_static("/"), |pq| Uri::from(pq.clone()))
+    };
+    let mut out = Request::new(());
+    *out.method_mut() = req.method().clone();
+    *out.uri_mut() = target;
+    *out.version_mut() = Version::HTTP_11;
+    *out.headers_mut() = headers;
+    (out, body)
+}
+
+/// The response to send the client for the upstream's `resp`, and its body length when the
+/// upstream declared one (`None`: chunked or close-delimited upstream, streamed chunked).
+pub(crate) fn response_head(resp: Response<()>) -> (Response<()>, Option<u64>) {
+    let (mut parts, ()) = resp.into_parts();
+    let chunked = parts.headers.contains_key(header::TRANSFER_ENCODING);
+    let length = (!chunked)
+        .then(|| parts.headers.get(header::CONTENT_LENGTH))
+        .flatten()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    strip_hop_by_hop(&mut parts.headers);
+    append_list(
+        &mut parts.headers,
+        header::VIA,
+        &format!("{} paf", version_token(parts.version)),
+    );
+    parts.version = Version::HTTP_11;
+    (Response::from_parts(parts, ()), length)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn req(lines: &[(&str, &str)]) -> Request<()> {
+        let mut b = Request::builder().method("POST").uri("/up?x=1");
+        for (k, v) in lines {
+            b = b.header(*k, *v);
+        }
+        b.body(()).unwrap()
+    }
+
+    const FWD: Forwarding<'static> = Forwarding {
+        peer: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)),
+        https: true,
+        upstream_authority: "upstream.test:8080",
+        preserve_host: true,
+    };
+
+    fn all(h: &HeaderMap, name: &str) -> Vec<String> {
+        h.get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn body_framing_table() {
+        let cases: &[(&[(&str, &str)], Body)] = &[
+            (&[], Body::Empty),
+            (&[("content-length", "0")], Body::Empty),
+            (&[("content-length", "12")], Body::Length(12)),
+            (&[("content-length", "7, 7")], Body::Length(7)),
+            (&[("transfer-encoding", "chunked")], Body::Chunked),
+        ];
+        for (lines, want) in cases {
+            assert_eq!(body_of(req(lines).headers()), *want, "{lines:?}");
+        }
+    }
+
+    #[test]
+    fn hop_by_hop_fields_go_and_forwarding_fields_come() {
+        let r = req(&[
+            ("host", "paf.test"),
+            ("connection", "keep-alive, x-secret"),
+            ("x-secret", "1"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-authorization", "Basic eA=="),
+            ("proxy-connection", "close"),
+            ("te", "trailers"),
+            ("trailer", "x-t"),
+            ("upgrade", "websocket"),
+            ("expect", "100-continue"),
+            ("transfer-encoding", "chunked"),
+            ("x-forwarded-for", "10.0.0.1"),
+            ("via", "1.1 edge"),
+            ("x-keep", "yes"),
+        ]);
+        let (out, body) = request_head(&r, &FWD);
+        assert_eq!(body, Body::Chunked);
+        let h = out.headers();
+        for gone in [
+            "connection",
+            "x-secret",
+            "keep-alive",
+            "proxy-authorization",
+            "proxy-connection",
+            "te",
+            "trailer",
+            "upgrade",
+            "expect",
+            "content-length",
+        ] {
+            assert!(!h.contains_key(gone), "{gone} kept");
+        }
+        assert_eq!(all(h, "transfer-encoding"), ["chunked"]);
+        assert_eq!(all(h, "host"), ["paf.test"]);
+        assert_eq!(all(h, "x-forwarded-for"), ["10.0.0.1, 198.18.0.1"]);
+        assert_eq!(all(h, "x-forwarded-proto"), ["https"]);
+        assert_eq!(all(h, "via"), ["1.1 edge, 1.1 paf"]);
+        assert_eq!(all(h, "x-keep"), ["yes"]);
+        assert_eq!(out.uri(), "/up?x=1");
+        assert_eq!(out.method(), "POST");
+    }
+
+    #[test]
+    fn host_is_kept_or_replaced() {
+        let r = req(&[("host", "paf.test"), ("content-length", "3")]);
+        let fwd = Forwarding {
+            preserve_host: false,
+            ..FWD
+        };
+        let (out, body) = request_head(&r, &fwd);
+        assert_eq!(body, Body::Length(3));
+        assert_eq!(all(out.headers(), "host"), ["upstream.test:8080"]);
+        assert_eq!(all(out.headers(), "content-length"), ["3"]);
+        // HTTP/1.0 without Host: the upstream's.
+        let mut r = req(&[]);
+        *r.version_mut() = Version::HTTP_10;
+        let (out, _) = request_head(&r, &FWD);
+        assert_eq!(all(out.headers(), "host"), ["upstream.test:8080"]);
+        assert_eq!(all(out.headers(), "via"), ["1.0 paf"]);
+        assert_eq!(out.version(), Version::HTTP_11);
+        // Absolute-form: its authority is the host, the target becomes origin-form.
+        let r = Request::get("http://a.test:81/p?q")
+            .header("host", "ignored.test")
+            .body(())
+            .unwrap();
+        let (out, _) = request_head(&r, &FWD);
+        assert_eq!(all(out.headers(), "host"), ["a.test:81"]);
+        assert_eq!(out.uri(), "/p?q");
+    }
+
+    #[test]
+    fn response_fields_and_length() {
+        let resp = Response::builder()
+            .status(200)
+            .version(Version::HTTP_10)
+            .header("content-length", "5")
+            .header("connection", "close, x-hop")
+            .header("x-hop", "1")
+            .header("server", "up")
+            .body(())
+            .unwrap();
+        let (out, len) = response_head(resp);
+        assert_eq!(len, Some(5));
+        assert!(!out.headers().contains_key("connection"));
+        assert!(!out.headers().contains_key("x-hop"));
+        assert_eq!(all(out.headers(), "via"), ["1.0 paf"]);
+        assert_eq!(all(out.headers(), "server"), ["up"]);
+        let chunked = Response::builder()
+            .header("transfer-encoding", "chunked")
+            .body(())
+            .unwrap();
+        let (out, len) = response_head(chunked);
+        assert_eq!(len, None);
+        assert!(!out.headers().contains_key("transfer-encoding"));
+        let (_, len) = response_head(Response::new(()));
+        assert_eq!(len, None, "close-delimited");
+    }
+}
