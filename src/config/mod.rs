@@ -309,7 +309,7 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Config, Errors> {
         Err(e) => {
             let line = e.span().map(|s| v.line(s.start));
             let message = e.message().to_string();
-            let key = key_of_toml_error(&message);
+            let key = key_of_toml_error(&message, text, e.span());
             return Err(Errors {
                 origin: origin.to_string(),
                 errors: vec![Error { key, line, message }],
@@ -327,14 +327,29 @@ pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Config, Errors> {
     }
 }
 
-fn key_of_toml_error(message: &str) -> String {
+fn key_of_toml_error(message: &str, text: &str, span: Option<std::ops::Range<usize>>) -> String {
     // toml names unknown keys as "unknown field `x`": surface that name as the key.
-    message
+    if let Some(name) = message
         .split('`')
         .nth(1)
         .filter(|_| message.starts_with("unknown field"))
-        .unwrap_or("(syntax)")
-        .to_string()
+    {
+        return name.to_string();
+    }
+    // A value that does not parse (a duration, a size, a type): the key left of its `=`.
+    let before = span.and_then(|s| text.get(..s.start)).unwrap_or("");
+    let line = &before[before.rfind('\n').map_or(0, |i| i + 1)..];
+    match line.split_once('=') {
+        Some((k, _))
+            if !k.trim().is_empty()
+                && k.trim()
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_-.\"".contains(&b)) =>
+        {
+            k.trim().to_string()
+        }
+        _ => "(syntax)".to_string(),
+    }
 }
 
 struct Validator<'a> {
