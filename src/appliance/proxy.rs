@@ -336,6 +336,7 @@ impl Flight {
             Ok(w) => w,
             Err(e) => {
                 log::debug!("proxy: client gone before the response: {e}");
+                body.cancel();
                 return;
             }
         };
@@ -502,8 +503,10 @@ fn push_down(mut down: Down, mut writer: service::BodyWriter, data: &[u8]) {
             writer.on_writable(move |w| push_down(down, w, &[]));
         }
         Err(e) => {
-            // The client went away: dropping the body handle drains the upstream's rest.
+            // The client went away: the rest is not read from the upstream, whose connection
+            // closes.
             log::debug!("proxy: client gone mid-response: {e}");
+            down.body.cancel();
             down.flight.count(down.status, down.sent);
         }
     }

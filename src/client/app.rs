@@ -90,6 +90,10 @@ impl ClientApp {
                         abort(cx, &mut inner, conn);
                     }
                 }
+                Deferred::Cancel(id) => {
+                    let conn = fail(&mut inner, id, Error::Cancelled, out);
+                    abort(cx, &mut inner, conn);
+                }
                 Deferred::Short(id) => {
                     let conn = fail(&mut inner, id, Error::Usage(UsageError::BodyTooShort), out);
                     abort(cx, &mut inner, conn);

@@ -266,6 +266,19 @@ impl ResponseBody {
         }
     }
 
+    /// Abandons the rest of the response: the request ends at the next pass and its connection
+    /// is closed rather than drained (dropping the body instead reads the rest, to reuse the
+    /// connection). The error handler hears [`Error::Cancelled`](super::Error::Cancelled); a
+    /// scheduled reader gets [`BodyEnd::Aborted`]. Nothing happens when the request is over.
+    pub fn cancel(&self) {
+        let shared = &self.0.stack.0;
+        shared
+            .deferred
+            .borrow_mut()
+            .push(Deferred::Cancel(self.0.id));
+        shared.pending.set(true);
+    }
+
     /// Puts `reader` in place; gives it back when the request is over.
     fn install(&self, reader: Reader) -> Option<Reader> {
         let shared = &self.0.stack.0;

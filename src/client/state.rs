@@ -261,6 +261,8 @@ pub(crate) enum Deferred {
     Body(u64),
     /// A body was closed short of its declared length.
     Short(u64),
+    /// The response was abandoned ([`ResponseBody::cancel`]).
+    Cancel(u64),
 }
 
 /// The mutable state.

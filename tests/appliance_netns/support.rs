@@ -136,8 +136,9 @@ pub fn get(ns: &Netns, url: &str, extra: &[&str]) -> (u16, String) {
 }
 
 /// The Python upstream: files from a directory, `/headers` (the request fields it got, in a
-/// close-delimited HTTP/1.0 body), `/slow` (answers after 5 s), and POST/PUT `/sum` (length and
-/// SHA-256 of the body, `Content-Length` or chunked).
+/// close-delimited HTTP/1.0 body), `/slow` (answers after 5 s), `/stream` (100 MB, then
+/// `stream.log` next to the directory says whether all was taken), and POST/PUT `/sum` (length
+/// and SHA-256 of the body, `Content-Length` or chunked).
 pub const PYTHON: &str = r#"
 import functools, hashlib, http.server, sys, time
 class H(http.server.SimpleHTTPRequestHandler):
@@ -152,6 +153,22 @@ class H(http.server.SimpleHTTPRequestHandler):
         if self.path == "/slow":
             time.sleep(5)
             return self.reply(b"slow\n")
+        if self.path == "/stream":
+            # 100 MB in 64 KiB writes; stream.log says whether the reader took it all.
+            self.send_response(200)
+            self.send_header("Content-Length", str(100_000_000))
+            self.end_headers()
+            sent, chunk = 0, b"s" * 65536
+            try:
+                while sent < 100_000_000:
+                    self.wfile.write(chunk[: 100_000_000 - sent])
+                    sent += min(65536, 100_000_000 - sent)
+                outcome = "complete"
+            except OSError:
+                outcome = "aborted"
+            with open(sys.argv[2] + "/../stream.log", "w") as f:
+                f.write("%s %d\n" % (outcome, sent))
+            return
         if self.path == "/headers":
             text = "".join("%s: %s\n" % (k.lower(), v) for k, v in self.headers.items())
             return self.reply(text.encode(), length=False)
