@@ -35,7 +35,7 @@ WORKLOADS = [
     ("tls_ka", "HTTPS keep-alive GET 12 B, 50 conns", "req/s", "HTTPS\\nkeep-alive"),
     ("tls_hs", "HTTPS full handshakes, 50 conns", "req/s", "HTTPS\\nhandshakes"),
     ("tls_dl", "HTTPS 100 MB download", "Gbit/s", "HTTPS\\n100 MB"),
-    ("proxy", "reverse proxy, keep-alive GET 12 B", "req/s", "reverse\\nproxy"),
+    ("proxy", "reverse proxy to 1 upstream, 50 conns", "req/s", "reverse\\nproxy"),
     # "{idle}" is the number of idle connections held (10k; 1k with --smoke).
     ("idle", "keep-alive GET, 50 conns, {idle} idle held", "req/s", "with {idle}\\nidle held"),
 ]
