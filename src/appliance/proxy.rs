@@ -281,6 +281,11 @@ impl Flight {
                 }
                 Body::Length(_) | Body::Chunked => upload(self.clone(), writer),
             },
+            // Known before any upstream was asked (CONNECT): not the upstream's failure.
+            Err(e @ (client::Error::Usage(_) | client::Error::Framing(_))) => {
+                log::debug!("proxy: cannot forward: {e}");
+                self.fail(StatusCode::NOT_IMPLEMENTED, "cannot forward this request");
+            }
             Err(e) => self.upstream_failed(i, None, &e),
         }
     }
