@@ -87,7 +87,7 @@ struct NetArgs {
     #[arg(long)]
     pcap: Option<PathBuf>,
     /// TCP receive and send buffer per connection, bytes.
-    #[arg(long, default_value_t = 64 * 1024)]
+    #[arg(long, default_value_t = 256 * 1024)]
     tcp_buffer: usize,
 }
 

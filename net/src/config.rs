@@ -69,14 +69,14 @@ pub struct TcpConfig {
 impl Default for TcpConfig {
     fn default() -> Self {
         TcpConfig {
-            rx_buffer: 64 * 1024,
-            tx_buffer: 64 * 1024,
+            rx_buffer: 256 * 1024,
+            tx_buffer: 256 * 1024,
             nagle: false,
             ack_delay: Some(Duration::from_millis(10)),
             timeout: Some(Duration::from_secs(300)),
             keep_alive: None,
             backlog: 128,
-            shards: 32,
+            shards: 256,
         }
     }
 }

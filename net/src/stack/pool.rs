@@ -8,8 +8,10 @@ use smoltcp::socket::tcp;
 use crate::clock::duration_to_smol;
 use crate::config::TcpConfig;
 
-/// Sockets kept for reuse at most (beyond that, finished sockets are freed).
-pub(crate) const MAX_SPARE: usize = 4096;
+/// Buffer memory kept in spare sockets at most (beyond that, finished sockets are freed): reuse
+/// saves the allocation and the page faults of a fresh buffer, but a recycled buffer keeps the
+/// pages its last connection touched.
+pub(crate) const MAX_SPARE_BYTES: usize = 64 << 20;
 
 #[derive(Default)]
 pub(crate) struct Pool {
@@ -43,7 +45,8 @@ impl Pool {
     /// Keep a socket removed from the socket set. It is closed here without sending anything
     /// (it is no longer in a set, so nothing is dispatched); `listen`/`connect` reset the rest.
     pub fn give(&mut self, mut s: tcp::Socket<'static>) {
-        if self.spare.len() < MAX_SPARE {
+        let each = s.recv_capacity() + s.send_capacity();
+        if (self.spare.len() + 1) * each <= MAX_SPARE_BYTES {
             s.abort();
             self.spare.push(s);
         }
