@@ -7,6 +7,7 @@
 //! chunk parser behind a strict proxy is a request-smuggling vector. A request body is never
 //! delimited by the connection closing.
 
+use super::head::is_tchar;
 use super::Error;
 
 /// Total chunk-extension bytes accepted per body; extensions are skipped, never interpreted.
@@ -147,26 +148,6 @@ impl Decoder {
 /// `min(a, b)` as a `usize`, without truncating `a` on 32-bit targets.
 fn clamp(a: u64, b: usize) -> usize {
     usize::try_from(a).map_or(b, |a| a.min(b))
-}
-
-fn is_tchar(b: u8) -> bool {
-    matches!(
-        b,
-        b'!' | b'#'
-            | b'$'
-            | b'%'
-            | b'&'
-            | b'\''
-            | b'*'
-            | b'+'
-            | b'-'
-            | b'.'
-            | b'^'
-            | b'_'
-            | b'`'
-            | b'|'
-            | b'~'
-    ) || b.is_ascii_alphanumeric()
 }
 
 /// Field-value and extension bytes: HTAB, SP, VCHAR, obs-text; no other controls.

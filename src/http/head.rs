@@ -171,7 +171,7 @@ pub(crate) fn parse(buf: &[u8], config: &Config) -> Result<RequestHead, Error> {
                 return Err(Error::BadRequest("empty Content-Length"));
             }
         } else if name == http::header::TRANSFER_ENCODING {
-            te.add(value)?;
+            te.add(value).map_err(Error::BadRequest)?;
         } else if name == http::header::CONNECTION {
             for token in list(value) {
                 close |= token.eq_ignore_ascii_case(b"close");
@@ -265,21 +265,30 @@ pub(super) fn parse_content_length(s: &[u8]) -> Result<u64, Error> {
 
 /// The `Transfer-Encoding` fields of a request, in order.
 #[derive(Default)]
-struct TransferCodings {
-    present: bool,
-    unknown: bool,
-    chunked: usize,
-    last_is_chunked: bool,
-    any: bool,
+pub(super) struct TransferCodings {
+    /// A `Transfer-Encoding` field was seen.
+    pub(super) present: bool,
+    /// A coding other than chunked and the compressions was named.
+    pub(super) unknown: bool,
+    /// How many times `chunked` was named.
+    pub(super) chunked: usize,
+    /// The last coding named is `chunked`.
+    pub(super) last_is_chunked: bool,
+    /// At least one coding was named.
+    pub(super) any: bool,
 }
 
 impl TransferCodings {
-    fn add(&mut self, value: &[u8]) -> Result<(), Error> {
+    /// Adds one `Transfer-Encoding` field value (requests and responses alike).
+    ///
+    /// # Errors
+    /// A coding that is empty or not a token: the message says so.
+    pub(super) fn add(&mut self, value: &[u8]) -> Result<(), &'static str> {
         self.present = true;
         for coding in list(value) {
             let name = trim(coding.split(|&b| b == b';').next().unwrap_or_default());
             if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
-                return Err(Error::BadRequest("invalid Transfer-Encoding"));
+                return Err("invalid Transfer-Encoding");
             }
             let is_chunked = name.eq_ignore_ascii_case(b"chunked");
             self.chunked += usize::from(is_chunked);

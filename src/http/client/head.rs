@@ -24,7 +24,7 @@ use http::{Method, StatusCode, Version};
 
 use super::{ClientConfig, ClientError, UsageError};
 use crate::http::body;
-use crate::http::head::{is_tchar, list, parse_content_length, trim};
+use crate::http::head::{list, parse_content_length, TransferCodings};
 use crate::http::write::write_u64;
 
 /// Header slots parsed on the stack; configs allowing more use a heap array.
@@ -256,7 +256,7 @@ pub(super) fn parse_response(
         headers.append(name, value);
     }
 
-    if te.present {
+    if te.0.present {
         if content_length.is_some() {
             return Err(bad("Transfer-Encoding with Content-Length"));
         }
@@ -266,7 +266,7 @@ pub(super) fn parse_response(
     }
     let bodiless =
         is_head || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
-    let framing = if te.present {
+    let framing = if te.0.present {
         let framing = te.framing()?;
         if bodiless {
             RespFraming::Empty
@@ -311,37 +311,21 @@ fn httparse_why(e: httparse::Error) -> &'static str {
     }
 }
 
-/// The `Transfer-Encoding` fields of a response, in order.
+/// The `Transfer-Encoding` fields of a response, parsed as the server parses a request's.
 #[derive(Default)]
-struct Codings {
-    present: bool,
-    any: bool,
-    chunked: usize,
-    last_is_chunked: bool,
-}
+struct Codings(TransferCodings);
 
 impl Codings {
     fn add(&mut self, value: &[u8]) -> Result<(), ClientError> {
-        self.present = true;
-        for coding in list(value) {
-            let name = trim(coding.split(|&b| b == b';').next().unwrap_or_default());
-            if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
-                return Err(ClientError::Malformed("invalid Transfer-Encoding"));
-            }
-            let is_chunked = name.eq_ignore_ascii_case(b"chunked");
-            self.chunked += usize::from(is_chunked);
-            self.last_is_chunked = is_chunked;
-            self.any = true;
-        }
-        Ok(())
+        self.0.add(value).map_err(ClientError::Malformed)
     }
 
     fn framing(&self) -> Result<RespFraming, ClientError> {
-        if !self.any {
+        if !self.0.any {
             Err(ClientError::Malformed("empty Transfer-Encoding"))
-        } else if self.chunked > 1 {
+        } else if self.0.chunked > 1 {
             Err(ClientError::Malformed("chunked applied more than once"))
-        } else if self.last_is_chunked {
+        } else if self.0.last_is_chunked {
             Ok(RespFraming::Chunked)
         } else {
             Ok(RespFraming::Eof)
