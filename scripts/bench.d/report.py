@@ -115,6 +115,7 @@ def aggregate(records, rounds):
             row = {"system": sys_, "workload": wid, "label": label, "unit": unit,
                    "value": None, "p50_ms": None, "p99_ms": None, "errors": 0,
                    "cpu_s": None, "client_cpu_busy": None, "server_cpu_busy": None,
+                   "server_cpu_other": None,
                    "rss_mib": None, "x_nginx": None, "x_paf_kernel": None,
                    "na": na.get(key), "rounds": []}
             recs = by.get(key, [])
@@ -123,6 +124,12 @@ def aggregate(records, rounds):
             for rec in recs:
                 value, p50, p99, errors, extra = measure(rec, unit)
                 busy = {k: rec[k] for k in ("client_cpu_busy", "server_cpu_busy") if k in rec}
+                w = rec.get("wrk")
+                if "server_cpu_busy" in rec and w and w["duration_us"] > 0:
+                    # Busy time of the server's CPU that the server process did not use: other
+                    # processes (or interrupts) competing with it.
+                    own = rec["cpu_s"] / (w["duration_us"] / 1e6)
+                    busy["server_cpu_other"] = round(max(0.0, rec["server_cpu_busy"] - own), 3)
                 row["rounds"].append({"round": rec["round"], "value": value, "p50_ms": p50,
                                       "p99_ms": p99, "errors": errors, "cpu_s": rec["cpu_s"],
                                       "rss_kib": rec["rss_kib"], **busy, **extra})
@@ -132,7 +139,8 @@ def aggregate(records, rounds):
                 # one error.
                 row["missing_rounds"] = max(0, rounds - len(recs))
                 row["errors"] += row["missing_rounds"]
-            for k in ("value", "p50_ms", "p99_ms", "cpu_s", "client_cpu_busy", "server_cpu_busy"):
+            for k in ("value", "p50_ms", "p99_ms", "cpu_s", "client_cpu_busy", "server_cpu_busy",
+                      "server_cpu_other"):
                 row[k] = median([r.get(k) for r in row["rounds"]])
             rss = median([r["rss_kib"] for r in row["rounds"]])
             row["rss_mib"] = rss / 1024 if rss is not None else None
@@ -180,6 +188,8 @@ def table_rows(rows):
         result = fmt_value(r["value"], r["unit"]) or "failed"
         if (r["client_cpu_busy"] or 0) >= CLIENT_BOUND:
             result += " †"
+        if (r["server_cpu_other"] or 0) >= CONTENDED:
+            result += " ‡"
         out.append([
             r["system"], r["label"], result,
             fmt(r["p50_ms"], ".2f") + (" ms" if r["p50_ms"] is not None else ""),
@@ -193,6 +203,8 @@ def table_rows(rows):
 
 # A client CPU this busy means the load generator, not the server, may set the pace.
 CLIENT_BOUND = 0.95
+# This share of the server's CPU going to something else means other work competed with it.
+CONTENDED = 0.15
 
 HEADER = ["system", "workload", "result", "p50", "p99", "errors", "CPU s", "RSS MiB",
           "× nginx", "× paf-kernel"]
@@ -245,6 +257,10 @@ def markdown(rows, meta, events):
     if any((r["client_cpu_busy"] or 0) >= CLIENT_BOUND for r in rows):
         lines += ["", f"† the client's CPU was at least {CLIENT_BOUND:.0%} busy: wrk may have "
                   "set the pace, so the server's own limit can be higher."]
+    if any((r["server_cpu_other"] or 0) >= CONTENDED for r in rows):
+        lines += ["", f"‡ at least {CONTENDED:.0%} of the server's CPU went to something other than "
+                  "the server (other processes, interrupts): the result is lower than it would be "
+                  "on a quiet machine."]
     idle = [r for r in rows if r["workload"] == "idle" and r.get("idle")]
     if idle:
         lines += ["", "Idle connections (the `idle held` rows):", ""]
