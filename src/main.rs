@@ -86,6 +86,9 @@ struct NetArgs {
     /// Write every frame to this pcap file.
     #[arg(long)]
     pcap: Option<PathBuf>,
+    /// Send plain MTU-sized frames to the TAP (no virtio-net header, no kernel segmentation).
+    #[arg(long)]
+    no_offload: bool,
     /// TCP receive and send buffer per connection, bytes.
     #[arg(long, default_value_t = 256 * 1024)]
     tcp_buffer: usize,
@@ -256,6 +259,7 @@ fn stack_config(n: &NetArgs) -> Result<net::Config, String> {
     };
     config.tcp.rx_buffer = n.tcp_buffer;
     config.tcp.tx_buffer = n.tcp_buffer;
+    config.offload = !n.no_offload;
     Ok(config)
 }
 
@@ -592,7 +596,8 @@ fn request_runtime(n: &NetArgs, dns: &[IpAddr]) -> Result<Runtime, String> {
     }
     let mut config = stack_config(n)?;
     config.dns_servers = dns.to_vec();
-    let tap = net::device::Tap::open(&n.tap, n.mtu).map_err(|e| format!("tap {}: {e}", n.tap))?;
+    let tap = net::device::Tap::open_with(&n.tap, n.mtu, config.offload)
+        .map_err(|e| format!("tap {}: {e}", n.tap))?;
     let mut device = net::device::Device::new(net::device::Link::Tap(tap));
     if let Some(p) = &n.pcap {
         device

@@ -213,8 +213,14 @@ impl Runtime {
         config: net::Config,
         pcap: Option<&std::path::Path>,
     ) -> io::Result<Runtime> {
-        let mut device =
-            net::device::Device::new(net::device::Link::Tap(net::device::Tap::open(tap, mtu)?));
+        let t = net::device::Tap::open_with(tap, mtu, config.offload)?;
+        log::info!(
+            "tap {}: MTU {}, send offloads {}",
+            t.name(),
+            t.mtu(),
+            if t.has_offload() { "on" } else { "off" }
+        );
+        let mut device = net::device::Device::new(net::device::Link::Tap(t));
         if let Some(p) = pcap {
             device.capture_to(p).map_err(|e| {
                 io::Error::new(e.kind(), format!("cannot write pcap {}: {e}", p.display()))

@@ -71,6 +71,11 @@ fn ping_and_200_simultaneous_connections_are_accepted_and_echoed() {
     let ns = Netns::new("stack");
     // A small backlog: 200 SYNs at once only succeed if the pool is topped up per SYN.
     let mut paf = start_echo(&ns, &["--port", "7", "--backlog", "16"]);
+    assert!(
+        paf.stderr().contains("send offloads on"),
+        "{}",
+        paf.stderr()
+    );
     ping(&ns, &["-c", "3", "-i", "0.2", "-W", "2", "198.18.0.2"]);
     ping(
         &ns,
@@ -231,5 +236,23 @@ fn kernel_twin_echoes_the_same_way() {
         .unwrap();
     burst(&ns, "198.18.0.1", 7007, 200, 1024);
     burst(&ns, "fd00:198:18::1", 7007, 50, 1024);
+    assert!(paf.stop(Duration::from_secs(5)).success());
+}
+
+#[test]
+fn plain_frames_without_offloads_work_the_same() {
+    if !require_netns("plain_frames_without_offloads_work_the_same") {
+        return;
+    }
+    let ns = Netns::new("nooffload");
+    let mut paf = start_echo(&ns, &["--port", "7", "--no-offload"]);
+    assert!(
+        paf.stderr().contains("send offloads off"),
+        "{}",
+        paf.stderr()
+    );
+    ping(&ns, &["-c", "2", "-W", "2", "198.18.0.2"]);
+    // Large transfers: without offloads every segment is one MTU-sized frame.
+    burst(&ns, "198.18.0.2", 7, 20, 256 * 1024);
     assert!(paf.stop(Duration::from_secs(5)).success());
 }

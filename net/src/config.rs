@@ -94,6 +94,9 @@ pub struct Config {
     pub dns_servers: Vec<IpAddr>,
     /// TCP socket settings.
     pub tcp: TcpConfig,
+    /// Open a TAP with the virtio-net header so the kernel segments and checksums our TCP
+    /// segments (falls back to plain frames when the kernel refuses). Ignored by other links.
+    pub offload: bool,
     /// Seed for smoltcp's initial sequence numbers and our ephemeral ports. `None`: from the clock
     /// and pid at construction (the one place the stack reads the system, because a repeated ISN
     /// across restarts breaks TCP).
@@ -116,6 +119,7 @@ impl Default for Config {
             },
             dns_servers: Vec::new(),
             tcp: TcpConfig::default(),
+            offload: true,
             seed: None,
         }
     }

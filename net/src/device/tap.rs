@@ -232,9 +232,17 @@ fn ifreq_for(name: &str) -> libc::ifreq {
     req
 }
 
-/// Open /dev/net/tun and attach to `name` as a TAP without packet info, with or without the
-/// virtio-net header.
+/// Attach to `name` as a TAP without packet info. Without the virtio-net header this is the
+/// `tun-tap` crate's attach; with it, our own `TUNSETIFF` (the crate cannot ask for
+/// `IFF_VNET_HDR`) followed by the header size and "no offloads towards us".
 fn attach(name: &str, vnet: bool) -> io::Result<File> {
+    if !vnet {
+        let iface = tun_tap::Iface::without_packet_info(name, tun_tap::Mode::Tap)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot attach to TAP {name:?}: {e}")))?;
+        iface.set_non_blocking()?;
+        // SAFETY: into_raw_fd hands over the descriptor; the File owns it from here.
+        return Ok(unsafe { File::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(iface)) });
+    }
     // SAFETY: plain open(2) of a path literal; the fd is owned by the File below.
     let fd = unsafe {
         libc::open(
@@ -252,7 +260,7 @@ fn attach(name: &str, vnet: bool) -> io::Result<File> {
     // SAFETY: fd is a fresh descriptor we own; File closes it on every path from here.
     let file = unsafe { File::from_raw_fd(fd) };
     let mut req = ifreq_for(name);
-    req.ifr_ifru.ifru_flags = IFF_TAP | IFF_NO_PI | if vnet { IFF_VNET_HDR } else { 0 };
+    req.ifr_ifru.ifru_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
     // SAFETY: TUNSETIFF reads the ifreq we own.
     if unsafe { libc::ioctl(fd, TUNSETIFF, &req) } < 0 {
         let e = io::Error::last_os_error();
@@ -261,17 +269,15 @@ fn attach(name: &str, vnet: bool) -> io::Result<File> {
             format!("cannot attach to TAP {name:?}: {e}"),
         ));
     }
-    if vnet {
-        let size: libc::c_int = VNET_HDR as libc::c_int;
-        // SAFETY: TUNSETVNETHDRSZ reads one int we own.
-        if unsafe { libc::ioctl(fd, TUNSETVNETHDRSZ, &size) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // No offloads towards us: frames arrive MTU-sized with complete checksums.
-        // SAFETY: TUNSETOFFLOAD takes its argument by value.
-        if unsafe { libc::ioctl(fd, TUNSETOFFLOAD, 0 as libc::c_ulong) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
+    let size: libc::c_int = VNET_HDR as libc::c_int;
+    // SAFETY: TUNSETVNETHDRSZ reads one int we own.
+    if unsafe { libc::ioctl(fd, TUNSETVNETHDRSZ, &size) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // No offloads towards us: frames arrive MTU-sized with complete checksums.
+    // SAFETY: TUNSETOFFLOAD takes its argument by value.
+    if unsafe { libc::ioctl(fd, TUNSETOFFLOAD, 0 as libc::c_ulong) } < 0 {
+        return Err(io::Error::last_os_error());
     }
     Ok(file)
 }
