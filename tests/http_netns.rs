@@ -341,7 +341,9 @@ fn a_second_signal_exits_at_once() {
     }
     let ns = Netns::new("sigtwice");
     let mut paf = start(&ns, &[]);
-    // A download that would take about 10 s keeps the drain busy.
+    // A download far longer than the test keeps the drain busy. (10 MB was not enough: with
+    // 256 KiB socket buffers and TAP offloads most of it lands in the client's kernel buffers
+    // within a second, whatever curl's --limit-rate, and the drain rightly finished.)
     let mut download = ns.spawn(
         "curl",
         [
@@ -350,7 +352,7 @@ fn a_second_signal_exits_at_once() {
             "1M",
             "-o",
             "/dev/null",
-            "http://198.18.0.2/blob?size=10000000",
+            "http://198.18.0.2/blob?size=200000000",
         ],
     );
     std::thread::sleep(Duration::from_millis(500));
