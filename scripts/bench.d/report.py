@@ -330,7 +330,7 @@ def chart(rows, meta, out):
                 texts.append("n/a" if r and r["na"] else "failed")
         v = base["value"]
         absolute = (f"{v / 1000:.1f}k/s" if v >= 1000 else f"{v:.0f}/s") if unit == "req/s" \
-            else f"{v:.2f} Gb/s"
+            else f"{v:.3g} Gb/s"
         data.append("\t".join([f"{short}\\n(nginx {absolute})", *bars, *heights, *texts]))
     if not data:
         return []
