@@ -1,4 +1,5 @@
 use super::*;
+use std::net::Ipv4Addr;
 
 fn errors_of(text: &str) -> Vec<Error> {
     parse(text, "test.toml", Path::new("/nonexistent"))

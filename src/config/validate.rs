@@ -1,0 +1,641 @@
+//! Validation of a parsed config file into a [`Config`]: every problem is collected with its
+//! key and line; files that must exist are checked and certificates parsed.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::raw;
+use super::*;
+
+pub(super) struct Validator<'a> {
+    pub(super) text: &'a str,
+    pub(super) base: &'a Path,
+    pub(super) errors: Vec<Error>,
+}
+
+impl Validator<'_> {
+    pub(super) fn line(&self, offset: usize) -> usize {
+        self.text[..offset.min(self.text.len())]
+            .bytes()
+            .filter(|b| *b == b'\n')
+            .count()
+            + 1
+    }
+
+    fn err(
+        &mut self,
+        key: impl Into<String>,
+        span: Option<std::ops::Range<usize>>,
+        msg: impl Into<String>,
+    ) {
+        let line = span.filter(|s| s.end > 0).map(|s| self.line(s.start));
+        self.errors.push(Error {
+            key: key.into(),
+            line,
+            message: msg.into(),
+        });
+    }
+
+    fn path(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        }
+    }
+
+    fn existing_file(&mut self, key: &str, span: &std::ops::Range<usize>, p: &Path) -> PathBuf {
+        let full = self.path(p);
+        if !full.is_file() {
+            self.err(
+                key,
+                Some(span.clone()),
+                format!("{} is not a readable file", full.display()),
+            );
+        }
+        full
+    }
+
+    pub(super) fn file(&mut self, f: raw::File) -> Config {
+        let interface = self.interface(f.interface);
+        let defaults = f.defaults.map(|d| d.into_inner()).unwrap_or_default();
+        let upstreams: Vec<Upstream> = f
+            .upstreams
+            .into_iter()
+            .enumerate()
+            .map(|(i, u)| self.upstream(i, u))
+            .collect();
+        for (i, u) in upstreams.iter().enumerate() {
+            if upstreams[..i].iter().any(|o| o.name == u.name) {
+                self.err(
+                    format!("upstream[{i}].name"),
+                    None,
+                    format!("duplicate upstream name {:?}", u.name),
+                );
+            }
+        }
+        let names: Vec<String> = upstreams.iter().map(|u| u.name.clone()).collect();
+        let mut listeners = Vec::new();
+        for (i, l) in f.listeners.into_iter().enumerate() {
+            let span = l.span();
+            let port = *l.get_ref().port.get_ref();
+            if let Some(prev) = listeners.iter().position(|x: &Listener| x.port == port) {
+                self.err(
+                    format!("listener[{i}].port"),
+                    Some(span.clone()),
+                    format!("port {port} is already used by listener[{prev}]"),
+                );
+            }
+            if listeners
+                .iter()
+                .any(|x: &Listener| x.name == l.get_ref().name)
+            {
+                self.err(
+                    format!("listener[{i}].name"),
+                    Some(span.clone()),
+                    format!("duplicate listener name {:?}", l.get_ref().name),
+                );
+            }
+            listeners.push(self.listener(i, l, &defaults, &names));
+        }
+        Config {
+            interface,
+            listeners,
+            upstreams,
+        }
+    }
+
+    fn interface(&mut self, i: Option<Spanned<raw::Interface>>) -> Interface {
+        let i = i.map(|s| s.into_inner()).unwrap_or_default();
+        let mut net = net::Config::default();
+        let stack = match i.stack.as_ref().map(|s| (s.get_ref().as_str(), s.span())) {
+            None | Some(("userspace", _)) => StackKind::Userspace,
+            Some(("kernel", _)) => StackKind::Kernel,
+            Some((other, span)) => {
+                self.err(
+                    "interface.stack",
+                    Some(span),
+                    format!("{other:?} is not \"userspace\" or \"kernel\""),
+                );
+                StackKind::Userspace
+            }
+        };
+        if let Some(mac) = &i.mac {
+            match parse_mac(mac.get_ref()) {
+                Some(m) => net.mac = m,
+                None => self.err(
+                    "interface.mac",
+                    Some(mac.span()),
+                    "expected six hex bytes like 02:00:c6:12:00:02",
+                ),
+            }
+        }
+        if let Some(m) = &i.mtu {
+            if !(576..=net::device::MAX_MTU).contains(m.get_ref()) {
+                self.err(
+                    "interface.mtu",
+                    Some(m.span()),
+                    format!("must be 576..={}", net::device::MAX_MTU),
+                );
+            }
+        }
+        if i.dhcp {
+            if let Some(v4) = &i.ipv4 {
+                self.err(
+                    "interface.ipv4",
+                    Some(v4.span()),
+                    "set either ipv4 or dhcp = true, not both",
+                );
+            }
+            net.ipv4 = net::Ipv4Setting::Dhcp;
+        } else if let Some(v4) = &i.ipv4 {
+            match parse_cidr::<Ipv4Addr>(v4.get_ref(), 32) {
+                Ok((addr, prefix)) => {
+                    let gateway = match i.gateway4 {
+                        Some(IpAddr::V4(g)) => Some(g),
+                        Some(IpAddr::V6(_)) => {
+                            self.err("interface.gateway4", None, "must be an IPv4 address");
+                            None
+                        }
+                        None => None,
+                    };
+                    net.ipv4 = net::Ipv4Setting::Static {
+                        addr,
+                        prefix,
+                        gateway,
+                    };
+                }
+                Err(e) => self.err("interface.ipv4", Some(v4.span()), e),
+            }
+        }
+        if let Some(v6) = &i.ipv6 {
+            match parse_cidr::<Ipv6Addr>(v6.get_ref(), 128) {
+                Ok((addr, prefix)) => {
+                    let gateway = match i.gateway6 {
+                        Some(IpAddr::V6(g)) => Some(g),
+                        Some(IpAddr::V4(_)) => {
+                            self.err("interface.gateway6", None, "must be an IPv6 address");
+                            None
+                        }
+                        None => None,
+                    };
+                    net.ipv6 = net::Ipv6Setting::Static {
+                        addr,
+                        prefix,
+                        gateway,
+                    };
+                }
+                Err(e) => self.err("interface.ipv6", Some(v6.span()), e),
+            }
+        }
+        net.dns_servers = i.dns.clone();
+        if let Some(b) = &i.tcp_buffer {
+            let n = b.get_ref().0;
+            if !(1024..=(1 << 30)).contains(&n) {
+                self.err(
+                    "interface.tcp_buffer",
+                    Some(b.span()),
+                    "must be 1KiB..=1GiB",
+                );
+            } else {
+                net.tcp.rx_buffer = n as usize;
+                net.tcp.tx_buffer = n as usize;
+            }
+        }
+        if let Err(e) = net.validate() {
+            self.err(format!("interface.{}", e.field), None, e.reason);
+        }
+        Interface {
+            tap: i.tap.unwrap_or_else(|| "paf0".into()),
+            stack,
+            bind: i.bind.unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
+            mtu: i.mtu.map(|m| m.into_inner()),
+            pcap: i.pcap.map(|p| self.path(&p)),
+            net,
+        }
+    }
+
+    fn limits(&mut self, key: &str, defaults: &raw::Limits, over: &raw::Limits) -> Limits {
+        let mut http = crate::http::Config::default();
+        if let Some(n) = pick(&over.backlog, &defaults.backlog) {
+            if n == 0 || n > 65535 {
+                self.err(format!("{key}.backlog"), None, "must be 1..=65535");
+            }
+        }
+        if let Some(s) = pick(&over.max_head_size, &defaults.max_head_size) {
+            http.max_head_size = s.0 as usize;
+            http.max_request_line = http.max_request_line.min(http.max_head_size);
+        }
+        if let Some(n) = pick(&over.max_headers, &defaults.max_headers) {
+            http.max_headers = n;
+        }
+        if let Some(s) = pick(&over.max_body_size, &defaults.max_body_size) {
+            http.max_body_size = Some(s.0);
+        }
+        if let Some(s) = pick(&over.body_buffer_size, &defaults.body_buffer_size) {
+            if s.0 < 1024 {
+                self.err(
+                    format!("{key}.body_buffer_size"),
+                    None,
+                    "must be at least 1KiB",
+                );
+            }
+            http.body_buffer_size = s.0 as usize;
+        }
+        let timeouts = [
+            (
+                &over.head_timeout,
+                &defaults.head_timeout,
+                &mut http.head_timeout,
+            ),
+            (
+                &over.idle_timeout,
+                &defaults.idle_timeout,
+                &mut http.idle_timeout,
+            ),
+            (
+                &over.body_timeout,
+                &defaults.body_timeout,
+                &mut http.body_timeout,
+            ),
+            (
+                &over.write_timeout,
+                &defaults.write_timeout,
+                &mut http.write_timeout,
+            ),
+            (
+                &over.drain_timeout,
+                &defaults.drain_timeout,
+                &mut http.drain_timeout,
+            ),
+        ];
+        for (o, d, slot) in timeouts {
+            if let Some(t) = o.or(*d) {
+                *slot = t.0;
+            }
+        }
+        Limits {
+            backlog: pick(&over.backlog, &defaults.backlog).unwrap_or(256),
+            http,
+            handshake_timeout: pick(&over.handshake_timeout, &defaults.handshake_timeout)
+                .map_or(Duration::from_secs(10), |d| d.0),
+        }
+    }
+
+    fn listener(
+        &mut self,
+        i: usize,
+        l: Spanned<raw::Listener>,
+        defaults: &raw::Limits,
+        upstreams: &[String],
+    ) -> Listener {
+        let span = l.span();
+        let l = l.into_inner();
+        let key = format!("listener[{i}]");
+        let port = *l.port.get_ref();
+        if port == 0 {
+            self.err(
+                format!("{key}.port"),
+                Some(l.port.span()),
+                "must be 1..=65535",
+            );
+        }
+        let protocol = match l.protocol.get_ref().as_str() {
+            "http" => {
+                if l.certificate.is_some() || l.key.is_some() || !l.sni.is_empty() {
+                    self.err(
+                        format!("{key}.certificate"),
+                        Some(span.clone()),
+                        "certificates need protocol = \"https\"",
+                    );
+                }
+                Protocol::Http
+            }
+            "https" => self.https(&key, &span, &l),
+            other => {
+                self.err(
+                    format!("{key}.protocol"),
+                    Some(l.protocol.span()),
+                    format!("{other:?} is not \"http\" or \"https\""),
+                );
+                Protocol::Http
+            }
+        };
+        let limits = self.limits(&format!("{key}.limits"), defaults, &l.limits);
+        let routes = l
+            .routes
+            .into_iter()
+            .enumerate()
+            .filter_map(|(j, r)| self.route(&format!("{key}.route[{j}]"), r, upstreams))
+            .collect();
+        Listener {
+            name: l.name,
+            port,
+            protocol,
+            limits,
+            routes,
+        }
+    }
+
+    fn https(&mut self, key: &str, span: &std::ops::Range<usize>, l: &raw::Listener) -> Protocol {
+        let (Some(cert), Some(k)) = (&l.certificate, &l.key) else {
+            self.err(
+                format!("{key}.certificate"),
+                Some(span.clone()),
+                "https needs certificate and key",
+            );
+            return Protocol::Http;
+        };
+        let certificate = self.existing_file(&format!("{key}.certificate"), span, cert);
+        let keyf = self.existing_file(&format!("{key}.key"), span, k);
+        let mut sni = Vec::new();
+        for (j, s) in l.sni.iter().enumerate() {
+            let sk = format!("{key}.sni[{j}]");
+            let c = self.existing_file(
+                &format!("{sk}.certificate"),
+                &s.span(),
+                &s.get_ref().certificate,
+            );
+            let kk = self.existing_file(&format!("{sk}.key"), &s.span(), &s.get_ref().key);
+            sni.push((s.get_ref().name.clone(), c, kk));
+        }
+        if self.errors.is_empty() {
+            if let Err(e) = crate::tls::ServerConfig::from_pem_files((&certificate, &keyf), &sni) {
+                self.err(
+                    format!("{key}.certificate"),
+                    Some(span.clone()),
+                    e.to_string(),
+                );
+            }
+        }
+        Protocol::Https {
+            certificate,
+            key: keyf,
+            sni,
+        }
+    }
+
+    fn route(&mut self, key: &str, r: Spanned<raw::Route>, upstreams: &[String]) -> Option<Route> {
+        let span = r.span();
+        let r = r.into_inner();
+        let host = match r.host.as_deref() {
+            None => None,
+            Some(h) if h.starts_with("*.") && h.len() > 2 => {
+                Some(HostMatch::Suffix(h[1..].to_ascii_lowercase()))
+            }
+            Some(h) if !h.is_empty() && !h.contains(['*', '/', ' ']) => {
+                Some(HostMatch::Exact(h.to_ascii_lowercase()))
+            }
+            Some(h) => {
+                self.err(
+                    format!("{key}.host"),
+                    Some(span.clone()),
+                    format!("{h:?} is not a host name or *.suffix"),
+                );
+                None
+            }
+        };
+        let p = r.path.clone().unwrap_or_else(|| "/".into());
+        if !p.starts_with('/') {
+            self.err(
+                format!("{key}.path"),
+                Some(span.clone()),
+                "must start with /",
+            );
+        }
+        let path = if r.exact {
+            PathMatch::Exact(p)
+        } else {
+            PathMatch::Prefix(p)
+        };
+        let action_name = r.action.get_ref().clone();
+        // Keys that belong to other actions are mistakes worth naming.
+        let given: [(&str, bool); 7] = [
+            ("status", r.status.is_some()),
+            ("content_type", r.content_type.is_some()),
+            ("body", r.body.is_some()),
+            ("root", r.root.is_some()),
+            ("index", r.index.is_some()),
+            ("upstream", r.upstream.is_some()),
+            ("to", r.to.is_some()),
+        ];
+        let allowed: &[&str] = match action_name.as_str() {
+            "static" => &["status", "content_type", "body"],
+            "files" => &["root", "index"],
+            "proxy" => &["upstream"],
+            "redirect" => &["to", "status"],
+            "health" | "metrics" => &[],
+            other => {
+                self.err(
+                    format!("{key}.action"),
+                    Some(r.action.span()),
+                    format!(
+                        "{other:?} is not one of static, files, proxy, redirect, health, metrics"
+                    ),
+                );
+                return None;
+            }
+        };
+        for (k, set) in given {
+            if set && !allowed.contains(&k) {
+                self.err(
+                    format!("{key}.{k}"),
+                    Some(span.clone()),
+                    format!("not used by action {action_name:?}"),
+                );
+            }
+        }
+        let action = match action_name.as_str() {
+            "static" => Action::Static {
+                status: self.status(key, &span, r.status.unwrap_or(200), false)?,
+                content_type: r
+                    .content_type
+                    .unwrap_or_else(|| "text/plain; charset=utf-8".into()),
+                body: Arc::from(r.body.unwrap_or_default().into_bytes()),
+            },
+            "files" => {
+                let Some(root) = r.root else {
+                    self.err(format!("{key}.root"), Some(span), "files needs root");
+                    return None;
+                };
+                let root = self.path(&root);
+                if !root.is_dir() {
+                    self.err(
+                        format!("{key}.root"),
+                        Some(span.clone()),
+                        format!("{} is not a directory", root.display()),
+                    );
+                }
+                let index = r.index.unwrap_or_else(|| "index.html".into());
+                if index.contains('/') || index == ".." {
+                    self.err(
+                        format!("{key}.index"),
+                        Some(span),
+                        "must be a plain file name",
+                    );
+                }
+                Action::Files { root, index }
+            }
+            "proxy" => {
+                let Some(name) = r.upstream else {
+                    self.err(
+                        format!("{key}.upstream"),
+                        Some(span),
+                        "proxy needs upstream",
+                    );
+                    return None;
+                };
+                match upstreams.iter().position(|u| *u == name) {
+                    Some(upstream) => Action::Proxy { upstream },
+                    None => {
+                        self.err(
+                            format!("{key}.upstream"),
+                            Some(span),
+                            format!("no [[upstream]] named {name:?}"),
+                        );
+                        return None;
+                    }
+                }
+            }
+            "redirect" => {
+                let Some(to) = r.to else {
+                    self.err(format!("{key}.to"), Some(span), "redirect needs to");
+                    return None;
+                };
+                Action::Redirect {
+                    to,
+                    status: self.status(key, &span, r.status.unwrap_or(301), true)?,
+                }
+            }
+            "health" => Action::Health,
+            _ => Action::Metrics,
+        };
+        Some(Route { host, path, action })
+    }
+
+    fn status(
+        &mut self,
+        key: &str,
+        span: &std::ops::Range<usize>,
+        code: u16,
+        redirect: bool,
+    ) -> Option<::http::StatusCode> {
+        let ok = if redirect {
+            matches!(code, 301 | 302 | 303 | 307 | 308)
+        } else {
+            (200..=599).contains(&code)
+        };
+        match ::http::StatusCode::from_u16(code) {
+            Ok(s) if ok => Some(s),
+            _ => {
+                let want = if redirect {
+                    "301, 302, 303, 307 or 308"
+                } else {
+                    "200..=599"
+                };
+                self.err(
+                    format!("{key}.status"),
+                    Some(span.clone()),
+                    format!("{code} is not {want}"),
+                );
+                None
+            }
+        }
+    }
+
+    fn upstream(&mut self, i: usize, u: Spanned<raw::Upstream>) -> Upstream {
+        let key = format!("upstream[{i}]");
+        let span = u.span();
+        let u = u.into_inner();
+        if u.urls.is_empty() {
+            self.err(
+                format!("{key}.urls"),
+                Some(span.clone()),
+                "needs at least one URL",
+            );
+        }
+        let mut urls = Vec::new();
+        for (j, s) in u.urls.iter().enumerate() {
+            match parse_upstream_url(s.get_ref()) {
+                Ok(url) => urls.push(url),
+                Err(e) => self.err(format!("{key}.urls[{j}]"), Some(s.span()), e),
+            }
+        }
+        let ca =
+            u.ca.as_ref()
+                .map(|p| self.existing_file(&format!("{key}.ca"), &span, p));
+        if let Some(n) = u.pool_size {
+            if n > 10_000 {
+                self.err(
+                    format!("{key}.pool_size"),
+                    Some(span.clone()),
+                    "must be at most 10000",
+                );
+            }
+        }
+        Upstream {
+            name: u.name,
+            urls,
+            ca,
+            sni: u.sni,
+            connect_timeout: u.connect_timeout.map_or(Duration::from_secs(5), |d| d.0),
+            response_timeout: u.response_timeout.map_or(Duration::from_secs(60), |d| d.0),
+            pool_size: u.pool_size.unwrap_or(32),
+            retry_after: u.retry_after.map_or(Duration::from_secs(10), |d| d.0),
+            preserve_host: u.preserve_host.unwrap_or(true),
+        }
+    }
+}
+
+/// A listener's own value, else the `[defaults]` one.
+fn pick<T: Copy>(own: &Option<T>, default: &Option<T>) -> Option<T> {
+    own.or(*default)
+}
+
+fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in &mut out {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
+fn parse_cidr<A: std::str::FromStr>(s: &str, max: u8) -> Result<(A, u8), String> {
+    let (a, p) = s
+        .split_once('/')
+        .ok_or_else(|| format!("{s:?}: expected ADDRESS/PREFIX"))?;
+    let a = a.parse().map_err(|_| format!("{s:?}: bad address"))?;
+    let p: u8 = p.parse().map_err(|_| format!("{s:?}: bad prefix"))?;
+    if p > max {
+        return Err(format!("{s:?}: prefix must be at most {max}"));
+    }
+    Ok((a, p))
+}
+
+pub(super) fn parse_upstream_url(s: &str) -> Result<UpstreamUrl, String> {
+    let uri: ::http::Uri = s.parse().map_err(|e| format!("{s:?}: {e}"))?;
+    let tls = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        _ => return Err(format!("{s:?}: scheme must be http or https")),
+    };
+    let host = uri
+        .host()
+        .ok_or_else(|| format!("{s:?}: no host"))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    if uri.path() != "/" && !uri.path().is_empty() {
+        return Err(format!("{s:?}: an upstream URL has no path"));
+    }
+    Ok(UpstreamUrl {
+        tls,
+        port: uri.port_u16().unwrap_or(if tls { 443 } else { 80 }),
+        host,
+    })
+}
