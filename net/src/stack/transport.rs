@@ -1,0 +1,353 @@
+//! The [`Transport`] contract implemented by [`Stack`]: listeners, connections as byte pipes,
+//! the poll pass (ingress per shard, egress and scans for touched or due shards) and DNS.
+
+use super::*;
+
+impl Transport for Stack {
+    fn listen(&mut self, port: u16, backlog: usize) -> Result<ListenerId, ListenError> {
+        if port == 0 {
+            return Err(ListenError::BadPort);
+        }
+        if self.listeners.iter().any(|(_, l)| l.port == port) {
+            return Err(ListenError::InUse);
+        }
+        let n = self.shards.len();
+        let id = self.listeners.insert(Listener {
+            port,
+            per_shard: backlog.max(1).div_ceil(n),
+            pools: vec![Vec::new(); n],
+        });
+        for k in 0..n {
+            self.refill_listeners(k);
+        }
+        Ok(ListenerId(id as u32))
+    }
+
+    fn unlisten(&mut self, listener: ListenerId) {
+        let Some(l) = self.listeners.try_remove(listener.0 as usize) else {
+            return;
+        };
+        for (k, pool) in l.pools.into_iter().enumerate() {
+            for h in pool {
+                if let smoltcp::socket::Socket::Tcp(s) = self.shards[k].remove(h) {
+                    self.spare.give(s);
+                }
+            }
+        }
+        let mut ids = std::mem::take(&mut self.scratch);
+        self.conns.ids_into(&mut ids);
+        for &id in &ids {
+            if let Some(e) = self.conns.get_mut(id) {
+                if e.phase == Phase::Embryonic(listener) {
+                    e.phase = Phase::Released {
+                        deadline: self.now + LINGER,
+                    };
+                    let shard = e.shard;
+                    self.shards[shard].get_mut::<tcp::Socket>(e.handle).abort();
+                    self.mark(shard);
+                }
+            }
+        }
+        self.scratch = ids;
+    }
+
+    fn connect(&mut self, remote: SocketAddr) -> Result<ConnId, ConnectError> {
+        if remote.ip().is_unspecified() || remote.port() == 0 {
+            return Err(ConnectError::BadAddress);
+        }
+        let has_family = self.iface.ip_addrs().iter().any(|c| {
+            matches!(
+                (c.address(), remote.ip()),
+                (smoltcp::wire::IpAddress::Ipv4(_), IpAddr::V4(_))
+            ) || matches!(
+                (c.address(), remote.ip()),
+                (smoltcp::wire::IpAddress::Ipv6(a), IpAddr::V6(_)) if !a.is_unicast_link_local()
+            )
+        });
+        if !has_family {
+            return Err(ConnectError::NoRoute);
+        }
+        let port = self.alloc_port().ok_or(ConnectError::NoPorts)?;
+        let mut s = self.spare.take(&self.config.tcp);
+        let remote_ep = IpEndpoint::new(remote.ip().into(), remote.port());
+        if let Err(e) = s.connect(self.iface.context(), remote_ep, port) {
+            self.used_ports.remove(&port);
+            return Err(match e {
+                tcp::ConnectError::Unaddressable => ConnectError::NoRoute,
+                tcp::ConnectError::InvalidState => ConnectError::BadAddress,
+            });
+        }
+        let remote_bytes = match remote.ip() {
+            IpAddr::V4(a) => a.octets().to_vec(),
+            IpAddr::V6(a) => a.octets().to_vec(),
+        };
+        let shard = shard::of(&remote_bytes, remote.port(), port, self.shards.len());
+        let h = self.shards[shard].add(s);
+        self.stats.connected += 1;
+        let id = self.conns.insert(h, shard, Phase::Open, Some(port));
+        self.members[shard].push(id);
+        self.mark(shard);
+        Ok(id)
+    }
+
+    fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    fn recv(&mut self, conn: ConnId, buf: &mut [u8]) -> Result<usize, RecvError> {
+        let s = self.socket_mut(conn).ok_or(RecvError::Invalid)?;
+        let r = if matches!(s.state(), tcp::State::SynSent | tcp::State::SynReceived) {
+            Ok(0)
+        } else {
+            match s.recv_slice(buf) {
+                Ok(n) => Ok(n),
+                Err(tcp::RecvError::Finished) => Err(RecvError::Finished),
+                Err(tcp::RecvError::InvalidState) => Err(RecvError::Reset),
+            }
+        };
+        self.refresh(conn);
+        if matches!(r, Ok(n) if n > 0) {
+            self.moved(conn);
+        }
+        r
+    }
+
+    fn send(&mut self, conn: ConnId, data: &[u8]) -> Result<usize, SendError> {
+        let s = self.socket_mut(conn).ok_or(SendError::Invalid)?;
+        let r = if s.may_send() {
+            s.send_slice(data).map_err(|_| SendError::Closed)
+        } else {
+            // Still connecting: no room yet, but not an error.
+            match s.state() {
+                tcp::State::SynSent | tcp::State::SynReceived => Ok(0),
+                _ => Err(SendError::Closed),
+            }
+        };
+        self.refresh(conn);
+        if matches!(r, Ok(n) if n > 0) {
+            self.moved(conn);
+        }
+        r
+    }
+
+    fn send_queue(&self, conn: ConnId) -> usize {
+        self.socket(conn).map_or(0, |s| s.send_queue())
+    }
+
+    fn readiness(&self, conn: ConnId) -> Readiness {
+        let Some(s) = self.socket(conn) else {
+            return Readiness {
+                closed: true,
+                ..Readiness::default()
+            };
+        };
+        let state = s.state();
+        let fp = fingerprint(s);
+        Readiness {
+            readable: fp.readable,
+            writable: fp.writable,
+            established: !matches!(
+                state,
+                tcp::State::SynSent | tcp::State::SynReceived | tcp::State::Closed
+            ),
+            peer_closed: matches!(
+                state,
+                tcp::State::CloseWait
+                    | tcp::State::LastAck
+                    | tcp::State::Closing
+                    | tcp::State::TimeWait
+            ),
+            reset: state == tcp::State::Closed && !s.is_open(),
+            closed: state == tcp::State::Closed,
+        }
+    }
+
+    fn endpoints(&self, conn: ConnId) -> Option<(SocketAddr, SocketAddr)> {
+        let s = self.socket(conn)?;
+        Some((
+            endpoint(s.remote_endpoint()?),
+            endpoint(s.local_endpoint()?),
+        ))
+    }
+
+    fn shutdown_write(&mut self, conn: ConnId) {
+        if let Some(s) = self.socket_mut(conn) {
+            s.close();
+            self.moved(conn);
+        }
+    }
+
+    fn close(&mut self, conn: ConnId) {
+        self.release(conn, false);
+    }
+
+    fn abort(&mut self, conn: ConnId) {
+        self.release(conn, true);
+    }
+
+    fn register(&mut self, registry: &mio::Registry, token: mio::Token) -> io::Result<()> {
+        match self.device.link() {
+            Link::Tap(t) => registry.register(
+                &mut mio::unix::SourceFd(&t.as_raw_fd()),
+                token,
+                mio::Interest::READABLE,
+            ),
+            Link::Wire(w) => {
+                let (tx, mut rx) = mio::unix::pipe::new()?;
+                registry.register(&mut rx, token, mio::Interest::READABLE)?;
+                w.set_notify(move || {
+                    // Full pipe: a wake-up is pending anyway.
+                    let _ = io::Write::write(&mut &tx, &[1]);
+                });
+                self.wake_rx = Some(rx);
+                Ok(())
+            }
+        }
+    }
+
+    fn poll(&mut self, now: Instant) {
+        self.now = now;
+        if let Some(rx) = &self.wake_rx {
+            // Drain before reading frames: a frame queued after this re-arms the edge.
+            let mut buf = [0u8; 256];
+            while matches!(io::Read::read(&mut &*rx, &mut buf), Ok(n) if n > 0) {}
+        }
+        let ts = to_smol(now);
+        self.iface.poll_maintenance(ts);
+        // Shard 0 carries DHCP and DNS; then what the layer above touched, and what is due.
+        self.touch(0);
+        for k in std::mem::take(&mut self.pending) {
+            self.touch(k);
+        }
+        for k in 0..self.shards.len() {
+            let due = self.next_at[k].is_some_and(|t| t <= ts)
+                || self.deadline[k].is_some_and(|d| d <= now);
+            if due {
+                self.touch(k);
+            }
+        }
+        let n = self.shards.len();
+        let mut budget = RX_BUDGET;
+        self.more_rx = false;
+        loop {
+            if budget == 0 {
+                self.more_rx = true;
+                break;
+            }
+            budget -= 1;
+            let Some(frame) = self.device.prefetch(ts) else {
+                break;
+            };
+            let k = shard::of_frame(frame, n);
+            if shard::teaches_neighbours(frame) {
+                for j in 0..n {
+                    self.touch(j);
+                }
+            } else {
+                self.touch(k);
+            }
+            match self
+                .iface
+                .poll_ingress_single(ts, &mut self.device, &mut self.shards[k])
+            {
+                PollIngressSingleResult::None => break,
+                PollIngressSingleResult::PacketProcessed => {}
+                PollIngressSingleResult::SocketStateChanged => {
+                    if self.device.last_rx_was_syn() {
+                        self.refill_listeners(k);
+                    }
+                }
+            }
+        }
+        let active = std::mem::take(&mut self.active);
+        for &k in &active {
+            self.refill_listeners(k);
+        }
+        self.active = active;
+        if let Some(h) = self.dhcp {
+            dhcp::poll(
+                h,
+                &mut self.iface,
+                &mut self.shards[0],
+                &mut self.net,
+                &self.config,
+            );
+        }
+        self.resolver
+            .poll(now, &mut self.iface, &mut self.shards[0], &mut self.events);
+        self.scan(false);
+        for i in 0..self.active.len() {
+            let k = self.active[i];
+            while self
+                .iface
+                .poll_egress(ts, &mut self.device, &mut self.shards[k])
+                == smoltcp::iface::PollResult::SocketStateChanged
+            {}
+        }
+        // Sockets may have changed state on egress (e.g. a connect timed out): report it now.
+        self.scan(true);
+        for i in 0..self.active.len() {
+            let k = self.active[i];
+            self.next_at[k] = self.iface.poll_at(ts, &self.shards[k]);
+            self.in_pass[k] = false;
+        }
+        self.active.clear();
+    }
+
+    fn poll_delay(&mut self, now: Instant) -> Option<Duration> {
+        if self.more_rx || !self.events.is_empty() || !self.pending.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let ts = to_smol(now);
+        let mut delay: Option<Duration> = None;
+        for at in self.next_at.iter().flatten() {
+            let d = if *at > ts {
+                duration_from_smol(*at - ts)
+            } else {
+                Duration::ZERO
+            };
+            delay = Some(delay.map_or(d, |x| x.min(d)));
+        }
+        for at in self.deadline.iter().flatten() {
+            let d = at.saturating_duration_since(now);
+            delay = Some(delay.map_or(d, |x| x.min(d)));
+        }
+        if let Some(at) = self.device.next_rx_at() {
+            let d = if at > ts {
+                duration_from_smol(at - ts)
+            } else {
+                Duration::ZERO
+            };
+            delay = Some(delay.map_or(d, |x| x.min(d)));
+        }
+        if let Some(at) = self.resolver.next_deadline() {
+            let d = at.saturating_duration_since(now);
+            delay = Some(delay.map_or(d, |x| x.min(d)));
+        }
+        delay
+    }
+
+    fn resolve(&mut self, name: &str, rtype: RecordType) -> Result<QueryId, DnsError> {
+        self.resolver.start(
+            name,
+            rtype,
+            &self.net.dns_servers,
+            self.now,
+            &mut self.iface,
+            &mut self.shards[0],
+            &mut self.events,
+        )
+    }
+
+    fn poll_resolution(&mut self, query: QueryId) -> Option<Resolution> {
+        self.resolver.take(query)
+    }
+
+    fn cancel_resolution(&mut self, query: QueryId) {
+        self.resolver.cancel(query, &mut self.shards[0]);
+    }
+
+    fn socket_count(&self) -> usize {
+        self.shards.iter().map(|s| s.iter().count()).sum()
+    }
+}
