@@ -215,10 +215,14 @@ impl Runtime {
     ) -> io::Result<Runtime> {
         let t = net::device::Tap::open_with(tap, mtu, config.offload)?;
         log::info!(
-            "tap {}: MTU {}, send offloads {}",
+            "tap {}: MTU {}, offloads {}",
             t.name(),
             t.mtu(),
-            if t.has_offload() { "on" } else { "off" }
+            if t.has_offload() {
+                "on (TCP segmentation and checksums, both ways)"
+            } else {
+                "off"
+            }
         );
         let mut device = net::device::Device::new(net::device::Link::Tap(t));
         if let Some(p) = pcap {

@@ -72,7 +72,7 @@ fn ping_and_200_simultaneous_connections_are_accepted_and_echoed() {
     // A small backlog: 200 SYNs at once only succeed if the pool is topped up per SYN.
     let mut paf = start_echo(&ns, &["--port", "7", "--backlog", "16"]);
     assert!(
-        paf.stderr().contains("send offloads on"),
+        paf.stderr().contains("offloads on"),
         "{}",
         paf.stderr()
     );
@@ -245,14 +245,63 @@ fn plain_frames_without_offloads_work_the_same() {
         return;
     }
     let ns = Netns::new("nooffload");
-    let mut paf = start_echo(&ns, &["--port", "7", "--no-offload"]);
-    assert!(
-        paf.stderr().contains("send offloads off"),
-        "{}",
-        paf.stderr()
+    let pcap = ns.log_dir().join("plain.pcap");
+    let mut paf = start_echo(
+        &ns,
+        &["--port", "7", "--no-offload", "--pcap", pcap.to_str().unwrap()],
     );
+    assert!(paf.stderr().contains("offloads off"), "{}", paf.stderr());
     ping(&ns, &["-c", "2", "-W", "2", "198.18.0.2"]);
-    // Large transfers: without offloads every segment is one MTU-sized frame.
+    // Large transfers: without offloads every segment is one MTU-sized frame, both ways.
     burst(&ns, "198.18.0.2", 7, 20, 256 * 1024);
     assert!(paf.stop(Duration::from_secs(5)).success());
+    let (to_paf, from_paf) = largest_segments(&ns, &pcap);
+    assert!(to_paf <= 1460 && to_paf > 0, "largest segment in: {to_paf}");
+    assert!(from_paf <= 1460 && from_paf > 0, "largest segment out: {from_paf}");
+}
+
+/// With offloads on (the default) the kernel hands uploads over as TCP super-segments, larger
+/// than the MTU, with partial checksums that the device completes before smoltcp verifies them;
+/// and paf sends super-segments the kernel cuts up. The echo must still be byte-exact.
+#[test]
+fn offloads_carry_super_segments_both_ways() {
+    if !require_netns("offloads_carry_super_segments_both_ways")
+        || !require_tools("offloads", &["tcpdump", "python3"])
+    {
+        return;
+    }
+    let ns = Netns::new("offload");
+    let pcap = ns.log_dir().join("offload.pcap");
+    let mut paf = start_echo(&ns, &["--port", "7", "--pcap", pcap.to_str().unwrap()]);
+    assert!(paf.stderr().contains("offloads on"), "{}", paf.stderr());
+    burst(&ns, "198.18.0.2", 7, 4, 4 * 1024 * 1024);
+    assert!(paf.stop(Duration::from_secs(5)).success());
+    let (to_paf, from_paf) = largest_segments(&ns, &pcap);
+    assert!(to_paf > 1460, "no super-segment received: largest {to_paf}");
+    assert!(from_paf > 1460, "no super-segment sent: largest {from_paf}");
+}
+
+/// The largest TCP payload in the capture towards the appliance (198.18.0.2) and from it.
+fn largest_segments(ns: &Netns, pcap: &Path) -> (usize, usize) {
+    let out = ns.run(
+        "tcpdump",
+        ["-nn", "-r", pcap.to_str().unwrap(), "tcp"],
+        Duration::from_secs(30),
+    );
+    assert!(out.success(), "tcpdump -r: {out}");
+    let (mut to_paf, mut from_paf) = (0, 0);
+    for line in out.stdout.lines() {
+        let Some(len) = line
+            .rsplit_once(", length ")
+            .and_then(|(_, n)| n.trim().parse::<usize>().ok())
+        else {
+            continue;
+        };
+        if line.contains(" > 198.18.0.2.") {
+            to_paf = to_paf.max(len);
+        } else if line.contains(" 198.18.0.2.") {
+            from_paf = from_paf.max(len);
+        }
+    }
+    (to_paf, from_paf)
 }

@@ -122,10 +122,16 @@ impl Device {
         } else {
             mtu + ETHERNET_HEADER
         };
+        // With receive offloads the kernel hands over TCP super-segments of up to 64 KiB.
+        let rx_frame = if offload {
+            ETHERNET_HEADER + 65535
+        } else {
+            mtu + ETHERNET_HEADER
+        };
         Device {
             link,
             mtu,
-            rx_buf: vec![0; hdr + mtu + ETHERNET_HEADER],
+            rx_buf: vec![0; hdr + rx_frame],
             tx_buf: vec![0; hdr + tx_frame],
             stats: Stats::default(),
             capture: RefCell::new(None),
@@ -215,34 +221,50 @@ impl Device {
         }
     }
 
+    /// Read the next usable frame; frames too short or with a virtio-net header that does not
+    /// fit are counted as receive errors and skipped (the loop goes on to the next one, so a bad
+    /// frame never ends a drain early).
     fn read_frame(&mut self, now: SmolInstant) -> Option<usize> {
-        let result = match &mut self.link {
-            Link::Tap(t) => t.recv(&mut self.rx_buf),
-            Link::Wire(w) => w.recv(now, &mut self.rx_buf),
-        };
         self.last_syn = false;
-        match result {
-            Ok(Some(n)) if n < self.hdr + 14 => {
-                // Shorter than an Ethernet header: nothing smoltcp could use.
-                bump(&self.stats.rx_errors, 1);
-                None
-            }
-            Ok(Some(n)) => {
-                let n = n - self.hdr;
-                self.last_syn = is_tcp_syn(&self.rx_buf[self.hdr..self.hdr + n]);
-                bump(&self.stats.rx_frames, 1);
-                bump(&self.stats.rx_bytes, n as u64);
-                Some(n)
-            }
-            Ok(None) => None,
-            Err(e) => {
-                let count = bump(&self.stats.rx_errors, 1);
-                if count.is_power_of_two() || count.is_multiple_of(1024) {
-                    log::warn!("device receive error #{count}: {e}");
+        loop {
+            let result = match &mut self.link {
+                Link::Tap(t) => t.recv(&mut self.rx_buf),
+                Link::Wire(w) => w.recv(now, &mut self.rx_buf),
+            };
+            let n = match result {
+                Ok(Some(n)) => n,
+                Ok(None) => return None,
+                Err(e) => {
+                    let count = bump(&self.stats.rx_errors, 1);
+                    if count.is_power_of_two() || count.is_multiple_of(1024) {
+                        log::warn!("device receive error #{count}: {e}");
+                    }
+                    return None;
                 }
-                None
+            };
+            if n < self.hdr + ETHERNET_HEADER || !self.finish_offload(n) {
+                // Nothing smoltcp could use.
+                bump(&self.stats.rx_errors, 1);
+                continue;
             }
+            let n = n - self.hdr;
+            self.last_syn = is_tcp_syn(&self.rx_buf[self.hdr..self.hdr + n]);
+            bump(&self.stats.rx_frames, 1);
+            bump(&self.stats.rx_bytes, n as u64);
+            return Some(n);
         }
+    }
+
+    /// Complete what the TAP's receive offloads left undone in the frame of `n` bytes (header
+    /// included) in the receive buffer; `false` if its virtio-net header is unusable.
+    fn finish_offload(&mut self, n: usize) -> bool {
+        if self.hdr == 0 {
+            return true;
+        }
+        let (head, frame) = self.rx_buf[..n].split_at_mut(self.hdr);
+        let mut vnet = [0u8; tap::VNET_HDR];
+        vnet.copy_from_slice(head);
+        tap::complete_checksum(&vnet, frame)
     }
 }
 

@@ -6,15 +6,25 @@
 //! interface; [`Tap::open`] can set it first (jumbo MTUs up to [`MAX_MTU`](super::MAX_MTU)).
 //!
 //! The device is opened with a virtio-net header (`IFF_VNET_HDR`) when the kernel allows it:
-//! every frame then carries a 10-byte header. Towards us the kernel is asked for no offloads
-//! (`TUNSETOFFLOAD 0`), so frames arrive at most MTU-sized with complete checksums. From us it
-//! takes TCP segments up to 64 KiB that it segments itself (TSO) and TCP checksums it completes
-//! (`NEEDS_CSUM`): one `write(2)` carries a whole window's worth of a bulk transfer instead of one
-//! MTU. Without the header (an old kernel), frames go out one MTU at a time with full checksums.
+//! every frame then carries a 10-byte header, and offloads work both ways:
+//!
+//! - from us, the kernel takes TCP segments up to 64 KiB that it segments itself (TSO) and TCP
+//!   checksums it completes (`NEEDS_CSUM`): one `write(2)` carries a window's worth of a bulk
+//!   transfer instead of one MTU;
+//! - towards us (`TUNSETOFFLOAD` with `TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6`), the kernel hands
+//!   over its own TCP super-segments unsegmented, up to 64 KiB, with the checksum left partial:
+//!   one `read(2)` carries up to 44 MTU-sized segments of an upload. [`complete_checksum`]
+//!   finishes a partial checksum before smoltcp (which verifies every checksum) sees the frame,
+//!   so what smoltcp accepts is exactly what a non-offloading link would have delivered.
+//!
+//! Without the header (an old kernel, or `offload = false`), frames go both ways one MTU at a
+//! time with full checksums.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+
+use super::ETHERNET_HEADER;
 
 /// Length of `struct virtio_net_hdr`.
 pub const VNET_HDR: usize = 10;
@@ -25,6 +35,10 @@ const IFF_VNET_HDR: libc::c_short = 0x4000;
 const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
 const TUNSETOFFLOAD: libc::c_ulong = 0x4004_54d0;
 const TUNSETVNETHDRSZ: libc::c_ulong = 0x4004_54d8;
+
+const TUN_F_CSUM: libc::c_ulong = 0x01;
+const TUN_F_TSO4: libc::c_ulong = 0x02;
+const TUN_F_TSO6: libc::c_ulong = 0x04;
 
 const VIRTIO_NET_HDR_F_NEEDS_CSUM: u8 = 1;
 const VIRTIO_NET_HDR_GSO_NONE: u8 = 0;
@@ -106,7 +120,7 @@ impl Tap {
         self.mtu
     }
 
-    /// Whether frames carry the virtio-net header (send offloads on).
+    /// Whether frames carry the virtio-net header (send and receive offloads on).
     pub fn has_offload(&self) -> bool {
         self.vnet
     }
@@ -210,6 +224,27 @@ pub fn vnet_header(hdr: &mut [u8; VNET_HDR], frame: &mut [u8], gso_size: Option<
     }
 }
 
+/// Finish what a received frame's virtio-net header left to do, in place: when the kernel set
+/// `NEEDS_CSUM`, the checksum at `csum_start + csum_offset` holds only the pseudo-header sum and
+/// the RFC 1071 sum from `csum_start` to the end of the frame goes there. A super-segment
+/// (`gso_type` TCPv4/v6) needs nothing else: its IP length fields already cover the whole frame
+/// and smoltcp takes a TCP segment of any size that fits the window.
+///
+/// Returns `false` for a header that does not fit the frame (the frame is then dropped).
+pub fn complete_checksum(hdr: &[u8; VNET_HDR], frame: &mut [u8]) -> bool {
+    if hdr[0] & VIRTIO_NET_HDR_F_NEEDS_CSUM == 0 {
+        return true;
+    }
+    let start = usize::from(u16::from_le_bytes([hdr[6], hdr[7]]));
+    let field = start + usize::from(u16::from_le_bytes([hdr[8], hdr[9]]));
+    if start < ETHERNET_HEADER || field + 2 > frame.len() {
+        return false;
+    }
+    let sum = !smoltcp::wire::checksum::data(&frame[start..]);
+    frame[field..field + 2].copy_from_slice(&sum.to_be_bytes());
+    true
+}
+
 /// The IP header length and family of an Ethernet frame carrying TCP.
 fn tcp_ip_header(frame: &[u8]) -> Option<(usize, bool)> {
     match frame.get(12..14)? {
@@ -234,7 +269,7 @@ fn ifreq_for(name: &str) -> libc::ifreq {
 
 /// Attach to `name` as a TAP without packet info. Without the virtio-net header this is the
 /// `tun-tap` crate's attach; with it, our own `TUNSETIFF` (the crate cannot ask for
-/// `IFF_VNET_HDR`) followed by the header size and "no offloads towards us".
+/// `IFF_VNET_HDR`) followed by the header size and the offloads we accept towards us.
 fn attach(name: &str, vnet: bool) -> io::Result<File> {
     if !vnet {
         let iface = tun_tap::Iface::without_packet_info(name, tun_tap::Mode::Tap)
@@ -274,9 +309,9 @@ fn attach(name: &str, vnet: bool) -> io::Result<File> {
     if unsafe { libc::ioctl(fd, TUNSETVNETHDRSZ, &size) } < 0 {
         return Err(io::Error::last_os_error());
     }
-    // No offloads towards us: frames arrive MTU-sized with complete checksums.
+    // Partial checksums and TCP super-segments towards us (see the module doc).
     // SAFETY: TUNSETOFFLOAD takes its argument by value.
-    if unsafe { libc::ioctl(fd, TUNSETOFFLOAD, 0 as libc::c_ulong) } < 0 {
+    if unsafe { libc::ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) } < 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(file)
@@ -388,6 +423,38 @@ mod tests {
         let csum = !(sum as u16);
         f[start + off..start + off + 2].copy_from_slice(&csum.to_be_bytes());
         assert_eq!(verify(&f), 0, "a receiver accepts the completed checksum");
+    }
+
+    #[test]
+    fn a_partial_checksum_from_the_kernel_is_completed_like_the_kernel_would() {
+        // Odd and even payload lengths, small and super-segment sized.
+        for payload in [0, 1, 1001, 1460, 65_000] {
+            let mut f = ipv4_tcp(payload);
+            let mut hdr = [0u8; VNET_HDR];
+            // The kernel's partial form is the same as ours on send: pseudo sum in the field.
+            vnet_header(&mut hdr, &mut f, Some(1460));
+            assert_ne!(verify(&f), 0, "partial checksum is not yet valid ({payload})");
+            assert!(complete_checksum(&hdr, &mut f));
+            assert_eq!(verify(&f), 0, "completed checksum verifies ({payload})");
+        }
+    }
+
+    #[test]
+    fn a_frame_without_needs_csum_is_left_alone_and_a_bad_header_refused() {
+        let mut f = ipv4_tcp(10);
+        let copy = f.clone();
+        assert!(complete_checksum(&[0; VNET_HDR], &mut f));
+        assert_eq!(f, copy);
+        // csum_start/offset pointing past the frame, or into the Ethernet header.
+        let len = f.len() as u16;
+        let mut past = [VIRTIO_NET_HDR_F_NEEDS_CSUM, 0, 0, 0, 0, 0, 0, 0, 16, 0];
+        past[6..8].copy_from_slice(&(len - 10).to_le_bytes());
+        assert!(!complete_checksum(&past, &mut f));
+        let early = [VIRTIO_NET_HDR_F_NEEDS_CSUM, 0, 0, 0, 0, 0, 2, 0, 16, 0];
+        assert!(!complete_checksum(&early, &mut f));
+        let huge = [VIRTIO_NET_HDR_F_NEEDS_CSUM, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff];
+        assert!(!complete_checksum(&huge, &mut f));
+        assert_eq!(f, copy, "a refused frame is not modified");
     }
 
     #[test]
