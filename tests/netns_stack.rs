@@ -274,6 +274,10 @@ fn offloads_carry_super_segments_both_ways() {
     let pcap = ns.log_dir().join("offload.pcap");
     let mut paf = start_echo(&ns, &["--port", "7", "--pcap", pcap.to_str().unwrap()]);
     assert!(paf.stderr().contains("offloads on"), "{}", paf.stderr());
+    // paf raised the kernel's queue towards it from 1,000 frames (a drop there costs a client
+    // a retransmission timeout).
+    let link = ns.run("ip", ["-o", "link", "show", "paf0"], Duration::from_secs(5));
+    assert!(link.stdout.contains("qlen 10000"), "{link}");
     burst(&ns, "198.18.0.2", 7, 4, 4 * 1024 * 1024);
     assert!(paf.stop(Duration::from_secs(5)).success());
     let (to_paf, from_paf) = largest_segments(&ns, &pcap);
