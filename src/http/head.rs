@@ -7,10 +7,12 @@
 //! past a proxy that reads it differently:
 //!
 //! * `Transfer-Encoding` with `Content-Length`, in an HTTP/1.0 request, or with a final coding
-//!   other than `chunked` → 400; an unknown coding name (anything but `chunked`, `gzip`,
-//!   `x-gzip`, `deflate`, `compress`, `x-compress`) → 501, checked before the final coding, so
-//!   `x-unknown` alone is 501 and `gzip` alone is 400; `gzip, chunked` is accepted (the handler
-//!   sees the header and gets the de-chunked, still-gzipped bytes).
+//!   other than `chunked` → 400 (RFC 9112 §6.3 ¶4: the length "cannot be determined reliably",
+//!   a MUST); only then an unknown coding name (anything but `chunked`, `gzip`, `x-gzip`,
+//!   `deflate`, `compress`, `x-compress`) → 501 (RFC 9112 §6.1, a SHOULD). So `xchunked`,
+//!   `chunked, identity` and `gzip` alone are 400, `x-unknown, chunked` is 501, and
+//!   `gzip, chunked` is accepted (the handler sees the header and gets the de-chunked,
+//!   still-gzipped bytes).
 //! * `Content-Length` that is not plain digits, overflows, or disagrees with another
 //!   `Content-Length` (also `1, 2` in one field) → 400; identical duplicates are accepted.
 //! * obs-fold, whitespace before the colon, NUL, bare CR, invalid name bytes → 400 (httparse).
@@ -308,15 +310,21 @@ impl TransferCodings {
         Ok(())
     }
 
+    /// The request body framing these codings give.
+    ///
+    /// The framing checks come first: RFC 9112 §6.3 ¶4 says a request whose final coding is not
+    /// `chunked` MUST get 400 (its length cannot be determined), which outranks the SHOULD of
+    /// §6.1 (501 for a coding the server does not understand). Only a request that is framed
+    /// correctly but names an unknown coding before `chunked` gets 501.
     fn finish(&self) -> Result<BodyKind, Error> {
         if !self.any {
             Err(Error::BadRequest("empty Transfer-Encoding"))
-        } else if self.unknown {
-            Err(Error::NotImplemented("unknown transfer coding"))
         } else if !self.last_is_chunked {
             Err(Error::BadRequest("final transfer coding is not chunked"))
         } else if self.chunked > 1 {
             Err(Error::BadRequest("chunked applied more than once"))
+        } else if self.unknown {
+            Err(Error::NotImplemented("unknown transfer coding"))
         } else {
             Ok(BodyKind::Chunked)
         }
@@ -474,7 +482,12 @@ mod tests {
             ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", BAD("final transfer coding is not chunked")),
             ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", BAD("final transfer coding is not chunked")),
             ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", BAD("chunked applied more than once")),
-            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: x-unknown\r\n\r\n", Err(Error::NotImplemented("unknown transfer coding"))),
+            // RFC 9112 §6.3 ¶4 (final coding not chunked: 400, a MUST) before §6.1 (unknown: 501).
+            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: x-unknown\r\n\r\n", BAD("final transfer coding is not chunked")),
+            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n", BAD("final transfer coding is not chunked")),
+            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity\r\n\r\n", BAD("final transfer coding is not chunked")),
+            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity, chunked\r\n\r\n", Err(Error::NotImplemented("unknown transfer coding"))),
+            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: x-unknown, chunked, chunked\r\n\r\n", BAD("chunked applied more than once")),
             ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: x-unknown, chunked\r\n\r\n", Err(Error::NotImplemented("unknown transfer coding"))),
             ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \r\n\r\n", BAD("empty Transfer-Encoding")),
             ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chu\"nked\r\n\r\n", BAD("invalid Transfer-Encoding")),
