@@ -387,11 +387,29 @@ fn parse_target(method: &Method, target: &str) -> Result<Uri, Error> {
         .is_some_and(|s| s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https"));
     let authority_ok = uri
         .authority()
-        .is_some_and(|a| !a.host().is_empty() && !a.as_str().contains('@'));
+        .is_some_and(|a| !a.host().is_empty() && !a.as_str().contains('@') && port_is_valid(a));
     if scheme_ok && authority_ok {
         Ok(uri)
     } else {
         Err(bad("invalid request target"))
+    }
+}
+
+/// RFC 3986 §3.2.3 (RFC 9110 §4.1): `port = *DIGIT`, here also at most 65535. The `http` crate
+/// accepts any bytes after the last colon and then reports no port at all, so `a:80x` would
+/// otherwise pass as `a` (and route as port 80).
+fn port_is_valid(a: &http::uri::Authority) -> bool {
+    let s = a.as_str();
+    let after_host = match s.rfind(']') {
+        Some(i) => &s[i + 1..],
+        None => s.rfind(':').map_or("", |i| &s[i..]),
+    };
+    match after_host.strip_prefix(':') {
+        None => after_host.is_empty(),
+        Some(port) => {
+            port.is_empty()
+                || (port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok())
+        }
     }
 }
 
@@ -409,7 +427,7 @@ fn check_host(version: Version, host: Option<&[u8]>, uri: &Uri) -> Result<(), Er
     } else {
         let a =
             http::uri::Authority::try_from(host).map_err(|_| Error::BadRequest("invalid Host"))?;
-        if a.as_str().contains('@') || a.host().is_empty() {
+        if a.as_str().contains('@') || a.host().is_empty() || !port_is_valid(&a) {
             return Err(Error::BadRequest("invalid Host"));
         }
         Some(a)
@@ -550,6 +568,31 @@ mod tests {
                 BAD("invalid Host").map(drop),
             ),
             ("GET / HTTP/1.1\r\nHost:\r\n\r\n", Ok(())),
+            // RFC 3986 §3.2.3: port = *DIGIT (empty allowed); the http crate alone accepts 80x.
+            ("GET / HTTP/1.1\r\nHost: a:8080\r\n\r\n", Ok(())),
+            ("GET / HTTP/1.1\r\nHost: a:\r\n\r\n", Ok(())),
+            ("GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n", Ok(())),
+            ("GET / HTTP/1.1\r\nHost: [::1]\r\n\r\n", Ok(())),
+            (
+                "GET / HTTP/1.1\r\nHost: a:80x\r\n\r\n",
+                BAD("invalid Host").map(drop),
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a:+80\r\n\r\n",
+                BAD("invalid Host").map(drop),
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a:65536\r\n\r\n",
+                BAD("invalid Host").map(drop),
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: [::1]x\r\n\r\n",
+                BAD("invalid Host").map(drop),
+            ),
+            (
+                "GET http://a:8x/ HTTP/1.1\r\nHost: a\r\n\r\n",
+                BAD("invalid request target").map(drop),
+            ),
             ("GET http://a/x HTTP/1.1\r\nHost: a\r\n\r\n", Ok(())),
             ("GET http://A:80/x HTTP/1.1\r\nHost: a\r\n\r\n", Ok(())),
             ("GET https://a/x HTTP/1.1\r\nHost: a:443\r\n\r\n", Ok(())),
