@@ -17,6 +17,9 @@
 //! - Bodies stream both ways with backpressure: one chunk at a time is read from one side and
 //!   the next is read only once the other side took it all, so memory per exchange is bounded by
 //!   the codecs' buffers whatever the body size.
+//! - A request body with a transfer coding besides `chunked` (`gzip, chunked`) is answered 501
+//!   and not forwarded: the upstream request is framed `chunked` alone, so the coding would be
+//!   lost (see [`headers::has_other_codings`]).
 //! - Failures before the response head: `502 Bad Gateway` for connect, DNS, TLS and protocol
 //!   failures, `504 Gateway Timeout` when no response came within `response_timeout`. After the
 //!   head was sent, the client's response is cut short (its connection closes). Each failure is
@@ -198,6 +201,10 @@ impl Proxy {
             tried: RefCell::new(Vec::new()),
             counted: Cell::new(false),
         });
+        if headers::has_other_codings(flight.reqd.request().headers()) {
+            // `gzip, chunked` would reach the upstream as plain chunked gzip bytes.
+            return flight.fail(StatusCode::NOT_IMPLEMENTED, "transfer coding not forwarded");
+        }
         flight.attempt();
     }
 }

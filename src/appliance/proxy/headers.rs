@@ -56,6 +56,27 @@ pub(crate) fn body_of(headers: &HeaderMap) -> Body {
     }
 }
 
+/// Whether `Transfer-Encoding` names a coding besides `chunked` (`gzip, chunked`).
+///
+/// Such a body cannot be forwarded as it came: the server codec removes only the chunked
+/// framing, and the client codec frames the upstream request with `chunked` alone, so the
+/// upstream would get gzip bytes as if they were the content. Transfer codings are hop-by-hop
+/// (RFC 9112 §6.1); a proxy that does not decode one must not drop it silently, and answers 501
+/// instead (RFC 9112 §6.1: a transfer coding it does not implement).
+pub(crate) fn has_other_codings(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(|c| {
+            c.split(|&b| b == b';')
+                .next()
+                .unwrap_or_default()
+                .trim_ascii()
+        })
+        .any(|name| !name.is_empty() && !name.eq_ignore_ascii_case(b"chunked"))
+}
+
 /// Drops the hop-by-hop fields of `headers`.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
@@ -234,6 +255,28 @@ mod tests {
         ];
         for (lines, want) in cases {
             assert_eq!(body_of(req(lines).headers()), *want, "{lines:?}");
+        }
+    }
+
+    #[test]
+    fn codings_other_than_chunked_are_found() {
+        let cases: &[(&[(&str, &str)], bool)] = &[
+            (&[], false),
+            (&[("transfer-encoding", "chunked")], false),
+            (&[("transfer-encoding", "CHUNKED ; x=1")], false),
+            (&[("transfer-encoding", " , chunked")], false),
+            (&[("transfer-encoding", "gzip, chunked")], true),
+            (
+                &[
+                    ("transfer-encoding", "gzip"),
+                    ("transfer-encoding", "chunked"),
+                ],
+                true,
+            ),
+            (&[("transfer-encoding", "x-gzip;q=1, chunked")], true),
+        ];
+        for (lines, want) in cases {
+            assert_eq!(has_other_codings(req(lines).headers()), *want, "{lines:?}");
         }
     }
 
