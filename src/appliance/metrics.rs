@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use net::{ConnId, ListenerId};
 
 use crate::runtime::{App, Cx};
-use crate::service::Handle;
+use crate::service::handle::TlsFailure;
+use crate::service::{Handle, Stats};
 
 /// Labels of a request counter: listener, route index (or `none`), status class.
 type RequestKey = (String, String, &'static str);
@@ -178,23 +179,8 @@ impl Metrics {
                 escape(&l)
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP paf_tls_handshakes_total TLS handshakes by result (https listeners)."
-        );
-        let _ = writeln!(out, "# TYPE paf_tls_handshakes_total counter");
-        for (l, h) in &services {
-            let s = h.stats();
-            if s.tls_handshakes + s.tls_failures > 0 {
-                for (result, v) in [("ok", s.tls_handshakes), ("failed", s.tls_failures)] {
-                    let _ = writeln!(
-                        out,
-                        "paf_tls_handshakes_total{{listener=\"{}\",result=\"{result}\"}} {v}",
-                        escape(l)
-                    );
-                }
-            }
-        }
+        render_timeouts(&mut out, &services);
+        render_tls(&mut out, &services);
         let _ = writeln!(
             out,
             "# HELP paf_upstream_errors_total Upstream failures by kind."
@@ -218,6 +204,84 @@ impl Metrics {
             self.stack_sockets.load(Ordering::Relaxed)
         );
         out
+    }
+}
+
+/// `paf_timeouts_total`: connections cut by the server's timeouts, by kind.
+fn render_timeouts(out: &mut String, services: &[(String, Handle)]) {
+    let _ = writeln!(
+        out,
+        "# HELP paf_timeouts_total Requests answered 408 for a stalled head or body, and \
+         connections reset for taking no output, by kind (head, body, write)."
+    );
+    let _ = writeln!(out, "# TYPE paf_timeouts_total counter");
+    for (l, h) in services {
+        let s = h.stats();
+        for (kind, v) in [
+            ("head", s.head_timeouts),
+            ("body", s.body_timeouts),
+            ("write", s.write_timeouts),
+        ] {
+            let _ = writeln!(
+                out,
+                "paf_timeouts_total{{listener=\"{}\",kind=\"{kind}\"}} {v}",
+                escape(l)
+            );
+        }
+    }
+}
+
+/// The TLS families, for https listeners only.
+fn render_tls(out: &mut String, services: &[(String, Handle)]) {
+    let tls: Vec<(&String, Stats)> = services
+        .iter()
+        .map(|(l, h)| (l, h.stats()))
+        .filter(|(_, s)| s.https)
+        .collect();
+    let _ = writeln!(
+        out,
+        "# HELP paf_tls_handshakes_total TLS handshakes by result (https listeners)."
+    );
+    let _ = writeln!(out, "# TYPE paf_tls_handshakes_total counter");
+    for (l, s) in &tls {
+        for (result, v) in [("ok", s.tls_handshakes), ("failed", s.tls_failures)] {
+            let _ = writeln!(
+                out,
+                "paf_tls_handshakes_total{{listener=\"{}\",result=\"{result}\"}} {v}",
+                escape(l)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP paf_tls_failures_total TLS connections ended by a TLS failure, before or after \
+         the handshake, by reason."
+    );
+    let _ = writeln!(out, "# TYPE paf_tls_failures_total counter");
+    for (l, s) in &tls {
+        for reason in TlsFailure::ALL {
+            let _ = writeln!(
+                out,
+                "paf_tls_failures_total{{listener=\"{}\",reason=\"{}\"}} {}",
+                escape(l),
+                reason.label(),
+                s.tls_failures_of(reason)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP paf_tls_renegotiations_refused_total Renegotiation requests on established TLS \
+         1.2 sessions (all refused)."
+    );
+    let _ = writeln!(out, "# TYPE paf_tls_renegotiations_refused_total counter");
+    for (l, s) in &tls {
+        let _ = writeln!(
+            out,
+            "paf_tls_renegotiations_refused_total{{listener=\"{}\"}} {}",
+            escape(l),
+            s.tls_renegotiations_refused
+        );
     }
 }
 
@@ -252,5 +316,116 @@ impl App for Sampler {
             .store(cx.net().socket_count(), Ordering::Relaxed);
         self.metrics.samples.fetch_add(1, Ordering::Relaxed);
         self.next = Some(cx.now + Duration::from_secs(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handle(https: bool) -> Handle {
+        let h = Handle::default();
+        let c = &h.0.counters;
+        let r = Ordering::Relaxed;
+        c.https.store(https, r);
+        c.head_timeouts.store(3, r);
+        c.write_timeouts.store(2, r);
+        if https {
+            c.tls_ok.store(7, r);
+            c.tls_failed.store(4, r);
+            c.tls_reasons[TlsFailure::HandshakeTimeout.index()].store(1, r);
+            c.tls_reasons[TlsFailure::Protocol.index()].store(2, r);
+            c.tls_reasons[TlsFailure::Alert.index()].store(1, r);
+            c.tls_renegotiations.store(1, r);
+        }
+        h
+    }
+
+    fn sample(text: &str, series: &str) -> Option<u64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    #[test]
+    fn timeouts_for_every_listener_and_tls_families_for_https_ones_only() {
+        let m = Metrics::default();
+        m.add_service("web", handle(false));
+        m.add_service("tls", handle(true));
+        let text = m.render();
+        let cases: &[(&str, Option<u64>)] = &[
+            (r#"paf_timeouts_total{listener="web",kind="head"}"#, Some(3)),
+            (r#"paf_timeouts_total{listener="web",kind="body"}"#, Some(0)),
+            (
+                r#"paf_timeouts_total{listener="web",kind="write"}"#,
+                Some(2),
+            ),
+            (
+                r#"paf_timeouts_total{listener="tls",kind="write"}"#,
+                Some(2),
+            ),
+            (
+                r#"paf_tls_handshakes_total{listener="tls",result="ok"}"#,
+                Some(7),
+            ),
+            (
+                r#"paf_tls_handshakes_total{listener="tls",result="failed"}"#,
+                Some(4),
+            ),
+            (
+                r#"paf_tls_failures_total{listener="tls",reason="handshake_timeout"}"#,
+                Some(1),
+            ),
+            (
+                r#"paf_tls_failures_total{listener="tls",reason="handshake_eof"}"#,
+                Some(0),
+            ),
+            (
+                r#"paf_tls_failures_total{listener="tls",reason="protocol"}"#,
+                Some(2),
+            ),
+            (
+                r#"paf_tls_failures_total{listener="tls",reason="alert"}"#,
+                Some(1),
+            ),
+            (
+                r#"paf_tls_failures_total{listener="tls",reason="incompatible"}"#,
+                Some(0),
+            ),
+            (
+                r#"paf_tls_failures_total{listener="tls",reason="renegotiation"}"#,
+                Some(0),
+            ),
+            (
+                r#"paf_tls_renegotiations_refused_total{listener="tls"}"#,
+                Some(1),
+            ),
+            (
+                r#"paf_tls_handshakes_total{listener="web",result="ok"}"#,
+                None,
+            ),
+            (
+                r#"paf_tls_failures_total{listener="web",reason="alert"}"#,
+                None,
+            ),
+            (
+                r#"paf_tls_renegotiations_refused_total{listener="web"}"#,
+                None,
+            ),
+        ];
+        for (series, want) in cases {
+            assert_eq!(sample(&text, series), *want, "{series} in\n{text}");
+        }
+        // Every sample's family has its HELP and TYPE lines.
+        for family in [
+            "paf_timeouts_total",
+            "paf_tls_failures_total",
+            "paf_tls_renegotiations_refused_total",
+        ] {
+            assert!(
+                text.contains(&format!("# TYPE {family} counter\n")),
+                "{text}"
+            );
+            assert!(text.contains(&format!("# HELP {family} ")), "{text}");
+        }
     }
 }

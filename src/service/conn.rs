@@ -10,6 +10,12 @@
 //!
 //! A TLS layer (for `https`) slots in here: ciphertext from the socket into the session, its
 //! plaintext into the input buffer; codec output into the session, its records to the socket.
+//!
+//! A peer that stops reading is reset, never closed gracefully: when the codec gives up on its
+//! output (write timeout) the connection is aborted at once, and a TLS alert or `close_notify`
+//! that makes no progress for `write_timeout` ends the same way. A graceful close would leave
+//! the stack retransmitting into a zero window until its linger ran out (30 s), or, for TLS,
+//! keep the connection forever.
 
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -114,6 +120,12 @@ pub(crate) struct Conn {
     drained: bool,
     /// The codec closed while stopping: wait until the peer has every byte, up to this instant.
     flushing: Option<Instant>,
+    /// TLS bytes (an alert, `close_notify`) wait for the socket before the close: reset the
+    /// connection if none has left by this instant.
+    closing: Option<Instant>,
+    /// The codec gave up on output the peer did not take (write timeout, or the drain
+    /// deadline): reset rather than close.
+    cut: bool,
     /// The deadline this connection has in the timer heap.
     pub timer: Option<Instant>,
 }
@@ -135,6 +147,8 @@ impl Conn {
             eof_fed: false,
             drained: false,
             flushing: None,
+            closing: None,
+            cut: false,
             timer: None,
         }
     }
@@ -146,12 +160,21 @@ impl Conn {
             None => self.core.borrow().codec.poll_timeout(),
         };
         let tls = self.tls.as_ref().and_then(|t| t.poll_timeout());
-        [codec, tls].into_iter().flatten().min()
+        [codec, tls, self.closing].into_iter().flatten().min()
     }
 
     /// Fires the connection's timers due at `now`.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
-        self.core.borrow_mut().codec.handle_timeout(now);
+        let mut core = self.core.borrow_mut();
+        // The codec closes with output pending only when it gives up on it: the write timeout,
+        // or the drain deadline. It dropped that output; the socket holds more the peer will
+        // not take either.
+        let pending = !core.codec.is_closed() && !core.codec.poll_transmit().is_empty();
+        core.codec.handle_timeout(now);
+        if pending && core.codec.is_closed() {
+            self.cut = true;
+        }
+        drop(core);
         if let Some(t) = self.tls.as_mut() {
             t.handle_timeout(self.id, now);
         }
@@ -191,6 +214,8 @@ impl Running {
         error: ErrorHandler,
         stop: Option<Switch>,
     ) -> Running {
+        let counters = &shared.handle.0.counters;
+        counters.https.store(tls.is_some(), Ordering::Relaxed);
         Running {
             shared,
             tls,
@@ -214,6 +239,11 @@ impl Running {
             t.drained = false;
         }
         let next = self.rounds(cx, c);
+        if next == Next::Abort && c.cut && self.stopping.is_none() {
+            let counters = &self.shared.handle.0.counters;
+            counters.write_timeouts.fetch_add(1, Ordering::Relaxed);
+            log::debug!("{}: {}: write timeout, reset", c.peer, c.id);
+        }
         c.input.release(&mut self.pool);
         if let Some(t) = c.tls.as_mut() {
             t.release(&mut self.pool);
@@ -241,18 +271,32 @@ impl Running {
             }
             let core = c.core.borrow();
             let killed = core.kill && core.codec.poll_transmit().is_empty();
+            // `Closed` comes once; a close still flushing TLS bytes is back here on later pumps.
+            let closed = closed || core.codec.is_closed();
             drop(core);
             let tls_failed = c.tls.as_ref().is_some_and(|t| t.failed);
             if closed || killed || tls_failed {
+                if c.cut {
+                    return Next::Abort;
+                }
                 if let Some(t) = c.tls.as_mut() {
                     if !killed {
                         t.close(); // no close_notify after a cut-short response
                     }
-                    if t.flush(cx, c.id).is_none() {
-                        return Next::Abort;
+                    match t.flush(cx, c.id) {
+                        None => return Next::Abort,
+                        Some(true) => c.closing = None,
+                        Some(false) => {}
                     }
                     if !t.is_flushed() {
-                        return Next::Keep; // the rest goes when the socket has room
+                        // The rest goes when the socket has room, if the peer makes room.
+                        let limit = self.shared.config.write_timeout;
+                        let until = *c.closing.get_or_insert(cx.now + limit);
+                        if cx.now >= until {
+                            c.cut = true;
+                            return Next::Abort;
+                        }
+                        return Next::Keep;
                     }
                 }
                 if self.stopping.is_some() && cx.net().send_queue(c.id) > 0 {
@@ -417,6 +461,11 @@ impl Running {
     fn error_event(&mut self, c: &mut Conn, id: Option<crate::http::ExchangeId>, error: Error) {
         let counters = &self.shared.handle.0.counters;
         counters.errors.fetch_add(1, Ordering::Relaxed);
+        match error {
+            Error::HeaderTimeout => counters.head_timeouts.fetch_add(1, Ordering::Relaxed),
+            Error::BodyTimeout => counters.body_timeouts.fetch_add(1, Ordering::Relaxed),
+            _ => 0,
+        };
         log::debug!("{}: {} ({error})", c.peer, c.id);
         let ex = {
             let mut core = c.core.borrow_mut();
@@ -592,8 +641,116 @@ fn panicked(shared: &Shared, ex: &Exchange, what: &str) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::http::Config;
+    use crate::runtime::Runtime;
+    use crate::service::testing::{ClientHandle, RawClient};
+    use crate::service::{self, BodyWriter, Handle, Initialized};
+    use net::device::{wire, Device, Faults, Link};
+
+    /// A server runtime (stack B, port 80, `http` or `https`) and a client runtime (stack A)
+    /// over the in-memory wire, both turned by [`Pair::drive`] on this thread. The handler
+    /// streams an endless body to every request.
+    pub(crate) struct Pair {
+        pub server: Runtime,
+        pub client: Runtime,
+        pub handle: Handle,
+    }
+
+    impl Pair {
+        pub(crate) fn new(config: Config, tls: Option<crate::tls::ServerConfig>) -> Pair {
+            let (a, b) = wire::pair(1500, Faults::default(), Faults::default(), 7);
+            let stack = |first, end| {
+                let c = net::testing::config(first, 7);
+                let s = net::Stack::new(c, Device::new(Link::Wire(end)), Instant::now());
+                Box::new(s.expect("stack"))
+            };
+            let mut server = Runtime::new(stack(false, b)).expect("runtime");
+            let svc = service::init(&mut server, 80).expect("listen");
+            let errors = service::default_error_handler;
+            let Initialized(handle) = match tls {
+                Some(tls) => service::https(tls, svc, config, None, errors, endless),
+                None => service::http(svc, config, None, errors, endless),
+            };
+            let client = Runtime::new(stack(true, a)).expect("runtime");
+            Pair {
+                server,
+                client,
+                handle,
+            }
+        }
+
+        /// Turns both loops until `done` holds or `limit` passes; returns the time it took.
+        pub(crate) fn drive(
+            &mut self,
+            limit: Duration,
+            mut done: impl FnMut() -> bool,
+        ) -> Duration {
+            let start = Instant::now();
+            while !done() && start.elapsed() < limit {
+                let pause = Some(Duration::from_millis(1));
+                self.server.turn(pause).expect("server turn");
+                self.client.turn(pause).expect("client turn");
+            }
+            start.elapsed()
+        }
+    }
+
+    fn endless(_peer: SocketAddr, reqd: Reqd) {
+        fn more(mut w: BodyWriter) {
+            let chunk = [b'x'; 16 * 1024];
+            loop {
+                match w.write(&chunk) {
+                    Ok(0) => return w.on_writable(more),
+                    Ok(_) => {}
+                    Err(_) => return,
+                }
+            }
+        }
+        let head = ::http::Response::new(());
+        more(reqd.respond_with_streaming(head, None).expect("respond"));
+    }
+
+    /// Sends a GET on `c`, then reads nothing past the first byte of the answer.
+    pub(crate) fn stop_reading(c: &ClientHandle) {
+        c.set_max_input(Some(1));
+        c.send(b"GET / HTTP/1.1\r\nHost: paf.test\r\n\r\n");
+    }
+
+    #[test]
+    fn a_peer_that_stops_reading_is_reset_at_the_write_timeout() {
+        let write_timeout = Duration::from_millis(400);
+        let config = Config {
+            write_timeout,
+            ..Config::default()
+        };
+        let mut pair = Pair::new(config, None);
+        let addr = SocketAddr::from((net::testing::B_V4, 80));
+        let c = RawClient::connect(&mut pair.client, addr).expect("connect");
+        stop_reading(&c);
+        // The answer starts, then the windows fill: the last progress is about now.
+        pair.drive(Duration::from_secs(10), || c.received() > 0);
+        let handle = pair.handle.clone();
+        let took = pair.drive(Duration::from_secs(10), || handle.stats().active == 0);
+        let stats = pair.handle.stats();
+        assert_eq!((stats.write_timeouts, stats.active), (1, 0), "{stats:?}");
+        assert!(
+            took >= write_timeout - Duration::from_millis(100) && took < 5 * write_timeout,
+            "closed after {took:?}"
+        );
+        // Reading again, the client finds a reset behind the data, not a FIN.
+        let _ = c.take_input(); // (wakes the client up)
+        c.set_max_input(None);
+        pair.drive(Duration::from_secs(10), || c.is_done());
+        assert!(
+            c.is_reset() && !c.is_eof(),
+            "reset, not closed behind unread data: done={} eof={} received={}",
+            c.is_done(),
+            c.is_eof(),
+            c.received()
+        );
+    }
 
     #[test]
     fn input_buffer_compacts_caps_and_returns_to_the_pool() {

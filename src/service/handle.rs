@@ -1,8 +1,9 @@
 //! The completion side of a service: [`Handle`] (the seed's inner `unit Lwt.t`), its error, and
-//! the counters a service publishes while it runs.
+//! the counters a service publishes while it runs ([`Stats`], with TLS failures by
+//! [`TlsFailure`] reason).
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -45,11 +46,100 @@ pub struct Stats {
     pub max_output_pending: usize,
     /// Largest body chunk handed to a body reader (capped by the service's read chunk).
     pub max_body_chunk: usize,
+    /// The service speaks TLS (`https`).
+    pub https: bool,
     /// TLS handshakes completed (https services).
     pub tls_handshakes: u64,
     /// TLS connections that failed before their handshake completed (bad records, wrong
-    /// protocols, handshake timeouts).
+    /// protocols, handshake timeouts, a peer that closed mid-handshake).
     pub tls_failures: u64,
+    /// TLS connections ended by a TLS failure, before or after the handshake, by reason (index:
+    /// [`TlsFailure::index`]; read with [`Stats::tls_failures_of`]).
+    pub tls_failure_reasons: [u64; TlsFailure::COUNT],
+    /// Renegotiation requests (a ClientHello on an established TLS 1.2 session), all refused.
+    pub tls_renegotiations_refused: u64,
+    /// Request heads not complete within `head_timeout` (answered 408).
+    pub head_timeouts: u64,
+    /// Request bodies that stalled for `body_timeout` (answered 408).
+    pub body_timeouts: u64,
+    /// Connections reset because the peer took no output for `write_timeout` (a response, or
+    /// a TLS alert or `close_notify`, it would not read).
+    pub write_timeouts: u64,
+}
+
+impl Stats {
+    /// TLS failures counted for `reason`.
+    pub fn tls_failures_of(&self, reason: TlsFailure) -> u64 {
+        self.tls_failure_reasons[reason.index()]
+    }
+}
+
+/// Why a TLS connection failed, as counted in [`Stats::tls_failure_reasons`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TlsFailure {
+    /// The handshake did not complete within `handshake_timeout` (a truncated ClientHello, a
+    /// partial record, a silent client).
+    HandshakeTimeout,
+    /// The peer closed or reset the connection mid-handshake, after sending at least one byte
+    /// (a ClientHello, then close). A connection closed before sending anything is not counted.
+    HandshakeEof,
+    /// The peer broke the protocol: bytes that are not TLS records, malformed or unexpected
+    /// messages, records that fail to decrypt.
+    Protocol,
+    /// The peer sent a fatal alert.
+    Alert,
+    /// Nothing in common: protocol versions, cipher suites, key exchange groups, ALPN.
+    Incompatible,
+    /// The peer asked to renegotiate again after its first request was refused.
+    Renegotiation,
+}
+
+impl TlsFailure {
+    /// Number of reasons.
+    pub const COUNT: usize = 6;
+    /// Every reason, in [`TlsFailure::index`] order.
+    pub const ALL: [TlsFailure; TlsFailure::COUNT] = [
+        TlsFailure::HandshakeTimeout,
+        TlsFailure::HandshakeEof,
+        TlsFailure::Protocol,
+        TlsFailure::Alert,
+        TlsFailure::Incompatible,
+        TlsFailure::Renegotiation,
+    ];
+
+    /// Position in [`TlsFailure::ALL`] and [`Stats::tls_failure_reasons`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The `reason` label of `paf_tls_failures_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            TlsFailure::HandshakeTimeout => "handshake_timeout",
+            TlsFailure::HandshakeEof => "handshake_eof",
+            TlsFailure::Protocol => "protocol",
+            TlsFailure::Alert => "alert",
+            TlsFailure::Incompatible => "incompatible",
+            TlsFailure::Renegotiation => "renegotiation",
+        }
+    }
+
+    /// The reason of a session error.
+    pub fn of(error: &crate::tls::Error) -> TlsFailure {
+        use rustls::{Error as R, PeerMisbehaved};
+        match error {
+            crate::tls::Error::HandshakeTimeout => TlsFailure::HandshakeTimeout,
+            crate::tls::Error::Peer(R::AlertReceived(_)) => TlsFailure::Alert,
+            crate::tls::Error::Peer(
+                R::PeerIncompatible(_) | R::NoApplicationProtocol | R::UnsupportedNameType,
+            ) => TlsFailure::Incompatible,
+            crate::tls::Error::Peer(R::PeerMisbehaved(
+                PeerMisbehaved::TooManyRenegotiationRequests,
+            )) => TlsFailure::Renegotiation,
+            // Config errors cannot come from a running session; anything else is a peer fault.
+            crate::tls::Error::Peer(_) | crate::tls::Error::Config(_) => TlsFailure::Protocol,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -62,8 +152,14 @@ pub(crate) struct Counters {
     pub max_input: AtomicUsize,
     pub max_output: AtomicUsize,
     pub max_chunk: AtomicUsize,
+    pub https: AtomicBool,
     pub tls_ok: AtomicU64,
     pub tls_failed: AtomicU64,
+    pub tls_reasons: [AtomicU64; TlsFailure::COUNT],
+    pub tls_renegotiations: AtomicU64,
+    pub head_timeouts: AtomicU64,
+    pub body_timeouts: AtomicU64,
+    pub write_timeouts: AtomicU64,
 }
 
 impl Counters {
@@ -78,8 +174,14 @@ impl Counters {
             max_input_buffered: self.max_input.load(r),
             max_output_pending: self.max_output.load(r),
             max_body_chunk: self.max_chunk.load(r),
+            https: self.https.load(r),
             tls_handshakes: self.tls_ok.load(r),
             tls_failures: self.tls_failed.load(r),
+            tls_failure_reasons: std::array::from_fn(|i| self.tls_reasons[i].load(r)),
+            tls_renegotiations_refused: self.tls_renegotiations.load(r),
+            head_timeouts: self.head_timeouts.load(r),
+            body_timeouts: self.body_timeouts.load(r),
+            write_timeouts: self.write_timeouts.load(r),
         }
     }
 }
@@ -164,5 +266,54 @@ mod tests {
         assert_eq!(t.join().unwrap(), Ok(()));
         assert_eq!(h.result(), Some(Ok(())));
         assert_eq!(h.wait_timeout(Duration::ZERO), Some(Ok(())));
+    }
+
+    #[test]
+    fn tls_errors_map_to_reasons_with_distinct_labels() {
+        use crate::tls::Error as E;
+        use rustls::PeerMisbehaved;
+        use rustls::{AlertDescription, Error as R, InvalidMessage, PeerIncompatible};
+        let cases = [
+            (E::HandshakeTimeout, TlsFailure::HandshakeTimeout),
+            (
+                E::Peer(R::AlertReceived(AlertDescription::HandshakeFailure)),
+                TlsFailure::Alert,
+            ),
+            (E::Peer(R::NoApplicationProtocol), TlsFailure::Incompatible),
+            (
+                E::Peer(R::PeerIncompatible(
+                    PeerIncompatible::Tls12NotOfferedOrEnabled,
+                )),
+                TlsFailure::Incompatible,
+            ),
+            (
+                E::Peer(R::PeerMisbehaved(
+                    PeerMisbehaved::TooManyRenegotiationRequests,
+                )),
+                TlsFailure::Renegotiation,
+            ),
+            (
+                E::Peer(R::InvalidMessage(InvalidMessage::InvalidContentType)),
+                TlsFailure::Protocol,
+            ),
+            (E::Peer(R::DecryptError), TlsFailure::Protocol),
+            (
+                E::Peer(R::PeerMisbehaved(
+                    PeerMisbehaved::TooManyWarningAlertsReceived,
+                )),
+                TlsFailure::Protocol,
+            ),
+            (E::Peer(R::General("x".into())), TlsFailure::Protocol),
+        ];
+        for (error, want) in cases {
+            assert_eq!(TlsFailure::of(&error), want, "{error}");
+        }
+        let mut labels: Vec<&str> = TlsFailure::ALL.iter().map(|r| r.label()).collect();
+        for (i, r) in TlsFailure::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i);
+        }
+        labels.sort_unstable();
+        labels.dedup();
+        assert_eq!(labels.len(), TlsFailure::COUNT);
     }
 }

@@ -9,16 +9,39 @@
 //!
 //! After a TLS error (bad handshake, handshake timeout, a corrupt record) the alert is flushed
 //! and the connection closes; the codec never sees the connection's bytes again. When the codec
-//! is done, `close_notify` is queued and flushed before the socket is closed.
+//! is done, `close_notify` is queued and flushed before the socket is closed. Either flush is
+//! bounded by the write timeout (see `conn.rs`): a peer that reads nothing is reset.
+//!
+//! Counting: each connection's handshake is counted once, ok or failed, and each TLS failure
+//! once by [`TlsFailure`] reason, before or after the handshake. A peer that closes or resets
+//! mid-handshake after sending something is a failure too (`HandshakeEof`); one that sends
+//! nothing at all (a port probe) is not counted.
+//!
+//! Renegotiation (RFC 5246 §7.4.1.2, RFC 5746 §4.4): rustls never renegotiates. On an
+//! established TLS 1.2 session it answers the first ClientHello with a `no_renegotiation`
+//! warning alert and carries on with the session, which is what RFC 5746 §4.4 allows a server
+//! that does not renegotiate to do; the client then either continues on the old session or
+//! gives up with a fatal alert (OpenSSL does: counted as `Alert`). A second request is fatal
+//! (`Renegotiation`). rustls does not report the refusal, so the pipe finds requests itself:
+//! TLS 1.2 record headers are in the clear, and a handshake record (type 22) after the
+//! handshake can only be a ClientHello. TLS 1.3 has no renegotiation.
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use net::{ConnId, RecvError};
 
+use std::sync::atomic::Ordering;
+
 use super::conn::InBuf;
+use super::handle::{Handle, TlsFailure};
 use crate::runtime::Cx;
 use crate::tls::{PlainRead, ServerConfig, ServerSession};
+
+/// TLS record content type of handshake messages.
+const HANDSHAKE: u8 = 22;
+/// Length of a TLS record header: type, version (2), length (2).
+const HEADER: usize = 5;
 
 /// What filling the plaintext input produced.
 pub(crate) enum Fill {
@@ -43,10 +66,51 @@ pub(crate) struct TlsPipe {
     /// A TLS error: flush the alert, then close.
     pub failed: bool,
     close_queued: bool,
-    /// Where handshake outcomes are counted; `None` once counted.
-    counters: Option<super::handle::Handle>,
+    /// Where outcomes are counted.
+    handle: Handle,
+    /// The handshake's outcome was counted.
+    handshake_counted: bool,
+    /// A failure reason was counted.
+    failure_counted: bool,
+    /// The peer sent at least one byte.
+    heard: bool,
+    /// Record boundaries in the ciphertext consumed so far.
+    records: Records,
     /// The peer, for logging failures; learnt from the stack at the first `fill`.
     peer: Option<SocketAddr>,
+}
+
+/// Walks the record headers of a TLS byte stream, fed in pieces of any size.
+#[derive(Debug, Default)]
+pub(crate) struct Records {
+    header: [u8; HEADER],
+    have: usize,
+    body_left: usize,
+}
+
+impl Records {
+    /// Feeds the next bytes of the stream; returns how many handshake records start in them.
+    pub(crate) fn feed(&mut self, mut bytes: &[u8]) -> usize {
+        let mut handshakes = 0;
+        while !bytes.is_empty() {
+            if self.body_left > 0 {
+                let n = self.body_left.min(bytes.len());
+                self.body_left -= n;
+                bytes = &bytes[n..];
+                continue;
+            }
+            let n = (HEADER - self.have).min(bytes.len());
+            self.header[self.have..self.have + n].copy_from_slice(&bytes[..n]);
+            self.have += n;
+            bytes = &bytes[n..];
+            if self.have == HEADER {
+                self.have = 0;
+                self.body_left = usize::from(u16::from_be_bytes([self.header[3], self.header[4]]));
+                handshakes += usize::from(self.header[0] == HANDSHAKE);
+            }
+        }
+        handshakes
+    }
 }
 
 impl TlsPipe {
@@ -57,7 +121,7 @@ impl TlsPipe {
     pub(crate) fn new(
         config: &ServerConfig,
         now: Instant,
-        counters: super::handle::Handle,
+        handle: Handle,
     ) -> Result<TlsPipe, crate::tls::Error> {
         Ok(TlsPipe {
             session: ServerSession::new(config, now)?,
@@ -68,7 +132,11 @@ impl TlsPipe {
             eof: false,
             failed: false,
             close_queued: false,
-            counters: Some(counters),
+            handle,
+            handshake_counted: false,
+            failure_counted: false,
+            heard: false,
+            records: Records::default(),
             peer: None,
         })
     }
@@ -79,15 +147,36 @@ impl TlsPipe {
             None => log::debug!("{id}: {e}"),
         }
         self.failed = true;
+        self.count_failure(TlsFailure::of(e));
+    }
+
+    /// Counts a failure once per connection, and a failed handshake if it was still under way.
+    fn count_failure(&mut self, reason: TlsFailure) {
+        if !self.failure_counted {
+            self.failure_counted = true;
+            let c = &self.handle.0.counters;
+            c.tls_reasons[reason.index()].fetch_add(1, Ordering::Relaxed);
+        }
         self.count_handshake(false);
     }
 
     /// Count this connection's handshake once: `ok` when it completed, else failed.
     fn count_handshake(&mut self, ok: bool) {
-        if let Some(h) = self.counters.take() {
-            let c = &h.0.counters;
+        if !self.handshake_counted {
+            self.handshake_counted = true;
+            let c = &self.handle.0.counters;
             let n = if ok { &c.tls_ok } else { &c.tls_failed };
-            n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            n.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The stream ended (FIN or reset): a failure if the handshake had begun and not finished.
+    fn ended(&mut self) {
+        if self.heard && self.session.is_handshaking() {
+            if let Some(peer) = self.peer {
+                log::debug!("{peer}: closed during the TLS handshake");
+            }
+            self.count_failure(TlsFailure::HandshakeEof);
         }
     }
 
@@ -115,10 +204,19 @@ impl TlsPipe {
                 return Fill::Blocked;
             }
             if self.cipher_in.len() > 0 {
+                let established = !self.session.is_handshaking();
                 match self.session.handle_input(cx.now, self.cipher_in.data()) {
                     Ok(n) => {
+                        let requests = self.records.feed(&self.cipher_in.data()[..n]);
+                        if established && requests > 0 {
+                            // Each one was refused with a `no_renegotiation` warning (or, past
+                            // the first, ended the session: counted by `fail`).
+                            let c = &self.handle.0.counters;
+                            c.tls_renegotiations
+                                .fetch_add(requests as u64, Ordering::Relaxed);
+                        }
                         self.cipher_in.consume(n);
-                        if self.counters.is_some() && !self.session.is_handshaking() {
+                        if !self.handshake_counted && !self.session.is_handshaking() {
                             self.count_handshake(true);
                         }
                         if n > 0 {
@@ -142,12 +240,19 @@ impl TlsPipe {
             let spare = self.cipher_in.spare(pool, cap);
             match cx.net().recv(id, spare) {
                 Ok(0) => self.drained = true,
-                Ok(n) => self.cipher_in.filled(n),
+                Ok(n) => {
+                    self.heard = true;
+                    self.cipher_in.filled(n);
+                }
                 Err(RecvError::Finished) => {
                     self.eof = true;
                     self.session.handle_eof();
+                    self.ended();
                 }
-                Err(_) => return Fill::Failed,
+                Err(_) => {
+                    self.ended();
+                    return Fill::Failed;
+                }
             }
         }
     }
@@ -213,5 +318,135 @@ impl TlsPipe {
     /// Returns the ciphertext buffer to the pool.
     pub(crate) fn release(&mut self, pool: &mut Vec<Box<[u8]>>) {
         self.cipher_in.release(pool);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::http::Config;
+    use crate::service::conn::tests::{stop_reading, Pair};
+    use crate::service::testing::RawClient;
+    use crate::tls::certs::TestCa;
+    use crate::tls::{ClientConfig, ClientTrust};
+
+    #[test]
+    fn records_are_followed_across_pieces_of_any_size() {
+        // A handshake record (22) of 3 bytes, application data (23) of 2, handshake of 0.
+        let stream = [
+            22, 3, 3, 0, 3, 1, 2, 3, 23, 3, 3, 0, 2, 9, 9, 22, 3, 3, 0, 0,
+        ];
+        for piece in 1..=stream.len() {
+            let mut r = Records::default();
+            let found: usize = stream.chunks(piece).map(|p| r.feed(p)).sum();
+            assert_eq!(found, 2, "pieces of {piece}");
+            assert_eq!((r.have, r.body_left), (0, 0), "pieces of {piece}");
+        }
+        // A body of type 22 bytes is not mistaken for a header.
+        let mut r = Records::default();
+        assert_eq!(r.feed(&[23, 3, 3, 0, 5, 22, 22, 22, 22, 22]), 0);
+    }
+
+    fn pki(handshake_timeout: Duration) -> (ServerConfig, ClientConfig) {
+        let ca = TestCa::new("paf test CA").unwrap();
+        let cert = ca.issue(&["paf.test"]).unwrap();
+        let server = ServerConfig::builder(cert.identity())
+            .handshake_timeout(handshake_timeout)
+            .build()
+            .unwrap();
+        let client = ClientConfig::builder(ClientTrust::CaCerts(vec![ca.cert().clone()]))
+            .build()
+            .unwrap();
+        (server, client)
+    }
+
+    fn addr() -> SocketAddr {
+        SocketAddr::from((net::testing::B_V4, 80))
+    }
+
+    #[test]
+    fn a_tls_peer_that_stops_reading_is_reset_at_the_write_timeout() {
+        let write_timeout = Duration::from_millis(400);
+        let config = Config {
+            write_timeout,
+            ..Config::default()
+        };
+        let (server, client) = pki(Duration::from_secs(10));
+        let mut pair = Pair::new(config, Some(server));
+        let name = crate::tls::ServerName::try_from("paf.test").unwrap();
+        let c = RawClient::connect_tls(&mut pair.client, addr(), &client, name).unwrap();
+        stop_reading(&c);
+        pair.drive(Duration::from_secs(10), || c.received() > 0);
+        let handle = pair.handle.clone();
+        // Before the fix, the close_notify queued behind the unread response kept the
+        // connection forever.
+        let took = pair.drive(Duration::from_secs(10), || handle.stats().active == 0);
+        let stats = pair.handle.stats();
+        assert_eq!((stats.write_timeouts, stats.active), (1, 0), "{stats:?}");
+        assert!(took < 5 * write_timeout, "closed after {took:?}");
+        assert_eq!(
+            (stats.tls_handshakes, stats.tls_failures),
+            (1, 0),
+            "{stats:?}"
+        );
+    }
+
+    #[test]
+    fn a_peer_closing_mid_handshake_is_counted_unless_it_sent_nothing() {
+        let (server, _) = pki(Duration::from_secs(10));
+        let mut pair = Pair::new(Config::default(), Some(server));
+        let handle = pair.handle.clone();
+        // A port probe: connect, close.
+        let probe = RawClient::connect(&mut pair.client, addr()).unwrap();
+        pair.drive(Duration::from_secs(10), || probe.is_connected());
+        probe.close();
+        pair.drive(Duration::from_secs(10), || {
+            handle.stats().accepted == 1 && handle.stats().active == 0
+        });
+        // Half a ClientHello record, then close.
+        let cut = RawClient::connect(&mut pair.client, addr()).unwrap();
+        cut.send(&[22, 3, 1, 0, 200, 1, 0, 0, 196, 3, 3]);
+        cut.close();
+        pair.drive(Duration::from_secs(10), || {
+            handle.stats().accepted == 2 && handle.stats().active == 0
+        });
+        let stats = handle.stats();
+        assert_eq!((stats.accepted, stats.active), (2, 0), "{stats:?}");
+        assert_eq!(stats.tls_failures, 1, "{stats:?}");
+        for reason in TlsFailure::ALL {
+            let want = u64::from(reason == TlsFailure::HandshakeEof);
+            assert_eq!(stats.tls_failures_of(reason), want, "{reason:?}: {stats:?}");
+        }
+    }
+
+    #[test]
+    fn garbage_and_a_silent_client_are_counted_by_reason() {
+        let (server, _) = pki(Duration::from_millis(300));
+        let mut pair = Pair::new(Config::default(), Some(server));
+        let garbage = RawClient::connect(&mut pair.client, addr()).unwrap();
+        garbage.send(b"GET / HTTP/1.1\r\nHost: paf.test\r\n\r\n");
+        let silent = RawClient::connect(&mut pair.client, addr()).unwrap();
+        let start = Instant::now();
+        let handle = pair.handle.clone();
+        pair.drive(Duration::from_secs(10), || {
+            handle.stats().accepted == 2 && handle.stats().active == 0
+        });
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
+        let stats = handle.stats();
+        assert_eq!(stats.tls_failures, 2, "{stats:?}");
+        assert_eq!(stats.tls_failures_of(TlsFailure::Protocol), 1, "{stats:?}");
+        assert_eq!(
+            stats.tls_failures_of(TlsFailure::HandshakeTimeout),
+            1,
+            "{stats:?}"
+        );
+        assert!(garbage.is_done() && silent.is_done());
     }
 }
