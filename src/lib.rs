@@ -8,12 +8,17 @@
 //!   Neither does IO nor reads the clock;
 //! - [`runtime`]: the one event loop that drives a stack and the apps on it;
 //! - [`echo`]: a TCP echo app, the smallest thing the loop can run.
+//!
+//! `fuzzing` (hidden) holds the bodies of the fuzz targets in `fuzz/`, for those targets and
+//! their regression tests only.
 
 pub mod appliance;
 pub mod client;
 pub mod config;
 pub mod ctx;
 pub mod echo;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod runtime;
 pub mod service;

@@ -29,12 +29,12 @@
 //! [`UsageError`]. Request-smuggling rules and their statuses are listed in the `head` and `body`
 //! module docs: the parser is strict wherever two readers could disagree about framing.
 
-mod body;
+pub(crate) mod body;
 pub mod client;
 mod config;
 mod error;
 mod event;
-mod head;
+pub(crate) mod head;
 mod server;
 mod write;
 
