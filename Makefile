@@ -2,7 +2,8 @@
 #
 #   make build                  release build of the workspace
 #   sudo make run [ARGS=...]    paf in a private netns on TAP paf0 (scripts/run); ARGS go to `paf run`
-#   make test                   deps, format check, clippy, shellcheck, all tests
+#   make test                   deps, format check, clippy, shellcheck, all tests, a short fuzz run
+#   make fuzz [FUZZ_SECONDS=300] [FUZZ_TARGETS='request_head ...']   every fuzz target, one by one
 #   make fmt / make lint        format in place / clippy + shellcheck
 #   sudo make netns-up [NAME=paf-dev] [NETNS_OPTS=--dnsmasq]   a namespace to poke at by hand
 #   sudo make netns-down [NAME=paf-dev]
@@ -20,9 +21,14 @@ ARGS ?=
 BENCH_ARGS ?=
 # Extra flags for `cargo test`, e.g. TEST_FLAGS=--release, or `-- --nocapture`.
 TEST_FLAGS ?=
-SCRIPTS := scripts/netns scripts/run scripts/install-deps scripts/bench .ci/run
+# Seconds per fuzz target: `make fuzz` (long), and the short run at the end of `make test`.
+FUZZ_SECONDS ?= 300
+FUZZ_TEST_SECONDS ?= 10
+# Fuzz targets to run (empty: all of them; see scripts/fuzz).
+FUZZ_TARGETS ?=
+SCRIPTS := scripts/netns scripts/run scripts/install-deps scripts/bench scripts/fuzz fuzz/capture-seeds .ci/run
 
-.PHONY: build run test deps fmt fmt-check lint clippy shellcheck netns-up netns-down bench bench-quick
+.PHONY: build run test deps fmt fmt-check lint clippy shellcheck netns-up netns-down bench bench-quick fuzz
 
 build:
 	$(CARGO) build --workspace --release
@@ -32,6 +38,11 @@ run:
 
 test: deps fmt-check lint
 	$(CARGO) test --workspace $(TEST_FLAGS)
+	scripts/fuzz $(FUZZ_TEST_SECONDS) $(FUZZ_TARGETS)
+
+# libFuzzer through cargo-fuzz (installed by scripts/fuzz); crashes land in fuzz/artifacts/.
+fuzz: deps
+	scripts/fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 deps:
 	scripts/install-deps
