@@ -101,8 +101,8 @@ struct EchoArgs {
     /// Port to listen on.
     #[arg(long, default_value_t = 7)]
     port: u16,
-    /// Listening sockets kept ready (accept backlog).
-    #[arg(long, default_value_t = 256)]
+    /// Most half-open connections (handshake under way) at once; more SYNs wait for a retry.
+    #[arg(long, default_value_t = paf::service::DEFAULT_BACKLOG)]
     backlog: usize,
     /// What to do with connections.
     #[arg(long, value_enum, default_value_t = EchoMode::Echo)]
@@ -133,7 +133,7 @@ struct RunArgs {
     /// Port to serve HTTP on.
     #[arg(long, default_value_t = 80)]
     port: u16,
-    /// Listening sockets kept ready (accept backlog).
+    /// Most half-open connections (handshake under way) at once; more SYNs wait for a retry.
     #[arg(long, default_value_t = paf::service::DEFAULT_BACKLOG)]
     backlog: usize,
     /// A request head must arrive within this time (slowloris guard): `60s`, `500ms`, `2m`.

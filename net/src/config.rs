@@ -58,8 +58,6 @@ pub struct TcpConfig {
     pub timeout: Option<Duration>,
     /// Send keep-alive probes after this much idle time.
     pub keep_alive: Option<Duration>,
-    /// Listening sockets kept open per listener: the accept backlog.
-    pub backlog: usize,
     /// Socket sets the connections are spread over by a hash of their addresses and ports, so
     /// that an incoming segment is matched against one set only (smoltcp searches a set
     /// linearly). 1 disables sharding.
@@ -75,8 +73,7 @@ impl Default for TcpConfig {
             ack_delay: Some(Duration::from_millis(10)),
             timeout: Some(Duration::from_secs(300)),
             keep_alive: None,
-            backlog: 128,
-            shards: 256,
+            shards: 4096,
         }
     }
 }
@@ -187,11 +184,8 @@ impl Config {
         if self.tcp.rx_buffer > (1 << 30) || self.tcp.tx_buffer > (1 << 30) {
             return err("tcp.rx_buffer", "TCP buffers must be at most 1 GiB");
         }
-        if self.tcp.backlog == 0 {
-            return err("tcp.backlog", "must be at least 1");
-        }
-        if !(1..=1024).contains(&self.tcp.shards) {
-            return err("tcp.shards", "must be 1..=1024");
+        if !(1..=65536).contains(&self.tcp.shards) {
+            return err("tcp.shards", "must be 1..=65536");
         }
         Ok(())
     }
@@ -251,7 +245,7 @@ mod tests {
                 "ipv6.addr",
             ),
             (Box::new(|c| c.tcp.rx_buffer = 10), "tcp.rx_buffer"),
-            (Box::new(|c| c.tcp.backlog = 0), "tcp.backlog"),
+            (Box::new(|c| c.tcp.shards = 0), "tcp.shards"),
         ];
         for (mutate, field) in cases {
             let mut c = Config::default();

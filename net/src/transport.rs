@@ -151,8 +151,9 @@ display_error!(ConnectError,
 
 /// A network stack as the layers above see it. See the module docs for the protocol.
 pub trait Transport {
-    /// Open a listener on `port`, for IPv4 and IPv6, keeping `backlog` connections acceptable
-    /// at once.
+    /// Open a listener on `port`, for IPv4 and IPv6, holding at most `backlog` connections in
+    /// their handshake at once (the userspace stack drops further SYNs unanswered, so clients
+    /// retry; the kernel twin keeps the OS's own listen queue).
     ///
     /// # Errors
     /// Bad or busy port; OS refusal on the kernel twin.

@@ -279,7 +279,8 @@ impl Validator<'_> {
             }
         }
         Limits {
-            backlog: pick(&over.backlog, &defaults.backlog).unwrap_or(256),
+            backlog: pick(&over.backlog, &defaults.backlog)
+                .unwrap_or(crate::service::DEFAULT_BACKLOG),
             http,
             handshake_timeout: pick(&over.handshake_timeout, &defaults.handshake_timeout)
                 .map_or(Duration::from_secs(10), |d| d.0),

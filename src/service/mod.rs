@@ -62,9 +62,10 @@ pub use handle::{Handle, ServiceError, Stats};
 pub use reqd::{BodyEnd, BodyError, BodyWriter, Reqd, ReqdError};
 pub use switch::Switch;
 
-/// Listening sockets kept ready by [`init`] (smoltcp has no accept queue; see
-/// [`net::Transport::listen`]).
-pub const DEFAULT_BACKLOG: usize = 64;
+/// Half-open connections (handshake under way) [`init`]'s listener holds at once; SYNs beyond
+/// are dropped unanswered and retried by the client, as with a full kernel SYN queue. 4,096 is
+/// the kernel's default `somaxconn`. See [`net::Transport::listen`].
+pub const DEFAULT_BACKLOG: usize = 4096;
 
 /// Why [`init`] failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -134,7 +135,7 @@ pub fn init(rt: &mut Runtime, port: u16) -> Result<Service<'_>, InitError> {
     init_with_backlog(rt, port, DEFAULT_BACKLOG)
 }
 
-/// [`init`] keeping `backlog` listening sockets ready.
+/// [`init`] with a listener holding at most `backlog` half-open connections.
 ///
 /// # Errors
 /// As [`init`].

@@ -89,7 +89,8 @@ pub struct Device {
     tx_buf: Vec<u8>,
     stats: Stats,
     capture: RefCell<Option<Box<dyn PcapSink>>>,
-    last_syn: bool,
+    /// Destination port of the frame last read, when it is a TCP SYN without ACK.
+    last_syn: Option<u16>,
     /// Bytes before each frame in the buffers: the TAP's virtio-net header, when on.
     hdr: usize,
     /// Length of a frame read ahead by [`Device::prefetch`], not yet handed to smoltcp.
@@ -135,7 +136,7 @@ impl Device {
             tx_buf: vec![0; hdr + tx_frame],
             stats: Stats::default(),
             capture: RefCell::new(None),
-            last_syn: false,
+            last_syn: None,
             hdr,
             pending: None,
         }
@@ -209,7 +210,18 @@ impl Device {
     /// Whether the frame last received was a TCP SYN (without ACK): a listener may have used up
     /// a listening socket. A cheap header peek, so the stack refills listener pools only then.
     pub fn last_rx_was_syn(&self) -> bool {
-        self.last_syn
+        self.last_syn.is_some()
+    }
+
+    /// The destination port of the frame [`Device::prefetch`] holds, when it is a TCP SYN
+    /// without ACK (a connection attempt).
+    pub fn prefetched_syn_port(&self) -> Option<u16> {
+        self.pending.and(self.last_syn)
+    }
+
+    /// Drop the frame [`Device::prefetch`] holds without handing it to smoltcp.
+    pub fn drop_prefetched(&mut self) {
+        self.pending = None;
     }
 
     /// When the link will next have a frame for us without being woken by the OS (the wire's
@@ -225,7 +237,7 @@ impl Device {
     /// fit are counted as receive errors and skipped (the loop goes on to the next one, so a bad
     /// frame never ends a drain early).
     fn read_frame(&mut self, now: SmolInstant) -> Option<usize> {
-        self.last_syn = false;
+        self.last_syn = None;
         loop {
             let result = match &mut self.link {
                 Link::Tap(t) => t.recv(&mut self.rx_buf),
@@ -248,7 +260,7 @@ impl Device {
                 continue;
             }
             let n = n - self.hdr;
-            self.last_syn = is_tcp_syn(&self.rx_buf[self.hdr..self.hdr + n]);
+            self.last_syn = syn_port(&self.rx_buf[self.hdr..self.hdr + n]);
             bump(&self.stats.rx_frames, 1);
             bump(&self.stats.rx_bytes, n as u64);
             return Some(n);
@@ -268,30 +280,30 @@ impl Device {
     }
 }
 
-/// Whether an Ethernet frame carries a TCP segment with SYN set and ACK clear (IPv4, or IPv6
-/// without extension headers). Anything unparseable is "no".
-fn is_tcp_syn(frame: &[u8]) -> bool {
+/// The destination port of an Ethernet frame carrying a TCP segment with SYN set and ACK clear
+/// (IPv4, or IPv6 without extension headers). Anything unparseable is `None`.
+fn syn_port(frame: &[u8]) -> Option<u16> {
     const SYN: u8 = 0x02;
     const ACK: u8 = 0x10;
     let flags_at = match frame.get(12..14) {
         Some([0x08, 0x00]) => {
-            let Some(&vihl) = frame.get(14) else {
-                return false;
-            };
+            let &vihl = frame.get(14)?;
             if frame.get(23) != Some(&6) {
-                return false;
+                return None;
             }
             14 + usize::from(vihl & 0x0f) * 4 + 13
         }
         Some([0x86, 0xdd]) => {
             if frame.get(20) != Some(&6) {
-                return false;
+                return None;
             }
             14 + 40 + 13
         }
-        _ => return false,
+        _ => return None,
     };
-    frame.get(flags_at).is_some_and(|f| f & (SYN | ACK) == SYN)
+    let syn = frame.get(flags_at).is_some_and(|f| f & (SYN | ACK) == SYN);
+    let port = frame.get(flags_at - 11..flags_at - 9)?;
+    syn.then(|| u16::from_be_bytes([port[0], port[1]]))
 }
 
 impl phy::Device for Device {

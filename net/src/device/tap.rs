@@ -480,7 +480,11 @@ mod tests {
             let mut hdr = [0u8; VNET_HDR];
             // The kernel's partial form is the same as ours on send: pseudo sum in the field.
             vnet_header(&mut hdr, &mut f, Some(1460));
-            assert_ne!(verify(&f), 0, "partial checksum is not yet valid ({payload})");
+            assert_ne!(
+                verify(&f),
+                0,
+                "partial checksum is not yet valid ({payload})"
+            );
             assert!(complete_checksum(&hdr, &mut f));
             assert_eq!(verify(&f), 0, "completed checksum verifies ({payload})");
         }
@@ -499,7 +503,18 @@ mod tests {
         assert!(!complete_checksum(&past, &mut f));
         let early = [VIRTIO_NET_HDR_F_NEEDS_CSUM, 0, 0, 0, 0, 0, 2, 0, 16, 0];
         assert!(!complete_checksum(&early, &mut f));
-        let huge = [VIRTIO_NET_HDR_F_NEEDS_CSUM, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff];
+        let huge = [
+            VIRTIO_NET_HDR_F_NEEDS_CSUM,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+        ];
         assert!(!complete_checksum(&huge, &mut f));
         assert_eq!(f, copy, "a refused frame is not modified");
     }

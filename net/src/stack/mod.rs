@@ -5,9 +5,13 @@
 //! - [`Stack::poll`] drains the device (bounded per call so one busy peer cannot starve the loop;
 //!   [`Stack::poll_delay`] is then zero), runs timers, transmits, and turns socket changes into
 //!   [`Event`]s;
-//! - smoltcp has no accept backlog: a SYN that finds no listening socket is reset. Each listener
-//!   keeps `backlog` sockets in LISTEN and is topped up after every frame that carried a SYN, so a
-//!   burst of connections is accepted, not reset;
+//! - smoltcp has no accept backlog: a SYN that finds no listening socket is reset. The stack
+//!   peeks at every frame before smoltcp sees it, and a SYN for a listened port gets a listening
+//!   socket made for it in its shard right then (from recycled sockets when there are some), so
+//!   a burst of connections is accepted, not reset, and idle shards hold no listening sockets.
+//!   A listener holds at most `backlog` half-open connections (SYN received, handshake not
+//!   finished); a SYN beyond that is dropped unanswered and the client retries, as with a full
+//!   kernel SYN queue;
 //! - a released connection whose TCP is in TIME-WAIT is kept only [`TIME_WAIT`] (100 ms), then
 //!   its socket is recycled for the next connection (as kernels recycle TIME-WAIT); one that has
 //!   not finished within [`LINGER`] is aborted. Sockets leave the set only after an egress pass,
@@ -21,6 +25,7 @@ mod pool;
 mod shard;
 mod table;
 mod transport;
+mod wakeups;
 
 use std::collections::{HashSet, VecDeque};
 use std::io;
@@ -62,9 +67,11 @@ const EPHEMERAL: std::ops::RangeInclusive<u16> = 49152..=65535;
 #[derive(Debug)]
 struct Listener {
     port: u16,
-    /// Listening sockets kept per shard.
-    per_shard: usize,
-    /// Listening sockets, by shard.
+    /// Most half-open connections at once.
+    backlog: usize,
+    /// Connections taken from this listener's sockets whose handshake has not finished.
+    half_open: usize,
+    /// Listening sockets, by shard: made when a SYN arrives for the shard, usually 0 or 1.
     pools: Vec<Vec<SocketHandle>>,
 }
 
@@ -83,6 +90,10 @@ pub struct StackStats {
     pub sockets_reused: u64,
     /// Finished sockets kept for reuse now.
     pub spare_sockets: usize,
+    /// SYNs dropped unanswered because their listener had `backlog` half-open connections.
+    pub syn_dropped: u64,
+    /// Listening sockets in place now, over all listeners and shards.
+    pub listening_sockets: usize,
 }
 
 /// A userspace TCP/IP stack. See the module docs.
@@ -92,10 +103,12 @@ pub struct Stack {
     shards: Vec<SocketSet<'static>>,
     /// Connections by shard.
     members: Vec<Vec<ConnId>>,
-    /// When each shard's sockets next have timed work (smoltcp's `poll_at`).
-    next_at: Vec<Option<smoltcp::time::Instant>>,
+    /// When each shard next has timed work: smoltcp's `poll_at` or a `deadline`.
+    wake: wakeups::Wakeups,
     /// Earliest TIME-WAIT end or linger deadline among each shard's released connections.
     deadline: Vec<Option<Instant>>,
+    /// Shards found due in this pass (scratch).
+    due: Vec<usize>,
     /// Shards the layer above touched since the last pass (sent, received, closed).
     pending: Vec<usize>,
     /// Shards worked on in the current pass.
@@ -185,8 +198,9 @@ impl Stack {
             iface,
             shards,
             members: vec![Vec::new(); n],
-            next_at: vec![None; n],
+            wake: wakeups::Wakeups::new(n),
             deadline: vec![None; n],
+            due: Vec::new(),
             pending: Vec::new(),
             active: Vec::new(),
             in_pass: vec![false; n],
@@ -255,12 +269,18 @@ impl Stack {
         StackStats {
             sockets_reused: self.spare.reused,
             spare_sockets: self.spare.len(),
+            listening_sockets: self
+                .listeners
+                .iter()
+                .map(|(_, l)| l.pools.iter().map(Vec::len).sum::<usize>())
+                .sum(),
             ..self.stats
         }
     }
 
-    /// Keep every listener's pool in `shard` full; move sockets that left LISTEN into the table.
-    fn refill_listeners(&mut self, shard: usize) {
+    /// Move the sockets of `shard`'s listener pools that left LISTEN (a SYN reached them) into
+    /// the table as half-open connections.
+    fn claim_listeners(&mut self, shard: usize) {
         for (lid, l) in self.listeners.iter_mut() {
             let pool = &mut l.pools[shard];
             let mut i = 0;
@@ -271,18 +291,42 @@ impl Stack {
                     continue;
                 }
                 pool.swap_remove(i);
+                l.half_open += 1;
                 let id =
                     self.conns
                         .insert(h, shard, Phase::Embryonic(ListenerId(lid as u32)), None);
                 self.members[shard].push(id);
             }
-            while pool.len() < l.per_shard {
-                let mut s = self.spare.take(&self.config.tcp);
-                if s.listen(IpListenEndpoint::from(l.port)).is_err() {
-                    break;
-                }
-                pool.push(self.shards[shard].add(s));
-            }
+        }
+    }
+
+    /// A SYN for `port` is about to be processed in `shard`: make sure a listener on that port
+    /// has a listening socket there. `false` when the listener is full and the SYN must be
+    /// dropped unanswered; `true` otherwise (also when nothing listens on `port`: smoltcp then
+    /// resets the SYN, as a closed port should).
+    fn listen_for_syn(&mut self, shard: usize, port: u16) -> bool {
+        let Some((_, l)) = self.listeners.iter_mut().find(|(_, l)| l.port == port) else {
+            return true;
+        };
+        if !l.pools[shard].is_empty() {
+            return true;
+        }
+        if l.half_open >= l.backlog {
+            self.stats.syn_dropped += 1;
+            return false;
+        }
+        let mut s = self.spare.take(&self.config.tcp);
+        if s.listen(IpListenEndpoint::from(port)).is_err() {
+            return true;
+        }
+        l.pools[shard].push(self.shards[shard].add(s));
+        true
+    }
+
+    /// A half-open connection of `listener` finished its handshake or died.
+    fn half_open_done(&mut self, listener: ListenerId) {
+        if let Some(l) = self.listeners.get_mut(listener.0 as usize) {
+            l.half_open = l.half_open.saturating_sub(1);
         }
     }
 
@@ -328,16 +372,18 @@ impl Stack {
                     tcp::State::SynReceived => {}
                     tcp::State::Closed | tcp::State::Listen => {
                         self.stats.embryonic_failed += 1;
+                        self.half_open_done(listener);
                         self.drop_socket(id);
                     }
                     _ => {
-                        let (Some(peer), Some(local)) = (s.remote_endpoint(), s.local_endpoint())
-                        else {
+                        let ends = (s.remote_endpoint(), s.local_endpoint());
+                        let fp = fingerprint(s);
+                        self.half_open_done(listener);
+                        let (Some(peer), Some(local)) = ends else {
                             self.drop_socket(id);
                             continue;
                         };
                         self.stats.accepted += 1;
-                        let fp = fingerprint(s);
                         if let Some(e) = self.conns.get_mut(id) {
                             e.phase = Phase::Open;
                             e.last = fp;

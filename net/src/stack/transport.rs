@@ -12,14 +12,13 @@ impl Transport for Stack {
             return Err(ListenError::InUse);
         }
         let n = self.shards.len();
+        // Listening sockets are made when SYNs arrive (see `listen_for_syn`).
         let id = self.listeners.insert(Listener {
             port,
-            per_shard: backlog.max(1).div_ceil(n),
+            backlog: backlog.max(1),
+            half_open: 0,
             pools: vec![Vec::new(); n],
         });
-        for k in 0..n {
-            self.refill_listeners(k);
-        }
         Ok(ListenerId(id as u32))
     }
 
@@ -219,13 +218,12 @@ impl Transport for Stack {
         for k in std::mem::take(&mut self.pending) {
             self.touch(k);
         }
-        for k in 0..self.shards.len() {
-            let due = self.next_at[k].is_some_and(|t| t <= ts)
-                || self.deadline[k].is_some_and(|d| d <= now);
-            if due {
-                self.touch(k);
-            }
+        let mut due = std::mem::take(&mut self.due);
+        self.wake.take_due(ts, &mut due);
+        for k in due.drain(..) {
+            self.touch(k);
         }
+        self.due = due;
         let n = self.shards.len();
         let mut budget = RX_BUDGET;
         self.more_rx = false;
@@ -240,11 +238,20 @@ impl Transport for Stack {
             };
             let k = shard::of_frame(frame, n);
             if shard::teaches_neighbours(frame) {
+                // Sockets anywhere may be waiting for this neighbour.
                 for j in 0..n {
-                    self.touch(j);
+                    if j == 0 || !self.members[j].is_empty() {
+                        self.touch(j);
+                    }
                 }
             } else {
                 self.touch(k);
+            }
+            if let Some(port) = self.device.prefetched_syn_port() {
+                if !self.listen_for_syn(k, port) {
+                    self.device.drop_prefetched();
+                    continue;
+                }
             }
             match self
                 .iface
@@ -254,14 +261,14 @@ impl Transport for Stack {
                 PollIngressSingleResult::PacketProcessed => {}
                 PollIngressSingleResult::SocketStateChanged => {
                     if self.device.last_rx_was_syn() {
-                        self.refill_listeners(k);
+                        self.claim_listeners(k);
                     }
                 }
             }
         }
         let active = std::mem::take(&mut self.active);
         for &k in &active {
-            self.refill_listeners(k);
+            self.claim_listeners(k);
         }
         self.active = active;
         if let Some(h) = self.dhcp {
@@ -288,7 +295,13 @@ impl Transport for Stack {
         self.scan(true);
         for i in 0..self.active.len() {
             let k = self.active[i];
-            self.next_at[k] = self.iface.poll_at(ts, &self.shards[k]);
+            let at = self.iface.poll_at(ts, &self.shards[k]);
+            let deadline = self.deadline[k].map(to_smol);
+            let wake = match (at, deadline) {
+                (Some(a), Some(d)) => Some(a.min(d)),
+                (a, d) => a.or(d),
+            };
+            self.wake.set(k, wake);
             self.in_pass[k] = false;
         }
         self.active.clear();
@@ -299,19 +312,13 @@ impl Transport for Stack {
             return Some(Duration::ZERO);
         }
         let ts = to_smol(now);
-        let mut delay: Option<Duration> = None;
-        for at in self.next_at.iter().flatten() {
-            let d = if *at > ts {
-                duration_from_smol(*at - ts)
+        let mut delay: Option<Duration> = self.wake.next().map(|at| {
+            if at > ts {
+                duration_from_smol(at - ts)
             } else {
                 Duration::ZERO
-            };
-            delay = Some(delay.map_or(d, |x| x.min(d)));
-        }
-        for at in self.deadline.iter().flatten() {
-            let d = at.saturating_duration_since(now);
-            delay = Some(delay.map_or(d, |x| x.min(d)));
-        }
+            }
+        });
         if let Some(at) = self.device.next_rx_at() {
             let d = if at > ts {
                 duration_from_smol(at - ts)
