@@ -128,6 +128,8 @@ pub(crate) struct Conn {
     cut: bool,
     /// The deadline this connection has in the timer heap.
     pub timer: Option<Instant>,
+    /// The last timer wake-up found nothing due: its pump is skipped.
+    early: bool,
 }
 
 impl Conn {
@@ -150,6 +152,7 @@ impl Conn {
             closing: None,
             cut: false,
             timer: None,
+            early: false,
         }
     }
 
@@ -164,7 +167,19 @@ impl Conn {
     }
 
     /// Fires the connection's timers due at `now`.
+    ///
+    /// The timer heap keeps a connection's earliest deadline and lets it fire early when a later
+    /// one replaced it (the handshake deadline once the handshake is done, the head deadline
+    /// once the request is in). Such a wake-up must not pump: there is no new input, and the
+    /// pump would hand the socket the few bytes of room freed since the last writable event
+    /// (below its low-water mark), which the codec counts as output progress: a peer that
+    /// stopped reading would get up to that early deadline added to its write timeout.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        // (A connection flushing its last bytes while stopping polls: always due.)
+        self.early = self.flushing.is_none() && self.deadline().is_none_or(|d| d > now);
+        if self.early {
+            return;
+        }
         let mut core = self.core.borrow_mut();
         // The codec closes with output pending only when it gives up on it: the write timeout,
         // or the drain deadline. It dropped that output; the socket holds more the peer will
@@ -233,6 +248,9 @@ impl Running {
 
     /// Moves bytes and events until nothing moves; says whether the connection stays.
     pub(crate) fn pump(&mut self, cx: &mut Cx<'_>, c: &mut Conn) -> Next {
+        if std::mem::take(&mut c.early) {
+            return Next::Keep; // see `Conn::handle_timeout`
+        }
         c.core.borrow_mut().queued = true;
         c.drained = false;
         if let Some(t) = c.tls.as_mut() {

@@ -369,12 +369,15 @@ mod tests {
 
     #[test]
     fn a_tls_peer_that_stops_reading_is_reset_at_the_write_timeout() {
-        let write_timeout = Duration::from_millis(400);
+        // The handshake deadline, stale once the handshake is done, comes before the write
+        // deadline. (On the wire the socket has no room left below its low-water mark, so the
+        // early wake-up cannot count as progress here; tests/tls_hostile_netns.rs covers that.)
+        let write_timeout = Duration::from_millis(1000);
         let config = Config {
             write_timeout,
             ..Config::default()
         };
-        let (server, client) = pki(Duration::from_secs(10));
+        let (server, client) = pki(write_timeout);
         let mut pair = Pair::new(config, Some(server));
         let name = crate::tls::ServerName::try_from("paf.test").unwrap();
         let c = RawClient::connect_tls(&mut pair.client, addr(), &client, name).unwrap();
@@ -386,7 +389,7 @@ mod tests {
         let took = pair.drive(Duration::from_secs(10), || handle.stats().active == 0);
         let stats = pair.handle.stats();
         assert_eq!((stats.write_timeouts, stats.active), (1, 0), "{stats:?}");
-        assert!(took < 5 * write_timeout, "closed after {took:?}");
+        assert!(took < write_timeout * 3 / 2, "closed after {took:?}");
         assert_eq!(
             (stats.tls_handshakes, stats.tls_failures),
             (1, 0),
