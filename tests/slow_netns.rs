@@ -316,7 +316,10 @@ fn slowloris_and_slow_readers_are_cut_at_their_timeouts_without_starving_others(
             "{l}"
         );
     }
-    // Slow readers: reset (not a FIN behind unread data) at write_timeout after their last byte.
+    // Slow readers: reset (not a FIN behind unread data) at write_timeout. paf's last output
+    // progress is between the connect and the reader's last byte (what paf's socket buffer
+    // held may still trickle in after the codec's last write), so: no earlier than
+    // write_timeout after the connect, no later than write_timeout (+ margin) after that byte.
     let readers: Vec<&str> = out.lines().filter(|l| l.starts_with("reader ")).collect();
     assert!(
         readers.len() >= READERS,
@@ -324,12 +327,10 @@ fn slowloris_and_slow_readers_are_cut_at_their_timeouts_without_starving_others(
         readers.len()
     );
     for l in &readers {
-        let t = ms(l, "close_ms");
         assert_eq!(field(l, "how"), "reset", "{l}");
-        assert!(
-            (WRITE_TIMEOUT_MS - 500..WRITE_TIMEOUT_MS + LATE_MS).contains(&t),
-            "{l}"
-        );
+        let since_connect = ms(l, "stall_ms") + ms(l, "close_ms");
+        assert!(since_connect >= WRITE_TIMEOUT_MS - 50, "{l}");
+        assert!(ms(l, "close_ms") < WRITE_TIMEOUT_MS + LATE_MS, "{l}");
     }
     let spread = |v: &mut Vec<u64>| {
         v.sort_unstable();

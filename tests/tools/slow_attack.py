@@ -16,9 +16,11 @@ burst. Lines printed (flushed):
 
   ready t_ms=T loris=N readers=M            the first wave is connected and every reader has
                                              stalled (no data for 500 ms)
-  loris close_ms=MS how=408|eof|reset|other  connect to the server's answer (or close)
-  reader stall_ms=S close_ms=MS how=reset|fin  S: connect to the last data received; MS: that
+  loris close_ms=MS how=408|eof|reset|other  connect() to the server's answer (or close)
+  reader stall_ms=S close_ms=MS how=reset|fin  S: connect() to the last data received; MS: that
                                              last data to the server's reset or FIN
+(Times start when connect() is called, before the SYN: a busy attacker can only make them
+longer, never shorter.)
   done loris_closed=A readers_closed=B open_loris=C open_readers=D errors=E
 
 At DURATION_S every connection still open is closed and the program exits (0, or 1 if connects
@@ -145,7 +147,6 @@ def main():
             c.sock.close()
             return
         c.connected = True
-        c.t0 = now
         if c.kind == "loris":
             ep.modify(fd, select.EPOLLIN | select.EPOLLRDHUP)
             seq += 1
