@@ -9,8 +9,9 @@
 //! (pooled, the name verified, untrusted CA, no plaintext fallback); the friendly client with
 //! redirects; a refused port; blocking requests from other threads through a `Remote`; the
 //! pool bound and idle expiry; a response timeout; a body dropped unread (drained, connection
-//! reused).
+//! reused); stopping an HTTP + HTTPS server drains both (`stop.rs`).
 
+mod stop;
 mod support;
 
 use std::cell::{Cell, RefCell};

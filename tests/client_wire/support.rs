@@ -30,11 +30,14 @@ pub struct Server {
 }
 
 impl Server {
-    /// Turns the switch off and drives the client side until the service has drained.
+    /// Turns the switch off and drives the client side until every service has drained. Not
+    /// only the first: the HTTP service may finish at once while the HTTPS one still needs this
+    /// client to take a response, its close_notify and its FIN (without the client's loop, it
+    /// waits out its drain timeout, 31 s by default).
     pub fn stop(mut self, rt: &mut Runtime) {
         self.stop.turn_off();
-        drive(rt, LONG, "the service to stop", || {
-            self.handle.is_finished()
+        drive(rt, LONG, "the services to stop", || {
+            self.handles.iter().all(Handle::is_finished)
         });
         self.thread.take().unwrap().join().unwrap();
     }
