@@ -60,6 +60,9 @@ pub(crate) struct ServiceApp {
     epoch: Instant,
     finished: bool,
     batch: Vec<ConnId>,
+    /// Connections that yielded (see [`conn::ROUNDS_PER_PUMP`]), with the pass they yielded
+    /// in; pumped again in a later pass.
+    yielded: Vec<(ConnId, Instant)>,
 }
 
 impl ServiceApp {
@@ -75,6 +78,7 @@ impl ServiceApp {
             epoch: Instant::now(),
             finished: false,
             batch: Vec::new(),
+            yielded: Vec::new(),
         }
     }
 
@@ -134,6 +138,9 @@ impl ServiceApp {
         };
         match run.pump(cx, c) {
             Next::Keep => {
+                if std::mem::take(&mut c.yielded) {
+                    self.yielded.push((id, cx.now));
+                }
                 let mut slot = c.timer;
                 self.timers.schedule(id, &mut slot, c.deadline());
                 c.timer = slot;
@@ -289,7 +296,7 @@ impl App for ServiceApp {
             return Some(self.epoch);
         };
         let stop_now = run.stopping.is_none() && run.stop.as_ref().is_some_and(Switch::is_off);
-        if run.shared.pending.get() || stop_now {
+        if run.shared.pending.get() || stop_now || !self.yielded.is_empty() {
             return Some(self.epoch);
         }
         [self.timers.next(), run.stopping]
@@ -314,6 +321,18 @@ impl App for ServiceApp {
             c.handle_timeout(cx.now);
             self.pump(cx, id);
         }
+        // Connections that yielded in an earlier pass (not this one: others go first).
+        let mut list = std::mem::take(&mut self.yielded);
+        list.retain(|&(id, at)| {
+            if at < cx.now {
+                self.pump(cx, id);
+                false
+            } else {
+                true
+            }
+        });
+        list.append(&mut self.yielded);
+        self.yielded = list;
         self.after(cx);
     }
 

@@ -102,6 +102,18 @@ impl InBuf {
     }
 }
 
+/// Work one connection gets per pump (per loop pass): at most this many requests handed to the
+/// handler, and at most [`ROUNDS_PER_PUMP`] rounds of moving bytes (read up to
+/// `read_buffer_size`, parse, write). With work left it yields: the app pumps it again in the
+/// next pass, after every other connection ready in this one had its turn and the stack has
+/// sent what this pass produced. A normal exchange stays far below both; a client pipelining
+/// thousands of requests, or a bulk upload, gets a bounded share of each pass instead of its
+/// whole socket buffer, so it cannot starve the others (round-robin per pass).
+pub(crate) const REQUESTS_PER_PUMP: usize = 16;
+
+/// See [`REQUESTS_PER_PUMP`]: 8 rounds of 16 KiB reads let a bulk upload move 128 KiB a pass.
+pub(crate) const ROUNDS_PER_PUMP: usize = 8;
+
 /// The loop's private state of one connection (the shared part is its [`CoreRef`]).
 pub(crate) struct Conn {
     pub id: ConnId,
@@ -130,6 +142,9 @@ pub(crate) struct Conn {
     pub timer: Option<Instant>,
     /// The last timer wake-up found nothing due: its pump is skipped.
     early: bool,
+    /// The last pump used up its share (see [`REQUESTS_PER_PUMP`]) with work left: pump again
+    /// next pass.
+    pub yielded: bool,
 }
 
 impl Conn {
@@ -153,6 +168,7 @@ impl Conn {
             cut: false,
             timer: None,
             early: false,
+            yielded: false,
         }
     }
 
@@ -219,6 +235,8 @@ pub(crate) struct Running {
     max_in: usize,
     max_out: usize,
     max_chunk: usize,
+    /// Requests handed to the handler in the current pump.
+    pump_requests: usize,
 }
 
 impl Running {
@@ -243,6 +261,7 @@ impl Running {
             max_in: 0,
             max_out: 0,
             max_chunk: 0,
+            pump_requests: 0,
         }
     }
 
@@ -253,6 +272,7 @@ impl Running {
         }
         c.core.borrow_mut().queued = true;
         c.drained = false;
+        self.pump_requests = 0;
         if let Some(t) = c.tls.as_mut() {
             t.drained = false;
         }
@@ -276,6 +296,7 @@ impl Running {
             let done = cx.net().send_queue(c.id) == 0 || r.closed || cx.now >= until;
             return if done { Next::Close } else { Next::Keep };
         }
+        let mut rounds = 0;
         loop {
             let mut moved = match self.input(cx, c) {
                 Some(moved) => moved,
@@ -324,6 +345,11 @@ impl Running {
                 return Next::Close;
             }
             if !moved {
+                return Next::Keep;
+            }
+            rounds += 1;
+            if rounds == ROUNDS_PER_PUMP || self.pump_requests >= REQUESTS_PER_PUMP {
+                c.yielded = true;
                 return Next::Keep;
             }
         }
@@ -430,6 +456,10 @@ impl Running {
     fn events(&mut self, now: Instant, c: &mut Conn, moved: &mut bool) -> bool {
         let mut closed = false;
         loop {
+            if self.pump_requests >= REQUESTS_PER_PUMP {
+                // The rest stay queued in the codec for the next pump.
+                return closed;
+            }
             let ev = {
                 let mut core = c.core.borrow_mut();
                 self.shared.set_date(&mut core, now);
@@ -439,6 +469,7 @@ impl Running {
             *moved = true;
             match ev {
                 Event::Request { id, head } => {
+                    self.pump_requests += 1;
                     let counters = &self.shared.handle.0.counters;
                     counters.requests.fetch_add(1, Ordering::Relaxed);
                     let ex = Rc::new(Exchange::new(
