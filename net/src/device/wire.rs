@@ -242,6 +242,30 @@ impl fmt::Debug for WireEnd {
     }
 }
 
+/// Read-only access to a wire's counters from any thread ([`WireEnd::monitor`]).
+#[derive(Clone)]
+pub struct WireMonitor {
+    shared: Arc<Mutex<Shared>>,
+}
+
+impl fmt::Debug for WireMonitor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [a, b] = self.stats();
+        f.debug_struct("WireMonitor")
+            .field("a_to_b", &a)
+            .field("b_to_a", &b)
+            .finish()
+    }
+}
+
+impl WireMonitor {
+    /// Counters of the frames sent by end A, then of those sent by end B.
+    pub fn stats(&self) -> [WireStats; 2] {
+        let shared = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        [shared.dirs[0].stats, shared.dirs[1].stats]
+    }
+}
+
 /// A wire with the given IP MTU, faults for frames sent by end A (`a_to_b`) and by end B
 /// (`b_to_a`), and a seed for the fault injectors.
 pub fn pair(mtu: usize, a_to_b: Faults, b_to_a: Faults, seed: u64) -> (WireEnd, WireEnd) {
@@ -283,6 +307,14 @@ impl WireEnd {
     /// Counters of the frames this end sent.
     pub fn sent_stats(&self) -> WireStats {
         self.lock().dirs[self.side].stats
+    }
+
+    /// A handle on this wire's counters that outlives handing the end to a stack (which keeps
+    /// the `WireEnd` inside its device).
+    pub fn monitor(&self) -> WireMonitor {
+        WireMonitor {
+            shared: self.shared.clone(),
+        }
     }
 
     /// When the next frame towards this end becomes deliverable.
@@ -422,6 +454,18 @@ mod tests {
         a.send(t(0), &[0; 60]).unwrap();
         b.send(t(0), &[0; 60]).unwrap();
         assert_eq!(hits.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_monitor_reads_both_directions() {
+        let (a, b) = pair(1500, Faults::default(), Faults::lossy(1.0), 1);
+        let m = a.monitor();
+        a.send(t(0), &[0; 60]).unwrap();
+        b.send(t(0), &[0; 60]).unwrap();
+        drop((a, b));
+        let [ab, ba] = m.stats();
+        assert_eq!((ab.sent, ab.dropped), (1, 0));
+        assert_eq!((ba.sent, ba.dropped), (1, 1));
     }
 
     #[test]
