@@ -29,7 +29,7 @@ pub mod transport;
 
 pub use config::{Config, Ipv4Setting, Ipv6Setting, TcpConfig};
 pub use dns::{DnsError, QueryId, RecordType};
-pub use stack::Stack;
+pub use stack::{Stack, HALF_OPEN_TIMEOUT};
 pub use transport::{
     ConnId, ConnectError, Event, ListenError, ListenerId, Readiness, RecvError, SendError,
     Transport,

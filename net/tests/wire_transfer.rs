@@ -237,6 +237,84 @@ fn syns_beyond_the_backlog_are_dropped_and_succeed_on_retry() {
     assert!(dropped >= 24, "dropped {dropped}");
 }
 
+/// A half-open connection whose SYN-ACKs never get an answer (everything towards the client is
+/// lost) gives its backlog place back after `HALF_OPEN_TIMEOUT` instead of holding it for the
+/// whole connection timeout: a flood of spoofed SYNs cannot shut the listener.
+#[test]
+fn a_half_open_connection_gives_its_backlog_place_back() {
+    let mut pair = Pair::new(1500, Faults::default(), Faults::default(), 5, |_| {});
+    // Both sides learn each other's addresses (ARP) first, then B's frames to A are all lost.
+    pair.b.listen(9, 1).unwrap();
+    let warm = pair.a.connect(SocketAddr::new(B_V4.into(), 9)).unwrap();
+    for _ in 0..20 {
+        pair.poll();
+        drain_events(&mut pair);
+        pair.advance(Duration::from_millis(10));
+    }
+    assert!(pair.a.readiness(warm).established);
+    pair.a.abort(warm);
+    pair.poll();
+    let net::device::Link::Wire(w) = pair.b.device_mut().link_mut() else {
+        unreachable!("a pair is on the wire")
+    };
+    w.set_faults(Faults {
+        drop: 1.0,
+        ..Faults::default()
+    });
+    pair.b.listen(80, 1).unwrap();
+    let baseline = pair.b.socket_count();
+    let server = SocketAddr::new(B_V4.into(), 80);
+    let first = pair.a.connect(server).unwrap();
+    for _ in 0..20 {
+        pair.poll();
+        drain_events(&mut pair);
+        pair.advance(Duration::from_millis(50));
+    }
+    assert_eq!(pair.b.socket_count(), baseline + 1, "one half-open socket");
+    // The backlog of 1 is taken: another client's SYN is dropped unanswered.
+    let second = pair.a.connect(server).unwrap();
+    for _ in 0..20 {
+        pair.poll();
+        drain_events(&mut pair);
+        pair.advance(Duration::from_millis(50));
+    }
+    assert!(pair.b.stats().syn_dropped > 0, "{:?}", pair.b.stats());
+    assert_eq!(pair.b.stats().embryonic_failed, 0);
+    // Past the half-open timeout the first is given up (reset).
+    let start = pair.now;
+    for _ in 0..10_000 {
+        if pair.now - start >= net::HALF_OPEN_TIMEOUT + Duration::from_secs(1) {
+            break;
+        }
+        pair.poll();
+        drain_events(&mut pair);
+        pair.advance(Duration::from_millis(100));
+    }
+    assert!(
+        pair.now - start >= net::HALF_OPEN_TIMEOUT,
+        "time stopped at {:?}",
+        pair.now - start
+    );
+    let stats = pair.b.stats();
+    assert!(stats.embryonic_failed >= 1, "{stats:?}");
+    assert_eq!(stats.accepted, 1, "only the warm-up connection");
+    // The clients give up; their resets reach the server, which ends at its baseline.
+    pair.a.abort(first);
+    pair.a.abort(second);
+    for _ in 0..50 {
+        pair.poll();
+        drain_events(&mut pair);
+        pair.advance(Duration::from_millis(100));
+    }
+    assert_eq!(pair.b.socket_count(), baseline, "{:?}", pair.b.stats());
+}
+
+/// Nobody owns these connections: drop their events so the stacks can sleep.
+fn drain_events(pair: &mut Pair) {
+    while pair.a.poll_event().is_some() {}
+    while pair.b.poll_event().is_some() {}
+}
+
 /// An owner that only acts on `Ready` must hear about every new batch of data after it drained
 /// the socket: readiness is compared with what the owner last saw, not with the last scan. The
 /// peer sends right after each drain, so no scan ever sees the socket empty in between.

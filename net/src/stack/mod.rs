@@ -62,6 +62,11 @@ pub const LINGER: Duration = Duration::from_secs(30);
 /// lost in practice.
 pub const TIME_WAIT: Duration = Duration::from_millis(100);
 
+/// How long a half-open connection (SYN received, our SYN-ACK unanswered) may hold its place
+/// in the listener's `backlog`: long enough for four SYN-ACK retransmissions (1 + 2 + 4 + 8 s),
+/// short enough that spoofed SYNs cannot shut a listener for smoltcp's 300 s connection timeout.
+pub const HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(15);
+
 const EPHEMERAL: std::ops::RangeInclusive<u16> = 49152..=65535;
 
 #[derive(Debug)]
@@ -292,9 +297,11 @@ impl Stack {
                 }
                 pool.swap_remove(i);
                 l.half_open += 1;
-                let id =
-                    self.conns
-                        .insert(h, shard, Phase::Embryonic(ListenerId(lid as u32)), None);
+                let phase = Phase::Embryonic {
+                    listener: ListenerId(lid as u32),
+                    until: self.now + HALF_OPEN_TIMEOUT,
+                };
+                let id = self.conns.insert(h, shard, phase, None);
                 self.members[shard].push(id);
             }
         }
@@ -368,8 +375,20 @@ impl Stack {
             let s = self.shards[shard].get::<tcp::Socket>(handle);
             let state = s.state();
             match phase {
-                Phase::Embryonic(listener) => match state {
-                    tcp::State::SynReceived => {}
+                Phase::Embryonic { listener, until } => match state {
+                    tcp::State::SynReceived if self.now < until => soonest(until),
+                    tcp::State::SynReceived => {
+                        // Never completed: reset it and free its backlog place.
+                        self.stats.embryonic_failed += 1;
+                        self.half_open_done(listener);
+                        self.shards[shard].get_mut::<tcp::Socket>(handle).abort();
+                        soonest(self.now);
+                        if let Some(e) = self.conns.get_mut(id) {
+                            e.phase = Phase::Released {
+                                deadline: self.now + LINGER,
+                            };
+                        }
+                    }
                     tcp::State::Closed | tcp::State::Listen => {
                         self.stats.embryonic_failed += 1;
                         self.half_open_done(listener);

@@ -11,8 +11,9 @@ use crate::transport::{ConnId, ListenerId};
 /// Where a connection is in its life, from paf's side.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Phase {
-    /// Taken from a listener pool, handshake not finished, not yet handed out.
-    Embryonic(ListenerId),
+    /// Taken from a listener pool, handshake not finished, not yet handed out; given up (reset)
+    /// at `until`.
+    Embryonic { listener: ListenerId, until: Instant },
     /// Handed to the layer above (accepted, or an outgoing connection).
     Open,
     /// Released by the layer above; TCP is finishing. Forced shut at the deadline.

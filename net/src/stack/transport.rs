@@ -37,7 +37,7 @@ impl Transport for Stack {
         self.conns.ids_into(&mut ids);
         for &id in &ids {
             if let Some(e) = self.conns.get_mut(id) {
-                if e.phase == Phase::Embryonic(listener) {
+                if matches!(e.phase, Phase::Embryonic { listener: l, .. } if l == listener) {
                     e.phase = Phase::Released {
                         deadline: self.now + LINGER,
                     };
