@@ -13,7 +13,10 @@ use crate::transport::{ConnId, ListenerId};
 pub(crate) enum Phase {
     /// Taken from a listener pool, handshake not finished, not yet handed out; given up (reset)
     /// at `until`.
-    Embryonic { listener: ListenerId, until: Instant },
+    Embryonic {
+        listener: ListenerId,
+        until: Instant,
+    },
     /// Handed to the layer above (accepted, or an outgoing connection).
     Open,
     /// Released by the layer above; TCP is finishing. Forced shut at the deadline.
