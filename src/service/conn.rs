@@ -28,6 +28,7 @@ use net::{ConnId, RecvError};
 
 use super::core::{CoreRef, Reader, Shared, Slot};
 use super::error_response::ErrorResponse;
+use super::inbuf::InBuf;
 use super::reqd::{BodyEnd, BodyError, Exchange, Reqd};
 use super::switch::Switch;
 use super::tls_pipe::{Fill, TlsPipe};
@@ -36,8 +37,6 @@ use crate::runtime::Cx;
 
 /// Most body bytes handed to a body reader per call.
 pub const READ_CHUNK: usize = 16 * 1024;
-/// Input buffers kept for reuse by later connections.
-const POOL: usize = 256;
 /// How often a closing connection re-checks that its data was delivered, while stopping.
 const FLUSH_POLL: Duration = Duration::from_millis(20);
 
@@ -46,61 +45,6 @@ pub(crate) type RequestHandler = Box<dyn FnMut(SocketAddr, Reqd)>;
 /// The error handler: `(peer, error, request if known, respond)`.
 pub(crate) type ErrorHandler =
     Box<dyn FnMut(SocketAddr, &Error, Option<&Request<()>>, ErrorResponse)>;
-
-/// Received bytes not yet consumed by the codec, in a buffer borrowed from the pool while
-/// non-empty.
-#[derive(Default)]
-pub(crate) struct InBuf {
-    buf: Option<Box<[u8]>>,
-    lo: usize,
-    hi: usize,
-}
-
-impl InBuf {
-    pub(crate) fn data(&self) -> &[u8] {
-        self.buf.as_deref().map_or(&[], |b| &b[self.lo..self.hi])
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.hi - self.lo
-    }
-
-    /// `n` bytes were written into the slice [`InBuf::spare`] returned.
-    pub(crate) fn filled(&mut self, n: usize) {
-        self.hi += n;
-    }
-
-    pub(crate) fn consume(&mut self, n: usize) {
-        self.lo += n;
-        if self.lo == self.hi {
-            self.lo = 0;
-            self.hi = 0;
-        }
-    }
-
-    /// Free space after the data, compacting first if the data does not start at 0.
-    pub(crate) fn spare(&mut self, pool: &mut Vec<Box<[u8]>>, cap: usize) -> &mut [u8] {
-        let buf = self
-            .buf
-            .get_or_insert_with(|| pool.pop().unwrap_or_else(|| vec![0; cap].into()));
-        if self.hi == buf.len() && self.lo > 0 {
-            buf.copy_within(self.lo..self.hi, 0);
-            self.hi -= self.lo;
-            self.lo = 0;
-        }
-        &mut buf[self.hi..]
-    }
-
-    pub(crate) fn release(&mut self, pool: &mut Vec<Box<[u8]>>) {
-        if self.hi == self.lo {
-            if let Some(b) = self.buf.take() {
-                if pool.len() < POOL {
-                    pool.push(b);
-                }
-            }
-        }
-    }
-}
 
 /// Work one connection gets per pump (per loop pass): at most this many requests handed to the
 /// handler, and at most [`ROUNDS_PER_PUMP`] rounds of moving bytes (read up to
@@ -642,8 +586,7 @@ impl Running {
             std::mem::take(&mut core.slots)
         };
         let mut input = c.input;
-        input.lo = 0;
-        input.hi = 0;
+        input.consume(input.len()); // unread input is dropped with the connection
         input.release(&mut self.pool);
         for slot in slots {
             if let Some(reader) = slot.reader {
@@ -796,34 +739,5 @@ pub(crate) mod tests {
             c.is_reset() && !c.is_eof(),
             "a reset, not a FIN behind unread data"
         );
-    }
-
-    #[test]
-    fn input_buffer_compacts_caps_and_returns_to_the_pool() {
-        let mut pool = Vec::new();
-        let mut b = InBuf::default();
-        assert!(b.data().is_empty());
-        let spare = b.spare(&mut pool, 8);
-        assert_eq!(spare.len(), 8);
-        spare[..6].copy_from_slice(b"abcdef");
-        b.hi += 6;
-        b.consume(4);
-        assert_eq!(b.data(), b"ef");
-        // Room at the end: no move yet.
-        assert_eq!(b.spare(&mut pool, 8).len(), 2);
-        b.spare(&mut pool, 8).copy_from_slice(b"gh");
-        b.hi += 2;
-        // Full at the end with consumed bytes in front: compacted.
-        assert_eq!(b.spare(&mut pool, 8).len(), 4);
-        assert_eq!(b.data(), b"efgh");
-        // Not released while holding data; released (to the pool) once empty.
-        b.release(&mut pool);
-        assert!(pool.is_empty());
-        b.consume(4);
-        b.release(&mut pool);
-        assert_eq!((pool.len(), b.len()), (1, 0));
-        // The pooled buffer is reused.
-        assert_eq!(b.spare(&mut pool, 8).len(), 8);
-        assert!(pool.is_empty());
     }
 }

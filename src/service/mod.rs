@@ -39,6 +39,7 @@ mod conn;
 mod core;
 mod error_response;
 pub mod handle;
+mod inbuf;
 pub mod reqd;
 pub mod switch;
 pub mod testing;

@@ -33,8 +33,8 @@ use net::{ConnId, RecvError};
 
 use std::sync::atomic::Ordering;
 
-use super::conn::InBuf;
 use super::handle::{Handle, TlsFailure};
+use super::inbuf::InBuf;
 use crate::runtime::Cx;
 use crate::tls::{PlainRead, ServerConfig, ServerSession};
 
