@@ -280,30 +280,32 @@ impl Device {
     }
 }
 
-/// The destination port of an Ethernet frame carrying a TCP segment with SYN set and ACK clear
-/// (IPv4, or IPv6 without extension headers). Anything unparseable is `None`.
+/// Where an Ethernet frame's TCP header starts, and its IP source address (4 or 16 bytes):
+/// IPv4, or IPv6 without extension headers. `None` for anything else. The one header peek the
+/// device, the TAP's offload header and the stack's sharding share; smoltcp parses for real.
+pub(crate) fn tcp_segment(frame: &[u8]) -> Option<(&[u8], usize)> {
+    match frame.get(12..14)? {
+        [0x08, 0x00] => {
+            let ihl = usize::from(frame.get(14)? & 0x0f) * 4;
+            (frame.get(23)? == &6 && ihl >= 20)
+                .then_some((frame.get(26..30)?, ETHERNET_HEADER + ihl))
+        }
+        [0x86, 0xdd] => {
+            (frame.get(20)? == &6).then_some((frame.get(22..38)?, ETHERNET_HEADER + 40))
+        }
+        _ => None,
+    }
+}
+
+/// The destination port of an Ethernet frame carrying a TCP segment with SYN set and ACK clear.
+/// Anything unparseable is `None`.
 fn syn_port(frame: &[u8]) -> Option<u16> {
     const SYN: u8 = 0x02;
     const ACK: u8 = 0x10;
-    let flags_at = match frame.get(12..14) {
-        Some([0x08, 0x00]) => {
-            let &vihl = frame.get(14)?;
-            if frame.get(23) != Some(&6) {
-                return None;
-            }
-            14 + usize::from(vihl & 0x0f) * 4 + 13
-        }
-        Some([0x86, 0xdd]) => {
-            if frame.get(20) != Some(&6) {
-                return None;
-            }
-            14 + 40 + 13
-        }
-        _ => return None,
-    };
-    let syn = frame.get(flags_at).is_some_and(|f| f & (SYN | ACK) == SYN);
-    let port = frame.get(flags_at - 11..flags_at - 9)?;
-    syn.then(|| u16::from_be_bytes([port[0], port[1]]))
+    let (_, at) = tcp_segment(frame)?;
+    let flags = *frame.get(at + 13)?;
+    let port = frame.get(at + 2..at + 4)?;
+    (flags & (SYN | ACK) == SYN).then(|| u16::from_be_bytes([port[0], port[1]]))
 }
 
 impl phy::Device for Device {

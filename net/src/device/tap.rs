@@ -192,10 +192,13 @@ impl AsRawFd for Tap {
 /// Anything else goes as is (its checksums are complete).
 pub fn vnet_header(hdr: &mut [u8; VNET_HDR], frame: &mut [u8], gso_size: Option<u16>) {
     *hdr = [0; VNET_HDR];
-    let Some((ip_len, v6)) = tcp_ip_header(frame) else {
+    let Some((src, start)) = super::tcp_segment(frame) else {
         return;
     };
-    let start = 14 + ip_len;
+    let v6 = src.len() == 16;
+    if frame.len() < start + 20 {
+        return;
+    }
     let Some(&data_off) = frame.get(start + 12) else {
         return;
     };
@@ -260,19 +263,6 @@ pub fn complete_checksum(hdr: &[u8; VNET_HDR], frame: &mut [u8]) -> bool {
     let sum = !smoltcp::wire::checksum::data(&frame[start..]);
     frame[field..field + 2].copy_from_slice(&sum.to_be_bytes());
     true
-}
-
-/// The IP header length and family of an Ethernet frame carrying TCP.
-fn tcp_ip_header(frame: &[u8]) -> Option<(usize, bool)> {
-    match frame.get(12..14)? {
-        [0x08, 0x00] => {
-            let ihl = usize::from(frame.get(14)? & 0x0f) * 4;
-            (frame.get(23)? == &6 && ihl >= 20 && frame.len() >= 14 + ihl + 20)
-                .then_some((ihl, false))
-        }
-        [0x86, 0xdd] => (frame.get(20)? == &6 && frame.len() >= 14 + 40 + 20).then_some((40, true)),
-        _ => None,
-    }
 }
 
 fn ifreq_for(name: &str) -> libc::ifreq {

@@ -24,29 +24,9 @@ pub(crate) fn of_frame(frame: &[u8], shards: usize) -> usize {
     if shards == 1 {
         return 0;
     }
-    let tcp = match frame.get(12..14) {
-        Some([0x08, 0x00]) => {
-            let Some(&vihl) = frame.get(14) else { return 0 };
-            if frame.get(23) != Some(&6) {
-                return 0;
-            }
-            let Some(src) = frame.get(26..30) else {
-                return 0;
-            };
-            (src, 14 + usize::from(vihl & 0x0f) * 4)
-        }
-        Some([0x86, 0xdd]) => {
-            if frame.get(20) != Some(&6) {
-                return 0;
-            }
-            let Some(src) = frame.get(22..38) else {
-                return 0;
-            };
-            (src, 14 + 40)
-        }
-        _ => return 0,
+    let Some((src, at)) = crate::device::tcp_segment(frame) else {
+        return 0;
     };
-    let (src, at) = tcp;
     match frame.get(at..at + 4) {
         Some(p) => of(
             src,
