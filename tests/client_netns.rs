@@ -11,44 +11,15 @@
 mod common;
 
 use std::fs;
-use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{require_netns, require_tools, ChildGuard, Netns, Output, KERNEL_V4};
+use common::{require_netns, require_tools, ChildGuard, Netns, Output, Scratch, KERNEL_V4};
 use paf::tls::certs::TestCa;
 
 const PAF: &str = env!("CARGO_BIN_EXE_paf");
 const T: Duration = Duration::from_secs(60);
 /// dnsmasq's address in every namespace (the kernel side of the TAP).
 const DNS: &str = "198.18.0.1";
-
-/// A scratch directory, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("paf-client-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).expect("scratch dir");
-        Scratch(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-
-    fn write(&self, name: &str, data: impl AsRef<[u8]>) -> String {
-        let p = self.path(name);
-        fs::write(&p, data).unwrap_or_else(|e| panic!("{p:?}: {e}"));
-        p.to_str().expect("utf-8 path").to_owned()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 /// 1 MB of a pattern, served as a file by both servers.
 fn blob() -> Vec<u8> {

@@ -20,7 +20,7 @@ use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use common::{require_netns, require_tools, run_timeout, ChildGuard, Netns, Output};
+use common::{require_netns, require_tools, run_timeout, tool, ChildGuard, Netns, Output, Scratch};
 
 const PAF: &str = env!("CARGO_BIN_EXE_paf");
 const T: Duration = Duration::from_secs(30);
@@ -36,28 +36,6 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A scratch directory under the temp dir, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("paf-https-{}-{tag}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{dir:?}: {e}"));
-        Scratch(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
 }
 
 /// A test CA and a server certificate written by `paf cert`.
@@ -202,10 +180,6 @@ fn curl_tls(ns: &Netns, ca: &str, extra: &[&str]) -> Output {
     let out = ns.run("curl", &args, T);
     assert!(out.success(), "{out}");
     out
-}
-
-fn tool(name: &str) -> String {
-    format!("{}/tests/tools/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
 /// `n` sequential HTTPS GETs, each its own curl process (a new connection and a full handshake

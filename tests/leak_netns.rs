@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{require_netns, require_tools, run_timeout, Netns};
+use common::{require_netns, require_tools, run_timeout, tool, Netns, Scratch};
 
 const PAF: &str = env!("CARGO_BIN_EXE_paf");
 const ROUNDS: usize = 10;
@@ -37,23 +37,6 @@ const ROUNDS: usize = 10;
 const RSS_BOUND_KIB: u64 = (64 + 16) * 1024;
 /// How long the counts may take to come back after a round.
 const SETTLE: Duration = Duration::from_secs(20);
-
-/// A scratch directory under the temp dir, removed on drop.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-fn tool(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/tools")
-        .join(name)
-        .to_string_lossy()
-        .into_owned()
-}
 
 /// The config: HTTP and HTTPS listeners with 1 s timeouts, a static `/bench`, the files under
 /// `www/` at `/files`, and `/metrics` on HTTP.
@@ -170,10 +153,9 @@ fn mixed_clients_leave_no_sockets_descriptors_or_memory_behind() {
     {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("paf-leak-netns-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
+    let scratch = Scratch::new("run");
+    let dir = scratch.0.clone();
     fs::create_dir_all(dir.join("www")).expect("scratch dir");
-    let scratch = Scratch(dir.clone());
     let big: Vec<u8> = (0..4_000_000u32).map(|i| (i % 251) as u8).collect();
     fs::write(dir.join("www/big.bin"), big).expect("big file");
     let cert = run_timeout(

@@ -8,18 +8,12 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{require_netns, require_tools, ChildGuard, Netns};
+use common::{require_netns, require_tools, tool, ChildGuard, Netns};
 
 const PAF: &str = env!("CARGO_BIN_EXE_paf");
-
-fn tool(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/tools")
-        .join(name)
-}
 
 fn start_echo(ns: &Netns, args: &[&str]) -> ChildGuard {
     let mut paf = ns.paf(Path::new(PAF), "echo", args);
@@ -37,7 +31,7 @@ fn burst(ns: &Netns, host: &str, port: u16, n: usize, size: usize) {
     let out = ns.run(
         "python3",
         [
-            tool("tcp_burst.py").to_str().unwrap(),
+            tool("tcp_burst.py").as_str(),
             host,
             &port.to_string(),
             &n.to_string(),
@@ -214,7 +208,7 @@ fn garbage_frames_do_not_stop_the_stack() {
     let out = ns.run(
         "python3",
         [
-            tool("garbage_frames.py").to_str().unwrap(),
+            tool("garbage_frames.py").as_str(),
             "paf0",
             "02:00:c6:12:00:02",
             "2000",

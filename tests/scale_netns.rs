@@ -10,17 +10,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{require_netns, require_tools, Netns};
+use common::{require_netns, require_tools, tool, Netns};
 
 const PAF: &str = env!("CARGO_BIN_EXE_paf");
-
-fn tool(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/tools")
-        .join(name)
-        .to_string_lossy()
-        .into_owned()
-}
 
 /// `paf_stack_sockets` from `/metrics`, read after the once-a-second sampler has run with no
 /// other connection open.

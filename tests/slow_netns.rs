@@ -18,13 +18,13 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{require_netns, require_tools, ChildGuard, Netns};
+use common::{require_netns, require_tools, tool, ChildGuard, Netns, Scratch};
 
 const PAF: &str = env!("CARGO_BIN_EXE_paf");
 const LORIS: usize = 1000;
@@ -87,15 +87,6 @@ body = "hello\n"
     let path = dir.join("slow.toml");
     fs::write(&path, text).unwrap();
     path.to_str().unwrap().to_owned()
-}
-
-fn tool(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/tools")
-        .join(name)
-        .to_str()
-        .unwrap()
-        .to_owned()
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -197,14 +188,6 @@ fn ms(line: &str, key: &str) -> u64 {
     field(line, key).parse().unwrap()
 }
 
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Waits until paf holds no connection but the metrics request's own.
 fn wait_idle(ns: &Netns) {
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -280,7 +263,7 @@ fn slowloris_and_slow_readers_are_cut_at_their_timeouts_without_starving_others(
     if !require_netns(test) || !require_tools(test, &["wrk", "curl", "python3"]) {
         return;
     }
-    let dir = Scratch(std::env::temp_dir().join(format!("paf-slow-{}", std::process::id())));
+    let dir = Scratch::new("run");
     let config = config(&dir.0);
     let ns = Netns::new("slow");
     let mut paf = ns.paf(Path::new(PAF), "run", ["--config", config.as_str()]);

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{require_netns, require_tools, run_timeout, ChildGuard, Netns};
+use common::{require_netns, require_tools, run_timeout, tool, ChildGuard, Netns};
 
 const PAF: &str = env!("CARGO_BIN_EXE_paf");
 const T: Duration = Duration::from_secs(30);
@@ -140,15 +140,6 @@ impl Drop for Site {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.0);
     }
-}
-
-fn tool(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/tools")
-        .join(name)
-        .to_str()
-        .unwrap()
-        .to_owned()
 }
 
 /// `key=value` of a tool's output line.

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -20,34 +20,20 @@ pub const BIG: usize = 100_000_000;
 /// Upper bound for one 100 MB transfer through the proxy (a debug build on 2 shared cores).
 pub const BIG_TIME: Duration = Duration::from_secs(120);
 
-/// A scratch directory, removed on drop.
-pub struct Scratch(pub PathBuf);
+pub use crate::common::Scratch;
 
-impl Scratch {
-    pub fn new(tag: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("paf-appl-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).expect("scratch dir");
-        Scratch(dir)
-    }
-
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-
-    pub fn s(&self, name: &str) -> String {
-        self.path(name).to_str().expect("utf-8 path").to_owned()
-    }
-
-    pub fn write(&self, name: &str, data: impl AsRef<[u8]>) -> String {
-        let p = self.path(name);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(&p, data).unwrap_or_else(|e| panic!("{p:?}: {e}"));
-        self.s(name)
-    }
-
+/// What the appliance tests put in a [`Scratch`] directory beyond plain files.
+pub trait Fixtures {
     /// Copies `config/<name>` from the repository here, as shipped.
-    pub fn example(&self, name: &str) -> String {
+    fn example(&self, name: &str) -> String;
+    /// `paf cert --out pki/<dir> --name …`.
+    fn cert(&self, dir: &str, names: &[&str]);
+    /// `len` bytes of a pattern, written in 1 MiB pieces.
+    fn big_file(&self, name: &str, len: usize, seed: u8) -> String;
+}
+
+impl Fixtures for Scratch {
+    fn example(&self, name: &str) -> String {
         let src = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("config")
             .join(name);
@@ -57,8 +43,7 @@ impl Scratch {
         )
     }
 
-    /// `paf cert --out pki/<dir> --name …`.
-    pub fn cert(&self, dir: &str, names: &[&str]) {
+    fn cert(&self, dir: &str, names: &[&str]) {
         let mut cmd = Command::new(PAF);
         cmd.args(["cert", "--out", &self.s(&format!("pki/{dir}"))]);
         for n in names {
@@ -68,8 +53,7 @@ impl Scratch {
         assert!(out.success(), "{out}");
     }
 
-    /// `len` bytes of a pattern, written in 1 MiB pieces.
-    pub fn big_file(&self, name: &str, len: usize, seed: u8) -> String {
+    fn big_file(&self, name: &str, len: usize, seed: u8) -> String {
         let p = self.path(name);
         fs::create_dir_all(p.parent().unwrap()).unwrap();
         let mut f = std::io::BufWriter::new(fs::File::create(&p).unwrap());
@@ -82,12 +66,6 @@ impl Scratch {
         }
         f.flush().unwrap();
         self.s(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
     }
 }
 

@@ -35,7 +35,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use cases::{Case, End, Reply};
-use common::{require_netns, require_tools, run_timeout, ChildGuard, Netns, KERNEL_V4};
+use common::{
+    require_netns, require_tools, run_timeout, tool, ChildGuard, Netns, Scratch, KERNEL_V4,
+};
 use wire::{parse_all, show, Kind, Message};
 
 const PAF: &str = env!("CARGO_BIN_EXE_paf");
@@ -99,39 +101,6 @@ response_timeout = "5s"
     )
 }
 
-/// A scratch directory, removed on drop unless the test failed.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Scratch {
-        let dir = std::env::temp_dir().join(format!("paf-malformed-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).expect("scratch dir");
-        Scratch(dir)
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.0.join(name).to_str().expect("utf-8 path").to_owned()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("malformed_netns: files kept in {}", self.0.display());
-        } else {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-fn tool(name: &str) -> String {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/tools")
-        .join(name);
-    p.to_str().expect("utf-8 path").to_owned()
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Listener {
     Direct,
@@ -189,7 +158,7 @@ fn run_cases(
     listener: Listener,
     all: &[Case],
 ) -> BTreeMap<String, Seen> {
-    let list = dir.path(&format!("cases-{}.txt", listener.port()));
+    let list = dir.s(&format!("cases-{}.txt", listener.port()));
     let lines: String = all
         .iter()
         .map(|c| {
@@ -405,7 +374,7 @@ fn start(ns: &Netns, dir: &Scratch) -> (ChildGuard, ChildGuard) {
             tool("recording_upstream.py"),
             KERNEL_V4.to_string(),
             UPSTREAM_PORT.to_string(),
-            dir.path("upstream"),
+            dir.s("upstream"),
             String::from_utf8(UPSTREAM_BODY.to_vec()).expect("ascii"),
         ],
     );
@@ -415,7 +384,7 @@ fn start(ns: &Netns, dir: &Scratch) -> (ChildGuard, ChildGuard) {
         Duration::from_secs(15),
     )
     .expect("recording upstream");
-    let config = dir.path("paf.toml");
+    let config = dir.s("paf.toml");
     fs::write(&config, paf_config()).expect("config");
     let check = run_timeout(
         Command::new(PAF).args(["check", "--config", &config]),
@@ -448,7 +417,7 @@ fn malformed_requests_get_exact_answers_and_nothing_is_smuggled_upstream() {
     assert_eq!(names.len(), all.len(), "case names are unique");
 
     let ns = Netns::builder("malformed").with_mtu(MTU).up();
-    let dir = Scratch::new();
+    let dir = Scratch::new("run");
     let (_upstream, mut paf) = start(&ns, &dir);
 
     let mut failures = Vec::new();
