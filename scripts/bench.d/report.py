@@ -6,6 +6,9 @@
 RAW holds one JSON object per measurement (one system, one workload, one round) as written by
 scripts/bench. Per system and workload this takes the median over rounds of the result, p50,
 p99, CPU seconds and RSS, and the sum of errors; paf rows get ratios to nginx and to paf-kernel.
+Rows in seconds (the lossy-link transfers) take the median over the rounds that completed, and
+their ratios are inverted (the reference's time / this time) so that above 1 is faster, as for
+the other rows. Workloads that were not run at all (--rows) are left out.
 Writes DIR/results.json, DIR/results.md and DIR/results.svg + DIR/results.png (with gnuplot;
 skipped with a warning when it is missing) and prints the table.
 
@@ -23,7 +26,8 @@ from pathlib import Path
 
 SYSTEMS = ["nginx", "paf-kernel", "paf"]
 
-# id, label, unit, short chart label. "Gbit/s" rows are body bytes per second.
+# id, label, unit, short chart label. "Gbit/s" rows are body bytes per second; "s" rows are the
+# seconds one transfer took (lower is better), shown with its Mbit/s.
 WORKLOADS = [
     ("ka50", "keep-alive GET 12 B, 50 conns", "req/s", "keep-alive\\n50 conns"),
     ("ka1000", "keep-alive GET 12 B, 1000 conns", "req/s", "keep-alive\\n1000 conns"),
@@ -38,14 +42,25 @@ WORKLOADS = [
     ("proxy", "reverse proxy to 1 upstream, 50 conns", "req/s", "reverse\\nproxy"),
     # "{idle}" is the number of idle connections held (10k; 1k with --smoke).
     ("idle", "keep-alive GET, 50 conns, {idle} idle held", "req/s", "with {idle}\\nidle held"),
+    # The lossy link: 0.1% and 1% of TCP packets dropped in each direction, offloads off.
+    # "{loss}" is the transfer size (32 MiB; 4 MiB with --smoke).
+    ("loss01_dl", "{loss} download, 0.1% loss", "s", "{loss} down\\n0.1% loss"),
+    ("loss01_ul", "{loss} upload, 0.1% loss", "s", "{loss} up\\n0.1% loss"),
+    ("loss01_ka", "keep-alive GET 12 B, 50 conns, 0.1% loss", "req/s", "keep-alive\\n0.1% loss"),
+    ("loss1_dl", "{loss} download, 1% loss", "s", "{loss} down\\n1% loss"),
+    ("loss1_ul", "{loss} upload, 1% loss", "s", "{loss} up\\n1% loss"),
+    ("loss1_ka", "keep-alive GET 12 B, 50 conns, 1% loss", "req/s", "keep-alive\\n1% loss"),
 ]
 
 
-def set_idle_count(n):
-    """Puts the idle connection count into the labels of the idle row."""
-    k = f"{n // 1000}k" if n % 1000 == 0 else str(n)
+def set_counts(idle, loss_bytes):
+    """Puts the idle connection count and the lossy transfer size into the labels."""
+    k = f"{idle // 1000}k" if idle % 1000 == 0 else str(idle)
+    mib = loss_bytes / (1 << 20)
+    size = f"{mib:.0f} MiB" if mib == int(mib) else f"{loss_bytes:,} B"
     for i, (wid, label, unit, short) in enumerate(WORKLOADS):
-        WORKLOADS[i] = (wid, label.replace("{idle}", k), unit, short.replace("{idle}", k))
+        WORKLOADS[i] = (wid, label.replace("{idle}", k).replace("{loss}", size), unit,
+                        short.replace("{idle}", k).replace("{loss}", size))
 
 
 def median(xs):
@@ -79,8 +94,13 @@ def measure(rec, unit):
     if kind == "curl":
         ok = (rec["exit"] == 0 and rec["http_code"] == 200
               and rec["bytes"] == rec["expect_bytes"] and rec["seconds"] > 0)
-        value = rec["bytes"] * 8 / rec["seconds"] / 1e9 if ok else None
-        return value, None, None, 0 if ok else 1, {}
+        if unit == "s":
+            value = rec["seconds"] if ok else None
+        else:
+            value = rec["bytes"] * 8 / rec["seconds"] / 1e9 if ok else None
+        extra = {"exit": rec["exit"], "http_code": rec["http_code"], "bytes": rec["bytes"]} \
+            if not ok else {}
+        return value, None, None, 0 if ok else 1, extra
     raise ValueError(f"unknown record kind {kind}")
 
 
@@ -108,8 +128,11 @@ def aggregate(records, rounds):
         else:
             by.setdefault(key, []).append(rec)
             ran.add(rec["system"])
+    present = {rec["workload"] for rec in records}
     rows = []
     for wid, label, unit, _ in WORKLOADS:
+        if wid not in present:
+            continue  # not run (--rows, or this loss level not in the mode)
         for sys_ in SYSTEMS:
             key = (sys_, wid)
             row = {"system": sys_, "workload": wid, "label": label, "unit": unit,
@@ -130,6 +153,8 @@ def aggregate(records, rounds):
                     # processes (or interrupts) competing with it.
                     own = rec["cpu_s"] / (w["duration_us"] / 1e6)
                     busy["server_cpu_other"] = round(max(0.0, rec["server_cpu_busy"] - own), 3)
+                if "loss" in rec:
+                    extra["loss"] = rec["loss"]
                 row["rounds"].append({"round": rec["round"], "value": value, "p50_ms": p50,
                                       "p99_ms": p99, "errors": errors, "cpu_s": rec["cpu_s"],
                                       "rss_kib": rec["rss_kib"], **busy, **extra})
@@ -144,6 +169,15 @@ def aggregate(records, rounds):
                 row[k] = median([r.get(k) for r in row["rounds"]])
             rss = median([r["rss_kib"] for r in row["rounds"]])
             row["rss_mib"] = rss / 1024 if rss is not None else None
+            if unit == "s":
+                size = recs[0]["expect_bytes"] if recs else None
+                row["transfer_bytes"] = size
+                row["mbit_s"] = size * 8 / row["value"] / 1e6 if size and row["value"] else None
+            if any("loss" in r for r in row["rounds"]):
+                row["loss"] = {k: sum(r["loss"][k] for r in row["rounds"] if "loss" in r)
+                               for k in ("in_seen", "in_dropped", "out_seen", "out_dropped")}
+                row["loss"]["permille"] = next(r["loss"]["permille"] for r in row["rounds"]
+                                               if "loss" in r)
             if wid == "idle" and row["rounds"]:
                 held = median([r["held"] for r in row["rounds"]])
                 before = median([r["rss_before_kib"] for r in row["rounds"]])
@@ -164,13 +198,23 @@ def aggregate(records, rounds):
         for ref, field in refs.get(r["system"], []):
             base = index.get((ref, r["workload"]))
             if base and base["value"] and r["value"] is not None:
-                r[field] = r["value"] / base["value"]
+                r[field] = ratio(r["value"], base["value"], r["unit"])
     return rows, events
 
 
-def fmt_value(v, unit):
+def ratio(value, base, unit):
+    """value relative to base, above 1 = better (for times: base / value)."""
+    if unit == "s":
+        return base / value if value > 0 else None
+    return value / base
+
+
+def fmt_value(v, unit, row=None):
     if v is None:
         return None
+    if unit == "s":
+        mbit = row.get("mbit_s") if row else None
+        return f"{v:.2f} s" + (f" ({mbit:,.0f} Mbit/s)" if mbit is not None else "")
     return f"{v:,.0f} req/s" if unit == "req/s" else f"{v:.2f} Gbit/s"
 
 
@@ -185,7 +229,9 @@ def table_rows(rows):
             result = f"n/a ({r['na']})" if r["na"] else "n/a"
             out.append([r["system"], r["label"], result, "", "", "", "", "", "", ""])
             continue
-        result = fmt_value(r["value"], r["unit"]) or "failed"
+        result = fmt_value(r["value"], r["unit"], r) or "failed"
+        if r["unit"] == "s" and r["value"] is not None and r["errors"]:
+            result += f" ({r['errors']} failed)"
         if (r["client_cpu_busy"] or 0) >= CLIENT_BOUND:
             result += " †"
         if (r["server_cpu_other"] or 0) >= CONTENDED:
@@ -261,6 +307,22 @@ def markdown(rows, meta, events):
         lines += ["", f"‡ at least {CONTENDED:.0%} of the server's CPU went to something other than "
                   "the server (other processes, interrupts): the result is lower than it would be "
                   "on a quiet machine."]
+    lossy = [r for r in rows if r.get("loss")]
+    if lossy:
+        lines += ["", "Lossy-link rows (`loss…`): TCP packets dropped at random on the client's "
+                  "interface, both directions, offloads off (paf `--no-offload`). Transfers are "
+                  f"bounded by curl `--max-time {m.get('loss_max_time_s', '?')}`; a failed or "
+                  "timed-out transfer counts as an error and the time is the median of the "
+                  "completed ones. × nginx for a time is nginx's time / this time (above 1 = "
+                  "faster). Packets dropped / seen, summed over rounds (in = towards the "
+                  "client, out = from it):", ""]
+        for r in lossy:
+            lo = r["loss"]
+            share = (lambda d, n: f"{100 * d / n:.2f}%" if n else "-")
+            lines.append(f"- {r['system']}, {r['label']}: in {lo['in_dropped']:,}/{lo['in_seen']:,} "
+                         f"({share(lo['in_dropped'], lo['in_seen'])}), out "
+                         f"{lo['out_dropped']:,}/{lo['out_seen']:,} "
+                         f"({share(lo['out_dropped'], lo['out_seen'])})")
     idle = [r for r in rows if r["workload"] == "idle" and r.get("idle")]
     if idle:
         lines += ["", "Idle connections (the `idle held` rows):", ""]
@@ -318,27 +380,33 @@ def chart(rows, meta, out):
         bars, heights, texts = [], [], []
         for s in SYSTEMS:
             r = index.get((s, wid))
-            ratio = r["value"] / base["value"] if r and r["value"] is not None else None
-            top = max(top, ratio or 0)
-            bars.append("?" if ratio is None else f"{ratio:.4f}")
-            heights.append(f"{ratio or 0:.4f}")
-            if ratio is not None:
-                texts.append(f"{ratio:.2f}")
+            x = ratio(r["value"], base["value"], unit) if r and r["value"] is not None else None
+            top = max(top, x or 0)
+            bars.append("?" if x is None else f"{x:.4f}")
+            heights.append(f"{x or 0:.4f}")
+            if x is not None:
+                texts.append(f"{x:.2f}")
             elif s not in ran:
                 texts.append("")
             else:
                 texts.append("n/a" if r and r["na"] else "failed")
         v = base["value"]
-        absolute = (f"{v / 1000:.1f}k/s" if v >= 1000 else f"{v:.0f}/s") if unit == "req/s" \
-            else f"{v:.3g} Gb/s"
+        if unit == "req/s":
+            absolute = f"{v / 1000:.1f}k/s" if v >= 1000 else f"{v:.0f}/s"
+        elif unit == "s":
+            absolute = f"{v:.2f} s"
+        else:
+            absolute = f"{v:.3g} Gb/s"
         data.append("\t".join([f"{short}\\n(nginx {absolute})", *bars, *heights, *texts]))
     if not data:
         return []
     datafile = out / ".chart.tsv"
     datafile.write_text("\n".join(data) + "\n")
     made = []
-    for name, term in (("results.svg", "svg size 1400,620 dynamic font 'sans,11'"),
-                       ("results.png", "pngcairo size 1600,700 font 'sans,11'")):
+    # Wider with more groups (the lossy rows add six).
+    w = max(1400, 110 * len(data))
+    for name, term in (("results.svg", f"svg size {w},620 dynamic font 'sans,11'"),
+                       ("results.png", f"pngcairo size {w * 8 // 7},700 font 'sans,11'")):
         script = GNUPLOT.format(term=term, out=out / name, data=datafile, rounds=meta.get("rounds"),
                                 ymax=round(top * 1.2 + 0.05, 2), lift=round(top * 0.03, 3))
         p = subprocess.run([gnuplot], input=script, text=True, capture_output=True, check=False)
@@ -358,7 +426,8 @@ def main():
     ap.add_argument("--check", action="store_true")
     args = ap.parse_args()
     meta = dict(kv.split("=", 1) for kv in args.meta)
-    set_idle_count(int(meta.get("idle_connections", 10000)))
+    set_counts(int(meta.get("idle_connections", 10000)),
+               int(meta.get("loss_transfer_bytes", 33554432)))
     records = [json.loads(l) for l in args.raw.read_text().splitlines() if l.strip()]
     rows, events = aggregate(records, int(meta.get("rounds", 1)))
     for e in events:
