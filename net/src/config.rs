@@ -58,6 +58,9 @@ pub struct TcpConfig {
     pub timeout: Option<Duration>,
     /// Send keep-alive probes after this much idle time.
     pub keep_alive: Option<Duration>,
+    /// Lower bound of the retransmission timeout (RFC 6298 (2.4)). 200 ms by default, as on
+    /// Linux; 10 ms to 60 s.
+    pub min_rto: Duration,
     /// Socket sets the connections are spread over by a hash of their addresses and ports, so
     /// that an incoming segment is matched against one set only (smoltcp searches a set
     /// linearly). 1 disables sharding.
@@ -73,6 +76,7 @@ impl Default for TcpConfig {
             ack_delay: Some(Duration::from_millis(10)),
             timeout: Some(Duration::from_secs(300)),
             keep_alive: None,
+            min_rto: Duration::from_millis(200),
             shards: 4096,
         }
     }
@@ -183,6 +187,9 @@ impl Config {
         }
         if self.tcp.rx_buffer > (1 << 30) || self.tcp.tx_buffer > (1 << 30) {
             return err("tcp.rx_buffer", "TCP buffers must be at most 1 GiB");
+        }
+        if !(Duration::from_millis(10)..=Duration::from_secs(60)).contains(&self.tcp.min_rto) {
+            return err("tcp.min_rto", "must be 10ms..=60s");
         }
         if !(1..=65536).contains(&self.tcp.shards) {
             return err("tcp.shards", "must be 1..=65536");

@@ -37,6 +37,7 @@ impl Pool {
         s.set_ack_delay(t.ack_delay.map(duration_to_smol));
         s.set_timeout(t.timeout.map(duration_to_smol));
         s.set_keep_alive(t.keep_alive.map(duration_to_smol));
+        s.set_min_rto(duration_to_smol(t.min_rto));
         // A fresh controller: a recycled socket must not inherit the last connection's window.
         s.set_congestion_control(tcp::CongestionControl::Cubic);
         s

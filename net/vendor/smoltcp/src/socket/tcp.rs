@@ -19,6 +19,7 @@ use crate::wire::{
 };
 
 mod congestion;
+mod recovery;
 
 macro_rules! tcp_trace {
     ($($arg:expr),*) => (net_log!(trace, $($arg),*));
@@ -151,8 +152,13 @@ const RTTE_MIN_MARGIN: u32 = 5;
 const RTTE_K: u32 = 4;
 
 // RFC 6298 (2.4): Whenever RTO is computed, if it is less than 1 second, then the
-// RTO SHOULD be rounded up to 1 second.
+// RTO SHOULD be rounded up to 1 second. That is the default; [`Socket::set_min_rto`]
+// lowers it (paf patch: Linux and most stacks in practice use 200 ms).
 const RTTE_MIN_RTO: u32 = 1000;
+
+// paf patch: the lowest minimum RTO a user may set; RFC 6298 (4) wants the clock
+// granularity G (1 ms here) below the RTO.
+const RTTE_MIN_RTO_FLOOR: u32 = 10;
 
 // RFC 6298 (2.5) A maximum value MAY be placed on RTO provided it is at least 60
 // seconds
@@ -173,6 +179,8 @@ struct RttEstimator {
     timestamp: Option<(Instant, TcpSeqNumber)>,
     max_seq_sent: Option<TcpSeqNumber>,
     rto_count: u8,
+    /// Lower bound of the RTO in milliseconds (RFC 6298 (2.4)).
+    min_rto: u32,
 }
 
 impl Default for RttEstimator {
@@ -185,6 +193,7 @@ impl Default for RttEstimator {
             timestamp: None,
             max_seq_sent: None,
             rto_count: 0,
+            min_rto: RTTE_MIN_RTO,
         }
     }
 }
@@ -214,7 +223,7 @@ impl RttEstimator {
 
         // RFC 6298 (2.2), (2.3)
         let margin = RTTE_MIN_MARGIN.max(self.rttvar * RTTE_K);
-        self.rto = (self.srtt + margin).clamp(RTTE_MIN_RTO, RTTE_MAX_RTO);
+        self.rto = (self.srtt + margin).clamp(self.min_rto, RTTE_MAX_RTO);
 
         self.rto_count = 0;
 
@@ -287,7 +296,6 @@ enum Timer {
     Retransmit {
         expires_at: Instant,
     },
-    FastRetransmit,
     ZeroWindowProbe {
         expires_at: Instant,
         delay: Duration,
@@ -319,7 +327,6 @@ impl Timer {
     fn should_retransmit(&self, timestamp: Instant) -> bool {
         match *self {
             Timer::Retransmit { expires_at } if timestamp >= expires_at => true,
-            Timer::FastRetransmit => true,
             _ => false,
         }
     }
@@ -348,7 +355,6 @@ impl Timer {
             } => PollAt::Ingress,
             Timer::ZeroWindowProbe { expires_at, .. } => PollAt::Time(expires_at),
             Timer::Retransmit { expires_at, .. } => PollAt::Time(expires_at),
-            Timer::FastRetransmit => PollAt::Now,
             Timer::Close { expires_at } => PollAt::Time(expires_at),
         }
     }
@@ -375,20 +381,13 @@ impl Timer {
 
     fn set_for_retransmit(&mut self, timestamp: Instant, delay: Duration) {
         match *self {
-            Timer::Idle { .. }
-            | Timer::FastRetransmit
-            | Timer::Retransmit { .. }
-            | Timer::ZeroWindowProbe { .. } => {
+            Timer::Idle { .. } | Timer::Retransmit { .. } | Timer::ZeroWindowProbe { .. } => {
                 *self = Timer::Retransmit {
                     expires_at: timestamp + delay,
                 }
             }
             Timer::Close { .. } => (),
         }
-    }
-
-    fn set_for_fast_retransmit(&mut self) {
-        *self = Timer::FastRetransmit
     }
 
     fn set_for_close(&mut self, timestamp: Instant) {
@@ -423,7 +422,7 @@ impl Timer {
     }
 
     fn is_retransmit(&self) -> bool {
-        matches!(self, Timer::Retransmit { .. } | Timer::FastRetransmit)
+        matches!(self, Timer::Retransmit { .. })
     }
 }
 
@@ -518,11 +517,6 @@ pub struct Socket<'a> {
     local_rx_last_seq: Option<TcpSeqNumber>,
     /// The ACK number of the last packet received.
     local_rx_last_ack: Option<TcpSeqNumber>,
-    /// The number of packets received directly after
-    /// each other which have the same ACK number.
-    local_rx_dup_acks: u8,
-    /// If a fast retransmit needs to occur
-    pending_fast_retransmit: bool,
 
     /// Duration for Delayed ACK. If None no ACKs will be delayed.
     ack_delay: Option<Duration>,
@@ -538,6 +532,9 @@ pub struct Socket<'a> {
 
     /// The congestion control algorithm.
     congestion_controller: congestion::AnyController,
+
+    /// paf patch: the sender's scoreboard and loss recovery (SACK, RACK-TLP, NewReno).
+    recovery: recovery::Recovery,
 
     /// tsval generator - if some, tcp timestamp is enabled
     tsval_generator: Option<TcpTimestampGenerator>,
@@ -612,8 +609,6 @@ impl<'a> Socket<'a> {
             remote_last_ts: None,
             local_rx_last_ack: None,
             local_rx_last_seq: None,
-            local_rx_dup_acks: 0,
-            pending_fast_retransmit: false,
             ack_delay: Some(ACK_DELAY_DEFAULT),
             ack_delay_timer: AckDelayTimer::Idle,
             challenge_ack_timer: Instant::from_secs(0),
@@ -621,6 +616,7 @@ impl<'a> Socket<'a> {
             tsval_generator: None,
             last_remote_tsval: 0,
             congestion_controller: congestion::AnyController::new(),
+            recovery: recovery::Recovery::default(),
 
             #[cfg(feature = "async")]
             rx_waker: WakerRegistration::new(),
@@ -799,6 +795,21 @@ impl<'a> Socket<'a> {
         self.timeout = duration
     }
 
+    /// Return the lower bound of the retransmission timeout.
+    pub fn min_rto(&self) -> Duration {
+        Duration::from_millis(self.rtte.min_rto as _)
+    }
+
+    /// Set the lower bound of the retransmission timeout (RFC 6298 (2.4)).
+    ///
+    /// By default it is 1 second, as RFC 6298 recommends; Linux uses 200 ms. Values below
+    /// 10 ms are raised to 10 ms, values above the 60 s maximum RTO are lowered to it. The
+    /// bound applies from the next RTT sample on, and survives [`Socket::abort`] and reuse.
+    pub fn set_min_rto(&mut self, min_rto: Duration) {
+        let ms = u32::try_from(min_rto.total_millis()).unwrap_or(u32::MAX);
+        self.rtte.min_rto = ms.clamp(RTTE_MIN_RTO_FLOOR, RTTE_MAX_RTO);
+    }
+
     /// Set the ACK delay duration.
     ///
     /// By default, the ACK delay is set to 10ms.
@@ -907,7 +918,16 @@ impl<'a> Socket<'a> {
 
         self.state = State::Closed;
         self.timer = Timer::new();
-        self.rtte = RttEstimator::default();
+        // paf patch: the configured minimum RTO and congestion control outlive a reset; the
+        // connection's estimates, window and loss-recovery state do not.
+        self.rtte = RttEstimator {
+            min_rto: self.rtte.min_rto,
+            ..RttEstimator::default()
+        };
+        self.congestion_controller.reset();
+        self.recovery = recovery::Recovery::default();
+        self.local_rx_last_ack = None;
+        self.local_rx_last_seq = None;
         self.assembler = Assembler::new();
         self.tx_buffer.clear();
         self.rx_buffer.clear();
@@ -1399,10 +1419,33 @@ impl<'a> Socket<'a> {
     }
 
     fn cwnd_remaining(&self) -> usize {
-        self.congestion_controller
-            .inner()
-            .window()
-            .saturating_sub(self.flight_size())
+        // paf patch: RFC 6675's pipe (outstanding less SACKed and lost), and RFC 3042's
+        // limited transmit.
+        let pipe = self.recovery.pipe(self.local_seq_no, self.remote_last_seq);
+        let window = self.congestion_controller.inner().window()
+            + self.recovery.limited_transmit(self.remote_mss);
+        window.saturating_sub(pipe)
+    }
+
+    /// paf patch: whether a segment deemed lost may be sent again now: the congestion window
+    /// has room, and the peer's window is open (a peer at zero window drops it anyway).
+    fn can_retransmit(&self) -> bool {
+        self.recovery.has_lost() && self.remote_win_len > 0 && self.cwnd_remaining() > 0
+    }
+
+    /// paf patch: arm the tail loss probe (RFC 8985 §7.2) after new data or a new ACK.
+    fn arm_probe(&mut self, now: Instant) {
+        let srtt = self
+            .rtte
+            .have_measurement
+            .then(|| Duration::from_millis(self.rtte.srtt as _));
+        let rto_at = match self.timer {
+            Timer::Retransmit { expires_at } => Some(expires_at),
+            _ => None,
+        };
+        let min_rto = self.min_rto();
+        self.recovery
+            .arm_probe(now, srtt, min_rto, rto_at, self.remote_mss);
     }
 
     /// Return the amount of octets queued in the receive buffer. This value can be larger than
@@ -1494,46 +1537,44 @@ impl<'a> Socket<'a> {
 
         // If the remote supports selective acknowledgement, add the option to the outgoing
         // segment.
-        if self.remote_has_sack {
-            net_debug!("sending sACK option with current assembler ranges");
-
-            // RFC 2018: The first SACK block (i.e., the one immediately following the kind and
-            // length fields in the option) MUST specify the contiguous block of data containing
-            // the segment which triggered this ACK, unless that segment advanced the
-            // Acknowledgment Number field in the header.
-            reply_repr.sack_ranges[0] = None;
-
-            let ack = reply_repr.ack_number.unwrap_or(TcpSeqNumber(0));
-
-            if let Some(last_seg_seq) = self.local_rx_last_seq {
-                reply_repr.sack_ranges[0] = self
-                    .assembler
-                    .iter_data()
-                    .map(|(left, right)| (ack + left, ack + right))
-                    .find(|&(left, right)| left <= last_seg_seq && right >= last_seg_seq)
-                    .map(|(left, right)| (left.0 as u32, right.0 as u32));
-            }
-
-            if reply_repr.sack_ranges[0].is_none() {
-                // The matching segment was removed from the assembler, meaning the acknowledgement
-                // number has advanced, or there was no previous sACK.
-                //
-                // While the RFC says we SHOULD keep a list of reported sACK ranges, and iterate
-                // through those, that is currently infeasible. Instead, we offer the range with
-                // the lowest sequence number (if one exists) to hint at what segments would
-                // most quickly advance the acknowledgement number.
-                reply_repr.sack_ranges[0] = self
-                    .assembler
-                    .iter_data()
-                    .map(|(left, right)| (ack + left, ack + right))
-                    .next()
-                    .map(|(left, right)| (left.0 as u32, right.0 as u32));
-            }
-        }
+        let ack = reply_repr.ack_number.unwrap_or(TcpSeqNumber(0));
+        reply_repr.sack_ranges = self.sack_ranges(ack);
 
         // Since the sACK option may have changed the length of the payload, update that.
         ip_reply_repr.set_payload_len(reply_repr.buffer_len());
         (ip_reply_repr, reply_repr)
+    }
+
+    /// paf patch: up to three SACK blocks for the out-of-order data held (RFC 2018 §4):
+    /// first the block holding the segment that arrived last, then the others from the
+    /// lowest, which are the ones that let the sender fill the next hole.
+    fn sack_ranges(&self, ack: TcpSeqNumber) -> [Option<(u32, u32)>; 3] {
+        let mut out = [None; 3];
+        if !self.remote_has_sack || self.assembler.is_empty() {
+            return out;
+        }
+        let edges = |(left, right): (usize, usize)| ((ack + left).0 as u32, (ack + right).0 as u32);
+        let latest = self.local_rx_last_seq.and_then(|last| {
+            self.assembler
+                .iter_data()
+                .map(|(l, r)| (ack + l, ack + r))
+                .find(|&(l, r)| l <= last && last < r)
+        });
+        let mut n = 0;
+        if let Some((l, r)) = latest {
+            out[0] = Some((l.0 as u32, r.0 as u32));
+            n = 1;
+        }
+        for block in self.assembler.iter_data().map(edges) {
+            if n == out.len() {
+                break;
+            }
+            if out[0] != Some(block) {
+                out[n] = Some(block);
+                n += 1;
+            }
+        }
+        out
     }
 
     fn challenge_ack_reply(
@@ -1920,6 +1961,7 @@ impl<'a> Socket<'a> {
                 self.remote_seq_no = repr.seq_number + 1;
                 self.remote_last_seq = self.local_seq_no;
                 self.remote_has_sack = repr.sack_permitted;
+                self.start_sender();
                 self.remote_win_scale = repr.window_scale;
                 // Remote doesn't support window scaling, don't do it.
                 if self.remote_win_scale.is_none() {
@@ -1969,6 +2011,7 @@ impl<'a> Socket<'a> {
                 self.remote_last_seq = self.local_seq_no + 1;
                 self.remote_last_ack = Some(repr.seq_number);
                 self.remote_has_sack = repr.sack_permitted;
+                self.start_sender();
                 self.remote_win_scale = repr.window_scale;
                 // Remote doesn't support window scaling, don't do it.
                 if self.remote_win_scale.is_none() {
@@ -2089,67 +2132,53 @@ impl<'a> Socket<'a> {
         }
 
         if let Some(ack_number) = repr.ack_number {
-            // TODO: When flow control is implemented,
-            // refractor the following block within that implementation
-
-            match self.local_rx_last_ack {
-                // Duplicate ACK if payload empty and ACK doesn't move send window ->
-                // Increment duplicate ACK count, notify congestion controller and
-                // set for retransmit if we just received the third duplicate ACK
-                Some(last_rx_ack)
-                    if repr.payload.is_empty()
-                        && last_rx_ack == ack_number
-                        && ack_number < self.remote_last_seq
-                        && !is_window_update =>
-                {
-                    // Increment duplicate ACK count
-                    self.local_rx_dup_acks = self.local_rx_dup_acks.saturating_add(1);
-
-                    net_debug!(
-                        "received duplicate ACK for seq {} (duplicate nr {}{})",
-                        ack_number,
-                        self.local_rx_dup_acks,
-                        if self.local_rx_dup_acks == u8::MAX {
-                            "+"
-                        } else {
-                            ""
-                        }
-                    );
-
-                    if self.local_rx_dup_acks == 3 {
-                        self.timer.set_for_fast_retransmit();
-                        net_debug!("started fast retransmit");
-                    }
-
-                    // Notify of duplicate ACK
-                    let in_flight = self.flight_size();
-                    self.congestion_controller.inner_mut().on_dup_ack(
-                        cx.now(),
-                        self.remote_mss,
-                        in_flight,
-                    );
-                }
-
-                // No duplicate ACK means we reset the duplicate ACK count
-                // and notify the congestion controller of the fresh ACK
-                _ => {
-                    if self.local_rx_dup_acks > 0 {
-                        self.local_rx_dup_acks = 0;
-                        net_debug!("reset duplicate ACK count");
-                    }
-                    self.local_rx_last_ack = Some(ack_number);
-
-                    // Notify of fresh ACK
-                    self.rtte.on_ack(cx.now(), ack_number);
-                    let new_flight_size = self.flight_size().saturating_sub(ack_len);
-                    self.congestion_controller.inner_mut().on_ack(
-                        cx.now(),
-                        ack_len,
-                        new_flight_size,
-                        &self.rtte,
-                    );
-                }
+            // paf patch: duplicate ACKs, SACK blocks and partial ACKs go to the loss-recovery
+            // scoreboard, which tells the congestion controller once per loss episode. A
+            // window change no longer disqualifies a duplicate ACK (RFC 5681 §2 would, but
+            // a receiver that keeps reading changes its window in most of them).
+            let sack = if self.remote_has_sack {
+                repr.sack_ranges
+            } else {
+                [None; 3]
             };
+            let duplicate = repr.payload.is_empty()
+                && self.local_rx_last_ack == Some(ack_number)
+                && ack_number == self.local_seq_no
+                && ack_number < self.remote_last_seq
+                && repr.window_len != 0
+                && matches!(repr.control, TcpControl::None | TcpControl::Psh);
+            let outcome = self.recovery.on_ack(
+                recovery::Ack {
+                    una: ack_number,
+                    snd_nxt: self.remote_last_seq,
+                    sack: &sack,
+                    duplicate,
+                },
+                cx.now(),
+            );
+            if duplicate {
+                net_debug!("received duplicate ACK for seq {}", ack_number);
+            }
+            if self.local_rx_last_ack != Some(ack_number) {
+                self.rtte.on_ack(cx.now(), ack_number);
+            }
+            self.local_rx_last_ack = Some(ack_number);
+            if outcome.entered_fast {
+                net_debug!("loss detected, entering fast recovery");
+                let in_flight = self.flight_size();
+                self.congestion_controller
+                    .inner_mut()
+                    .on_loss(cx.now(), in_flight);
+            }
+            if outcome.may_grow {
+                let new_flight_size = self.flight_size().saturating_sub(ack_len);
+                self.congestion_controller.inner_mut().on_ack(
+                    cx.now(),
+                    ack_len,
+                    new_flight_size,
+                    &self.rtte,
+                );
+            }
 
             // We've processed everything in the incoming segment, so advance the local
             // sequence number past it.
@@ -2172,7 +2201,7 @@ impl<'a> Socket<'a> {
 
         // update timers.
         match self.timer {
-            Timer::Retransmit { .. } | Timer::FastRetransmit => {
+            Timer::Retransmit { .. } => {
                 if ack_all {
                     // RFC 6298: (5.2) ACK of all outstanding data turn off the retransmit timer.
                     self.timer.set_for_idle(cx.now(), self.keep_alive);
@@ -2187,6 +2216,9 @@ impl<'a> Socket<'a> {
                 self.timer.set_for_idle(cx.now(), self.keep_alive);
             }
             _ => {}
+        }
+        if ack_len > 0 {
+            self.arm_probe(cx.now());
         }
 
         // start/stop the Zero Window Probe timer.
@@ -2289,6 +2321,18 @@ impl<'a> Socket<'a> {
         }
     }
 
+    /// paf patch: the sender's state once the handshake tells the peer's MSS and SACK.
+    fn start_sender(&mut self) {
+        self.recovery = recovery::Recovery::default();
+        self.recovery.set_sack(self.remote_has_sack);
+        // RFC 6928: IW = min(10*MSS, max(2*MSS, 14600)).
+        let mss = self.remote_mss;
+        let iw = (10 * mss).min((2 * mss).max(14600));
+        self.congestion_controller
+            .inner_mut()
+            .set_initial_window(iw);
+    }
+
     fn timed_out(&self, timestamp: Instant) -> bool {
         match (self.remote_last_ts, self.timeout) {
             (Some(remote_last_ts), Some(timeout)) => timestamp >= remote_last_ts + timeout,
@@ -2297,8 +2341,8 @@ impl<'a> Socket<'a> {
     }
 
     fn seq_to_transmit(&self, cx: &mut Context) -> bool {
-        // Fast retransmits should always send, even if later congestion checks would disallow
-        if self.pending_fast_retransmit && !self.tx_buffer.is_empty() {
+        // paf patch: a tail loss probe, or a segment deemed lost that the window lets out.
+        if self.recovery.probe_due() || self.can_retransmit() {
             return true;
         }
 
@@ -2466,41 +2510,41 @@ impl<'a> Socket<'a> {
             .inner_mut()
             .pre_transmit(cx.now());
 
+        // paf patch: RACK's reordering timer may find a loss; the probe timer may fire.
+        if self.recovery.on_timers(cx.now(), self.remote_last_seq) {
+            net_debug!("loss detected by the reordering timer, entering fast recovery");
+            let in_flight = self.flight_size();
+            self.congestion_controller
+                .inner_mut()
+                .on_loss(cx.now(), in_flight);
+        }
+
         // Check if any state needs to be changed because of a timer.
         if self.timed_out(cx.now()) {
             // If a timeout expires, we should abort the connection.
             net_debug!("timeout exceeded");
             self.set_state(State::Closed);
         } else if self.timer.should_retransmit(cx.now()) {
-            if let Timer::Retransmit { .. } = self.timer {
-                // If a retransmit timer expired, we should resend data starting at the last ACK.
-                net_debug!("retransmitting after rto");
+            net_debug!("retransmitting after rto");
 
-                // Inform the congestion controller that we're retransmitting and should enter the slow start state
-                let in_flight = self.flight_size();
-                self.congestion_controller
-                    .inner_mut()
-                    .on_rto(cx.now(), in_flight);
+            // Inform the congestion controller that we're retransmitting and should enter the slow start state
+            let in_flight = self.flight_size();
+            self.congestion_controller
+                .inner_mut()
+                .on_rto(cx.now(), in_flight);
 
-                // Rewind "last sequence number sent", as if we never
-                // had sent them. This will cause all data in the queue
-                // to be sent again.
+            // paf patch: in a synchronized state everything not SACKed is deemed lost and
+            // retransmitted from the scoreboard as the window allows; SND.NXT is not rewound
+            // (RFC 6675 §5.1). Rewinding it made our pure ACKs carry a sequence number below
+            // the peer's RCV.NXT, which the peer drops unprocessed: with both directions in
+            // timeout recovery, neither side's ACKs were ever heard (a deadlock). Only the
+            // handshake, which has no scoreboard, still rewinds to send its SYN again.
+            if !self.recovery.on_rto(self.remote_last_seq) {
                 self.remote_last_seq = self.local_seq_no;
-
-                // Inform RTTE, so that it can can handle RTO backoff
-                self.rtte.on_rto();
-            } else {
-                // If a fast rentrasmit timer expired, we should resend only the earliest unAcked segment
-                net_debug!("retransmitting for fast-retransmit");
-
-                // Inform the congestion controller that we're doing a fast retransmit and should enter the fast recovery state
-                let in_flight = self.flight_size();
-                self.congestion_controller
-                    .inner_mut()
-                    .on_loss(cx.now(), in_flight);
-
-                self.pending_fast_retransmit = true;
             }
+
+            // Inform RTTE, so that it can can handle RTO backoff
+            self.rtte.on_rto();
 
             // Clear the `should_retransmit` state. If we can't retransmit right
             // now for whatever reason (like zero window), this avoids an
@@ -2575,6 +2619,11 @@ impl<'a> Socket<'a> {
         };
 
         let mut is_zero_window_probe = false;
+        // paf patch: whether this segment goes on the scoreboard, is a retransmission, or is a
+        // tail loss probe (Some(true) when the probe is a retransmission).
+        let mut recorded = false;
+        let mut retransmission = false;
+        let mut probe: Option<bool> = None;
 
         #[cfg_attr(
             not(feature = "segmentation-offload"),
@@ -2631,14 +2680,31 @@ impl<'a> Socket<'a> {
                 let local_mss = cx.ip_mtu() - ip_repr.header_len() - TCP_HEADER_LEN;
                 let effective_mss = local_mss.min(self.remote_mss).saturating_sub(options_len);
 
-                let offset = if self.pending_fast_retransmit {
-                    let size = effective_mss.min(self.tx_buffer.len());
-                    repr.seq_number = self.local_seq_no;
-                    repr.payload = self.tx_buffer.get_allocated(0, size);
-
-                    self.pending_fast_retransmit = false;
-
-                    0
+                // paf patch: what the scoreboard deems lost goes first, then a due tail loss
+                // probe (RFC 8985 §7.3: new data if the peer's window allows, else the last
+                // segment again), then new data.
+                recorded = true;
+                let unsent = self.tx_buffer.len() > self.flight_size()
+                    && self.local_seq_no + self.remote_win_len > self.remote_last_seq;
+                let again = if self.can_retransmit() {
+                    self.recovery.next_retransmit(effective_mss)
+                } else if self.recovery.probe_due() {
+                    probe = Some(!unsent);
+                    if unsent {
+                        None
+                    } else {
+                        self.recovery.probe_retransmit(effective_mss)
+                    }
+                } else {
+                    None
+                };
+                let offset = if let Some((seq, len)) = again {
+                    let offset = seq - self.local_seq_no;
+                    let size = len.min(self.tx_buffer.len().saturating_sub(offset));
+                    repr.seq_number = seq;
+                    repr.payload = self.tx_buffer.get_allocated(offset, size);
+                    retransmission = true;
+                    offset
                 } else {
                     // Right edge of window, ie the max sequence number we're allowed to send.
                     let win_right_edge = self.local_seq_no + self.remote_win_len;
@@ -2694,7 +2760,11 @@ impl<'a> Socket<'a> {
                         .unwrap_or(effective_mss)
                     };
 
-                    let size = if is_zero_window_probe {
+                    let size = if probe.is_some() {
+                        // A tail loss probe of new data is exempt from the congestion window
+                        // (RFC 8985 §7.3), and is one segment.
+                        win_limit.min(effective_mss)
+                    } else if is_zero_window_probe {
                         // Zero-window probes are exempt from the congestion window: they
                         // are sent precisely when normal transmission is impossible, and
                         // an empty segment elicits no reply, so capping the probe to a
@@ -2736,6 +2806,16 @@ impl<'a> Socket<'a> {
 
             // In FIN-WAIT-2 and TIME-WAIT states we may only transmit ACKs for incoming data or FIN
             State::FinWait2 | State::TimeWait => {}
+        }
+        if !recorded && self.recovery.probe_due() {
+            self.recovery.cancel_probe();
+        }
+
+        // paf patch: our ACKs carry SACK blocks for out-of-order data (RFC 2018).
+        if repr.control != TcpControl::Syn
+            && let Some(ack) = repr.ack_number
+        {
+            repr.sack_ranges = self.sack_ranges(ack);
         }
 
         // There might be more than one reason to send a packet. E.g. the keep-alive timer
@@ -2835,12 +2915,33 @@ impl<'a> Socket<'a> {
                 .post_transmit(cx.now(), repr.segment_len());
         }
 
-        if repr.segment_len() > 0 && !self.timer.is_retransmit() {
+        if repr.segment_len() > 0 && (!self.timer.is_retransmit() || probe.is_some()) {
             // RFC 6298 (5.1) Every time a packet containing data is sent (including a
             // retransmission), if the timer is not running, start it running
-            // so that it will expire after RTO seconds.
+            // so that it will expire after RTO seconds. (paf patch: a tail loss probe
+            // restarts it, RFC 8985 §7.3.)
             let rto = self.rtte.retransmission_timeout();
             self.timer.set_for_retransmit(cx.now(), rto);
+        }
+
+        // paf patch: the scoreboard learns what went out.
+        if recorded {
+            if repr.segment_len() > 0 {
+                let end = repr.seq_number + repr.segment_len();
+                self.recovery.on_send(repr.seq_number, end, cx.now());
+                if retransmission {
+                    self.rtte.on_retransmit();
+                }
+            }
+            match probe {
+                Some(again) if repr.segment_len() > 0 => {
+                    net_debug!("sent a tail loss probe");
+                    self.recovery.on_probe_sent(self.remote_last_seq, again)
+                }
+                Some(_) => self.recovery.cancel_probe(),
+                None if !retransmission && repr.segment_len() > 0 => self.arm_probe(cx.now()),
+                None => {}
+            }
         }
 
         if self.state == State::Closed {
@@ -2892,11 +2993,22 @@ impl<'a> Socket<'a> {
                 (_, _) => PollAt::Ingress,
             };
 
+            // paf patch: and the reordering and tail-loss-probe timers.
+            let recovery_poll_at = self
+                .recovery
+                .poll_at()
+                .map_or(PollAt::Ingress, PollAt::Time);
+
             // We wait for the earliest of our timers to fire.
-            *[self.timer.poll_at(), timeout_poll_at, delayed_ack_poll_at]
-                .iter()
-                .min()
-                .unwrap_or(&PollAt::Ingress)
+            *[
+                self.timer.poll_at(),
+                timeout_poll_at,
+                delayed_ack_poll_at,
+                recovery_poll_at,
+            ]
+            .iter()
+            .min()
+            .unwrap_or(&PollAt::Ingress)
         }
     }
 }
@@ -7063,7 +7175,7 @@ mod test {
             }
         );
 
-        assert_eq!(s.local_rx_dup_acks, 2, "duplicate ACK counter is not set");
+        assert_eq!(s.recovery.dup_acks(), 2, "duplicate ACK counter is not set");
 
         // This packet has content, hence should not be detected
         // as a duplicate ACK and should reset the duplicate ACK count
@@ -7088,7 +7200,8 @@ mod test {
         );
 
         assert_eq!(
-            s.local_rx_dup_acks, 0,
+            s.recovery.dup_acks(),
+            0,
             "duplicate ACK counter is not reset when receiving data"
         );
     }
@@ -7133,10 +7246,11 @@ mod test {
             }
         );
 
-        assert_eq!(s.local_rx_dup_acks, 2, "duplicate ACK counter is not set");
+        assert_eq!(s.recovery.dup_acks(), 2, "duplicate ACK counter is not set");
 
-        // This packet has a window update, hence should not be detected
-        // as a duplicate ACK and should reset the duplicate ACK count
+        // paf patch: a window update still counts as a duplicate ACK (a receiver whose
+        // application keeps reading changes its window in most of them), so the third one
+        // triggers fast retransmit.
         send!(
             s,
             TcpRepr {
@@ -7148,9 +7262,16 @@ mod test {
         );
 
         assert_eq!(
-            s.local_rx_dup_acks, 0,
-            "duplicate ACK counter is not reset when receiving a window update"
+            s.recovery.dup_acks(),
+            3,
+            "a window update is a duplicate ACK too"
         );
+        recv!(s, time 1100, Ok(TcpRepr {
+            seq_number: LOCAL_SEQ + 1,
+            ack_number: Some(REMOTE_SEQ + 1),
+            payload:    &b"abc"[..],
+            ..RECV_TEMPL
+        }));
     }
 
     #[test]
@@ -7173,7 +7294,8 @@ mod test {
         });
 
         assert_eq!(
-            s.local_rx_dup_acks, 0,
+            s.recovery.dup_acks(),
+            0,
             "duplicate ACK counter is set but wound not transmit data"
         );
 
@@ -7227,7 +7349,8 @@ mod test {
         });
 
         assert_eq!(
-            s.local_rx_dup_acks, 0,
+            s.recovery.dup_acks(),
+            0,
             "duplicate ACK counter is not reset when receiving ACK which updates send window"
         );
 
@@ -7258,7 +7381,7 @@ mod test {
         });
 
         // A lot of retransmits happen here
-        s.local_rx_dup_acks = u8::MAX - 1;
+        s.recovery.set_dup_acks(u8::MAX - 1);
 
         // Send 3 more ACKs, which could overflow local_rx_dup_acks,
         // but intended behaviour is that we saturate the bounds
@@ -7279,7 +7402,7 @@ mod test {
             ..SEND_TEMPL
         });
         assert_eq!(
-            s.local_rx_dup_acks,
+            s.recovery.dup_acks(),
             u8::MAX,
             "duplicate ACK count should not overflow but saturate"
         );

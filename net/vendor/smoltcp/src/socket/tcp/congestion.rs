@@ -35,6 +35,9 @@ pub(super) trait Controller {
 
     /// Set the maximum segment size.
     fn set_mss(&mut self, mss: usize) {}
+
+    /// paf patch: set the window a connection starts with (RFC 6928), before any data is sent.
+    fn set_initial_window(&mut self, cwnd: usize) {}
 }
 
 #[derive(Debug)]
@@ -76,6 +79,19 @@ impl AnyController {
         }
 
         AnyController::None(no_control::NoControl)
+    }
+
+    /// paf patch: a fresh controller of the same algorithm, for a socket that is reset.
+    pub fn reset(&mut self) {
+        *self = match self {
+            AnyController::None(_) => AnyController::None(no_control::NoControl),
+
+            #[cfg(feature = "socket-tcp-reno")]
+            AnyController::Reno(_) => AnyController::Reno(reno::Reno::new()),
+
+            #[cfg(feature = "socket-tcp-cubic")]
+            AnyController::Cubic(_) => AnyController::Cubic(cubic::Cubic::new()),
+        }
     }
 
     #[inline]

@@ -235,6 +235,14 @@ impl Controller for Cubic {
         self.recompute_k();
     }
 
+    fn set_initial_window(&mut self, cwnd: usize) {
+        self.cwnd = cwnd;
+        self.w_max = cwnd;
+        self.w_est = cwnd as f64;
+        self.cwnd_prior = cwnd;
+        self.recompute_k();
+    }
+
     fn set_remote_window(&mut self, remote_window: usize) {
         if self.rwnd < remote_window {
             self.rwnd = remote_window;
