@@ -40,6 +40,7 @@ pub(super) struct Interface {
     pub dns: Vec<IpAddr>,
     pub pcap: Option<PathBuf>,
     pub tcp_buffer: Option<Spanned<Size>>,
+    pub tcp_min_rto: Option<Spanned<Dur>>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -206,6 +206,18 @@ impl Validator<'_> {
                 net.tcp.tx_buffer = n as usize;
             }
         }
+        if let Some(rto) = &i.tcp_min_rto {
+            let d = rto.get_ref().0;
+            if !(Duration::from_millis(10)..=Duration::from_secs(60)).contains(&d) {
+                self.err(
+                    "interface.tcp_min_rto",
+                    Some(rto.span()),
+                    "must be 10ms..=60s",
+                );
+            } else {
+                net.tcp.min_rto = d;
+            }
+        }
         if let Err(e) = net.validate() {
             self.err(format!("interface.{}", e.field), None, e.reason);
         }
