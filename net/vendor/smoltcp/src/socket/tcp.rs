@@ -2610,7 +2610,9 @@ impl<'a> Socket<'a> {
             window_scale: None,
             max_seg_size: None,
             sack_permitted: false,
-            sack_ranges: [None, None, None],
+            // paf patch: our ACKs carry SACK blocks for out-of-order data (RFC 2018), set
+            // before the payload is sized so that the segment still fits the MSS.
+            sack_ranges: self.sack_ranges(self.remote_seq_no + self.rx_buffer.len()),
             timestamp: TcpTimestampRepr::generate_reply_with_tsval(
                 self.tsval_generator,
                 self.last_remote_tsval,
@@ -2648,6 +2650,7 @@ impl<'a> Socket<'a> {
             // We transmit a SYN|ACK in the SYN-RECEIVED state.
             State::SynSent | State::SynReceived => {
                 repr.control = TcpControl::Syn;
+                repr.sack_ranges = [None; 3];
                 repr.seq_number = self.local_seq_no;
                 // window len must NOT be scaled in SYNs.
                 repr.window_len = u16::try_from(self.rx_buffer.window()).unwrap_or(u16::MAX);
@@ -2809,13 +2812,6 @@ impl<'a> Socket<'a> {
         }
         if !recorded && self.recovery.probe_due() {
             self.recovery.cancel_probe();
-        }
-
-        // paf patch: our ACKs carry SACK blocks for out-of-order data (RFC 2018).
-        if repr.control != TcpControl::Syn
-            && let Some(ack) = repr.ack_number
-        {
-            repr.sack_ranges = self.sack_ranges(ack);
         }
 
         // There might be more than one reason to send a packet. E.g. the keep-alive timer

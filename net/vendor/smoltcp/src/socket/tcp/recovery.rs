@@ -551,7 +551,10 @@ impl Recovery {
             self.tlp_timer = None;
             return;
         }
-        let in_flight: usize = self.segs.iter().map(Seg::len).sum();
+        let in_flight = match (self.segs.front(), self.segs.back()) {
+            (Some(first), Some(last)) => last.end - first.start,
+            _ => 0,
+        };
         let pto = match srtt {
             // One segment in flight: allow for the peer's delayed ACK, as Linux does.
             Some(srtt) if in_flight <= mss => srtt * 2 + min_rto,
