@@ -294,6 +294,25 @@ fn plain_frames_without_offloads_work_the_same() {
     );
 }
 
+/// A persistent TAP keeps the offloads an earlier run asked for; a `--no-offload` run on the
+/// same TAP must turn them off, or the kernel goes on handing it super-segments and partial
+/// checksums it cannot read, and nothing is ever answered.
+#[test]
+fn no_offload_after_an_offloading_run_on_the_same_tap() {
+    if !require_netns("no_offload_after_an_offloading_run_on_the_same_tap") {
+        return;
+    }
+    let ns = Netns::new("reoffload");
+    let mut paf = start_echo(&ns, &["--port", "7"]);
+    assert!(paf.stderr().contains("offloads on"), "{}", paf.stderr());
+    burst(&ns, "198.18.0.2", 7, 2, 1024 * 1024);
+    assert!(paf.stop(Duration::from_secs(5)).success());
+    let mut paf = start_echo(&ns, &["--port", "7", "--no-offload"]);
+    assert!(paf.stderr().contains("offloads off"), "{}", paf.stderr());
+    burst(&ns, "198.18.0.2", 7, 2, 1024 * 1024);
+    assert!(paf.stop(Duration::from_secs(5)).success());
+}
+
 /// With offloads on (the default) the kernel hands uploads over as TCP super-segments, larger
 /// than the MTU, with partial checksums that the device completes before smoltcp verifies them;
 /// and paf sends super-segments the kernel cuts up. The echo must still be byte-exact.

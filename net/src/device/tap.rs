@@ -283,7 +283,19 @@ fn attach(name: &str, vnet: bool) -> io::Result<File> {
             .map_err(|e| io::Error::new(e.kind(), format!("cannot attach to TAP {name:?}: {e}")))?;
         iface.set_non_blocking()?;
         // SAFETY: into_raw_fd hands over the descriptor; the File owns it from here.
-        return Ok(unsafe { File::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(iface)) });
+        let file = unsafe { File::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(iface)) };
+        // A persistent TAP keeps the offloads an earlier attach (with the header) asked for:
+        // the kernel would go on handing us super-segments and partial checksums that a
+        // frame without the header cannot describe, and smoltcp would drop them all.
+        // SAFETY: TUNSETOFFLOAD takes its argument by value, on the fd the File owns.
+        if unsafe { libc::ioctl(file.as_raw_fd(), TUNSETOFFLOAD, 0 as libc::c_ulong) } < 0 {
+            let e = io::Error::last_os_error();
+            return Err(io::Error::new(
+                e.kind(),
+                format!("cannot turn off the offloads of TAP {name:?}: {e}"),
+            ));
+        }
+        return Ok(file);
     }
     // SAFETY: plain open(2) of a path literal; the fd is owned by the File below.
     let fd = unsafe {
