@@ -9991,4 +9991,9 @@ mod test {
         recv_nothing!(s);
         assert_eq!(s.state, State::Closed);
     }
+
+    // paf patch (issue 13): packetdrill-style loss-recovery scenarios.
+    mod scenarios {
+        include!("tcp/scenarios.rs");
+    }
 }

@@ -127,6 +127,13 @@ pub(super) struct Recovery {
     tlp_high: Option<(TcpSeqNumber, bool)>,
     /// A D-SACK was seen since the outstanding probe was sent.
     tlp_dsack: bool,
+    /// The sender's MSS as last passed to [`Recovery::arm_probe`] (0 before), so that the
+    /// head "segment" a duplicate-ACK loss marks is one segment (see `mark_head_lost`).
+    mss: usize,
+    /// Peer without SACK: bytes that duplicate ACKs say have left the network (one MSS per
+    /// duplicate ACK), counted out of `pipe` as if SACKed, as Linux does (`sacked_out` for
+    /// Reno peers).
+    dup_sacked: usize,
 }
 
 impl Default for Recovery {
@@ -149,6 +156,8 @@ impl Default for Recovery {
             tlp_pending: false,
             tlp_high: None,
             tlp_dsack: false,
+            mss: 0,
+            dup_sacked: 0,
         }
     }
 }
@@ -163,11 +172,19 @@ impl Recovery {
     /// and what is deemed lost and not yet retransmitted.
     pub fn pipe(&self, una: TcpSeqNumber, snd_nxt: TcpSeqNumber) -> usize {
         let outstanding = if snd_nxt > una { snd_nxt - una } else { 0 };
-        outstanding.saturating_sub(self.sacked + self.lost)
+        outstanding.saturating_sub(self.sacked + self.lost + self.dup_sacked)
     }
 
     /// Extra bytes limited transmit lets a sender without recovery put out (RFC 3042).
     pub fn limited_transmit(&self, mss: usize) -> usize {
+        // paf fix (issue 13, scenarios 7b/7c): with a SACK peer the SACKed segment of a
+        // duplicate ACK has already left `pipe`, and without SACK `dup_sacked` takes one MSS
+        // out of `pipe` per duplicate ACK: that is RFC 3042's one new segment per duplicate
+        // ACK already. Adding 2 MSS to the window on top sent two segments per duplicate
+        // ACK (FlightSize up to cwnd + 4 MSS, RFC 3042 allows cwnd + 2 MSS).
+        if self.sack_ok || self.mss > 0 {
+            return 0;
+        }
         match self.episode {
             Episode::Open => usize::from(self.dup_acks.min(2)) * mss,
             _ => 0,
@@ -294,8 +311,18 @@ impl Recovery {
 
     /// Mark the first unSACKed segment lost (fast retransmit / NewReno partial ACK).
     fn mark_head_lost(&mut self) -> bool {
-        let head = self.segs.iter().position(|s| !s.sacked);
-        head.is_some_and(|i| self.mark_lost(i))
+        let Some(i) = self.segs.iter().position(|s| !s.sacked) else {
+            return false;
+        };
+        // paf fix (issue 13, scenario 7b): `on_send` coalesces segments sent in one instant
+        // (and a segmentation-offload send is one range), so the head range may hold many
+        // segments; RFC 5681 §3.2 and RFC 6582 §3.2 retransmit only the first one. Marking
+        // the whole range lost resent a whole initial window on the third duplicate ACK.
+        let s = self.segs[i];
+        if self.mss > 0 && s.len() > self.mss {
+            self.split_at(s.start + self.mss);
+        }
+        self.mark_lost(i)
     }
 
     /// RACK's update for a segment that has just been delivered (RFC 8985 §6.2 step 2).
@@ -452,6 +479,25 @@ impl Recovery {
         } else {
             self.dup_acks = 0;
         }
+        // paf fix (issue 13, scenario 7b): a peer without SACK tells what left the network
+        // only by duplicate ACKs. Without counting them out of `pipe`, a controller that
+        // cut cwnd below the outstanding data on the third one (Reno: cwnd = FlightSize/2 +
+        // 3 MSS) left no room for the fast retransmit itself, and recovery waited for the
+        // RTO. Each duplicate ACK counts one MSS as delivered (RFC 5681's window inflation,
+        // Linux's `tcp_add_reno_sack`); an advancing ACK takes back what it acknowledged
+        // beyond one segment (`tcp_remove_reno_sacks`).
+        if !self.sack_ok {
+            if ack.duplicate {
+                let outstanding: usize = self.segs.iter().map(Seg::len).sum();
+                let room = outstanding.saturating_sub(self.lost + self.mss);
+                self.dup_sacked = (self.dup_sacked + self.mss).min(room);
+            } else if advanced {
+                let acked = ack.una - old_una.unwrap_or(ack.una);
+                self.dup_sacked = self
+                    .dup_sacked
+                    .saturating_sub(acked.saturating_sub(self.mss));
+            }
+        }
 
         // The end of a probe's round: did it repair a loss? (RFC 8985 §7.4.2)
         if let Some((high, was_retx)) = self.tlp_high
@@ -488,6 +534,7 @@ impl Recovery {
             Episode::Fast { point } | Episode::Timeout { point } if ack.una >= point => {
                 self.episode = Episode::Open;
                 self.reordering_seen = false;
+                self.dup_sacked = 0;
             }
             _ => {}
         }
@@ -497,6 +544,7 @@ impl Recovery {
         }
         out.may_grow = !self.in_fast_recovery();
         if self.segs.is_empty() {
+            self.dup_sacked = 0;
             self.tlp_timer = None;
             self.tlp_pending = false;
             self.reo_timer = None;
@@ -542,6 +590,9 @@ impl Recovery {
         rto_at: Option<Instant>,
         mss: usize,
     ) {
+        if mss > 0 {
+            self.mss = mss;
+        }
         if !self.sack_ok
             || self.episode != Episode::Open
             || self.tlp_high.is_some()
@@ -591,6 +642,7 @@ impl Recovery {
         }
         self.episode = Episode::Timeout { point: snd_nxt };
         self.dup_acks = 0;
+        self.dup_sacked = 0;
         self.tlp_timer = None;
         self.tlp_pending = false;
         self.tlp_high = None;
@@ -753,6 +805,37 @@ mod test {
         let o = r.on_ack(ack(nxt, nxt, &[], false), at(63));
         assert!(o.may_grow && !r.in_fast_recovery());
         assert!(r.is_empty());
+        r.check();
+    }
+
+    #[test]
+    fn duplicate_acks_mark_one_segment_of_a_coalesced_head_lost() {
+        // paf fix (issue 13): ten segments sent in one instant are one range on the
+        // scoreboard; the third duplicate ACK (no SACK) deems only the first segment lost,
+        // and a NewReno partial ACK only the next one.
+        let mut r = Recovery::default();
+        r.arm_probe(at(0), None, Duration::from_millis(200), None, MSS);
+        for i in 0..10 {
+            r.on_send(seq(i * MSS), seq((i + 1) * MSS), at(0));
+        }
+        let nxt = 10 * MSS;
+        r.on_ack(ack(MSS, nxt, &[], false), at(20));
+        for i in 0..3 {
+            r.on_ack(ack(MSS, nxt, &[], true), at(21 + i));
+        }
+        assert_eq!(r.next_retransmit(10 * MSS), Some((seq(MSS), MSS)));
+        // Nine outstanding, one lost, three reported delivered by the duplicate ACKs.
+        assert_eq!(r.pipe(seq(MSS), seq(nxt)), 5 * MSS);
+        assert_eq!(
+            r.limited_transmit(MSS),
+            0,
+            "pipe already counts the duplicates"
+        );
+        r.on_send(seq(MSS), seq(2 * MSS), at(23));
+        r.on_ack(ack(4 * MSS, nxt, &[], false), at(43));
+        assert_eq!(r.next_retransmit(10 * MSS), Some((seq(4 * MSS), MSS)));
+        // The partial ACK covered three segments: two of the three counted delivered.
+        assert_eq!(r.pipe(seq(4 * MSS), seq(nxt)), 6 * MSS - MSS - MSS);
         r.check();
     }
 
