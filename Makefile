@@ -3,6 +3,7 @@
 #   make build                  release build of the workspace
 #   sudo make run [ARGS=...]    paf in a private netns on TAP paf0 (scripts/run); ARGS go to `paf run`
 #   make test                   deps, format check, clippy, shellcheck, all tests, a short fuzz run
+#   make test-smoltcp           the vendored, patched smoltcp's own suite (part of make test)
 #   make fuzz [FUZZ_SECONDS=300] [FUZZ_TARGETS='request_head ...']   every fuzz target, one by one
 #   make fmt / make lint        format in place / clippy + shellcheck
 #   sudo make netns-up [NAME=paf-dev] [NETNS_OPTS=--dnsmasq]   a namespace to poke at by hand
@@ -28,7 +29,7 @@ FUZZ_TEST_SECONDS ?= 10
 FUZZ_TARGETS ?=
 SCRIPTS := scripts/netns scripts/run scripts/install-deps scripts/bench scripts/fuzz fuzz/capture-seeds .ci/run
 
-.PHONY: build run test deps fmt fmt-check lint clippy shellcheck netns-up netns-down bench bench-quick fuzz
+.PHONY: test-smoltcp build run test deps fmt fmt-check lint clippy shellcheck netns-up netns-down bench bench-quick fuzz
 
 build:
 	$(CARGO) build --workspace --release
@@ -38,7 +39,14 @@ run:
 
 test: deps fmt-check lint
 	$(CARGO) test --workspace $(TEST_FLAGS)
+	$(MAKE) test-smoltcp
 	scripts/fuzz $(FUZZ_TEST_SECONDS) $(FUZZ_TARGETS)
+
+# The vendored smoltcp's own suite (its workspace, its Cargo.lock): upstream's tests plus paf's
+# loss-recovery unit tests and scenarios (net/vendor/smoltcp/PATCHES.md), with the congestion
+# controller paf uses.
+test-smoltcp:
+	cd net/vendor/smoltcp && $(CARGO) test --lib --features socket-tcp-cubic $(TEST_FLAGS)
 
 # libFuzzer through cargo-fuzz (installed by scripts/fuzz); crashes land in fuzz/artifacts/.
 fuzz: deps

@@ -1419,18 +1419,29 @@ impl<'a> Socket<'a> {
     }
 
     fn cwnd_remaining(&self) -> usize {
-        // paf patch: RFC 6675's pipe (outstanding less SACKed and lost), and RFC 3042's
-        // limited transmit.
+        // paf patch: RFC 6675's pipe (outstanding less SACKed and lost; for a peer without
+        // SACK, less one segment per duplicate ACK, which is RFC 3042's limited transmit).
         let pipe = self.recovery.pipe(self.local_seq_no, self.remote_last_seq);
-        let window = self.congestion_controller.inner().window()
-            + self.recovery.limited_transmit(self.remote_mss);
-        window.saturating_sub(pipe)
+        self.congestion_controller
+            .inner()
+            .window()
+            .saturating_sub(pipe)
+    }
+
+    /// paf patch: the flight a loss episode's window reduction is computed from: the data
+    /// outstanding, but no more than cwnd (what SACKs let out beyond it during the episode
+    /// is not what the network held when it dropped).
+    fn loss_flight(&self) -> usize {
+        self.flight_size()
+            .min(self.congestion_controller.inner().window())
     }
 
     /// paf patch: whether a segment deemed lost may be sent again now: the congestion window
     /// has room, and the peer's window is open (a peer at zero window drops it anyway).
     fn can_retransmit(&self) -> bool {
-        self.recovery.has_lost() && self.remote_win_len > 0 && self.cwnd_remaining() > 0
+        self.recovery.has_lost()
+            && self.remote_win_len > 0
+            && (self.cwnd_remaining() > 0 || self.recovery.must_retransmit())
     }
 
     /// paf patch: arm the tail loss probe (RFC 8985 §7.2) after new data or a new ACK.
@@ -2153,6 +2164,7 @@ impl<'a> Socket<'a> {
                     snd_nxt: self.remote_last_seq,
                     sack: &sack,
                     duplicate,
+                    mss: self.remote_mss,
                 },
                 cx.now(),
             );
@@ -2165,10 +2177,10 @@ impl<'a> Socket<'a> {
             self.local_rx_last_ack = Some(ack_number);
             if outcome.entered_fast {
                 net_debug!("loss detected, entering fast recovery");
-                let in_flight = self.flight_size();
+                let in_flight = self.loss_flight();
                 self.congestion_controller
                     .inner_mut()
-                    .on_loss(cx.now(), in_flight);
+                    .on_recovery(cx.now(), in_flight);
             }
             if outcome.may_grow {
                 let new_flight_size = self.flight_size().saturating_sub(ack_len);
@@ -2323,8 +2335,7 @@ impl<'a> Socket<'a> {
 
     /// paf patch: the sender's state once the handshake tells the peer's MSS and SACK.
     fn start_sender(&mut self) {
-        self.recovery = recovery::Recovery::default();
-        self.recovery.set_sack(self.remote_has_sack);
+        self.recovery = recovery::Recovery::new(self.remote_has_sack, self.remote_mss);
         // RFC 6928: IW = min(10*MSS, max(2*MSS, 14600)).
         let mss = self.remote_mss;
         let iw = (10 * mss).min((2 * mss).max(14600));
@@ -2513,10 +2524,10 @@ impl<'a> Socket<'a> {
         // paf patch: RACK's reordering timer may find a loss; the probe timer may fire.
         if self.recovery.on_timers(cx.now(), self.remote_last_seq) {
             net_debug!("loss detected by the reordering timer, entering fast recovery");
-            let in_flight = self.flight_size();
+            let in_flight = self.loss_flight();
             self.congestion_controller
                 .inner_mut()
-                .on_loss(cx.now(), in_flight);
+                .on_recovery(cx.now(), in_flight);
         }
 
         // Check if any state needs to be changed because of a timer.

@@ -29,6 +29,12 @@ pub(super) trait Controller {
     /// Fired after an inferred loss via three duplicate acks.
     fn on_loss(&mut self, now: Instant, in_flight: usize) {}
 
+    /// paf patch: a loss episode begins for a sender that counts `pipe` (RFC 6675): SACKed
+    /// segments and duplicate ACKs already leave the window room, so no "+3 MSS" inflation.
+    fn on_recovery(&mut self, now: Instant, in_flight: usize) {
+        self.on_loss(now, in_flight)
+    }
+
     fn pre_transmit(&mut self, now: Instant) {}
 
     fn post_transmit(&mut self, now: Instant, len: usize) {}

@@ -91,6 +91,8 @@ pub(super) struct Ack<'a> {
     /// A duplicate ACK in the sense of RFC 5681 §2, except that a window change does not
     /// disqualify it: no data, no SYN/FIN, does not advance SND.UNA, data is outstanding.
     pub duplicate: bool,
+    /// The sender's MSS now.
+    pub mss: usize,
 }
 
 /// The sender's scoreboard and loss-recovery state.
@@ -127,13 +129,16 @@ pub(super) struct Recovery {
     tlp_high: Option<(TcpSeqNumber, bool)>,
     /// A D-SACK was seen since the outstanding probe was sent.
     tlp_dsack: bool,
-    /// The sender's MSS as last passed to [`Recovery::arm_probe`] (0 before), so that the
-    /// head "segment" a duplicate-ACK loss marks is one segment (see `mark_head_lost`).
+    /// The sender's MSS: the head "segment" a duplicate-ACK loss marks is one MSS of a
+    /// coalesced range (see `mark_head_lost`).
     mss: usize,
     /// Peer without SACK: bytes that duplicate ACKs say have left the network (one MSS per
     /// duplicate ACK), counted out of `pipe` as if SACKed, as Linux does (`sacked_out` for
     /// Reno peers).
     dup_sacked: usize,
+    /// The first retransmission of a fast-recovery episode, and a NewReno partial ACK's, go
+    /// out whatever the congestion window says (RFC 6675 §5 (4.3), RFC 6582 §3.2 (3)).
+    must_retransmit: bool,
 }
 
 impl Default for Recovery {
@@ -156,16 +161,22 @@ impl Default for Recovery {
             tlp_pending: false,
             tlp_high: None,
             tlp_dsack: false,
-            mss: 0,
+            mss: 536,
             dup_sacked: 0,
+            must_retransmit: false,
         }
     }
 }
 
 impl Recovery {
-    /// Record whether the peer agreed to SACK (from the SYN or SYN|ACK).
-    pub fn set_sack(&mut self, sack_ok: bool) {
-        self.sack_ok = sack_ok;
+    /// A fresh scoreboard for a connection whose handshake says whether the peer agreed to
+    /// SACK, and the sender's MSS (the size of the segment a duplicate-ACK loss marks).
+    pub fn new(sack_ok: bool, mss: usize) -> Recovery {
+        Recovery {
+            sack_ok,
+            mss,
+            ..Recovery::default()
+        }
     }
 
     /// Bytes in flight in the sense of RFC 6675's `pipe`: outstanding, less what is SACKed
@@ -173,22 +184,6 @@ impl Recovery {
     pub fn pipe(&self, una: TcpSeqNumber, snd_nxt: TcpSeqNumber) -> usize {
         let outstanding = if snd_nxt > una { snd_nxt - una } else { 0 };
         outstanding.saturating_sub(self.sacked + self.lost + self.dup_sacked)
-    }
-
-    /// Extra bytes limited transmit lets a sender without recovery put out (RFC 3042).
-    pub fn limited_transmit(&self, mss: usize) -> usize {
-        // paf fix (issue 13, scenarios 7b/7c): with a SACK peer the SACKed segment of a
-        // duplicate ACK has already left `pipe`, and without SACK `dup_sacked` takes one MSS
-        // out of `pipe` per duplicate ACK: that is RFC 3042's one new segment per duplicate
-        // ACK already. Adding 2 MSS to the window on top sent two segments per duplicate
-        // ACK (FlightSize up to cwnd + 4 MSS, RFC 3042 allows cwnd + 2 MSS).
-        if self.sack_ok || self.mss > 0 {
-            return 0;
-        }
-        match self.episode {
-            Episode::Open => usize::from(self.dup_acks.min(2)) * mss,
-            _ => 0,
-        }
     }
 
     /// Whether a fast-recovery episode is going on (the window must not grow).
@@ -199,6 +194,11 @@ impl Recovery {
     /// Whether anything is deemed lost and waits to be retransmitted.
     pub fn has_lost(&self) -> bool {
         self.lost > 0
+    }
+
+    /// Whether the next retransmission is exempt from the congestion window.
+    pub fn must_retransmit(&self) -> bool {
+        self.must_retransmit && self.lost > 0
     }
 
     /// Whether a tail loss probe is due.
@@ -282,6 +282,7 @@ impl Recovery {
             return;
         }
         // A retransmission: mark every piece of [start, end) as sent again now.
+        self.must_retransmit = false;
         let Some(mut i) = self.split_at(start) else {
             return;
         };
@@ -319,7 +320,7 @@ impl Recovery {
         // segments; RFC 5681 §3.2 and RFC 6582 §3.2 retransmit only the first one. Marking
         // the whole range lost resent a whole initial window on the third duplicate ACK.
         let s = self.segs[i];
-        if self.mss > 0 && s.len() > self.mss {
+        if s.len() > self.mss {
             self.split_at(s.start + self.mss);
         }
         self.mark_lost(i)
@@ -393,6 +394,7 @@ impl Recovery {
             return false;
         }
         self.episode = Episode::Fast { point: snd_nxt };
+        self.must_retransmit = true;
         self.tlp_timer = None;
         self.tlp_pending = false;
         true
@@ -401,6 +403,7 @@ impl Recovery {
     /// Process an acceptable ACK (after SND.UNA moved to `ack.una`).
     pub fn on_ack(&mut self, ack: Ack, now: Instant) -> AckOutcome {
         let mut out = AckOutcome::default();
+        self.mss = ack.mss.max(1);
         let old_una = self.segs.front().map(|s| s.start);
         let advanced = old_una.is_some_and(|u| ack.una > u);
 
@@ -488,7 +491,10 @@ impl Recovery {
         // beyond one segment (`tcp_remove_reno_sacks`).
         if !self.sack_ok {
             if ack.duplicate {
-                let outstanding: usize = self.segs.iter().map(Seg::len).sum();
+                let outstanding = match (self.segs.front(), self.segs.back()) {
+                    (Some(first), Some(last)) => last.end - first.start,
+                    _ => 0,
+                };
                 let room = outstanding.saturating_sub(self.lost + self.mss);
                 self.dup_sacked = (self.dup_sacked + self.mss).min(room);
             } else if advanced {
@@ -525,8 +531,10 @@ impl Recovery {
             && advanced
             && ack.una < point
             && !self.sack_ok
+            && self.mark_head_lost()
         {
-            lost |= self.mark_head_lost();
+            lost = true;
+            self.must_retransmit = true;
         }
 
         // The episode ends when SND.UNA passes the recovery point.
@@ -590,9 +598,6 @@ impl Recovery {
         rto_at: Option<Instant>,
         mss: usize,
     ) {
-        if mss > 0 {
-            self.mss = mss;
-        }
         if !self.sack_ok
             || self.episode != Episode::Open
             || self.tlp_high.is_some()
@@ -650,6 +655,16 @@ impl Recovery {
         !self.segs.is_empty()
     }
 
+    /// Where the ranges deemed lost and not yet retransmitted start (tests).
+    #[cfg(test)]
+    pub fn lost_starts(&self) -> alloc::vec::Vec<TcpSeqNumber> {
+        self.segs
+            .iter()
+            .filter(|s| s.lost)
+            .map(|s| s.start)
+            .collect()
+    }
+
     /// The duplicate-ACK count (tests).
     #[cfg(test)]
     pub fn dup_acks(&self) -> u8 {
@@ -696,8 +711,7 @@ mod test {
 
     /// A scoreboard with `n` MSS segments sent 1 ms apart from t=0.
     fn sent(n: usize, sack: bool) -> Recovery {
-        let mut r = Recovery::default();
-        r.set_sack(sack);
+        let mut r = Recovery::new(sack, MSS);
         for i in 0..n {
             r.on_send(seq(i * MSS), seq((i + 1) * MSS), at(i as i64));
         }
@@ -715,6 +729,7 @@ mod test {
             snd_nxt: seq(snd_nxt),
             sack: alloc::boxed::Box::leak(alloc::boxed::Box::new(blocks)),
             duplicate: dup,
+            mss: MSS,
         }
     }
 
@@ -790,7 +805,8 @@ mod test {
         for i in 0..2 {
             let o = r.on_ack(ack(MSS, nxt, &[], true), at(21 + i));
             assert!(!o.entered_fast);
-            assert_eq!(r.limited_transmit(MSS), (i as usize + 1) * MSS);
+            // Limited transmit (RFC 3042): each duplicate ACK takes one MSS out of pipe.
+            assert_eq!(r.pipe(seq(MSS), seq(nxt)), (n - 1 - (i as usize + 1)) * MSS);
         }
         let o = r.on_ack(ack(MSS, nxt, &[], true), at(23));
         assert!(o.entered_fast && !o.may_grow);
@@ -813,8 +829,7 @@ mod test {
         // paf fix (issue 13): ten segments sent in one instant are one range on the
         // scoreboard; the third duplicate ACK (no SACK) deems only the first segment lost,
         // and a NewReno partial ACK only the next one.
-        let mut r = Recovery::default();
-        r.arm_probe(at(0), None, Duration::from_millis(200), None, MSS);
+        let mut r = Recovery::new(false, MSS);
         for i in 0..10 {
             r.on_send(seq(i * MSS), seq((i + 1) * MSS), at(0));
         }
@@ -826,11 +841,6 @@ mod test {
         assert_eq!(r.next_retransmit(10 * MSS), Some((seq(MSS), MSS)));
         // Nine outstanding, one lost, three reported delivered by the duplicate ACKs.
         assert_eq!(r.pipe(seq(MSS), seq(nxt)), 5 * MSS);
-        assert_eq!(
-            r.limited_transmit(MSS),
-            0,
-            "pipe already counts the duplicates"
-        );
         r.on_send(seq(MSS), seq(2 * MSS), at(23));
         r.on_ack(ack(4 * MSS, nxt, &[], false), at(43));
         assert_eq!(r.next_retransmit(10 * MSS), Some((seq(4 * MSS), MSS)));

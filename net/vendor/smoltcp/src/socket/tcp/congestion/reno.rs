@@ -103,6 +103,14 @@ impl Controller for Reno {
         self.mss = mss;
     }
 
+    fn on_recovery(&mut self, now: Instant, in_flight: usize) {
+        let entering = !self.in_fast_recovery;
+        self.on_loss(now, in_flight);
+        if entering {
+            self.cwnd = self.ssthresh.min(self.rwnd).max(self.mss);
+        }
+    }
+
     fn set_initial_window(&mut self, cwnd: usize) {
         self.cwnd = cwnd;
     }
