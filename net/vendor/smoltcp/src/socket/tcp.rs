@@ -259,6 +259,13 @@ impl RttEstimator {
         }
     }
 
+    /// paf patch: a sample measured elsewhere (the loss-recovery scoreboard); the segment
+    /// being timed here, if any, is no longer needed.
+    fn on_sample(&mut self, rtt: Duration) {
+        self.timestamp = None;
+        self.sample(u32::try_from(rtt.total_millis()).unwrap_or(u32::MAX));
+    }
+
     fn on_rto(&mut self) {
         // RFC 6298 (5.5) The host MUST set RTO <- RTO * 2 ("back off the timer").  The
         // maximum value discussed in (2.5) above may be used to provide
@@ -2171,7 +2178,11 @@ impl<'a> Socket<'a> {
             if duplicate {
                 net_debug!("received duplicate ACK for seq {}", ack_number);
             }
-            if self.local_rx_last_ack != Some(ack_number) {
+            if let Some(rtt) = outcome.rtt {
+                // paf patch: an RTT sample from the scoreboard on every ACK that delivers a
+                // segment sent once (see `AckOutcome::rtt`).
+                self.rtte.on_sample(rtt);
+            } else if self.local_rx_last_ack != Some(ack_number) {
                 self.rtte.on_ack(cx.now(), ack_number);
             }
             self.local_rx_last_ack = Some(ack_number);
@@ -2396,8 +2407,10 @@ impl<'a> Socket<'a> {
         // compare max bytes allowed by cwnd with max bytes allowed by remote
         let max_send = capped_send_seq.min(self.cwnd_remaining());
 
-        // Can we send at least 1 octet?
-        let mut can_send = max_send != 0;
+        // Can we send at least 1 octet? (paf patch: not when only the congestion window holds
+        // it below a full segment, see `dispatch`.)
+        let mut can_send =
+            max_send != 0 && (max_send >= effective_mss || max_send >= capped_send_seq);
         // Can we send at least 1 full segment?
         let can_send_full = max_send >= effective_mss;
 
@@ -2786,7 +2799,20 @@ impl<'a> Socket<'a> {
                         // the remote got lost.
                         win_limit.min(device_limit)
                     } else {
-                        win_limit.min(device_limit).min(self.cwnd_remaining())
+                        let size = win_limit.min(device_limit).min(self.cwnd_remaining());
+                        // paf patch: a congestion window counted in bytes leaves a remainder
+                        // smaller than a segment; sending it makes a runt segment per ACK
+                        // (16% of a lossy download's segments were), and a receiver that
+                        // acknowledges every second full segment then delays its ACK. Wait
+                        // for room for a full segment, as a packet-counted cwnd would.
+                        let sendable = win_limit.min(
+                            self.tx_buffer.len() - self.flight_size().min(self.tx_buffer.len()),
+                        );
+                        if size < effective_mss && size < sendable {
+                            0
+                        } else {
+                            size
+                        }
                     };
 
                     let offset = self.flight_size();

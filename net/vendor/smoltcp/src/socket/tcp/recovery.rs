@@ -78,6 +78,11 @@ pub(super) struct AckOutcome {
     pub entered_fast: bool,
     /// The window may grow with this ACK (no fast recovery is going on).
     pub may_grow: bool,
+    /// An RTT sample: the time since the most recently sent segment this ACK delivered was
+    /// sent, if that segment was sent once only (Karn's rule). Every ACK gives one, as on
+    /// Linux, rather than one timed segment per flight, whose sample is inflated whenever
+    /// it is the lone tail segment a receiver holds its delayed ACK for.
+    pub rtt: Option<Duration>,
 }
 
 /// The ACK being processed, as the socket saw it.
@@ -139,6 +144,9 @@ pub(super) struct Recovery {
     /// The first retransmission of a fast-recovery episode, and a NewReno partial ACK's, go
     /// out whatever the congestion window says (RFC 6675 §5 (4.3), RFC 6582 §3.2 (3)).
     must_retransmit: bool,
+    /// The newest never-retransmitted segment delivered by the ACK being processed: its send
+    /// time and RTT.
+    ack_rtt: Option<(Instant, Duration)>,
 }
 
 impl Default for Recovery {
@@ -164,6 +172,7 @@ impl Default for Recovery {
             mss: 536,
             dup_sacked: 0,
             must_retransmit: false,
+            ack_rtt: None,
         }
     }
 }
@@ -334,6 +343,9 @@ impl Recovery {
             return;
         }
         if !s.retx {
+            if self.ack_rtt.is_none_or(|(x, _)| s.xmit > x) {
+                self.ack_rtt = Some((s.xmit, rtt));
+            }
             self.min_rtt = Some(self.min_rtt.map_or(rtt, |m| m.min(rtt)));
             if s.end < self.fack {
                 self.reordering_seen = true;
@@ -404,6 +416,7 @@ impl Recovery {
     pub fn on_ack(&mut self, ack: Ack, now: Instant) -> AckOutcome {
         let mut out = AckOutcome::default();
         self.mss = ack.mss.max(1);
+        self.ack_rtt = None;
         let old_una = self.segs.front().map(|s| s.start);
         let advanced = old_una.is_some_and(|u| ack.una > u);
 
@@ -551,6 +564,7 @@ impl Recovery {
             out.entered_fast = true;
         }
         out.may_grow = !self.in_fast_recovery();
+        out.rtt = self.ack_rtt.take().map(|(_, rtt)| rtt);
         if self.segs.is_empty() {
             self.dup_sacked = 0;
             self.tlp_timer = None;
