@@ -1435,12 +1435,14 @@ impl<'a> Socket<'a> {
             .saturating_sub(pipe)
     }
 
-    /// paf patch: the flight a loss episode's window reduction is computed from: the data
-    /// outstanding, but no more than cwnd (what SACKs let out beyond it during the episode
-    /// is not what the network held when it dropped).
+    /// paf patch: the flight a loss episode's window reduction is computed from: cwnd, as
+    /// Linux does (RFC 9438 §4.6 allows it). FlightSize overstates it during SACK recovery
+    /// (new data the SACKs let out), and on a link whose ACKs come back within a write or
+    /// two (a TAP, a veth) it understates it badly: the flight seen when the loss is found is
+    /// the few segments not yet acknowledged, so cwnd fell to two or three segments at each
+    /// loss and every later loss was a tail loss waiting for a probe.
     fn loss_flight(&self) -> usize {
-        self.flight_size()
-            .min(self.congestion_controller.inner().window())
+        self.congestion_controller.inner().window()
     }
 
     /// paf patch: whether a segment deemed lost may be sent again now: the congestion window
