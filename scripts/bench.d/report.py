@@ -44,6 +44,9 @@ WORKLOADS = [
     ("idle", "keep-alive GET, 50 conns, {idle} idle held", "req/s", "with {idle}\\nidle held"),
     # The lossy link: 0.1% and 1% of TCP packets dropped in each direction, offloads off.
     # "{loss}" is the transfer size (32 MiB; 4 MiB with --smoke).
+    ("loss0_dl", "{loss} download, no loss, offloads off", "s", "{loss} down\\nno loss, no offl."),
+    ("loss0_ul", "{loss} upload, no loss, offloads off", "s", "{loss} up\\nno loss, no offl."),
+    ("loss0_ka", "keep-alive GET 12 B, 50 conns, no loss, offloads off", "req/s", "keep-alive\\nno loss, no offl."),
     ("loss01_dl", "{loss} download, 0.1% loss", "s", "{loss} down\\n0.1% loss"),
     ("loss01_ul", "{loss} upload, 0.1% loss", "s", "{loss} up\\n0.1% loss"),
     ("loss01_ka", "keep-alive GET 12 B, 50 conns, 0.1% loss", "req/s", "keep-alive\\n0.1% loss"),
