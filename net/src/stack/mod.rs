@@ -12,7 +12,7 @@
 //!   A listener holds at most `backlog` half-open connections (SYN received, handshake not
 //!   finished); a SYN beyond that is dropped unanswered and the client retries, as with a full
 //!   kernel SYN queue;
-//! - a released connection whose TCP is in TIME-WAIT is kept only [`TIME_WAIT`] (100 ms), then
+//! - a released connection whose TCP is in TIME-WAIT is kept only [`TIME_WAIT`] (1 s), then
 //!   its socket is recycled for the next connection (as kernels recycle TIME-WAIT); one that has
 //!   not finished within [`LINGER`] is aborted. Sockets leave the set only after an egress pass,
 //!   so a final ACK or an abort's RST always goes out;
@@ -57,10 +57,11 @@ pub const RX_BUDGET: usize = 256;
 pub const LINGER: Duration = Duration::from_secs(30);
 
 /// How long a released connection stays in TIME-WAIT (RFC 9293 says 2 MSL, 10 s in smoltcp):
-/// long enough for our last ACK to leave, short enough that churn does not pile up sockets.
-/// A peer whose FIN is retransmitted after this gets a reset; on a LAN-like link the ACK is not
-/// lost in practice.
-pub const TIME_WAIT: Duration = Duration::from_millis(100);
+/// long enough to answer the peer's FIN again if our last ACK was lost, short enough that churn
+/// does not pile up sockets. A peer resends its FIN after its RTO (200 ms at least on Linux and
+/// paf, then 400 ms later): 1 s covers two such resends. (It was 100 ms: a lost final ACK then
+/// drew a reset, and the peer never learned its last bytes had arrived; `net/tests/wire_bidir.rs`.)
+pub const TIME_WAIT: Duration = Duration::from_secs(1);
 
 /// How long a half-open connection (SYN received, our SYN-ACK unanswered) may hold its place
 /// in the listener's `backlog`: long enough for four SYN-ACK retransmissions (1 + 2 + 4 + 8 s),

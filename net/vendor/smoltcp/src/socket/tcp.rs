@@ -1879,7 +1879,10 @@ impl<'a> Socket<'a> {
                     // One per second is ample for a restarted peer to complete
                     // the challenge exchange, since it retransmits its SYN on
                     // its own timer.
-                    if !repr.payload.is_empty()
+                    // (paf patch: a bare FIN too, as the comment above says; it was
+                    // rate-limited, so a peer resending its FIN to our TIME-WAIT went
+                    // unanswered.)
+                    if (!repr.payload.is_empty() || repr.control == TcpControl::Fin)
                         && matches!(
                             repr.control,
                             TcpControl::None | TcpControl::Psh | TcpControl::Fin
@@ -1935,6 +1938,9 @@ impl<'a> Socket<'a> {
             );
             control = TcpControl::None;
         }
+
+        // paf patch: a challenge ACK owed once the segment is processed (LAST-ACK below).
+        let mut challenge = false;
 
         // Validate and update the state.
         match (self.state, control) {
@@ -2107,8 +2113,11 @@ impl<'a> Socket<'a> {
                     self.tuple = None;
                 } else if ack_len == 0 {
                     // Duplicate ACK; our FIN has not been acknowledged.
-                    // Per RFC 9293 (3.10.7.4), send a challenge ACK.
-                    return self.challenge_ack_reply(cx, ip_repr, repr);
+                    // Per RFC 9293 (3.10.7.4), send a challenge ACK. (paf patch: after the
+                    // window, SACK blocks and timers are processed as in ESTABLISHED; returning
+                    // at once dropped window updates, so a sender in LAST-ACK with data left
+                    // behind a zero window never sent it.)
+                    challenge = true;
                 }
                 // Partial ACK: fall through to advance SND.UNA normally.
             }
@@ -2262,7 +2271,11 @@ impl<'a> Socket<'a> {
 
         let payload_len = payload.len();
         if payload_len == 0 {
-            return None;
+            return if challenge {
+                self.challenge_ack_reply(cx, ip_repr, repr)
+            } else {
+                None
+            };
         }
 
         let assembler_was_empty = self.assembler.is_empty();
@@ -2577,6 +2590,13 @@ impl<'a> Socket<'a> {
             // infinite polling loop where `poll_at` returns `Now` but `dispatch`
             // can't actually do anything.
             self.timer.set_for_idle(cx.now(), self.keep_alive);
+            // paf patch: with the peer's window at zero nothing can be retransmitted now, and
+            // no ACK may ever come to arm the zero-window probe: arm it here (a reordered
+            // zero-window ACK overtaking the window update left both sides silent).
+            if self.remote_win_len == 0 && !self.tx_buffer.is_empty() {
+                let delay = self.rtte.retransmission_timeout();
+                self.timer.set_for_zero_window_probe(cx.now(), delay);
+            }
 
             // Inform RTTE, so that it can avoid bogus measurements.
             self.rtte.on_retransmit();
