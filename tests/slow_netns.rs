@@ -185,7 +185,9 @@ fn field<'a>(line: &'a str, key: &str) -> &'a str {
 }
 
 fn ms(line: &str, key: &str) -> u64 {
-    field(line, key).parse().unwrap()
+    field(line, key)
+        .parse()
+        .unwrap_or_else(|e| panic!("{key} in {line:?}: {e}"))
 }
 
 /// Waits until paf holds no connection but the metrics request's own.
