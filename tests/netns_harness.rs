@@ -178,7 +178,15 @@ fn drop_kills_processes_and_removes_namespace() {
     let sleeper = child.id();
     assert!(child.is_running());
     std::mem::forget(child);
-    assert!(ns.pids().contains(&sleeper));
+    // `ip netns exec` enters the namespace just after the fork: poll until it has.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !ns.pids().contains(&sleeper) {
+        assert!(
+            Instant::now() < deadline,
+            "sleep {sleeper} never entered {name}"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
 
     drop(ns);
     assert!(!netns_list().contains(&name), "{name} still listed");
