@@ -122,8 +122,12 @@ def main():
             except OSError:
                 since = 0
             total = (now - c.t0) * 1000
+            # tcpi_last_data_recv counts in jiffies (4 ms at HZ=250) and our clock in ns: a
+            # reader whose window filled as it connected (paf's initial window is 10 segments)
+            # can read a few ms "before" its connect. Clamp to the connect.
+            stall = max(0.0, total - since)
             print(
-                f"reader stall_ms={total - since:.0f} close_ms={since:.0f} how={how}",
+                f"reader stall_ms={stall:.0f} close_ms={since:.0f} how={how}",
                 flush=True,
             )
         else:
