@@ -79,3 +79,41 @@ fn fifty_thousand_sequential_connections_without_a_reset() {
     assert!(paf.is_running(), "{}", paf.stderr());
     assert!(paf.stop(Duration::from_secs(10)).success());
 }
+
+/// A client that reuses its port at once: paf closed first, so each new SYN meets paf's previous
+/// connection of the same four-tuple in TIME-WAIT (1 s). That connection gives way to the SYN,
+/// as on Linux (RFC 6191), so no SYN has to be sent twice.
+#[test]
+fn a_syn_reusing_a_four_tuple_in_time_wait_is_accepted() {
+    if !require_netns("a_syn_reusing_a_four_tuple_in_time_wait_is_accepted")
+        || !require_tools("time-wait", &["python3", "nstat"])
+    {
+        return;
+    }
+    let ns = Netns::new("timewait");
+    let mut paf = ns.paf(Path::new(PAF), "run", ["--log", "warn"]);
+    ns.wait_tcp_from(
+        &mut paf,
+        SocketAddr::new(ns.appliance_v4().into(), 80),
+        Duration::from_secs(20),
+    )
+    .unwrap();
+    let retrans_before = nstat(&ns, "TcpExtTCPSynRetrans");
+    let out = ns.run(
+        "python3",
+        [
+            &tool("conn_churn.py"),
+            "198.18.0.2",
+            "80",
+            "100",
+            "/health",
+            "60",
+            "40123",
+        ],
+        Duration::from_secs(90),
+    );
+    assert!(out.success() && out.stdout.starts_with("ok 100"), "{out}");
+    let retrans = nstat(&ns, "TcpExtTCPSynRetrans") - retrans_before;
+    assert_eq!(retrans, 0, "SYNs sent twice: {}", out.stdout.trim());
+    assert!(paf.stop(Duration::from_secs(10)).success());
+}

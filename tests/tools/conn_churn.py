@@ -3,17 +3,41 @@
 expect status 200. Counts refused/reset/failed connections and bad answers; prints
 `ok N rate=R/s` or the failures. Bounded by TIMEOUT_S overall.
 
-usage: conn_churn.py HOST PORT N [PATH] [TIMEOUT_S]
+With LOCAL_PORT, every connection is made from that one port (SO_REUSEADDR): the server closes
+first, so each new SYN meets the server's previous connection of the same four-tuple in TIME-WAIT.
+
+usage: conn_churn.py HOST PORT N [PATH] [TIMEOUT_S] [LOCAL_PORT]
 """
+import errno
 import socket
 import sys
 import time
+
+
+def reuse_port_connect(s, family, host, port, local_port):
+    """Connect from `local_port`, waiting (1 s at most) while our previous socket of the same
+    four-tuple is still finishing its close (LAST-ACK): the kernel refuses the tuple until then."""
+    deadline = time.monotonic() + 1.0
+    while True:
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", local_port))
+            s.connect((host, port))
+            return s
+        except OSError as e:
+            if e.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL) or time.monotonic() > deadline:
+                raise
+            s.close()
+            time.sleep(0.001)
+            s = socket.socket(family, socket.SOCK_STREAM)
+            s.settimeout(5)
 
 
 def main():
     host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     path = sys.argv[4] if len(sys.argv) > 4 else "/health"
     limit = float(sys.argv[5]) if len(sys.argv) > 5 else 120.0
+    local_port = int(sys.argv[6]) if len(sys.argv) > 6 else None
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     req = f"GET {path} HTTP/1.1\r\nHost: paf.test\r\nConnection: close\r\n\r\n".encode()
     failures = {}
@@ -26,7 +50,10 @@ def main():
         s = socket.socket(family, socket.SOCK_STREAM)
         s.settimeout(5)
         try:
-            s.connect((host, port))
+            if local_port is not None:
+                s = reuse_port_connect(s, family, host, port, local_port)
+            else:
+                s.connect((host, port))
             s.sendall(req)
             data = b""
             while True:
