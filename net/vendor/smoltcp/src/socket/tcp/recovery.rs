@@ -37,6 +37,10 @@ const TLP_SLACK: Duration = Duration::from_millis(2);
 /// The probe timeout before any RTT sample (RFC 8985 §7.2).
 const TLP_NO_RTT: Duration = Duration::from_millis(1000);
 
+/// The shortest probe timeout (Linux had the same 10 ms floor): a sender that reads its ACKs
+/// once per pass of a busy loop would otherwise probe spuriously on a sub-millisecond link.
+const TLP_MIN: Duration = Duration::from_millis(10);
+
 /// A range of transmitted sequence space `[start, end)` (a FIN counts as one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -518,15 +522,22 @@ impl Recovery {
             }
         }
 
-        // The end of a probe's round: did it repair a loss? (RFC 8985 §7.4.2)
-        if let Some((high, was_retx)) = self.tlp_high
-            && ack.una >= high
-        {
-            self.tlp_high = None;
-            if was_retx && !self.tlp_dsack && self.episode == Episode::Open {
-                // The probe repaired a loss: one window reduction, for an episode that
-                // is already over.
-                out.entered_fast = true;
+        // The end of a probe's round: did it repair a loss? (RFC 8985 §7.4.2, as Linux's
+        // `tcp_process_tlp_ack`.) A probe of new data, or one a D-SACK shows arrived twice,
+        // repaired nothing. An ACK beyond the probe's end that is no D-SACK means the probe
+        // filled a hole: one window reduction, for an episode already over. An ACK of exactly
+        // the probe's end may be the original's, late (a busy sender reads ACKs late): wait
+        // for the next one; a duplicate ACK then says both copies arrived.
+        if let Some((high, was_retx)) = self.tlp_high {
+            if !was_retx && ack.una >= high || self.tlp_dsack {
+                self.tlp_high = None;
+            } else if ack.una > high {
+                self.tlp_high = None;
+                if self.episode == Episode::Open {
+                    out.entered_fast = true;
+                }
+            } else if ack.una == high && ack.duplicate {
+                self.tlp_high = None;
             }
         }
 
@@ -628,7 +639,7 @@ impl Recovery {
         let pto = match srtt {
             // One segment in flight: allow for the peer's delayed ACK, as Linux does.
             Some(srtt) if in_flight <= mss => srtt * 2 + min_rto,
-            Some(srtt) => srtt * 2 + TLP_SLACK,
+            Some(srtt) => (srtt * 2 + TLP_SLACK).max(TLP_MIN),
             None => TLP_NO_RTT,
         };
         let mut at = now + pto;
@@ -892,11 +903,45 @@ mod test {
         assert_eq!((s, len), (seq(3 * MSS), MSS));
         r.on_send(s, s + len, at(45));
         r.on_probe_sent(seq(nxt), true);
+        // An ACK of exactly the probe's end may be the original's, late: no verdict yet.
         let o = r.on_ack(ack(nxt, nxt, &[], false), at(65));
+        assert!(!o.entered_fast);
+        // New data, then an ACK beyond the probe's end with no D-SACK: the probe repaired a
+        // loss, a congestion signal (once).
+        r.on_send(seq(nxt), seq(nxt + MSS), at(66));
+        let o = r.on_ack(ack(nxt + MSS, nxt + MSS, &[], false), at(86));
         assert!(
             o.entered_fast,
             "a repaired tail loss is a congestion signal"
         );
         assert!(r.is_empty() && !r.in_fast_recovery());
+    }
+
+    #[test]
+    fn a_probe_both_copies_of_which_arrived_is_no_loss() {
+        let n = 4;
+        let mut r = sent(n, true);
+        let nxt = n * MSS;
+        let srtt = Some(Duration::from_millis(20));
+        r.arm_probe(at(3), srtt, Duration::from_millis(200), None, MSS);
+        r.on_timers(at(45), seq(nxt));
+        let (s, len) = r.probe_retransmit(MSS).unwrap();
+        r.on_send(s, s + len, at(45));
+        r.on_probe_sent(seq(nxt), true);
+        r.on_send(seq(nxt), seq(nxt + MSS), at(46));
+        // The original's ACK, late, then the duplicate ACK the probe's copy draws: no
+        // window reduction.
+        assert!(
+            !r.on_ack(ack(nxt, nxt + MSS, &[], false), at(50))
+                .entered_fast
+        );
+        assert!(
+            !r.on_ack(ack(nxt, nxt + MSS, &[], true), at(51))
+                .entered_fast
+        );
+        assert!(
+            !r.on_ack(ack(nxt + MSS, nxt + MSS, &[], false), at(70))
+                .entered_fast
+        );
     }
 }

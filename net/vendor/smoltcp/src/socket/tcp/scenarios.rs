@@ -587,12 +587,13 @@ fn scenario_5_rto_backoff_floor_and_snd_nxt_kept() {
     sim.write(3 * MSS);
     let out = sim.run(2);
     assert_new_segments(&out, 0, 3);
-    // Nothing is ever ACKed. First the tail loss probe (2·SRTT + 2 ms), then RTOs.
+    // Nothing is ever ACKed. First the tail loss probe (2·SRTT + 2 ms, but 10 ms at least),
+    // then RTOs.
     let out = sim.run(2000);
     assert!(out.len() >= 2, "{}", show(&out));
     let probe = &out[0];
     assert!(probe.is_data(200, 300), "TLP first:\n  {}", show(&out));
-    assert_eq!(probe.at, 2 + 2 * 2 + 2);
+    assert_eq!(probe.at, 2 + 10);
     // The RTO retransmissions: each burst starts at SND.UNA.
     let rtos: Vec<&Out> = out[1..].iter().filter(|o| o.seq == l(0)).collect();
     assert!(rtos.len() >= 3, "three RTOs by 2 s:\n  {}", show(&out));
