@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{require_netns, require_tools, tool, Netns};
+use common::{require_netns, require_tools, tool, ChildGuard, Netns};
 
 const PAF: &str = env!("CARGO_BIN_EXE_paf");
 
@@ -42,6 +42,18 @@ fn nstat(ns: &Netns, counter: &str) -> u64 {
         .map_or(0, |v| v.parse().unwrap())
 }
 
+/// `paf run` (the default config: port 80) in `ns`, once it accepts connections.
+fn start_paf(ns: &Netns) -> ChildGuard {
+    let mut paf = ns.paf(Path::new(PAF), "run", ["--log", "warn"]);
+    ns.wait_tcp_from(
+        &mut paf,
+        SocketAddr::new(ns.appliance_v4().into(), 80),
+        Duration::from_secs(20),
+    )
+    .unwrap();
+    paf
+}
+
 #[test]
 fn fifty_thousand_sequential_connections_without_a_reset() {
     if !require_netns("fifty_thousand_sequential_connections_without_a_reset")
@@ -50,13 +62,7 @@ fn fifty_thousand_sequential_connections_without_a_reset() {
         return;
     }
     let ns = Netns::new("churn");
-    let mut paf = ns.paf(Path::new(PAF), "run", ["--log", "warn"]);
-    ns.wait_tcp_from(
-        &mut paf,
-        SocketAddr::new(ns.appliance_v4().into(), 80),
-        Duration::from_secs(20),
-    )
-    .unwrap();
+    let mut paf = start_paf(&ns);
     let baseline = stack_sockets(&ns);
     let resets_before = nstat(&ns, "TcpEstabResets") + nstat(&ns, "TcpAttemptFails");
     let out = ns.run(
@@ -91,13 +97,7 @@ fn a_syn_reusing_a_four_tuple_in_time_wait_is_accepted() {
         return;
     }
     let ns = Netns::new("timewait");
-    let mut paf = ns.paf(Path::new(PAF), "run", ["--log", "warn"]);
-    ns.wait_tcp_from(
-        &mut paf,
-        SocketAddr::new(ns.appliance_v4().into(), 80),
-        Duration::from_secs(20),
-    )
-    .unwrap();
+    let mut paf = start_paf(&ns);
     let retrans_before = nstat(&ns, "TcpExtTCPSynRetrans");
     let out = ns.run(
         "python3",
