@@ -17,10 +17,12 @@ pub mod wire;
 use std::cell::{Cell, RefCell};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
 use smoltcp::phy::{self, DeviceCapabilities, Medium, PcapLinkType, PcapSink};
 use smoltcp::time::Instant as SmolInstant;
+use smoltcp::wire::{IpAddress, IpEndpoint};
 
 pub use tap::Tap;
 pub use wire::{Faults, WireEnd};
@@ -90,7 +92,7 @@ pub struct Device {
     stats: Stats,
     capture: RefCell<Option<Box<dyn PcapSink>>>,
     /// Destination port of the frame last read, when it is a TCP SYN without ACK.
-    last_syn: Option<u16>,
+    last_syn: Option<Syn>,
     /// Bytes before each frame in the buffers: the TAP's virtio-net header, when on.
     hdr: usize,
     /// Length of a frame read ahead by [`Device::prefetch`], not yet handed to smoltcp.
@@ -213,9 +215,9 @@ impl Device {
         self.last_syn.is_some()
     }
 
-    /// The destination port of the frame [`Device::prefetch`] holds, when it is a TCP SYN
-    /// without ACK (a connection attempt).
-    pub fn prefetched_syn_port(&self) -> Option<u16> {
+    /// The frame [`Device::prefetch`] holds, when it is a TCP SYN without ACK (a connection
+    /// attempt): who sends it and to which port.
+    pub fn prefetched_syn(&self) -> Option<Syn> {
         self.pending.and(self.last_syn)
     }
 
@@ -260,7 +262,7 @@ impl Device {
                 continue;
             }
             let n = n - self.hdr;
-            self.last_syn = syn_port(&self.rx_buf[self.hdr..self.hdr + n]);
+            self.last_syn = peek_syn(&self.rx_buf[self.hdr..self.hdr + n]);
             bump(&self.stats.rx_frames, 1);
             bump(&self.stats.rx_bytes, n as u64);
             return Some(n);
@@ -299,13 +301,33 @@ pub(crate) fn tcp_segment(frame: &[u8]) -> Option<(&[u8], usize)> {
 
 /// The destination port of an Ethernet frame carrying a TCP segment with SYN set and ACK clear.
 /// Anything unparseable is `None`.
-fn syn_port(frame: &[u8]) -> Option<u16> {
+/// A TCP SYN without ACK, as peeked from a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Syn {
+    /// The sender's address and port.
+    pub from: IpEndpoint,
+    /// The destination port.
+    pub port: u16,
+}
+
+fn peek_syn(frame: &[u8]) -> Option<Syn> {
     const SYN: u8 = 0x02;
     const ACK: u8 = 0x10;
-    let (_, at) = tcp_segment(frame)?;
+    let (src, at) = tcp_segment(frame)?;
     let flags = *frame.get(at + 13)?;
-    let port = frame.get(at + 2..at + 4)?;
-    (flags & (SYN | ACK) == SYN).then(|| u16::from_be_bytes([port[0], port[1]]))
+    if flags & (SYN | ACK) != SYN {
+        return None;
+    }
+    let ports = frame.get(at..at + 4)?;
+    let addr = match src.len() {
+        4 => IpAddress::from(Ipv4Addr::from(<[u8; 4]>::try_from(src).ok()?)),
+        16 => IpAddress::from(Ipv6Addr::from(<[u8; 16]>::try_from(src).ok()?)),
+        _ => return None,
+    };
+    Some(Syn {
+        from: IpEndpoint::new(addr, u16::from_be_bytes([ports[0], ports[1]])),
+        port: u16::from_be_bytes([ports[2], ports[3]]),
+    })
 }
 
 impl phy::Device for Device {

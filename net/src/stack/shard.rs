@@ -4,10 +4,6 @@
 //! chosen by a hash of (remote address, remote port, local port). Frames that are not TCP (ARP,
 //! NDP, ICMP, UDP for DNS and DHCP) go to shard 0, which also holds the UDP sockets.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
-
-use smoltcp::wire::{IpAddress, IpEndpoint};
-
 /// Shard of a TCP connection.
 pub(crate) fn of(remote: &[u8], remote_port: u16, local_port: u16, shards: usize) -> usize {
     // FNV-1a over the tuple; good enough spread for ports and addresses, and cheap.
@@ -40,21 +36,6 @@ pub(crate) fn of_frame(frame: &[u8], shards: usize) -> usize {
         ),
         None => 0,
     }
-}
-
-/// The source address and port of a TCP frame.
-pub(crate) fn source(frame: &[u8]) -> Option<IpEndpoint> {
-    let (src, at) = crate::device::tcp_segment(frame)?;
-    let addr = match src.len() {
-        4 => IpAddress::from(Ipv4Addr::from(<[u8; 4]>::try_from(src).ok()?)),
-        16 => IpAddress::from(Ipv6Addr::from(<[u8; 16]>::try_from(src).ok()?)),
-        _ => return None,
-    };
-    let port = frame.get(at..at + 2)?;
-    Some(IpEndpoint::new(
-        addr,
-        u16::from_be_bytes([port[0], port[1]]),
-    ))
 }
 
 /// Whether a frame may teach the interface a neighbour (ARP, or ICMPv6 for NDP): sockets in any

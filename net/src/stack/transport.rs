@@ -237,8 +237,6 @@ impl Transport for Stack {
                 break;
             };
             let k = shard::of_frame(frame, n);
-            // (A few header bytes; used only when the frame is a SYN, known below.)
-            let syn_from = shard::source(frame);
             if shard::teaches_neighbours(frame) {
                 // Sockets anywhere may be waiting for this neighbour.
                 for j in 0..n {
@@ -249,11 +247,9 @@ impl Transport for Stack {
             } else {
                 self.touch(k);
             }
-            if let Some(port) = self.device.prefetched_syn_port() {
-                if let Some(from) = syn_from {
-                    self.end_time_wait_for_syn(k, from, port);
-                }
-                if !self.listen_for_syn(k, port) {
+            if let Some(syn) = self.device.prefetched_syn() {
+                self.end_time_wait_for_syn(k, syn.from, syn.port);
+                if !self.listen_for_syn(k, syn.port) {
                     self.device.drop_prefetched();
                     continue;
                 }

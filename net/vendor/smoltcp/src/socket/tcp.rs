@@ -2733,13 +2733,13 @@ impl<'a> Socket<'a> {
                 // probe (RFC 8985 §7.3: new data if the peer's window allows, else the last
                 // segment again), then new data.
                 recorded = true;
-                let unsent = self.tx_buffer.len() > self.flight_size()
+                let can_send_new = self.tx_buffer.len() > self.flight_size()
                     && self.local_seq_no + self.remote_win_len > self.remote_last_seq;
                 let again = if self.can_retransmit() {
                     self.recovery.next_retransmit(effective_mss)
                 } else if self.recovery.probe_due() {
-                    probe = Some(!unsent);
-                    if unsent {
+                    probe = Some(!can_send_new);
+                    if can_send_new {
                         None
                     } else {
                         self.recovery.probe_retransmit(effective_mss)
@@ -2827,9 +2827,8 @@ impl<'a> Socket<'a> {
                         // (16% of a lossy download's segments were), and a receiver that
                         // acknowledges every second full segment then delays its ACK. Wait
                         // for room for a full segment, as a packet-counted cwnd would.
-                        let sendable = win_limit.min(
-                            self.tx_buffer.len() - self.flight_size().min(self.tx_buffer.len()),
-                        );
+                        let sendable =
+                            win_limit.min(self.tx_buffer.len().saturating_sub(self.flight_size()));
                         if size < effective_mss && size < sendable {
                             0
                         } else {
