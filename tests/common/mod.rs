@@ -532,7 +532,7 @@ impl Netns {
     }
 
     /// Polls from inside the namespace until a TCP connection to `addr` succeeds or `timeout`
-    /// passes; each attempt is bounded to one second. Returns the time it took.
+    /// passes; each attempt is bounded to between 250 ms and one second. Returns the time it took.
     ///
     /// # Errors
     ///
@@ -579,8 +579,12 @@ impl Netns {
                 }
             }
             attempts += 1;
+            // Every attempt gets at least 250 ms, even the last one (so the wait may end up to
+            // that much after `timeout`): one squeezed into the last few milliseconds would
+            // time out on a busy machine and hide the reason the earlier ones gave.
             let left = deadline.saturating_duration_since(Instant::now());
-            let out = self.run("bash", ["-c", &script], left.min(Duration::from_secs(1)));
+            let budget = left.clamp(Duration::from_millis(250), Duration::from_secs(1));
+            let out = self.run("bash", ["-c", &script], budget);
             if out.success() {
                 return Ok(start.elapsed());
             }
