@@ -87,8 +87,12 @@ struct NetArgs {
     #[arg(long)]
     pcap: Option<PathBuf>,
     /// Send plain MTU-sized frames to the TAP (no virtio-net header, no kernel segmentation).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "no_tso")]
     no_offload: bool,
+    /// MTU-sized frames both ways (no kernel segmentation, as `ethtool -K tso off gso off gro
+    /// off`), TCP checksums still left to the kernel.
+    #[arg(long)]
+    no_tso: bool,
     /// TCP receive and send buffer per connection, bytes.
     #[arg(long, default_value_t = 256 * 1024)]
     tcp_buffer: usize,
@@ -259,7 +263,13 @@ fn stack_config(n: &NetArgs) -> Result<net::Config, String> {
     };
     config.tcp.rx_buffer = n.tcp_buffer;
     config.tcp.tx_buffer = n.tcp_buffer;
-    config.offload = !n.no_offload;
+    config.offload = if n.no_offload {
+        net::Offload::Off
+    } else if n.no_tso {
+        net::Offload::Checksum
+    } else {
+        net::Offload::Full
+    };
     Ok(config)
 }
 

@@ -218,10 +218,10 @@ impl Runtime {
             "tap {}: MTU {}, offloads {}",
             t.name(),
             t.mtu(),
-            if t.has_offload() {
-                "on (TCP segmentation and checksums, both ways)"
-            } else {
-                "off"
+            match t.offload() {
+                net::Offload::Full => "on (TCP segmentation and checksums, both ways)",
+                net::Offload::Checksum => "checksums only (MTU-sized frames both ways)",
+                net::Offload::Off => "off",
             }
         );
         let mut device = net::device::Device::new(net::device::Link::Tap(t));

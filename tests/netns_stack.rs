@@ -294,6 +294,46 @@ fn plain_frames_without_offloads_work_the_same() {
     );
 }
 
+/// `--no-tso`: the virtio-net header carries checksum work only. Every segment is one MTU-sized
+/// frame both ways (what the lossy benchmark rows need, like `ethtool -K tso off gso off gro
+/// off` on a veth), while neither side computes TCP checksums in software: the kernel completes
+/// paf's (no checksum errors counted) and hands over partial ones that paf completes (the echo
+/// is byte-exact). It follows a run with full offloads on the same persistent TAP, whose
+/// segmentation offloads it must turn off.
+#[test]
+fn checksum_offload_only_keeps_frames_mtu_sized_both_ways() {
+    if !require_netns("checksum_offload_only_keeps_frames_mtu_sized_both_ways")
+        || !require_tools("no-tso", &["python3", "nstat"])
+    {
+        return;
+    }
+    let ns = Netns::new("notso");
+    let mut paf = start_echo(&ns, &["--port", "7"]);
+    assert!(paf.stderr().contains("offloads on"), "{}", paf.stderr());
+    burst(&ns, "198.18.0.2", 7, 2, 1024 * 1024);
+    assert!(paf.stop(Duration::from_secs(5)).success());
+    let pcap = ns.log_dir().join("notso.pcap");
+    let mut paf = start_echo(
+        &ns,
+        &["--port", "7", "--no-tso", "--pcap", pcap.to_str().unwrap()],
+    );
+    assert!(
+        paf.stderr().contains("offloads checksums only"),
+        "{}",
+        paf.stderr()
+    );
+    burst(&ns, "198.18.0.2", 7, 20, 256 * 1024);
+    burst(&ns, "fd00:198:18::2", 7, 5, 256 * 1024);
+    assert!(paf.stop(Duration::from_secs(5)).success());
+    assert_kernel_counters(&ns, &[("TcpInCsumErrors", 0), ("TcpEstabResets", 0)]);
+    let (to_paf, from_paf) = largest_segments(&ns, &pcap);
+    assert!(to_paf <= 1460 && to_paf > 0, "largest segment in: {to_paf}");
+    assert!(
+        from_paf <= 1460 && from_paf > 0,
+        "largest segment out: {from_paf}"
+    );
+}
+
 /// A persistent TAP keeps the offloads an earlier run asked for; a `--no-offload` run on the
 /// same TAP must turn them off, or the kernel goes on handing it super-segments and partial
 /// checksums it cannot read, and nothing is ever answered.

@@ -95,9 +95,8 @@ pub struct Config {
     pub dns_servers: Vec<IpAddr>,
     /// TCP socket settings.
     pub tcp: TcpConfig,
-    /// Open a TAP with the virtio-net header so the kernel segments and checksums our TCP
-    /// segments (falls back to plain frames when the kernel refuses). Ignored by other links.
-    pub offload: bool,
+    /// What a TAP's virtio-net header is asked to do (see [`Offload`]); ignored by other links.
+    pub offload: Offload,
     /// Seed for smoltcp's initial sequence numbers and our ephemeral ports. `None`: from the clock
     /// and pid at construction (the one place the stack reads the system, because a repeated ISN
     /// across restarts breaks TCP).
@@ -120,10 +119,25 @@ impl Default for Config {
             },
             dns_servers: Vec::new(),
             tcp: TcpConfig::default(),
-            offload: true,
+            offload: Offload::Full,
             seed: None,
         }
     }
+}
+
+/// The work a TAP hands to the kernel through its virtio-net header.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Offload {
+    /// TCP segmentation and checksums both ways: paf writes TCP segments of up to 64 KiB that
+    /// the kernel cuts (TSO), and reads the kernel's super-segments uncut (falls back to
+    /// [`Offload::Off`] when the kernel refuses the header).
+    #[default]
+    Full,
+    /// Checksums only: every frame is one MTU-sized packet, as on a link with `ethtool -K tso
+    /// off gso off gro off`, but neither side computes TCP checksums in software.
+    Checksum,
+    /// Plain frames of one MTU each way, checksums computed and verified by paf.
+    Off,
 }
 
 /// A configuration value that cannot work, naming the field.

@@ -27,7 +27,7 @@ pub mod stack;
 pub mod testing;
 pub mod transport;
 
-pub use config::{Config, Ipv4Setting, Ipv6Setting, TcpConfig};
+pub use config::{Config, Ipv4Setting, Ipv6Setting, Offload, TcpConfig};
 pub use dns::{DnsError, QueryId, RecordType};
 pub use stack::{Stack, HALF_OPEN_TIMEOUT};
 pub use transport::{

@@ -95,6 +95,8 @@ pub struct Device {
     last_syn: Option<Syn>,
     /// Bytes before each frame in the buffers: the TAP's virtio-net header, when on.
     hdr: usize,
+    /// The kernel segments our large TCP segments (and hands us its own).
+    segmentation: bool,
     /// Length of a frame read ahead by [`Device::prefetch`], not yet handed to smoltcp.
     pending: Option<usize>,
 }
@@ -117,16 +119,24 @@ impl Device {
             Link::Tap(t) => t.mtu(),
             Link::Wire(w) => w.mtu(),
         };
-        let offload = matches!(&link, Link::Tap(t) if t.has_offload());
-        let hdr = if offload { tap::VNET_HDR } else { 0 };
+        let offload = match &link {
+            Link::Tap(t) => t.offload(),
+            Link::Wire(_) => crate::Offload::Off,
+        };
+        let hdr = if offload == crate::Offload::Off {
+            0
+        } else {
+            tap::VNET_HDR
+        };
+        let segmentation = offload == crate::Offload::Full;
         // With send offloads a TCP segment can be as large as an IP packet can be.
-        let tx_frame = if offload {
+        let tx_frame = if segmentation {
             ETHERNET_HEADER + 65535
         } else {
             mtu + ETHERNET_HEADER
         };
         // With receive offloads the kernel hands over TCP super-segments of up to 64 KiB.
-        let rx_frame = if offload {
+        let rx_frame = if segmentation {
             ETHERNET_HEADER + 65535
         } else {
             mtu + ETHERNET_HEADER
@@ -140,6 +150,7 @@ impl Device {
             capture: RefCell::new(None),
             last_syn: None,
             hdr,
+            segmentation,
             pending: None,
         }
     }
@@ -373,8 +384,10 @@ impl phy::Device for Device {
         caps.medium = Medium::Ethernet;
         caps.max_transmission_unit = self.mtu + ETHERNET_HEADER;
         if self.hdr > 0 {
-            // The kernel completes TCP checksums and segments large TCP segments for us.
+            // The kernel completes TCP checksums (and segments large TCP segments) for us.
             caps.checksum.tcp = phy::Checksum::Rx;
+        }
+        if self.segmentation {
             let max = std::num::NonZeroUsize::new(ETHERNET_HEADER + 65535);
             caps.segmentation.tcpv4 = max;
             caps.segmentation.tcpv6 = max;

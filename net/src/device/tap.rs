@@ -17,14 +17,17 @@
 //!   finishes a partial checksum before smoltcp (which verifies every checksum) sees the frame,
 //!   so what smoltcp accepts is exactly what a non-offloading link would have delivered.
 //!
-//! Without the header (an old kernel, or `offload = false`), frames go both ways one MTU at a
-//! time with full checksums.
+//! With [`Offload::Checksum`] the header carries checksum work only: frames stay one MTU each
+//! way (as on a link with `ethtool -K tso off gso off gro off`), and no side computes TCP
+//! checksums in software. Without the header (an old kernel, or [`Offload::Off`]), frames go
+//! both ways one MTU at a time with full checksums.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, RawFd};
 
 use super::ETHERNET_HEADER;
+use crate::Offload;
 
 /// Frames the kernel may queue towards us before it drops (the TAP's `txqueuelen`, which sizes
 /// the tun driver's ring). The kernel's default of 1,000 overflows when 1,000 keep-alive clients
@@ -59,6 +62,7 @@ pub struct Tap {
     name: String,
     mtu: usize,
     vnet: bool,
+    segmentation: bool,
 }
 
 impl std::fmt::Debug for Tap {
@@ -66,7 +70,7 @@ impl std::fmt::Debug for Tap {
         f.debug_struct("Tap")
             .field("name", &self.name)
             .field("mtu", &self.mtu)
-            .field("offload", &self.vnet)
+            .field("offload", &self.offload())
             .finish()
     }
 }
@@ -80,14 +84,15 @@ impl Tap {
     /// The device cannot be opened (no `/dev/net/tun`, no permission, name in use by a TUN), or
     /// the MTU cannot be read or set (out of range).
     pub fn open(name: &str, mtu: Option<usize>) -> io::Result<Tap> {
-        Tap::open_with(name, mtu, true)
+        Tap::open_with(name, mtu, Offload::Full)
     }
 
-    /// [`Tap::open`] choosing whether to ask for the virtio-net header (send offloads).
+    /// [`Tap::open`] choosing the offloads: with [`Offload::Full`] or [`Offload::Checksum`] the
+    /// virtio-net header is asked for, and without it (the kernel refuses) frames are plain.
     ///
     /// # Errors
     /// As [`Tap::open`].
-    pub fn open_with(name: &str, mtu: Option<usize>, offload: bool) -> io::Result<Tap> {
+    pub fn open_with(name: &str, mtu: Option<usize>, offload: Offload) -> io::Result<Tap> {
         if name.is_empty() || name.len() >= libc::IFNAMSIZ {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -102,9 +107,11 @@ impl Tap {
                 ));
             }
         }
-        let (file, vnet) = match offload.then(|| attach(name, true)) {
+        let segmentation = offload == Offload::Full;
+        let (file, vnet) = match (offload != Offload::Off).then(|| attach(name, true, segmentation))
+        {
             Some(Ok(f)) => (f, true),
-            _ => (attach(name, false)?, false),
+            _ => (attach(name, false, false)?, false),
         };
         if let Some(mtu) = mtu {
             set_mtu(name, mtu)?;
@@ -124,6 +131,7 @@ impl Tap {
             name: name.to_string(),
             mtu,
             vnet,
+            segmentation: vnet && segmentation,
         })
     }
 
@@ -137,9 +145,18 @@ impl Tap {
         self.mtu
     }
 
-    /// Whether frames carry the virtio-net header (send and receive offloads on).
+    /// Whether frames carry the virtio-net header (checksum offloads on, both ways).
     pub fn has_offload(&self) -> bool {
         self.vnet
+    }
+
+    /// The offloads in effect (what was asked for, or less when the kernel refused the header).
+    pub fn offload(&self) -> Offload {
+        match (self.vnet, self.segmentation) {
+            (true, true) => Offload::Full,
+            (true, false) => Offload::Checksum,
+            (false, _) => Offload::Off,
+        }
     }
 
     /// Read one frame (behind its virtio-net header, when on). `Ok(None)` when nothing is queued.
@@ -276,8 +293,9 @@ fn ifreq_for(name: &str) -> libc::ifreq {
 
 /// Attach to `name` as a TAP without packet info. Without the virtio-net header this is the
 /// `tun-tap` crate's attach; with it, our own `TUNSETIFF` (the crate cannot ask for
-/// `IFF_VNET_HDR`) followed by the header size and the offloads we accept towards us.
-fn attach(name: &str, vnet: bool) -> io::Result<File> {
+/// `IFF_VNET_HDR`) followed by the header size and the offloads we accept towards us: partial
+/// checksums, and with `segmentation` also TCP super-segments.
+fn attach(name: &str, vnet: bool, segmentation: bool) -> io::Result<File> {
     if !vnet {
         let iface = tun_tap::Iface::without_packet_info(name, tun_tap::Mode::Tap)
             .map_err(|e| io::Error::new(e.kind(), format!("cannot attach to TAP {name:?}: {e}")))?;
@@ -328,9 +346,14 @@ fn attach(name: &str, vnet: bool) -> io::Result<File> {
     if unsafe { libc::ioctl(fd, TUNSETVNETHDRSZ, &size) } < 0 {
         return Err(io::Error::last_os_error());
     }
-    // Partial checksums and TCP super-segments towards us (see the module doc).
+    // Partial checksums (and TCP super-segments) towards us (see the module doc).
+    let flags = if segmentation {
+        TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6
+    } else {
+        TUN_F_CSUM
+    };
     // SAFETY: TUNSETOFFLOAD takes its argument by value.
-    if unsafe { libc::ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) } < 0 {
+    if unsafe { libc::ioctl(fd, TUNSETOFFLOAD, flags) } < 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(file)
