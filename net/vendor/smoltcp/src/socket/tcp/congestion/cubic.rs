@@ -104,10 +104,13 @@ impl Controller for Cubic {
             self.w_est = self.cwnd as f64;
             return;
         } else if self.cwnd < self.ssthresh {
-            // Slow start: increase `cwnd` by 1 MSS per ACK.
+            // Slow start. paf patch: by every byte the ACK delivers, up to ssthresh, as Linux
+            // does, not by one segment per ACK: a receiver that coalesces its ACKs (a busy
+            // reader, GRO) would otherwise hold the window down.
             self.cwnd = self
                 .cwnd
-                .saturating_add(segment)
+                .saturating_add(len)
+                .min(self.ssthresh.max(self.cwnd + segment))
                 .min(self.rwnd)
                 .max(self.mss);
             return;
@@ -147,7 +150,9 @@ impl Controller for Cubic {
                 ALPHA_CUBIC
             };
 
-            self.w_est += alpha * self.mss as f64 * segment as f64 / self.cwnd as f64;
+            // paf patch: every segment this ACK delivers counts (RFC 9438 §4.3's
+            // segments_acked), not one per ACK.
+            self.w_est += alpha * self.mss as f64 * len as f64 / self.cwnd as f64;
             self.w_est
         };
 
@@ -169,7 +174,8 @@ impl Controller for Cubic {
 
         // TODO: clamps to 0 on small w_cubic_target (i.e. close to plateau)
         // add additional counter (linux `cwnd_cnt`?) to track "lost" bytes
-        let increment = (w_cubic_target as usize).saturating_sub(self.cwnd) * segment / self.cwnd;
+        // paf patch: per delivered segment (RFC 9438 §4.4 reads per ACK of one segment).
+        let increment = (w_cubic_target as usize).saturating_sub(self.cwnd) * len / self.cwnd;
         self.cwnd = (self.cwnd + increment).min(self.rwnd).max(self.mss);
     }
 
@@ -496,15 +502,16 @@ mod test {
         assert_eq!(cubic.recovery_start, None);
         assert_eq!(cubic.w_max, w_max_before_rto);
 
-        // slow start grows by at most the MSS per ack
-        let initial_cwnd = cubic.window();
+        // slow start grows by the ACKed bytes, up to ssthresh (paf patch: upstream grew
+        // by at most one MSS per ACK)
         for i in 0..10 {
             let initial_cwnd = cubic.window();
             let now = Instant::from_millis(i);
             ack(&mut cubic, MSS * 2, now);
-            assert_eq!(cubic.window(), initial_cwnd + MSS);
+            let expect = (initial_cwnd + 2 * MSS).min(cubic.ssthresh.max(initial_cwnd + MSS));
+            assert_eq!(cubic.window(), expect);
         }
-        assert_eq!(cubic.window(), initial_cwnd + MSS * 10);
+        cubic.ssthresh = usize::MAX;
 
         // slow start uses the number of ACKed bytes if they're less than the MSS
         let initial_cwnd = cubic.window();
@@ -623,6 +630,50 @@ mod test {
         let w_max_prev = cubic.w_max;
         cubic.on_loss(Instant::from_millis(0), cubic.cwnd);
         assert!(cubic.w_max < w_max_prev);
+    }
+
+    // paf patch: a stretch ACK (one ACK for several segments: a receiver whose reader is
+    // busy, or GRO) grows the window as much as one ACK per segment would.
+    #[test]
+    fn slow_start_counts_every_byte_a_stretch_ack_delivers() {
+        let mut cubic = Cubic::new();
+        cubic.set_mss(MSS);
+        cubic.set_initial_window(10 * MSS);
+        ack(&mut cubic, 8 * MSS, Instant::from_millis(1));
+        assert_eq!(cubic.window(), 18 * MSS);
+        // ...but not past ssthresh in one step.
+        cubic.ssthresh = 20 * MSS;
+        ack(&mut cubic, 8 * MSS, Instant::from_millis(2));
+        assert_eq!(cubic.window(), 20 * MSS);
+    }
+
+    #[test]
+    fn congestion_avoidance_counts_segments_not_acks() {
+        let start = |cubic: &mut Cubic| {
+            cubic.set_mss(MSS);
+            cubic.cwnd = 20 * MSS;
+            cubic.ssthresh = cubic.cwnd;
+            cubic.cwnd_prior = cubic.cwnd;
+        };
+        // The same 20 segments delivered by 20 ACKs and by 2 stretch ACKs, inside one
+        // millisecond (the Reno-friendly estimate leads; the cubic curve has not moved).
+        let (mut per_segment, mut stretched) = (Cubic::new(), Cubic::new());
+        start(&mut per_segment);
+        start(&mut stretched);
+        for _ in 0..20 {
+            ack(&mut per_segment, MSS, Instant::from_micros(500));
+        }
+        for _ in 0..2 {
+            ack(&mut stretched, 10 * MSS, Instant::from_micros(500));
+        }
+        // About one segment per window's worth delivered (α = 1: w_est starts at cwnd_prior).
+        assert!(
+            per_segment.window() >= 20 * MSS + 9 * MSS / 10,
+            "{}",
+            per_segment.window()
+        );
+        let (a, b) = (per_segment.window(), stretched.window());
+        assert!(a.abs_diff(b) <= MSS / 8, "{a} vs {b}");
     }
 
     #[test]
