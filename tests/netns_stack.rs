@@ -264,6 +264,16 @@ fn kernel_twin_echoes_the_same_way() {
     assert!(paf.stop(Duration::from_secs(5)).success());
 }
 
+/// Every TCP segment in `pcap`, both ways, carried data of at most one MTU (and some did).
+fn assert_mtu_sized_both_ways(ns: &Netns, pcap: &Path) {
+    let (to_paf, from_paf) = largest_segments(ns, pcap);
+    assert!(to_paf <= 1460 && to_paf > 0, "largest segment in: {to_paf}");
+    assert!(
+        from_paf <= 1460 && from_paf > 0,
+        "largest segment out: {from_paf}"
+    );
+}
+
 #[test]
 fn plain_frames_without_offloads_work_the_same() {
     if !require_netns("plain_frames_without_offloads_work_the_same") {
@@ -286,12 +296,7 @@ fn plain_frames_without_offloads_work_the_same() {
     // Large transfers: without offloads every segment is one MTU-sized frame, both ways.
     burst(&ns, "198.18.0.2", 7, 20, 256 * 1024);
     assert!(paf.stop(Duration::from_secs(5)).success());
-    let (to_paf, from_paf) = largest_segments(&ns, &pcap);
-    assert!(to_paf <= 1460 && to_paf > 0, "largest segment in: {to_paf}");
-    assert!(
-        from_paf <= 1460 && from_paf > 0,
-        "largest segment out: {from_paf}"
-    );
+    assert_mtu_sized_both_ways(&ns, &pcap);
 }
 
 /// `--no-tso`: the virtio-net header carries checksum work only. Every segment is one MTU-sized
@@ -326,12 +331,7 @@ fn checksum_offload_only_keeps_frames_mtu_sized_both_ways() {
     burst(&ns, "fd00:198:18::2", 7, 5, 256 * 1024);
     assert!(paf.stop(Duration::from_secs(5)).success());
     assert_kernel_counters(&ns, &[("TcpInCsumErrors", 0), ("TcpEstabResets", 0)]);
-    let (to_paf, from_paf) = largest_segments(&ns, &pcap);
-    assert!(to_paf <= 1460 && to_paf > 0, "largest segment in: {to_paf}");
-    assert!(
-        from_paf <= 1460 && from_paf > 0,
-        "largest segment out: {from_paf}"
-    );
+    assert_mtu_sized_both_ways(&ns, &pcap);
 }
 
 /// A persistent TAP keeps the offloads an earlier run asked for; a `--no-offload` run on the

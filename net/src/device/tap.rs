@@ -61,8 +61,8 @@ pub struct Tap {
     file: File,
     name: String,
     mtu: usize,
-    vnet: bool,
-    segmentation: bool,
+    /// The offloads in effect.
+    offload: Offload,
 }
 
 impl std::fmt::Debug for Tap {
@@ -70,7 +70,7 @@ impl std::fmt::Debug for Tap {
         f.debug_struct("Tap")
             .field("name", &self.name)
             .field("mtu", &self.mtu)
-            .field("offload", &self.offload())
+            .field("offload", &self.offload)
             .finish()
     }
 }
@@ -130,8 +130,7 @@ impl Tap {
             file,
             name: name.to_string(),
             mtu,
-            vnet,
-            segmentation: vnet && segmentation,
+            offload: if vnet { offload } else { Offload::Off },
         })
     }
 
@@ -145,18 +144,9 @@ impl Tap {
         self.mtu
     }
 
-    /// Whether frames carry the virtio-net header (checksum offloads on, both ways).
-    pub fn has_offload(&self) -> bool {
-        self.vnet
-    }
-
     /// The offloads in effect (what was asked for, or less when the kernel refused the header).
     pub fn offload(&self) -> Offload {
-        match (self.vnet, self.segmentation) {
-            (true, true) => Offload::Full,
-            (true, false) => Offload::Checksum,
-            (false, _) => Offload::Off,
-        }
+        self.offload
     }
 
     /// Read one frame (behind its virtio-net header, when on). `Ok(None)` when nothing is queued.
