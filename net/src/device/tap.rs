@@ -14,12 +14,14 @@
 //! - towards us (`TUNSETOFFLOAD` with `TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6`), the kernel hands
 //!   over its own TCP super-segments unsegmented, up to 64 KiB, with the checksum left partial:
 //!   one `read(2)` carries up to 44 MTU-sized segments of an upload. [`complete_checksum`]
-//!   finishes a partial checksum before smoltcp (which verifies every checksum) sees the frame,
-//!   so what smoltcp accepts is exactly what a non-offloading link would have delivered.
+//!   finishes a partial checksum, and [`tcp_checksum_ok`] verifies a TCP checksum the kernel
+//!   did not vouch for ([`checksum_trusted`]), before smoltcp (which then skips TCP checksums)
+//!   sees the frame: what smoltcp accepts is exactly what a non-offloading link would have
+//!   delivered, and each byte is summed once.
 //!
 //! With [`Offload::Checksum`] the header carries checksum work only: frames stay one MTU each
-//! way (as on a link with `ethtool -K tso off gso off gro off`), and no side computes TCP
-//! checksums in software. Without the header (an old kernel, or [`Offload::Off`]), frames go
+//! way (as on a link with `ethtool -K tso off gso off gro off`), and the kernel computes the
+//! TCP checksums of what we send. Without the header (an old kernel, or [`Offload::Off`]), frames go
 //! both ways one MTU at a time with full checksums.
 
 use std::fs::File;
@@ -52,6 +54,7 @@ const TUN_F_TSO4: libc::c_ulong = 0x02;
 const TUN_F_TSO6: libc::c_ulong = 0x04;
 
 const VIRTIO_NET_HDR_F_NEEDS_CSUM: u8 = 1;
+const VIRTIO_NET_HDR_F_DATA_VALID: u8 = 2;
 const VIRTIO_NET_HDR_GSO_NONE: u8 = 0;
 const VIRTIO_NET_HDR_GSO_TCPV4: u8 = 1;
 const VIRTIO_NET_HDR_GSO_TCPV6: u8 = 4;
@@ -270,6 +273,57 @@ pub fn complete_checksum(hdr: &[u8; VNET_HDR], frame: &mut [u8]) -> bool {
     let sum = !smoltcp::wire::checksum::data(&frame[start..]);
     frame[field..field + 2].copy_from_slice(&sum.to_be_bytes());
     true
+}
+
+/// Whether a received frame's TCP checksum needs no verification: the kernel either left it
+/// partial (its own packet, which [`complete_checksum`] fills in) or verified it already
+/// (`DATA_VALID`). Any other frame (injected, forwarded without a verified checksum) goes
+/// through [`tcp_checksum_ok`].
+pub fn checksum_trusted(hdr: &[u8; VNET_HDR]) -> bool {
+    hdr[0] & (VIRTIO_NET_HDR_F_NEEDS_CSUM | VIRTIO_NET_HDR_F_DATA_VALID) != 0
+}
+
+/// Whether the TCP checksum of an Ethernet frame (IPv4, or IPv6 without extension headers)
+/// verifies, over the segment the IP header's length gives (Ethernet padding excluded). Frames
+/// that are not TCP, or whose lengths do not fit, are `true`: smoltcp parses them and refuses
+/// what is malformed.
+pub fn tcp_checksum_ok(frame: &[u8]) -> bool {
+    use smoltcp::wire::{checksum, IpProtocol, Ipv4Address, Ipv6Address};
+    let Some((_, start)) = super::tcp_segment(frame) else {
+        return true;
+    };
+    if frame.len() < start {
+        return true;
+    }
+    let ip = ETHERNET_HEADER;
+    let (end, pseudo) = if frame[12..14] == [0x08, 0x00] {
+        let total = usize::from(u16::from_be_bytes([frame[ip + 2], frame[ip + 3]]));
+        let end = ip + total;
+        if end > frame.len() || end < start {
+            return true;
+        }
+        let src = Ipv4Address::from_octets(frame[ip + 12..ip + 16].try_into().expect("4 bytes"));
+        let dst = Ipv4Address::from_octets(frame[ip + 16..ip + 20].try_into().expect("4 bytes"));
+        let len = (end - start) as u32;
+        (
+            end,
+            checksum::pseudo_header_v4(&src, &dst, IpProtocol::Tcp, len),
+        )
+    } else {
+        let payload = usize::from(u16::from_be_bytes([frame[ip + 4], frame[ip + 5]]));
+        let end = start + payload;
+        if end > frame.len() {
+            return true;
+        }
+        let src = Ipv6Address::from_octets(frame[ip + 8..ip + 24].try_into().expect("16 bytes"));
+        let dst = Ipv6Address::from_octets(frame[ip + 24..ip + 40].try_into().expect("16 bytes"));
+        let len = payload as u32;
+        (
+            end,
+            checksum::pseudo_header_v6(&src, &dst, IpProtocol::Tcp, len),
+        )
+    };
+    checksum::combine(&[pseudo, checksum::data(&frame[start..end])]) == 0xffff
 }
 
 fn ifreq_for(name: &str) -> libc::ifreq {
@@ -532,6 +586,92 @@ mod tests {
         ];
         assert!(!complete_checksum(&huge, &mut f));
         assert_eq!(f, copy, "a refused frame is not modified");
+    }
+
+    /// `f` with its TCP checksum filled in, as a sender computes it.
+    fn with_checksum(mut f: Vec<u8>) -> Vec<u8> {
+        let mut hdr = [0u8; VNET_HDR];
+        vnet_header(&mut hdr, &mut f, None);
+        assert!(complete_checksum(&hdr, &mut f));
+        f
+    }
+
+    #[test]
+    fn tcp_checksums_the_kernel_did_not_vouch_for_are_verified() {
+        for payload in [0, 1, 1001, 1460] {
+            let good = with_checksum(ipv4_tcp(payload));
+            assert!(tcp_checksum_ok(&good), "{payload}");
+            let mut bad = good.clone();
+            *bad.last_mut().unwrap() ^= 0x40;
+            assert!(!tcp_checksum_ok(&bad), "{payload}");
+            // Ethernet padding after the IP packet is not part of the segment.
+            let mut padded = good.clone();
+            padded.extend_from_slice(&[0xaa; 6]);
+            assert!(tcp_checksum_ok(&padded), "{payload}");
+        }
+        // IPv6: the same segment behind a 40-byte header, fd00:198:18::2 → ::1.
+        let v4 = ipv4_tcp(100);
+        let mut f = vec![0u8; 14 + 40];
+        f[12..14].copy_from_slice(&[0x86, 0xdd]);
+        f[14] = 0x60;
+        f[18..20].copy_from_slice(&((v4.len() - 34) as u16).to_be_bytes());
+        f[20] = 6;
+        f[22..38].copy_from_slice(
+            &"fd00:198:18::2"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets(),
+        );
+        f[38..54].copy_from_slice(
+            &"fd00:198:18::1"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets(),
+        );
+        f.extend_from_slice(&v4[34..]);
+        let good = with_checksum(f);
+        assert!(tcp_checksum_ok(&good));
+        let mut bad = good;
+        bad[60] ^= 1;
+        assert!(!tcp_checksum_ok(&bad));
+        // Not TCP, or lengths that do not fit: left to smoltcp, and never a panic.
+        assert!(tcp_checksum_ok(&[0u8; 60]));
+        let whole = with_checksum(ipv4_tcp(10));
+        for cut in 0..whole.len() {
+            let _ = tcp_checksum_ok(&whole[..cut]);
+        }
+        let mut long = whole.clone();
+        long[16..18].copy_from_slice(&9000u16.to_be_bytes());
+        assert!(tcp_checksum_ok(&long));
+    }
+
+    #[test]
+    fn only_partial_or_verified_checksums_are_trusted() {
+        assert!(!checksum_trusted(&[0; VNET_HDR]));
+        assert!(checksum_trusted(&[
+            VIRTIO_NET_HDR_F_NEEDS_CSUM,
+            0,
+            0,
+            0,
+            0,
+            0,
+            34,
+            0,
+            16,
+            0
+        ]));
+        assert!(checksum_trusted(&[
+            VIRTIO_NET_HDR_F_DATA_VALID,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0
+        ]));
     }
 
     #[test]
