@@ -329,7 +329,15 @@ fn upstream_down_is_502_within_the_connect_timeout_and_slow_is_504() {
         assert_eq!((code, body.as_str()), (200, "hello from python\n"));
     }
     // A client that leaves mid-download: the proxy stops reading the upstream and closes its
-    // connection, rather than draining the other 98 MB.
+    // connection, rather than draining the other 98 MB. The client's receive buffer is capped
+    // at 4 MiB (this kernel lets it grow to 32 MiB, which alone would hold what the bound
+    // below allows), so what the upstream sends measures paf's buffering, not the client's.
+    let out = ns.run(
+        "sysctl",
+        ["-w", "net.ipv4.tcp_rmem=4096 131072 4194304"],
+        Duration::from_secs(5),
+    );
+    assert!(out.success(), "{out}");
     let out = curl(
         &ns,
         &[
