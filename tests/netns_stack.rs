@@ -94,7 +94,38 @@ fn syns_beyond_the_backlog_are_retried_not_reset() {
     }
     let ns = Netns::new("backlog");
     let mut paf = start_echo(&ns, &["--port", "7", "--backlog", "16"]);
-    burst(&ns, "198.18.0.2", 7, 40, 1024);
+    // paf is paused while the 40 SYNs go out, so they all wait in the TAP's queue: a running paf
+    // may accept the first connections before the script has sent the last SYN, and then never
+    // hold 16 half-open ones. Each SYN-ACK's ACK queues behind the SYNs still unread.
+    paf.signal("STOP");
+    let opens = kernel_counter(&ns, "TcpActiveOpens");
+    let mut client = ns.spawn(
+        "python3",
+        [
+            tool("tcp_burst.py").as_str(),
+            "198.18.0.2",
+            "7",
+            "40",
+            "1024",
+            "30",
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while kernel_counter(&ns, "TcpActiveOpens") < opens + 40 {
+        assert!(
+            Instant::now() < deadline,
+            "the burst sent no 40 SYNs in 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    paf.signal("CONT");
+    let status = client.wait_timeout(Duration::from_secs(60));
+    assert!(
+        status.is_some_and(|s| s.success()) && client.stdout().contains("ok 40"),
+        "burst of 40: {status:?} {}{}",
+        client.stdout(),
+        client.stderr()
+    );
     assert_kernel_counters(&ns, &[("TcpEstabResets", 0), ("TcpAttemptFails", 0)]);
     let retries = kernel_counter(&ns, "TcpExtTCPSynRetrans");
     assert!(
