@@ -55,6 +55,8 @@ use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::runtime::LocalWaker;
+
 mod args;
 mod endpoint;
 mod resolve;
@@ -154,21 +156,47 @@ enum PromiseState<T> {
     Taken,
 }
 
+/// A promise's outcome and who to wake when it arrives.
+struct PromiseCell<T> {
+    state: PromiseState<T>,
+    /// The loop app that polled the promise while it was waiting.
+    waker: Option<LocalWaker>,
+}
+
 /// The receiving end of an asynchronous fold step; see [`promise`].
 pub struct Promise<T> {
-    state: Rc<RefCell<PromiseState<T>>>,
+    state: Rc<RefCell<PromiseCell<T>>>,
 }
 
 /// The completing end of an asynchronous fold step; see [`promise`]. Dropping it without
-/// completing fails the step ("abandoned").
+/// completing fails the step ("abandoned"). Completing it (or dropping it) wakes the loop app
+/// that polled the resolution (the client of `paf::client::request`), so the request goes on
+/// in that loop's next step without anything else to do.
 pub struct Completer<T> {
-    state: Rc<RefCell<PromiseState<T>>>,
+    state: Rc<RefCell<PromiseCell<T>>>,
+}
+
+thread_local! {
+    /// The waker of the loop app polling a resolution on this thread right now.
+    static POLLER: RefCell<Option<LocalWaker>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` (which polls resolutions) with `waker` as the one to wake when a promise it finds
+/// waiting completes.
+pub(crate) fn polling_with<R>(waker: Option<&LocalWaker>, f: impl FnOnce() -> R) -> R {
+    let old = POLLER.with(|p| std::mem::replace(&mut *p.borrow_mut(), waker.cloned()));
+    let r = f();
+    POLLER.with(|p| *p.borrow_mut() = old);
+    r
 }
 
 /// A one-shot slot: a fold function returns `Step::Pending(promise)` and hands the completer
 /// to whatever produces the value (a DNS query, a timer, another connection).
 pub fn promise<T>() -> (Promise<T>, Completer<T>) {
-    let state = Rc::new(RefCell::new(PromiseState::Waiting));
+    let state = Rc::new(RefCell::new(PromiseCell {
+        state: PromiseState::Waiting,
+        waker: None,
+    }));
     (
         Promise {
             state: Rc::clone(&state),
@@ -180,11 +208,14 @@ pub fn promise<T>() -> (Promise<T>, Completer<T>) {
 impl<T> Promise<T> {
     /// The outcome, once (later calls return `None` again).
     pub(crate) fn poll(&mut self) -> Option<Result<T, String>> {
-        let mut state = self.state.borrow_mut();
-        match std::mem::replace(&mut *state, PromiseState::Taken) {
+        let mut cell = self.state.borrow_mut();
+        match std::mem::replace(&mut cell.state, PromiseState::Taken) {
             PromiseState::Done(r) => Some(r),
             other => {
-                *state = other;
+                cell.state = other;
+                if let Some(w) = POLLER.with(|p| p.borrow().clone()) {
+                    cell.waker = Some(w);
+                }
                 None
             }
         }
@@ -209,9 +240,12 @@ impl<T> Completer<T> {
     }
 
     fn finish(&self, result: Result<T, String>) {
-        let mut state = self.state.borrow_mut();
-        if matches!(*state, PromiseState::Waiting) {
-            *state = PromiseState::Done(result);
+        let mut cell = self.state.borrow_mut();
+        if matches!(cell.state, PromiseState::Waiting) {
+            cell.state = PromiseState::Done(result);
+            if let Some(w) = cell.waker.take() {
+                w.wake();
+            }
         }
     }
 }

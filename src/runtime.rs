@@ -1,20 +1,32 @@
 //! The one event loop: a single-threaded mio loop around one network stack.
 //!
-//! Each pass: sleep until IO, a wake-up or the earliest timer; read the clock once; let the stack
-//! do its network work ([`net::Transport::poll`]: drain the device, run TCP, transmit); hand its
-//! events to the [`App`] that owns each listener or connection; fire due app timers; poll the
-//! stack again so that what the apps wrote goes out in the same pass; then sleep until the earliest
-//! of the stack's delay and the apps' timers.
+//! Each pass: sleep until IO, a wake-up or the earliest timer; read the clock (the pass's `now`,
+//! the one instant every callback of the pass sees); let the stack do its network work
+//! ([`net::Transport::poll`]: drain the device, run TCP, transmit); hand its events to the [`App`]
+//! that owns each listener or connection; call [`App::handle_wake`] on the apps that asked to be
+//! woken; fire due app timers; poll the stack again so that what the apps wrote goes out in the
+//! same pass; then read the clock once more to compute how long to sleep: until the earliest of
+//! the stack's delay and the apps' timers, or not at all when a wake-up is pending.
+//!
+//! Time is an input: the loop reads a [`Clock`] ([`SystemClock`] unless built with
+//! [`Runtime::with_clock`]), and nothing above it reads the OS clock. Code that runs outside a
+//! callback but on the loop's thread (a `Reqd` kept by a handler and answered from another
+//! app's callback) reads the pass's time through [`PassTime`]. With a [`VirtualClock`] the loop
+//! never sleeps; whoever drives it moves the clock (see `paf::testing`, feature `testing`).
 //!
 //! Apps (HTTP services, clients, the echo service) never see mio: they get a [`Cx`] with `now`
-//! and the stack. Other threads reach the loop only through a [`LoopWaker`] (the stop switch uses
-//! it), which makes the loop call [`App::handle_wake`] on every app.
+//! and the connections they own. "Call me now" is explicit: [`Cx::wake`] or a [`LocalWaker`]
+//! (from the loop's thread) makes the loop call [`App::handle_wake`] on that app without sleeping;
+//! other threads use a [`LoopWaker`] (the stop switch does), which wakes every app. Extra wake-ups
+//! are harmless: an app's `handle_wake` does what is due and nothing else.
 
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::rc::Rc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
 
 use mio::{Events, Poll, Token, Waker};
 use net::{ConnId, ConnectError, DnsError, Event, ListenError, ListenerId, QueryId};
@@ -49,7 +61,8 @@ pub trait App {
     /// [`net::Transport::poll_resolution`].
     fn handle_resolved(&mut self, _cx: &mut Cx<'_>, _query: QueryId) {}
 
-    /// The earliest instant at which [`App::handle_timeout`] has work; `None` for no timer.
+    /// The earliest instant at which [`App::handle_timeout`] has work; `None` for no timer. An
+    /// app that has work right away asks for it with [`Cx::wake`] or a [`LocalWaker`] instead.
     fn poll_timeout(&self) -> Option<Instant> {
         None
     }
@@ -57,7 +70,8 @@ pub trait App {
     /// Called when `now` has reached [`App::poll_timeout`] (possibly later; extra calls are fine).
     fn handle_timeout(&mut self, _cx: &mut Cx<'_>) {}
 
-    /// Called after another thread woke the loop (e.g. a stop switch was turned off).
+    /// Called after the app asked to be woken ([`Cx::wake`], a [`LocalWaker`]) or another thread
+    /// woke the loop (a [`LoopWaker`]: a stop switch was turned off). Extra calls are fine.
     fn handle_wake(&mut self, _cx: &mut Cx<'_>) {}
 
     /// Once true, the loop drops the app. Its connections must all be released by then.
@@ -66,8 +80,150 @@ pub trait App {
     }
 }
 
-/// What an app can do during a callback: read the pass's clock and use the stack. Listeners and
-/// connections opened through a `Cx` belong to the calling app.
+/// Where a [`Runtime`] gets its time: read when a pass starts and before the loop sleeps, never
+/// by the apps.
+pub trait Clock {
+    /// The monotonic time now.
+    fn now(&self) -> Instant;
+    /// The wall-clock time at `now` (for `Date` headers and logs).
+    fn wall(&self, now: Instant) -> SystemTime;
+    /// A virtual clock moves only when its owner moves it: the loop must never sleep on it.
+    fn is_virtual(&self) -> bool {
+        false
+    }
+}
+
+/// The operating system's clocks.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn wall(&self, _now: Instant) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// A clock that moves only when told ([`VirtualClock::advance`], [`VirtualClock::set`]). Clones
+/// share one time, so two runtimes joined by the in-memory wire can run on the same clock. Its
+/// wall clock starts at 2026-01-01T00:00:00Z.
+#[derive(Clone, Debug)]
+pub struct VirtualClock {
+    now: Arc<Mutex<Instant>>,
+    start: Instant,
+}
+
+impl Default for VirtualClock {
+    fn default() -> Self {
+        VirtualClock::new()
+    }
+}
+
+impl VirtualClock {
+    /// Seconds from the Unix epoch to the wall-clock start.
+    const WALL_START: u64 = 1_767_225_600;
+
+    /// A clock at one second past the stacks' time origin (`net::clock::origin`).
+    pub fn new() -> VirtualClock {
+        let start = net::clock::origin() + Duration::from_secs(1);
+        VirtualClock {
+            now: Arc::new(Mutex::new(start)),
+            start,
+        }
+    }
+
+    /// Moves the clock forward by `d`.
+    pub fn advance(&self, d: Duration) {
+        *self.now.lock().unwrap_or_else(PoisonError::into_inner) += d;
+    }
+
+    /// Moves the clock to `t` if that is later than now (it never goes back).
+    pub fn set(&self, t: Instant) {
+        let mut now = self.now.lock().unwrap_or_else(PoisonError::into_inner);
+        *now = (*now).max(t);
+    }
+
+    /// Time elapsed on this clock since it was made.
+    pub fn elapsed(&self) -> Duration {
+        self.now() - self.start
+    }
+}
+
+impl Clock for VirtualClock {
+    fn now(&self) -> Instant {
+        *self.now.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn wall(&self, now: Instant) -> SystemTime {
+        SystemTime::UNIX_EPOCH
+            + Duration::from_secs(VirtualClock::WALL_START)
+            + now.saturating_duration_since(self.start)
+    }
+
+    fn is_virtual(&self) -> bool {
+        true
+    }
+}
+
+/// The time of the loop's current (or last) pass, for code that runs on the loop's thread
+/// outside a callback's [`Cx`]: a `Reqd` answered from another app's callback, a handler's own
+/// timers. Cheap to clone; every clone reads the same loop.
+#[derive(Clone, Debug)]
+pub struct PassTime(Rc<Cell<(Instant, SystemTime)>>);
+
+impl PassTime {
+    /// The pass's monotonic time.
+    pub fn now(&self) -> Instant {
+        self.0.get().0
+    }
+
+    /// The pass's wall-clock time.
+    pub fn wall(&self) -> SystemTime {
+        self.0.get().1
+    }
+}
+
+/// Apps that asked to be woken, shared by the loop and its [`LocalWaker`]s.
+#[derive(Debug, Default)]
+struct Wakes {
+    apps: RefCell<Vec<AppId>>,
+}
+
+impl Wakes {
+    fn flag(&self, app: AppId) {
+        let mut apps = self.apps.borrow_mut();
+        if !apps.contains(&app) {
+            apps.push(app);
+        }
+    }
+
+    fn any(&self) -> bool {
+        !self.apps.borrow().is_empty()
+    }
+}
+
+/// Wakes one app of a loop from that loop's own thread (it is not `Send`): the loop calls the
+/// app's [`App::handle_wake`] at the next step that can, in this pass or the next, without
+/// sleeping. Handles that change an app's state from outside its callbacks (a `Reqd` answered
+/// from another app's callback, a client body written from a handler) wake it this way.
+#[derive(Clone, Debug)]
+pub struct LocalWaker {
+    wakes: Rc<Wakes>,
+    app: AppId,
+}
+
+impl LocalWaker {
+    /// Asks for a call to the app's `handle_wake`. Repeated calls before it happens are one.
+    pub fn wake(&self) {
+        self.wakes.flag(self.app);
+    }
+}
+
+/// What an app can do during a callback: read the pass's clock and use the connections it owns.
+/// Listeners and connections opened through a `Cx` belong to the calling app.
 pub struct Cx<'a> {
     /// The time of this loop pass.
     pub now: Instant,
@@ -76,10 +232,35 @@ pub struct Cx<'a> {
     owners: &'a mut HashMap<ConnId, AppId>,
     listeners: &'a mut HashMap<ListenerId, AppId>,
     queries: &'a mut HashMap<QueryId, AppId>,
-    woken: &'a mut bool,
+    wakes: &'a Rc<Wakes>,
+    pass: &'a PassTime,
+    count: u64,
 }
 
 impl Cx<'_> {
+    /// The wall-clock time of this pass.
+    pub fn wall(&self) -> SystemTime {
+        self.pass.wall()
+    }
+
+    /// The loop's pass time, to keep for code that runs outside callbacks.
+    pub fn pass_time(&self) -> PassTime {
+        self.pass.clone()
+    }
+
+    /// Which pass this is: increases by one per [`Runtime::turn`].
+    pub fn pass(&self) -> u64 {
+        self.count
+    }
+
+    /// A waker for this app, to keep (see [`LocalWaker`]).
+    pub fn local_waker(&self) -> LocalWaker {
+        LocalWaker {
+            wakes: self.wakes.clone(),
+            app: self.app,
+        }
+    }
+
     /// The stack, to `recv`/`send`/query connections this app owns.
     pub fn net(&mut self) -> &mut dyn Transport {
         self.net
@@ -93,6 +274,12 @@ impl Cx<'_> {
         let id = self.net.listen(port, backlog)?;
         self.listeners.insert(id, self.app);
         Ok(id)
+    }
+
+    /// Makes a listener opened on the stack directly (by `service::init`, before the app
+    /// existed) this app's.
+    pub(crate) fn adopt_listener(&mut self, listener: ListenerId) {
+        self.listeners.insert(listener, self.app);
     }
 
     /// Close a listener of this app.
@@ -139,9 +326,10 @@ impl Cx<'_> {
         self.net.abort(conn);
     }
 
-    /// Ask for another pass right away (e.g. after freeing buffer space the app wants to refill).
+    /// Ask for a call to this app's [`App::handle_wake`] without sleeping: in this pass if its
+    /// wake step is still to come, else in the next one.
     pub fn wake(&mut self) {
-        *self.woken = true;
+        self.wakes.flag(self.app);
     }
 }
 
@@ -162,11 +350,16 @@ pub struct Runtime {
     poll: Poll,
     events: Events,
     net: Box<dyn Transport>,
+    clock: Box<dyn Clock>,
     waker: LoopWaker,
     apps: Slab<Box<dyn App>>,
     owners: HashMap<ConnId, AppId>,
     listeners: HashMap<ListenerId, AppId>,
     queries: HashMap<QueryId, AppId>,
+    wakes: Rc<Wakes>,
+    pass: PassTime,
+    count: u64,
+    /// Run the next pass without sleeping (a new app, or the stack has work).
     again: bool,
 }
 
@@ -179,24 +372,56 @@ impl std::fmt::Debug for Runtime {
     }
 }
 
+/// A [`Cx`] for `app`, borrowing the runtime's fields one by one.
+macro_rules! cx {
+    ($rt:expr, $app:expr, $now:expr) => {
+        Cx {
+            now: $now,
+            net: &mut *$rt.net,
+            app: $app,
+            owners: &mut $rt.owners,
+            listeners: &mut $rt.listeners,
+            queries: &mut $rt.queries,
+            wakes: &$rt.wakes,
+            pass: &$rt.pass,
+            count: $rt.count,
+        }
+    };
+}
+
 impl Runtime {
-    /// A loop around `net`.
+    /// A loop around `net`, on the system clock.
     ///
     /// # Errors
     /// mio cannot create its poll or register the stack.
-    pub fn new(mut net: Box<dyn Transport>) -> io::Result<Runtime> {
+    pub fn new(net: Box<dyn Transport>) -> io::Result<Runtime> {
+        Runtime::with_clock(net, Box::new(SystemClock))
+    }
+
+    /// A loop around `net` on `clock` (a [`VirtualClock`] for deterministic tests: the loop then
+    /// never sleeps, and whoever drives it moves the clock).
+    ///
+    /// # Errors
+    /// mio cannot create its poll or register the stack.
+    pub fn with_clock(mut net: Box<dyn Transport>, clock: Box<dyn Clock>) -> io::Result<Runtime> {
         let poll = Poll::new()?;
         let waker = LoopWaker(Arc::new(Waker::new(poll.registry(), WAKER)?));
         net.register(poll.registry(), STACK)?;
+        let now = clock.now();
+        let pass = PassTime(Rc::new(Cell::new((now, clock.wall(now)))));
         Ok(Runtime {
             poll,
             events: Events::with_capacity(256),
             net,
+            clock,
             waker,
             apps: Slab::new(),
             owners: HashMap::new(),
             listeners: HashMap::new(),
             queries: HashMap::new(),
+            wakes: Rc::default(),
+            pass,
+            count: 0,
             again: true,
         })
     }
@@ -230,7 +455,7 @@ impl Runtime {
                 io::Error::new(e.kind(), format!("cannot write pcap {}: {e}", p.display()))
             })?;
         }
-        let stack = net::Stack::new(config, device, Instant::now())
+        let stack = net::Stack::new(config, device, SystemClock.now())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         Runtime::new(Box::new(stack))
     }
@@ -242,13 +467,23 @@ impl Runtime {
     pub fn kernel(bind: std::net::IpAddr) -> io::Result<Runtime> {
         Runtime::new(Box::new(net::kernel::KernelStack::new(
             bind,
-            Instant::now(),
+            SystemClock.now(),
         )?))
     }
 
     /// A handle that wakes this loop from any thread.
     pub fn waker(&self) -> LoopWaker {
         self.waker.clone()
+    }
+
+    /// The time of the current (or last) pass, for code on the loop's thread outside callbacks.
+    pub fn pass_time(&self) -> PassTime {
+        self.pass.clone()
+    }
+
+    /// The loop's clock.
+    pub fn clock(&self) -> &dyn Clock {
+        &*self.clock
     }
 
     /// The stack (for inspection: counters, socket counts).
@@ -272,60 +507,98 @@ impl Runtime {
         setup: impl FnOnce(&mut A, &mut Cx<'_>) -> Result<(), E>,
     ) -> Result<AppId, E> {
         let mut app = app;
-        let entry = self.apps.vacant_entry();
-        let id = AppId(entry.key());
-        let mut woken = false;
-        let mut cx = Cx {
-            now: Instant::now(),
-            net: &mut *self.net,
-            app: id,
-            owners: &mut self.owners,
-            listeners: &mut self.listeners,
-            queries: &mut self.queries,
-            woken: &mut woken,
-        };
+        let id = AppId(self.apps.vacant_key());
+        let now = self.pass.now();
+        let mut cx = cx!(self, id, now);
         setup(&mut app, &mut cx)?;
-        entry.insert(Box::new(app));
+        let key = self.apps.insert(Box::new(app));
+        debug_assert_eq!(key, id.0);
         self.again = true;
         Ok(id)
     }
 
-    /// Run one pass, sleeping at most `max` (or until the next timer or IO when shorter).
+    /// Add the app `build` makes with a [`Cx`] of its own (to keep a [`LocalWaker`] or the
+    /// [`PassTime`], open listeners, connect): the app exists only fully built.
+    ///
+    /// # Errors
+    /// Whatever `build` returns; nothing is added then.
+    pub fn add_with<A: App + 'static, E>(
+        &mut self,
+        build: impl FnOnce(&mut Cx<'_>) -> Result<A, E>,
+    ) -> Result<AppId, E> {
+        let id = AppId(self.apps.vacant_key());
+        let now = self.pass.now();
+        let mut cx = cx!(self, id, now);
+        let app = build(&mut cx)?;
+        let key = self.apps.insert(Box::new(app));
+        debug_assert_eq!(key, id.0);
+        self.again = true;
+        Ok(id)
+    }
+
+    /// When the loop next has work without IO: now when a wake-up is pending, else the earliest
+    /// of the stack's next timer and the apps' timers; `None` when only IO can bring work. A
+    /// driver of a [`VirtualClock`] moves the clock there.
+    pub fn next_deadline(&mut self) -> Option<Instant> {
+        let now = self.clock.now();
+        if self.again || self.wakes.any() {
+            return Some(now);
+        }
+        let mut at = self.net.poll_delay(now).map(|d| now + d);
+        for (_, app) in &self.apps {
+            if let Some(t) = app.poll_timeout() {
+                at = Some(at.map_or(t, |a| a.min(t)));
+            }
+        }
+        at
+    }
+
+    /// Run one pass, sleeping at most `max` (or until the next timer or IO when shorter). On a
+    /// virtual clock it never sleeps.
     ///
     /// # Errors
     /// The OS poll failed.
     pub fn turn(&mut self, max: Option<Duration>) -> io::Result<()> {
-        let now = Instant::now();
-        let mut timeout = self.net.poll_delay(now);
-        for (_, app) in &self.apps {
-            if let Some(at) = app.poll_timeout() {
-                let d = at.saturating_duration_since(now);
-                timeout = Some(timeout.map_or(d, |t| t.min(d)));
-            }
-        }
+        let mut timeout = self
+            .next_deadline()
+            .map(|at| at.saturating_duration_since(self.clock.now()));
         if let Some(m) = max {
             timeout = Some(timeout.map_or(m, |t| t.min(m)));
         }
-        if std::mem::take(&mut self.again) {
+        if self.clock.is_virtual() {
             timeout = Some(Duration::ZERO);
         }
+        self.again = false;
         if let Err(e) = self.poll.poll(&mut self.events, timeout) {
             if e.kind() != io::ErrorKind::Interrupted {
                 return Err(e);
             }
         }
         let woken = self.events.iter().any(|e| e.token() == WAKER);
-        let now = Instant::now();
+        let now = self.clock.now();
+        self.count += 1;
+        self.pass.0.set((now, self.clock.wall(now)));
         self.net.poll(now);
         self.dispatch(now);
         if woken {
-            self.each_app(now, |app, cx| app.handle_wake(cx));
-        }
-        self.each_app(now, |app, cx| {
-            if app.poll_timeout().is_some_and(|at| at <= cx.now) {
-                app.handle_timeout(cx);
+            for (key, _) in &self.apps {
+                self.wakes.flag(AppId(key));
             }
-        });
+        }
+        self.wake_apps(now);
+        let due: Vec<usize> = self
+            .apps
+            .iter()
+            .filter(|(_, app)| app.poll_timeout().is_some_and(|at| at <= now))
+            .map(|(key, _)| key)
+            .collect();
+        for key in due {
+            let Some(app) = self.apps.get_mut(key) else {
+                continue;
+            };
+            let mut cx = cx!(self, AppId(key), now);
+            app.handle_timeout(&mut cx);
+        }
         // Send what the apps wrote in this same pass, and hand out what that produced.
         self.net.poll(now);
         self.dispatch(now);
@@ -334,6 +607,11 @@ impl Runtime {
     }
 
     /// Run until `done` returns true (checked before every pass).
+    ///
+    /// A pass sleeps until IO, a timer or a wake-up, so `done` must depend on this loop's work,
+    /// or whatever makes it true must wake the loop: a [`LoopWaker`] from another thread (a
+    /// service [`Handle`](crate::service::Handle) of another loop does this for
+    /// [`Runtime::run_until_finished`]), or a [`LocalWaker`] on this thread.
     ///
     /// # Errors
     /// The OS poll failed.
@@ -352,28 +630,23 @@ impl Runtime {
         self.run_until(|rt| rt.apps.is_empty())
     }
 
-    fn each_app(&mut self, now: Instant, mut f: impl FnMut(&mut dyn App, &mut Cx<'_>)) {
-        let mut woken = false;
-        for (key, app) in self.apps.iter_mut() {
-            let mut cx = Cx {
-                now,
-                net: &mut *self.net,
-                app: AppId(key),
-                owners: &mut self.owners,
-                listeners: &mut self.listeners,
-                queries: &mut self.queries,
-                woken: &mut woken,
+    /// Calls `handle_wake` on every app that asked, until none asks again within this step (an
+    /// app asking from its own `handle_wake` waits for the next pass).
+    fn wake_apps(&mut self, now: Instant) {
+        let flagged = std::mem::take(&mut *self.wakes.apps.borrow_mut());
+        for id in flagged {
+            let Some(app) = self.apps.get_mut(id.0) else {
+                continue;
             };
-            f(&mut **app, &mut cx);
+            let mut cx = cx!(self, id, now);
+            app.handle_wake(&mut cx);
         }
-        self.again |= woken;
     }
 
     fn dispatch(&mut self, now: Instant) {
-        let mut woken = false;
         while let Some(ev) = self.net.poll_event() {
             if let Event::Resolved(q) = ev {
-                self.resolved(now, q, &mut woken);
+                self.resolved(now, q);
                 continue;
             }
             let (owner, conn) = match ev {
@@ -399,15 +672,7 @@ impl Runtime {
                 self.net.abort(conn);
                 continue;
             };
-            let mut cx = Cx {
-                now,
-                net: &mut *self.net,
-                app: owner,
-                owners: &mut self.owners,
-                listeners: &mut self.listeners,
-                queries: &mut self.queries,
-                woken: &mut woken,
-            };
+            let mut cx = cx!(self, owner, now);
             match ev {
                 Event::Accepted { listener, peer, .. } => {
                     app.handle_accept(&mut cx, listener, conn, peer)
@@ -416,11 +681,10 @@ impl Runtime {
                 Event::Resolved(_) => {}
             }
         }
-        self.again |= woken;
     }
 
     /// Hands a DNS outcome to the app that asked; an orphan query's outcome is dropped.
-    fn resolved(&mut self, now: Instant, q: QueryId, woken: &mut bool) {
+    fn resolved(&mut self, now: Instant, q: QueryId) {
         let app = self.queries.remove(&q).and_then(|owner| {
             let app = self.apps.get_mut(owner.0)?;
             Some((owner, app))
@@ -429,15 +693,7 @@ impl Runtime {
             let _ = self.net.poll_resolution(q);
             return;
         };
-        let mut cx = Cx {
-            now,
-            net: &mut *self.net,
-            app: owner,
-            owners: &mut self.owners,
-            listeners: &mut self.listeners,
-            queries: &mut self.queries,
-            woken,
-        };
+        let mut cx = cx!(self, owner, now);
         app.handle_resolved(&mut cx, q);
     }
 }

@@ -15,7 +15,6 @@ mod routes;
 use std::fmt;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Instant;
 
 use crate::config::{Config, Listener, Protocol};
 use crate::runtime::Runtime;
@@ -125,7 +124,7 @@ pub fn start(rt: &mut Runtime, config: &Config, stop: Switch) -> Result<Applianc
     }
     let sampler = metrics::Sampler {
         metrics: metrics.clone(),
-        next: Some(Instant::now()),
+        next: Some(rt.pass_time().now()),
     };
     let _ = rt.add(sampler, |_, _| Ok::<(), ()>(()));
     Ok(Appliance {

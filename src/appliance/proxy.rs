@@ -40,7 +40,7 @@ use super::Metrics;
 use crate::client::{self, BodyEnd as UpBodyEnd, ResponseBody};
 use crate::config::{self, Config};
 use crate::http::client::ClientConfig;
-use crate::runtime::Runtime;
+use crate::runtime::{PassTime, Runtime};
 use crate::service::{self, BodyEnd, Reqd};
 use crate::tls;
 
@@ -137,6 +137,8 @@ impl Upstream {
 pub(super) struct Proxy {
     upstreams: Vec<Upstream>,
     metrics: Arc<Metrics>,
+    /// The loop's pass time (when an upstream URL was marked down, and until when).
+    time: PassTime,
 }
 
 impl Proxy {
@@ -187,7 +189,11 @@ impl Proxy {
                 config: u.clone(),
             });
         }
-        Ok(Proxy { upstreams, metrics })
+        Ok(Proxy {
+            upstreams,
+            metrics,
+            time: rt.pass_time(),
+        })
     }
 
     /// Forwards `reqd` to upstream `upstream` and streams the answer back.
@@ -259,7 +265,7 @@ impl Flight {
     fn attempt(self: &Rc<Self>) {
         let up = self.upstream();
         let tried = self.tried.borrow().clone();
-        let Some(i) = up.pick(Instant::now(), &tried) else {
+        let Some(i) = up.pick(self.proxy.time.now(), &tried) else {
             return self.fail(StatusCode::BAD_GATEWAY, "no upstream URL left to try");
         };
         self.tried.borrow_mut().push(i);
@@ -313,7 +319,7 @@ impl Flight {
         self.proxy.metrics.upstream_error(&up.config.name, kind);
         let unreachable = matches!(kind, "connect" | "dns" | "tls");
         if unreachable {
-            up.down[url].set(Some(Instant::now() + up.config.retry_after));
+            up.down[url].set(Some(self.proxy.time.now() + up.config.retry_after));
         }
         if self.reqd.is_responded() {
             // The body reader hears about it and cuts the response short.

@@ -42,6 +42,11 @@ impl ClientApp {
         ClientApp { stack }
     }
 
+    /// Gives the handles the app's waker: work they queue wakes it.
+    pub(crate) fn attach(&self, waker: crate::runtime::LocalWaker) {
+        self.stack.0.pending.attach(waker);
+    }
+
     fn work(&mut self, cx: &mut Cx<'_>) {
         let shared = self.stack.0.clone();
         let mut out = Vec::new();
@@ -514,9 +519,6 @@ impl App for ClientApp {
 
     fn poll_timeout(&self) -> Option<Instant> {
         let shared = &self.stack.0;
-        if shared.pending.get() || !shared.deferred.borrow().is_empty() {
-            return Some(shared.epoch);
-        }
         let inner = shared.inner.borrow();
         let idle = shared.options.idle_timeout;
         inner.conns.values().filter_map(|c| c.deadline(idle)).min()

@@ -13,7 +13,7 @@ use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ::http::header::{HeaderName, CONTENT_TYPE};
 use ::http::{HeaderMap, HeaderValue, Method};
@@ -150,7 +150,7 @@ pub fn run(rt: &mut Runtime, stack: &Stack, req: &Request) -> Result<u16, Failur
             read(body, s2);
         },
     );
-    let deadline = req.max_time.map(|d| Instant::now() + d);
+    let deadline = req.max_time.map(|d| rt.clock().now() + d);
     loop {
         {
             let mut st = state.borrow_mut();
@@ -168,7 +168,7 @@ pub fn run(rt: &mut Runtime, stack: &Stack, req: &Request) -> Result<u16, Failur
         }
         let wait = match deadline {
             Some(at) => {
-                let now = Instant::now();
+                let now = rt.clock().now();
                 if now >= at {
                     return Err(Failure::Timeout(req.max_time.unwrap_or_default()));
                 }

@@ -6,7 +6,6 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Instant;
 
 use ::http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 use ::http::{Method, Request, Response};
@@ -15,7 +14,7 @@ use super::app::ClientApp;
 use super::body::{BodyWriter, ResponseBody};
 use super::exchange;
 use super::remote::Remote;
-use super::state::{BodyKind, DnsJob, Exchange, Inner, Options, Phase, Shared, Stats};
+use super::state::{BodyKind, DnsJob, Exchange, Inner, Options, Pending, Phase, Shared, Stats};
 use super::{keys, Error, Family};
 use crate::ctx::{Completer, Connect, Ctx, Next, Resolution};
 use crate::http::client::{ClientConfig, UsageError};
@@ -53,17 +52,19 @@ impl Stack {
     pub fn attach(rt: &mut Runtime, options: Options) -> Stack {
         let stack = Stack(Rc::new(Shared {
             inner: RefCell::new(Inner::default()),
-            pending: Cell::new(false),
+            pending: Pending::default(),
             polling: Cell::new(None),
             deferred: RefCell::new(Vec::new()),
             options,
-            epoch: Instant::now(),
             waker: rt.waker(),
             jobs: RefCell::new(None),
         }));
         let app = ClientApp::new(stack.clone());
-        rt.add(app, |_, _| Ok::<(), std::convert::Infallible>(()))
-            .unwrap_or_else(|e| match e {});
+        rt.add(app, |app, cx| {
+            app.attach(cx.local_waker());
+            Ok::<(), std::convert::Infallible>(())
+        })
+        .unwrap_or_else(|e| match e {});
         stack
     }
 
@@ -159,7 +160,7 @@ impl Stack {
         };
         let mut connect = taken?;
         self.0.polling.set(Some(id));
-        let next = connect.poll();
+        let next = crate::ctx::polling_with(self.0.pending.waker(), || connect.poll());
         self.0.polling.set(None);
         let mut inner = self.0.inner.borrow_mut();
         let x = inner.exchanges.get_mut(&id)?;

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ::http::{Request, Response};
 use net::{ConnId, DnsError, QueryId, RecordType};
@@ -290,17 +290,48 @@ impl Inner {
     }
 }
 
+/// A "work waiting" flag that wakes the client app when set (once the app is on its loop).
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    flag: Cell<bool>,
+    waker: std::cell::OnceCell<crate::runtime::LocalWaker>,
+}
+
+impl Pending {
+    pub(crate) fn get(&self) -> bool {
+        self.flag.get()
+    }
+
+    /// Sets the flag; `true` also wakes the app.
+    pub(crate) fn set(&self, pending: bool) {
+        self.flag.set(pending);
+        if pending {
+            if let Some(w) = self.waker.get() {
+                w.wake();
+            }
+        }
+    }
+
+    /// The app's waker, given once when the app is added to its loop.
+    pub(crate) fn attach(&self, waker: crate::runtime::LocalWaker) {
+        let _ = self.waker.set(waker);
+    }
+
+    /// The app's waker, when attached.
+    pub(crate) fn waker(&self) -> Option<&crate::runtime::LocalWaker> {
+        self.waker.get()
+    }
+}
+
 /// Everything behind a [`Stack`](super::Stack) handle.
 pub(crate) struct Shared {
     pub inner: RefCell<Inner>,
-    /// Work was queued from outside the app's callbacks: the app runs at the next pass.
-    pub pending: Cell<bool>,
+    /// Work was queued (from outside the app's callbacks too): the app runs without sleeping.
+    pub pending: Pending,
     /// The exchange whose ctx is being polled (DNS jobs are tagged with it).
     pub polling: Cell<Option<u64>>,
     pub deferred: RefCell<Vec<Deferred>>,
     pub options: Options,
-    /// An instant before any `now`: "run at once" for `App::poll_timeout`.
-    pub epoch: Instant,
     /// Wakes the loop (for [`Remote`](super::Remote) jobs).
     pub waker: crate::runtime::LoopWaker,
     /// Jobs from other threads, once a [`Remote`](super::Remote) was made.

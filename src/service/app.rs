@@ -2,9 +2,9 @@
 //! their timers, flushes connections that `Reqd`s changed, and runs the stop sequence.
 //!
 //! Timers: one heap entry per connection (see `timers.rs`). Changes made through a `Reqd` from
-//! outside this app's callbacks (another app's callback) are found through
-//! [`App::poll_timeout`]: while connections are marked dirty it returns an instant already
-//! past, so the loop calls [`App::handle_timeout`] in the same or the next pass without sleeping.
+//! outside this app's callbacks (another app's callback) wake the app through its
+//! [`LocalWaker`](crate::runtime::LocalWaker): the loop calls [`App::handle_wake`] in the same or
+//! the next pass without sleeping, and that flushes them.
 //!
 //! Stop: when the switch is off the listener is closed (new SYNs are refused), every codec is
 //! told to shut down (in-flight exchanges finish, idle keep-alive connections close at once),
@@ -12,7 +12,7 @@
 //! is left the [`Handle`] completes. Whatever is left at `drain_timeout` (plus a grace second)
 //! is reset.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -20,7 +20,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use net::{ConnId, ListenError, ListenerId};
+use net::{ConnId, ListenerId};
 
 use super::conn::{Conn, ErrorHandler, Next, RequestHandler, Running};
 use super::core::{Core, Shared};
@@ -41,73 +41,43 @@ pub(crate) struct Start {
     pub handle: Handle,
 }
 
-/// Filled by `http`, or marked abandoned when the `Service` is dropped unused.
-#[derive(Default)]
-pub(crate) struct Setup {
-    pub start: RefCell<Option<Start>>,
-    pub abandoned: Cell<bool>,
-}
-
 pub(crate) struct ServiceApp {
     port: u16,
-    backlog: usize,
     listener: Option<ListenerId>,
-    setup: Rc<Setup>,
-    run: Option<Running>,
+    run: Running,
     conns: HashMap<ConnId, Conn>,
     timers: Timers,
-    /// An instant before any `now`: "run `handle_timeout` at once".
-    epoch: Instant,
     finished: bool,
     batch: Vec<ConnId>,
     /// Connections that yielded (see [`conn::ROUNDS_PER_PUMP`]), with the pass they yielded
     /// in; pumped again in a later pass.
-    yielded: Vec<(ConnId, Instant)>,
+    yielded: Vec<(ConnId, u64)>,
 }
 
 impl ServiceApp {
-    pub(crate) fn new(port: u16, backlog: usize, setup: Rc<Setup>) -> ServiceApp {
+    /// The app serving `listener` (opened by `init`), built in the loop's setup call.
+    pub(crate) fn new(port: u16, listener: ListenerId, s: Start, cx: &mut Cx<'_>) -> ServiceApp {
+        cx.adopt_listener(listener);
+        let shared = Rc::new(Shared::new(
+            s.config,
+            s.handle,
+            cx.pass_time(),
+            cx.local_waker(),
+        ));
         ServiceApp {
             port,
-            backlog,
-            listener: None,
-            setup,
-            run: None,
+            listener: Some(listener),
+            run: Running::new(shared, s.tls, s.request, s.error, s.stop),
             conns: HashMap::new(),
             timers: Timers::default(),
-            epoch: Instant::now(),
             finished: false,
             batch: Vec::new(),
             yielded: Vec::new(),
         }
     }
 
-    pub(crate) fn listen(&mut self, cx: &mut Cx<'_>) -> Result<(), ListenError> {
-        self.listener = Some(cx.listen(self.port, self.backlog)?);
-        Ok(())
-    }
-
-    /// Picks up what `http` provided; false when there is nothing to run (yet, or any more).
-    fn start(&mut self, cx: &mut Cx<'_>) -> bool {
-        if self.run.is_some() {
-            return !self.finished;
-        }
-        if let Some(s) = self.setup.start.borrow_mut().take() {
-            let shared = Rc::new(Shared::new(s.config, s.handle, cx.now));
-            self.run = Some(Running::new(shared, s.tls, s.request, s.error, s.stop));
-            return true;
-        }
-        if self.setup.abandoned.get() && !self.finished {
-            if let Some(l) = self.listener.take() {
-                cx.unlisten(l);
-            }
-            self.finished = true;
-        }
-        false
-    }
-
     fn check_stop(&mut self, cx: &mut Cx<'_>) {
-        let Some(run) = self.run.as_mut() else { return };
+        let run = &mut self.run;
         if run.stopping.is_some() || !run.stop.as_ref().is_some_and(Switch::is_off) {
             return;
         }
@@ -132,17 +102,18 @@ impl ServiceApp {
 
     /// Pumps one connection and acts on the outcome.
     fn pump(&mut self, cx: &mut Cx<'_>, id: ConnId) {
-        let Some(run) = self.run.as_mut() else { return };
+        let run = &mut self.run;
         let Some(c) = self.conns.get_mut(&id) else {
             return;
         };
         match run.pump(cx, c) {
             Next::Keep => {
                 if std::mem::take(&mut c.yielded) {
-                    self.yielded.push((id, cx.now));
+                    self.yielded.push((id, cx.pass()));
+                    cx.wake();
                 }
                 let mut slot = c.timer;
-                self.timers.schedule(id, &mut slot, c.deadline());
+                self.timers.schedule(id, &mut slot, c.deadline(cx.now));
                 c.timer = slot;
                 if self.timers.needs_rebuild(self.conns.len()) {
                     let live = self
@@ -168,11 +139,10 @@ impl ServiceApp {
 
     /// Flushes every connection a `Reqd` changed, until none is left.
     fn drain(&mut self, cx: &mut Cx<'_>) {
-        let Some(run) = self.run.as_ref() else { return };
-        if !run.shared.pending.get() {
+        if !self.run.shared.pending.get() {
             return;
         }
-        let shared = run.shared.clone();
+        let shared = self.run.shared.clone();
         loop {
             let orphans = std::mem::take(&mut *shared.orphans.borrow_mut());
             for (conn, id) in orphans {
@@ -199,8 +169,9 @@ impl ServiceApp {
 
     /// Completes the handle once stopping is over.
     fn settle(&mut self, cx: &mut Cx<'_>) {
-        let Some(run) = self.run.as_ref() else { return };
-        let Some(deadline) = run.stopping else { return };
+        let Some(deadline) = self.run.stopping else {
+            return;
+        };
         if !self.conns.is_empty() && cx.now >= deadline {
             log::warn!(
                 "service on port {}: drain deadline passed, resetting {} connections",
@@ -211,7 +182,7 @@ impl ServiceApp {
             for id in ids {
                 if let Some(c) = self.conns.remove(&id) {
                     cx.abort(id);
-                    let run = self.run.as_mut().expect("running");
+                    let run = &mut self.run;
                     run.shared
                         .handle
                         .0
@@ -225,9 +196,7 @@ impl ServiceApp {
         if self.conns.is_empty() && !self.finished {
             self.finished = true;
             log::info!("service on port {}: stopped", self.port);
-            if let Some(run) = self.run.as_ref() {
-                run.shared.handle.complete(Ok(()));
-            }
+            self.run.shared.handle.complete(Ok(()));
         }
     }
 
@@ -240,12 +209,8 @@ impl ServiceApp {
 
 impl App for ServiceApp {
     fn handle_accept(&mut self, cx: &mut Cx<'_>, _l: ListenerId, id: ConnId, peer: SocketAddr) {
-        if !self.start(cx) {
-            cx.abort(id);
-            return;
-        }
         self.check_stop(cx);
-        let run = self.run.as_ref().expect("running");
+        let run = &self.run;
         let tls = match run
             .tls
             .as_ref()
@@ -282,34 +247,21 @@ impl App for ServiceApp {
     }
 
     fn handle_ready(&mut self, cx: &mut Cx<'_>, id: ConnId) {
-        if self.start(cx) {
-            self.pump(cx, id);
-            self.after(cx);
-        }
+        self.pump(cx, id);
+        self.after(cx);
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
         if self.finished {
             return None;
         }
-        let Some(run) = self.run.as_ref() else {
-            return Some(self.epoch);
-        };
-        let stop_now = run.stopping.is_none() && run.stop.as_ref().is_some_and(Switch::is_off);
-        if run.shared.pending.get() || stop_now || !self.yielded.is_empty() {
-            return Some(self.epoch);
-        }
-        [self.timers.next(), run.stopping]
+        [self.timers.next(), self.run.stopping]
             .into_iter()
             .flatten()
             .min()
     }
 
     fn handle_timeout(&mut self, cx: &mut Cx<'_>) {
-        if !self.start(cx) {
-            return;
-        }
-        self.check_stop(cx);
         while let Some((at, id)) = self.timers.pop_due(cx.now) {
             let Some(c) = self.conns.get_mut(&id) else {
                 continue;
@@ -321,26 +273,32 @@ impl App for ServiceApp {
             c.handle_timeout(cx.now);
             self.pump(cx, id);
         }
-        // Connections that yielded in an earlier pass (not this one: others go first).
+        self.after(cx);
+    }
+
+    /// Flushes what `Reqd`s changed, starts stopping when the switch is off, and pumps the
+    /// connections that yielded in an earlier pass (not this one: the others go first).
+    fn handle_wake(&mut self, cx: &mut Cx<'_>) {
+        if self.finished {
+            return;
+        }
+        self.check_stop(cx);
+        let pass = cx.pass();
         let mut list = std::mem::take(&mut self.yielded);
         list.retain(|&(id, at)| {
-            if at < cx.now {
+            if at < pass {
                 self.pump(cx, id);
                 false
             } else {
                 true
             }
         });
+        if !list.is_empty() {
+            cx.wake();
+        }
         list.append(&mut self.yielded);
         self.yielded = list;
         self.after(cx);
-    }
-
-    fn handle_wake(&mut self, cx: &mut Cx<'_>) {
-        if self.start(cx) {
-            self.check_stop(cx);
-            self.after(cx);
-        }
     }
 
     fn is_finished(&self) -> bool {
@@ -358,10 +316,6 @@ impl Drop for ServiceApp {
             };
             drop(slots);
         }
-        if let Some(run) = self.run.as_ref() {
-            run.shared.handle.complete(Err(ServiceError::Dropped));
-        } else if let Some(s) = self.setup.start.borrow_mut().take() {
-            s.handle.complete(Err(ServiceError::Dropped));
-        }
+        self.run.shared.handle.complete(Err(ServiceError::Dropped));
     }
 }

@@ -116,10 +116,10 @@ impl Conn {
         }
     }
 
-    /// When the loop must look at this connection again without IO.
-    pub(crate) fn deadline(&self) -> Option<Instant> {
+    /// When the loop must look at this connection again without IO (`now`: the pass's time).
+    pub(crate) fn deadline(&self, now: Instant) -> Option<Instant> {
         let codec = match self.flushing {
-            Some(until) => Some(until.min(Instant::now() + FLUSH_POLL)),
+            Some(until) => Some(until.min(now + FLUSH_POLL)),
             None => self.core.borrow().codec.poll_timeout(),
         };
         let tls = self.tls.as_ref().and_then(|t| t.poll_timeout());
@@ -136,7 +136,7 @@ impl Conn {
     /// stopped reading would get up to that early deadline added to its write timeout.
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
         // (A connection flushing its last bytes while stopping polls: always due.)
-        self.early = self.flushing.is_none() && self.deadline().is_none_or(|d| d > now);
+        self.early = self.flushing.is_none() && self.deadline(now).is_none_or(|d| d > now);
         if self.early {
             return;
         }

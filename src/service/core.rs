@@ -14,13 +14,14 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, UNIX_EPOCH};
 
 use net::ConnId;
 
 use super::handle::Handle;
 use super::reqd::{BodyEnd, BodyError, Exchange};
 use crate::http::{Config, DateCache, ExchangeId, HttpDate, ServerConn};
+use crate::runtime::{LocalWaker, PassTime};
 
 /// A body chunk consumer of [`Reader::Once`].
 pub(crate) type OnData = Box<dyn FnOnce(&[u8])>;
@@ -122,14 +123,23 @@ pub(crate) struct Shared {
     /// Exchanges whose last `Reqd` was dropped unanswered while their core was borrowed.
     pub orphans: RefCell<Vec<(ConnId, ExchangeId)>>,
     date: RefCell<DateState>,
-    /// Any dirty or orphan entry waiting (cheap check for `App::poll_timeout`).
+    /// Any dirty or orphan entry waiting (cheap check).
     pub pending: Cell<bool>,
+    /// The loop's pass time: what `Reqd`s pass to the codec as `now`.
+    pub pass: PassTime,
+    /// Wakes the service app when a `Reqd` changed a connection outside its callbacks.
+    waker: LocalWaker,
 }
 
 impl Shared {
-    pub(crate) fn new(config: Arc<Config>, handle: Handle, now: Instant) -> Shared {
-        let cache = DateCache::new(SystemTime::now());
-        let date = cache.clone().update(SystemTime::now());
+    pub(crate) fn new(
+        config: Arc<Config>,
+        handle: Handle,
+        pass: PassTime,
+        waker: LocalWaker,
+    ) -> Shared {
+        let cache = DateCache::new(pass.wall());
+        let date = cache.clone().update(pass.wall());
         Shared {
             config,
             handle,
@@ -139,10 +149,23 @@ impl Shared {
                 cache,
                 date,
                 generation: 1,
-                next: now,
+                next: pass.now(),
             }),
             pending: Cell::new(false),
+            pass,
+            waker,
         }
+    }
+
+    /// The time of the loop's pass.
+    pub(crate) fn now(&self) -> Instant {
+        self.pass.now()
+    }
+
+    /// Notes that work is waiting for the loop, and wakes the service app for it.
+    pub(crate) fn set_pending(&self) {
+        self.pending.set(true);
+        self.waker.wake();
     }
 
     /// Queues `core`'s connection for flushing unless it already is.
@@ -150,7 +173,7 @@ impl Shared {
         if !core.queued {
             core.queued = true;
             self.dirty.borrow_mut().push(core.conn);
-            self.pending.set(true);
+            self.set_pending();
         }
     }
 
@@ -159,7 +182,7 @@ impl Shared {
     pub(crate) fn set_date(&self, core: &mut Core, now: Instant) {
         let mut d = self.date.borrow_mut();
         if now >= d.next {
-            let wall = SystemTime::now();
+            let wall = self.pass.wall();
             let date = d.cache.update(wall);
             if date != d.date {
                 d.date = date;

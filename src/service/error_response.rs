@@ -4,7 +4,6 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::Instant;
 
 use ::http::{Response, StatusCode};
 
@@ -66,7 +65,7 @@ impl ErrorResponse {
 
     fn answer(&mut self, head: Response<()>, body: &[u8]) {
         self.answered = true;
-        let now = Instant::now();
+        let now = self.shared.now();
         let status = head.status().as_u16();
         let Ok(mut core) = self.core.try_borrow_mut() else {
             return;

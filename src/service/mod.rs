@@ -48,14 +48,13 @@ mod tls_pipe;
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::rc::Rc;
 use std::sync::Arc;
 
 use ::http::Request;
-use net::ListenError;
+use net::{ListenError, ListenerId};
 
 use crate::http::{Config, Error};
-use crate::runtime::{LoopWaker, Runtime};
+use crate::runtime::Runtime;
 
 pub use conn::READ_CHUNK;
 pub use error_response::ErrorResponse;
@@ -95,10 +94,9 @@ impl std::error::Error for InitError {}
 /// that has no handler; bind the next port after `http` returned. Dropping it unused closes the
 /// listener.
 pub struct Service<'a> {
-    waker: LoopWaker,
-    setup: Rc<app::Setup>,
+    rt: &'a mut Runtime,
+    listener: Option<ListenerId>,
     port: u16,
-    _rt: &'a mut Runtime,
 }
 
 impl fmt::Debug for Service<'_> {
@@ -116,8 +114,8 @@ impl Service<'_> {
 
 impl Drop for Service<'_> {
     fn drop(&mut self) {
-        if self.setup.start.borrow().is_none() {
-            self.setup.abandoned.set(true);
+        if let Some(l) = self.listener.take() {
+            self.rt.net().unlisten(l);
         }
     }
 }
@@ -145,17 +143,14 @@ pub fn init_with_backlog(
     port: u16,
     backlog: usize,
 ) -> Result<Service<'_>, InitError> {
-    let setup = Rc::new(app::Setup::default());
-    rt.add(
-        app::ServiceApp::new(port, backlog, setup.clone()),
-        |a, cx| a.listen(cx),
-    )
-    .map_err(|error| InitError::Listen { port, error })?;
+    let listener = rt
+        .net()
+        .listen(port, backlog)
+        .map_err(|error| InitError::Listen { port, error })?;
     Ok(Service {
-        waker: rt.waker(),
-        setup,
+        rt,
+        listener: Some(listener),
         port,
-        _rt: rt,
     })
 }
 
@@ -202,7 +197,7 @@ where
 
 fn start<E, R>(
     tls: Option<crate::tls::ServerConfig>,
-    service: Service<'_>,
+    mut service: Service<'_>,
     config: Config,
     stop: Option<Switch>,
     error_handler: E,
@@ -214,18 +209,24 @@ where
 {
     let handle = Handle::default();
     if let Some(s) = &stop {
-        s.attach(service.waker.clone());
+        s.attach(service.rt.waker());
     }
     let scheme = if tls.is_some() { "https" } else { "http" };
-    *service.setup.start.borrow_mut() = Some(app::Start {
+    let start = app::Start {
         config: Arc::new(config),
         tls,
         stop,
         request: Box::new(request_handler),
         error: Box::new(error_handler),
         handle: handle.clone(),
+    };
+    let port = service.port;
+    let listener = service.listener.take().expect("a service is started once");
+    let added = service.rt.add_with(|cx| {
+        Ok::<_, std::convert::Infallible>(app::ServiceApp::new(port, listener, start, cx))
     });
-    log::info!("{scheme} service listening on port {}", service.port);
+    let Ok(_) = added;
+    log::info!("{scheme} service listening on port {port}");
     Initialized(handle)
 }
 

@@ -131,7 +131,7 @@ impl Exchange {
 
     /// Starts the response; `body` picks the framing.
     fn respond(&self, head: Response<()>, body: ResponseBody<'_>) -> Result<(), ReqdError> {
-        let now = Instant::now();
+        let now = self.shared.now();
         let status = head.status().as_u16();
         let mut core = self.core.borrow_mut();
         if core.closed {
@@ -178,7 +178,11 @@ impl Exchange {
             self.request.version(),
             self.status.get(),
             self.bytes.get(),
-            self.started.elapsed().as_secs_f64() * 1e3,
+            self.shared
+                .now()
+                .saturating_duration_since(self.started)
+                .as_secs_f64()
+                * 1e3,
         );
     }
 
@@ -227,7 +231,7 @@ impl Drop for Exchange {
                 // it happen, the loop answers the exchange rather than leaving it hanging.
                 let conn = self.conn;
                 self.shared.orphans.borrow_mut().push((conn, self.id));
-                self.shared.pending.set(true);
+                self.shared.set_pending();
                 return;
             }
         };
@@ -325,7 +329,7 @@ impl Reqd {
     /// # Errors
     /// [`ReqdError::Closed`] when the connection is gone.
     pub fn read_body(&self, buf: &mut [u8]) -> Result<BodyRead, ReqdError> {
-        let now = Instant::now();
+        let now = self.0.shared.now();
         let mut core = self.0.core.borrow_mut();
         if core.closed {
             return Err(ReqdError::Closed);
@@ -423,7 +427,7 @@ impl BodyWriter {
         }
         let n = core
             .codec
-            .write_body(Instant::now(), ex.id, data)
+            .write_body(ex.shared.now(), ex.id, data)
             .map_err(usage)?;
         if n < data.len() {
             if let Some(slot) = core.slot_mut(ex.id) {
@@ -471,7 +475,10 @@ impl BodyWriter {
         if core.closed {
             return Err(ReqdError::Closed);
         }
-        let r = core.codec.finish_body(Instant::now(), ex.id).map_err(usage);
+        let r = core
+            .codec
+            .finish_body(ex.shared.now(), ex.id)
+            .map_err(usage);
         ex.phase.set(Phase::Done);
         if let Some(slot) = core.slot_mut(ex.id) {
             slot.finished = true;

@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use net::{ConnId, ConnectError, ListenerId, RecvError};
 
-use crate::runtime::{App, Cx, Runtime};
+use crate::runtime::{App, Cx, LocalWaker, Runtime};
 use crate::tls::{ClientConfig, ClientSession, PlainRead, ServerName};
 
 /// Bytes read per `recv`.
@@ -43,10 +43,9 @@ struct State {
     done: bool,
     /// Stop reading while `input` holds this much (client-side backpressure).
     max_input: Option<usize>,
-    /// The caller changed something: pump at the next pass.
-    kick: bool,
     tls: Option<ClientTls>,
-    epoch: Option<Instant>,
+    /// Wakes the app when the caller changed something: it pumps in the loop's next step.
+    waker: Option<LocalWaker>,
 }
 
 /// A client TLS session and its unsent ciphertext.
@@ -57,6 +56,12 @@ struct ClientTls {
 }
 
 impl State {
+    fn wake(&self) {
+        if let Some(w) = &self.waker {
+            w.wake();
+        }
+    }
+
     /// Refills `out` from the source once everything queued was sent.
     fn refill(&mut self) {
         if self.sent < self.out.len() {
@@ -196,7 +201,7 @@ impl RawClient {
         config: &ClientConfig,
         server_name: ServerName<'static>,
     ) -> Result<ClientHandle, ConnectError> {
-        let session = ClientSession::new(config, server_name, Instant::now())
+        let session = ClientSession::new(config, server_name, rt.pass_time().now())
             .map_err(|_| ConnectError::BadAddress)?;
         let tls = ClientTls {
             session,
@@ -212,12 +217,13 @@ impl RawClient {
         tls: Option<ClientTls>,
     ) -> Result<ClientHandle, ConnectError> {
         let state = Rc::new(RefCell::new(State {
-            epoch: Some(Instant::now()),
             tls,
             ..State::default()
         }));
         rt.add(RawClient(state.clone()), |app, cx| {
-            app.0.borrow_mut().conn = Some(cx.connect(remote)?);
+            let mut st = app.0.borrow_mut();
+            st.conn = Some(cx.connect(remote)?);
+            st.waker = Some(cx.local_waker());
             Ok(())
         })?;
         Ok(ClientHandle(state))
@@ -225,7 +231,6 @@ impl RawClient {
 
     fn pump(&mut self, cx: &mut Cx<'_>) {
         let mut st = self.0.borrow_mut();
-        st.kick = false;
         let Some(id) = st.conn else { return };
         if !st.connected {
             let r = cx.net().readiness(id);
@@ -294,17 +299,7 @@ impl App for RawClient {
         self.pump(cx);
     }
 
-    fn poll_timeout(&self) -> Option<Instant> {
-        let st = self.0.borrow();
-        let has_out = st.sent < st.out.len()
-            || st.source.is_some()
-            || st.tls.as_ref().is_some_and(|t| t.session.wants_write());
-        (st.connected && !st.done && (has_out || st.close || st.kick))
-            .then_some(st.epoch)
-            .flatten()
-    }
-
-    fn handle_timeout(&mut self, cx: &mut Cx<'_>) {
+    fn handle_wake(&mut self, cx: &mut Cx<'_>) {
         self.pump(cx);
     }
 
@@ -316,12 +311,16 @@ impl App for RawClient {
 impl ClientHandle {
     /// Queues bytes to send.
     pub fn send(&self, bytes: &[u8]) {
-        self.0.borrow_mut().out.extend_from_slice(bytes);
+        let mut st = self.0.borrow_mut();
+        st.out.extend_from_slice(bytes);
+        st.wake();
     }
 
     /// Sends what `source` appends each time it is called, until it returns false.
     pub fn set_source(&self, source: impl FnMut(&mut Vec<u8>) -> bool + 'static) {
-        self.0.borrow_mut().source = Some(Box::new(source));
+        let mut st = self.0.borrow_mut();
+        st.source = Some(Box::new(source));
+        st.wake();
     }
 
     /// Hands received bytes to `sink` instead of buffering them.
@@ -333,13 +332,15 @@ impl ClientHandle {
     pub fn set_max_input(&self, max: Option<usize>) {
         let mut st = self.0.borrow_mut();
         st.max_input = max;
-        st.kick = true;
+        st.wake();
     }
 
     /// Takes the bytes received so far (without a sink).
     pub fn take_input(&self) -> Vec<u8> {
         let mut st = self.0.borrow_mut();
-        st.kick = st.max_input.is_some();
+        if st.max_input.is_some() {
+            st.wake();
+        }
         std::mem::take(&mut st.input)
     }
 
@@ -350,7 +351,9 @@ impl ClientHandle {
 
     /// Closes the connection once everything queued was sent.
     pub fn close(&self) {
-        self.0.borrow_mut().close = true;
+        let mut st = self.0.borrow_mut();
+        st.close = true;
+        st.wake();
     }
 
     /// The connection is established.
