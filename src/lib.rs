@@ -22,6 +22,8 @@ pub mod fuzzing;
 pub mod http;
 pub mod runtime;
 pub mod service;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod tls;
 
 pub use net;

@@ -5,7 +5,6 @@ use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Instant;
 
 use ::http::Request;
 
@@ -18,11 +17,7 @@ use crate::runtime::Runtime;
 
 /// A runtime on a stack whose wire leads nowhere (nothing is ever sent in these tests).
 fn runtime() -> Runtime {
-    let (a, _b) = net::device::wire::pair(1500, Default::default(), Default::default(), 1);
-    let config = net::testing::config(true, 1);
-    let device = net::device::Device::new(net::device::Link::Wire(a));
-    let stack = net::Stack::new(config, device, Instant::now()).unwrap();
-    Runtime::new(Box::new(stack)).unwrap()
+    crate::testing::Pair::new().client
 }
 
 fn head(method: &str, headers: &[(&str, &str)]) -> Request<()> {

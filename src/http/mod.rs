@@ -28,6 +28,10 @@
 //! Peer faults are [`Error`] (one per connection, with the status to send); local misuse is
 //! [`UsageError`]. Request-smuggling rules and their statuses are listed in the `head` and `body`
 //! module docs: the parser is strict wherever two readers could disagree about framing.
+//!
+//! The message types handlers and clients use are the `http` crate's, re-exported here
+//! ([`Request`], [`Response`], [`StatusCode`], [`header`]...), so `paf::http::Response::new(())`
+//! needs no other dependency.
 
 pub(crate) mod body;
 pub mod client;
@@ -41,6 +45,9 @@ mod write;
 #[cfg(test)]
 mod tests;
 
+pub use ::http::{
+    header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, Version,
+};
 pub use config::Config;
 pub use error::{Error, UsageError, UsageErrorKind};
 pub use server::{BodyRead, Event, ExchangeId, ResponseBody, ServerConn};

@@ -1,0 +1,345 @@
+//! Deterministic tests of services and clients (feature `testing`): two runtimes joined by the
+//! in-memory wire, on one [`VirtualClock`], stepped on the caller's thread (after quinn-proto's
+//! `Pair`). Nothing sleeps: when neither loop has work now, the clock jumps to the earliest
+//! thing either has to do (a TCP timer, a frame due on the wire, an HTTP timeout), so a test of a
+//! 30-second timeout takes milliseconds and fires at the exact virtual instant.
+//!
+//! ```
+//! use paf::service::{self, Initialized};
+//! use paf::testing::{Pair, B};
+//! use std::time::Duration;
+//!
+//! let mut pair = Pair::new();
+//! let svc = service::init(&mut pair.server, 80).unwrap();
+//! let Initialized(_handle) = service::http(
+//!     svc,
+//!     paf::http::Config::default(),
+//!     None,
+//!     service::default_error_handler,
+//!     |_peer, reqd| {
+//!         let _ = reqd.respond_with_bytes(paf::http::Response::new(()), "hello\n");
+//!     },
+//! );
+//! let c = paf::testing::RawClient::connect(&mut pair.client, B.with_port(80)).unwrap();
+//! c.send(b"GET / HTTP/1.1\r\nHost: b\r\n\r\n");
+//! pair.drive(Duration::from_secs(5), |_| c.received() > 0);
+//! assert!(String::from_utf8_lossy(&c.take_input()).ends_with("hello\n"));
+//! ```
+//!
+//! Also here: [`RawClient`], a raw-bytes TCP (or TLS) client app with a handle to feed and read
+//! it, and [`parse_response`], a small HTTP/1.1 response parser, for tests that must send bytes
+//! no well-behaved client would.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use net::device::{wire, Device, Faults, Link};
+
+use crate::runtime::{Clock, Runtime, VirtualClock};
+
+pub use crate::service::testing::{parse_response, ClientHandle, ParsedResponse, RawClient};
+pub use net::device::Faults as WireFaults;
+
+/// Steps without the clock moving before [`Pair::drive`] calls it a livelock.
+const MAX_STILL_STEPS: u32 = 100_000;
+
+/// An address of one end of a [`Pair`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct End {
+    /// IPv4 address.
+    pub v4: Ipv4Addr,
+    /// IPv6 address.
+    pub v6: Ipv6Addr,
+}
+
+impl End {
+    /// The IPv4 socket address with `port`.
+    pub fn with_port(self, port: u16) -> SocketAddr {
+        SocketAddr::new(IpAddr::V4(self.v4), port)
+    }
+
+    /// The IPv6 socket address with `port`.
+    pub fn v6_with_port(self, port: u16) -> SocketAddr {
+        SocketAddr::new(IpAddr::V6(self.v6), port)
+    }
+}
+
+/// The client end (198.18.0.1, fd00:198:18::1).
+pub const A: End = End {
+    v4: net::testing::A_V4,
+    v6: net::testing::A_V6,
+};
+/// The server end (198.18.0.2, fd00:198:18::2).
+pub const B: End = End {
+    v4: net::testing::B_V4,
+    v6: net::testing::B_V6,
+};
+
+/// How to build a [`Pair`]: MTU, faults per direction, seed, stack tuning.
+pub struct Builder {
+    mtu: usize,
+    to_server: Faults,
+    to_client: Faults,
+    seed: u64,
+    tune: Box<dyn Fn(&mut net::Config)>,
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("mtu", &self.mtu)
+            .field("seed", &self.seed)
+            .finish()
+    }
+}
+
+impl Builder {
+    /// The wire's MTU (default 1500).
+    pub fn mtu(mut self, mtu: usize) -> Builder {
+        self.mtu = mtu;
+        self
+    }
+
+    /// Faults (loss, delay, reordering...) on frames from the client to the server.
+    pub fn to_server(mut self, faults: Faults) -> Builder {
+        self.to_server = faults;
+        self
+    }
+
+    /// Faults on frames from the server to the client.
+    pub fn to_client(mut self, faults: Faults) -> Builder {
+        self.to_client = faults;
+        self
+    }
+
+    /// The same faults both ways.
+    pub fn faults(self, faults: Faults) -> Builder {
+        self.to_server(faults.clone()).to_client(faults)
+    }
+
+    /// The seed of the wire's fault injection and of the stacks (default 7).
+    pub fn seed(mut self, seed: u64) -> Builder {
+        self.seed = seed;
+        self
+    }
+
+    /// Adjusts both stacks' configurations (buffer sizes, congestion control...).
+    pub fn tune(mut self, tune: impl Fn(&mut net::Config) + 'static) -> Builder {
+        self.tune = Box::new(tune);
+        self
+    }
+
+    /// The pair: a client runtime on A and a server runtime on B, at virtual time zero.
+    ///
+    /// # Panics
+    /// When a stack cannot be built (a tuning that makes the configuration invalid) or mio
+    /// cannot make a poll.
+    pub fn build(self) -> Pair {
+        let (a, b) = wire::pair(self.mtu, self.to_server, self.to_client, self.seed);
+        let clock = VirtualClock::new();
+        let runtime = |first: bool, end| {
+            let mut config = net::testing::config(first, self.seed);
+            (self.tune)(&mut config);
+            let stack = net::Stack::new(config, Device::new(Link::Wire(end)), clock.now())
+                .expect("a valid stack configuration");
+            Runtime::with_clock(Box::new(stack), Box::new(clock.clone())).expect("mio poll")
+        };
+        Pair {
+            client: runtime(true, a),
+            server: runtime(false, b),
+            clock,
+        }
+    }
+}
+
+/// A client runtime and a server runtime over the in-memory wire, on one virtual clock. See
+/// the [module docs](self).
+#[derive(Debug)]
+pub struct Pair {
+    /// The client's loop (stack A).
+    pub client: Runtime,
+    /// The server's loop (stack B).
+    pub server: Runtime,
+    /// The clock both run on.
+    pub clock: VirtualClock,
+}
+
+impl Default for Pair {
+    fn default() -> Self {
+        Pair::new()
+    }
+}
+
+impl Pair {
+    /// A pair with a clean 1500-byte wire.
+    pub fn new() -> Pair {
+        Pair::builder().build()
+    }
+
+    /// A builder for other wires.
+    pub fn builder() -> Builder {
+        Builder {
+            mtu: 1500,
+            to_server: Faults::default(),
+            to_client: Faults::default(),
+            seed: 7,
+            tune: Box::new(|_| {}),
+        }
+    }
+
+    /// The virtual time now.
+    pub fn now(&self) -> Instant {
+        self.clock.now()
+    }
+
+    /// One pass of each loop at the current virtual time.
+    ///
+    /// # Panics
+    /// When mio's poll fails.
+    pub fn step(&mut self) {
+        self.server.turn(Some(Duration::ZERO)).expect("server turn");
+        self.client.turn(Some(Duration::ZERO)).expect("client turn");
+    }
+
+    /// When either loop next has work (now, when one has work at once).
+    pub fn next_deadline(&mut self) -> Option<Instant> {
+        let s = self.server.next_deadline();
+        let c = self.client.next_deadline();
+        match (s, c) {
+            (Some(x), Some(y)) => Some(x.min(y)),
+            (x, y) => x.or(y),
+        }
+    }
+
+    /// Steps both loops, moving the clock to the next deadline whenever neither has work now,
+    /// until `done` holds or `limit` of virtual time has passed. Returns the virtual time it
+    /// took. With nothing left to do at all, the clock jumps to the limit.
+    ///
+    /// # Panics
+    /// When the loops keep asking for work at the same instant (a livelock: a bug), or mio's
+    /// poll fails.
+    pub fn drive(&mut self, limit: Duration, mut done: impl FnMut(&mut Pair) -> bool) -> Duration {
+        let start = self.now();
+        let end = start + limit;
+        let mut still = 0;
+        if done(self) {
+            return Duration::ZERO;
+        }
+        loop {
+            self.step();
+            if done(self) {
+                return self.now() - start;
+            }
+            let now = self.now();
+            if now >= end {
+                return limit;
+            }
+            match self.next_deadline() {
+                Some(at) if at <= now => {
+                    still += 1;
+                    assert!(
+                        still < MAX_STILL_STEPS,
+                        "livelock: {MAX_STILL_STEPS} steps at one virtual instant"
+                    );
+                }
+                next => {
+                    still = 0;
+                    self.clock.set(next.map_or(end, |at| at.min(end)));
+                }
+            }
+        }
+    }
+
+    /// Moves the clock by `d`, stepping the loops at every deadline on the way.
+    pub fn advance(&mut self, d: Duration) {
+        self.drive(d, |_| false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    use super::*;
+    use crate::http::{Config, Response};
+    use crate::service::{self, Handle, Initialized};
+
+    /// A server on B:80 answering "hello" to everything, with `config`.
+    fn hello(pair: &mut Pair, config: Config) -> Handle {
+        let svc = service::init(&mut pair.server, 80).expect("listen");
+        let Initialized(handle) = service::http(
+            svc,
+            config,
+            None,
+            service::default_error_handler,
+            |_, reqd| {
+                let _ = reqd.respond_with_bytes(Response::new(()), "hello\n");
+            },
+        );
+        handle
+    }
+
+    /// The virtual instant `c` first received something.
+    fn first_byte(pair: &mut Pair, c: &ClientHandle, limit: Duration) -> Instant {
+        pair.drive(limit, |_| c.received() > 0);
+        assert!(c.received() > 0, "nothing received within {limit:?}");
+        pair.now()
+    }
+
+    #[test]
+    fn a_head_timeout_fires_at_the_exact_virtual_instant() {
+        let head_timeout = Duration::from_secs(10);
+        let mut pair = Pair::new();
+        let config = Config {
+            head_timeout,
+            ..Config::default()
+        };
+        let handle = hello(&mut pair, config);
+        let c = RawClient::connect(&mut pair.client, B.with_port(80)).unwrap();
+        pair.drive(Duration::from_secs(1), |_| c.is_connected());
+        // The connection is accepted when the handshake's last ACK arrives: let it.
+        pair.drive(Duration::from_secs(1), |_| handle.stats().accepted == 1);
+        let sent = pair.now();
+        c.send(b"GET / HTTP/1.1\r\nHost: b\r\n");
+        let answered = first_byte(&mut pair, &c, Duration::from_secs(60));
+        let head = String::from_utf8_lossy(&c.take_input()).into_owned();
+        assert!(head.starts_with("HTTP/1.1 408 "), "{head}");
+        // The head deadline counts from the accept, at the very instant the request began.
+        assert_eq!(answered - sent, head_timeout, "answered after");
+        assert_eq!(handle.stats().head_timeouts, 1);
+    }
+
+    #[test]
+    fn an_idle_keep_alive_connection_closes_at_the_idle_timeout_and_no_earlier() {
+        let idle_timeout = Duration::from_secs(30);
+        let mut pair = Pair::new();
+        let config = Config {
+            idle_timeout,
+            ..Config::default()
+        };
+        let handle = hello(&mut pair, config);
+        let c = RawClient::connect(&mut pair.client, B.with_port(80)).unwrap();
+        c.send(b"GET / HTTP/1.1\r\nHost: b\r\n\r\n");
+        let answered = first_byte(&mut pair, &c, Duration::from_secs(1));
+        let eof = Rc::new(Cell::new(None));
+        let e = eof.clone();
+        pair.drive(Duration::from_secs(120), |p| {
+            if e.get().is_none() && c.is_eof() {
+                e.set(Some(p.now()));
+            }
+            c.is_done()
+        });
+        let closed = eof.get().expect("the server closed the idle connection");
+        assert_eq!(closed - answered, idle_timeout, "closed after");
+        assert_eq!(handle.stats().active, 0);
+    }
+
+    #[test]
+    fn drive_jumps_to_the_limit_when_nothing_is_left_to_do() {
+        let mut pair = Pair::new();
+        let took = pair.drive(Duration::from_secs(3600), |_| false);
+        assert_eq!(took, Duration::from_secs(3600));
+        assert_eq!(pair.clock.elapsed(), Duration::from_secs(3600));
+    }
+}
