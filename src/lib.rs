@@ -20,6 +20,7 @@ pub mod echo;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
+mod pipe;
 pub mod runtime;
 pub mod service;
 #[cfg(any(test, feature = "testing"))]

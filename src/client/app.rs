@@ -27,19 +27,28 @@ use super::state::{BodyKind, Deferred, Delivery, Inner, Phase, Reader};
 use super::{Error, Stack};
 use crate::http::client::{ClientEvent, UsageError};
 use crate::http::BodyRead;
+use crate::pipe::Pool;
 use crate::runtime::{App, Cx};
 
 /// Rounds of [`ClientApp::work`] per callback before yielding to the loop (the rest runs at the
 /// next pass).
 const MAX_ROUNDS: usize = 64;
 
+/// Bytes a connection's pipe buffers per stage (socket input or TLS plaintext, ciphertext).
+const BUFFER: usize = 64 * 1024;
+
 pub(crate) struct ClientApp {
     stack: Stack,
+    /// Buffers for the connections' pipes.
+    pool: std::cell::RefCell<Pool>,
 }
 
 impl ClientApp {
     pub(crate) fn new(stack: Stack) -> Self {
-        ClientApp { stack }
+        ClientApp {
+            stack,
+            pool: std::cell::RefCell::new(Pool::new(BUFFER)),
+        }
     }
 
     /// Gives the handles the app's waker: work they queue wakes it.
@@ -299,7 +308,7 @@ impl ClientApp {
                 .exchange
                 .and_then(|id| inner.exchanges.get(&id))
                 .is_some_and(|x| x.answered && x.try_read);
-            moved |= c.pump(cx, hold)?;
+            moved |= c.pump(cx, &mut self.pool.borrow_mut(), hold)?;
             if !was_open && c.state == ConnState::Open {
                 log::debug!("client: {} to {} open", c.id, c.peer);
                 if let Some(id) = c.exchange {

@@ -1,70 +1,23 @@
-//! One client connection: the byte pipe socket ↔ TLS ↔ HTTP codec, mirroring the service's
-//! `conn.rs`.
+//! One client connection: the HTTP client codec and its [`Pipe`] to the socket (and TLS),
+//! the same pipe the service's connections use.
 //!
-//! [`Conn::pump`] is the only place bytes move. Each round: socket → input buffer; for TLS,
-//! input → session → plaintext buffer; plaintext (or input) → codec, only while the codec wants
-//! it (a full body buffer is backpressure, never growth); codec output → session → socket (or
-//! straight to the socket). Rounds repeat until nothing moves. Input the next stage did not take
-//! stays in its buffer and is offered again.
+//! [`Conn::pump`] moves bytes until nothing moves: socket → (TLS →) codec, only while the codec
+//! wants input (a full body buffer is backpressure, never growth); codec → (TLS →) socket. The
+//! end of the stream is told to the codec only at the start of a pump, once the owner has seen
+//! the events of the input before it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use net::{ConnId, RecvError};
+use net::ConnId;
 
 use super::state::PoolKey;
 use super::{ConnectFailure, Error};
 use crate::http::client::ClientConn;
+use crate::pipe::{EofPolicy, Pipe, Pool};
 use crate::runtime::Cx;
-use crate::tls::{self, ClientSession, PlainRead, ServerName};
-
-/// Bytes buffered per stage (socket input, TLS plaintext, TLS output).
-const CAP: usize = 64 * 1024;
-
-/// Bytes not yet taken by the next stage, in a fixed buffer allocated on first use.
-#[derive(Default)]
-struct Buf {
-    data: Box<[u8]>,
-    lo: usize,
-    hi: usize,
-}
-
-impl Buf {
-    fn bytes(&self) -> &[u8] {
-        &self.data[self.lo..self.hi]
-    }
-
-    fn len(&self) -> usize {
-        self.hi - self.lo
-    }
-
-    fn consume(&mut self, n: usize) {
-        self.lo += n;
-        if self.lo == self.hi {
-            self.lo = 0;
-            self.hi = 0;
-        }
-    }
-
-    /// Free space after the data (compacting first when the data does not start at 0);
-    /// commit what was written with `commit`.
-    fn spare(&mut self) -> &mut [u8] {
-        if self.data.is_empty() {
-            self.data = vec![0; CAP].into();
-        }
-        if self.lo > 0 {
-            self.data.copy_within(self.lo..self.hi, 0);
-            self.hi -= self.lo;
-            self.lo = 0;
-        }
-        &mut self.data[self.hi..]
-    }
-
-    fn commit(&mut self, n: usize) {
-        self.hi += n;
-    }
-}
+use crate::tls::{self, ClientSession, ServerName};
 
 /// Where a connection is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,13 +62,7 @@ pub(crate) struct Conn {
     pub peer: SocketAddr,
     pub state: ConnState,
     pub codec: ClientConn,
-    tls: Option<ClientSession>,
-    input: Buf,
-    plain: Buf,
-    cipher: Buf,
-    sock_eof: bool,
-    plain_eof: bool,
-    eof_fed: bool,
+    pipe: Pipe<ClientSession>,
     /// The exchange using the connection.
     pub exchange: Option<u64>,
     /// Requests answered on it.
@@ -138,13 +85,7 @@ impl Conn {
             codec: ClientConn::new(Arc::clone(&key.config), now),
             key,
             state: ConnState::Connecting(now + connect_timeout),
-            tls: None,
-            input: Buf::default(),
-            plain: Buf::default(),
-            cipher: Buf::default(),
-            sock_eof: false,
-            plain_eof: false,
-            eof_fed: false,
+            pipe: Pipe::new(id, None),
             exchange: None,
             served: 0,
             idle_since: None,
@@ -158,12 +99,16 @@ impl Conn {
             ConnState::Connecting(at) => Some(at),
             _ => None,
         };
-        let tls = self.tls.as_ref().and_then(ClientSession::poll_timeout);
         let idle = self.idle_since.map(|t| t + idle_timeout);
-        [connect, tls, self.codec.poll_timeout(), idle]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            connect,
+            self.pipe.poll_timeout(),
+            self.codec.poll_timeout(),
+            idle,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Whether an idle connection still looks usable (the peer has not closed it).
@@ -185,11 +130,16 @@ impl Conn {
                 return Err(Failure::Connect(ConnectFailure::Timeout));
             }
         }
-        if let Some(tls) = &mut self.tls {
-            tls.handle_timeout(now).map_err(Failure::Tls)?;
+        self.pipe.handle_timeout(now);
+        if let Some(e) = self.tls_error() {
+            return Err(Failure::Tls(e));
         }
         self.codec.handle_timeout(now);
         Ok(())
+    }
+
+    fn tls_error(&self) -> Option<tls::Error> {
+        self.pipe.session().and_then(|s| s.error().cloned())
     }
 
     /// While connecting: moves on once TCP is established (starting TLS when the key says so).
@@ -220,7 +170,7 @@ impl Conn {
             None => ServerName::IpAddress(self.peer.ip().into()),
         };
         let session = ClientSession::new(config, server, cx.now).map_err(Failure::Tls)?;
-        self.tls = Some(session);
+        self.pipe = Pipe::new(self.id, Some((session, ())));
         self.state = ConnState::Handshaking;
         Ok(true)
     }
@@ -231,27 +181,57 @@ impl Conn {
     ///
     /// # Errors
     /// The connection failed (refused, reset, TLS); a TLS alert owed to the peer has been sent.
-    pub(crate) fn pump(&mut self, cx: &mut Cx<'_>, hold_eof: bool) -> Result<bool, Failure> {
+    pub(crate) fn pump(
+        &mut self,
+        cx: &mut Cx<'_>,
+        pool: &mut Pool,
+        hold_eof: bool,
+    ) -> Result<bool, Failure> {
+        let r = self.pump_inner(cx, pool, hold_eof);
+        self.pipe.end(pool);
+        r
+    }
+
+    fn pump_inner(
+        &mut self,
+        cx: &mut Cx<'_>,
+        pool: &mut Pool,
+        hold_eof: bool,
+    ) -> Result<bool, Failure> {
         let mut any = self.establish(cx)?;
         if matches!(self.state, ConnState::Connecting(_)) {
             return Ok(any);
         }
+        self.pipe.begin();
         // The end of the stream only at the start of a pump, once the owner has seen the events
         // of the input before it (and read the body bytes `hold_eof` is about).
         if self.state == ConnState::Open && !hold_eof {
-            self.feed_eof(cx.now, &mut any);
+            any |= self.pipe.feed_eof(cx.now, &mut self.codec);
         }
         loop {
-            let mut moved = self.read_socket(cx)?;
-            if let Err(e) = self.decrypt(cx.now, &mut moved) {
+            let mut moved = if self.state == ConnState::Open {
+                self.pipe
+                    .read(cx, &mut self.codec, pool, EofPolicy::Hold)
+                    .map_err(|_| Failure::Reset)?
+            } else {
+                // Handshaking: the codec takes nothing yet; the pipe reads for the session.
+                self.pipe
+                    .read(cx, &mut Handshake, pool, EofPolicy::Hold)
+                    .map_err(|_| Failure::Reset)?
+            };
+            if let Some(e) = self.tls_error() {
                 // Flush the alert rustls queued, best effort.
-                let _ = self.write_out(cx);
-                return Err(e);
+                let _ = self.pipe.flush(cx);
+                return Err(Failure::Tls(e));
             }
-            if self.state == ConnState::Open {
-                self.feed_codec(cx.now, &mut moved);
+            if self.state == ConnState::Handshaking && !self.pipe.is_handshaking() {
+                self.state = ConnState::Open;
+                moved = true;
             }
-            moved |= self.write_out(cx)?;
+            moved |= self
+                .pipe
+                .write(cx, &mut self.codec)
+                .map_err(|_| Failure::Reset)?;
             if !moved {
                 return Ok(any);
             }
@@ -259,141 +239,28 @@ impl Conn {
         }
     }
 
-    fn read_socket(&mut self, cx: &mut Cx<'_>) -> Result<bool, Failure> {
-        let mut moved = false;
-        while !self.sock_eof && self.input.len() < CAP {
-            let spare = self.input.spare();
-            match cx.net().recv(self.id, spare) {
-                Ok(0) => break,
-                Ok(n) => {
-                    self.input.commit(n);
-                    moved = true;
-                }
-                Err(RecvError::Finished) => {
-                    self.sock_eof = true;
-                    moved = true;
-                }
-                Err(_) => return Err(Failure::Reset),
-            }
-        }
-        Ok(moved)
-    }
-
-    /// Ciphertext → session → plaintext; notices the end of the handshake.
-    fn decrypt(&mut self, now: Instant, moved: &mut bool) -> Result<(), Failure> {
-        let Some(tls) = &mut self.tls else {
-            return Ok(());
-        };
-        if self.input.len() > 0 {
-            let n = tls
-                .handle_input(now, self.input.bytes())
-                .map_err(Failure::Tls)?;
-            self.input.consume(n);
-            *moved |= n > 0;
-        }
-        if self.sock_eof && self.input.len() == 0 && !tls.peer_closed() {
-            tls.handle_eof();
-            *moved = true;
-        }
-        while !self.plain_eof && self.plain.len() < CAP {
-            match tls.read_plaintext(self.plain.spare()) {
-                PlainRead::Data(n) => {
-                    self.plain.commit(n);
-                    *moved = true;
-                }
-                PlainRead::Pending => break,
-                PlainRead::Closed | PlainRead::Truncated => {
-                    self.plain_eof = true;
-                    *moved = true;
-                }
-            }
-        }
-        if let Some(e) = tls.error() {
-            return Err(Failure::Tls(e.clone()));
-        }
-        if self.state == ConnState::Handshaking && !tls.is_handshaking() {
-            self.state = ConnState::Open;
-            *moved = true;
-        }
-        Ok(())
-    }
-
-    /// Plaintext → codec.
-    fn feed_codec(&mut self, now: Instant, moved: &mut bool) {
-        let src = match self.tls {
-            Some(_) => &mut self.plain,
-            None => &mut self.input,
-        };
-        if src.len() > 0 && self.codec.wants_read() {
-            let n = self.codec.handle_input(now, src.bytes());
-            src.consume(n);
-            *moved |= n > 0;
-        }
-    }
-
-    /// Tells the codec the stream ended, once everything before the end was taken.
-    fn feed_eof(&mut self, now: Instant, moved: &mut bool) {
-        let (left, eof) = match self.tls {
-            Some(_) => (self.plain.len(), self.plain_eof),
-            None => (self.input.len(), self.sock_eof),
-        };
-        if eof && left == 0 && !self.eof_fed {
-            self.eof_fed = true;
-            self.codec.handle_eof(now);
-            *moved = true;
-        }
-    }
-
-    /// Codec → session → socket.
-    fn write_out(&mut self, cx: &mut Cx<'_>) -> Result<bool, Failure> {
-        let mut moved = false;
-        loop {
-            let mut step = false;
-            match &mut self.tls {
-                None => {
-                    let out = self.codec.poll_transmit();
-                    if !out.is_empty() {
-                        let n = cx.net().send(self.id, out).map_err(|_| Failure::Reset)?;
-                        self.codec.handle_transmitted(cx.now, n);
-                        step = n > 0;
-                    }
-                }
-                Some(tls) => {
-                    let out = self.codec.poll_transmit();
-                    if !out.is_empty() && self.state == ConnState::Open {
-                        let n = tls.write_plaintext(out);
-                        self.codec.handle_transmitted(cx.now, n);
-                        step = n > 0;
-                    }
-                    if tls.wants_write() && self.cipher.len() < CAP {
-                        let n = tls.poll_transmit_into(self.cipher.spare());
-                        self.cipher.commit(n);
-                        step |= n > 0;
-                    }
-                    if self.cipher.len() > 0 {
-                        let n = cx
-                            .net()
-                            .send(self.id, self.cipher.bytes())
-                            .map_err(|_| Failure::Reset)?;
-                        self.cipher.consume(n);
-                        step |= n > 0;
-                    }
-                }
-            }
-            if !step {
-                return Ok(moved);
-            }
-            moved = true;
-        }
-    }
-
     /// Sends `close_notify` (TLS) and what is queued; the socket may be closed after this.
     pub(crate) fn shutdown(&mut self, cx: &mut Cx<'_>) {
-        if let Some(tls) = &mut self.tls {
-            if tls.error().is_none() {
-                tls.close();
-            }
-        }
-        let _ = self.write_out(cx);
+        let _ = self.pipe.write(cx, &mut self.codec);
+        self.pipe.close_tls();
+        let _ = self.pipe.flush(cx);
     }
+}
+
+/// A codec stand-in during the TLS handshake: wants input (so the pipe reads for the session)
+/// and never gets any (no plaintext comes before the handshake completes).
+struct Handshake;
+
+impl crate::pipe::Codec for Handshake {
+    fn wants_read(&self) -> bool {
+        true
+    }
+    fn handle_input(&mut self, _now: Instant, _bytes: &[u8]) -> usize {
+        0
+    }
+    fn handle_eof(&mut self, _now: Instant) {}
+    fn poll_transmit(&self) -> &[u8] {
+        &[]
+    }
+    fn handle_transmitted(&mut self, _now: Instant, _n: usize) {}
 }

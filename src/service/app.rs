@@ -27,7 +27,7 @@ use super::core::{Core, Shared};
 use super::handle::{Handle, ServiceError};
 use super::switch::Switch;
 use super::timers::Timers;
-use super::tls_pipe::TlsPipe;
+use super::tls_stats::TlsStats;
 use crate::http::{Config, ResponseBody, ServerConn};
 use crate::runtime::{App, Cx};
 
@@ -107,21 +107,12 @@ impl ServiceApp {
             return;
         };
         match run.pump(cx, c) {
-            Next::Keep => {
-                if std::mem::take(&mut c.yielded) {
+            next @ (Next::Keep | Next::Yield) => {
+                if next == Next::Yield {
                     self.yielded.push((id, cx.pass()));
                     cx.wake();
                 }
-                let mut slot = c.timer;
-                self.timers.schedule(id, &mut slot, c.deadline(cx.now));
-                c.timer = slot;
-                if self.timers.needs_rebuild(self.conns.len()) {
-                    let live = self
-                        .conns
-                        .iter()
-                        .filter_map(|(id, c)| Some((c.timer?, *id)));
-                    self.timers.rebuild(live);
-                }
+                self.schedule(id);
             }
             next => {
                 let c = self.conns.remove(&id).expect("present");
@@ -134,6 +125,23 @@ impl ServiceApp {
                 counters.active.fetch_sub(1, Ordering::Relaxed);
                 run.teardown(c);
             }
+        }
+    }
+
+    /// Puts the connection's next deadline in the timer heap.
+    fn schedule(&mut self, id: ConnId) {
+        let Some(c) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let mut slot = c.timer;
+        self.timers.schedule(id, &mut slot, c.deadline());
+        c.timer = slot;
+        if self.timers.needs_rebuild(self.conns.len()) {
+            let live = self
+                .conns
+                .iter()
+                .filter_map(|(id, c)| Some((c.timer?, *id)));
+            self.timers.rebuild(live);
         }
     }
 
@@ -214,10 +222,10 @@ impl App for ServiceApp {
         let tls = match run
             .tls
             .as_ref()
-            .map(|cfg| TlsPipe::new(cfg, cx.now, run.shared.handle.clone()))
+            .map(|cfg| crate::tls::ServerSession::new(cfg, cx.now))
         {
             None => None,
-            Some(Ok(t)) => Some(Box::new(t)),
+            Some(Ok(t)) => Some((t, TlsStats::new(run.shared.handle.clone(), peer))),
             Some(Err(e)) => {
                 log::error!("{peer}: cannot start TLS: {e}");
                 cx.abort(id);
@@ -270,8 +278,11 @@ impl App for ServiceApp {
                 continue;
             }
             c.timer = None;
-            c.handle_timeout(cx.now);
-            self.pump(cx, id);
+            if c.handle_timeout(cx.now) {
+                self.pump(cx, id);
+            } else {
+                self.schedule(id);
+            }
         }
         self.after(cx);
     }

@@ -1,15 +1,11 @@
-//! One connection of a service: the byte pipe between the socket and the HTTP codec, and the
+//! One connection of a service: the codec, its [`Pipe`] to the socket (and TLS), and the
 //! dispatch of codec events to the handlers.
 //!
-//! [`Running::pump`] is the only place bytes move. Each round: socket → input buffer → codec
-//! (only while the codec wants input and the buffer has room: backpressure is the buffer being
-//! full, never growth), codec events → handlers, waiting callbacks (body readers, `on_writable`)
-//! → handlers, codec output → socket; rounds repeat until nothing moves. The socket is drained
-//! until `recv` returns 0, since readiness is reported on change only. Input the codec did not
-//! take stays in the buffer and is offered again.
-//!
-//! A TLS layer (for `https`) slots in here: ciphertext from the socket into the session, its
-//! plaintext into the input buffer; codec output into the session, its records to the socket.
+//! [`Running::pump`] runs rounds until nothing moves: socket → codec ([`Pipe::read`], only
+//! while the codec wants input and the buffer has room), codec events → handlers, waiting
+//! callbacks (body readers, `on_writable`) → handlers, codec output → socket ([`Pipe::write`]).
+//! Once the codec is done, [`Pipe::shutdown`] flushes TLS's last records and, while stopping,
+//! lingers until the peer has every byte.
 //!
 //! A peer that stops reading is reset, never closed gracefully: when the codec gives up on its
 //! output (write timeout) the connection is aborted at once, and a TLS alert or `close_notify`
@@ -21,24 +17,23 @@ use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::{Rc, Weak};
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ::http::Request;
-use net::{ConnId, RecvError};
+use net::ConnId;
 
 use super::core::{CoreRef, Reader, Shared, Slot};
 use super::error_response::ErrorResponse;
-use super::inbuf::InBuf;
 use super::reqd::{BodyEnd, BodyError, Exchange, Reqd};
 use super::switch::Switch;
-use super::tls_pipe::{Fill, TlsPipe};
+use super::tls_stats::TlsStats;
 use crate::http::{BodyRead, Error, Event};
+use crate::pipe::{self, EofPolicy, Phase, Pipe, Pool, Shutdown};
 use crate::runtime::Cx;
+use crate::tls::ServerSession;
 
 /// Most body bytes handed to a body reader per call.
 pub const READ_CHUNK: usize = 16 * 1024;
-/// How often a closing connection re-checks that its data was delivered, while stopping.
-const FLUSH_POLL: Duration = Duration::from_millis(20);
 
 /// The request handler: `(peer, reqd)`.
 pub(crate) type RequestHandler = Box<dyn FnMut(SocketAddr, Reqd)>;
@@ -63,32 +58,12 @@ pub(crate) struct Conn {
     pub id: ConnId,
     pub peer: SocketAddr,
     pub core: CoreRef,
-    /// The TLS layer, for `https` connections.
-    pub tls: Option<Box<TlsPipe>>,
-    /// Received plaintext not yet consumed by the codec.
-    input: InBuf,
-    /// `recv` reported the end of the stream.
-    eof: bool,
-    /// ... and the codec was told.
-    eof_fed: bool,
-    /// `recv` said "nothing now" during this pump: new data brings a new `Ready`, so asking
-    /// again in the same pump would be a wasted system call.
-    drained: bool,
-    /// The codec closed while stopping: wait until the peer has every byte, up to this instant.
-    flushing: Option<Instant>,
-    /// TLS bytes (an alert, `close_notify`) wait for the socket before the close: reset the
-    /// connection if none has left by this instant.
-    closing: Option<Instant>,
+    pub pipe: Pipe<ServerSession, TlsStats>,
     /// The codec gave up on output the peer did not take (write timeout, or the drain
     /// deadline): reset rather than close.
     cut: bool,
     /// The deadline this connection has in the timer heap.
     pub timer: Option<Instant>,
-    /// The last timer wake-up found nothing due: its pump is skipped.
-    early: bool,
-    /// The last pump used up its share (see [`REQUESTS_PER_PUMP`]) with work left: pump again
-    /// next pass.
-    pub yielded: bool,
 }
 
 impl Conn {
@@ -96,37 +71,32 @@ impl Conn {
         id: ConnId,
         peer: SocketAddr,
         core: CoreRef,
-        tls: Option<Box<TlsPipe>>,
+        tls: Option<(ServerSession, TlsStats)>,
     ) -> Conn {
         Conn {
             id,
             peer,
             core,
-            tls,
-            input: InBuf::default(),
-            eof: false,
-            eof_fed: false,
-            drained: false,
-            flushing: None,
-            closing: None,
+            pipe: Pipe::new(id, tls),
             cut: false,
             timer: None,
-            early: false,
-            yielded: false,
         }
     }
 
     /// When the loop must look at this connection again without IO (`now`: the pass's time).
-    pub(crate) fn deadline(&self, now: Instant) -> Option<Instant> {
-        let codec = match self.flushing {
-            Some(until) => Some(until.min(now + FLUSH_POLL)),
-            None => self.core.borrow().codec.poll_timeout(),
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        let codec = match self.pipe.phase() {
+            Phase::Lingering { .. } => None,
+            _ => self.core.borrow().codec.poll_timeout(),
         };
-        let tls = self.tls.as_ref().and_then(|t| t.poll_timeout());
-        [codec, tls, self.closing].into_iter().flatten().min()
+        [codec, self.pipe.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
-    /// Fires the connection's timers due at `now`.
+    /// Fires the connection's timers due at `now`; returns whether any was (and the connection
+    /// must be pumped).
     ///
     /// The timer heap keeps a connection's earliest deadline and lets it fire early when a later
     /// one replaced it (the handshake deadline once the handshake is done, the head deadline
@@ -134,11 +104,11 @@ impl Conn {
     /// pump would hand the socket the few bytes of room freed since the last writable event
     /// (below its low-water mark), which the codec counts as output progress: a peer that
     /// stopped reading would get up to that early deadline added to its write timeout.
-    pub(crate) fn handle_timeout(&mut self, now: Instant) {
-        // (A connection flushing its last bytes while stopping polls: always due.)
-        self.early = self.flushing.is_none() && self.deadline(now).is_none_or(|d| d > now);
-        if self.early {
-            return;
+    pub(crate) fn handle_timeout(&mut self, now: Instant) -> bool {
+        // (A lingering connection polls its socket's queue: always due.)
+        let lingering = matches!(self.pipe.phase(), Phase::Lingering { .. });
+        if !lingering && self.deadline().is_none_or(|d| d > now) {
+            return false;
         }
         let mut core = self.core.borrow_mut();
         // The codec closes with output pending only when it gives up on it: the write timeout,
@@ -150,9 +120,8 @@ impl Conn {
             self.cut = true;
         }
         drop(core);
-        if let Some(t) = self.tls.as_mut() {
-            t.handle_timeout(self.id, now);
-        }
+        self.pipe.handle_timeout(now);
+        true
     }
 }
 
@@ -160,6 +129,8 @@ impl Conn {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Next {
     Keep,
+    /// Keep it, and pump it again next pass: it used up its share with work left.
+    Yield,
     Close,
     Abort,
 }
@@ -175,7 +146,7 @@ pub(crate) struct Running {
     /// Set once the switch is off: when every connection must be gone.
     pub stopping: Option<Instant>,
     scratch: Box<[u8]>,
-    pool: Vec<Box<[u8]>>,
+    pool: Pool,
     max_in: usize,
     max_out: usize,
     max_chunk: usize,
@@ -193,6 +164,7 @@ impl Running {
     ) -> Running {
         let counters = &shared.handle.0.counters;
         counters.https.store(tls.is_some(), Ordering::Relaxed);
+        let pool = Pool::new(shared.config.read_buffer_size);
         Running {
             shared,
             tls,
@@ -201,7 +173,7 @@ impl Running {
             stop,
             stopping: None,
             scratch: vec![0; READ_CHUNK].into(),
-            pool: Vec::new(),
+            pool,
             max_in: 0,
             max_out: 0,
             max_chunk: 0,
@@ -211,34 +183,23 @@ impl Running {
 
     /// Moves bytes and events until nothing moves; says whether the connection stays.
     pub(crate) fn pump(&mut self, cx: &mut Cx<'_>, c: &mut Conn) -> Next {
-        if std::mem::take(&mut c.early) {
-            return Next::Keep; // see `Conn::handle_timeout`
-        }
         c.core.borrow_mut().queued = true;
-        c.drained = false;
+        c.pipe.begin();
         self.pump_requests = 0;
-        if let Some(t) = c.tls.as_mut() {
-            t.drained = false;
-        }
         let next = self.rounds(cx, c);
         if next == Next::Abort && c.cut && self.stopping.is_none() {
             let counters = &self.shared.handle.0.counters;
             counters.write_timeouts.fetch_add(1, Ordering::Relaxed);
             log::debug!("{}: {}: write timeout, reset", c.peer, c.id);
         }
-        c.input.release(&mut self.pool);
-        if let Some(t) = c.tls.as_mut() {
-            t.release(&mut self.pool);
-        }
+        c.pipe.end(&mut self.pool);
         c.core.borrow_mut().queued = false;
         next
     }
 
     fn rounds(&mut self, cx: &mut Cx<'_>, c: &mut Conn) -> Next {
-        if let Some(until) = c.flushing {
-            let r = cx.net().readiness(c.id);
-            let done = cx.net().send_queue(c.id) == 0 || r.closed || cx.now >= until;
-            return if done { Next::Close } else { Next::Keep };
+        if matches!(c.pipe.phase(), Phase::Lingering { .. }) {
+            return self.finish(cx, c, true);
         }
         let mut rounds = 0;
         loop {
@@ -257,111 +218,62 @@ impl Running {
             // `Closed` comes once; a close still flushing TLS bytes is back here on later pumps.
             let closed = closed || core.codec.is_closed();
             drop(core);
-            let tls_failed = c.tls.as_ref().is_some_and(|t| t.failed);
-            if closed || killed || tls_failed {
-                if c.cut {
-                    return Next::Abort;
-                }
-                if let Some(t) = c.tls.as_mut() {
-                    if !killed {
-                        t.close(); // no close_notify after a cut-short response
-                    }
-                    match t.flush(cx, c.id) {
-                        None => return Next::Abort,
-                        Some(true) => c.closing = None,
-                        Some(false) => {}
-                    }
-                    if !t.is_flushed() {
-                        // The rest goes when the socket has room, if the peer makes room.
-                        let limit = self.shared.config.write_timeout;
-                        let until = *c.closing.get_or_insert(cx.now + limit);
-                        if cx.now >= until {
-                            c.cut = true;
-                            return Next::Abort;
-                        }
-                        return Next::Keep;
-                    }
-                }
-                if self.stopping.is_some() && cx.net().send_queue(c.id) > 0 {
-                    c.flushing = self.stopping;
-                    return Next::Keep;
-                }
-                return Next::Close;
+            if closed || killed || c.pipe.tls_failed() {
+                // No close_notify after a cut-short response.
+                return self.finish(cx, c, !killed);
             }
             if !moved {
                 return Next::Keep;
             }
             rounds += 1;
             if rounds == ROUNDS_PER_PUMP || self.pump_requests >= REQUESTS_PER_PUMP {
-                c.yielded = true;
-                return Next::Keep;
+                return Next::Yield;
             }
         }
     }
 
-    /// Socket → buffer → codec. `None`: the connection failed.
+    /// The codec is done: reset a cut connection, else let the pipe flush and close.
+    fn finish(&mut self, cx: &mut Cx<'_>, c: &mut Conn, notify: bool) -> Next {
+        if c.cut {
+            return Next::Abort;
+        }
+        let how = Shutdown {
+            notify,
+            write_timeout: self.shared.config.write_timeout,
+            linger: self.stopping,
+        };
+        match c.pipe.shutdown(cx, how) {
+            pipe::Next::Keep => Next::Keep,
+            pipe::Next::Close => Next::Close,
+            pipe::Next::Abort => Next::Abort,
+            pipe::Next::Expired => {
+                c.cut = true;
+                Next::Abort
+            }
+        }
+    }
+
+    /// Socket → codec. `None`: the connection failed.
     fn input(&mut self, cx: &mut Cx<'_>, c: &mut Conn) -> Option<bool> {
-        let cap = self.shared.config.read_buffer_size.max(1);
-        let mut moved = false;
-        loop {
-            let mut core = c.core.borrow_mut();
-            if core.kill {
-                return Some(moved);
-            }
-            let wants = core.codec.wants_read();
-            if wants && c.input.len() > 0 {
-                let n = core.codec.handle_input(cx.now, c.input.data());
-                c.input.consume(n);
-                moved |= n > 0;
-            }
-            if c.eof && c.input.len() == 0 && !c.eof_fed {
-                c.eof_fed = true;
-                core.codec.handle_eof(cx.now);
-                moved = true;
-            }
-            let wants = core.codec.wants_read();
-            drop(core);
-            if c.eof || c.drained || !wants || c.input.len() >= cap {
-                return Some(moved);
-            }
-            let spare = c.input.spare(&mut self.pool, cap);
-            let fill = match c.tls.as_mut() {
-                Some(t) => t.fill(cx, c.id, &mut self.pool, cap, spare),
-                None => match cx.net().recv(c.id, spare) {
-                    Ok(0) => Fill::Blocked,
-                    Ok(n) => Fill::Data(n),
-                    Err(RecvError::Finished) => Fill::Eof,
-                    Err(_) => Fill::Failed,
-                },
-            };
-            match fill {
-                Fill::Blocked => {
-                    // Plain: the socket is empty for this pump. TLS keeps its own flag, since
-                    // it may also be waiting for buffer space the codec frees later this pump.
-                    c.drained = c.tls.is_none();
-                    return Some(moved);
-                }
-                Fill::Data(n) => {
-                    c.input.filled(n);
-                    moved = true;
-                    if c.input.len() > self.max_in {
-                        self.max_in = c.input.len();
-                        let counters = &self.shared.handle.0.counters;
-                        counters.max_input.fetch_max(self.max_in, Ordering::Relaxed);
-                    }
-                }
-                Fill::Eof => {
-                    c.eof = true;
-                    moved = true;
-                }
-                Fill::Failed => return None,
-            }
+        let mut core = c.core.borrow_mut();
+        if core.kill {
+            return Some(false);
         }
+        let r = c
+            .pipe
+            .read(cx, &mut core.codec, &mut self.pool, EofPolicy::Feed);
+        drop(core);
+        let peak = c.pipe.take_peak_input();
+        if peak > self.max_in {
+            self.max_in = peak;
+            let counters = &self.shared.handle.0.counters;
+            counters.max_input.fetch_max(peak, Ordering::Relaxed);
+        }
+        r.ok()
     }
 
-    /// Codec → (TLS →) socket. `None`: the connection failed.
+    /// Codec → socket. `None`: the connection failed.
     fn output(&mut self, cx: &mut Cx<'_>, c: &mut Conn) -> Option<bool> {
-        let mut moved = false;
         let mut core = c.core.borrow_mut();
         let pending = core.codec.poll_transmit().len();
         if pending > self.max_out {
@@ -369,31 +281,7 @@ impl Running {
             let counters = &self.shared.handle.0.counters;
             counters.max_output.fetch_max(pending, Ordering::Relaxed);
         }
-        loop {
-            let out = core.codec.poll_transmit();
-            let n = if out.is_empty() {
-                0
-            } else if let Some(t) = c.tls.as_mut() {
-                t.write(out)
-            } else {
-                match cx.net().send(c.id, out) {
-                    Ok(n) => n,
-                    Err(_) => return None,
-                }
-            };
-            if n > 0 {
-                core.codec.handle_transmitted(cx.now, n);
-                moved = true;
-            }
-            let flushed = match c.tls.as_mut() {
-                Some(t) => t.flush(cx, c.id)?,
-                None => false,
-            };
-            moved |= flushed;
-            if n == 0 && !flushed {
-                return Some(moved);
-            }
-        }
+        c.pipe.write(cx, &mut core.codec).ok()
     }
 
     /// Codec events → handlers. Returns whether the codec closed.
@@ -578,16 +466,14 @@ impl Running {
         panicked(&self.shared, ex, what);
     }
 
-    /// The connection is gone: fail every waiting reader and writer, return the buffer.
-    pub(crate) fn teardown(&mut self, c: Conn) {
+    /// The connection is gone: fail every waiting reader and writer, return the buffers.
+    pub(crate) fn teardown(&mut self, mut c: Conn) {
         let slots = {
             let mut core = c.core.borrow_mut();
             core.closed = true;
             std::mem::take(&mut core.slots)
         };
-        let mut input = c.input;
-        input.consume(input.len()); // unread input is dropped with the connection
-        input.release(&mut self.pool);
+        c.pipe.discard(&mut self.pool); // unread input is dropped with the connection
         for slot in slots {
             if let Some(reader) = slot.reader {
                 self.guarded(&slot.exchange, "body reader", || abort_reader(reader));
@@ -634,6 +520,8 @@ fn panicked(shared: &Shared, ex: &Exchange, what: &str) {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::http::Config;
     use crate::runtime::Runtime;

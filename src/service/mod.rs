@@ -39,12 +39,11 @@ mod conn;
 mod core;
 mod error_response;
 pub mod handle;
-mod inbuf;
 pub mod reqd;
 pub mod switch;
 pub mod testing;
 mod timers;
-mod tls_pipe;
+mod tls_stats;
 
 use std::fmt;
 use std::net::SocketAddr;

@@ -12,14 +12,15 @@
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use net::{ConnId, ConnectError, ListenerId, RecvError};
+use net::{ConnId, ConnectError, ListenerId};
 
+use crate::pipe::{self, Codec, EofPolicy, Pipe, Pool, Shutdown};
 use crate::runtime::{App, Cx, LocalWaker, Runtime};
-use crate::tls::{ClientConfig, ClientSession, PlainRead, ServerName};
+use crate::tls::{ClientConfig, ClientSession, ServerName};
 
-/// Bytes read per `recv`.
+/// Bytes the pipe buffers per stage.
 const CHUNK: usize = 16 * 1024;
 /// Unsent bytes asked from a source at a time.
 const REFILL: usize = 64 * 1024;
@@ -27,41 +28,21 @@ const REFILL: usize = 64 * 1024;
 type Source = Box<dyn FnMut(&mut Vec<u8>) -> bool>;
 type Sink = Box<dyn FnMut(&[u8])>;
 
+/// The client's side of the bytes: what the pipe feeds and drains.
 #[derive(Default)]
-struct State {
-    conn: Option<ConnId>,
+struct Bytes {
     out: Vec<u8>,
     sent: usize,
     source: Option<Source>,
     input: Vec<u8>,
     sink: Option<Sink>,
     received: u64,
-    connected: bool,
     eof: bool,
-    reset: bool,
-    close: bool,
-    done: bool,
     /// Stop reading while `input` holds this much (client-side backpressure).
     max_input: Option<usize>,
-    tls: Option<ClientTls>,
-    /// Wakes the app when the caller changed something: it pumps in the loop's next step.
-    waker: Option<LocalWaker>,
 }
 
-/// A client TLS session and its unsent ciphertext.
-struct ClientTls {
-    session: ClientSession,
-    out: Vec<u8>,
-    pos: usize,
-}
-
-impl State {
-    fn wake(&self) {
-        if let Some(w) = &self.waker {
-            w.wake();
-        }
-    }
-
+impl Bytes {
     /// Refills `out` from the source once everything queued was sent.
     fn refill(&mut self) {
         if self.sent < self.out.len() {
@@ -79,96 +60,56 @@ impl State {
         }
     }
 
-    /// Hands queued plaintext to the socket or the TLS session; returns how much was taken.
-    fn send_plain(&mut self, cx: &mut Cx<'_>, id: ConnId) -> usize {
-        let data = &self.out[self.sent..];
-        if data.is_empty() {
-            return 0;
-        }
-        let n = match self.tls.as_mut() {
-            Some(t) => t.session.write_plaintext(data),
-            None => match cx.net().send(id, data) {
-                Ok(n) => n,
-                Err(_) => {
-                    self.reset = true;
-                    0
-                }
-            },
-        };
-        self.sent += n;
-        n
+    fn all_sent(&self) -> bool {
+        self.sent == self.out.len() && self.source.is_none()
+    }
+}
+
+impl Codec for Bytes {
+    fn wants_read(&self) -> bool {
+        !self.eof && self.max_input.is_none_or(|m| self.input.len() < m)
     }
 
-    /// Sends pending ciphertext; returns whether any went.
-    fn flush_tls(&mut self, cx: &mut Cx<'_>, id: ConnId) -> bool {
-        let Some(t) = self.tls.as_mut() else {
-            return false;
-        };
-        let mut moved = false;
-        loop {
-            if t.pos == t.out.len() {
-                t.out.clear();
-                t.pos = 0;
-                if t.session.poll_transmit(&mut t.out) == 0 {
-                    return moved;
-                }
-            }
-            match cx.net().send(id, &t.out[t.pos..]) {
-                Ok(0) => return moved,
-                Ok(n) => {
-                    t.pos += n;
-                    moved = true;
-                }
-                Err(_) => {
-                    self.reset = true;
-                    return moved;
-                }
-            }
-        }
-    }
-
-    /// Takes received bytes (ciphertext with TLS), delivering plaintext.
-    fn receive(&mut self, now: Instant, mut data: &[u8]) {
-        let Some(t) = self.tls.as_mut() else {
-            self.deliver_plain(data);
-            return;
-        };
-        let mut plain = [0u8; CHUNK];
-        loop {
-            match t.session.handle_input(now, data) {
-                Ok(n) => data = &data[n..],
-                Err(_) => {
-                    self.reset = true;
-                    return;
-                }
-            }
-            loop {
-                match t.session.read_plaintext(&mut plain) {
-                    PlainRead::Data(n) => {
-                        self.received += n as u64;
-                        match self.sink.as_mut() {
-                            Some(sink) => sink(&plain[..n]),
-                            None => self.input.extend_from_slice(&plain[..n]),
-                        }
-                    }
-                    PlainRead::Closed | PlainRead::Truncated => {
-                        self.eof = true;
-                        break;
-                    }
-                    PlainRead::Pending => break,
-                }
-            }
-            if data.is_empty() || self.eof {
-                return;
-            }
-        }
-    }
-
-    fn deliver_plain(&mut self, data: &[u8]) {
+    fn handle_input(&mut self, _now: Instant, data: &[u8]) -> usize {
         self.received += data.len() as u64;
         match self.sink.as_mut() {
             Some(sink) => sink(data),
             None => self.input.extend_from_slice(data),
+        }
+        data.len()
+    }
+
+    fn handle_eof(&mut self, _now: Instant) {
+        self.eof = true;
+    }
+
+    fn poll_transmit(&self) -> &[u8] {
+        &self.out[self.sent..]
+    }
+
+    fn handle_transmitted(&mut self, _now: Instant, n: usize) {
+        self.sent += n;
+    }
+}
+
+struct State {
+    pipe: Option<Pipe<ClientSession>>,
+    /// The TLS session until the connection exists.
+    tls: Option<ClientSession>,
+    bytes: Bytes,
+    pool: Pool,
+    connected: bool,
+    reset: bool,
+    close: bool,
+    done: bool,
+    /// Wakes the app when the caller changed something: it pumps in the loop's next step.
+    waker: Option<LocalWaker>,
+}
+
+impl State {
+    fn wake(&self) {
+        if let Some(w) = &self.waker {
+            w.wake();
         }
     }
 }
@@ -203,26 +144,30 @@ impl RawClient {
     ) -> Result<ClientHandle, ConnectError> {
         let session = ClientSession::new(config, server_name, rt.pass_time().now())
             .map_err(|_| ConnectError::BadAddress)?;
-        let tls = ClientTls {
-            session,
-            out: Vec::new(),
-            pos: 0,
-        };
-        Self::start(rt, remote, Some(tls))
+        Self::start(rt, remote, Some(session))
     }
 
     fn start(
         rt: &mut Runtime,
         remote: SocketAddr,
-        tls: Option<ClientTls>,
+        tls: Option<ClientSession>,
     ) -> Result<ClientHandle, ConnectError> {
         let state = Rc::new(RefCell::new(State {
+            pipe: None,
             tls,
-            ..State::default()
+            bytes: Bytes::default(),
+            pool: Pool::new(CHUNK),
+            connected: false,
+            reset: false,
+            close: false,
+            done: false,
+            waker: None,
         }));
         rt.add(RawClient(state.clone()), |app, cx| {
             let mut st = app.0.borrow_mut();
-            st.conn = Some(cx.connect(remote)?);
+            let id = cx.connect(remote)?;
+            let tls = st.tls.take().map(|s| (s, ()));
+            st.pipe = Some(Pipe::new(id, tls));
             st.waker = Some(cx.local_waker());
             Ok(())
         })?;
@@ -230,8 +175,10 @@ impl RawClient {
     }
 
     fn pump(&mut self, cx: &mut Cx<'_>) {
-        let mut st = self.0.borrow_mut();
-        let Some(id) = st.conn else { return };
+        let mut guard = self.0.borrow_mut();
+        let st = &mut *guard;
+        let Some(pipe) = st.pipe.as_mut() else { return };
+        let id = pipe.id();
         if !st.connected {
             let r = cx.net().readiness(id);
             if r.reset || r.closed {
@@ -240,53 +187,42 @@ impl RawClient {
                 st.connected = true;
             }
         }
-        let mut buf = [0u8; CHUNK];
+        pipe.begin();
         while st.connected && !st.reset {
-            let mut moved = false;
-            // Send.
-            loop {
-                st.refill();
-                let n = st.send_plain(cx, id);
-                let flushed = st.flush_tls(cx, id);
-                moved |= n > 0 || flushed;
-                if n == 0 && !flushed {
-                    break;
-                }
+            st.bytes.refill();
+            let moved = pipe.write(cx, &mut st.bytes).and_then(|w| {
+                Ok(w | pipe.read(cx, &mut st.bytes, &mut st.pool, EofPolicy::Feed)?)
+            });
+            match moved {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(_) => st.reset = true,
             }
-            // Receive.
-            while !st.eof && !st.reset && st.max_input.is_none_or(|m| st.input.len() < m) {
-                match cx.net().recv(id, &mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        moved = true;
-                        st.receive(cx.now, &buf[..n]);
-                    }
-                    Err(RecvError::Finished) => {
-                        match st.tls.as_mut() {
-                            Some(t) => t.session.handle_eof(),
-                            None => st.eof = true,
-                        }
-                        st.receive(cx.now, &[]);
-                    }
-                    Err(_) => st.reset = true,
-                }
-            }
-            if !moved {
-                break;
+            if pipe.tls_failed() {
+                st.reset = true;
             }
         }
-        let flushed = st.sent == st.out.len()
-            && st.source.is_none()
-            && st.tls.as_ref().is_none_or(|t| t.pos == t.out.len());
-        if st.reset {
-            st.done = true;
-            st.conn = None;
-            cx.abort(id);
-        } else if (st.close || st.eof) && flushed {
-            st.done = true;
-            st.conn = None;
-            cx.close(id);
+        pipe.end(&mut st.pool);
+        let ending = (st.close || st.bytes.eof) && st.bytes.all_sent();
+        let next = if st.reset {
+            pipe::Next::Abort
+        } else if ending {
+            let how = Shutdown {
+                notify: false,
+                write_timeout: Duration::from_secs(3600),
+                linger: None,
+            };
+            pipe.shutdown(cx, how)
+        } else {
+            pipe::Next::Keep
+        };
+        match next {
+            pipe::Next::Keep => return,
+            pipe::Next::Close => cx.close(id),
+            pipe::Next::Abort | pipe::Next::Expired => cx.abort(id),
         }
+        st.done = true;
+        st.pipe = None;
     }
 }
 
@@ -312,41 +248,41 @@ impl ClientHandle {
     /// Queues bytes to send.
     pub fn send(&self, bytes: &[u8]) {
         let mut st = self.0.borrow_mut();
-        st.out.extend_from_slice(bytes);
+        st.bytes.out.extend_from_slice(bytes);
         st.wake();
     }
 
     /// Sends what `source` appends each time it is called, until it returns false.
     pub fn set_source(&self, source: impl FnMut(&mut Vec<u8>) -> bool + 'static) {
         let mut st = self.0.borrow_mut();
-        st.source = Some(Box::new(source));
+        st.bytes.source = Some(Box::new(source));
         st.wake();
     }
 
     /// Hands received bytes to `sink` instead of buffering them.
     pub fn set_sink(&self, sink: impl FnMut(&[u8]) + 'static) {
-        self.0.borrow_mut().sink = Some(Box::new(sink));
+        self.0.borrow_mut().bytes.sink = Some(Box::new(sink));
     }
 
     /// Stops reading while this many received bytes are buffered (`None`: no limit).
     pub fn set_max_input(&self, max: Option<usize>) {
         let mut st = self.0.borrow_mut();
-        st.max_input = max;
+        st.bytes.max_input = max;
         st.wake();
     }
 
     /// Takes the bytes received so far (without a sink).
     pub fn take_input(&self) -> Vec<u8> {
         let mut st = self.0.borrow_mut();
-        if st.max_input.is_some() {
+        if st.bytes.max_input.is_some() {
             st.wake();
         }
-        std::mem::take(&mut st.input)
+        std::mem::take(&mut st.bytes.input)
     }
 
     /// Bytes received so far, sink or not.
     pub fn received(&self) -> u64 {
-        self.0.borrow().received
+        self.0.borrow().bytes.received
     }
 
     /// Closes the connection once everything queued was sent.
@@ -363,7 +299,7 @@ impl ClientHandle {
 
     /// The server closed its side.
     pub fn is_eof(&self) -> bool {
-        self.0.borrow().eof
+        self.0.borrow().bytes.eof
     }
 
     /// The connection was reset or refused.
