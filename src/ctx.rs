@@ -330,6 +330,31 @@ impl Ctx {
         self
     }
 
+    /// Like [`fold`](Self::fold), but tried before the folds `key` already has: a resolver of
+    /// your own ahead of a base ctx's DNS fold, say.
+    pub fn fold_first<T, A, K>(mut self, key: &Value<T>, args: A, k: K) -> Self
+    where
+        T: Clone + 'static,
+        A: Args,
+        K: Fn(A::Output) -> Step<T> + 'static,
+    {
+        let fold = FoldFn {
+            args,
+            k,
+            _type: PhantomData,
+        };
+        self.slot(key.id).folds.insert(0, Rc::new(fold));
+        self
+    }
+
+    /// Every value of type `T` given to [`add`](Self::add), whatever its key.
+    pub(crate) fn values_of<T: Clone + 'static>(&self) -> Vec<T> {
+        self.slots
+            .values()
+            .filter_map(|s| s.value.as_ref()?.downcast_ref::<T>().cloned())
+            .collect()
+    }
+
     /// The value given to [`add`](Self::add) for `key`, if any (folds are not run).
     pub fn get<T: Clone + 'static>(&self, key: &Value<T>) -> Option<T> {
         let value = self.slots.get(&key.id)?.value.as_ref()?;

@@ -333,6 +333,23 @@ impl Cx<'_> {
     }
 }
 
+/// Every live loop's waker, for [`wake_all`].
+static LOOPS: Mutex<Vec<std::sync::Weak<Waker>>> = Mutex::new(Vec::new());
+
+/// Wakes every loop of the process: when something any loop may be waiting on completes (a
+/// service [`Handle`](crate::service::Handle) of another loop), so that a predicate given to
+/// [`Runtime::run_until`] is looked at again. Rare, and extra wake-ups are harmless.
+pub(crate) fn wake_all() {
+    let mut loops = LOOPS.lock().unwrap_or_else(PoisonError::into_inner);
+    loops.retain(|w| match w.upgrade() {
+        Some(w) => {
+            let _ = w.wake();
+            true
+        }
+        None => false,
+    });
+}
+
 /// Wakes a [`Runtime`] from any thread.
 #[derive(Clone, Debug)]
 pub struct LoopWaker(Arc<Waker>);
@@ -407,6 +424,10 @@ impl Runtime {
         let poll = Poll::new()?;
         let waker = LoopWaker(Arc::new(Waker::new(poll.registry(), WAKER)?));
         net.register(poll.registry(), STACK)?;
+        LOOPS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Arc::downgrade(&waker.0));
         let now = clock.now();
         let pass = PassTime(Rc::new(Cell::new((now, clock.wall(now)))));
         Ok(Runtime {
@@ -609,9 +630,11 @@ impl Runtime {
     /// Run until `done` returns true (checked before every pass).
     ///
     /// A pass sleeps until IO, a timer or a wake-up, so `done` must depend on this loop's work,
-    /// or whatever makes it true must wake the loop: a [`LoopWaker`] from another thread (a
-    /// service [`Handle`](crate::service::Handle) of another loop does this for
-    /// [`Runtime::run_until_finished`]), or a [`LocalWaker`] on this thread.
+    /// or whatever makes it true must wake the loop: a [`LoopWaker`] from another thread, a
+    /// [`LocalWaker`] on this thread. A service [`Handle`](crate::service::Handle) wakes every
+    /// loop when it completes, so `rt.run_until(|_| handle.is_finished())` works for a handle
+    /// of this loop or of another one. To wait on anything else, pass a bound to
+    /// [`Runtime::turn`] instead.
     ///
     /// # Errors
     /// The OS poll failed.

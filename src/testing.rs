@@ -342,4 +342,159 @@ mod tests {
         assert_eq!(took, Duration::from_secs(3600));
         assert_eq!(pair.clock.elapsed(), Duration::from_secs(3600));
     }
+
+    /// A server on B:80 that answers each request with its `Host` header.
+    fn echo_host(pair: &mut Pair) -> Handle {
+        let svc = service::init(&mut pair.server, 80).expect("listen");
+        let Initialized(handle) = service::http(
+            svc,
+            Config::default(),
+            None,
+            service::default_error_handler,
+            |_, reqd| {
+                let host = reqd
+                    .request()
+                    .headers()
+                    .get("host")
+                    .map(|v| v.to_str().unwrap_or("?").to_owned())
+                    .unwrap_or_default();
+                let _ = reqd.respond_with_bytes(Response::new(()), host);
+            },
+        );
+        handle
+    }
+
+    /// Friction points 3 and 4 of issue 14: an asynchronous ctx step of the user's own, with the
+    /// user's own `stack` key as in the seed, goes on when the user completes it (nothing else
+    /// wakes the loop), and `Host` is the domain name, not the address.
+    #[test]
+    fn a_user_async_resolver_and_stack_key_work_and_host_is_the_domain_name() {
+        use crate::client::{self, Stack};
+        use crate::ctx::{self, dft, promise, req, Completer, Ctx, Step, TcpEndpoint};
+        use std::cell::RefCell;
+        use std::net::IpAddr;
+
+        let mut pair = Pair::new();
+        let _server = echo_host(&mut pair);
+        let stack = Stack::attach(&mut pair.client, client::Options::default());
+        let my_stack = ctx::make::<Stack>("stack");
+        let pending: Rc<RefCell<Option<Completer<IpAddr>>>> = Rc::default();
+        let p = pending.clone();
+        let ctx = Ctx::empty()
+            .add(&my_stack, stack.clone())
+            .add(&client::domain_name(), "paf.test".to_owned())
+            .fold(
+                &client::ipaddr(),
+                req(&client::domain_name()),
+                move |_name: String| {
+                    let (promise, completer) = promise();
+                    *p.borrow_mut() = Some(completer);
+                    Step::Pending(promise)
+                },
+            )
+            .fold(
+                &client::tcp_edn(),
+                (
+                    req(&my_stack),
+                    req(&client::ipaddr()),
+                    dft(&client::port(), 80),
+                ),
+                |(stack, addr, port)| Step::Ready(TcpEndpoint { stack, addr, port }),
+            );
+        let got: Rc<RefCell<Option<String>>> = Rc::default();
+        let g = got.clone();
+        let body = client::request(
+            &ctx,
+            crate::http::client::ClientConfig::default(),
+            |_, e| panic!("request failed: {e}"),
+            move |_, _, body| {
+                body.read_to_end(1024, move |r| {
+                    *g.borrow_mut() = Some(String::from_utf8(r.unwrap()).unwrap());
+                });
+            },
+            crate::http::Request::get("/").body(()).unwrap(),
+        )
+        .expect("the ctx names one client stack");
+        body.close().unwrap();
+        pair.drive(Duration::from_secs(1), |_| pending.borrow().is_some());
+        // Nothing happens while the step is pending...
+        pair.drive(Duration::from_secs(5), |_| false);
+        assert!(got.borrow().is_none());
+        // ... and completing it is all it takes.
+        let completer = pending.borrow_mut().take().expect("the resolver ran");
+        completer.complete(IpAddr::V4(B.v4));
+        let took = pair.drive(Duration::from_secs(5), |_| got.borrow().is_some());
+        assert_eq!(got.borrow().as_deref(), Some("paf.test"));
+        assert!(took < Duration::from_millis(100), "{took:?}");
+    }
+
+    /// Friction point 5: the friendly client takes a ctx, so a resolver of the user's own works
+    /// for URLs by name on the userspace stack.
+    #[test]
+    fn the_friendly_client_resolves_names_through_its_ctx() {
+        use crate::client::{self, Client, Stack};
+        use crate::ctx::{req, Step};
+        use std::cell::RefCell;
+        use std::net::IpAddr;
+
+        let mut pair = Pair::new();
+        let _server = echo_host(&mut pair);
+        let stack = Stack::attach(&mut pair.client, client::Options::default());
+        let hosts = client::ctx(&stack).fold_first(
+            &client::ipaddr(),
+            req(&client::domain_name()),
+            |name: String| Step::from((name == "paf.test").then_some(IpAddr::V4(B.v4))),
+        );
+        let c = Client::new(&stack).with_ctx(hosts);
+        let got: Rc<RefCell<Option<String>>> = Rc::default();
+        let g = got.clone();
+        c.get("http://paf.test/", move |r| {
+            let r = r.expect("a response");
+            *g.borrow_mut() = Some(String::from_utf8(r.body).unwrap());
+        });
+        pair.drive(Duration::from_secs(5), |_| got.borrow().is_some());
+        assert_eq!(got.borrow().as_deref(), Some("paf.test"));
+    }
+
+    /// Friction point 1: a loop waiting on a handle of another loop (another thread) returns
+    /// when it completes, though nothing of its own wakes it.
+    #[test]
+    fn run_until_returns_when_another_loops_handle_completes() {
+        use crate::service::Switch;
+        use std::sync::mpsc;
+
+        let stop = Switch::new();
+        let (tx, rx) = mpsc::channel();
+        let s = stop.clone();
+        let server = std::thread::spawn(move || {
+            let mut rt = Runtime::kernel("::1".parse().unwrap()).expect("kernel runtime");
+            let svc = service::init_with_backlog(&mut rt, 47_913, 16).expect("listen");
+            let Initialized(h) = service::http(
+                svc,
+                Config::default(),
+                Some(s),
+                service::default_error_handler,
+                |_, _| {},
+            );
+            tx.send(h.clone()).unwrap();
+            rt.run_until(|_| h.is_finished()).unwrap();
+        });
+        let handle = rx.recv().unwrap();
+        let waiter = std::thread::spawn(move || {
+            // A loop of its own with nothing to do: only a wake-up ends its sleep.
+            let mut rt = Runtime::kernel("::1".parse().unwrap()).expect("kernel runtime");
+            rt.run_until(|_| handle.is_finished()).unwrap();
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        stop.turn_off();
+        let (done_tx, done_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            waiter.join().unwrap();
+            done_tx.send(()).unwrap();
+        });
+        done_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the waiting loop returned");
+        server.join().unwrap();
+    }
 }

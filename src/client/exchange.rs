@@ -22,6 +22,11 @@ pub(crate) fn choose(x: &mut Exchange, edn: Endpoint<Stack, tls::ClientConfig>) 
         Endpoint::Tls(e) => Some((e.domain_name, e.tls)),
         Endpoint::Tcp(_) => None,
     };
+    // `Host` (when the request has none) names the server the TLS endpoint verifies, unless the
+    // ctx's `domain_name` already did.
+    if x.host_hint.is_none() {
+        x.host_hint = tls.as_ref().and_then(|(name, _)| name.clone());
+    }
     x.key = Some(PoolKey {
         addr,
         tls,
@@ -41,10 +46,16 @@ pub(crate) fn send_on(c: &mut Conn, x: &mut Exchange, id: u64, now: Instant) -> 
         ) {
             (_, Some(IpAddr::V6(a))) => format!("[{a}]"),
             (Some(h), _) => h.clone(),
-            (None, _) => match c.peer.ip() {
-                IpAddr::V4(a) => a.to_string(),
-                IpAddr::V6(a) => format!("[{a}]"),
-            },
+            (None, _) => {
+                log::debug!(
+                    "client: request {id}: no Host header, no domain_name in the ctx: Host is {}",
+                    c.peer.ip()
+                );
+                match c.peer.ip() {
+                    IpAddr::V4(a) => a.to_string(),
+                    IpAddr::V6(a) => format!("[{a}]"),
+                }
+            }
         };
         let default = if c.key.tls.is_some() { 443 } else { 80 };
         let host = if c.peer.port() == default {

@@ -50,6 +50,8 @@ pub struct Response {
 #[derive(Clone)]
 pub struct Client {
     stack: Stack,
+    /// The ctx each request starts from (default: the stack's base ctx).
+    base: Option<Ctx>,
     tls: Rc<OnceCell<tls::ClientConfig>>,
     family: Family,
     redirects: usize,
@@ -65,12 +67,32 @@ impl Client {
     pub fn new(stack: &Stack) -> Client {
         Client {
             stack: stack.clone(),
+            base: None,
             tls: Rc::new(OnceCell::new()),
             family: Family::Any,
             redirects: 0,
             max_body: 64 << 20,
             http: Arc::new(ClientConfig::default()),
         }
+    }
+
+    /// Starts every request from `ctx` instead of the stack's base ctx
+    /// ([`client::ctx`](super::ctx)): build it from that one and add what the URL does not say,
+    /// such as a resolver of your own ahead of DNS (`.fold_first(&client::ipaddr(), ...)`), fixed
+    /// addresses, or a TLS configuration. The URL's host, port and scheme are added on top.
+    #[must_use]
+    pub fn with_ctx(mut self, ctx: Ctx) -> Client {
+        self.base = Some(ctx);
+        self
+    }
+
+    /// `GET url`, turning `rt` (the loop of the client's stack) until the whole response is in:
+    /// for a thread that owns the loop and has nothing else to do.
+    ///
+    /// # Errors
+    /// The request's [`Error`]; [`Error::Stopped`] when the loop fails.
+    pub fn get_blocking(&self, rt: &mut Runtime, url: &str) -> Result<Response, Error> {
+        fetch_blocking(rt, self, Method::GET, url, HeaderMap::new(), Vec::new())
     }
 
     /// Uses `config` for `https` URLs (a CA file, `dangerous_insecure`, …).
@@ -299,7 +321,11 @@ impl Client {
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_owned();
-        let mut ctx = keys::ctx(&self.stack)
+        let base = match &self.base {
+            Some(ctx) => ctx.clone(),
+            None => keys::ctx(&self.stack),
+        };
+        let mut ctx = base
             .add(&keys::domain_name(), host)
             .add(&keys::family(), self.family);
         if let Some(p) = uri.port_u16() {

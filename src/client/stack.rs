@@ -346,6 +346,19 @@ fn find_stack(ctx: &Ctx) -> Result<Stack, Error> {
     match connect.poll() {
         Next::Connect(edn) => Ok(edn_stack(&edn).clone()),
         Next::Failed(report) => Err(Error::Ctx(report)),
-        Next::Pending => Err(Error::NoStack),
+        // The endpoint needs asynchronous steps: the stack is the one client stack the ctx
+        // holds, whatever the key (the seed's examples make their own `stack` key).
+        Next::Pending => {
+            let mut stacks: Vec<Stack> = Vec::new();
+            for s in ctx.values_of::<Stack>() {
+                if !stacks.contains(&s) {
+                    stacks.push(s);
+                }
+            }
+            match stacks.as_slice() {
+                [one] => Ok(one.clone()),
+                _ => Err(Error::NoStack),
+            }
+        }
     }
 }

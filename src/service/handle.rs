@@ -194,8 +194,9 @@ pub(crate) struct Inner {
 }
 
 /// Completes when the service loop has ended: on its stop switch (after draining) or on a fatal
-/// error. Clone it and send it anywhere; drive the loop with
-/// `rt.run_until(|_| handle.is_finished())`.
+/// error. Clone it and send it anywhere. Completing wakes every loop of the process, so
+/// `rt.run_until(|_| handle.is_finished())` returns as soon as it is, whether `rt` runs the
+/// service or another loop (a client's) does; another thread can block on [`Handle::wait`].
 #[derive(Clone, Debug, Default)]
 pub struct Handle(pub(crate) Arc<Inner>);
 
@@ -246,6 +247,8 @@ impl Handle {
         if r.is_none() {
             *r = Some(result);
             self.0.done.notify_all();
+            drop(r);
+            crate::runtime::wake_all();
         }
     }
 }

@@ -18,6 +18,12 @@
 //!   ends: after its [`Switch`] is turned off and every connection drained, or with a
 //!   [`ServiceError`] when the loop goes away. Without a switch the service runs until the
 //!   runtime is dropped.
+//! - Draining needs the peers: in-flight exchanges finish, then each connection closes once its
+//!   peer has acknowledged the last byte, or is reset at `drain_timeout` (plus a second). A peer
+//!   whose loop no longer turns (a client runtime on the same thread that the caller stopped
+//!   driving, on the in-memory wire) acknowledges nothing, so the handle completes only at that
+//!   deadline: keep the peer's loop turning while stopping (`paf::testing::Pair::drive` turns
+//!   both), or give the service a short `drain_timeout`.
 //! - The request handler gets `(peer, Reqd)` for each request head, in order per connection, and
 //!   answers through the [`Reqd`] at once or later; the error handler gets each peer fault with
 //!   an [`ErrorResponse`] (dropping it sends the codec's suggested status).
