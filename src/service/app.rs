@@ -28,7 +28,7 @@ use super::handle::{Handle, ServiceError};
 use super::switch::Switch;
 use super::timers::Timers;
 use super::tls_stats::TlsStats;
-use crate::http::{Config, ResponseBody, ServerConn};
+use crate::http::{Config, ServerConn};
 use crate::runtime::{App, Cx};
 
 /// What `http` hands to the app.
@@ -152,16 +152,6 @@ impl ServiceApp {
         }
         let shared = self.run.shared.clone();
         loop {
-            let orphans = std::mem::take(&mut *shared.orphans.borrow_mut());
-            for (conn, id) in orphans {
-                if let Some(c) = self.conns.get(&conn) {
-                    let mut core = c.core.borrow_mut();
-                    let head = super::reqd::plain_head(::http::StatusCode::INTERNAL_SERVER_ERROR);
-                    let body = ResponseBody::Complete(b"500 Internal Server Error\n");
-                    let _ = core.codec.respond(cx.now, id, head, body);
-                    shared.mark(&mut core);
-                }
-            }
             std::mem::swap(&mut *shared.dirty.borrow_mut(), &mut self.batch);
             if self.batch.is_empty() {
                 break;

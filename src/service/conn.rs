@@ -306,7 +306,6 @@ impl Running {
                     counters.requests.fetch_add(1, Ordering::Relaxed);
                     let ex = Rc::new(Exchange::new(
                         c.core.clone(),
-                        c.id,
                         self.shared.clone(),
                         id,
                         head,

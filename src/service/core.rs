@@ -120,10 +120,8 @@ pub(crate) struct Shared {
     pub handle: Handle,
     /// Connections changed by a `Reqd` since the loop last flushed them.
     pub dirty: RefCell<Vec<ConnId>>,
-    /// Exchanges whose last `Reqd` was dropped unanswered while their core was borrowed.
-    pub orphans: RefCell<Vec<(ConnId, ExchangeId)>>,
     date: RefCell<DateState>,
-    /// Any dirty or orphan entry waiting (cheap check).
+    /// Any dirty entry waiting (cheap check).
     pub pending: Cell<bool>,
     /// The loop's pass time: what `Reqd`s pass to the codec as `now`.
     pub pass: PassTime,
@@ -144,7 +142,6 @@ impl Shared {
             config,
             handle,
             dirty: RefCell::new(Vec::new()),
-            orphans: RefCell::new(Vec::new()),
             date: RefCell::new(DateState {
                 cache,
                 date,

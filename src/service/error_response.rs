@@ -67,9 +67,7 @@ impl ErrorResponse {
         self.answered = true;
         let now = self.shared.now();
         let status = head.status().as_u16();
-        let Ok(mut core) = self.core.try_borrow_mut() else {
-            return;
-        };
+        let mut core = self.core.borrow_mut();
         if core.closed {
             return;
         }

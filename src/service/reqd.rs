@@ -21,7 +21,6 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use ::http::{Method, Request, Response, StatusCode};
-use net::ConnId;
 
 use super::core::{CoreRef, Reader, Shared};
 use crate::http::{BodyRead, ExchangeId, ResponseBody, UsageError, UsageErrorKind};
@@ -94,7 +93,6 @@ enum Phase {
 /// The shared state behind every clone of one `Reqd`.
 pub(crate) struct Exchange {
     pub(crate) core: CoreRef,
-    pub(crate) conn: ConnId,
     pub(crate) shared: Rc<Shared>,
     pub(crate) id: ExchangeId,
     pub(crate) request: Request<()>,
@@ -108,7 +106,6 @@ pub(crate) struct Exchange {
 impl Exchange {
     pub(crate) fn new(
         core: CoreRef,
-        conn: ConnId,
         shared: Rc<Shared>,
         id: ExchangeId,
         request: Request<()>,
@@ -117,7 +114,6 @@ impl Exchange {
     ) -> Exchange {
         Exchange {
             core,
-            conn,
             shared,
             id,
             request,
@@ -206,15 +202,15 @@ impl Exchange {
     /// Abandons a streamed response: flush what is there, then close the connection.
     fn kill(&self) {
         self.phase.set(Phase::Done);
-        if let Ok(mut core) = self.core.try_borrow_mut() {
-            if !core.closed {
-                core.kill = true;
-                if let Some(slot) = core.slot_mut(self.id) {
-                    slot.finished = true;
-                }
-                self.shared.mark(&mut core);
+        let mut core = self.core.borrow_mut();
+        if !core.closed {
+            core.kill = true;
+            if let Some(slot) = core.slot_mut(self.id) {
+                slot.finished = true;
             }
+            self.shared.mark(&mut core);
         }
+        drop(core);
         self.log_access(" aborted");
     }
 }
@@ -224,17 +220,9 @@ impl Drop for Exchange {
         if self.phase.get() != Phase::None {
             return;
         }
-        let closed = match self.core.try_borrow() {
-            Ok(core) => core.closed,
-            Err(_) => {
-                // Not reachable by construction (no borrow is held while user code runs); should
-                // it happen, the loop answers the exchange rather than leaving it hanging.
-                let conn = self.conn;
-                self.shared.orphans.borrow_mut().push((conn, self.id));
-                self.shared.set_pending();
-                return;
-            }
-        };
+        // No `Core` is borrowed while user code runs (see `core.rs`), and the loop drops no
+        // `Reqd` while it holds one: the borrow is free.
+        let closed = self.core.borrow().closed;
         if !closed && self.fail() {
             log::warn!(
                 "{} {} {}: handler dropped the request without responding; sent 500",
