@@ -84,7 +84,7 @@ impl Echo {
             }
             // Flush first, then read more only while there is room.
             while !c.pending.is_empty() {
-                match cx.net().send(id, &c.pending) {
+                match cx.send(id, &c.pending) {
                     Ok(0) => break,
                     Ok(n) => {
                         c.pending.drain(..n);
@@ -103,7 +103,7 @@ impl Echo {
             if c.eof || c.pending.len() >= MAX_PENDING {
                 break;
             }
-            match cx.net().recv(id, &mut buf) {
+            match cx.recv(id, &mut buf) {
                 Ok(0) => break,
                 Ok(n) if self.mode == Mode::Echo => c.pending.extend_from_slice(&buf[..n]),
                 Ok(_) => {}

@@ -493,7 +493,7 @@ impl<S: Session, W: TlsWatch> Pipe<S, W> {
             let spare = self.input.spare(pool);
             let fill = match self.tls.as_mut() {
                 Some(t) => t.fill(cx, self.id, pool, spare),
-                None => match cx.net().recv(self.id, spare) {
+                None => match cx.recv(self.id, spare) {
                     Ok(0) => Fill::Blocked,
                     Ok(n) => Fill::Data(n),
                     Err(RecvError::Finished) => Fill::Eof,
@@ -553,7 +553,7 @@ impl<S: Session, W: TlsWatch> Pipe<S, W> {
                     Some(t) if t.failed => out.len(),
                     Some(t) if t.session.is_handshaking() => 0,
                     Some(t) => t.session.write_plaintext(out),
-                    None => cx.net().send(self.id, out).map_err(|_| Failure::Socket)?,
+                    None => cx.send(self.id, out).map_err(|_| Failure::Socket)?,
                 }
             };
             if n > 0 {
@@ -597,8 +597,8 @@ impl<S: Session, W: TlsWatch> Pipe<S, W> {
     /// it says other than [`Next::Keep`].
     pub(crate) fn shutdown(&mut self, cx: &mut Cx<'_>, how: Shutdown) -> Next {
         if let Phase::Lingering { until, .. } = self.phase {
-            let r = cx.net().readiness(self.id);
-            let done = cx.net().send_queue(self.id) == 0 || r.closed || cx.now >= until;
+            let r = cx.readiness(self.id);
+            let done = cx.send_queue(self.id) == 0 || r.closed || cx.now >= until;
             if done {
                 return Next::Close;
             }
@@ -628,7 +628,7 @@ impl<S: Session, W: TlsWatch> Pipe<S, W> {
             }
         }
         if let Some(until) = how.linger {
-            if cx.net().send_queue(self.id) > 0 {
+            if cx.send_queue(self.id) > 0 {
                 self.phase = Phase::Lingering {
                     until,
                     next: cx.now + LINGER_POLL,
@@ -696,7 +696,7 @@ impl<S: Session, W: TlsWatch> TlsPart<S, W> {
                 return Fill::Blocked;
             }
             let spare = self.cipher_in.spare(pool);
-            match cx.net().recv(id, spare) {
+            match cx.recv(id, spare) {
                 Ok(0) => self.drained = true,
                 Ok(n) => {
                     self.heard = true;
@@ -726,7 +726,7 @@ impl<S: Session, W: TlsWatch> TlsPart<S, W> {
                     return Ok(moved);
                 }
             }
-            match cx.net().send(id, &self.cipher_out[self.out_pos..]) {
+            match cx.send(id, &self.cipher_out[self.out_pos..]) {
                 Ok(0) => return Ok(moved),
                 Ok(n) => {
                     self.out_pos += n;

@@ -29,8 +29,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use mio::{Events, Poll, Token, Waker};
+use net::dns::Resolution;
 use net::{ConnId, ConnectError, DnsError, Event, ListenError, ListenerId, QueryId};
-use net::{RecordType, Transport};
+use net::{Readiness, RecordType, RecvError, SendError, Transport};
 use slab::Slab;
 
 const WAKER: Token = Token(0);
@@ -261,9 +262,76 @@ impl Cx<'_> {
         }
     }
 
-    /// The stack, to `recv`/`send`/query connections this app owns.
-    pub fn net(&mut self) -> &mut dyn Transport {
-        self.net
+    fn owns(&self, conn: ConnId) -> bool {
+        self.owners.get(&conn) == Some(&self.app)
+    }
+
+    /// Reads received bytes of a connection this app owns into `buf`; `Ok(0)`: nothing now.
+    ///
+    /// # Errors
+    /// See [`net::Transport::recv`]; [`RecvError::Invalid`] for a connection of another app.
+    pub fn recv(&mut self, conn: ConnId, buf: &mut [u8]) -> Result<usize, RecvError> {
+        if !self.owns(conn) {
+            return Err(RecvError::Invalid);
+        }
+        self.net.recv(conn, buf)
+    }
+
+    /// Queues bytes on a connection this app owns; returns how many were taken (`Ok(0)`: no
+    /// room now).
+    ///
+    /// # Errors
+    /// See [`net::Transport::send`]; [`SendError::Invalid`] for a connection of another app.
+    pub fn send(&mut self, conn: ConnId, data: &[u8]) -> Result<usize, SendError> {
+        if !self.owns(conn) {
+            return Err(SendError::Invalid);
+        }
+        self.net.send(conn, data)
+    }
+
+    /// Bytes queued on a connection this app owns and not yet acknowledged (0 for another
+    /// app's).
+    pub fn send_queue(&self, conn: ConnId) -> usize {
+        if self.owns(conn) {
+            self.net.send_queue(conn)
+        } else {
+            0
+        }
+    }
+
+    /// Where a connection this app owns stands (all false for another app's).
+    pub fn readiness(&self, conn: ConnId) -> Readiness {
+        if self.owns(conn) {
+            self.net.readiness(conn)
+        } else {
+            Readiness::default()
+        }
+    }
+
+    /// The remote and local addresses of a connection this app owns.
+    pub fn endpoints(&self, conn: ConnId) -> Option<(SocketAddr, SocketAddr)> {
+        if self.owns(conn) {
+            self.net.endpoints(conn)
+        } else {
+            None
+        }
+    }
+
+    /// Half-closes a connection this app owns: FIN after the queued data; it keeps receiving.
+    pub fn shutdown_write(&mut self, conn: ConnId) {
+        if self.owns(conn) {
+            self.net.shutdown_write(conn);
+        }
+    }
+
+    /// The outcome of a DNS query this app started, once [`App::handle_resolved`] said so.
+    pub fn poll_resolution(&mut self, query: QueryId) -> Option<Resolution> {
+        self.net.poll_resolution(query)
+    }
+
+    /// Sockets the stack holds (a gauge for metrics).
+    pub fn socket_count(&self) -> usize {
+        self.net.socket_count()
     }
 
     /// Open a listener owned by this app.
@@ -718,5 +786,80 @@ impl Runtime {
         };
         let mut cx = cx!(self, owner, now);
         app.handle_resolved(&mut cx, q);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+    use crate::testing::{Pair, B};
+
+    /// Connects at setup; when woken, tries `target` (another app's connection, if set).
+    struct Prober {
+        own: Option<ConnId>,
+        target: Rc<Cell<Option<ConnId>>>,
+        seen: Rc<Cell<Option<(bool, bool)>>>,
+    }
+
+    impl App for Prober {
+        fn handle_accept(&mut self, cx: &mut Cx<'_>, _: ListenerId, c: ConnId, _: SocketAddr) {
+            cx.abort(c);
+        }
+
+        fn handle_ready(&mut self, _: &mut Cx<'_>, _: ConnId) {}
+
+        fn handle_wake(&mut self, cx: &mut Cx<'_>) {
+            if let Some(t) = self.target.get() {
+                let sent = cx.send(t, b"x");
+                let read = cx.recv(t, &mut [0; 8]);
+                self.seen.set(Some((
+                    sent == Err(SendError::Invalid),
+                    read == Err(RecvError::Invalid) && !cx.readiness(t).established,
+                )));
+            }
+        }
+    }
+
+    #[test]
+    fn an_app_cannot_touch_another_apps_connection() {
+        let mut pair = Pair::new();
+        let svc = crate::service::init(&mut pair.server, 80).unwrap();
+        let _handle = crate::service::http(
+            svc,
+            crate::http::Config::default(),
+            None,
+            crate::service::default_error_handler,
+            |_, _| {},
+        );
+        let target = Rc::new(Cell::new(None));
+        let seen = Rc::new(Cell::new(None));
+        let a = Prober {
+            own: None,
+            target: Rc::default(),
+            seen: Rc::default(),
+        };
+        let mut own = None;
+        pair.client
+            .add(a, |a, cx| {
+                a.own = Some(cx.connect(B.with_port(80))?);
+                own = a.own;
+                Ok::<_, ConnectError>(())
+            })
+            .unwrap();
+        let b = Prober {
+            own: None,
+            target: target.clone(),
+            seen: seen.clone(),
+        };
+        let id = pair.client.add(b, |_, _| Ok::<_, ()>(())).unwrap();
+        pair.drive(Duration::from_secs(1), |p| {
+            p.client.net().readiness(own.unwrap()).established
+        });
+        target.set(own);
+        pair.client.wakes.flag(id);
+        pair.drive(Duration::from_secs(1), |_| seen.get().is_some());
+        assert_eq!(seen.get(), Some((true, true)));
     }
 }

@@ -313,7 +313,7 @@ impl App for Sampler {
     fn handle_timeout(&mut self, cx: &mut Cx<'_>) {
         self.metrics
             .stack_sockets
-            .store(cx.net().socket_count(), Ordering::Relaxed);
+            .store(cx.socket_count(), Ordering::Relaxed);
         self.metrics.samples.fetch_add(1, Ordering::Relaxed);
         self.next = Some(cx.now + Duration::from_secs(1));
     }

@@ -113,7 +113,7 @@ impl Conn {
 
     /// Whether an idle connection still looks usable (the peer has not closed it).
     pub(crate) fn is_live(&self, cx: &mut Cx<'_>) -> bool {
-        let r = cx.net().readiness(self.id);
+        let r = cx.readiness(self.id);
         !self.closing
             && self.state == ConnState::Open
             && self.codec.is_reusable()
@@ -151,7 +151,7 @@ impl Conn {
         if !matches!(self.state, ConnState::Connecting(_)) {
             return Ok(false);
         }
-        let r = cx.net().readiness(self.id);
+        let r = cx.readiness(self.id);
         if !r.established {
             return if r.reset || r.closed {
                 Err(Failure::Connect(ConnectFailure::Refused))

@@ -49,13 +49,10 @@ pub(crate) fn start(cx: &mut Cx<'_>, inner: &mut Inner) {
 /// Takes a DNS outcome for the job that asked.
 pub(crate) fn resolved(cx: &mut Cx<'_>, inner: &mut Inner, q: QueryId) {
     let Some((job, rtype)) = inner.queries.remove(&q) else {
-        let _ = cx.net().poll_resolution(q);
+        let _ = cx.poll_resolution(q);
         return;
     };
-    let outcome = cx
-        .net()
-        .poll_resolution(q)
-        .unwrap_or(Err(DnsError::Timeout));
+    let outcome = cx.poll_resolution(q).unwrap_or(Err(DnsError::Timeout));
     if let Some(j) = inner.dns.get_mut(&job) {
         j.running.retain(|r| *r != q);
         j.results.push((rtype, outcome));

@@ -180,7 +180,7 @@ impl RawClient {
         let Some(pipe) = st.pipe.as_mut() else { return };
         let id = pipe.id();
         if !st.connected {
-            let r = cx.net().readiness(id);
+            let r = cx.readiness(id);
             if r.reset || r.closed {
                 st.reset = true;
             } else if r.established {

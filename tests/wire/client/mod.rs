@@ -425,7 +425,7 @@ impl paf::App for OneShot {
         let mut chunk = [0u8; 4096];
         let mut eof = false;
         loop {
-            match cx.net().recv(c, &mut chunk) {
+            match cx.recv(c, &mut chunk) {
                 Ok(0) => break,
                 Ok(n) => buf.extend_from_slice(&chunk[..n]),
                 Err(_) => {
@@ -440,9 +440,7 @@ impl paf::App for OneShot {
             cx.close(c);
         } else if heads == 1 && *answered == 0 {
             *answered = 1;
-            let _ = cx
-                .net()
-                .send(c, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            let _ = cx.send(c, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
         }
     }
 }

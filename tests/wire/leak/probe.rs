@@ -187,7 +187,7 @@ impl ProbeState {
 
     fn pump(&mut self, cx: &mut Cx<'_>) {
         let Some(id) = self.conn else { return };
-        let r = cx.net().readiness(id);
+        let r = cx.readiness(id);
         if r.reset {
             return self.finish(cx, id, Outcome::Reset);
         }
@@ -207,7 +207,7 @@ impl ProbeState {
                 let data = &self.out[self.sent..];
                 let n = match self.tls.as_mut() {
                     Some((s, _, _)) => s.write_plaintext(data),
-                    None => cx.net().send(id, data).unwrap_or(0),
+                    None => cx.send(id, data).unwrap_or(0),
                 };
                 self.sent += n;
                 moved |= n > 0;
@@ -221,7 +221,7 @@ impl ProbeState {
                             break;
                         }
                     }
-                    match cx.net().send(id, &out[*pos..]) {
+                    match cx.send(id, &out[*pos..]) {
                         Ok(0) | Err(_) => break,
                         Ok(n) => {
                             *pos += n;
@@ -237,7 +237,7 @@ impl ProbeState {
                 .as_ref()
                 .is_some_and(|(s, _, _)| s.is_handshaking());
             if (self.end != End::NoRead || handshaking) && !self.peer_eof {
-                let ok = match cx.net().recv(id, &mut buf) {
+                let ok = match cx.recv(id, &mut buf) {
                     Ok(0) => true,
                     Ok(n) => {
                         moved = true;
@@ -254,7 +254,7 @@ impl ProbeState {
                 }
             }
             let flushed = self.sent == self.out.len()
-                && cx.net().send_queue(id) == 0
+                && cx.send_queue(id) == 0
                 && self
                     .tls
                     .as_ref()
