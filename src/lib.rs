@@ -17,6 +17,7 @@ pub mod client;
 pub mod config;
 pub mod ctx;
 pub mod echo;
+#[cfg(any(test, feature = "testing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+mod request_cli;
 use paf::Runtime;
 
 #[derive(Parser)]
@@ -460,8 +462,8 @@ fn run(args: RunArgs) -> Result<(), Failure> {
         let svc = service::init_with_backlog(&mut rt, args.tls_port, args.backlog)
             .map_err(|e| Failure::from(e.to_string()))?;
         let Initialized(secure) = service::https(
-            tls,
             svc,
+            tls,
             config,
             Some(stop.clone()),
             service::default_error_handler,
@@ -629,7 +631,7 @@ fn request_runtime(n: &NetArgs, dns: &[IpAddr]) -> Result<Runtime, String> {
 }
 
 fn request(args: RequestArgs) -> ExitCode {
-    use paf::client::cli::{self, Failure};
+    use crate::request_cli::{self as cli, Failure};
     let fail = |f: Failure| {
         eprintln!("paf request: {f}");
         ExitCode::from(f.exit_code())

@@ -377,6 +377,7 @@ impl<S: Session, W: TlsWatch> Pipe<S, W> {
     }
 
     /// The connection.
+    #[cfg_attr(not(any(test, feature = "testing")), allow(dead_code))]
     pub(crate) fn id(&self) -> ConnId {
         self.id
     }

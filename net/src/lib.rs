@@ -24,6 +24,7 @@ pub mod device;
 pub mod dns;
 pub mod kernel;
 pub mod stack;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod transport;
 

@@ -170,7 +170,7 @@ fn serve(
     let on_request = move |peer, reqd| router.handle(peer, reqd);
     let config = listener.limits.http.clone();
     match tls {
-        Some(tls) => service::https(tls, service, config, Some(stop), on_error, on_request),
+        Some(tls) => service::https(service, tls, config, Some(stop), on_error, on_request),
         None => service::http(service, config, Some(stop), on_error, on_request),
     }
 }

@@ -35,13 +35,12 @@
 //! Layout: `keys` (ctx keys and the base ctx), `stack` ([`Stack`] and [`request`]), `state` (the
 //! shared state), `app` (the loop side), `exchange` (one request on its connection), `conn` (one
 //! connection's byte pipe), `dns` (the resolver fold's queries), `body` (the handles), `error`,
-//! `friendly` ([`Client`]), [`cli`] (`paf request` without the argument parsing).
+//! `friendly` ([`Client`]).
 
 #![warn(missing_docs)]
 
 mod app;
 mod body;
-pub mod cli;
 mod conn;
 mod dns;
 mod error;

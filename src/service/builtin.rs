@@ -24,6 +24,7 @@ pub const PAGE: &str =
     "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>paf</title></head>\n\
 <body><h1>paf</h1><p>HTTP served by paf on its own userspace TCP/IP stack.</p></body></html>\n";
 
+#[doc(hidden)] // shared by the `paf` binary and paf's tests; not part of the API
 /// The body of `GET /bench`.
 pub const BENCH_BODY: &[u8] = b"hello world\n";
 
@@ -97,6 +98,7 @@ fn echo(reqd: Reqd) {
     });
 }
 
+#[doc(hidden)] // shared by the `paf` binary and paf's tests; not part of the API
 /// A fast, non-cryptographic 64-bit hash of a byte stream, independent of how the stream is
 /// split into chunks (what `/count` answers, and what tests recompute).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -177,6 +179,7 @@ fn count(reqd: Reqd, st: Rc<Cell<StreamHash>>) {
     );
 }
 
+#[doc(hidden)] // shared by the `paf` binary and paf's tests; not part of the API
 /// The byte at offset `i` of `/blob`.
 pub fn blob_byte(i: u64) -> u8 {
     (i % 251) as u8

@@ -541,7 +541,7 @@ pub(crate) mod tests {
             let svc = service::init(&mut pair.server, 80).expect("listen");
             let errors = service::default_error_handler;
             let Initialized(handle) = match tls {
-                Some(tls) => service::https(tls, svc, config, None, errors, endless),
+                Some(tls) => service::https(svc, tls, config, None, errors, endless),
                 None => service::http(svc, config, None, errors, endless),
             };
             Pair { pair, handle }

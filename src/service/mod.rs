@@ -47,6 +47,7 @@ mod error_response;
 pub mod handle;
 pub mod reqd;
 pub mod switch;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod timers;
 mod tls_stats;
@@ -176,11 +177,12 @@ where
 }
 
 /// Serves HTTP/1.1 over TLS on `service` (the seed's `https ~tls ...`): the same service loop
-/// with a TLS session between the socket and the HTTP codec. A connection whose handshake fails
+/// with a TLS session between the socket and the HTTP codec. The arguments are [`http()`]'s with
+/// the TLS configuration after the service. A connection whose handshake fails
 /// or times out gets its alert and is closed; the handlers never see it.
 pub fn https<E, R>(
-    tls: crate::tls::ServerConfig,
     service: Service<'_>,
+    tls: crate::tls::ServerConfig,
     config: Config,
     stop: Option<Switch>,
     error_handler: E,

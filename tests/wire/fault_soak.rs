@@ -464,7 +464,7 @@ fn serve(
         let Initialized(plain) = service::http(svc, cfg.clone(), Some(stop.clone()), errors, h);
         let svc = service::init(&mut rt, 443).expect("init 443");
         let h = handler(443, ledger, table);
-        let Initialized(secure) = service::https(tls, svc, cfg, Some(stop), errors, h);
+        let Initialized(secure) = service::https(svc, tls, cfg, Some(stop), errors, h);
         let handles = vec![plain, secure];
         tx.send(handles.clone()).unwrap();
         rt.run_until(|_| handles.iter().all(Handle::is_finished))
@@ -542,6 +542,8 @@ fn assert_faulty(dir: &str, s: &WireStats) {
 
 #[test]
 fn a_gigabyte_of_http_and_https_over_a_faulty_wire_is_byte_exact_and_nothing_sticks() {
+    // Both cores for seconds, on a real clock with a 20 s stall bound. See crate::heavy.
+    let _heavy = crate::heavy();
     let env = |k, default| std::env::var(k).map_or(default, |s| s.parse().expect("a number"));
     let (seed, total) = (
         env("PAF_SOAK_SEED", 1),

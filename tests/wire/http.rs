@@ -101,7 +101,7 @@ fn serve_on(
         let handler = make();
         let stop = Some(s);
         let Initialized(handle) = match tls {
-            Some(tls) => service::https(tls, svc, cfg, stop, make_error(), handler),
+            Some(tls) => service::https(svc, tls, cfg, stop, make_error(), handler),
             None => service::http(svc, cfg, stop, make_error(), handler),
         };
         tx.send(handle.clone()).expect("send handle");
@@ -228,6 +228,8 @@ fn chunked_source(
 
 #[test]
 fn chunked_upload_of_64_mb_is_streamed_to_the_handler_with_bounded_buffers() {
+    // 64 MB through two stacks on two threads, for seconds. See crate::heavy.
+    let _heavy = crate::heavy();
     const TOTAL: u64 = 64 << 20;
     let cfg = Config {
         max_body_size: None,
@@ -388,6 +390,8 @@ fn get_stream(c: &ClientHandle, total: u64) -> Rc<Cell<u64>> {
 
 #[test]
 fn streamed_chunked_response_of_64_mb_arrives_byte_exact() {
+    // 64 MB through two stacks on two threads, for seconds. See crate::heavy.
+    let _heavy = crate::heavy();
     const TOTAL: u64 = 64 << 20;
     let cfg = Config::default();
     let (server, mut rt) = serve(cfg.clone(), streamer());
@@ -614,6 +618,8 @@ fn stream_or_hash() -> MakeHandler {
 
 #[test]
 fn https_pipelines_streams_and_uploads_through_tls() {
+    // 20 MB through TLS and two stacks on two threads, for seconds. See crate::heavy.
+    let _heavy = crate::heavy();
     let (tls, client_cfg) = pki(Duration::from_secs(10));
     let cfg = Config {
         max_body_size: None,

@@ -125,8 +125,8 @@ pub fn serve_ends(
         if let Some((tls, make)) = https {
             let svc = service::init(&mut rt, 443).expect("init 443");
             let Initialized(h) = service::https(
-                tls,
                 svc,
+                tls,
                 cfg,
                 Some(s),
                 service::default_error_handler,

@@ -204,8 +204,8 @@ fn serve(end: wire::WireEnd, file: PathBuf, tls: paf::tls::ServerConfig, rx: mps
                         let errors = service::default_error_handler;
                         let Initialized(h) = if port == 443 {
                             service::https(
-                                tls.clone(),
                                 svc,
+                                tls.clone(),
                                 http_config(),
                                 Some(stop.clone()),
                                 errors,

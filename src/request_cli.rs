@@ -18,10 +18,10 @@ use std::time::Duration;
 use ::http::header::{HeaderName, CONTENT_TYPE};
 use ::http::{HeaderMap, HeaderValue, Method};
 
-use super::{BodyEnd, Client, Error, Family, Stack};
-use crate::http::client::ClientError;
-use crate::runtime::Runtime;
-use crate::tls;
+use paf::client::{BodyEnd, Client, Error, Family, Stack};
+use paf::http::client::ClientError;
+use paf::tls;
+use paf::Runtime;
 
 /// What to request, as `paf request` was asked.
 #[derive(Clone, Debug, Default)]
@@ -190,7 +190,7 @@ struct State {
 }
 
 /// Reads the body chunk by chunk into `st` (written out by [`run`] between loop passes).
-fn read(body: super::ResponseBody, st: Rc<RefCell<State>>) {
+fn read(body: paf::client::ResponseBody, st: Rc<RefCell<State>>) {
     let (b, s) = (body.clone(), st.clone());
     body.schedule_read(
         move |data| {
@@ -249,8 +249,8 @@ fn headers(req: &Request) -> Result<HeaderMap, Failure> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::client::ClientError;
     use net::DnsError;
+    use paf::http::client::ClientError;
 
     #[test]
     fn failures_map_to_curl_exit_codes() {
@@ -274,7 +274,7 @@ mod tests {
             (
                 Error::Connect {
                     peer,
-                    failure: super::super::ConnectFailure::Refused,
+                    failure: paf::client::ConnectFailure::Refused,
                 },
                 7,
             ),
