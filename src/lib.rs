@@ -1,16 +1,69 @@
-//! paf: an HTTP/HTTPS appliance and library on its own userspace TCP/IP stack.
+//! paf: an HTTP/HTTPS server and client library, and an appliance, on its own userspace TCP/IP
+//! stack — the Rust counterpart of OCaml's paf (`Paf_mirage`).
 //!
-//! Layers (each knows only those below it):
+//! One thread runs one [`Runtime`]: a mio loop around one network stack ([`net`]: smoltcp over a
+//! TAP device or the in-memory wire, or kernel sockets) and the apps on it. The HTTP/1.1 and TLS
+//! layers are sans-IO codecs ([`http`], [`tls`]); the loop moves bytes between them and the
+//! stack, and passes `now` in: nothing above the loop reads the clock. No async runtime.
 //!
-//! - [`net`] (its own crate): devices (TAP, in-memory wire), the smoltcp stack, listener pools,
-//!   the kernel-socket twin, behind the [`net::Transport`] contract;
-//! - [`http`]: the sans-IO HTTP/1.1 server codec; [`tls`]: the sans-IO TLS layer over rustls.
-//!   Neither does IO nor reads the clock;
-//! - [`runtime`]: the one event loop that drives a stack and the apps on it;
-//! - [`echo`]: a TCP echo app, the smallest thing the loop can run.
+//! | you want | use |
+//! |---|---|
+//! | serve HTTP or HTTPS (the seed's `init`, `http`, `https`, `Lwt_switch`) | [`service`]: [`service::init`], [`service::http`], [`service::https`], [`service::Switch`], [`service::Reqd`] |
+//! | send requests (the seed's `request ~ctx`, `tcp_edn`, `tls_edn`) | [`client`]: [`client::Stack::attach`], [`client::ctx`], [`client::request`], the friendly [`client::Client`] |
+//! | describe how to reach a server (Mimic) | [`ctx`]: keys, folds with [`ctx::req`]/[`ctx::dft`], async steps |
+//! | request and response types | [`http`] re-exports the `http` crate's ([`http::Request`], [`http::Response`], [`http::StatusCode`]…) |
+//! | the appliance `paf run` is (static, files, proxy, TLS termination) | [`config`], [`appliance`] |
+//! | deterministic tests of your services (virtual clock, in-memory wire) | `paf::testing` (feature `testing`) |
 //!
-//! `fuzzing` (hidden) holds the bodies of the fuzz targets in `fuzz/`, for those targets and
-//! their regression tests only.
+//! ```
+//! # #[cfg(feature = "testing")] {
+//! use std::time::Duration;
+//! use paf::http::{Request, Response};
+//! use paf::service::{self, Initialized};
+//! use paf::{client, testing};
+//!
+//! // Two loops joined by the in-memory wire, on one virtual clock.
+//! let mut pair = testing::Pair::new();
+//!
+//! // The server: the seed's `init ~port:80 stack` then `http ~request_handler service`.
+//! let svc = service::init(&mut pair.server, 80).unwrap();
+//! let Initialized(_handle) = service::http(
+//!     svc,
+//!     paf::http::Config::default(),
+//!     None,
+//!     service::default_error_handler,
+//!     |_peer, reqd| {
+//!         let _ = reqd.respond_with_bytes(Response::new(()), "hello\n");
+//!     },
+//! );
+//!
+//! // The client: the seed's `request ~ctx`, the ctx naming the server by address.
+//! let stack = client::Stack::attach(&mut pair.client, client::Options::default());
+//! let ctx = client::ctx(&stack).add(&client::domain_name(), "198.18.0.2".to_owned());
+//! let body = std::rc::Rc::new(std::cell::RefCell::new(None));
+//! let b = body.clone();
+//! client::request(
+//!     &ctx,
+//!     paf::http::client::ClientConfig::default(),
+//!     |_peer, e| panic!("{e}"),
+//!     move |_peer, _head, response| {
+//!         response.read_to_end(1024, move |r| *b.borrow_mut() = r.ok());
+//!     },
+//!     Request::get("/").body(()).unwrap(),
+//! )
+//! .unwrap()
+//! .close()
+//! .unwrap();
+//! pair.drive(Duration::from_secs(5), |_| body.borrow().is_some());
+//! assert_eq!(body.borrow().as_deref(), Some(&b"hello\n"[..]));
+//! # }
+//! ```
+//!
+//! Layers (each knows only those below it): [`net`] (its own crate: devices, smoltcp, listener
+//! pools, the kernel-socket twin, behind [`net::Transport`]); [`http`] and [`tls`] (codecs);
+//! [`runtime`] (the loop, its [`Clock`](runtime::Clock), and the byte pipe every connection
+//! uses between the stack, TLS and a codec); [`service`] and [`client`] (the seed's API);
+//! [`config`] and [`appliance`] (what `paf run` serves); [`echo`] (the smallest app).
 
 pub mod appliance;
 pub mod client;
