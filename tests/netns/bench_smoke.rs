@@ -6,7 +6,7 @@
 //! prints `SKIP` and returns; in CI (`PAF_REQUIRE_NETNS=1`) it must run. It uses this test
 //! build's `paf` binary (debug is fine: only errors are checked).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;
@@ -27,6 +27,8 @@ fn bench_smoke_completes_without_request_errors() {
     {
         return;
     }
+    // wrk and the servers, pinned, on both cores for about a minute. See crate::heavy.
+    let _heavy = crate::heavy();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     // `timeout` sends SIGTERM first so the script's trap removes its namespaces; the harness's
     // own deadline (a SIGKILL) is only a backstop.

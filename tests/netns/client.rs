@@ -8,7 +8,7 @@
 //! These need root (netns + TAP) and nginx and python3: without them they print `SKIP` and
 //! return; in CI (`PAF_REQUIRE_NETNS=1`) they must run.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::time::Duration;

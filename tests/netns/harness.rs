@@ -2,7 +2,7 @@
 //! binary: only root, `/dev/net/tun`, iproute2, and dig/python3 for a few of them. Without
 //! those they print SKIP (or fail under `PAF_REQUIRE_NETNS=1`, as in CI).
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};

@@ -7,7 +7,7 @@
 //! (`PAF_REQUIRE_NETNS=1`) they must run. The test routes (`--test-routes`) are documented in
 //! `paf::service::builtin`.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -171,6 +171,8 @@ fn slow_client_gets_408_while_a_normal_client_is_served() {
     if !require_netns("slow_client_gets_408") || !require_tools("slow_client", &["curl"]) {
         return;
     }
+    // It counts the requests served in 5 s. See crate::heavy.
+    let _heavy = crate::heavy();
     let ns = Netns::new("slowloris");
     let paf = start(&ns, &["--head-timeout", "3s"]);
     // One byte of the head per second, 12 bytes in all: the head timeout must cut it off first.
@@ -212,6 +214,8 @@ fn wrk_with_200_connections_sees_no_errors() {
     if !require_netns("wrk_200") || !require_tools("wrk_200", &["wrk"]) {
         return;
     }
+    // wrk with 200 connections. See crate::heavy.
+    let _heavy = crate::heavy();
     let ns = Netns::new("wrk");
     let mut paf = start(&ns, &[]);
     let out = ns.run(

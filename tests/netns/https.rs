@@ -12,7 +12,7 @@
 //! These need root (netns + TAP): without it they print `SKIP` and return; in CI
 //! (`PAF_REQUIRE_NETNS=1`) they must run.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -497,6 +497,8 @@ fn garbage_clients_do_not_slow_a_curl_loop_and_time_out() {
         return;
     }
     let _serial = serial();
+    // Two rates compared, and curl loops and attackers on the cores. See crate::heavy.
+    let _heavy = crate::heavy();
     let dir = Scratch::new("garbage");
     let pki = paf_cert(&dir, "pki", &["paf.test"]);
     let ns = Netns::new("tlsjunk");
@@ -681,6 +683,8 @@ fn wrk_over_https_with_100_connections_sees_no_errors() {
         return;
     }
     let _serial = serial();
+    // wrk with 100 TLS connections. See crate::heavy.
+    let _heavy = crate::heavy();
     let dir = Scratch::new("wrk");
     let pki = paf_cert(&dir, "pki", &["paf.test", "198.18.0.2"]);
     let ns = Netns::new("tlswrk");

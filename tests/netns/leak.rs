@@ -21,7 +21,7 @@
 //!
 //! Needs root (netns + TAP): prints `SKIP` without it; must run in CI (`PAF_REQUIRE_NETNS=1`).
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -153,6 +153,8 @@ fn mixed_clients_leave_no_sockets_descriptors_or_memory_behind() {
     {
         return;
     }
+    // Rounds of many clients for about a minute, cut by 1 s timeouts. See crate::heavy.
+    let _heavy = crate::heavy();
     let scratch = Scratch::new("run");
     let dir = scratch.0.clone();
     fs::create_dir_all(dir.join("www")).expect("scratch dir");

@@ -4,7 +4,7 @@
 //!
 //! Needs root (netns + TAP): prints `SKIP` without it; must run in CI (`PAF_REQUIRE_NETNS=1`).
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -62,6 +62,8 @@ fn fifty_thousand_sequential_connections_without_a_reset() {
     {
         return;
     }
+    // 50,000 connections back to back. See crate::heavy.
+    let _heavy = crate::heavy();
     let ns = Netns::new("churn");
     let mut paf = start_paf(&ns);
     let baseline = stack_sockets(&ns);
@@ -106,6 +108,8 @@ fn a_syn_reusing_a_four_tuple_in_time_wait_is_accepted() {
     {
         return;
     }
+    // No SYN may be sent twice: a SYN-ACK later than 1 s would be. See crate::heavy.
+    let _heavy = crate::heavy();
     let ns = Netns::new("timewait");
     let mut paf = start_paf(&ns);
     let retrans_before = nstat(&ns, "TcpExtTCPSynRetrans");

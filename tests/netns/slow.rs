@@ -15,7 +15,7 @@
 //!
 //! Needs root (netns + TAP), wrk, curl and python3; without them it prints `SKIP`.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::path::Path;
@@ -265,6 +265,8 @@ fn slowloris_and_slow_readers_are_cut_at_their_timeouts_without_starving_others(
     if !require_netns(test) || !require_tools(test, &["wrk", "curl", "python3"]) {
         return;
     }
+    // 1,200 attackers and wrk, whose rate is compared with its rate alone. See crate::heavy.
+    let _heavy = crate::heavy();
     let dir = Scratch::new("run");
     let config = config(&dir.0);
     let ns = Netns::new("slow");

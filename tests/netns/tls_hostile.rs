@@ -13,7 +13,7 @@
 //!
 //! Needs root (netns + TAP), curl, openssl and python3; without them it prints `SKIP`.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -189,6 +189,8 @@ fn clients_failing_the_handshake_are_closed_at_once_or_at_the_timeout_and_counte
     if !require_netns(test) || !require_tools(test, &["curl", "python3"]) {
         return;
     }
+    // A 20 s curl loop, and closes timed within a window. See crate::heavy.
+    let _heavy = crate::heavy();
     let site = Site::new("hs");
     let ns = Netns::new("tlshs");
     let mut paf = site.start(&ns);
@@ -282,6 +284,8 @@ fn renegotiation_is_refused_and_a_reader_that_never_reads_is_reset() {
     if !require_netns(test) || !require_tools(test, &["curl", "openssl", "python3"]) {
         return;
     }
+    // A 20 s curl loop, and closes timed within a window. See crate::heavy.
+    let _heavy = crate::heavy();
     let site = Site::new("est");
     let ns = Netns::new("tlsest");
     let mut paf = site.start(&ns);

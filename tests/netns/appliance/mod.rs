@@ -17,8 +17,7 @@
 //! relative paths name (made here with `paf cert` and files), so the file tested is the file
 //! shipped. Needs root, nginx, python3, curl, openssl: without them the tests print `SKIP`.
 
-#[path = "../common/mod.rs"]
-mod common;
+use crate::common;
 mod support;
 
 use std::collections::BTreeMap;
@@ -35,6 +34,8 @@ fn reverse_proxy_example_reaches_nginx_and_python_over_http_and_https() {
     if skip("reverse_proxy_example_reaches_nginx_and_python_over_http_and_https") {
         return;
     }
+    // 400 MB through the proxy keep both cores busy. See crate::heavy.
+    let _heavy = crate::heavy();
     let ns = Netns::new("applproxy");
     let dir = Scratch::new("proxy");
     dir.cert("upstream", &["upstream.test"]);

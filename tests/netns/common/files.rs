@@ -8,8 +8,9 @@ pub fn tool(name: &str) -> String {
     format!("{}/tests/tools/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A fresh directory `paf-<test binary>-<tag>-<pid>` under the temp dir, removed on drop unless
-/// the test is panicking (then its path is printed, for the post-mortem).
+/// A fresh directory `paf-<test binary>-<tag>-<pid>-<n>` under the temp dir, removed on drop
+/// unless the test is panicking (then its path is printed, for the post-mortem). `n` counts the
+/// directories made in this process: suites running at once in one binary use the same tags.
 #[derive(Debug)]
 pub struct Scratch(pub PathBuf);
 
@@ -17,9 +18,10 @@ impl Scratch {
     /// Creates (or empties) the directory.
     pub fn new(tag: &str) -> Scratch {
         let dir = std::env::temp_dir().join(format!(
-            "paf-{}-{tag}-{}",
+            "paf-{}-{tag}-{}-{}",
             env!("CARGO_CRATE_NAME"),
-            std::process::id()
+            std::process::id(),
+            next_id()
         ));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{dir:?}: {e}"));

@@ -1,7 +1,8 @@
 //! End-to-end test harness: one private network namespace per test, holding the TAP device
 //! the paf binary attaches to, and helpers that run programs inside it for a bounded time.
 //!
-//! Include it from a test file with `mod common;`. It uses std only.
+//! `tests/netns/main.rs` includes it once (`mod common;`); each suite has `use crate::common;`.
+//! It uses std only.
 //!
 //! # The namespace
 //!
@@ -44,7 +45,7 @@
 //! When a test panics, child stderr tails and the dnsmasq log are printed and the log
 //! directory (under the temp dir, `paf-test-logs/<namespace>`) is kept.
 
-#![allow(dead_code)] // each test file uses a different part of the harness
+#![allow(dead_code)] // not every part of the harness is used by a suite today
 
 use std::ffi::OsStr;
 use std::fmt;

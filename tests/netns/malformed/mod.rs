@@ -21,8 +21,7 @@
 //! Needs root (netns + TAP) and python3; without them it prints `SKIP` (and fails under
 //! `PAF_REQUIRE_NETNS=1`).
 
-#[path = "../common/mod.rs"]
-mod common;
+use crate::common;
 
 mod cases;
 mod wire;

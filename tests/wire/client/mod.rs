@@ -272,6 +272,8 @@ fn check_download(
 
 #[test]
 fn streamed_64_mb_bodies_are_byte_exact_both_ways_with_both_framings() {
+    // 4 × 64 MB through two stacks on two threads, for seconds. See crate::heavy.
+    let _heavy = crate::heavy();
     const TOTAL: u64 = 64 << 20;
     let cfg = paf::http::Config {
         max_body_size: None,
