@@ -1,6 +1,7 @@
-//! The HTTP service over the in-memory wire, on a real clock: a server runtime on its own thread
-//! (its own smoltcp stack on one end of the wire) and raw-bytes clients on the test thread (a
-//! second stack on the other end). No root needed.
+//! The HTTP service over the in-memory wire, on the virtual clock: a server runtime and a client
+//! runtime, each with its own smoltcp stack on one end of the wire, stepped together on the test
+//! thread by `paf::testing::Pair` (time jumps to the next thing either has to do). No root
+//! needed, and no timing window: a timeout fires at its virtual instant.
 //!
 //! Covered: pipelining (1,000 requests in one write, answered in order), a 64 MB chunked upload
 //! hashed by a streaming handler with bounded buffers, a 64 MB streamed chunked response checked
@@ -10,68 +11,76 @@
 
 use std::cell::{Cell, RefCell};
 use std::net::{IpAddr, SocketAddr};
+use std::ops::{Deref, DerefMut};
 use std::rc::Rc;
-use std::sync::mpsc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ::http::Response;
-use net::device::{wire, Device, Faults, Link};
-use net::testing::{config, B_V4, B_V6};
+use net::testing::{B_V4, B_V6};
 use paf::http::Config;
 use paf::service::builtin::{blob_byte, StreamHash};
-use paf::service::testing::{parse_response, ClientHandle, ParsedResponse, RawClient};
 use paf::service::{self, BodyEnd, BodyWriter, ErrorResponse, Handle, Initialized, Reqd, Switch};
+use paf::testing::{parse_response, ClientHandle, Pair, ParsedResponse, RawClient};
 use paf::Runtime;
 
 const MTU: usize = 9000;
+/// A bound of virtual time for anything to happen.
 const LONG: Duration = Duration::from_secs(120);
 
-type MakeHandler = Box<dyn FnOnce() -> Box<dyn FnMut(SocketAddr, Reqd)> + Send>;
+type MakeHandler = Box<dyn FnOnce() -> Box<dyn FnMut(SocketAddr, Reqd)>>;
 type ErrorHandler =
     Box<dyn FnMut(SocketAddr, &paf::http::Error, Option<&::http::Request<()>>, ErrorResponse)>;
-type MakeErrorHandler = Box<dyn FnOnce() -> ErrorHandler + Send>;
+type MakeErrorHandler = Box<dyn FnOnce() -> ErrorHandler>;
 
 struct Server {
     handle: Handle,
     stop: Switch,
-    thread: Option<JoinHandle<()>>,
 }
 
 impl Server {
-    /// Turns the switch off and drives the client side until the service has drained.
-    fn stop(mut self, rt: &mut Runtime) {
+    /// Turns the switch off and drives both loops until the service has drained.
+    fn stop(self, net: &mut Net) {
         self.stop.turn_off();
-        drive(rt, LONG, "the service to stop", || {
+        drive(net, LONG, "the service to stop", || {
             self.handle.is_finished()
         });
         assert_eq!(self.handle.result(), Some(Ok(())));
-        self.thread.take().unwrap().join().unwrap();
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        // Only reached without `stop` (a failing test): don't wait for a drain nobody drives.
-        self.stop.turn_off();
-        if let Some(t) = self.thread.take() {
-            if self.handle.wait_timeout(Duration::from_secs(2)).is_some() {
-                let _ = t.join();
-            }
-        }
+/// Both loops on the virtual clock; derefs to the client's runtime, where the tests open their
+/// connections.
+struct Net {
+    pair: Pair,
+}
+
+impl Deref for Net {
+    type Target = Runtime;
+    fn deref(&self) -> &Runtime {
+        &self.pair.client
     }
 }
 
-fn stack(a: bool, end: wire::WireEnd) -> net::Stack {
-    let mut c = config(a, 7);
-    c.tcp.rx_buffer = 256 * 1024;
-    c.tcp.tx_buffer = 256 * 1024;
-    net::Stack::new(c, Device::new(Link::Wire(end)), Instant::now()).expect("stack")
+impl DerefMut for Net {
+    fn deref_mut(&mut self) -> &mut Runtime {
+        &mut self.pair.client
+    }
 }
 
-/// A server thread serving `make()`'s handler on port 80 of stack B; returns it and a client
-/// runtime on stack A.
-fn serve(cfg: Config, make: MakeHandler) -> (Server, Runtime) {
+/// A pair on a 9000-byte wire with 256 KiB TCP buffers.
+fn pair() -> Pair {
+    Pair::builder()
+        .mtu(MTU)
+        .seed(7)
+        .tune(|c| {
+            c.tcp.rx_buffer = 256 * 1024;
+            c.tcp.tx_buffer = 256 * 1024;
+        })
+        .build()
+}
+
+/// A server serving `make()`'s handler on port 80 of stack B; returns it and the pair.
+fn serve(cfg: Config, make: MakeHandler) -> (Server, Net) {
     serve_with(
         cfg,
         make,
@@ -80,7 +89,7 @@ fn serve(cfg: Config, make: MakeHandler) -> (Server, Runtime) {
 }
 
 /// [`serve`] with an error handler.
-fn serve_with(cfg: Config, make: MakeHandler, make_error: MakeErrorHandler) -> (Server, Runtime) {
+fn serve_with(cfg: Config, make: MakeHandler, make_error: MakeErrorHandler) -> (Server, Net) {
     serve_on(None, cfg, make, make_error)
 }
 
@@ -90,48 +99,37 @@ fn serve_on(
     cfg: Config,
     make: MakeHandler,
     make_error: MakeErrorHandler,
-) -> (Server, Runtime) {
-    let (ea, eb) = wire::pair(MTU, Faults::default(), Faults::default(), 7);
+) -> (Server, Net) {
+    let mut pair = pair();
     let stop = Switch::new();
-    let (tx, rx) = mpsc::channel();
-    let s = stop.clone();
-    let thread = std::thread::spawn(move || {
-        let mut rt = Runtime::new(Box::new(stack(false, eb))).expect("runtime");
-        let svc = service::init(&mut rt, 80).expect("init");
-        let handler = make();
-        let stop = Some(s);
-        let Initialized(handle) = match tls {
-            Some(tls) => service::https(svc, tls, cfg, stop, make_error(), handler),
-            None => service::http(svc, cfg, stop, make_error(), handler),
-        };
-        tx.send(handle.clone()).expect("send handle");
-        rt.run_until(|_| handle.is_finished()).expect("loop");
-    });
-    let handle = rx.recv().expect("server started");
-    let client = Runtime::new(Box::new(stack(true, ea))).expect("client runtime");
-    let server = Server {
-        handle,
-        stop,
-        thread: Some(thread),
+    let svc = service::init(&mut pair.server, 80).expect("init");
+    let handler = make();
+    let s = Some(stop.clone());
+    let Initialized(handle) = match tls {
+        Some(tls) => service::https(svc, tls, cfg, s, make_error(), handler),
+        None => service::http(svc, cfg, s, make_error(), handler),
     };
-    (server, client)
+    (Server { handle, stop }, Net { pair })
 }
 
 fn addr(ip: impl Into<IpAddr>) -> SocketAddr {
     SocketAddr::new(ip.into(), 80)
 }
 
-/// Turns `rt` until `cond` holds; panics after `timeout`.
-fn drive(rt: &mut Runtime, timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        rt.turn(Some(Duration::from_millis(50))).expect("turn");
-    }
+/// Steps both loops until `cond` holds; panics after `timeout` of virtual time. Returns the
+/// virtual time it took.
+fn drive(net: &mut Net, timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) -> Duration {
+    let mut ok = false;
+    let took = net.pair.drive(timeout, |_| {
+        ok = cond();
+        ok
+    });
+    assert!(ok, "timed out waiting for {what}");
+    took
 }
 
 /// Reads `n` complete responses from `c` (responses to HEAD when `head`).
-fn responses(rt: &mut Runtime, c: &ClientHandle, n: usize) -> Vec<ParsedResponse> {
+fn responses(rt: &mut Net, c: &ClientHandle, n: usize) -> Vec<ParsedResponse> {
     let mut buf = Vec::new();
     let mut out = Vec::new();
     drive(rt, LONG, "responses", || {
@@ -228,7 +226,7 @@ fn chunked_source(
 
 #[test]
 fn chunked_upload_of_64_mb_is_streamed_to_the_handler_with_bounded_buffers() {
-    // 64 MB through two stacks on two threads, for seconds. See crate::heavy.
+    // 64 MB through two stacks, for seconds of CPU. See crate::heavy.
     let _heavy = crate::heavy();
     const TOTAL: u64 = 64 << 20;
     let cfg = Config {
@@ -390,7 +388,7 @@ fn get_stream(c: &ClientHandle, total: u64) -> Rc<Cell<u64>> {
 
 #[test]
 fn streamed_chunked_response_of_64_mb_arrives_byte_exact() {
-    // 64 MB through two stacks on two threads, for seconds. See crate::heavy.
+    // 64 MB through two stacks, for seconds of CPU. See crate::heavy.
     let _heavy = crate::heavy();
     const TOTAL: u64 = 64 << 20;
     let cfg = Config::default();
@@ -406,12 +404,9 @@ fn streamed_chunked_response_of_64_mb_arrives_byte_exact() {
     server.stop(&mut rt);
 }
 
-/// Turns `rt` for `d`, whatever happens.
-fn idle_for(rt: &mut Runtime, d: Duration) {
-    let until = Instant::now() + d;
-    while Instant::now() < until {
-        rt.turn(Some(Duration::from_millis(20))).expect("turn");
-    }
+/// Steps both loops for `d` of virtual time, whatever happens.
+fn idle_for(net: &mut Net, d: Duration) {
+    net.pair.advance(d);
 }
 
 #[test]
@@ -618,7 +613,7 @@ fn stream_or_hash() -> MakeHandler {
 
 #[test]
 fn https_pipelines_streams_and_uploads_through_tls() {
-    // 20 MB through TLS and two stacks on two threads, for seconds. See crate::heavy.
+    // 20 MB through TLS and two stacks, for seconds of CPU. See crate::heavy.
     let _heavy = crate::heavy();
     let (tls, client_cfg) = pki(Duration::from_secs(10));
     let cfg = Config {
@@ -668,12 +663,11 @@ fn https_handshake_failures_and_timeouts_close_without_reaching_the_handler() {
     assert_eq!(alert.first(), Some(&0x15), "a TLS alert record: {alert:?}");
     // A client that never speaks: closed at the handshake deadline.
     let mute = RawClient::connect(&mut rt, addr(B_V4)).unwrap();
-    let start = Instant::now();
-    drive(&mut rt, LONG, "the handshake timeout", || mute.is_done());
+    let took = drive(&mut rt, LONG, "the handshake timeout", || mute.is_done());
+    // The deadline counts from the accept, one round trip (microseconds) after the connect.
     assert!(
-        start.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        start.elapsed()
+        took >= Duration::from_millis(300) && took < Duration::from_millis(301),
+        "{took:?}"
     );
     // A client that does not trust the server's certificate gets no answer either.
     let untrusting = paf::tls::ClientConfig::builder(paf::tls::ClientTrust::CaCerts(vec![
@@ -733,48 +727,47 @@ impl paf::App for Later {
 
 #[test]
 fn a_reqd_answered_from_another_app_is_flushed_without_io() {
-    let (ea, eb) = wire::pair(MTU, Faults::default(), Faults::default(), 7);
+    let mut pair = pair();
     let stop = Switch::new();
-    let s = stop.clone();
-    let (tx, rx) = mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        let mut rt = Runtime::new(Box::new(stack(false, eb))).expect("runtime");
-        let parked: Rc<RefCell<Vec<(Instant, Reqd)>>> = Rc::default();
-        let p = parked.clone();
-        rt.add(Later { parked }, |_, _| Ok::<_, ()>(())).unwrap();
-        let svc = service::init(&mut rt, 80).expect("init");
-        let Initialized(handle) = service::http(
-            svc,
-            Config::default(),
-            Some(s),
-            service::default_error_handler,
-            move |_peer, reqd: Reqd| {
-                let at = Instant::now() + Duration::from_millis(200);
-                p.borrow_mut().push((at, reqd));
-            },
-        );
-        tx.send(handle.clone()).unwrap();
-        rt.run_until(|_| handle.is_finished()).unwrap();
-    });
-    let handle = rx.recv().unwrap();
-    let server = Server {
-        handle,
-        stop,
-        thread: Some(thread),
-    };
-    let mut rt = Runtime::new(Box::new(stack(true, ea))).expect("client runtime");
+    let parked: Rc<RefCell<Vec<(Instant, Reqd)>>> = Rc::default();
+    let p = parked.clone();
+    pair.server
+        .add(Later { parked }, |_, _| Ok::<_, ()>(()))
+        .unwrap();
+    let time = pair.server.pass_time();
+    let svc = service::init(&mut pair.server, 80).expect("init");
+    let Initialized(handle) = service::http(
+        svc,
+        Config::default(),
+        Some(stop.clone()),
+        service::default_error_handler,
+        move |_peer, reqd: Reqd| {
+            let at = time.now() + Duration::from_millis(200);
+            p.borrow_mut().push((at, reqd));
+        },
+    );
+    let server = Server { handle, stop };
+    let mut rt = Net { pair };
     let c = RawClient::connect(&mut rt, addr(B_V4)).unwrap();
-    let start = Instant::now();
     c.send(b"GET /a HTTP/1.1\r\nHost: b\r\n\r\nGET /b HTTP/1.1\r\nHost: b\r\n\r\n");
-    let r = responses(&mut rt, &c, 2);
-    let took = start.elapsed();
+    let mut r = Vec::new();
+    let mut buf = Vec::new();
+    let took = drive(&mut rt, LONG, "two responses", || {
+        buf.extend_from_slice(&c.take_input());
+        while let Some((resp, used)) = parse_response(&buf, false) {
+            buf.drain(..used);
+            r.push(resp);
+        }
+        r.len() == 2
+    });
     assert_eq!(
         (r[0].body.as_slice(), r[1].body.as_slice()),
         (&b"later"[..], &b"later"[..])
     );
-    assert!(took >= Duration::from_millis(200), "{took:?}");
+    // Answered at the parked instant, 200 ms after the request came in (plus the wire's
+    // microseconds), with no IO on the connection to flush it.
     assert!(
-        took < Duration::from_secs(2),
+        took >= Duration::from_millis(200) && took < Duration::from_millis(201),
         "not flushed promptly: {took:?}"
     );
     server.stop(&mut rt);
