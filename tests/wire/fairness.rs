@@ -1,48 +1,30 @@
 //! Fairness between connections of one service: a client pipelining thousands of requests must
 //! not hold the loop while another connection's single request waits (see
-//! `service::conn::REQUESTS_PER_PUMP`). Server and client runtimes are turned by hand on the
-//! test thread, one pass at a time, over the in-memory wire, so the order of events is fixed.
-//! No root needed.
+//! `service::conn::REQUESTS_PER_PUMP`). Server and client runtimes are stepped together on the
+//! test thread, one pass each at a time, over the in-memory wire on the virtual clock
+//! (`paf::testing::Pair`), so the order of events is fixed. No root needed.
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ::http::Response;
-use net::device::{wire, Device, Faults, Link};
-use net::testing::{config, B_V4};
+use net::testing::B_V4;
 use paf::http::Config;
-use paf::service::testing::{parse_response, ClientHandle, RawClient};
 use paf::service::{self, Initialized, Reqd};
-use paf::Runtime;
+use paf::testing::{parse_response, ClientHandle, Pair, RawClient};
 
 const PIPELINED: usize = 5_000;
 
-fn stack(a: bool, end: wire::WireEnd) -> net::Stack {
-    let mut c = config(a, 11);
-    c.tcp.rx_buffer = 256 * 1024;
-    c.tcp.tx_buffer = 256 * 1024;
-    net::Stack::new(c, Device::new(Link::Wire(end)), Instant::now()).expect("stack")
-}
-
-/// One pass of each loop, client first, as many times as `passes`.
-fn passes(client: &mut Runtime, server: &mut Runtime, passes: usize) {
-    for _ in 0..passes {
-        client.turn(Some(Duration::ZERO)).expect("client turn");
-        server.turn(Some(Duration::ZERO)).expect("server turn");
-    }
-}
-
-/// Turns both loops until `cond` holds; panics after 10,000 passes.
-fn until(client: &mut Runtime, server: &mut Runtime, what: &str, mut cond: impl FnMut() -> bool) {
-    for _ in 0..10_000 {
-        if cond() {
-            return;
-        }
-        passes(client, server, 1);
-    }
-    panic!("never happened: {what}");
+/// Steps both loops (one pass each) until `cond` holds; panics after a minute of virtual time.
+fn until(pair: &mut Pair, what: &str, mut cond: impl FnMut() -> bool) {
+    let mut ok = false;
+    pair.drive(Duration::from_secs(60), |_| {
+        ok = cond();
+        ok
+    });
+    assert!(ok, "never happened: {what}");
 }
 
 fn count_responses(c: &ClientHandle, buf: &mut Vec<u8>, seen: &mut usize) {
@@ -56,13 +38,18 @@ fn count_responses(c: &ClientHandle, buf: &mut Vec<u8>, seen: &mut usize) {
 
 #[test]
 fn a_single_request_is_not_starved_by_a_pipelining_connection() {
-    let (ea, eb) = wire::pair(9000, Faults::default(), Faults::default(), 11);
-    let mut server = Runtime::new(Box::new(stack(false, eb))).expect("server runtime");
-    let mut client = Runtime::new(Box::new(stack(true, ea))).expect("client runtime");
+    let mut pair = Pair::builder()
+        .mtu(9000)
+        .seed(11)
+        .tune(|c| {
+            c.tcp.rx_buffer = 256 * 1024;
+            c.tcp.tx_buffer = 256 * 1024;
+        })
+        .build();
     // The handler logs which client each request came from, in the order it runs.
     let order: Rc<RefCell<Vec<char>>> = Rc::default();
     let log = order.clone();
-    let svc = service::init(&mut server, 80).expect("init");
+    let svc = service::init(&mut pair.server, 80).expect("init");
     let Initialized(handle) = service::http(
         svc,
         Config::default(),
@@ -76,9 +63,9 @@ fn a_single_request_is_not_starved_by_a_pipelining_connection() {
         }),
     );
     let to = SocketAddr::new(B_V4.into(), 80);
-    let a = RawClient::connect(&mut client, to).unwrap();
-    let b = RawClient::connect(&mut client, to).unwrap();
-    until(&mut client, &mut server, "connected", || {
+    let a = RawClient::connect(&mut pair.client, to).unwrap();
+    let b = RawClient::connect(&mut pair.client, to).unwrap();
+    until(&mut pair, "connected", || {
         a.is_connected() && b.is_connected()
     });
 
@@ -87,15 +74,12 @@ fn a_single_request_is_not_starved_by_a_pipelining_connection() {
         all.extend_from_slice(format!("GET /a/{i} HTTP/1.1\r\nHost: b\r\n\r\n").as_bytes());
     }
     a.send(&all);
-    until(
-        &mut client,
-        &mut server,
-        "a's first request handled",
-        || !order.borrow().is_empty(),
-    );
+    until(&mut pair, "a's first request handled", || {
+        !order.borrow().is_empty()
+    });
     let a_first_pass = order.borrow().len();
     b.send(b"GET /b HTTP/1.1\r\nHost: b\r\n\r\n");
-    until(&mut client, &mut server, "b's request handled", || {
+    until(&mut pair, "b's request handled", || {
         order.borrow().contains(&'b')
     });
     let before_b = order.borrow().iter().position(|&c| c == 'b').unwrap();
@@ -113,7 +97,7 @@ fn a_single_request_is_not_starved_by_a_pipelining_connection() {
 
     // Everyone is still answered in full, in order.
     let (mut abuf, mut bbuf, mut aseen, mut bseen) = (Vec::new(), Vec::new(), 0, 0);
-    until(&mut client, &mut server, "every response", || {
+    until(&mut pair, "every response", || {
         count_responses(&a, &mut abuf, &mut aseen);
         count_responses(&b, &mut bbuf, &mut bseen);
         aseen == PIPELINED && bseen == 1
