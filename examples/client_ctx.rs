@@ -1,111 +1,216 @@
-//! The seed's client example, in paf: `request ~ctx` with a ctx built the two ways the seed
-//! shows — a `tcp_edn` added directly (`Mimic.add Paf.tcp_edn (stack, ipaddr, 80)`), and one
-//! folded from `domain_name` through the resolver with the port defaulting to 80 — then the
+//! The seed's client: `request ~ctx` with a ctx built the two ways the seed shows, then the
 //! friendly client on top.
 //!
-//! It runs without root: paf's HTTP service on one userspace stack, the client on another, the
-//! two joined by the in-memory wire. `cargo run --example client_ctx`.
+//! ```text
+//! (* 1. the endpoint given *)
+//! let ctx = Mimic.add Paf.tcp_edn (stack, ipaddr, 80) Mimic.empty
+//!
+//! (* 2. the endpoint folded: ipaddr from domain_name through a resolver, port 80 by default *)
+//! let ctx =
+//!   let open Mimic in
+//!   fold ipaddr Fun.[ req domain_name ] ~k:resolver Mimic.empty
+//!   |> fold Paf.tcp_edn Fun.[ req stack; req ipaddr; dft port 80 ]
+//!
+//! Paf.request ~ctx ~error_handler ~response_handler req
+//! ```
+//!
+//! The seed's resolver calls `gethostbyname`; this one looks names up in a hosts table (the
+//! client runs on its own userspace stack, not the host's). The keys are paf's
+//! (`client::domain_name()`, `ipaddr`, `stack`, `port`, `tcp_edn`), so the friendly
+//! [`Client`] can start from the same kind of ctx (`with_ctx`).
+//!
+//! Server and client run on a [`Pair`]: two runtimes joined by the in-memory wire, on one
+//! virtual clock, stepped on this thread. The server listens on ports 80 and 8080 and answers
+//! with what it was asked. The example checks what it prints: it panics (exit code 101) when
+//! something differs.
+//!
+//! `cargo run --example client_ctx`
 
 use std::cell::RefCell;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use http::{Method, Request, Response};
-use net::device::{wire, Device, Faults, Link};
-use net::testing::{config, B_V4};
-use paf::client::{self, Client, Options, TcpEdn};
-use paf::ctx::{Ctx, TcpEndpoint};
+use paf::client::{self, Client};
+use paf::ctx::{dft, req, Ctx, Step, TcpEndpoint};
 use paf::http::client::ClientConfig;
-use paf::service::{self, Initialized, Reqd, Switch};
-use paf::Runtime;
+use paf::http::{Config, Request, Response, StatusCode};
+use paf::service::{self, Initialized, Reqd};
+use paf::testing::{Pair, B};
 
-fn stack(a: bool, end: wire::WireEnd) -> Box<net::Stack> {
-    let stack = net::Stack::new(config(a, 3), Device::new(Link::Wire(end)), Instant::now());
-    Box::new(stack.expect("valid config"))
+/// What a request got: the status and the body, or the error.
+type Outcome = Result<(StatusCode, String), String>;
+
+/// The server's request handler: says what it was asked, and under which `Host`.
+fn what_you_asked(_peer: SocketAddr, reqd: Reqd) {
+    let req = reqd.request();
+    let host = req.headers().get("host").and_then(|h| h.to_str().ok());
+    let body = format!(
+        "{} {} (Host: {})\n",
+        req.method(),
+        req.uri(),
+        host.unwrap_or("-")
+    );
+    let _ = reqd.respond_with_bytes(Response::new(()), body);
 }
 
-/// Sends `GET path` on `ctx` and turns `rt` until the body is in.
-fn get(rt: &mut Runtime, ctx: &Ctx, path: &str) -> String {
-    let out: Rc<RefCell<Option<String>>> = Rc::default();
-    let (o1, o2) = (out.clone(), out.clone());
+/// The resolver of the seed's example (`gethostbyname` there): a hosts table.
+fn resolver(domain_name: String) -> Step<IpAddr> {
+    let found = match domain_name.as_str() {
+        "paf.test" | "www.paf.test" => Some(IpAddr::V4(B.v4)),
+        _ => None,
+    };
+    println!("  resolver: {domain_name} → {found:?}");
+    // The seed's `Lwt.return_none`; `Step::from(found)` would do, with "no value" as the reason.
+    match found {
+        Some(addr) => Step::Ready(addr),
+        None => Step::Failed(format!("{domain_name} is not in the hosts table")),
+    }
+}
+
+/// `Paf.request ~ctx ~error_handler ~response_handler (GET path)`, driving both loops until
+/// the body or the error is in.
+fn get(pair: &mut Pair, ctx: &Ctx, path: &str) -> Outcome {
+    let outcome: Rc<RefCell<Option<Outcome>>> = Rc::default();
+    let (on_error, on_body) = (outcome.clone(), outcome.clone());
+    let req = Request::get(path).body(()).expect("a valid request");
     let body = client::request(
         ctx,
         ClientConfig::default(),
-        move |peer, e| *o1.borrow_mut() = Some(format!("error from {peer:?}: {e}")),
-        move |peer, head, body| {
-            println!("{peer} answered {}", head.status());
-            body.read_to_end(1 << 20, move |r| {
-                *o2.borrow_mut() = Some(String::from_utf8_lossy(&r.unwrap_or_default()).into());
+        move |_peer, e| *on_error.borrow_mut() = Some(Err(e.to_string())),
+        move |_peer, head, body| {
+            let status = head.status();
+            body.read_to_end(64 * 1024, move |r| {
+                let r = r.map(|b| (status, String::from_utf8_lossy(&b).into_owned()));
+                *on_body.borrow_mut() = Some(r.map_err(|e| e.to_string()));
             });
         },
-        Request::get(path).body(()).expect("valid request"),
-    )
-    .expect("the ctx describes an endpoint");
-    body.close().expect("no body to write");
-    while out.borrow().is_none() {
-        rt.turn(Some(Duration::from_millis(50))).expect("loop");
+        req,
+    );
+    // Failures known at once (no endpoint at all, say) are returned here.
+    match body {
+        Ok(body) => body.close().expect("a GET has no body to write"),
+        Err(e) => return Err(e.to_string()),
     }
-    out.take().unwrap_or_default()
+    pair.drive(Duration::from_secs(30), |_| outcome.borrow().is_some());
+    let r = outcome.borrow_mut().take();
+    r.expect("an answer within 30 s")
+}
+
+fn show(what: &str, r: &Outcome) {
+    match r {
+        Ok((status, body)) => print!("{what}: {status} {body}"),
+        Err(e) => println!("{what}: error: {e}"),
+    }
 }
 
 fn main() {
-    let (a, b) = wire::pair(1500, Faults::default(), Faults::default(), 3);
-    let stop = Switch::new();
-    let s = stop.clone();
-    let server = std::thread::spawn(move || {
-        let mut rt = Runtime::new(stack(false, b)).expect("server runtime");
-        let svc = service::init(&mut rt, 80).expect("port 80");
-        let hello = |_peer, reqd: Reqd| {
-            let body = format!("hello {}\n", reqd.request().uri().path());
-            let _ = reqd.respond_with_bytes(Response::new(()), body);
-        };
-        let Initialized(h) = service::http(
-            svc,
-            Default::default(),
-            Some(s),
+    let mut pair = Pair::new();
+    let mut servers = Vec::new();
+    for port in [80, 8080] {
+        let service = service::init(&mut pair.server, port).expect("a free port");
+        let Initialized(handle) = service::http(
+            service,
+            Config::default(),
+            None,
             service::default_error_handler,
-            hello,
+            what_you_asked,
         );
-        rt.run_until(|_| h.is_finished()).expect("server loop");
-    });
+        servers.push(handle);
+    }
+    println!("server: accepting on {} and :8080", B.with_port(80));
+    let stack = client::Stack::attach(&mut pair.client, client::Options::default());
 
-    let mut rt = Runtime::new(stack(true, a)).expect("client runtime");
-    let stack = client::Stack::attach(&mut rt, Options::default());
-
-    // let ctx = Mimic.add Paf.tcp_edn (stack, ipaddr, 80) Mimic.empty
-    let edn: TcpEdn = TcpEndpoint {
+    // 1. let ctx = Mimic.add Paf.tcp_edn (stack, ipaddr, 80) Mimic.empty
+    let edn: client::TcpEdn = TcpEndpoint {
         stack: stack.clone(),
-        addr: IpAddr::from(B_V4),
+        addr: IpAddr::V4(B.v4),
         port: 80,
     };
     let ctx = Ctx::empty().add(&client::tcp_edn(), edn);
-    print!("{}", get(&mut rt, &ctx, "/added"));
+    let r = get(&mut pair, &ctx, "/added");
+    show("1. tcp_edn added", &r);
+    // No name anywhere: `Host` is the address.
+    assert_eq!(
+        r,
+        Ok((StatusCode::OK, "GET /added (Host: 198.18.0.2)\n".into()))
+    );
 
-    // fold ipaddr [req domain_name] ~k:resolver; fold tcp_edn [req stack; req ipaddr; dft port 80]
-    // (client::ctx has both folds; a literal address skips DNS, a name asks the stack's DNS).
-    let ctx = client::ctx(&stack).add(&client::domain_name(), B_V4.to_string());
-    print!("{}", get(&mut rt, &ctx, "/folded"));
+    // 2. fold ipaddr [req domain_name] ~k:resolver |> fold tcp_edn [req stack; req ipaddr;
+    //    dft port 80], then the stack and a name added (order does not matter: resolution is
+    //    lazy, when the request asks for an endpoint).
+    let folded = Ctx::empty()
+        .fold(&client::ipaddr(), req(&client::domain_name()), resolver)
+        .fold(
+            &client::tcp_edn(),
+            (
+                req(&client::stack()),
+                req(&client::ipaddr()),
+                dft(&client::port(), 80),
+            ),
+            |(stack, addr, port)| Step::Ready(TcpEndpoint { stack, addr, port }),
+        )
+        .add(&client::stack(), stack.clone());
+    let ctx = folded
+        .clone()
+        .add(&client::domain_name(), "paf.test".to_owned());
+    let r = get(&mut pair, &ctx, "/folded");
+    show("2. tcp_edn folded, port by default", &r);
+    assert_eq!(
+        r,
+        Ok((StatusCode::OK, "GET /folded (Host: paf.test)\n".into()))
+    );
 
-    // The friendly client (the seed's pointer to paf.cohttp): URL in, response out.
-    let client = Client::new(&stack);
-    let url = format!("http://{B_V4}/friendly");
-    let r = client::fetch_blocking(
-        &mut rt,
-        &client,
-        Method::GET,
-        &url,
-        Default::default(),
-        vec![],
-    )
-    .expect("response");
-    print!("{} {}", r.status, String::from_utf8_lossy(&r.body));
-    println!("{:?}", stack.stats());
+    // The default gives way to a port in the ctx.
+    let r = get(&mut pair, &ctx.add(&client::port(), 8080), "/port");
+    show("2. tcp_edn folded, port 8080 given", &r);
+    assert_eq!(
+        r,
+        Ok((StatusCode::OK, "GET /port (Host: paf.test:8080)\n".into()))
+    );
 
-    stop.turn_off();
-    let until = Instant::now() + Duration::from_secs(5);
-    while !server.is_finished() && Instant::now() < until {
-        rt.turn(Some(Duration::from_millis(20))).expect("loop");
+    // A name the resolver does not know: no endpoint, and the report says why.
+    let ctx = folded.add(&client::domain_name(), "nowhere.test".to_owned());
+    let r = get(&mut pair, &ctx, "/nowhere");
+    show("2. tcp_edn folded, unknown name", &r);
+    let e = r.expect_err("no endpoint for an unknown name");
+    assert!(e.contains("nowhere.test is not in the hosts table"), "{e}");
+
+    // 3. The friendly client (the seed's pointer to paf.cohttp): URLs in, responses out. It
+    //    starts from the stack's base ctx (DNS over the stack) with our resolver tried first.
+    let base =
+        client::ctx(&stack).fold_first(&client::ipaddr(), req(&client::domain_name()), resolver);
+    let friendly = Client::new(&stack).with_ctx(base);
+    let got: Rc<RefCell<Vec<Outcome>>> = Rc::default();
+    for url in ["http://www.paf.test/friendly", "http://paf.test:8080/x?y=1"] {
+        let g = got.clone();
+        friendly.get(url, move |r| {
+            let r = r
+                .map(|r| (r.status, String::from_utf8_lossy(&r.body).into_owned()))
+                .map_err(|e| e.to_string());
+            g.borrow_mut().push(r);
+        });
     }
-    let _ = server.join();
+    pair.drive(Duration::from_secs(30), |_| got.borrow().len() == 2);
+    let got = got.take();
+    for r in &got {
+        show("3. Client::get", r);
+    }
+    assert_eq!(
+        got,
+        [
+            Ok((
+                StatusCode::OK,
+                "GET /friendly (Host: www.paf.test)\n".into()
+            )),
+            Ok((StatusCode::OK, "GET /x?y=1 (Host: paf.test:8080)\n".into())),
+        ]
+    );
+
+    let stats = stack.stats();
+    println!("client: {stats:?}");
+    assert_eq!(stats.dns_queries, 0, "our resolver answered every name");
+    for s in &servers {
+        assert_eq!(s.stats().errors, 0);
+    }
 }

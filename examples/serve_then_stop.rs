@@ -1,4 +1,4 @@
-//! The seed's first example: serve for 10 seconds, then stop.
+//! The seed's first example: a service that stops after 10 seconds.
 //!
 //! ```text
 //! let* service = init ~port:80 stack in
@@ -7,89 +7,112 @@
 //! Lwt.both (Lwt_unix.sleep 10. >>= fun () -> Lwt_switch.turn_off stop) server
 //! ```
 //!
-//! The server runs on one userspace stack, a client asking once a second on another, the two
-//! joined by the in-memory wire (no root needed). A timer thread turns the switch off after the
-//! duration; the service stops accepting, drains, and its handle completes; the client's next
-//! attempt is refused.
+//! The server and a client run on a [`Pair`]: two runtimes joined by the in-memory wire, on
+//! one virtual clock, stepped on this thread (no root, no sleeping), with 10 ms of one-way delay
+//! on the wire. The client asks once a
+//! (virtual) second and is served; at 10 s the switch is turned off, the service drains and its
+//! handle completes; a request after that is refused. It all takes milliseconds of wall time.
+//! The example checks what it prints: it panics (exit code 101) when something differs.
 //!
-//! `cargo run --example serve_then_stop [SECONDS]` (default 10).
+//! `cargo run --example serve_then_stop [-- SECONDS]` (virtual seconds before the stop, default
+//! 10).
 
-mod support;
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use ::http::Response;
-use paf::http::Config;
+use paf::client::{self, Client};
+use paf::http::{Config, Response, StatusCode};
 use paf::service::{self, Initialized, Switch};
+use paf::testing::{Pair, WireFaults, B};
+
+/// `GET url` with `client`, driving both loops until the answer is in.
+fn get(pair: &mut Pair, client: &Client, url: &str) -> Result<client::Response, client::Error> {
+    let slot: Rc<RefCell<Option<Result<client::Response, client::Error>>>> = Rc::default();
+    let s = slot.clone();
+    client.get(url, move |r| *s.borrow_mut() = Some(r));
+    pair.drive(Duration::from_secs(30), |_| slot.borrow().is_some());
+    let r = slot.borrow_mut().take();
+    r.expect("an answer within 30 s")
+}
 
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let secs: f64 = std::env::args()
-        .nth(1)
-        .map_or(10.0, |s| s.parse().expect("SECONDS must be a number"));
-    let (client_end, server_end) = support::wire();
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    // The stack outlives the service (it could carry other services): it keeps running, refusing
-    // connections to port 80, until the client is done.
-    let client_done = Arc::new(AtomicBool::new(false));
-    let done = client_done.clone();
-
-    let server = std::thread::spawn(move || {
-        let mut rt = support::runtime(false, server_end);
-        let service = service::init(&mut rt, 80).expect("listen on port 80");
-        let stop = Switch::new();
-        let started = Instant::now();
-        let Initialized(server) = service::http(
-            service,
-            Config::default(),
-            Some(stop.clone()),
-            service::default_error_handler,
-            move |peer, reqd| {
-                let body = format!("hello {peer}, up for {:.1?}\n", started.elapsed());
-                let _ = reqd.respond_with_bytes(Response::new(()), body);
-            },
-        );
-        // Lwt_unix.sleep secs >>= fun () -> Lwt_switch.turn_off stop
-        std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_secs_f64(secs));
-            println!("timer: turning the switch off");
-            stop.turn_off();
-        });
-        ready_tx.send(()).expect("main thread waits");
-        rt.run_until(|_| server.is_finished()).expect("event loop");
-        println!("server: service loop ended: {:?}", server.result());
-        while !done.load(Ordering::SeqCst) {
-            rt.turn(Some(Duration::from_millis(100)))
-                .expect("event loop");
-        }
+    let secs: u64 = std::env::args().nth(1).map_or(10, |s| {
+        s.parse().expect("SECONDS: a whole number of seconds")
     });
+    let stop_at = Duration::from_secs(secs);
+    // A wire with 10 ms of one-way delay, so that time shows.
+    let latency = Duration::from_millis(10);
+    let mut pair = Pair::builder()
+        .faults(WireFaults {
+            latency,
+            ..WireFaults::default()
+        })
+        .build();
+    let t0 = pair.now();
+    let at = |pair: &Pair| (pair.now() - t0).as_secs_f64();
 
-    ready_rx.recv().expect("server started");
-    let mut rt = support::runtime(true, client_end);
-    let start = Instant::now();
-    loop {
-        match support::get(&mut rt, support::SERVER, "/", Duration::from_secs(5)) {
-            Ok(r) => print!(
-                "{:5.1}s  {} {}",
-                start.elapsed().as_secs_f64(),
-                r.status,
-                String::from_utf8_lossy(&r.body)
-            ),
-            Err(e) => {
-                println!(
-                    "{:5.1}s  {e}: the service has stopped",
-                    start.elapsed().as_secs_f64()
-                );
-                break;
-            }
-        }
-        let next = Instant::now() + Duration::from_secs(1);
-        while Instant::now() < next {
-            rt.turn(Some(next - Instant::now())).expect("client loop");
+    // let* service = init ~port:80 stack in
+    let service = service::init(&mut pair.server, 80).expect("listen on port 80");
+    // let stop = Lwt_switch.create () in
+    let stop = Switch::new();
+    // let `Initialized server = http ~stop ... service in
+    let Initialized(server) = service::http(
+        service,
+        Config::default(),
+        Some(stop.clone()),
+        service::default_error_handler,
+        |peer, reqd| {
+            let _ = reqd.respond_with_bytes(Response::new(()), format!("hello {peer}\n"));
+        },
+    );
+    println!("server: accepting on {}", B.with_port(80));
+
+    let stack = client::Stack::attach(&mut pair.client, client::Options::default());
+    let client = Client::new(&stack);
+    let url = format!("http://{}/", B.v4);
+
+    // Lwt_unix.sleep 10. — meanwhile a client asks once a second.
+    for second in 0..secs {
+        pair.advance((t0 + Duration::from_secs(second)).saturating_duration_since(pair.now()));
+        let r = get(&mut pair, &client, &url).expect("served before the stop");
+        let body = String::from_utf8_lossy(&r.body);
+        print!("{:6.3}s  client: {} {body}", at(&pair), r.status);
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(body.starts_with("hello 198.18.0.1:"), "{body}");
+    }
+    assert!(!server.is_finished(), "the service runs until the switch");
+
+    // >>= fun () -> Lwt_switch.turn_off stop
+    pair.advance((t0 + stop_at).saturating_duration_since(pair.now()));
+    println!("{:6.3}s  turning the switch off", at(&pair));
+    stop.turn_off();
+
+    // Lwt.both ... server: the handle completes once the service has drained. Its one
+    // connection is an idle keep-alive one whose last response the client acknowledged long
+    // ago, so that is at once (drive turns the client's loop too, as draining needs the peer).
+    let took = pair.drive(Duration::from_secs(60), |_| server.is_finished());
+    println!(
+        "{:6.3}s  server: service loop ended after draining for {took:?}: {:?}",
+        at(&pair),
+        server.result()
+    );
+    assert_eq!(server.result(), Some(Ok(())));
+    let stats = server.stats();
+    println!(
+        "          server: {} connection(s) accepted, {} request(s), {} open",
+        stats.accepted, stats.requests, stats.active
+    );
+    assert_eq!((stats.requests, stats.active), (secs, 0));
+
+    // The stack lives on (it could carry other services); port 80 is closed now.
+    pair.advance(Duration::from_secs(1));
+    match get(&mut pair, &client, &url) {
+        Ok(r) => panic!("served after the stop: {} {:?}", r.status, r.body),
+        Err(e) => {
+            println!("{:6.3}s  client: {e}", at(&pair));
+            assert!(matches!(e, client::Error::Connect { .. }), "{e:?}");
         }
     }
-    client_done.store(true, Ordering::SeqCst);
-    server.join().expect("server thread");
+    println!("client: {:?}", stack.stats());
 }
