@@ -1,18 +1,17 @@
 //! The appliance (config-driven routes) over the in-memory wire: static, health, metrics,
 //! redirect, files (index, ranges, conditionals, traversal refusals, HEAD), 404/405, and the
-//! counters behind /metrics matching the requests made. No root needed.
+//! counters behind /metrics matching the requests made. The appliance and the client run on
+//! the virtual pair (`paf::testing::Pair`). No root needed.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use net::device::{wire, Device, Faults, Link};
-use net::testing::{config, B_V4};
-use paf::appliance::{self, Metrics};
-use paf::service::testing::{parse_response, ClientHandle, ParsedResponse, RawClient};
+use net::testing::B_V4;
+use paf::appliance::{self, Appliance, Metrics};
 use paf::service::Switch;
-use paf::Runtime;
+use paf::testing::{parse_response, ClientHandle, Pair, ParsedResponse, RawClient};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -66,73 +65,51 @@ action = "files"
 root = "www"
 "#;
 
-fn stack(a: bool, end: wire::WireEnd) -> net::Stack {
-    let mut c = config(a, 11);
-    c.tcp.rx_buffer = 256 * 1024;
-    c.tcp.tx_buffer = 256 * 1024;
-    net::Stack::new(c, Device::new(Link::Wire(end)), Instant::now()).unwrap()
-}
-
 struct Server {
     stop: Switch,
     metrics: Arc<Metrics>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    app: Appliance,
 }
 
 impl Server {
-    /// Turn the switch off and keep the client stack running until the server drained.
-    fn stop(mut self, rt: &mut Runtime) {
+    /// Turn the switch off and keep both loops running until the appliance drained.
+    fn stop(self, pair: &mut Pair) {
         self.stop.turn_off();
-        let t = self.thread.take().unwrap();
-        drive(rt, "the appliance to stop", || t.is_finished());
-        t.join().unwrap();
+        let app = self.app;
+        drive(pair, "the appliance to stop", || app.is_finished());
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop.turn_off();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn start(dir: &Path) -> (Server, Runtime) {
+fn start(dir: &Path) -> (Server, Pair) {
     let cfg = paf::config::parse(CONFIG, "test", dir).expect("valid config");
-    let (ea, eb) = wire::pair(9000, Faults::default(), Faults::default(), 11);
+    let mut pair = Pair::builder()
+        .mtu(9000)
+        .seed(11)
+        .tune(|c| {
+            c.tcp.rx_buffer = 256 * 1024;
+            c.tcp.tx_buffer = 256 * 1024;
+        })
+        .build();
     let stop = Switch::new();
-    let s = stop.clone();
-    let (tx, rx) = mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        let mut rt = Runtime::new(Box::new(stack(false, eb))).unwrap();
-        let app = appliance::start(&mut rt, &cfg, s).expect("start");
-        tx.send(app.metrics.clone()).unwrap();
-        rt.run_until(|_| app.is_finished()).unwrap();
-    });
-    let metrics = rx.recv().unwrap();
-    let client = Runtime::new(Box::new(stack(true, ea))).unwrap();
-    (
-        Server {
-            stop,
-            metrics,
-            thread: Some(thread),
-        },
-        client,
-    )
+    let app = appliance::start(&mut pair.server, &cfg, stop.clone()).expect("start");
+    let metrics = app.metrics.clone();
+    (Server { stop, metrics, app }, pair)
 }
 
-fn drive(rt: &mut Runtime, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + LONG;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        rt.turn(Some(Duration::from_millis(50))).unwrap();
-    }
+/// Steps both loops until `cond` holds; panics after a minute of virtual time.
+fn drive(pair: &mut Pair, what: &str, mut cond: impl FnMut() -> bool) {
+    let mut ok = false;
+    pair.drive(LONG, |_| {
+        ok = cond();
+        ok
+    });
+    assert!(ok, "timed out waiting for {what}");
 }
 
 /// One request on its own connection; returns the parsed response.
-fn get(rt: &mut Runtime, raw: &str, head: bool) -> ParsedResponse {
-    let c: ClientHandle = RawClient::connect(rt, SocketAddr::new(IpAddr::from(B_V4), 80)).unwrap();
+fn get(rt: &mut Pair, raw: &str, head: bool) -> ParsedResponse {
+    let to = SocketAddr::new(IpAddr::from(B_V4), 80);
+    let c: ClientHandle = RawClient::connect(&mut rt.client, to).unwrap();
     c.send(raw.as_bytes());
     let mut buf = Vec::new();
     let mut out = None;
