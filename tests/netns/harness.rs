@@ -1,5 +1,5 @@
-//! Tests of the end-to-end harness itself (`tests/common`, `scripts/netns`). They need no paf
-//! binary: only root, `/dev/net/tun`, iproute2, and dig/python3 for a few of them. Without
+//! Tests of the end-to-end harness itself (`tests/netns/common`, `scripts/netns`). They need no
+//! paf binary: only root, `/dev/net/tun`, iproute2, and dig/python3 for a few of them. Without
 //! those they print SKIP (or fail under `PAF_REQUIRE_NETNS=1`, as in CI).
 
 use crate::common;

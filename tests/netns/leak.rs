@@ -17,7 +17,7 @@
 //! allocator's arenas fill: it must stay within `RSS_BOUND_KIB` of its start. Measured over 10
 //! rounds: 10.8 MiB at start, +5.6 MiB after round 0, then +1 to +2 MiB a round, slowing down
 //! (29.4 MiB after round 9). RSS cannot see a small leak; the byte-exact heap check, and stops
-//! and restarts of services, are in `tests/leak_wire`, in-process.
+//! and restarts of services, are in `tests/wire/leak/`, in-process.
 //!
 //! Needs root (netns + TAP): prints `SKIP` without it; must run in CI (`PAF_REQUIRE_NETNS=1`).
 

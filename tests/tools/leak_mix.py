@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""One round of a mixed client workload against paf, for the leak test (tests/leak_netns.rs).
+"""One round of a mixed client workload against paf, for the leak test (tests/netns/leak.rs).
 
 usage: leak_mix.py HOST CA_PEM SCALE
 

@@ -648,7 +648,7 @@ fn a_gigabyte_of_http_and_https_over_a_faulty_wire_is_byte_exact_and_nothing_sti
         stats.connections > 1 && (stats.reused > 0 || done <= 4 * LANES as u64),
         "both new and reused connections: {stats:?}"
     );
-    // Stop: keep the client turning until both services have drained (tests/client_wire/stop.rs).
+    // Stop: keep the client turning until both services have drained (tests/wire/client/stop.rs).
     stop.turn_off();
     let until = Instant::now() + BOUND;
     while !handles.iter().all(Handle::is_finished) {

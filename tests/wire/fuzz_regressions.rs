@@ -7,7 +7,7 @@
 //! Also: every target in `paf::fuzzing::TARGETS` has a fuzz binary and seeds, and the recorded
 //! TCP sessions among the `stack_frames` seeds still reach an established, echoing connection
 //! (they replay only while the stack's behaviour is unchanged; re-record them with
-//! `cargo test --test fuzz_regressions -- --ignored record_stack_sessions`).
+//! `cargo test --test wire -- --ignored fuzz_regressions::record_stack_sessions`).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};

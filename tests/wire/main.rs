@@ -3,8 +3,7 @@
 //! regression inputs.
 //!
 //! One suite per module, tests named `suite::test`: `cargo test --test wire http::` runs one
-//! suite, `cargo test --test wire -- --exact fairness::a_single_request_is_not_starved_by_a_pipelining_connection`
-//! one test.
+//! suite, `cargo test --test wire -- --exact http::get_over_ipv4_and_ipv6` one test.
 //!
 //! Each suite used to be its own binary, so tests of different suites never ran at the same
 //! time; here libtest runs them on as many threads as there are cores. Two tests need more than

@@ -1,7 +1,7 @@
 //! The case table: what paf must answer to each malformed (or borderline but valid) request.
 //!
 //! Every case is sent byte for byte on a fresh connection, once to the static listener and once
-//! to the proxy listener (see `main.rs`). `{p}` in a payload is the case's own path,
+//! to the proxy listener (see `mod.rs`). `{p}` in a payload is the case's own path,
 //! `/c/<name>`, so that the recording upstream can tell which case a forwarded request belongs
 //! to; a request smuggled inside a payload uses `{p}/SMUGGLED`.
 //!
@@ -14,7 +14,7 @@
 //! - [`Reply::Local`]: paf answers itself (route or proxy policy), the upstream gets nothing.
 //!
 //! [`End`] says whether the connection must stay open (keep-alive) or be closed by paf.
-//! Limits come from the test config (`main.rs`), which sets the documented defaults explicitly
+//! Limits come from the test config (`mod.rs`), which sets the documented defaults explicitly
 //! and `max_body_size = "64KiB"`.
 //!
 //! Where RFC 9112/9110 allow more than one behaviour, the comment names the section and the

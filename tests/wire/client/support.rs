@@ -1,4 +1,4 @@
-//! The server thread and the clock-driven loop helpers (after tests/http_wire.rs).
+//! The server thread and the clock-driven loop helpers (after tests/wire/http.rs).
 //!
 //! `PAF_PCAP=FILE` (client end) and `PAF_PCAP_B=FILE` (server end) capture the wire.
 
