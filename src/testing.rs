@@ -254,6 +254,13 @@ impl Pair {
     pub fn advance(&mut self, d: Duration) {
         self.drive(d, |_| false);
     }
+
+    /// Moves the clock to `t` (if later than now), stepping the loops at every deadline on the
+    /// way: to act at a given virtual instant, advance to it, then act.
+    pub fn advance_to(&mut self, t: Instant) {
+        let d = t.saturating_duration_since(self.now());
+        self.advance(d);
+    }
 }
 
 #[cfg(test)]

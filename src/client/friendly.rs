@@ -87,7 +87,9 @@ impl Client {
     }
 
     /// `GET url`, turning `rt` (the loop of the client's stack) until the whole response is in:
-    /// for a thread that owns the loop and has nothing else to do.
+    /// for a thread that owns the loop and has nothing else to do. The server must be driven
+    /// by another thread (or be remote): on a `paf::testing::Pair`, whose loops share this
+    /// thread, use [`Client::get`] and `Pair::drive` instead.
     ///
     /// # Errors
     /// The request's [`Error`]; [`Error::Stopped`] when the loop fails.
