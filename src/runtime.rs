@@ -446,6 +446,10 @@ pub struct Runtime {
     count: u64,
     /// Run the next pass without sleeping (a new app, or the stack has work).
     again: bool,
+    /// Apps with a timer due, reused every pass.
+    due: Vec<usize>,
+    /// Apps being woken, reused every pass.
+    woken: Vec<AppId>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -512,6 +516,8 @@ impl Runtime {
             pass,
             count: 0,
             again: true,
+            due: Vec::new(),
+            woken: Vec::new(),
         })
     }
 
@@ -675,19 +681,21 @@ impl Runtime {
             }
         }
         self.wake_apps(now);
-        let due: Vec<usize> = self
-            .apps
-            .iter()
-            .filter(|(_, app)| app.poll_timeout().is_some_and(|at| at <= now))
-            .map(|(key, _)| key)
-            .collect();
-        for key in due {
+        let mut due = std::mem::take(&mut self.due);
+        due.extend(
+            self.apps
+                .iter()
+                .filter(|(_, app)| app.poll_timeout().is_some_and(|at| at <= now))
+                .map(|(key, _)| key),
+        );
+        for key in due.drain(..) {
             let Some(app) = self.apps.get_mut(key) else {
                 continue;
             };
             let mut cx = cx!(self, AppId(key), now);
             app.handle_timeout(&mut cx);
         }
+        self.due = due;
         // Send what the apps wrote in this same pass, and hand out what that produced.
         self.net.poll(now);
         self.dispatch(now);
@@ -724,14 +732,16 @@ impl Runtime {
     /// Calls `handle_wake` on every app that asked, until none asks again within this step (an
     /// app asking from its own `handle_wake` waits for the next pass).
     fn wake_apps(&mut self, now: Instant) {
-        let flagged = std::mem::take(&mut *self.wakes.apps.borrow_mut());
-        for id in flagged {
+        let mut flagged = std::mem::take(&mut self.woken);
+        std::mem::swap(&mut flagged, &mut *self.wakes.apps.borrow_mut());
+        for id in flagged.drain(..) {
             let Some(app) = self.apps.get_mut(id.0) else {
                 continue;
             };
             let mut cx = cx!(self, id, now);
             app.handle_wake(&mut cx);
         }
+        self.woken = flagged;
     }
 
     fn dispatch(&mut self, now: Instant) {
