@@ -1,6 +1,9 @@
-//! paf's client against paf's server over the in-memory wire, on a real clock: a server runtime
-//! on its own thread (smoltcp stack B, `paf::service` on port 80, small test apps on other
-//! ports) and the client runtime on the test thread (stack A). No root needed.
+//! paf's client against paf's server over the in-memory wire, on the virtual clock: a server
+//! runtime (smoltcp stack B, `paf::service` on port 80, small test apps on other ports) and the
+//! client runtime (stack A), stepped together on the test thread by `paf::testing::Pair` (time
+//! jumps to the next thing either has to do). No root needed, and no timing window: a timeout
+//! fires at its virtual instant. One test runs on real threads and the real clock: blocking
+//! requests through a `Remote` (see `support::real_clock`).
 //!
 //! Covered: 1,000 sequential requests over one pooled connection; 64 MB streamed uploads and
 //! downloads, byte-exact, with `Content-Length` and chunked framing both ways; the server
@@ -26,7 +29,7 @@ use paf::ctx::Ctx;
 use paf::http::client::{ClientConfig, ClientError};
 use paf::service::{BodyWriter as ServerWriter, Reqd};
 use paf::tls;
-use support::{drive, serve, serve_with, LONG};
+use support::{drive, idle_for, serve, serve_with, Net, LONG};
 
 /// Byte `i` of the bodies the tests stream.
 fn blob_byte(i: u64) -> u8 {
@@ -98,6 +101,21 @@ fn start(ctx: &Ctx, req: Request<()>) -> (Shared, Result<BodyWriter, Error>) {
     (o, w)
 }
 
+/// A friendly-client request, both loops stepped until its outcome (what
+/// `client::fetch_blocking` does on a thread whose server runs elsewhere: here the server's loop
+/// shares the thread, so `fetch_blocking`, turning only the client's, would never see an answer).
+fn fetch(net: &mut Net, c: &Client, method: Method, url: &str, body: Vec<u8>) -> FetchResult {
+    let slot: Rc<RefCell<Option<FetchResult>>> = Rc::default();
+    let s = slot.clone();
+    c.request(method, url, Default::default(), body, move |r| {
+        *s.borrow_mut() = Some(r);
+    });
+    drive(net, LONG, url, || slot.borrow().is_some());
+    slot.take().unwrap()
+}
+
+type FetchResult = Result<client::Response, Error>;
+
 fn hello() -> support::MakeHandler {
     Box::new(|| {
         Box::new(|_peer, reqd: Reqd| {
@@ -164,12 +182,11 @@ fn requests_over_ipv6_and_the_friendly_client() {
     assert_eq!(o.body, b"hello /six");
     assert_eq!(o.peer, Some(SocketAddr::new(B_V6.into(), 80)));
     let c = Client::new(&stack);
-    let r = client::fetch_blocking(
+    let r = fetch(
         &mut rt,
         &c,
         Method::GET,
         "http://[fd00:198:18::2]/friendly",
-        Default::default(),
         Vec::new(),
     )
     .unwrap();
@@ -270,21 +287,37 @@ fn check_download(
     );
 }
 
+/// The CPU time of this thread (both loops run on it), from Linux's schedstat; `None`
+/// elsewhere.
+fn thread_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = stat.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
+}
+
+/// Prints the CPU seconds `what` took since `since` (wall time means nothing on the virtual
+/// clock; neither is asserted).
+fn report_cpu(what: &str, since: Option<Duration>) {
+    if let (Some(a), Some(b)) = (since, thread_cpu()) {
+        eprintln!("{what}: {:.2} CPU s", (b - a).as_secs_f64());
+    }
+}
+
 #[test]
 fn streamed_64_mb_bodies_are_byte_exact_both_ways_with_both_framings() {
-    // 4 × 64 MB through two stacks on two threads, for seconds. See crate::heavy.
+    // 4 × 64 MB through two stacks, for seconds of CPU. See crate::heavy.
     let _heavy = crate::heavy();
     const TOTAL: u64 = 64 << 20;
     let cfg = paf::http::Config {
         max_body_size: None,
         ..paf::http::Config::default()
     };
-    let (server, mut rt) = serve_with(cfg, streaming(), Box::new(|_| {}));
+    let (server, mut rt) = serve_with(cfg, streaming());
     let stack = client::Stack::attach(&mut rt, Options::default());
     let ctx = ctx_for(&stack, B_V4);
     for chunked in [true, false] {
         // Upload.
-        let t = std::time::Instant::now();
+        let cpu = thread_cpu();
         let mut req = Request::post("/upload").body(()).unwrap();
         let framing = if chunked {
             ("transfer-encoding", "chunked".to_owned())
@@ -306,9 +339,9 @@ fn streamed_64_mb_bodies_are_byte_exact_both_ways_with_both_framings() {
             format!("{TOTAL} {:016x}", hash.get()),
             "chunked upload: {chunked}"
         );
-        eprintln!("upload of 64 MB (chunked: {chunked}): {:?}", t.elapsed());
+        report_cpu(&format!("upload of 64 MB (chunked: {chunked})"), cpu);
         // Download.
-        let t = std::time::Instant::now();
+        let cpu = thread_cpu();
         let path = if chunked {
             format!("/stream?{TOTAL}")
         } else {
@@ -347,7 +380,7 @@ fn streamed_64_mb_bodies_are_byte_exact_both_ways_with_both_framings() {
             "{}",
             biggest.get()
         );
-        eprintln!("download of 64 MB (chunked: {chunked}): {:?}", t.elapsed());
+        report_cpu(&format!("download of 64 MB (chunked: {chunked})"), cpu);
     }
     // All four exchanges on one connection.
     assert_eq!(stack.stats().connections, 1);
@@ -371,11 +404,8 @@ fn a_server_closing_mid_response_is_reported_exactly_once() {
     drive(&mut rt, LONG, "the failure", || {
         !o.borrow().errors.is_empty()
     });
-    // Nothing more comes, however long the loop runs.
-    let until = std::time::Instant::now() + Duration::from_millis(300);
-    while std::time::Instant::now() < until {
-        rt.turn(Some(Duration::from_millis(20))).unwrap();
-    }
+    // Nothing more comes, however long the loops run (a minute of virtual time: free).
+    idle_for(&mut rt, Duration::from_secs(60));
     let o = o.borrow();
     assert_eq!(o.status, Some(StatusCode::OK));
     assert_eq!(
@@ -449,19 +479,17 @@ impl paf::App for OneShot {
 
 #[test]
 fn a_stale_pooled_connection_is_retried_once_for_idempotent_requests_only() {
-    let (server, mut rt) = serve_with(
-        paf::http::Config::default(),
-        hello(),
-        Box::new(|rt| {
-            let app = OneShot {
-                conns: Default::default(),
-            };
-            rt.add(app, |_, cx| cx.listen(81, 16).map(|_| ())).unwrap();
-        }),
-    );
+    let (server, mut rt) = serve(hello());
+    let app = OneShot {
+        conns: Default::default(),
+    };
+    rt.pair
+        .server
+        .add(app, |_, cx| cx.listen(81, 16).map(|_| ()))
+        .unwrap();
     let stack = client::Stack::attach(&mut rt, Options::default());
     let ctx = ctx_for(&stack, B_V4).add(&client::port(), 81);
-    let run = |rt: &mut paf::Runtime, req: Request<()>| {
+    let run = |rt: &mut Net, req: Request<()>| {
         let (o, w) = start(&ctx, req);
         w.unwrap().close().unwrap();
         drive(rt, LONG, "an outcome", || {
@@ -544,24 +572,16 @@ fn the_friendly_client_follows_redirects_when_asked() {
     }));
     let stack = client::Stack::attach(&mut rt, Options::default());
     let plain = Client::new(&stack);
-    let fetch = |rt: &mut paf::Runtime, c: &Client, m: Method| {
-        client::fetch_blocking(
-            rt,
-            c,
-            m,
-            "http://198.18.0.2/old",
-            Default::default(),
-            b"x".to_vec(),
-        )
-        .unwrap()
+    let old = |rt: &mut Net, c: &Client, m: Method| {
+        fetch(rt, c, m, "http://198.18.0.2/old", b"x".to_vec()).unwrap()
     };
-    let r = fetch(&mut rt, &plain, Method::GET);
+    let r = old(&mut rt, &plain, Method::GET);
     assert_eq!(
         (r.status, r.body.as_slice()),
         (StatusCode::FOUND, &b"moved"[..])
     );
     let follow = plain.clone().follow_redirects(2);
-    let r = fetch(&mut rt, &follow, Method::POST);
+    let r = old(&mut rt, &follow, Method::POST);
     assert_eq!(
         (r.status, r.body.as_slice()),
         (StatusCode::OK, &b"GET /new"[..])
@@ -586,7 +606,6 @@ fn https_with_a_test_ca_verifies_the_name_pools_and_never_falls_back_to_plain_tc
     let (server, mut rt) = support::serve_full(
         paf::http::Config::default(),
         hello(),
-        Box::new(|_| {}),
         Some((server_config, tls_hello)),
     );
     let stack = client::Stack::attach(&mut rt, Options::default());
@@ -600,7 +619,7 @@ fn https_with_a_test_ca_verifies_the_name_pools_and_never_falls_back_to_plain_tc
             .add(&client::ipaddr(), IpAddr::from(B_V4))
             .add(&client::tls_config(), tls.clone())
     };
-    let run = |rt: &mut paf::Runtime, ctx: &Ctx, path: &str| {
+    let run = |rt: &mut Net, ctx: &Ctx, path: &str| {
         let (o, w) = start(ctx, get(path));
         w.unwrap().close().unwrap();
         drive(rt, LONG, "an outcome", || {
@@ -643,16 +662,14 @@ fn https_with_a_test_ca_verifies_the_name_pools_and_never_falls_back_to_plain_tc
     server.stop(&mut rt);
 }
 
+/// The one test on real threads and the real clock (see `support::real_clock` for why): the
+/// server's loop on a thread, the client's on another, four more threads sending through a
+/// `Remote`.
 #[test]
 fn remote_handles_send_blocking_requests_from_other_threads() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{mpsc, Arc};
-    let (server, end) = support::serve_ends(
-        paf::http::Config::default(),
-        hello(),
-        Box::new(|_| {}),
-        None,
-    );
+    let (server, end) = support::real_clock::serve(paf::http::Config::default(), hello());
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, rx) = mpsc::channel();
     let s = stop.clone();
@@ -688,7 +705,7 @@ fn remote_handles_send_blocking_requests_from_other_threads() {
         )
         .unwrap_err();
     assert!(matches!(e, Error::Connect { .. }), "{e}");
-    server.stop_detached();
+    server.stop();
     stop.store(true, Ordering::SeqCst);
     waker.wake();
     let stats = loop_thread.join().unwrap();
@@ -727,17 +744,23 @@ fn the_pool_is_bounded_per_endpoint_and_idle_connections_expire() {
     let s = stack.stats();
     assert_eq!((s.connections, s.reused), (2, 4), "{s:?}");
     assert_eq!(stack.idle_connections(), 2);
-    // Idle for longer than idle_timeout: both are closed.
-    drive(&mut rt, LONG, "the idle expiry", || {
+    // Idle for idle_timeout: both are closed, at that very virtual instant (was: at some point
+    // within two minutes of wall time).
+    let took = drive(&mut rt, LONG, "the idle expiry", || {
         stack.connections() == 0
     });
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_millis(301),
+        "closed after {took:?} idle"
+    );
     assert_eq!(server.handle.stats().accepted, 2);
     server.stop(&mut rt);
 }
 
 #[test]
 fn a_server_that_never_answers_is_a_timeout_reported_once() {
-    // The parked request holds the server's stop for its drain timeout: keep that short.
+    // The parked request may hold the server's stop for its drain timeout: short (on virtual
+    // time it costs no wall time either way).
     let cfg = paf::http::Config {
         drain_timeout: Duration::from_millis(100),
         ..paf::http::Config::default()
@@ -746,7 +769,7 @@ fn a_server_that_never_answers_is_a_timeout_reported_once() {
         let parked: Rc<RefCell<Vec<Reqd>>> = Rc::default();
         Box::new(move |_peer, reqd: Reqd| parked.borrow_mut().push(reqd))
     });
-    let (server, mut rt) = serve_with(cfg, parker, Box::new(|_| {}));
+    let (server, mut rt) = serve_with(cfg, parker);
     let stack = client::Stack::attach(&mut rt, Options::default());
     let o: Shared = Rc::default();
     let o1 = o.clone();
@@ -754,7 +777,6 @@ fn a_server_that_never_answers_is_a_timeout_reported_once() {
         response_timeout: Duration::from_millis(200),
         ..ClientConfig::default()
     };
-    let t = std::time::Instant::now();
     client::request(
         &ctx_for(&stack, B_V4),
         config,
@@ -765,13 +787,11 @@ fn a_server_that_never_answers_is_a_timeout_reported_once() {
     .unwrap()
     .close()
     .unwrap();
-    drive(&mut rt, LONG, "the timeout", || {
+    let took = drive(&mut rt, LONG, "the timeout", || {
         !o.borrow().errors.is_empty()
     });
-    let until = std::time::Instant::now() + Duration::from_millis(300);
-    while std::time::Instant::now() < until {
-        rt.turn(Some(Duration::from_millis(20))).unwrap();
-    }
+    // Nothing more is reported, however long the loops run (a minute of virtual time: free).
+    idle_for(&mut rt, Duration::from_secs(60));
     let o = o.borrow();
     assert_eq!(o.errors.len(), 1, "{:?}", o.errors);
     assert!(o.errors[0].is_timeout(), "{:?}", o.errors[0]);
@@ -779,7 +799,14 @@ fn a_server_that_never_answers_is_a_timeout_reported_once() {
         o.errors[0].to_string(),
         "HTTP from 198.18.0.2:80: response timed out"
     );
-    assert!(t.elapsed() >= Duration::from_millis(200));
+    // At the timeout's virtual instant, within a millisecond (was: no earlier than 200 ms of
+    // wall time): the timeout counts from the request's transmission, after the handshake,
+    // which takes no virtual time on this wire (no latency), so 200 ms after the request was
+    // started; the millisecond allows for a wire with microseconds of latency.
+    assert!(
+        took >= Duration::from_millis(200) && took < Duration::from_millis(201),
+        "timed out after {took:?}"
+    );
     // A GET that timed out is not retried: the server may be working on it.
     assert_eq!(stack.stats().retries, 0);
     server.stop(&mut rt);

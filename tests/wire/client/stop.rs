@@ -1,15 +1,19 @@
 //! Stopping a server that runs two services (HTTP on 80, HTTPS on 443) against a client on the
-//! test thread: [`support::Server::stop`] must keep the client's loop turning until *every*
+//! same pair: [`support::Server::stop`] must keep the client's loop turning until *every*
 //! service has drained, not only the first. The HTTP service has nothing to drain and finishes at
 //! once; the HTTPS one waits for its peer to take the rest of a response, its close_notify and
 //! its FIN. A client loop that stops turning then leaves the server retransmitting to nobody
 //! until its drain deadline (30 s + 1 s by default): the intermittent "stall" of
-//! `https_with_a_test_ca_…`, made deterministic here by a response still in flight.
+//! `https_with_a_test_ca_…` when the server had a thread of its own, made deterministic here by
+//! a response still in flight. On the virtual pair both loops always step together; what is
+//! left to check is that the stop waits for every service (and each ends well), and that the
+//! drain takes less virtual time than the drain timeout, i.e. it ended by the client taking the
+//! response and not by the deadline.
 
 use std::cell::{Cell, RefCell};
 use std::net::IpAddr;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use net::testing::B_V4;
 use paf::client::{self, BodyEnd, Options};
@@ -30,12 +34,7 @@ fn stop_keeps_the_client_turning_until_every_service_has_drained() {
         drain_timeout: drain,
         ..paf::http::Config::default()
     };
-    let (server, mut rt) = support::serve_full(
-        cfg,
-        hello(),
-        Box::new(|_| {}),
-        Some((server_config, streaming())),
-    );
+    let (server, mut rt) = support::serve_full(cfg, hello(), Some((server_config, streaming())));
     let stack = client::Stack::attach(&mut rt, Options::default());
     let trust = tls::ClientConfig::builder(tls::ClientTrust::CaCerts(vec![ca.cert().clone()]))
         .build()
@@ -66,15 +65,22 @@ fn stop_keeps_the_client_turning_until_every_service_has_drained() {
         got.get() >= 1 << 20 || !errors.borrow().is_empty()
     });
     assert!(errors.borrow().is_empty(), "{:?}", errors.borrow());
-    // The HTTPS response is in flight: the stop must wait for it, driving the client.
-    let t = Instant::now();
-    server.stop(&mut rt);
-    let took = t.elapsed();
+    // The HTTPS response is in flight: the stop must wait for it, driving the client. On
+    // virtual time (was: wall time under `drain`), a stop that waited out the drain timeout
+    // takes exactly `drain`.
+    let handles = server.handles.clone();
+    let took = server.stop(&mut rt);
+    assert!(handles.iter().all(paf::service::Handle::is_finished));
     assert!(
         took < drain,
-        "the stop took {took:?}: the client loop stopped turning and the HTTPS service waited \
-         out its drain timeout"
+        "the stop took {took:?} of virtual time: the HTTPS service waited out its drain timeout \
+         instead of the client taking the response"
     );
+    // Exactly: the wire has no latency, no rate limit and no loss, so the rest of the response,
+    // the close_notify and the FINs all go at the virtual instant the stop begins. Any virtual
+    // time at all would mean the drain waited on a timer (a retransmission, a delayed ACK, a
+    // window probe, the drain deadline).
+    assert_eq!(took, Duration::ZERO, "the stop waited on a timer");
     // Every byte was acknowledged by the client's stack; some may still be in its buffers.
     drive(
         &mut rt,
