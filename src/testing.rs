@@ -82,6 +82,7 @@ pub struct Builder {
     to_client: Faults,
     seed: u64,
     tune: Box<dyn Fn(&mut net::Config)>,
+    pcap: [Option<std::path::PathBuf>; 2],
 }
 
 impl std::fmt::Debug for Builder {
@@ -129,19 +130,36 @@ impl Builder {
         self
     }
 
+    /// Captures every frame the client's stack (`client`) and the server's (`server`) sees to
+    /// pcap files (timestamps are virtual).
+    pub fn pcap(
+        mut self,
+        client: Option<impl Into<std::path::PathBuf>>,
+        server: Option<impl Into<std::path::PathBuf>>,
+    ) -> Builder {
+        self.pcap = [client.map(Into::into), server.map(Into::into)];
+        self
+    }
+
     /// The pair: a client runtime on A and a server runtime on B, at virtual time zero.
     ///
     /// # Panics
-    /// When a stack cannot be built (a tuning that makes the configuration invalid) or mio
-    /// cannot make a poll.
+    /// When a stack cannot be built (a tuning that makes the configuration invalid), a pcap
+    /// file cannot be written, or mio cannot make a poll.
     pub fn build(self) -> Pair {
         let (a, b) = wire::pair(self.mtu, self.to_server, self.to_client, self.seed);
         let clock = VirtualClock::new();
         let runtime = |first: bool, end| {
             let mut config = net::testing::config(first, self.seed);
             (self.tune)(&mut config);
-            let stack = net::Stack::new(config, Device::new(Link::Wire(end)), clock.now())
-                .expect("a valid stack configuration");
+            let mut device = Device::new(Link::Wire(end));
+            if let Some(p) = &self.pcap[usize::from(!first)] {
+                device
+                    .capture_to(p)
+                    .unwrap_or_else(|e| panic!("cannot write {}: {e}", p.display()));
+            }
+            let stack =
+                net::Stack::new(config, device, clock.now()).expect("a valid stack configuration");
             Runtime::with_clock(Box::new(stack), Box::new(clock.clone())).expect("mio poll")
         };
         Pair {
@@ -184,6 +202,7 @@ impl Pair {
             to_client: Faults::default(),
             seed: 7,
             tune: Box::new(|_| {}),
+            pcap: [None, None],
         }
     }
 
@@ -340,6 +359,25 @@ mod tests {
         let closed = eof.get().expect("the server closed the idle connection");
         assert_eq!(closed - answered, idle_timeout, "closed after");
         assert_eq!(handle.stats().active, 0);
+    }
+
+    #[test]
+    fn the_wire_can_be_captured_from_both_ends() {
+        let dir = std::env::temp_dir().join(format!("paf-pair-pcap-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (a, b) = (dir.join("a.pcap"), dir.join("b.pcap"));
+        let mut pair = Pair::builder().pcap(Some(&a), Some(&b)).build();
+        let _h = hello(&mut pair, Config::default());
+        let c = RawClient::connect(&mut pair.client, B.with_port(80)).unwrap();
+        c.send(b"GET / HTTP/1.1\r\nHost: b\r\n\r\n");
+        first_byte(&mut pair, &c, Duration::from_secs(1));
+        drop(pair);
+        for p in [&a, &b] {
+            let len = std::fs::metadata(p).unwrap().len();
+            // The 24-byte file header, then the handshake, request and response frames.
+            assert!(len > 24 + 5 * 54, "{}: {len} bytes", p.display());
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
