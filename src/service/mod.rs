@@ -32,10 +32,11 @@
 //! - One access-log line per exchange at `info`, target `paf::access`:
 //!   `peer "METHOD target VERSION" status body-bytes duration`.
 //!
-//! Layout: `app` (the loop side: accept, timers, stop), `conn` (the byte pipe and event
-//! dispatch of one connection), `core` (state shared with `Reqd`s), [`reqd`], `error_response`,
-//! [`switch`], [`handle`], `timers`; [`builtin`] is the small site `paf run` serves and
-//! [`testing`] a raw-bytes HTTP client app for tests and examples.
+//! Layout: `app` (the loop side: accept, timers, stop), `conn` (a connection's codec, its pipe
+//! (`crate::pipe`) and the dispatch of codec events to handlers), `core` (state shared with
+//! `Reqd`s), [`reqd`], `error_response`, `tls_stats` (TLS accounting), [`switch`], [`handle`],
+//! `timers`; [`builtin`] is the small site `paf run` serves, and `testing` (feature `testing`,
+//! re-exported as `paf::testing`) a raw-bytes client app for tests.
 
 #![warn(missing_docs)]
 
