@@ -361,6 +361,58 @@ mod tests {
         assert_eq!(handle.stats().active, 0);
     }
 
+    /// `Client::get_blocking` (and `fetch_blocking` under it) on the real clock, with the server
+    /// loop on its own thread, as the docs say it must be.
+    #[test]
+    fn get_blocking_returns_the_response_when_the_server_runs_on_another_thread() {
+        use crate::client::{self, Client, Stack};
+        use crate::service::Switch;
+        use net::device::{wire, Device, Faults, Link};
+
+        let (a, b) = wire::pair(1500, Faults::default(), Faults::default(), 5);
+        let stack = |first: bool, end| {
+            let s = net::Stack::new(
+                net::testing::config(first, 5),
+                Device::new(Link::Wire(end)),
+                crate::runtime::SystemClock.now(),
+            );
+            Box::new(s.expect("stack"))
+        };
+        let stop = Switch::new();
+        let s = stop.clone();
+        let server = std::thread::spawn(move || {
+            let mut rt = Runtime::new(stack(false, b)).expect("server runtime");
+            let svc = service::init(&mut rt, 80).expect("listen");
+            let Initialized(h) = service::http(
+                svc,
+                Config::default(),
+                Some(s),
+                service::default_error_handler,
+                |_, reqd| {
+                    let _ = reqd.respond_with_bytes(Response::new(()), "blocking\n");
+                },
+            );
+            rt.run_until(|_| h.is_finished()).expect("server loop");
+        });
+        let mut rt = Runtime::new(stack(true, a)).expect("client runtime");
+        let c = Client::new(&Stack::attach(&mut rt, client::Options::default()));
+        let r = c
+            .get_blocking(&mut rt, "http://198.18.0.2/")
+            .expect("a response");
+        assert_eq!(
+            (r.status.as_u16(), r.body.as_slice()),
+            (200, &b"blocking\n"[..])
+        );
+        stop.turn_off();
+        // Keep the client's loop turning while the server drains.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !server.is_finished() && std::time::Instant::now() < deadline {
+            rt.turn(Some(Duration::from_millis(10)))
+                .expect("client loop");
+        }
+        server.join().expect("the server thread");
+    }
+
     #[test]
     fn the_wire_can_be_captured_from_both_ends() {
         let dir = std::env::temp_dir().join(format!("paf-pair-pcap-{}", std::process::id()));
