@@ -636,6 +636,11 @@ impl Runtime {
     /// driver of a [`VirtualClock`] moves the clock there.
     pub fn next_deadline(&mut self) -> Option<Instant> {
         let now = self.clock.now();
+        self.deadline_from(now)
+    }
+
+    /// [`Runtime::next_deadline`] as seen at `now`.
+    fn deadline_from(&mut self, now: Instant) -> Option<Instant> {
         if self.again || self.wakes.any() {
             return Some(now);
         }
@@ -654,9 +659,10 @@ impl Runtime {
     /// # Errors
     /// The OS poll failed.
     pub fn turn(&mut self, max: Option<Duration>) -> io::Result<()> {
+        let before = self.clock.now();
         let mut timeout = self
-            .next_deadline()
-            .map(|at| at.saturating_duration_since(self.clock.now()));
+            .deadline_from(before)
+            .map(|at| at.saturating_duration_since(before));
         if let Some(m) = max {
             timeout = Some(timeout.map_or(m, |t| t.min(m)));
         }
