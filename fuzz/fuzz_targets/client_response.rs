@@ -1,5 +1,5 @@
 //! The client codec reading an arbitrary response stream.
-//! The body is `paf::fuzzing::client_response`, which tests/fuzz_regressions.rs replays.
+//! The body is `paf::fuzzing::client_response`, which tests/wire/fuzz_regressions.rs replays.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {

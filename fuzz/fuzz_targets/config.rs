@@ -1,5 +1,5 @@
 //! The appliance config parser and validator on arbitrary text.
-//! The body is `paf::fuzzing::config`, which tests/fuzz_regressions.rs replays.
+//! The body is `paf::fuzzing::config`, which tests/wire/fuzz_regressions.rs replays.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {

@@ -1,5 +1,5 @@
 //! The userspace stack fed arbitrary Ethernet frames (length-prefixed) on a virtual clock.
-//! The body is `paf::fuzzing::stack_frames`, which tests/fuzz_regressions.rs replays.
+//! The body is `paf::fuzzing::stack_frames`, which tests/wire/fuzz_regressions.rs replays.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {

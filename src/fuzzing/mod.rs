@@ -2,7 +2,7 @@
 //! and their regression tests only**: not part of paf's API, hidden from the docs, free to change.
 //!
 //! Each target in `fuzz/fuzz_targets/` is one line calling the function of the same name here, and
-//! `tests/fuzz_regressions.rs` replays every seed (`fuzz/seeds/<target>/`) and every kept crash
+//! `tests/wire/fuzz_regressions.rs` replays every seed (`fuzz/seeds/<target>/`) and every kept crash
 //! input (`fuzz/regressions/<target>/`) through the same function, so a regression test runs
 //! exactly the code the fuzzer ran. A function panics when an invariant breaks; it must not
 //! panic, loop without bound or allocate without bound on any other input.

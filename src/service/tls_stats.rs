@@ -187,7 +187,7 @@ mod tests {
     fn a_tls_peer_that_stops_reading_is_reset_at_the_write_timeout() {
         // The handshake deadline, stale once the handshake is done, comes before the write
         // deadline. (On the wire the socket has no room left below its low-water mark, so the
-        // early wake-up cannot count as progress here; tests/tls_hostile_netns.rs covers that.)
+        // early wake-up cannot count as progress here; tests/netns/tls_hostile.rs covers that.)
         let write_timeout = Duration::from_millis(1000);
         let config = Config {
             write_timeout,
