@@ -286,6 +286,20 @@ where
     }
 }
 
+/// `k` over `args`, type-erased.
+fn fold_fn<T, A, K>(args: A, k: K) -> Rc<dyn Fold>
+where
+    T: Clone + 'static,
+    A: Args,
+    K: Fn(A::Output) -> Step<T> + 'static,
+{
+    Rc::new(FoldFn {
+        args,
+        k,
+        _type: PhantomData,
+    })
+}
+
 #[derive(Clone)]
 struct Slot {
     value: Option<Rc<dyn Any>>,
@@ -321,12 +335,8 @@ impl Ctx {
         A: Args,
         K: Fn(A::Output) -> Step<T> + 'static,
     {
-        let fold = FoldFn {
-            args,
-            k,
-            _type: PhantomData,
-        };
-        self.slot(key.id).folds.push(Rc::new(fold));
+        let folds = &mut self.slot(key.id).folds;
+        folds.push(fold_fn(args, k));
         self
     }
 
@@ -338,12 +348,8 @@ impl Ctx {
         A: Args,
         K: Fn(A::Output) -> Step<T> + 'static,
     {
-        let fold = FoldFn {
-            args,
-            k,
-            _type: PhantomData,
-        };
-        self.slot(key.id).folds.insert(0, Rc::new(fold));
+        let folds = &mut self.slot(key.id).folds;
+        folds.insert(0, fold_fn(args, k));
         self
     }
 
