@@ -269,6 +269,26 @@ impl Pair {
         }
     }
 
+    /// [`Pair::drive`] for something that must happen: panics naming `what` when `done` does not
+    /// hold within `limit` of virtual time.
+    ///
+    /// # Panics
+    /// Then, and as [`Pair::drive`] does.
+    pub fn drive_until(
+        &mut self,
+        limit: Duration,
+        what: &str,
+        mut done: impl FnMut(&mut Pair) -> bool,
+    ) -> Duration {
+        let mut ok = false;
+        let took = self.drive(limit, |p| {
+            ok = done(p);
+            ok
+        });
+        assert!(ok, "{what}: not done after {limit:?} of virtual time");
+        took
+    }
+
     /// Moves the clock by `d`, stepping the loops at every deadline on the way.
     pub fn advance(&mut self, d: Duration) {
         self.drive(d, |_| false);

@@ -98,12 +98,7 @@ fn start(dir: &Path) -> (Server, Pair) {
 
 /// Steps both loops until `cond` holds; panics after a minute of virtual time.
 fn drive(pair: &mut Pair, what: &str, mut cond: impl FnMut() -> bool) {
-    let mut ok = false;
-    pair.drive(LONG, |_| {
-        ok = cond();
-        ok
-    });
-    assert!(ok, "timed out waiting for {what}");
+    pair.drive_until(LONG, what, |_| cond());
 }
 
 /// One request on its own connection; returns the parsed response.

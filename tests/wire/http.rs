@@ -119,13 +119,7 @@ fn addr(ip: impl Into<IpAddr>) -> SocketAddr {
 /// Steps both loops until `cond` holds; panics after `timeout` of virtual time. Returns the
 /// virtual time it took.
 fn drive(net: &mut Net, timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) -> Duration {
-    let mut ok = false;
-    let took = net.pair.drive(timeout, |_| {
-        ok = cond();
-        ok
-    });
-    assert!(ok, "timed out waiting for {what}");
-    took
+    net.pair.drive_until(timeout, what, |_| cond())
 }
 
 /// Reads `n` complete responses from `c` (responses to HEAD when `head`).

@@ -141,13 +141,7 @@ pub fn drive(
     what: &str,
     mut cond: impl FnMut() -> bool,
 ) -> Duration {
-    let mut ok = false;
-    let took = net.pair.drive(timeout, |_| {
-        ok = cond();
-        ok
-    });
-    assert!(ok, "timed out waiting for {what}");
-    took
+    net.pair.drive_until(timeout, what, |_| cond())
 }
 
 /// Steps both loops for `d` of virtual time, whatever happens.
