@@ -458,8 +458,9 @@ impl<S: Session, W: TlsWatch> Pipe<S, W> {
         }
     }
 
-    /// Socket → (TLS →) buffer → codec, while the codec wants input and the buffer (at most
-    /// `pool.size()` bytes) has room. Returns whether anything moved.
+    /// Socket → (TLS →) buffer → codec, while the codec wants input (or the TLS handshake is
+    /// under way) and the buffer (at most `pool.size()` bytes) has room. Returns whether
+    /// anything moved.
     ///
     /// # Errors
     /// The socket failed.
@@ -484,11 +485,9 @@ impl<S: Session, W: TlsWatch> Pipe<S, W> {
             if eof == EofPolicy::Feed {
                 moved |= self.feed_eof(cx.now, codec);
             }
-            if self.state != Input::Open
-                || self.drained
-                || !codec.wants_read()
-                || self.input.len() >= cap
-            {
+            // The handshake goes on whatever the codec wants: it never sees its bytes.
+            let wanted = codec.wants_read() || self.is_handshaking();
+            if self.state != Input::Open || self.drained || !wanted || self.input.len() >= cap {
                 return Ok(moved);
             }
             let spare = self.input.spare(pool);

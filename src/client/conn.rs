@@ -209,16 +209,11 @@ impl Conn {
             any |= self.pipe.feed_eof(cx.now, &mut self.codec);
         }
         loop {
-            let mut moved = if self.state == ConnState::Open {
-                self.pipe
-                    .read(cx, &mut self.codec, pool, EofPolicy::Hold)
-                    .map_err(|_| Failure::Reset)?
-            } else {
-                // Handshaking: the codec takes nothing yet; the pipe reads for the session.
-                self.pipe
-                    .read(cx, &mut Handshake, pool, EofPolicy::Hold)
-                    .map_err(|_| Failure::Reset)?
-            };
+            // (While the TLS handshake is under way the pipe reads for the session alone.)
+            let mut moved = self
+                .pipe
+                .read(cx, &mut self.codec, pool, EofPolicy::Hold)
+                .map_err(|_| Failure::Reset)?;
             if let Some(e) = self.tls_error() {
                 // Flush the alert rustls queued, best effort.
                 let _ = self.pipe.flush(cx);
@@ -245,22 +240,4 @@ impl Conn {
         self.pipe.close_tls();
         let _ = self.pipe.flush(cx);
     }
-}
-
-/// A codec stand-in during the TLS handshake: wants input (so the pipe reads for the session)
-/// and never gets any (no plaintext comes before the handshake completes).
-struct Handshake;
-
-impl crate::pipe::Codec for Handshake {
-    fn wants_read(&self) -> bool {
-        true
-    }
-    fn handle_input(&mut self, _now: Instant, _bytes: &[u8]) -> usize {
-        0
-    }
-    fn handle_eof(&mut self, _now: Instant) {}
-    fn poll_transmit(&self) -> &[u8] {
-        &[]
-    }
-    fn handle_transmitted(&mut self, _now: Instant, _n: usize) {}
 }

@@ -94,8 +94,6 @@ impl Codec for Bytes {
 
 struct State {
     pipe: Option<Pipe<ClientSession>>,
-    /// The TLS session until the connection exists.
-    tls: Option<ClientSession>,
     bytes: Bytes,
     pool: Pool,
     connected: bool,
@@ -154,7 +152,6 @@ impl RawClient {
     ) -> Result<ClientHandle, ConnectError> {
         let state = Rc::new(RefCell::new(State {
             pipe: None,
-            tls,
             bytes: Bytes::default(),
             pool: Pool::new(CHUNK),
             connected: false,
@@ -166,8 +163,7 @@ impl RawClient {
         rt.add(RawClient(state.clone()), |app, cx| {
             let mut st = app.0.borrow_mut();
             let id = cx.connect(remote)?;
-            let tls = st.tls.take().map(|s| (s, ()));
-            st.pipe = Some(Pipe::new(id, tls));
+            st.pipe = Some(Pipe::new(id, tls.map(|s| (s, ()))));
             st.waker = Some(cx.local_waker());
             Ok(())
         })?;
