@@ -20,7 +20,7 @@
 //! other threads use a [`LoopWaker`] (the stop switch does), which wakes every app. Extra wake-ups
 //! are harmless: an app's `handle_wake` does what is due and nothing else.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
@@ -33,6 +33,12 @@ use net::dns::Resolution;
 use net::{ConnId, ConnectError, DnsError, Event, ListenError, ListenerId, QueryId};
 use net::{Readiness, RecordType, RecvError, SendError, Transport};
 use slab::Slab;
+
+mod clock;
+#[cfg(test)]
+mod tests;
+
+pub use clock::{Clock, PassTime, SystemClock, VirtualClock};
 
 const WAKER: Token = Token(0);
 const STACK: Token = Token(1);
@@ -78,112 +84,6 @@ pub trait App {
     /// Once true, the loop drops the app. Its connections must all be released by then.
     fn is_finished(&self) -> bool {
         false
-    }
-}
-
-/// Where a [`Runtime`] gets its time: read when a pass starts and before the loop sleeps, never
-/// by the apps.
-pub trait Clock {
-    /// The monotonic time now.
-    fn now(&self) -> Instant;
-    /// The wall-clock time at `now` (for `Date` headers and logs).
-    fn wall(&self, now: Instant) -> SystemTime;
-    /// A virtual clock moves only when its owner moves it: the loop must never sleep on it.
-    fn is_virtual(&self) -> bool {
-        false
-    }
-}
-
-/// The operating system's clocks.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Instant {
-        Instant::now()
-    }
-
-    fn wall(&self, _now: Instant) -> SystemTime {
-        SystemTime::now()
-    }
-}
-
-/// A clock that moves only when told ([`VirtualClock::advance`], [`VirtualClock::set`]). Clones
-/// share one time, so two runtimes joined by the in-memory wire can run on the same clock. Its
-/// wall clock starts at 2026-01-01T00:00:00Z.
-#[derive(Clone, Debug)]
-pub struct VirtualClock {
-    now: Arc<Mutex<Instant>>,
-    start: Instant,
-}
-
-impl Default for VirtualClock {
-    fn default() -> Self {
-        VirtualClock::new()
-    }
-}
-
-impl VirtualClock {
-    /// Seconds from the Unix epoch to the wall-clock start.
-    const WALL_START: u64 = 1_767_225_600;
-
-    /// A clock at one second past the stacks' time origin (`net::clock::origin`).
-    pub fn new() -> VirtualClock {
-        let start = net::clock::origin() + Duration::from_secs(1);
-        VirtualClock {
-            now: Arc::new(Mutex::new(start)),
-            start,
-        }
-    }
-
-    /// Moves the clock forward by `d`.
-    pub fn advance(&self, d: Duration) {
-        *self.now.lock().unwrap_or_else(PoisonError::into_inner) += d;
-    }
-
-    /// Moves the clock to `t` if that is later than now (it never goes back).
-    pub fn set(&self, t: Instant) {
-        let mut now = self.now.lock().unwrap_or_else(PoisonError::into_inner);
-        *now = (*now).max(t);
-    }
-
-    /// Time elapsed on this clock since it was made.
-    pub fn elapsed(&self) -> Duration {
-        self.now() - self.start
-    }
-}
-
-impl Clock for VirtualClock {
-    fn now(&self) -> Instant {
-        *self.now.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn wall(&self, now: Instant) -> SystemTime {
-        SystemTime::UNIX_EPOCH
-            + Duration::from_secs(VirtualClock::WALL_START)
-            + now.saturating_duration_since(self.start)
-    }
-
-    fn is_virtual(&self) -> bool {
-        true
-    }
-}
-
-/// The time of the loop's current (or last) pass, for code that runs on the loop's thread
-/// outside a callback's [`Cx`]: a `Reqd` answered from another app's callback, a handler's own
-/// timers. Cheap to clone; every clone reads the same loop.
-#[derive(Clone, Debug)]
-pub struct PassTime(Rc<Cell<(Instant, SystemTime)>>);
-
-impl PassTime {
-    /// The pass's monotonic time.
-    pub fn now(&self) -> Instant {
-        self.0.get().0
-    }
-
-    /// The pass's wall-clock time.
-    pub fn wall(&self) -> SystemTime {
-        self.0.get().1
     }
 }
 
@@ -501,7 +401,7 @@ impl Runtime {
             .unwrap_or_else(PoisonError::into_inner)
             .push(Arc::downgrade(&waker.0));
         let now = clock.now();
-        let pass = PassTime(Rc::new(Cell::new((now, clock.wall(now)))));
+        let pass = PassTime::new(&*clock, now);
         Ok(Runtime {
             poll,
             events: Events::with_capacity(256),
@@ -678,7 +578,7 @@ impl Runtime {
         let woken = self.events.iter().any(|e| e.token() == WAKER);
         let now = self.clock.now();
         self.count += 1;
-        self.pass.0.set((now, self.clock.wall(now)));
+        self.pass.set(&*self.clock, now);
         self.net.poll(now);
         self.dispatch(now);
         if woken {
@@ -802,80 +702,5 @@ impl Runtime {
         };
         let mut cx = cx!(self, owner, now);
         app.handle_resolved(&mut cx, q);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::cell::Cell;
-
-    use super::*;
-    use crate::testing::{Pair, B};
-
-    /// Connects at setup; when woken, tries `target` (another app's connection, if set).
-    struct Prober {
-        own: Option<ConnId>,
-        target: Rc<Cell<Option<ConnId>>>,
-        seen: Rc<Cell<Option<(bool, bool)>>>,
-    }
-
-    impl App for Prober {
-        fn handle_accept(&mut self, cx: &mut Cx<'_>, _: ListenerId, c: ConnId, _: SocketAddr) {
-            cx.abort(c);
-        }
-
-        fn handle_ready(&mut self, _: &mut Cx<'_>, _: ConnId) {}
-
-        fn handle_wake(&mut self, cx: &mut Cx<'_>) {
-            if let Some(t) = self.target.get() {
-                let sent = cx.send(t, b"x");
-                let read = cx.recv(t, &mut [0; 8]);
-                self.seen.set(Some((
-                    sent == Err(SendError::Invalid),
-                    read == Err(RecvError::Invalid) && !cx.readiness(t).established,
-                )));
-            }
-        }
-    }
-
-    #[test]
-    fn an_app_cannot_touch_another_apps_connection() {
-        let mut pair = Pair::new();
-        let svc = crate::service::init(&mut pair.server, 80).unwrap();
-        let _handle = crate::service::http(
-            svc,
-            crate::http::Config::default(),
-            None,
-            crate::service::default_error_handler,
-            |_, _| {},
-        );
-        let target = Rc::new(Cell::new(None));
-        let seen = Rc::new(Cell::new(None));
-        let a = Prober {
-            own: None,
-            target: Rc::default(),
-            seen: Rc::default(),
-        };
-        let mut own = None;
-        pair.client
-            .add(a, |a, cx| {
-                a.own = Some(cx.connect(B.with_port(80))?);
-                own = a.own;
-                Ok::<_, ConnectError>(())
-            })
-            .unwrap();
-        let b = Prober {
-            own: None,
-            target: target.clone(),
-            seen: seen.clone(),
-        };
-        let id = pair.client.add(b, |_, _| Ok::<_, ()>(())).unwrap();
-        pair.drive(Duration::from_secs(1), |p| {
-            p.client.net().readiness(own.unwrap()).established
-        });
-        target.set(own);
-        pair.client.wakes.flag(id);
-        pair.drive(Duration::from_secs(1), |_| seen.get().is_some());
-        assert_eq!(seen.get(), Some((true, true)));
     }
 }
