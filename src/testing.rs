@@ -33,7 +33,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use net::device::{wire, Device, Faults, Link};
+use net::device::wire::{self, WireMonitor};
+use net::device::{Device, Faults, Link};
 
 use crate::runtime::{Clock, Runtime, VirtualClock};
 
@@ -148,6 +149,7 @@ impl Builder {
     /// file cannot be written, or mio cannot make a poll.
     pub fn build(self) -> Pair {
         let (a, b) = wire::pair(self.mtu, self.to_server, self.to_client, self.seed);
+        let wire = a.monitor();
         let clock = VirtualClock::new();
         let runtime = |first: bool, end| {
             let mut config = net::testing::config(first, self.seed);
@@ -166,6 +168,7 @@ impl Builder {
             client: runtime(true, a),
             server: runtime(false, b),
             clock,
+            wire,
         }
     }
 }
@@ -180,6 +183,8 @@ pub struct Pair {
     pub server: Runtime,
     /// The clock both run on.
     pub clock: VirtualClock,
+    /// The wire's counters: `wire.stats()` is `[client to server, server to client]`.
+    pub wire: WireMonitor,
 }
 
 impl Default for Pair {

@@ -236,4 +236,11 @@ pub trait Transport {
     /// Number of connections the stack holds, including those the layer above has released but
     /// TCP is still finishing, and listening sockets. For leak checks and metrics.
     fn socket_count(&self) -> usize;
+
+    /// The userspace stack's counters (sockets accepted and opened, spare-socket pool, listening
+    /// sockets...); `None` for a stack that keeps none (the kernel twin). For leak checks and
+    /// metrics.
+    fn stats(&self) -> Option<crate::stack::StackStats> {
+        None
+    }
 }

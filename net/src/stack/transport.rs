@@ -358,4 +358,8 @@ impl Transport for Stack {
     fn socket_count(&self) -> usize {
         self.shards.iter().map(|s| s.iter().count()).sum()
     }
+
+    fn stats(&self) -> Option<StackStats> {
+        Some(Stack::stats(self))
+    }
 }
