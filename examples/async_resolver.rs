@@ -29,8 +29,7 @@ use std::time::{Duration, Instant};
 
 use paf::client::{self, Client};
 use paf::ctx::{self, dft, req, Completer, Ctx, Step, TcpEndpoint};
-use paf::http::client::ClientConfig;
-use paf::http::{Config, Request, Response, StatusCode};
+use paf::http::{self, Config, Request, Response, StatusCode};
 use paf::service::{self, Initialized, Reqd};
 use paf::testing::{Pair, WireFaults, B};
 
@@ -88,7 +87,7 @@ fn start_get(ctx: &Ctx, path: &str) -> Rc<RefCell<Option<Outcome>>> {
     let req = Request::get(path).body(()).expect("a valid request");
     let body = client::request(
         ctx,
-        ClientConfig::default(),
+        http::client::Config::default(),
         move |_peer, e| *on_error.borrow_mut() = Some(Err(e.to_string())),
         move |_peer, head, body| {
             let status = head.status();
@@ -99,7 +98,7 @@ fn start_get(ctx: &Ctx, path: &str) -> Rc<RefCell<Option<Outcome>>> {
         },
         req,
     )
-    .expect("the ctx names the client stack");
+    .expect("the ctx names the client agent");
     body.close().expect("a GET has no body to write");
     outcome
 }
@@ -131,7 +130,7 @@ fn main() {
     );
     println!("server: accepting on {}", B.with_port(80));
 
-    let stack = client::Stack::attach(&mut pair.client, client::Options::default());
+    let agent = client::Agent::attach(&mut pair.client, client::Options::default());
     let questions: Questions = Rc::default();
     // fold ipaddr [req domain_name] ~k:resolver |> fold tcp_edn [req stack; req ipaddr; dft port 80]
     let base = Ctx::empty()
@@ -143,13 +142,13 @@ fn main() {
         .fold(
             &client::tcp_edn(),
             (
-                req(&client::stack()),
+                req(&client::agent()),
                 req(&client::ipaddr()),
                 dft(&client::port(), 80),
             ),
             |(stack, addr, port)| Step::Ready(TcpEndpoint { stack, addr, port }),
         )
-        .add(&client::stack(), stack.clone());
+        .add(&client::agent(), agent.clone());
 
     // Two requests; each asks the resolver when it starts.
     println!(
@@ -166,12 +165,12 @@ fn main() {
     println!(
         "{:4} ms  client: {} connection(s), server: {} accepted; client loop's next work: {:?}",
         ms(pair.now()),
-        stack.connections(),
+        agent.connections(),
         server.stats().accepted,
         pair.client.next_deadline().map(ms)
     );
     assert!(found.borrow().is_none() && not_found.borrow().is_none());
-    assert_eq!((stack.connections(), server.stats().accepted), (0, 0));
+    assert_eq!((agent.connections(), server.stats().accepted), (0, 0));
 
     // The answers arrive. Completing the promises is all it takes: the client's loop has work
     // now, and the requests go on at its next turn.
@@ -210,7 +209,7 @@ fn main() {
     assert!(took < Duration::from_millis(100), "{took:?}");
 
     // The friendly client, on the same resolver ahead of the stack's own DNS.
-    let friendly = Client::new(&stack).with_ctx(client::ctx(&stack).fold_first(
+    let friendly = Client::new(&agent).with_ctx(client::ctx(&agent).fold_first(
         &client::ipaddr(),
         req(&client::domain_name()),
         resolver(&questions),
@@ -240,6 +239,6 @@ fn main() {
         Ok((StatusCode::OK, "GET /friendly (Host: paf.test)\n".into()))
     );
     assert!(answered < pair.now());
-    println!("client: {:?}", stack.stats());
-    assert_eq!(stack.stats().dns_queries, 0, "our resolver answered");
+    println!("client: {:?}", agent.stats());
+    assert_eq!(agent.stats().dns_queries, 0, "our resolver answered");
 }

@@ -33,8 +33,7 @@ use std::time::Duration;
 
 use paf::client::{self, Client};
 use paf::ctx::{dft, req, Ctx, Step, TcpEndpoint};
-use paf::http::client::ClientConfig;
-use paf::http::{Config, Request, Response, StatusCode};
+use paf::http::{self, Config, Request, Response, StatusCode};
 use paf::service::{self, Initialized, Reqd};
 use paf::testing::{Pair, B};
 
@@ -76,7 +75,7 @@ fn get(pair: &mut Pair, ctx: &Ctx, path: &str) -> Outcome {
     let req = Request::get(path).body(()).expect("a valid request");
     let body = client::request(
         ctx,
-        ClientConfig::default(),
+        http::client::Config::default(),
         move |_peer, e| *on_error.borrow_mut() = Some(Err(e.to_string())),
         move |_peer, head, body| {
             let status = head.status();
@@ -119,11 +118,11 @@ fn main() {
         servers.push(handle);
     }
     println!("server: accepting on {} and :8080", B.with_port(80));
-    let stack = client::Stack::attach(&mut pair.client, client::Options::default());
+    let agent = client::Agent::attach(&mut pair.client, client::Options::default());
 
     // 1. let ctx = Mimic.add Paf.tcp_edn (stack, ipaddr, 80) Mimic.empty
     let edn: client::TcpEdn = TcpEndpoint {
-        stack: stack.clone(),
+        stack: agent.clone(),
         addr: IpAddr::V4(B.v4),
         port: 80,
     };
@@ -144,13 +143,13 @@ fn main() {
         .fold(
             &client::tcp_edn(),
             (
-                req(&client::stack()),
+                req(&client::agent()),
                 req(&client::ipaddr()),
                 dft(&client::port(), 80),
             ),
             |(stack, addr, port)| Step::Ready(TcpEndpoint { stack, addr, port }),
         )
-        .add(&client::stack(), stack.clone());
+        .add(&client::agent(), agent.clone());
     let ctx = folded
         .clone()
         .add(&client::domain_name(), "paf.test".to_owned());
@@ -179,8 +178,8 @@ fn main() {
     // 3. The friendly client (the seed's pointer to paf.cohttp): URLs in, responses out. It
     //    starts from the stack's base ctx (DNS over the stack) with our resolver tried first.
     let base =
-        client::ctx(&stack).fold_first(&client::ipaddr(), req(&client::domain_name()), resolver);
-    let friendly = Client::new(&stack).with_ctx(base);
+        client::ctx(&agent).fold_first(&client::ipaddr(), req(&client::domain_name()), resolver);
+    let friendly = Client::new(&agent).with_ctx(base);
     let got: Rc<RefCell<Vec<Outcome>>> = Rc::default();
     for url in ["http://www.paf.test/friendly", "http://paf.test:8080/x?y=1"] {
         let g = got.clone();
@@ -207,7 +206,7 @@ fn main() {
         ]
     );
 
-    let stats = stack.stats();
+    let stats = agent.stats();
     println!("client: {stats:?}");
     assert_eq!(stats.dns_queries, 0, "our resolver answered every name");
     for s in &servers {

@@ -22,8 +22,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use paf::client;
-use paf::http::client::ClientConfig;
-use paf::http::{Config, Request, Response, StatusCode};
+use paf::http::{self, Config, Request, Response, StatusCode};
 use paf::service::{self, Initialized, Switch};
 use paf::testing::{Pair, B};
 
@@ -54,8 +53,8 @@ fn main() {
 
     // The client: the stack's base ctx (DNS, port 80 by default), told the server's name and
     // address (an address given skips DNS; the name becomes `Host`).
-    let stack = client::Stack::attach(&mut pair.client, client::Options::default());
-    let ctx = client::ctx(&stack)
+    let agent = client::Agent::attach(&mut pair.client, client::Options::default());
+    let ctx = client::ctx(&agent)
         .add(&client::domain_name(), "paf.test".to_owned())
         .add(&client::ipaddr(), IpAddr::V4(B.v4));
 
@@ -82,7 +81,7 @@ fn main() {
     let req = Request::get("/pair").body(()).expect("a valid request");
     let body = client::request(
         &ctx,
-        ClientConfig::default(),
+        http::client::Config::default(),
         error_handler,
         response_handler,
         req,

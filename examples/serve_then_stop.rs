@@ -68,8 +68,8 @@ fn main() {
     );
     println!("server: accepting on {}", B.with_port(80));
 
-    let stack = client::Stack::attach(&mut pair.client, client::Options::default());
-    let client = Client::new(&stack);
+    let agent = client::Agent::attach(&mut pair.client, client::Options::default());
+    let client = Client::new(&agent);
     let url = format!("http://{}/", B.v4);
 
     // Lwt_unix.sleep 10. — meanwhile a client asks once a second.
@@ -114,5 +114,5 @@ fn main() {
             assert!(matches!(e, client::Error::Connect { .. }), "{e:?}");
         }
     }
-    println!("client: {:?}", stack.stats());
+    println!("client: {:?}", agent.stats());
 }

@@ -9,7 +9,7 @@
 //! | you want | use |
 //! |---|---|
 //! | serve HTTP or HTTPS (the seed's `init`, `http`, `https`, `Lwt_switch`) | [`service`]: [`service::init`], [`service::http`], [`service::https`], [`service::Switch`], [`service::Reqd`] |
-//! | send requests (the seed's `request ~ctx`, `tcp_edn`, `tls_edn`) | [`client`]: [`client::Stack::attach`], [`client::ctx`], [`client::request`], the friendly [`client::Client`] |
+//! | send requests (the seed's `request ~ctx`, `tcp_edn`, `tls_edn`) | [`client`]: [`client::Agent::attach`], [`client::ctx`], [`client::request`], the friendly [`client::Client`] |
 //! | describe how to reach a server (Mimic) | [`ctx`]: keys, folds with [`ctx::req`]/[`ctx::dft`], async steps |
 //! | request and response types | [`http`] re-exports the `http` crate's ([`http::Request`], [`http::Response`], [`http::StatusCode`]…) |
 //! | the appliance `paf run` is (static, files, proxy, TLS termination) | [`config`], [`appliance`] |
@@ -38,13 +38,13 @@
 //! );
 //!
 //! // The client: the seed's `request ~ctx`, the ctx naming the server by address.
-//! let stack = client::Stack::attach(&mut pair.client, client::Options::default());
-//! let ctx = client::ctx(&stack).add(&client::domain_name(), "198.18.0.2".to_owned());
+//! let agent = client::Agent::attach(&mut pair.client, client::Options::default());
+//! let ctx = client::ctx(&agent).add(&client::domain_name(), "198.18.0.2".to_owned());
 //! let body = std::rc::Rc::new(std::cell::RefCell::new(None));
 //! let b = body.clone();
 //! client::request(
 //!     &ctx,
-//!     paf::http::client::ClientConfig::default(),
+//!     paf::http::client::Config::default(),
 //!     |_peer, e| panic!("{e}"),
 //!     move |_peer, _head, response| {
 //!         response.read_to_end(1024, move |r| *b.borrow_mut() = r.ok());

@@ -653,7 +653,7 @@ fn request(args: RequestArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(Failure::Usage(e)),
     };
-    let stack = paf::client::Stack::attach(&mut rt, paf::client::Options::default());
+    let stack = paf::client::Agent::attach(&mut rt, paf::client::Options::default());
     let req = cli::Request {
         method,
         url: args.url,

@@ -18,7 +18,7 @@ use std::time::Duration;
 use ::http::header::{HeaderName, CONTENT_TYPE};
 use ::http::{HeaderMap, HeaderValue, Method};
 
-use paf::client::{BodyEnd, Client, Error, Family, Stack};
+use paf::client::{Agent, BodyEnd, Client, Error, Family};
 use paf::http::client::ClientError;
 use paf::tls;
 use paf::Runtime;
@@ -105,13 +105,13 @@ impl Failure {
     }
 }
 
-/// Sends `req` through `stack`, turning `rt` until the response is in; the body goes to
+/// Sends `req` through `agent`, turning `rt` until the response is in; the body goes to
 /// `req.output` (or stdout). Returns the status code.
 ///
 /// # Errors
 /// A [`Failure`]: the request's error, bad arguments, an unwritable output, `max_time`.
-pub fn run(rt: &mut Runtime, stack: &Stack, req: &Request) -> Result<u16, Failure> {
-    let mut client = Client::new(stack)
+pub fn run(rt: &mut Runtime, agent: &Agent, req: &Request) -> Result<u16, Failure> {
+    let mut client = Client::new(agent)
         .with_family(req.family)
         .follow_redirects(req.redirects);
     if let Some(tls) = trust(req)? {

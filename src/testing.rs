@@ -390,7 +390,7 @@ mod tests {
     /// loop on its own thread, as the docs say it must be.
     #[test]
     fn get_blocking_returns_the_response_when_the_server_runs_on_another_thread() {
-        use crate::client::{self, Client, Stack};
+        use crate::client::{self, Agent, Client};
         use crate::service::Switch;
         use net::device::{wire, Device, Faults, Link};
 
@@ -420,7 +420,7 @@ mod tests {
             rt.run_until(|_| h.is_finished()).expect("server loop");
         });
         let mut rt = Runtime::new(stack(true, a)).expect("client runtime");
-        let c = Client::new(&Stack::attach(&mut rt, client::Options::default()));
+        let c = Client::new(&Agent::attach(&mut rt, client::Options::default()));
         let r = c
             .get_blocking(&mut rt, "http://198.18.0.2/")
             .expect("a response");
@@ -491,15 +491,15 @@ mod tests {
     /// wakes the loop), and `Host` is the domain name, not the address.
     #[test]
     fn a_user_async_resolver_and_stack_key_work_and_host_is_the_domain_name() {
-        use crate::client::{self, Stack};
+        use crate::client::{self, Agent};
         use crate::ctx::{self, dft, promise, req, Completer, Ctx, Step, TcpEndpoint};
         use std::cell::RefCell;
         use std::net::IpAddr;
 
         let mut pair = Pair::new();
         let _server = echo_host(&mut pair);
-        let stack = Stack::attach(&mut pair.client, client::Options::default());
-        let my_stack = ctx::make::<Stack>("stack");
+        let stack = Agent::attach(&mut pair.client, client::Options::default());
+        let my_stack = ctx::make::<Agent>("agent");
         let pending: Rc<RefCell<Option<Completer<IpAddr>>>> = Rc::default();
         let p = pending.clone();
         let ctx = Ctx::empty()
@@ -527,7 +527,7 @@ mod tests {
         let g = got.clone();
         let body = client::request(
             &ctx,
-            crate::http::client::ClientConfig::default(),
+            crate::http::client::Config::default(),
             |_, e| panic!("request failed: {e}"),
             move |_, _, body| {
                 body.read_to_end(1024, move |r| {
@@ -536,7 +536,7 @@ mod tests {
             },
             crate::http::Request::get("/").body(()).unwrap(),
         )
-        .expect("the ctx names one client stack");
+        .expect("the ctx names one client agent");
         body.close().unwrap();
         pair.drive(Duration::from_secs(1), |_| pending.borrow().is_some());
         // Nothing happens while the step is pending...
@@ -554,14 +554,14 @@ mod tests {
     /// for URLs by name on the userspace stack.
     #[test]
     fn the_friendly_client_resolves_names_through_its_ctx() {
-        use crate::client::{self, Client, Stack};
+        use crate::client::{self, Agent, Client};
         use crate::ctx::{req, Step};
         use std::cell::RefCell;
         use std::net::IpAddr;
 
         let mut pair = Pair::new();
         let _server = echo_host(&mut pair);
-        let stack = Stack::attach(&mut pair.client, client::Options::default());
+        let stack = Agent::attach(&mut pair.client, client::Options::default());
         let hosts = client::ctx(&stack).fold_first(
             &client::ipaddr(),
             req(&client::domain_name()),

@@ -1,6 +1,6 @@
 //! The appliance: what `paf run` serves from a [`Config`] — one HTTP service per listener, each
 //! request dispatched to the first matching route (static, files, proxy, redirect, health,
-//! metrics), with Prometheus counters; `proxy` routes go through one client stack per upstream
+//! metrics), with Prometheus counters; `proxy` routes go through one client agent per upstream
 //! on the same loop (see `proxy`).
 //!
 //! Contract: [`start`] opens every listener or none (a port that cannot be listened on fails

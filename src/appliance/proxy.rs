@@ -2,7 +2,7 @@
 //! client, on the same loop as the listeners.
 //!
 //! Contract:
-//! - Each upstream gets its own client [`Stack`](client::Stack): its connect timeout (which
+//! - Each upstream gets its own [`client::Agent`]: its connect timeout (which
 //!   also bounds the TLS handshake), its pool of idle keep-alive connections per URL
 //!   (`pool_size`), and, for https URLs, its TLS configuration (the `ca` file or the webpki
 //!   roots; `sni` as the name sent and verified). Names are resolved by the userspace stack's DNS.
@@ -27,6 +27,7 @@
 
 mod headers;
 
+use crate::http;
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -39,7 +40,6 @@ use ::http::{Method, Response, StatusCode};
 use super::Metrics;
 use crate::client::{self, BodyEnd as UpBodyEnd, ResponseBody};
 use crate::config::{self, Config};
-use crate::http::client::ClientConfig;
 use crate::runtime::{PassTime, Runtime};
 use crate::service::{self, BodyEnd, Reqd};
 use crate::tls;
@@ -74,9 +74,9 @@ pub struct StartError {
 /// One `[[upstream]]` at run time.
 struct Upstream {
     config: config::Upstream,
-    stack: client::Stack,
+    stack: client::Agent,
     tls: Option<tls::ClientConfig>,
-    http: ClientConfig,
+    http: http::client::Config,
     /// The URL the next request starts from.
     next: Cell<usize>,
     /// Per URL: skipped until then.
@@ -142,7 +142,7 @@ pub(super) struct Proxy {
 }
 
 impl Proxy {
-    /// Attaches one client stack per upstream to `rt`.
+    /// Attaches one client agent per upstream to `rt`.
     ///
     /// # Errors
     /// [`StartError`] when an upstream's CA file cannot be loaded.
@@ -176,12 +176,12 @@ impl Proxy {
                 read_chunk: READ_CHUNK,
                 ..client::Options::default()
             };
-            let http = ClientConfig {
+            let http = http::client::Config {
                 response_timeout: u.response_timeout,
-                ..ClientConfig::default()
+                ..http::client::Config::default()
             };
             upstreams.push(Upstream {
-                stack: client::Stack::attach(rt, options),
+                stack: client::Agent::attach(rt, options),
                 tls,
                 http,
                 next: Cell::new(0),
@@ -389,7 +389,7 @@ fn classify(e: &client::Error) -> Option<(&'static str, StatusCode)> {
         E::Http { .. } | E::Reset { .. } | E::BodyTooLarge { .. } => ("protocol", bad),
         E::Dns { .. } => ("dns", bad),
         E::Tls { .. } => ("tls", bad),
-        E::Connect { .. } | E::Ctx(_) | E::NoStack | E::Stopped => ("connect", bad),
+        E::Connect { .. } | E::Ctx(_) | E::NoAgent | E::Stopped => ("connect", bad),
         E::Usage(_) | E::Framing(_) | E::Url(_) | E::Config(_) => ("protocol", bad),
     })
 }

@@ -24,7 +24,7 @@ use super::exchange::{
     send_on, writable,
 };
 use super::state::{BodyKind, Deferred, Delivery, Inner, Phase, Reader};
-use super::{Error, Stack};
+use super::{Agent, Error};
 use crate::http::client::{ClientEvent, UsageError};
 use crate::http::BodyRead;
 use crate::pipe::Pool;
@@ -38,13 +38,13 @@ const MAX_ROUNDS: usize = 64;
 const BUFFER: usize = 64 * 1024;
 
 pub(crate) struct ClientApp {
-    stack: Stack,
+    stack: Agent,
     /// Buffers for the connections' pipes.
     pool: std::cell::RefCell<Pool>,
 }
 
 impl ClientApp {
-    pub(crate) fn new(stack: Stack) -> Self {
+    pub(crate) fn new(stack: Agent) -> Self {
         ClientApp {
             stack,
             pool: std::cell::RefCell::new(Pool::new(BUFFER)),

@@ -15,7 +15,7 @@ use std::fmt;
 use std::rc::Rc;
 
 use super::state::{BodyKind, Deferred, Phase, Reader};
-use super::Stack;
+use super::Agent;
 
 /// How a response body ended, for [`ResponseBody::schedule_read`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,7 +78,7 @@ impl std::error::Error for WriteError {}
 /// The body of a request, returned by [`request`](super::request). Closing it ends the request;
 /// dropping it unclosed cancels a streamed request ([`Error::Cancelled`](super::Error)).
 pub struct BodyWriter {
-    pub(crate) stack: Stack,
+    pub(crate) stack: Agent,
     pub(crate) id: u64,
     /// Closed, or parked in `on_writable`: dropping does nothing.
     pub(crate) done: bool,
@@ -212,7 +212,7 @@ impl Drop for BodyWriter {
 pub struct ResponseBody(Rc<BodyHandle>);
 
 pub(crate) struct BodyHandle {
-    stack: Stack,
+    stack: Agent,
     id: u64,
 }
 
@@ -225,7 +225,7 @@ impl fmt::Debug for ResponseBody {
 }
 
 impl ResponseBody {
-    pub(crate) fn new(stack: Stack, id: u64) -> Self {
+    pub(crate) fn new(stack: Agent, id: u64) -> Self {
         ResponseBody(Rc::new(BodyHandle { stack, id }))
     }
 

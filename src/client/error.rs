@@ -57,9 +57,9 @@ impl fmt::Display for ConnectFailure {
 /// [`request`](super::request) when the request cannot even start).
 #[derive(Clone, Debug)]
 pub enum Error {
-    /// The ctx has no [`stack`](super::stack), and its endpoints are not known at once (they
+    /// The ctx has no [`agent`](super::agent), and its endpoints are not known at once (they
     /// wait for an asynchronous step), or name another stack: nothing can carry the request.
-    NoStack,
+    NoAgent,
     /// The ctx describes no usable endpoint (missing keys, failed folds); the report lists every
     /// candidate and what happened to it.
     Ctx(ResolveError),
@@ -149,7 +149,7 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::NoStack => f.write_str("the ctx names no client stack to connect through"),
+            Error::NoAgent => f.write_str("the ctx names no client agent to connect through"),
             Error::Ctx(e) => write!(f, "{e}"),
             Error::Dns { name, error } => write!(f, "cannot resolve {name}: {error}"),
             Error::Connect { peer, failure } => write!(f, "cannot connect to {peer}: {failure}"),

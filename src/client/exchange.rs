@@ -9,14 +9,14 @@ use net::ConnId;
 use super::body::{BodyEnd, BodyError, BodyWriter};
 use super::conn::{Conn, ConnState, Failure};
 use super::state::{BodyKind, Delivery, Exchange, Inner, Phase, PoolKey, Reader};
-use super::{Error, Stack};
+use super::{Agent, Error};
 use crate::ctx::Endpoint;
 use crate::http::client::RequestBody;
 use crate::runtime::Cx;
 use crate::tls;
 
 /// Records the endpoint `Connect` chose: the request now waits for a connection.
-pub(crate) fn choose(x: &mut Exchange, edn: Endpoint<Stack, tls::ClientConfig>) {
+pub(crate) fn choose(x: &mut Exchange, edn: Endpoint<Agent, tls::ClientConfig>) {
     let addr = edn.addr();
     let tls = match edn {
         Endpoint::Tls(e) => Some((e.domain_name, e.tls)),
@@ -114,7 +114,7 @@ pub(crate) fn feed_body(c: &mut Conn, x: &mut Exchange, now: Instant) -> bool {
 }
 
 /// Queues `on_writable` once the writer has room again (or the request ended).
-pub(crate) fn writable(stack: &Stack, x: &mut Exchange, id: u64, out: &mut Vec<Delivery>) {
+pub(crate) fn writable(stack: &Agent, x: &mut Exchange, id: u64, out: &mut Vec<Delivery>) {
     let room = x.out.len() <= stack.0.options.body_buffer / 2;
     if x.on_writable.is_some() && (!x.blocked || room) {
         x.blocked = false;
@@ -252,7 +252,7 @@ pub(crate) fn abort(cx: &mut Cx<'_>, inner: &mut Inner, conn: Option<ConnId>) {
 }
 
 /// Runs the deliveries, with the state released.
-pub(crate) fn deliver(stack: &Stack, out: &mut Vec<Delivery>) {
+pub(crate) fn deliver(stack: &Agent, out: &mut Vec<Delivery>) {
     for d in out.drain(..) {
         match d {
             Delivery::Response {

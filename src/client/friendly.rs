@@ -7,6 +7,7 @@
 //! followed up to [`Client::follow_redirects`] times: 303, and 301/302 after a POST, continue
 //! with a GET without body; the last redirect response is returned when the limit is reached.
 
+use crate::http;
 use std::cell::{OnceCell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -17,9 +18,8 @@ use ::http::{HeaderMap, Method, Request, StatusCode, Uri, Version};
 
 use super::body::{BodyError, ResponseBody};
 use super::state::BodyKind;
-use super::{keys, Error, Family, Stack};
+use super::{keys, Agent, Error, Family};
 use crate::ctx::Ctx;
-use crate::http::client::ClientConfig;
 use crate::runtime::Runtime;
 use crate::tls;
 
@@ -44,27 +44,27 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
-/// Requests by URL on a client [`Stack`]: the scheme picks TLS, the host becomes `domain_name`,
+/// Requests by URL on a client [`Agent`]: the scheme picks TLS, the host becomes `domain_name`,
 /// the port `port` (default 80/443), the authority `Host`; redirects are followed when asked
 /// (303, and 301/302 after a POST, continue with a bodyless GET). Cheap to clone.
 #[derive(Clone)]
 pub struct Client {
-    stack: Stack,
+    stack: Agent,
     /// The ctx each request starts from (default: the stack's base ctx).
     base: Option<Ctx>,
     tls: Rc<OnceCell<tls::ClientConfig>>,
     family: Family,
     redirects: usize,
     max_body: usize,
-    http: Arc<ClientConfig>,
+    http: Arc<http::client::Config>,
 }
 
 type OnHead = Box<dyn FnOnce(SocketAddr, String, ::http::Response<()>, ResponseBody)>;
 type OnError = Box<dyn FnOnce(Option<SocketAddr>, Error)>;
 
 impl Client {
-    /// A client on `stack`: webpki roots for `https`, no redirects, bodies up to 64 MiB.
-    pub fn new(stack: &Stack) -> Client {
+    /// A client on `agent`: webpki roots for `https`, no redirects, bodies up to 64 MiB.
+    pub fn new(stack: &Agent) -> Client {
         Client {
             stack: stack.clone(),
             base: None,
@@ -72,7 +72,7 @@ impl Client {
             family: Family::Any,
             redirects: 0,
             max_body: 64 << 20,
-            http: Arc::new(ClientConfig::default()),
+            http: Arc::new(http::client::Config::default()),
         }
     }
 
@@ -127,13 +127,13 @@ impl Client {
 
     /// HTTP codec limits and timeouts.
     #[must_use]
-    pub fn with_http_config(mut self, config: ClientConfig) -> Client {
+    pub fn with_http_config(mut self, config: http::client::Config) -> Client {
         self.http = Arc::new(config);
         self
     }
 
     /// The stack the client sends on.
-    pub fn stack(&self) -> &Stack {
+    pub fn stack(&self) -> &Agent {
         &self.stack
     }
 
@@ -291,7 +291,7 @@ impl Client {
                 f(peer, e);
             }
         };
-        let started = super::stack::start(
+        let started = super::agent::start(
             &ctx,
             self.http.clone(),
             head,

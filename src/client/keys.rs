@@ -21,12 +21,12 @@ use std::sync::OnceLock;
 use crate::ctx::{self, dft, opt, promise, req, Ctx, Step, TcpEndpoint, TlsEndpoint, Value};
 use crate::tls;
 
-use super::Stack;
+use super::Agent;
 
 /// The seed's `tcp_edn` value: stack, address, port.
-pub type TcpEdn = TcpEndpoint<Stack>;
+pub type TcpEdn = TcpEndpoint<Agent>;
 /// The seed's `tls_edn` value: domain name, TLS config, stack, address, port.
-pub type TlsEdn = TlsEndpoint<Stack, tls::ClientConfig>;
+pub type TlsEdn = TlsEndpoint<Agent, tls::ClientConfig>;
 
 /// Which address family the built-in resolver looks up.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -51,8 +51,8 @@ macro_rules! key {
 }
 
 key!(
-    /// The client stack requests go through (the seed's `stack`).
-    stack: Stack = "stack"
+    /// The client agent requests go through (the seed's `stack`).
+    agent: Agent = "agent"
 );
 key!(
     /// The server's name: resolved by DNS for `ipaddr`, sent as SNI and checked against the
@@ -90,25 +90,25 @@ key!(
     tls_edn: TlsEdn = "tls_edn"
 );
 
-/// The base ctx of `stack`: the stack itself, the DNS resolver fold (`ipaddr` from `stack`,
+/// The base ctx of `agent`: the agent itself, the DNS resolver fold (`ipaddr` from `agent`,
 /// `domain_name` and `family`; a literal address is used as is), and the endpoint folds
 /// (`tcp_edn` with port 80 by default, `tls_edn` with 443, only when `tls_config` is there). Add
 /// `domain_name` (and `tls_config`, `port`) per request.
-pub fn ctx(stack: &Stack) -> Ctx {
+pub fn ctx(agent: &Agent) -> Ctx {
     Ctx::empty()
-        .add(&self::stack(), stack.clone())
+        .add(&self::agent(), agent.clone())
         .fold(
             &ipaddr(),
             (
-                req(&self::stack()),
+                req(&self::agent()),
                 req(&domain_name()),
                 dft(&family(), Family::Any),
             ),
-            |(stack, name, family): (Stack, String, Family)| resolve(&stack, &name, family),
+            |(stack, name, family): (Agent, String, Family)| resolve(&stack, &name, family),
         )
         .fold(
             &tcp_edn(),
-            (req(&self::stack()), req(&ipaddr()), dft(&port(), 80)),
+            (req(&self::agent()), req(&ipaddr()), dft(&port(), 80)),
             |(stack, addr, port)| Step::Ready(TcpEndpoint { stack, addr, port }),
         )
         .fold(
@@ -117,7 +117,7 @@ pub fn ctx(stack: &Stack) -> Ctx {
                 opt(&domain_name()),
                 opt(&server_name()),
                 req(&tls_config()),
-                req(&self::stack()),
+                req(&self::agent()),
                 req(&ipaddr()),
                 dft(&port(), 443),
             ),
@@ -134,7 +134,7 @@ pub fn ctx(stack: &Stack) -> Ctx {
 }
 
 /// The resolver fold: a literal address as is, else a DNS query on the stack's loop.
-fn resolve(stack: &Stack, name: &str, family: Family) -> Step<IpAddr> {
+fn resolve(stack: &Agent, name: &str, family: Family) -> Step<IpAddr> {
     if let Some(addr) = net::dns::literal(name) {
         return Step::Ready(addr);
     }

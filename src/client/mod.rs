@@ -3,18 +3,18 @@
 //!
 //! ```text
 //! (* the seed *)                                   // paf
-//! let ctx = Mimic.add Paf.tcp_edn                  let stack = client::Stack::attach(&mut rt, Options::default());
-//!   (stack, ipaddr, 80) Mimic.empty                let ctx = client::ctx(&stack)
+//! let ctx = Mimic.add Paf.tcp_edn                  let agent = client::Agent::attach(&mut rt, Options::default());
+//!   (stack, ipaddr, 80) Mimic.empty                let ctx = client::ctx(&agent)
 //!                                                      .add(&client::domain_name(), "upstream.test".into());
-//! Paf.request ~ctx ~error_handler                  let body = client::request(&ctx, http::client::ClientConfig::default(),
+//! Paf.request ~ctx ~error_handler                  let body = client::request(&ctx, http::client::Config::default(),
 //!   ~response_handler req                                               error_handler, response_handler, req)?;
 //!                                                  body.close()?;
 //!                                                  rt.run_until(|_| done.get())?;
 //! ```
 //!
 //! Contract:
-//! - [`Stack::attach`] adds the client app to a [`Runtime`](crate::Runtime); the [`Stack`]
-//!   handle is what the ctx's `stack`, `tcp_edn` and `tls_edn` carry. Everything runs on the
+//! - [`Agent::attach`] adds the client app to a [`Runtime`](crate::Runtime); the [`Agent`]
+//!   handle is what the ctx's `agent`, `tcp_edn` and `tls_edn` carry. Everything runs on the
 //!   loop's thread: handlers are called from the loop, never concurrently.
 //! - [`request`] resolves the ctx lazily ([`tls_edn`] before [`tcp_edn`]; the built-in resolver
 //!   of [`ctx`] asks DNS through the stack only when an endpoint needs the address; a literal
@@ -29,16 +29,17 @@
 //!   more on a new connection when it is idempotent and its body can be replayed.
 //! - [`Client`] is the friendly layer: `get`/`post`/`request` by URL, the scheme choosing TLS,
 //!   default ports 80/443, `Host` from the URL, optional bounded redirects; [`fetch_blocking`]
-//!   drives a runtime until one response is in, and [`Remote`] (from [`Stack::remote`]) sends
+//!   drives a runtime until one response is in, and [`Remote`] (from [`Agent::remote`]) sends
 //!   blocking requests from threads that do not own the loop.
 //!
-//! Layout: `keys` (ctx keys and the base ctx), `stack` ([`Stack`] and [`request`]), `state` (the
+//! Layout: `keys` (ctx keys and the base ctx), `agent` ([`Agent`] and [`request`]), `state` (the
 //! shared state), `app` (the loop side), `exchange` (one request on its connection), `conn` (one
 //! connection's byte pipe), `dns` (the resolver fold's queries), `body` (the handles), `error`,
 //! `friendly` ([`Client`]).
 
 #![warn(missing_docs)]
 
+mod agent;
 mod app;
 mod body;
 mod conn;
@@ -48,18 +49,17 @@ mod exchange;
 mod friendly;
 mod keys;
 mod remote;
-mod stack;
 mod state;
 #[cfg(test)]
 mod tests;
 
+pub use agent::{request, Agent};
 pub use body::{BodyEnd, BodyError, BodyWriter, ResponseBody, WriteError};
 pub use error::{ConnectFailure, Error};
 pub use friendly::{fetch_blocking, Client, Response};
 pub use keys::{
-    ctx, domain_name, family, ipaddr, port, server_name, stack, tcp_edn, tls_config, tls_edn,
+    agent, ctx, domain_name, family, ipaddr, port, server_name, tcp_edn, tls_config, tls_edn,
     Family, TcpEdn, TlsEdn,
 };
 pub use remote::Remote;
-pub use stack::{request, Stack};
 pub use state::{Options, Stats};

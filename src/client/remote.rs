@@ -11,15 +11,15 @@ use std::time::Duration;
 
 use ::http::{HeaderMap, Method};
 
-use super::{Client, Error, Family, Response, Stack};
+use super::{Agent, Client, Error, Family, Response};
 use crate::runtime::LoopWaker;
 use crate::tls;
 
 /// Work for the loop's thread.
-pub(crate) type Job = Box<dyn FnOnce(&Stack) + Send>;
+pub(crate) type Job = Box<dyn FnOnce(&Agent) + Send>;
 
-/// A handle to send requests through a client [`Stack`] from any thread, blocking until the
-/// response is in (made by [`Stack::remote`]). Cheap to clone; `Send`.
+/// A handle to send requests through a client [`Agent`] from any thread, blocking until the
+/// response is in (made by [`Agent::remote`]). Cheap to clone; `Send`.
 #[derive(Clone, Debug)]
 pub struct Remote {
     jobs: mpsc::Sender<Job>,
@@ -94,7 +94,7 @@ impl Remote {
         let (tx, rx) = mpsc::channel();
         let url = url.to_owned();
         let this = self.clone();
-        let job: Job = Box::new(move |stack: &Stack| {
+        let job: Job = Box::new(move |stack: &Agent| {
             let mut client = Client::new(stack)
                 .with_family(this.family)
                 .follow_redirects(this.redirects);

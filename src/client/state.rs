@@ -1,4 +1,4 @@
-//! State shared by the client app and the handles of one [`Stack`](super::Stack): requests
+//! State shared by the client app and the handles of one [`Agent`](super::Agent): requests
 //! ("exchanges"), connections, DNS jobs.
 //!
 //! Everything is single-threaded (`Rc`/`RefCell`), and **no borrow of [`Inner`] is held while
@@ -23,7 +23,8 @@ use super::conn::Conn;
 use super::remote::Job;
 use super::{Error, Family};
 use crate::ctx::{Completer, Connect};
-use crate::http::client::{ClientConfig, RequestId};
+use crate::http;
+use crate::http::client::RequestId;
 use crate::tls;
 
 /// A request's error handler: `(peer if known, error)`.
@@ -39,7 +40,7 @@ pub(crate) type OnBody = Box<dyn FnOnce(Result<Vec<u8>, BodyError>)>;
 /// Waits for room in a request body.
 pub(crate) type OnWritable = Box<dyn FnOnce(BodyWriter)>;
 
-/// Settings of a client [`Stack`](super::Stack): connection pool, timeouts, buffers.
+/// Settings of a client [`Agent`](super::Agent): connection pool, timeouts, buffers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Options {
     /// Longest wait for a TCP connection to be established.
@@ -74,7 +75,7 @@ impl Default for Options {
     }
 }
 
-/// Counters of a client stack.
+/// Counters of a client agent.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Requests accepted by [`request`](super::request).
@@ -97,7 +98,7 @@ pub(crate) struct PoolKey {
     pub addr: SocketAddr,
     /// Server name and TLS config, for TLS.
     pub tls: Option<(Option<String>, tls::ClientConfig)>,
-    pub config: Arc<ClientConfig>,
+    pub config: Arc<http::client::Config>,
 }
 
 impl PartialEq for PoolKey {
@@ -156,14 +157,14 @@ pub(crate) enum Reader {
 /// One request, from `request` to the end of its response.
 pub(crate) struct Exchange {
     pub phase: Phase,
-    pub connect: Option<Connect<super::Stack, tls::ClientConfig>>,
+    pub connect: Option<Connect<super::Agent, tls::ClientConfig>>,
     /// The endpoint chosen by the last `Connect::poll`.
     pub key: Option<PoolKey>,
     pub head: Request<()>,
     /// `Host` to add when the request has neither one nor an authority.
     pub host_hint: Option<String>,
     pub body: BodyKind,
-    pub config: Arc<ClientConfig>,
+    pub config: Arc<http::client::Config>,
     /// Body bytes written by the user, not yet taken by the codec.
     pub out: Vec<u8>,
     /// Body bytes accepted from the user so far.
@@ -323,7 +324,7 @@ impl Pending {
     }
 }
 
-/// Everything behind a [`Stack`](super::Stack) handle.
+/// Everything behind a [`Agent`](super::Agent) handle.
 pub(crate) struct Shared {
     pub inner: RefCell<Inner>,
     /// Work was queued (from outside the app's callbacks too): the app runs without sleeping.

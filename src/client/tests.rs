@@ -1,6 +1,7 @@
 //! Unit tests of the client's synchronous parts: body framing from the head, what `request`
 //! refuses at once, the writer's limits, pool keys, and the ctx's endpoint folds.
 
+use crate::http;
 use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
@@ -8,11 +9,10 @@ use std::sync::Arc;
 
 use ::http::Request;
 
-use super::stack::framing;
+use super::agent::framing;
 use super::state::{BodyKind, PoolKey};
 use super::*;
 use crate::ctx::{Next, Resolution};
-use crate::http::client::ClientConfig;
 use crate::runtime::Runtime;
 
 /// A runtime on a stack whose wire leads nowhere (nothing is ever sent in these tests).
@@ -69,13 +69,13 @@ fn the_head_decides_the_body_framing() {
 #[test]
 fn request_refuses_at_once_what_cannot_start() {
     let mut rt = runtime();
-    let stack = Stack::attach(&mut rt, Options::default());
+    let stack = Agent::attach(&mut rt, Options::default());
     let nothing = |_: Option<SocketAddr>, e: Error| panic!("error handler called: {e}");
     let no_response = |_: SocketAddr, _: ::http::Response<()>, _: ResponseBody| panic!("response");
     // Nothing in the ctx: neither endpoint can be built.
     let e = request(
         &crate::ctx::Ctx::empty(),
-        ClientConfig::default(),
+        http::client::Config::default(),
         nothing,
         no_response,
         head("GET", &[]),
@@ -89,7 +89,7 @@ fn request_refuses_at_once_what_cannot_start() {
     // A stack but no server: the report names the missing key.
     let e = request(
         &ctx(&stack),
-        ClientConfig::default(),
+        http::client::Config::default(),
         nothing,
         no_response,
         head("GET", &[]),
@@ -106,14 +106,14 @@ fn request_refuses_at_once_what_cannot_start() {
 #[test]
 fn the_body_writer_enforces_the_declared_framing() {
     let mut rt = runtime();
-    let stack = Stack::attach(&mut rt, Options::default());
+    let stack = Agent::attach(&mut rt, Options::default());
     let ctx = ctx(&stack).add(&domain_name(), "198.18.0.2".to_owned());
     let errors: Rc<RefCell<Vec<String>>> = Rc::default();
     let start = |req: Request<()>| {
         let e = errors.clone();
         request(
             &ctx,
-            ClientConfig::default(),
+            http::client::Config::default(),
             move |_, err| e.borrow_mut().push(err.to_string()),
             |_, _, _| {},
             req,
@@ -155,19 +155,29 @@ fn pool_keys_compare_address_tls_name_and_configs() {
     let addr: SocketAddr = "198.18.0.2:443".parse().unwrap();
     let tls_a = crate::tls::ClientConfig::dangerous_insecure().unwrap();
     let tls_b = crate::tls::ClientConfig::dangerous_insecure().unwrap();
-    let key = |tls: Option<(&str, &crate::tls::ClientConfig)>, config: ClientConfig| PoolKey {
-        addr,
-        tls: tls.map(|(n, c)| (Some(n.to_owned()), c.clone())),
-        config: Arc::new(config),
-    };
-    let base = key(Some(("a.test", &tls_a)), ClientConfig::default());
-    assert_eq!(base, key(Some(("a.test", &tls_a)), ClientConfig::default()));
-    assert_ne!(base, key(Some(("b.test", &tls_a)), ClientConfig::default()));
-    assert_ne!(base, key(Some(("a.test", &tls_b)), ClientConfig::default()));
-    assert_ne!(base, key(None, ClientConfig::default()));
-    let other = ClientConfig {
+    let key =
+        |tls: Option<(&str, &crate::tls::ClientConfig)>, config: http::client::Config| PoolKey {
+            addr,
+            tls: tls.map(|(n, c)| (Some(n.to_owned()), c.clone())),
+            config: Arc::new(config),
+        };
+    let base = key(Some(("a.test", &tls_a)), http::client::Config::default());
+    assert_eq!(
+        base,
+        key(Some(("a.test", &tls_a)), http::client::Config::default())
+    );
+    assert_ne!(
+        base,
+        key(Some(("b.test", &tls_a)), http::client::Config::default())
+    );
+    assert_ne!(
+        base,
+        key(Some(("a.test", &tls_b)), http::client::Config::default())
+    );
+    assert_ne!(base, key(None, http::client::Config::default()));
+    let other = http::client::Config {
         max_headers: 7,
-        ..ClientConfig::default()
+        ..http::client::Config::default()
     };
     assert_ne!(base, key(Some(("a.test", &tls_a)), other));
 }
@@ -175,7 +185,7 @@ fn pool_keys_compare_address_tls_name_and_configs() {
 #[test]
 fn the_base_ctx_defaults_ports_and_prefers_tls_without_dns_for_literals() {
     let mut rt = runtime();
-    let stack = Stack::attach(&mut rt, Options::default());
+    let stack = Agent::attach(&mut rt, Options::default());
     let tls = crate::tls::ClientConfig::dangerous_insecure().unwrap();
     let base = ctx(&stack).add(&domain_name(), "198.18.0.2".to_owned());
     let ip: IpAddr = "198.18.0.2".parse().unwrap();

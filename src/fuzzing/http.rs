@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::http::body::{BodyKind, Decoder};
-use crate::http::client::{ClientConfig, ClientConn, RequestBody};
+use crate::http::client::{ClientConn, RequestBody};
 use crate::http::head::{self, HeadScan};
 use crate::http::{BodyRead, Config, Error, Event, ResponseBody, ServerConn};
 
@@ -345,7 +345,7 @@ fn assert_status(e: &Error) {
 /// then EOF and an expired timer. Checks that it ends and never over-consumes.
 pub fn client_response(data: &[u8]) {
     let mut now = Instant::now();
-    let mut conn = ClientConn::new(Arc::new(ClientConfig::default()), now);
+    let mut conn = ClientConn::new(Arc::new(crate::http::client::Config::default()), now);
     let mut ids = Vec::new();
     for method in ["GET", "HEAD"] {
         let req = ::http::Request::builder()

@@ -44,7 +44,7 @@ mod read;
 mod tests;
 
 pub use super::BodyRead;
-pub use config::ClientConfig;
+pub use config::Config;
 pub use error::{ClientError, UsageError};
 
 use super::body::{self, Decoder};
@@ -193,7 +193,7 @@ enum Reader {
 /// One client-side HTTP/1.1 connection; see the [module docs](self).
 #[derive(Debug)]
 pub struct ClientConn {
-    config: Arc<ClientConfig>,
+    config: Arc<Config>,
     next_id: u64,
     /// Requests below this id were answered in full and retired.
     retired: u64,
@@ -219,7 +219,7 @@ pub struct ClientConn {
 
 impl ClientConn {
     /// A connection established at `now`.
-    pub fn new(config: Arc<ClientConfig>, now: Instant) -> Self {
+    pub fn new(config: Arc<Config>, now: Instant) -> Self {
         ClientConn {
             config,
             next_id: 0,

@@ -18,6 +18,7 @@
 //! `PAF_SOAK_MIB=N` plans N MiB instead of 1 GiB.
 //! `PAF_SOAK_PCAP=PREFIX` captures both ends to `PREFIX-a.pcap` and `PREFIX-b.pcap` (large).
 
+use paf::http;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -32,7 +33,6 @@ use net::device::{Device, Faults, Link};
 use net::testing::{config, B_V4, B_V6};
 use paf::client::{self, BodyEnd, BodyWriter, Options, ResponseBody};
 use paf::ctx::Ctx;
-use paf::http::client::ClientConfig;
 use paf::service::{self, Handle, Initialized, Reqd, Switch};
 use paf::{tls, Runtime};
 use rand::rngs::SmallRng;
@@ -351,7 +351,7 @@ fn read_body(body: ResponseBody, flight: Shared, hash: Sha) {
 /// The client side: the runtime, the two contexts and the plan's pattern bytes.
 struct Client {
     rt: Runtime,
-    stack: client::Stack,
+    stack: client::Agent,
     ctx: [Ctx; 4],
     table: Arc<Vec<u8>>,
 }
@@ -424,12 +424,12 @@ impl Client {
 }
 
 /// Generous codec timeouts: the soak's own [`STALL`] and [`BOUND`] report first, and better.
-fn client_config() -> ClientConfig {
-    ClientConfig {
+fn client_config() -> http::client::Config {
+    http::client::Config {
         response_timeout: Duration::from_secs(300),
         read_timeout: Duration::from_secs(300),
         write_timeout: Duration::from_secs(300),
-        ..ClientConfig::default()
+        ..http::client::Config::default()
     }
 }
 
@@ -571,7 +571,7 @@ fn a_gigabyte_of_http_and_https_over_a_faulty_wire_is_byte_exact_and_nothing_sti
         max_per_endpoint: LANES,
         ..Options::default()
     };
-    let stack = client::Stack::attach(&mut rt, options);
+    let stack = client::Agent::attach(&mut rt, options);
     let trust = tls::ClientConfig::builder(tls::ClientTrust::CaCerts(vec![ca.cert().clone()]))
         .build()
         .unwrap();

@@ -5,7 +5,7 @@ use std::time::Duration;
 /// Limits and timeouts for [`ClientConn`](super::ClientConn), shared behind an `Arc` by the
 /// connections of a pool.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ClientConfig {
+pub struct Config {
     /// Status line plus header fields of one response, in bytes; beyond it
     /// [`ClientError::HeadTooLarge`](super::ClientError::HeadTooLarge).
     pub max_head_size: usize,
@@ -30,9 +30,9 @@ pub struct ClientConfig {
     pub write_timeout: Duration,
 }
 
-impl Default for ClientConfig {
+impl Default for Config {
     fn default() -> Self {
-        ClientConfig {
+        Config {
             max_head_size: 64 * 1024,
             max_headers: 128,
             max_body_size: None,

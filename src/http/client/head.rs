@@ -22,7 +22,7 @@ use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGT
 use http::header::{EXPECT, TRANSFER_ENCODING};
 use http::{Method, StatusCode, Version};
 
-use super::{ClientConfig, ClientError, UsageError};
+use super::{ClientError, Config, UsageError};
 use crate::http::body;
 use crate::http::head::{list, parse_content_length, TransferCodings};
 use crate::http::write::write_u64;
@@ -188,7 +188,7 @@ pub(super) fn scan(buf: &[u8], scanned: &mut usize) -> Option<usize> {
 /// see the module docs.
 pub(super) fn parse_response(
     buf: &[u8],
-    config: &ClientConfig,
+    config: &Config,
     is_head: bool,
 ) -> Result<Parsed, ClientError> {
     let bad = ClientError::Malformed;

@@ -26,7 +26,7 @@ use ::http::{HeaderValue, Method, Request, Response, StatusCode};
 use net::testing::{B_V4, B_V6};
 use paf::client::{self, BodyEnd, BodyWriter, Client, Error, Options, ResponseBody};
 use paf::ctx::Ctx;
-use paf::http::client::{ClientConfig, ClientError};
+use paf::http::client::{self as codec, ClientError};
 use paf::service::{BodyWriter as ServerWriter, Reqd};
 use paf::tls;
 use support::{drive, idle_for, serve, serve_with, Net, LONG};
@@ -48,7 +48,7 @@ fn fnv1a(mut h: u64, data: &[u8]) -> u64 {
 }
 
 /// A base ctx for the server at `ip` (a literal: no DNS), port 80 unless given.
-fn ctx_for(stack: &client::Stack, ip: impl Into<IpAddr>) -> Ctx {
+fn ctx_for(stack: &client::Agent, ip: impl Into<IpAddr>) -> Ctx {
     client::ctx(stack).add(&client::domain_name(), ip.into().to_string())
 }
 
@@ -86,7 +86,7 @@ fn start(ctx: &Ctx, req: Request<()>) -> (Shared, Result<BodyWriter, Error>) {
     let (o1, o2) = (o.clone(), o.clone());
     let w = client::request(
         ctx,
-        ClientConfig::default(),
+        codec::Config::default(),
         move |_peer, e| o1.borrow_mut().errors.push(e),
         move |peer, head, body| {
             {
@@ -128,7 +128,7 @@ fn hello() -> support::MakeHandler {
 #[test]
 fn a_thousand_requests_share_one_pooled_connection() {
     let (server, mut rt) = serve(hello());
-    let stack = client::Stack::attach(&mut rt, Options::default());
+    let stack = client::Agent::attach(&mut rt, Options::default());
     let ctx = ctx_for(&stack, B_V4);
     let done = Rc::new(Cell::new(0usize));
     let failures = Rc::new(RefCell::new(Vec::<String>::new()));
@@ -140,7 +140,7 @@ fn a_thousand_requests_share_one_pooled_connection() {
         let (c2, d2, f2) = (ctx.clone(), done.clone(), failures.clone());
         let w = client::request(
             &ctx,
-            ClientConfig::default(),
+            codec::Config::default(),
             move |_, e| f.borrow_mut().push(format!("{i}: {e}")),
             move |_peer, head, body| {
                 assert_eq!(head.status(), StatusCode::OK);
@@ -174,7 +174,7 @@ fn a_thousand_requests_share_one_pooled_connection() {
 #[test]
 fn requests_over_ipv6_and_the_friendly_client() {
     let (server, mut rt) = serve(hello());
-    let stack = client::Stack::attach(&mut rt, Options::default());
+    let stack = client::Agent::attach(&mut rt, Options::default());
     let (o, w) = start(&ctx_for(&stack, B_V6), get("/six"));
     w.unwrap().close().unwrap();
     drive(&mut rt, LONG, "the response", || o.borrow().end.is_some());
@@ -313,7 +313,7 @@ fn streamed_64_mb_bodies_are_byte_exact_both_ways_with_both_framings() {
         ..paf::http::Config::default()
     };
     let (server, mut rt) = serve_with(cfg, streaming());
-    let stack = client::Stack::attach(&mut rt, Options::default());
+    let stack = client::Agent::attach(&mut rt, Options::default());
     let ctx = ctx_for(&stack, B_V4);
     for chunked in [true, false] {
         // Upload.
@@ -357,7 +357,7 @@ fn streamed_64_mb_bodies_are_byte_exact_both_ways_with_both_framings() {
         let errs = errors.clone();
         client::request(
             &ctx,
-            ClientConfig::default(),
+            codec::Config::default(),
             move |_, e| errs.borrow_mut().push(e),
             move |_peer, head, body| {
                 let framed = head.headers().get("transfer-encoding").is_some();
@@ -398,7 +398,7 @@ fn a_server_closing_mid_response_is_reported_exactly_once() {
             drop(w); // abandoned: flushed, then the connection closes
         })
     }));
-    let stack = client::Stack::attach(&mut rt, Options::default());
+    let stack = client::Agent::attach(&mut rt, Options::default());
     let (o, w) = start(&ctx_for(&stack, B_V4), get("/cut"));
     w.unwrap().close().unwrap();
     drive(&mut rt, LONG, "the failure", || {
@@ -487,7 +487,7 @@ fn a_stale_pooled_connection_is_retried_once_for_idempotent_requests_only() {
         .server
         .add(app, |_, cx| cx.listen(81, 16).map(|_| ()))
         .unwrap();
-    let stack = client::Stack::attach(&mut rt, Options::default());
+    let stack = client::Agent::attach(&mut rt, Options::default());
     let ctx = ctx_for(&stack, B_V4).add(&client::port(), 81);
     let run = |rt: &mut Net, req: Request<()>| {
         let (o, w) = start(&ctx, req);
@@ -530,7 +530,7 @@ fn a_stale_pooled_connection_is_retried_once_for_idempotent_requests_only() {
 #[test]
 fn a_refused_port_is_a_connect_error_naming_the_peer() {
     let (server, mut rt) = serve(hello());
-    let stack = client::Stack::attach(&mut rt, Options::default());
+    let stack = client::Agent::attach(&mut rt, Options::default());
     let (o, w) = start(&ctx_for(&stack, B_V4).add(&client::port(), 9), get("/"));
     w.unwrap().close().unwrap();
     drive(&mut rt, LONG, "the error", || !o.borrow().errors.is_empty());
@@ -570,7 +570,7 @@ fn the_friendly_client_follows_redirects_when_asked() {
             }
         })
     }));
-    let stack = client::Stack::attach(&mut rt, Options::default());
+    let stack = client::Agent::attach(&mut rt, Options::default());
     let plain = Client::new(&stack);
     let old = |rt: &mut Net, c: &Client, m: Method| {
         fetch(rt, c, m, "http://198.18.0.2/old", b"x".to_vec()).unwrap()
@@ -608,7 +608,7 @@ fn https_with_a_test_ca_verifies_the_name_pools_and_never_falls_back_to_plain_tc
         hello(),
         Some((server_config, tls_hello)),
     );
-    let stack = client::Stack::attach(&mut rt, Options::default());
+    let stack = client::Agent::attach(&mut rt, Options::default());
     let trust = tls::ClientConfig::builder(tls::ClientTrust::CaCerts(vec![ca.cert().clone()]))
         .build()
         .unwrap();
@@ -675,7 +675,7 @@ fn remote_handles_send_blocking_requests_from_other_threads() {
     let s = stop.clone();
     let loop_thread = std::thread::spawn(move || {
         let mut rt = end.runtime();
-        let stack = client::Stack::attach(&mut rt, Options::default());
+        let stack = client::Agent::attach(&mut rt, Options::default());
         tx.send((stack.remote(), rt.waker())).unwrap();
         rt.run_until(|_| s.load(Ordering::SeqCst)).unwrap();
         stack.stats()
@@ -726,7 +726,7 @@ fn the_pool_is_bounded_per_endpoint_and_idle_connections_expire() {
         idle_timeout: Duration::from_millis(300),
         ..Options::default()
     };
-    let stack = client::Stack::attach(&mut rt, options);
+    let stack = client::Agent::attach(&mut rt, options);
     let ctx = ctx_for(&stack, B_V4);
     let outcomes: Vec<_> = (0..6)
         .map(|i| {
@@ -770,12 +770,12 @@ fn a_server_that_never_answers_is_a_timeout_reported_once() {
         Box::new(move |_peer, reqd: Reqd| parked.borrow_mut().push(reqd))
     });
     let (server, mut rt) = serve_with(cfg, parker);
-    let stack = client::Stack::attach(&mut rt, Options::default());
+    let stack = client::Agent::attach(&mut rt, Options::default());
     let o: Shared = Rc::default();
     let o1 = o.clone();
-    let config = ClientConfig {
+    let config = codec::Config {
         response_timeout: Duration::from_millis(200),
-        ..ClientConfig::default()
+        ..codec::Config::default()
     };
     client::request(
         &ctx_for(&stack, B_V4),
@@ -815,14 +815,14 @@ fn a_server_that_never_answers_is_a_timeout_reported_once() {
 #[test]
 fn a_body_dropped_unread_is_drained_and_the_connection_reused() {
     let (server, mut rt) = serve(streaming());
-    let stack = client::Stack::attach(&mut rt, Options::default());
+    let stack = client::Agent::attach(&mut rt, Options::default());
     let ctx = ctx_for(&stack, B_V4);
     let seen = Rc::new(Cell::new(0));
     for _ in 0..3 {
         let s = seen.clone();
         client::request(
             &ctx,
-            ClientConfig::default(),
+            codec::Config::default(),
             |_, e| panic!("{e}"),
             move |_, head, body| {
                 assert_eq!(head.status(), StatusCode::OK);

@@ -10,6 +10,7 @@
 //! drain takes less virtual time than the drain timeout, i.e. it ended by the client taking the
 //! response and not by the deadline.
 
+use paf::http;
 use std::cell::{Cell, RefCell};
 use std::net::IpAddr;
 use std::rc::Rc;
@@ -17,7 +18,6 @@ use std::time::Duration;
 
 use net::testing::B_V4;
 use paf::client::{self, BodyEnd, Options};
-use paf::http::client::ClientConfig;
 use paf::tls;
 
 use super::{check_download, get, hello, streaming, support};
@@ -35,7 +35,7 @@ fn stop_keeps_the_client_turning_until_every_service_has_drained() {
         ..paf::http::Config::default()
     };
     let (server, mut rt) = support::serve_full(cfg, hello(), Some((server_config, streaming())));
-    let stack = client::Stack::attach(&mut rt, Options::default());
+    let stack = client::Agent::attach(&mut rt, Options::default());
     let trust = tls::ClientConfig::builder(tls::ClientTrust::CaCerts(vec![ca.cert().clone()]))
         .build()
         .unwrap();
@@ -53,7 +53,7 @@ fn stop_keeps_the_client_turning_until_every_service_has_drained() {
     let errs = errors.clone();
     client::request(
         &ctx,
-        ClientConfig::default(),
+        http::client::Config::default(),
         move |_, e| errs.borrow_mut().push(e),
         move |_peer, _head, body| check_download(body, g, m, e),
         get(&format!("/stream?{TOTAL}&len")),

@@ -105,7 +105,7 @@ fn request_heads() {
         ),
     ];
     for (method, uri, headers, body, want) in cases {
-        let mut c = Client::new(ClientConfig::default());
+        let mut c = Client::new(Config::default());
         c.send(method, uri, headers, *body).expect("send");
         assert_eq!(c.wire(), *want, "{method} {uri}");
     }
@@ -113,7 +113,7 @@ fn request_heads() {
 
 #[test]
 fn misuse() {
-    let mut c = Client::new(ClientConfig::default());
+    let mut c = Client::new(Config::default());
     let s = |c: &mut Client, m, u| c.send(m, u, &[], RequestBody::Empty);
     assert_eq!(s(&mut c, "GET", "/x"), Err(UsageError::MissingHost));
     assert_eq!(
@@ -144,7 +144,7 @@ fn misuse() {
     assert_eq!(s(&mut c, "GET", "http://a/"), Err(UsageError::NotAccepting));
 
     // A request that says close is the last one.
-    let mut c = Client::new(ClientConfig::default());
+    let mut c = Client::new(Config::default());
     c.send(
         "GET",
         "http://a/",
@@ -160,9 +160,9 @@ fn misuse() {
 
 #[test]
 fn streamed_bodies_and_write_backpressure() {
-    let mut c = Client::new(ClientConfig {
+    let mut c = Client::new(Config {
         request_buffer_size: 8,
-        ..ClientConfig::default()
+        ..Config::default()
     });
     c.send_window = 0;
     let up = c
@@ -203,7 +203,7 @@ fn streamed_bodies_and_write_backpressure() {
 fn expect_continue() {
     let expect = [("Expect", "100-continue")];
     // The server says go on: the body follows, the connection stays reusable.
-    let mut c = Client::new(ClientConfig::default());
+    let mut c = Client::new(Config::default());
     let up = c
         .send("PUT", "http://a/", &expect, RequestBody::Length(3))
         .unwrap();
@@ -220,7 +220,7 @@ fn expect_continue() {
     assert!(c.conn.is_reusable());
 
     // A final answer first: the body we still owe makes the connection unusable after it.
-    let mut c = Client::new(ClientConfig::default());
+    let mut c = Client::new(Config::default());
     let up = c
         .send("PUT", "http://a/", &expect, RequestBody::Length(3))
         .unwrap();
@@ -231,7 +231,7 @@ fn expect_continue() {
     assert!(!c.conn.is_reusable());
 
     // Without Expect, a stray 100 is skipped silently.
-    let mut c = Client::new(ClientConfig::default());
+    let mut c = Client::new(Config::default());
     c.get();
     c.feed(b"HTTP/1.1 100 Continue\r\n\r\n");
     c.feed(OK);
@@ -241,7 +241,7 @@ fn expect_continue() {
 #[test]
 fn early_response_while_uploading_keeps_streaming() {
     // A streaming server may answer before the body is complete; framing stays intact.
-    let mut c = Client::new(ClientConfig::default());
+    let mut c = Client::new(Config::default());
     let up = c
         .send("POST", "http://a/", &[], RequestBody::Chunked)
         .unwrap();
@@ -289,7 +289,7 @@ fn keep_alive_decisions() {
         ),
     ];
     for (req, resp, reusable) in table {
-        let mut c = Client::new(ClientConfig::default());
+        let mut c = Client::new(Config::default());
         c.send("GET", "http://a/", req, RequestBody::Empty).unwrap();
         assert!(!c.conn.is_reusable() && !c.conn.is_idle());
         c.feed(resp.as_bytes());
@@ -298,7 +298,7 @@ fn keep_alive_decisions() {
     }
 
     // Reuse needs the body read by the caller.
-    let mut c = Client::new(ClientConfig::default());
+    let mut c = Client::new(Config::default());
     c.auto_read = false;
     let r = c.get();
     c.feed(OK);
@@ -314,9 +314,9 @@ fn keep_alive_decisions() {
 
 #[test]
 fn read_backpressure() {
-    let mut c = Client::new(ClientConfig {
+    let mut c = Client::new(Config {
         body_buffer_size: 4,
-        ..ClientConfig::default()
+        ..Config::default()
     });
     c.auto_read = false;
     let r = c.get();
@@ -337,7 +337,7 @@ fn read_backpressure() {
 
 #[test]
 fn errors_are_reported_once() {
-    let mut c = Client::new(ClientConfig::default());
+    let mut c = Client::new(Config::default());
     let r = c.get();
     c.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhel");
     c.eof();
@@ -363,7 +363,7 @@ fn errors_are_reported_once() {
 
 #[test]
 fn response_timeout_counts_from_transmission() {
-    let mut c = Client::new(ClientConfig::default());
+    let mut c = Client::new(Config::default());
     c.send_window = 0;
     c.get();
     assert_eq!(
@@ -387,7 +387,7 @@ fn response_timeout_counts_from_transmission() {
 
 #[test]
 fn read_timeout_mid_head_and_mid_body() {
-    let mut c = Client::new(ClientConfig::default());
+    let mut c = Client::new(Config::default());
     c.get();
     c.feed(b"HTTP/1.1 200 OK\r\n");
     c.advance(secs(59));
@@ -405,9 +405,9 @@ fn read_timeout_mid_head_and_mid_body() {
     );
 
     // The timer pauses while the caller leaves the body buffer full.
-    let mut c = Client::new(ClientConfig {
+    let mut c = Client::new(Config {
         body_buffer_size: 2,
-        ..ClientConfig::default()
+        ..Config::default()
     });
     c.auto_read = false;
     let r = c.get();
@@ -422,7 +422,7 @@ fn read_timeout_mid_head_and_mid_body() {
 
 #[test]
 fn write_timeout() {
-    let mut c = Client::new(ClientConfig::default());
+    let mut c = Client::new(Config::default());
     c.send_window = 0;
     c.send("POST", "http://a/", &[], RequestBody::Chunked)
         .unwrap();

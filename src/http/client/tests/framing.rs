@@ -344,7 +344,7 @@ fn framing_table() {
             ],
         ),
     ];
-    let config = ClientConfig::default();
+    let config = Config::default();
     for (method, input, want) in &cases {
         let got = split_runs(&config, &[method], input.as_bytes());
         assert_eq!(&got, want, "{method} {input:?}");
@@ -353,12 +353,12 @@ fn framing_table() {
 
 #[test]
 fn limits() {
-    let config = ClientConfig {
+    let config = Config {
         max_head_size: 64,
         max_headers: 2,
         max_body_size: Some(5),
         max_trailer_size: 8,
-        ..ClientConfig::default()
+        ..Config::default()
     };
     let big = |n: usize| {
         format!(
@@ -432,7 +432,7 @@ fn pipelined_responses_match_requests_in_order() {
     ]
     .concat();
     let got = split_runs(
-        &ClientConfig::default(),
+        &Config::default(),
         &["GET", "GET", "GET", "HEAD", "POST"],
         input.as_bytes(),
     );
@@ -460,7 +460,7 @@ fn closing_response_aborts_later_pipelined_requests() {
         resp("200 OK\r\nContent-Length: 1", "a"),
         resp("200 OK\r\nConnection: close\r\nContent-Length: 1", "b"),
     );
-    let got = split_runs(&ClientConfig::default(), &["GET"; 4], input.as_bytes());
+    let got = split_runs(&Config::default(), &["GET"; 4], input.as_bytes());
     let want = [
         "response 0 200 HTTP/1.1",
         "body 0 [a]",
@@ -474,7 +474,7 @@ fn closing_response_aborts_later_pipelined_requests() {
 
     // Close-delimited: the EOF ends the body, later requests were never answered.
     let input = resp("200 OK", "rest");
-    let got = split_runs(&ClientConfig::default(), &["GET"; 2], input.as_bytes());
+    let got = split_runs(&Config::default(), &["GET"; 2], input.as_bytes());
     assert_eq!(
         got,
         [
@@ -492,7 +492,7 @@ fn error_mid_pipeline_reports_once_and_aborts_the_rest() {
         "{}HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhel",
         resp("200 OK\r\nContent-Length: 1", "a")
     );
-    let got = split_runs(&ClientConfig::default(), &["GET"; 3], input.as_bytes());
+    let got = split_runs(&Config::default(), &["GET"; 3], input.as_bytes());
     let want = [
         "response 0 200 HTTP/1.1",
         "body 0 [a]",

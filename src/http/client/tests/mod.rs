@@ -31,7 +31,7 @@ pub(super) struct Client {
 }
 
 impl Client {
-    pub fn new(config: ClientConfig) -> Self {
+    pub fn new(config: Config) -> Self {
         let now = Instant::now();
         Client {
             conn: ClientConn::new(Arc::new(config), now),
@@ -186,7 +186,7 @@ pub(super) fn id(n: u64) -> RequestId {
 
 /// Sends one request per method in `methods` (to `http://a/`), feeds `pieces`, records whether
 /// the connection was reusable, then EOF. Returns the log (plus `reusable` before the EOF).
-pub(super) fn run(config: &ClientConfig, methods: &[&str], pieces: &[&[u8]]) -> Vec<String> {
+pub(super) fn run(config: &Config, methods: &[&str], pieces: &[&[u8]]) -> Vec<String> {
     let mut c = Client::new(config.clone());
     for m in methods {
         c.send(m, "http://a/", &[], RequestBody::Empty)
@@ -204,7 +204,7 @@ pub(super) fn run(config: &ClientConfig, methods: &[&str], pieces: &[&[u8]]) -> 
 
 /// Runs `input` whole, split at every byte boundary, and one byte at a time; all transcripts
 /// must agree. Returns the transcript.
-pub(super) fn split_runs(config: &ClientConfig, methods: &[&str], input: &[u8]) -> Vec<String> {
+pub(super) fn split_runs(config: &Config, methods: &[&str], input: &[u8]) -> Vec<String> {
     let whole = run(config, methods, &[input]);
     for k in 1..input.len() {
         let got = run(config, methods, &[&input[..k], &input[k..]]);

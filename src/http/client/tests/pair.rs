@@ -44,7 +44,7 @@ impl Pair {
         let now = Instant::now();
         Pair {
             now,
-            client: ClientConn::new(Arc::new(ClientConfig::default()), now),
+            client: ClientConn::new(Arc::new(Config::default()), now),
             server: Server {
                 conn: ServerConn::new(Arc::new(server_config), now),
                 reqs: HashMap::new(),

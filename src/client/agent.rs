@@ -1,4 +1,4 @@
-//! [`Stack`]: the client on a runtime's network stack (the seed's `Stack.t` as the client sees
+//! [`Agent`]: the client on a runtime's network stack (the seed's `Agent.t` as the client sees
 //! it), and [`request`], the seed's `request ~ctx`.
 
 use std::cell::{Cell, RefCell};
@@ -17,40 +17,41 @@ use super::remote::Remote;
 use super::state::{BodyKind, DnsJob, Exchange, Inner, Options, Pending, Phase, Shared, Stats};
 use super::{keys, Error, Family};
 use crate::ctx::{Completer, Connect, Ctx, Next, Resolution};
-use crate::http::client::{ClientConfig, UsageError};
+use crate::http;
+use crate::http::client::UsageError;
 use crate::runtime::Runtime;
 
 /// The client side of a runtime: a handle on the client app that owns its connections, pool and
 /// DNS queries. Cheap to clone; single-threaded (it lives on the loop's thread). Put it in a ctx
-/// under [`stack`](super::stack) (or start from [`ctx`](super::ctx)).
+/// under [`agent`](super::agent) (or start from [`ctx`](super::ctx)).
 #[derive(Clone)]
-pub struct Stack(pub(crate) Rc<Shared>);
+pub struct Agent(pub(crate) Rc<Shared>);
 
-impl PartialEq for Stack {
+impl PartialEq for Agent {
     fn eq(&self, other: &Self) -> bool {
         Rc::ptr_eq(&self.0, &other.0)
     }
 }
 
-impl Eq for Stack {}
+impl Eq for Agent {}
 
-impl fmt::Debug for Stack {
+impl fmt::Debug for Agent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0.inner.try_borrow() {
             Ok(inner) => f
-                .debug_struct("Stack")
+                .debug_struct("Agent")
                 .field("requests", &inner.exchanges.len())
                 .field("connections", &inner.conns.len())
                 .finish(),
-            Err(_) => f.write_str("Stack(..)"),
+            Err(_) => f.write_str("Agent(..)"),
         }
     }
 }
 
-impl Stack {
+impl Agent {
     /// Adds the client app to `rt`, with `options`.
-    pub fn attach(rt: &mut Runtime, options: Options) -> Stack {
-        let stack = Stack(Rc::new(Shared {
+    pub fn attach(rt: &mut Runtime, options: Options) -> Agent {
+        let stack = Agent(Rc::new(Shared {
             inner: RefCell::new(Inner::default()),
             pending: Pending::default(),
             polling: Cell::new(None),
@@ -169,7 +170,7 @@ impl Stack {
             Next::Pending => None,
             Next::Connect(edn) => {
                 if edn_stack(&edn) != self {
-                    return Some(Error::NoStack);
+                    return Some(Error::NoAgent);
                 }
                 exchange::choose(x, edn);
                 None
@@ -179,7 +180,7 @@ impl Stack {
     }
 }
 
-fn edn_stack(edn: &crate::ctx::Endpoint<Stack, crate::tls::ClientConfig>) -> &Stack {
+fn edn_stack(edn: &crate::ctx::Endpoint<Agent, crate::tls::ClientConfig>) -> &Agent {
     match edn {
         crate::ctx::Endpoint::Tls(e) => &e.stack,
         crate::ctx::Endpoint::Tcp(e) => &e.stack,
@@ -204,11 +205,11 @@ fn edn_stack(edn: &crate::ctx::Endpoint<Stack, crate::tls::ClientConfig>) -> &St
 ///
 /// # Errors
 /// Failures known at once, reported here and not to `error_handler`: [`Error::Usage`] for a
-/// request that cannot be sent (CONNECT, conflicting framing headers), [`Error::NoStack`] when
-/// the ctx names no client stack, [`Error::Ctx`] when it describes no endpoint at all.
+/// request that cannot be sent (CONNECT, conflicting framing headers), [`Error::NoAgent`] when
+/// the ctx names no client agent, [`Error::Ctx`] when it describes no endpoint at all.
 pub fn request<E, R>(
     ctx: &Ctx,
-    config: ClientConfig,
+    config: http::client::Config,
     error_handler: E,
     response_handler: R,
     req: Request<()>,
@@ -265,7 +266,7 @@ pub(crate) fn framing(mut req: Request<()>) -> Result<(Request<()>, BodyKind), E
 /// Registers an exchange and polls its ctx once.
 pub(crate) fn start(
     ctx: &Ctx,
-    config: Arc<ClientConfig>,
+    config: Arc<http::client::Config>,
     head: Request<()>,
     body: BodyKind,
     error_handler: super::state::ErrorHandler,
@@ -336,28 +337,28 @@ pub(crate) fn start(
     Ok(writer)
 }
 
-/// The stack a request goes through: the ctx's `stack`, else that of an endpoint it yields at
+/// The agent a request goes through: the ctx's `agent`, else that of an endpoint it yields at
 /// once.
-fn find_stack(ctx: &Ctx) -> Result<Stack, Error> {
-    if let Resolution::Ready(s) = ctx.resolve(&keys::stack()).poll() {
+fn find_stack(ctx: &Ctx) -> Result<Agent, Error> {
+    if let Resolution::Ready(s) = ctx.resolve(&keys::agent()).poll() {
         return Ok(s);
     }
     let mut connect = Connect::new(ctx, &keys::tls_edn(), &keys::tcp_edn());
     match connect.poll() {
         Next::Connect(edn) => Ok(edn_stack(&edn).clone()),
         Next::Failed(report) => Err(Error::Ctx(report)),
-        // The endpoint needs asynchronous steps: the stack is the one client stack the ctx
+        // The endpoint needs asynchronous steps: the agent is the one client agent the ctx
         // holds, whatever the key (the seed's examples make their own `stack` key).
         Next::Pending => {
-            let mut stacks: Vec<Stack> = Vec::new();
-            for s in ctx.values_of::<Stack>() {
+            let mut stacks: Vec<Agent> = Vec::new();
+            for s in ctx.values_of::<Agent>() {
                 if !stacks.contains(&s) {
                     stacks.push(s);
                 }
             }
             match stacks.as_slice() {
                 [one] => Ok(one.clone()),
-                _ => Err(Error::NoStack),
+                _ => Err(Error::NoAgent),
             }
         }
     }
