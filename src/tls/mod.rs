@@ -28,7 +28,7 @@
 //!
 //! Layout: [`config`] (shared, immutable settings; PEM loading), `sni`
 //! (certificate choice by server name), [`session`] (the per-connection byte
-//! pipe) and [`certs`] (a throw-away test PKI made with rcgen).
+//! pipe) and `certs` (a throw-away test PKI made with rcgen; feature `certs`, on by default).
 //!
 //! [`is_closed`]: ServerSession::is_closed
 //! [`handle_input`]: ServerSession::handle_input
@@ -45,6 +45,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+#[cfg(feature = "certs")]
 pub mod certs;
 pub mod config;
 pub mod session;
