@@ -19,10 +19,13 @@
 //!   wire's counters. The pair is stepped at most [`TICK`] of virtual time between checks; a
 //!   hang (nothing left to do but let time pass) costs next to no wall time before it fails.
 //!
-//! The default 1 GiB stays: on one thread it takes about as much CPU as the two threads of the
-//! real-clock version it replaced did together (about 12 s in a debug build on the 2-core VM),
-//! and no longer waits out RTOs on the real clock, so it is faster in wall time (13 s against
-//! 20 s or more; the whole run is about 2 s of virtual time).
+//! The default stays 1 GiB. On one thread it takes 11–14 s in a debug build on the 2-core VM
+//! (about 12 s of CPU, for 2–4 s of virtual time). The real-clock version it replaced, a server
+//! thread beside the client's, took 7 s on an idle machine (10 s of CPU on two cores) and 20 s
+//! or more on a busy one, where its stall bound was a wall-clock timing window. A few seconds
+//! more on an idle machine buy a test that a busy one cannot fail, and a smaller default would
+//! see fewer of the rare cases the soak is for (a retransmission lost again, a fault on a
+//! connection's first or last segments).
 //!
 //! `PAF_SOAK_SEED=N` runs another plan, with other fault draws (each frame's fate is drawn from
 //! the seed). Two runs of one seed still differ in detail (connections opened, frames sent):
