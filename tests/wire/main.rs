@@ -22,15 +22,17 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 static HEAVY: Mutex<()> = Mutex::new(());
 
-/// Held for its whole run by each test that loads both cores for seconds, pushing tens of
-/// megabytes through two userspace stacks on two threads: `client`'s and `http`'s 64 MB streams,
-/// `http`'s TLS pipelines and streams, `fault_soak` (1 GiB over a faulty wire; a request that
-/// makes no progress for 20 s fails it), and `leak` (through [`alone`]). They run one at a time;
-/// the other, short tests run beside them, as they ran beside each other within their suites.
+/// Held for its whole run by each test that takes seconds of CPU, pushing tens of megabytes or
+/// more through two userspace stacks: `client`'s and `http`'s 64 MB streams, `http`'s TLS
+/// pipelines and streams, `fault_soak` (1 GiB over a faulty wire), and `leak` (through
+/// [`alone`]). They run one at a time; the other, short tests run beside them, as they ran
+/// beside each other within their suites.
 ///
-/// `leak` is why: its probes are cut by 300 to 400 ms timeouts. In a run where it overlapped
-/// `http`'s 64 MB response stream, its 431 probe (a 20 KB head) got a 408 instead: the head had
-/// not reached the server's codec within the head timeout.
+/// It bounds the load, nothing more: these tests all run on the virtual clock of
+/// `paf::testing::Pair`, so a busy core delays them but changes nothing they check. (Before
+/// `leak` moved to the pair, its probes were cut by 300 to 400 ms real-clock timeouts, and in a
+/// run where it overlapped `http`'s 64 MB response stream its 431 probe got a 408: that was the
+/// lock's first reason.)
 ///
 /// A failed test poisons the lock; the next one takes it all the same.
 pub fn heavy() -> MutexGuard<'static, ()> {

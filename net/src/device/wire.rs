@@ -208,6 +208,21 @@ impl Direction {
         true
     }
 
+    /// Grows the recycled buffers to the most this direction can ever use, `capacity + 2` (a
+    /// full queue, plus a frame and its duplicate tail-dropped), each with room for `frame`
+    /// bytes, and the queue to `capacity` frames.
+    fn prefill(&mut self, frame: usize) {
+        let most = self.faults.capacity + 2;
+        self.queue.reserve(self.faults.capacity);
+        self.spare.reserve(most);
+        for v in &mut self.spare {
+            v.reserve(frame);
+        }
+        while self.queue.len() + self.spare.len() < most {
+            self.spare.push(Vec::with_capacity(frame));
+        }
+    }
+
     fn recv(&mut self, now: SmolInstant, buf: &mut [u8]) -> Option<usize> {
         if self.queue.peek()?.0.at > now {
             return None;
@@ -315,6 +330,18 @@ impl WireEnd {
         WireMonitor {
             shared: self.shared.clone(),
         }
+    }
+
+    /// Allocates up front every buffer the direction this end sends on will ever need: as many
+    /// frame buffers of the wire's largest frame (MTU plus the Ethernet header) as its queue
+    /// can hold, and the queue's room. The wire recycles frame buffers, but its pool otherwise
+    /// grows to the most frames ever queued at once and each buffer to the largest frame it
+    /// held; a test that measures the heap of the stacks over the wire fills it first so that
+    /// growth is not counted. Sends nothing: counters and fault draws are untouched. Call it
+    /// after [`WireEnd::set_faults`] (the queue's capacity is the faults').
+    pub fn prefill_frame_pool(&self) {
+        let frame = self.mtu + super::ETHERNET_HEADER;
+        self.lock().dirs[self.side].prefill(frame);
     }
 
     /// When the next frame towards this end becomes deliverable.
@@ -466,6 +493,42 @@ mod tests {
         let [ab, ba] = m.stats();
         assert_eq!((ab.sent, ab.dropped), (1, 0));
         assert_eq!((ba.sent, ba.dropped), (1, 1));
+    }
+
+    /// After the pool is filled, a full queue each way (with tail drops) takes every buffer
+    /// from the pool and gives it back: no frame buffer is allocated, and nothing is counted.
+    #[test]
+    fn a_filled_frame_pool_covers_a_full_queue() {
+        let faults = Faults {
+            capacity: 8,
+            duplicate: 1.0,
+            ..Faults::default()
+        };
+        let (a, b) = pair(1500, faults.clone(), faults, 1);
+        a.prefill_frame_pool();
+        b.prefill_frame_pool();
+        let pools = |e: &WireEnd| {
+            let s = e.lock();
+            let d = &s.dirs[e.side];
+            let small = d.spare.iter().filter(|v| v.capacity() < 1514).count();
+            (d.spare.len(), small, d.stats)
+        };
+        assert_eq!(pools(&a), (10, 0, WireStats::default()));
+        assert_eq!(pools(&b), (10, 0, WireStats::default()));
+        let mut buf = [0u8; 1514];
+        for end in [&a, &b] {
+            for _ in 0..6 {
+                end.send(t(0), &[7; 1514]).unwrap();
+            }
+            let (spare, _, stats) = pools(end);
+            assert_eq!((spare, stats.overflowed), (2, 4), "{stats:?}");
+        }
+        for end in [&a, &b] {
+            while end.recv(t(0), &mut buf).unwrap().is_some() {}
+        }
+        for end in [&a, &b] {
+            assert_eq!(pools(end).0, 10, "every buffer back, none added");
+        }
     }
 
     #[test]

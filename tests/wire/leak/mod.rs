@@ -2,12 +2,16 @@
 //! wire, round after round, with everything the server holds counted after each round. No root
 //! needed; the whole test runs in this process, so every count is read directly.
 //!
-//! The server (`server.rs`) is a runtime on its own thread with its own stack (B):
-//! `service::http` on port 80 and `service::https` on 443, serving the built-in test routes
-//! (`/bench`, `/echo`, `/count`, `/blob`) plus `/file`, which streams a real file (one open
-//! descriptor per response in flight). Short timeouts (300–400 ms) make the timeout paths quick.
-//! The clients are probes (`probe.rs`) on the test thread's runtime (stack A), each one
-//! connection with a script. One round:
+//! Both runtimes are a `paf::testing::Pair` (`server::pair`): the server's (stack B) and the
+//! client's (stack A) on one virtual clock, stepped together on the test thread, time jumping to
+//! whatever either has to do next. No thread, no sleep, no wall-clock wait: every timeout fires
+//! at its exact virtual instant whatever the machine's load, and a run replays the same steps.
+//! The server (`server.rs`) is `service::http` on port 80 and `service::https` on 443, serving
+//! the built-in test routes (`/bench`, `/echo`, `/count`, `/blob`) plus `/file`, which streams a
+//! real file (one open descriptor per response in flight); the test starts, stops and counts it
+//! between steps. Short timeouts (300–400 ms) keep the timeout paths short in virtual time. The
+//! clients are probes (`probe.rs`) on the client runtime, each one connection with a script. One
+//! round:
 //!
 //! - plain: keep-alive connections with pipelined requests, short connections, uploads
 //!   (`Content-Length` and chunked), malformed requests (400, smuggling 400, 431), resets
@@ -18,39 +22,38 @@
 //! - stop and restart: downloads in flight, both stop switches turned off (the drain is cut at
 //!   `drain_timeout`), both handles complete, then `service::init` again on the same ports.
 //!
-//! After each round, once TIME-WAIT (100 ms) has drained, these must be back at their baseline:
-//! the server stack's socket count and its listening sockets (none while the services are
-//! stopped), its apps, the services' open connections, the client stack's sockets and apps, and
-//! the process's file descriptors (`/proc/self/fd`). The spare-socket pools (recycled sockets
-//! with their buffers) must stay within their cap and not grow after the warm-up, and the live
-//! heap (a counting global allocator, minus the pools' buffers) must not grow round over round.
+//! After each round, once TIME-WAIT (1 s) has drained (the pair is stepped until the counts are
+//! back, within [`SETTLE`] of virtual time), these must be at their baseline: the server
+//! stack's socket count and its listening sockets (none while the services are stopped), its
+//! apps, the services' open connections, the client stack's sockets and apps (all read through
+//! `Runtime::net().stats()` and `socket_count()`), and the process's file descriptors
+//! (`/proc/self/fd`). The spare-socket pools (recycled sockets with their buffers) must stay
+//! within their cap and not grow after the warm-up, and the live heap (a counting global
+//! allocator, minus the pools' buffers) must not grow round over round.
 //!
 //! Round 0 is the warm-up: its waves run all at once, at twice the concurrency of later rounds,
 //! and it makes 160 extra TLS handshakes, so that every capacity (socket slots per shard, hash
 //! maps, buffer pools, rustls's 256-entry session cache) has reached what later rounds need.
 //! Two growths that are not leaks are kept out of the measure: the in-memory wire's recycled
-//! frame buffers (filled up front, see `fill_frame_pools`) and the per-shard socket slots of
-//! the default 4,096 shards (the stacks here have 64, see `server::stack`).
+//! frame buffers (allocated up front, `Builder::prefill_frame_pools`) and the per-shard socket
+//! slots of the default 4,096 shards (the stacks here have 64, see `server::pair`).
 
 mod probe;
 mod server;
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::RefCell;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use net::device::{wire, Faults};
 use net::testing::{B_V4, B_V6};
-use net::Transport;
+use paf::testing::Pair;
 use paf::tls::ClientConfig;
 use paf::Runtime;
 
-use probe::{idle, probe, wave, End, Outcome, ProbeHandle};
-use server::{client_tls, spare_bytes, stack, Cmd, Server, Shared, Snap, BUFFER};
+use probe::{probe, wave, End, Outcome, ProbeHandle};
+use server::{client_tls, spare_bytes, Server, Snap, BUFFER};
 
 /// Live heap bytes of the whole process: the `wire` binary's global allocator, so it counts
 /// every suite's allocations; the test runs alone in a child process ([`crate::alone`]).
@@ -94,11 +97,9 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOC: Counting = Counting;
 
-/// IP MTU of the in-memory wire.
-const WIRE_MTU: usize = 1500;
 /// Rounds after the warm-up.
 const ROUNDS: usize = 12;
-/// How long a settle (counts back at baseline) may take.
+/// How long a settle (counts back at baseline) may take, in virtual time.
 const SETTLE: Duration = Duration::from_secs(15);
 /// Live-heap growth allowed from the first measured rounds (1 and 2) to the later ones: about
 /// 190 connections per round, so a leak of 32 bytes or more per connection fails by the last
@@ -131,11 +132,11 @@ impl Wave {
         }
     }
 
-    /// Drives the client until every probe has ended; checks that each ended as scripted (a
-    /// probe that stops reading is reset by the server) with the status expected.
-    fn run(self, rt: &mut Runtime, what: &str) {
+    /// Steps the pair until every probe has ended; checks that each ended as scripted (a probe
+    /// that stops reading is reset by the server) with the status expected.
+    fn run(self, pair: &mut Pair, what: &str) {
         let handles: Vec<_> = self.probes.iter().map(|(h, _)| h.clone()).collect();
-        wave(rt, &handles, what);
+        wave(pair, &handles, what);
         for (p, want) in &self.probes {
             let outcome = match p.end() {
                 End::Eof => Outcome::Eof,
@@ -347,7 +348,8 @@ fn tls(w: &mut Wave, rt: &mut Runtime, at: SocketAddr, cfg: &ClientConfig, short
 
 /// Downloads in flight (plain and TLS, not reading) while both services are stopped; the drain
 /// is cut at `drain_timeout` and the probes see resets. Then both start again on the same ports.
-fn stop_and_restart(rt: &mut Runtime, server: &Server, ip: IpAddr, cfg: &ClientConfig) {
+fn stop_and_restart(pair: &mut Pair, server: &mut Server, ip: IpAddr, cfg: &ClientConfig) {
+    let rt = &mut pair.client;
     let mut w = Wave { probes: Vec::new() };
     let (http, https) = (SocketAddr::new(ip, 80), SocketAddr::new(ip, 443));
     let blob = get("/blob?size=8000000", false);
@@ -381,51 +383,34 @@ fn stop_and_restart(rt: &mut Runtime, server: &Server, ip: IpAddr, cfg: &ClientC
         End::NoRead,
         None,
     );
-    idle(rt, Duration::from_millis(150));
-    server.send(Cmd::Stop);
-    w.run(rt, "stop wave");
-    settle(rt, server, "services stopped", |s| {
+    // Let the downloads get going (and the TLS handshakes finish) before the stop.
+    pair.advance(Duration::from_millis(150));
+    server.stop();
+    w.run(pair, "stop wave");
+    settle(pair, server, "services stopped", |s| {
         s.finished && s.apps == 0 && s.stats.listening_sockets == 0
     });
-    server.send(Cmd::Start);
-    settle(rt, server, "services restarted", |s| {
+    server.start(&mut pair.server);
+    settle(pair, server, "services restarted", |s| {
         s.apps == 2 && !s.finished
     });
 }
 
-/// Turns the client until the server's snapshot satisfies `ok`; panics with the last one.
-fn settle(rt: &mut Runtime, server: &Server, what: &str, ok: impl Fn(&Snap) -> bool) -> Snap {
-    let deadline = Instant::now() + SETTLE;
-    loop {
-        let s = server.snap();
-        if ok(&s) {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not settled after {SETTLE:?}: {s:?}"
-        );
-        idle(rt, Duration::from_millis(20));
-    }
-}
-
-/// The in-memory wire recycles frame buffers: each direction keeps a free list that grows to the
-/// most frames ever queued at once, and a recycled buffer keeps the largest frame it held. That
-/// growth is the test harness's, not paf's, and it would show as heap growth round after round.
-/// So both free lists are filled up front: a full queue (`Faults::capacity` frames) of
-/// full-size frames each way, sent and received back. Later frames reuse those buffers.
-fn fill_frame_pools(a: &wire::WireEnd, b: &wire::WireEnd) {
-    let now = net::clock::to_smol(Instant::now());
-    let frame = vec![0u8; WIRE_MTU + 14];
-    let mut buf = vec![0u8; WIRE_MTU + 14];
-    for end in [a, b] {
-        for _ in 0..Faults::default().capacity {
-            end.send(now, &frame).expect("a wire send");
-        }
-    }
-    for end in [a, b] {
-        while let Ok(Some(_)) = end.recv(now, &mut buf) {}
-    }
+/// Steps the pair until the server's snapshot satisfies `ok`; panics with the last one.
+fn settle(pair: &mut Pair, server: &Server, what: &str, ok: impl Fn(&Snap) -> bool) -> Snap {
+    let mut last = None;
+    pair.drive(SETTLE, |p| {
+        let s = server.snap(&mut p.server);
+        let done = ok(&s);
+        last = Some(s);
+        done
+    });
+    let s = last.expect("drive looks at least once");
+    assert!(
+        ok(&s),
+        "{what}: not settled after {SETTLE:?} of virtual time: {s:?}"
+    );
+    s
 }
 
 fn fds() -> usize {
@@ -471,20 +456,18 @@ fn mixed_workload_returns_every_count_to_baseline() {
     ) {
         return;
     }
+    // Wall time, for the progress lines only: nothing waits on it.
     let t0 = Instant::now();
     let file = TempFile::new();
-    let (ea, eb) = wire::pair(WIRE_MTU, Faults::default(), Faults::default(), 23);
-    fill_frame_pools(&ea, &eb);
-    let server = Server::spawn(eb, file.0.clone());
-    let client_stack = Rc::new(RefCell::new(stack(true, ea)));
-    let mut rt = Runtime::new(Box::new(Shared(client_stack.clone()))).expect("client runtime");
+    let mut pair = server::pair();
+    let mut server = Server::new(file.0.clone());
     let cfg = client_tls();
     let (v4, v6) = (IpAddr::from(B_V4), IpAddr::from(B_V6));
 
-    let down = server.snap();
-    server.send(Cmd::Start);
-    let up = settle(&mut rt, &server, "first start", |s| s.apps == 2);
-    let client_idle = client_stack.borrow().socket_count();
+    let down = server.snap(&mut pair.server);
+    server.start(&mut pair.server);
+    let up = settle(&mut pair, &server, "first start", |s| s.apps == 2);
+    let client_idle = pair.client.net().socket_count();
     let fds0 = fds();
     eprintln!(
         "leak: baseline: server {} sockets up, {} stopped; client {client_idle}; {fds0} fds",
@@ -496,62 +479,63 @@ fn mixed_workload_returns_every_count_to_baseline() {
         let ip = if round % 2 == 0 { v4 } else { v6 };
         let (http, https) = (SocketAddr::new(ip, 80), SocketAddr::new(ip, 443));
         let mut w = Wave { probes: Vec::new() };
+        let rt = &mut pair.client;
         if round == 0 {
-            plain(&mut w, &mut rt, http);
-            plain(&mut w, &mut rt, http);
-            timeouts(&mut w, &mut rt, http);
-            tls(&mut w, &mut rt, https, &cfg, 160);
-            w.run(&mut rt, "warm-up");
+            plain(&mut w, rt, http);
+            plain(&mut w, rt, http);
+            timeouts(&mut w, rt, http);
+            tls(&mut w, rt, https, &cfg, 160);
+            w.run(&mut pair, "warm-up");
         } else {
-            plain(&mut w, &mut rt, http);
-            w.run(&mut rt, "plain");
+            plain(&mut w, rt, http);
+            w.run(&mut pair, "plain");
             let mut w = Wave { probes: Vec::new() };
-            timeouts(&mut w, &mut rt, http);
-            w.run(&mut rt, "timeouts");
+            timeouts(&mut w, &mut pair.client, http);
+            w.run(&mut pair, "timeouts");
             let mut w = Wave { probes: Vec::new() };
-            tls(&mut w, &mut rt, https, &cfg, 10);
-            w.run(&mut rt, "tls");
+            tls(&mut w, &mut pair.client, https, &cfg, 10);
+            w.run(&mut pair, "tls");
         }
-        let busy = server.snap();
+        let busy = server.snap(&mut pair.server);
         assert!(
             busy.tls_handshakes >= 10 && busy.tls_failures >= 10,
             "{busy:?}"
         );
-        stop_and_restart(&mut rt, &server, ip, &cfg);
+        stop_and_restart(&mut pair, &mut server, ip, &cfg);
 
-        let s = settle(&mut rt, &server, "round end", |s| {
+        let s = settle(&mut pair, &server, "round end", |s| {
             s.sockets == up.sockets
                 && s.stats.listening_sockets == up.stats.listening_sockets
                 && s.active == 0
                 && s.apps == up.apps
         });
-        let deadline = Instant::now() + SETTLE;
-        while client_stack.borrow().socket_count() != client_idle || rt.app_count() != 0 {
-            assert!(
-                Instant::now() < deadline,
-                "round {round}: client sockets not back"
-            );
-            idle(&mut rt, Duration::from_millis(20));
-        }
-        let client = client_stack.borrow().stats();
+        pair.drive(SETTLE, |p| {
+            p.client.net().socket_count() == client_idle && p.client.app_count() == 0
+        });
+        let client = pair
+            .client
+            .net()
+            .stats()
+            .expect("the client stack's counters");
         let spare = spare_bytes(s.stats.spare_sockets + client.spare_sockets);
         let r = Round {
             server: s,
-            client_sockets: client_stack.borrow().socket_count(),
+            client_sockets: pair.client.net().socket_count(),
             client_spare: client.spare_sockets,
-            client_apps: rt.app_count(),
+            client_apps: pair.client.app_count(),
             fds: fds(),
             heap: LIVE.load(Ordering::Relaxed).saturating_sub(spare),
         };
         eprintln!(
-            "leak: round {round} at {:.1} s: {r:?}",
+            "leak: round {round} at {:.1} s virtual, {:.1} s wall: {r:?}",
+            pair.clock.elapsed().as_secs_f64(),
             t0.elapsed().as_secs_f64()
         );
         assert_eq!(r.fds, fds0, "round {round}: file descriptors leaked");
         assert_eq!(
             (r.client_sockets, r.client_apps),
             (client_idle, 0),
-            "round {round}"
+            "round {round}: client sockets and apps not back after {SETTLE:?} of virtual time"
         );
         let cap = (64 << 20) / (2 * BUFFER);
         assert!(
@@ -577,8 +561,10 @@ fn mixed_workload_returns_every_count_to_baseline() {
         "live heap grows round over round: {heaps:?}"
     );
     eprintln!(
-        "leak: {ROUNDS} rounds + warm-up, {} connections accepted, heap {heaps:?}, {:.1} s",
+        "leak: {ROUNDS} rounds + warm-up, {} connections accepted, heap {heaps:?}, {:.1} s of \
+         virtual time in {:.1} s",
         rounds.last().map_or(0, |r| r.server.stats.accepted),
+        pair.clock.elapsed().as_secs_f64(),
         t0.elapsed().as_secs_f64()
     );
 }

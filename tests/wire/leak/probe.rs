@@ -1,5 +1,5 @@
 //! Probes: client connections with a script each (what to send, when to stop reading, how to
-//! end), as apps of the test thread's runtime, with or without TLS.
+//! end), as apps of the pair's client runtime, with or without TLS.
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 
 use net::{ConnId, ConnectError, ListenerId, RecvError};
 use paf::runtime::{App, Cx};
+use paf::testing::Pair;
 use paf::tls::{ClientConfig, ClientSession, PlainRead, ServerName};
 use paf::Runtime;
 
-/// How long one wave of probes may take.
+/// How long one wave of probes may take (virtual time).
 const WAVE: Duration = Duration::from_secs(60);
 
 /// How a probe ends its connection.
@@ -106,7 +107,8 @@ pub fn probe(
     let tls = tls.map(|c| {
         let sni = ServerName::try_from("paf.test").expect("a name");
         (
-            ClientSession::new(c, sni, Instant::now()).expect("a session"),
+            // The handshake deadline counts on the loop's (virtual) clock, as `cx.now` does.
+            ClientSession::new(c, sni, rt.clock().now()).expect("a session"),
             Vec::new(),
             0,
         )
@@ -288,24 +290,12 @@ impl App for Probe {
     }
 }
 
-/// Drives the client runtime until every probe has ended.
-pub fn wave(rt: &mut Runtime, probes: &[ProbeHandle], what: &str) {
-    let deadline = Instant::now() + WAVE;
-    while probes.iter().any(|p| p.outcome().is_none()) {
-        if Instant::now() > deadline {
-            let stuck: Vec<_> = probes.iter().filter(|p| p.outcome().is_none()).collect();
-            panic!("{what}: probes still running after {WAVE:?}: {stuck:?}");
-        }
-        rt.turn(Some(Duration::from_millis(20)))
-            .expect("client turn");
-    }
-}
-
-/// Turns the client runtime for `d` (timers of the stack run, TIME-WAIT drains).
-pub fn idle(rt: &mut Runtime, d: Duration) {
-    let until = Instant::now() + d;
-    while Instant::now() < until {
-        rt.turn(Some(Duration::from_millis(10)))
-            .expect("client turn");
-    }
+/// Steps the pair until every probe has ended.
+pub fn wave(pair: &mut Pair, probes: &[ProbeHandle], what: &str) {
+    pair.drive(WAVE, |_| probes.iter().all(|p| p.outcome().is_some()));
+    let stuck: Vec<_> = probes.iter().filter(|p| p.outcome().is_none()).collect();
+    assert!(
+        stuck.is_empty(),
+        "{what}: probes still running after {WAVE:?} of virtual time: {stuck:?}"
+    );
 }
