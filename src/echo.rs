@@ -3,7 +3,7 @@
 //! flushed; [`Mode::Discard`] reads and drops; [`Mode::Source`] sends a fixed number of pattern
 //! bytes and closes (the throughput measurements use the last two).
 
-use std::collections::HashMap;
+use crate::runtime::IdMap;
 use std::net::SocketAddr;
 
 use net::{ConnId, ListenError, ListenerId, RecvError};
@@ -40,7 +40,7 @@ struct Conn {
 pub struct Echo {
     /// What to do with each connection.
     pub mode: Mode,
-    conns: HashMap<ConnId, Conn>,
+    conns: IdMap<ConnId, Conn>,
     /// Connections accepted so far.
     pub accepted: u64,
     /// Bytes echoed so far.

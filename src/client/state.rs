@@ -8,7 +8,9 @@
 //! while the state is borrowed (inside the app) leaves a note in [`Shared::deferred`] instead.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use crate::runtime::IdMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::mpsc::{Receiver, Sender};
@@ -271,12 +273,12 @@ pub(crate) enum Deferred {
 pub(crate) struct Inner {
     pub exchanges: BTreeMap<u64, Exchange>,
     pub next: u64,
-    pub conns: HashMap<ConnId, Conn>,
+    pub conns: IdMap<ConnId, Conn>,
     /// Connections with something to do in the next pump.
     pub dirty: Vec<ConnId>,
     pub dns: BTreeMap<u64, DnsJob>,
     pub next_job: u64,
-    pub queries: HashMap<QueryId, (u64, RecordType)>,
+    pub queries: IdMap<QueryId, (u64, RecordType)>,
     pub stats: Stats,
     /// The app is gone: nothing will make progress.
     pub stopped: bool,

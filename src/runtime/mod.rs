@@ -21,12 +21,20 @@
 //! are harmless: an app's `handle_wake` does what is due and nothing else.
 
 use std::cell::RefCell;
+use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
+
+/// A map keyed by ids the stack or the loop hands out (connections, listeners, queries). The
+/// hasher has fixed keys, so iterating one (which connection is pumped or reused first) follows
+/// the same order on every run: a test on the virtual clock replays exactly. Safe because no
+/// peer chooses these keys.
+pub(crate) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<DefaultHasher>>;
 
 use mio::{Events, Poll, Token, Waker};
 use net::dns::Resolution;
@@ -130,9 +138,9 @@ pub struct Cx<'a> {
     pub now: Instant,
     net: &'a mut dyn Transport,
     app: AppId,
-    owners: &'a mut HashMap<ConnId, AppId>,
-    listeners: &'a mut HashMap<ListenerId, AppId>,
-    queries: &'a mut HashMap<QueryId, AppId>,
+    owners: &'a mut IdMap<ConnId, AppId>,
+    listeners: &'a mut IdMap<ListenerId, AppId>,
+    queries: &'a mut IdMap<QueryId, AppId>,
     wakes: &'a Rc<Wakes>,
     pass: &'a PassTime,
     count: u64,
@@ -338,9 +346,9 @@ pub struct Runtime {
     clock: Box<dyn Clock>,
     waker: LoopWaker,
     apps: Slab<Box<dyn App>>,
-    owners: HashMap<ConnId, AppId>,
-    listeners: HashMap<ListenerId, AppId>,
-    queries: HashMap<QueryId, AppId>,
+    owners: IdMap<ConnId, AppId>,
+    listeners: IdMap<ListenerId, AppId>,
+    queries: IdMap<QueryId, AppId>,
     wakes: Rc<Wakes>,
     pass: PassTime,
     count: u64,
@@ -409,9 +417,9 @@ impl Runtime {
             clock,
             waker,
             apps: Slab::new(),
-            owners: HashMap::new(),
-            listeners: HashMap::new(),
-            queries: HashMap::new(),
+            owners: IdMap::default(),
+            listeners: IdMap::default(),
+            queries: IdMap::default(),
             wakes: Rc::default(),
             pass,
             count: 0,
