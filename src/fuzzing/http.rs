@@ -330,6 +330,7 @@ fn answer(conn: &mut ServerConn, now: Instant, ev: Event, buf: &mut [u8]) {
             conn.respond_error(now, resp, b"error");
         }
         Event::Writable { .. } | Event::Closed => {}
+        Event::Reset { .. } => unreachable!("the HTTP/1.1 codec resets no exchange"),
     }
 }
 
