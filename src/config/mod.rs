@@ -176,6 +176,10 @@ pub struct Listener {
     pub port: u16,
     /// HTTP or HTTPS.
     pub protocol: Protocol,
+    /// Application protocols an https listener offers by ALPN, most preferred first: `h2`,
+    /// `http/1.1` or both (default both, `h2` first). Unused by http listeners, whose h2c
+    /// switch is [`crate::http::Config::h2c`] in `limits.http`.
+    pub protocols: Vec<String>,
     /// Limits and timeouts.
     pub limits: Limits,
     /// Routes, tried in order.
