@@ -115,6 +115,42 @@ impl Net {
         Net { pair, handle, stop }
     }
 
+    /// The appliance from `config` (relative paths from `dir`) on the server side, and an
+    /// HTTP/1.1 upstream on the client's stack (port 8080) answering with what it received.
+    fn appliance(config: &str, dir: &std::path::Path) -> Net {
+        let cfg = paf::config::parse(config, "test", dir).expect("valid config");
+        let mut pair = Pair::new();
+        let up = service::init(&mut pair.client, 8080).expect("upstream listens");
+        let _ = service::http(
+            up,
+            Config::default(),
+            None,
+            service::default_error_handler,
+            |_peer, reqd: Reqd| {
+                let r = reqd.request();
+                let text = format!(
+                    "{:?} {} host={} via={}",
+                    r.version(),
+                    r.uri(),
+                    r.headers().get("host").map_or("-", |v| v.to_str().unwrap()),
+                    r.headers().get("via").map_or("-", |v| v.to_str().unwrap()),
+                );
+                let head = Response::builder()
+                    .header("connection", "keep-alive")
+                    .header("transfer-encoding", "chunked")
+                    .body(())
+                    .unwrap();
+                let mut w = reqd.respond_with_streaming(head, None).unwrap();
+                w.write(text.as_bytes()).unwrap();
+                w.close().unwrap();
+            },
+        );
+        let stop = Switch::new();
+        let app = paf::appliance::start(&mut pair.server, &cfg, stop.clone()).expect("start");
+        let handle = app.handles[0].clone();
+        Net { pair, handle, stop }
+    }
+
     fn addr() -> SocketAddr {
         SocketAddr::from((B_V4, 80))
     }
@@ -664,4 +700,108 @@ fn https_offering_h2_serves_it_by_alpn_and_http1_to_the_others() {
     assert_eq!((s.h2_connections, s.accepted), (1, 2));
     drop(h);
     net.stop();
+}
+
+#[test]
+fn appliance_routes_over_h2c() {
+    let dir = std::env::temp_dir().join(format!("paf-h2-appliance-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("www")).unwrap();
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(dir.join("www/big.bin"), &big).unwrap();
+    let config = r#"
+[[listener]]
+name = "web"
+port = 80
+[[listener.route]]
+path = "/health"
+action = "health"
+[[listener.route]]
+path = "/metrics"
+action = "metrics"
+[[listener.route]]
+host = "old.test"
+action = "redirect"
+to = "https://new.test{path}"
+status = 308
+[[listener.route]]
+path = "/hello"
+action = "static"
+status = 201
+body = "hi there"
+[[listener.route]]
+path = "/static"
+action = "files"
+root = "www"
+[[listener.route]]
+path = "/up"
+action = "proxy"
+upstream = "up"
+[[upstream]]
+name = "up"
+urls = ["http://198.18.0.1:8080"]
+"#;
+    let mut net = Net::appliance(config, &dir);
+    let mut h = net.connect();
+    let at = |authority: &str, path: &str| {
+        Request::builder()
+            .uri(format!("http://{authority}{path}"))
+            .body(())
+            .unwrap()
+    };
+
+    let (r, body) = net.fetch(&mut h, get("/hello"), b"");
+    assert_eq!(
+        (r.status().as_u16(), body.as_slice()),
+        (201, &b"hi there"[..])
+    );
+    let (r, body) = net.fetch(&mut h, get("/health"), b"");
+    assert_eq!((r.status().as_u16(), body.as_slice()), (200, &b"ok\n"[..]));
+    let (r, _) = net.fetch(&mut h, at("old.test", "/a?b"), b"");
+    assert_eq!(r.status().as_u16(), 308);
+    assert_eq!(r.headers()["location"], "https://new.test/a?b");
+
+    // Files: whole, a range, and a conditional.
+    let (r, body) = net.fetch(&mut h, get("/static/big.bin"), b"");
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(body == big, "{} bytes", body.len());
+    let etag = r.headers()["etag"].clone();
+    let mut range = get("/static/big.bin");
+    range
+        .headers_mut()
+        .insert("range", "bytes=10-19".parse().unwrap());
+    let (r, body) = net.fetch(&mut h, range, b"");
+    assert_eq!(r.status().as_u16(), 206);
+    assert_eq!(body, &big[10..20]);
+    let mut cond = get("/static/big.bin");
+    cond.headers_mut().insert("if-none-match", etag);
+    let (r, body) = net.fetch(&mut h, cond, b"");
+    assert_eq!((r.status().as_u16(), body.len()), (304, 0));
+
+    // The proxy: HTTP/1.1 to the upstream (Host from :authority, Via "2 paf"); its chunked,
+    // keep-alive answer comes back without connection-specific fields.
+    let (r, body) = net.fetch(&mut h, at("paf.test", "/up/x?y=1"), b"");
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(
+        String::from_utf8_lossy(&body),
+        "HTTP/1.1 /up/x?y=1 host=paf.test via=2 paf"
+    );
+    for hop in ["connection", "transfer-encoding", "keep-alive"] {
+        assert!(!r.headers().contains_key(hop), "{hop} in {:?}", r.headers());
+    }
+
+    let (r, body) = net.fetch(&mut h, get("/metrics"), b"");
+    assert_eq!(r.status().as_u16(), 200);
+    let text = String::from_utf8(body).unwrap();
+    assert!(
+        text.contains("paf_h2_connections_total{listener=\"web\"} 1\n"),
+        "{text}"
+    );
+    // The seven before it (a connection's counters are added after each of its pumps).
+    assert!(
+        text.contains("paf_h2_streams_total{listener=\"web\"} 7\n"),
+        "{text}"
+    );
+    net.stop();
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -514,7 +514,8 @@ impl ServerConn {
             s.blocked_since.get_or_insert(now);
             return Ok(0);
         }
-        s.blocked_since = None;
+        // Short: `Writable` follows when capacity comes (the stall timer starts now).
+        s.blocked_since = (n < data.len()).then_some(now);
         if send
             .send_data(Bytes::copy_from_slice(&data[..n]), false)
             .is_err()
