@@ -232,10 +232,13 @@ fn render_timeouts(out: &mut String, services: &[(String, Handle)]) {
     }
 }
 
+/// A counter family: name, help text, and its value in a service's [`Stats`].
+type Family = (&'static str, &'static str, fn(&Stats) -> u64);
+
 /// The HTTP/2 families, for every listener (http ones serve h2c).
 fn render_h2(out: &mut String, services: &[(String, Handle)]) {
     let stats: Vec<(&String, Stats)> = services.iter().map(|(l, h)| (l, h.stats())).collect();
-    let families: [(&str, &str, fn(&Stats) -> u64); 5] = [
+    let families: [Family; 5] = [
         (
             "paf_h2_connections_total",
             "Connections served as HTTP/2 (ALPN h2, or h2c with prior knowledge).",

@@ -64,9 +64,9 @@ pub struct Limits {
 /// How a listener speaks.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Protocol {
-    /// Plain HTTP/1.1.
+    /// Plain text: HTTP/1.1, and h2c with prior knowledge unless `h2c = false`.
     Http,
-    /// HTTP/1.1 over TLS.
+    /// TLS: HTTP/2 or HTTP/1.1, as ALPN settles (see [`Listener::protocols`]).
     Https {
         /// Default certificate chain (PEM).
         certificate: PathBuf,

@@ -805,3 +805,46 @@ urls = ["http://198.18.0.1:8080"]
     net.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_client_that_never_opens_its_window_has_the_stream_reset_at_the_write_timeout() {
+    let write_timeout = Duration::from_secs(2);
+    let config = Config {
+        write_timeout,
+        ..Config::default()
+    };
+    let mut net = Net::new(config, None);
+    let mut h = net.connect();
+    let fut = h.start(get("/blob/10000000"), b"");
+    let mut fut = Box::pin(fut);
+    let resp = net.run(&mut h, "the response head", |_| {
+        fut.as_mut()
+            .poll(&mut Context::from_waker(waker()))
+            .map(|r| r.unwrap())
+    });
+    let start = net.pair.now();
+    let mut body = resp.into_body();
+    let mut got = 0;
+    // Read what comes but never release it: the window stays shut after 64 KiB.
+    let reason = net.run(&mut h, "the reset", |_| loop {
+        match body.poll_data(&mut Context::from_waker(waker())) {
+            Poll::Ready(Some(Ok(d))) => got += d.len(),
+            Poll::Ready(Some(Err(e))) => return Poll::Ready(e.reason()),
+            Poll::Ready(None) => panic!("the body ended after {got} bytes"),
+            Poll::Pending => return Poll::Pending,
+        }
+    });
+    let took = net.pair.now() - start;
+    assert_eq!(reason, Some(h2::Reason::CANCEL));
+    assert!(got <= 65_535, "{got} bytes past the window");
+    assert!(
+        took >= write_timeout && took < write_timeout + Duration::from_millis(50),
+        "reset after {took:?}"
+    );
+    // The connection is still usable (once the client gives back the connection window the
+    // unread body held).
+    let _ = body.flow_control().release_capacity(got);
+    drop(body);
+    let (resp, _) = net.fetch(&mut h, get("/hello"), b"");
+    assert_eq!(resp.status(), StatusCode::OK);
+}
