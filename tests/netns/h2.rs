@@ -5,7 +5,11 @@
 //!   body is hashed as it streams, an echo, a 100 MB download checked byte for byte, and 50
 //!   transfers multiplexed on one TLS connection (`--parallel`);
 //! - `nghttp` fetching many streams at once;
-//! - `h2load -n 100000 -c 50 -m 10` over TLS and over h2c, with zero errors.
+//! - `h2load -n 100000 -c 50 -m 10` over TLS and over h2c, with zero errors;
+//! - protocol probes (`tests/tools/h2_probes.py`, frames written by hand, h2spec-style): frames
+//!   on stream 0 or on the wrong stream, bad lengths, bad HPACK, oversized frames, flow-control
+//!   violations, RST_STREAM of idle and closed streams, a bad preface, each answered as RFC 9113
+//!   says (or as h2 answers instead, where it differs: see the test).
 //!
 //! These need root (netns + TAP): without it they print `SKIP` and return; in CI
 //! (`PAF_REQUIRE_NETNS=1`) they must run.
@@ -17,7 +21,7 @@ use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use common::{require_netns, require_tools, run_timeout, ChildGuard, Netns, Output, Scratch};
+use common::{require_netns, require_tools, run_timeout, tool, ChildGuard, Netns, Output, Scratch};
 use paf::service::builtin::{blob_byte, StreamHash, BENCH_BODY, PAGE};
 
 const PAF: &str = env!("CARGO_BIN_EXE_paf");
@@ -291,6 +295,82 @@ fn h2load_100000_requests_over_tls_and_h2c_without_errors() {
         for bad in ["failed", "errored", "timeout"] {
             assert_eq!(h2load_field(s, bad), Some(0), "{bad}: {out}");
         }
+    }
+    assert!(paf.is_running());
+    assert!(
+        paf.stop(Duration::from_secs(20)).success(),
+        "{}",
+        paf.stderr()
+    );
+}
+
+/// The probes' expected answers. Two differ from RFC 9113, and are h2 0.4.21's: a PING of the
+/// wrong length gets PROTOCOL_ERROR (§6.7 says FRAME_SIZE_ERROR) and an undecodable header block
+/// gets PROTOCOL_ERROR (§4.3 says COMPRESSION_ERROR). Both still end the connection with a
+/// GOAWAY, which is what matters against a broken or hostile peer.
+const PROBES: &[(&str, &str)] = &[
+    ("ping", "ok"),
+    ("get", "ok"),
+    ("data_on_stream_0", "goaway PROTOCOL_ERROR"),
+    ("settings_on_stream_1", "goaway PROTOCOL_ERROR"),
+    ("ping_on_stream_1", "goaway PROTOCOL_ERROR"),
+    ("ping_bad_length", "goaway PROTOCOL_ERROR"),
+    ("headers_on_even_stream", "goaway PROTOCOL_ERROR"),
+    ("hpack_index_0", "goaway PROTOCOL_ERROR"),
+    ("hpack_index_beyond_table", "goaway PROTOCOL_ERROR"),
+    ("hpack_truncated", "goaway PROTOCOL_ERROR"),
+    ("oversized_frame", "goaway FRAME_SIZE_ERROR"),
+    ("rst_idle_stream", "goaway PROTOCOL_ERROR"),
+    ("window_overflow", "goaway FLOW_CONTROL_ERROR"),
+    ("window_update_zero", "goaway PROTOCOL_ERROR"),
+    ("data_beyond_stream_window", "rst FLOW_CONTROL_ERROR"),
+    ("rst_closed_stream", "ok"),
+];
+
+#[test]
+fn protocol_probes_get_the_answers_rfc_9113_asks_for() {
+    if !require_netns("h2_probes") || !require_tools("h2_probes", &["curl"]) {
+        return;
+    }
+    // Debian's python3-h2 (for its hpack), whatever python3 comes first in PATH.
+    let python = "/usr/bin/python3";
+    let has_hpack = Command::new(python)
+        .args(["-c", "import hpack"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_hpack
+        && !require_tools(
+            "h2_probes",
+            &["python3-h2 (/usr/bin/python3 -c 'import hpack')"],
+        )
+    {
+        return;
+    }
+    let _serial = serial();
+    let dir = Scratch::new("h2probe");
+    let (ca, cert, key) = pki(&dir);
+    let ns = Netns::new("h2probe");
+    let mut paf = start(&ns, &cert, &key);
+    let ca_s = ca.to_str().unwrap().to_owned();
+    for (port, tls) in [("80", false), ("443", true)] {
+        let mut args = vec![tool("h2_probes.py"), "198.18.0.2".into(), port.into()];
+        if tls {
+            args.push(ca_s.clone());
+        }
+        let out = ns.run(python, &args, T);
+        assert!(out.success(), "{out}");
+        let mut want: Vec<String> = PROBES.iter().map(|(n, r)| format!("{n} {r}")).collect();
+        if tls {
+            // A bad preface: closed, GOAWAY optional (RFC 9113 §3.4).
+            want.push("bad_preface closed".into());
+        }
+        let got: Vec<&str> = out.stdout.lines().collect();
+        assert_eq!(got, want, "port {port}: {out}");
+    }
+    // paf still serves, on both ports.
+    for via in [Via::Tls, Via::H2c] {
+        let out = curl(&ns, &ca, via, &[&format!("{}/bench", via.base())]);
+        assert_eq!(out.stdout.as_bytes(), BENCH_BODY, "{out}");
     }
     assert!(paf.is_running());
     assert!(
