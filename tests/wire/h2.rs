@@ -11,7 +11,9 @@
 //! at most `max_concurrent_streams` open, a handler that never reads stopping the client at
 //! the window, GOAWAY on stop with the in-flight stream finished, the idle timeout, rapid
 //! reset (GOAWAY `ENHANCE_YOUR_CALM`), an oversized header list (431), h2c turned off (505),
-//! and the `/metrics`-facing counters.
+//! a client that never opens its window and a PING flood that reads nothing (both cut at
+//! `write_timeout`), TLS with ALPN, and every appliance route (the proxy to an HTTP/1.1
+//! upstream included) with the `/metrics` counters.
 
 use std::future::Future;
 use std::io;
@@ -847,4 +849,44 @@ fn a_client_that_never_opens_its_window_has_the_stream_reset_at_the_write_timeou
     drop(body);
     let (resp, _) = net.fetch(&mut h, get("/hello"), b"");
     assert_eq!(resp.status(), StatusCode::OK);
+}
+
+#[test]
+fn a_ping_flood_that_reads_nothing_is_held_by_backpressure_and_cut_at_the_write_timeout() {
+    let write_timeout = Duration::from_secs(3);
+    let config = Config {
+        write_timeout,
+        ..Config::default()
+    };
+    let mut net = Net::new(config, None);
+    let c = RawClient::connect(&mut net.pair.client, Net::addr()).unwrap();
+    c.set_max_input(Some(1)); // reads (almost) nothing: every PING ACK stays with paf
+    let mut sent = 0u64;
+    let mut first = true;
+    c.set_source(move |out| {
+        if first {
+            first = false;
+            out.extend_from_slice(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0");
+        }
+        // PING frames, 17 bytes each, up to 200,000 of them (3.4 MB).
+        for _ in 0..1000 {
+            out.extend_from_slice(b"\0\0\x08\x06\0\0\0\0\0");
+            out.extend_from_slice(&sent.to_be_bytes());
+            sent += 1;
+        }
+        sent < 200_000
+    });
+    let handle = net.handle.clone();
+    let took = net.pair.drive_until(LONG, "the connection to be cut", |_| {
+        handle.stats().active == 0 && handle.stats().accepted == 1
+    });
+    // Output stalls within microseconds of virtual time; the cut comes write_timeout later.
+    assert!(
+        took >= write_timeout && took < write_timeout + Duration::from_millis(100),
+        "cut after {took:?}"
+    );
+    let s = net.handle.stats();
+    assert_eq!(s.write_timeouts, 1, "{s:?}");
+    // What paf held for the flood stayed bounded: its output cap plus the socket's buffers.
+    assert!(s.max_output_pending <= 128 * 1024, "{s:?}");
 }
