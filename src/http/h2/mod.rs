@@ -591,7 +591,7 @@ impl ServerConn {
         for _ in 0..MAX_ROUNDS {
             self.flag.take();
             self.take_output(now);
-            self.poll_conn(&mut cx, now);
+            self.poll_conn(&mut cx);
             self.poll_streams(&mut cx, now);
             self.take_output(now);
             if !self.flag.take() {
@@ -606,7 +606,7 @@ impl ServerConn {
         }
     }
 
-    fn poll_conn(&mut self, cx: &mut Context<'_>, now: Instant) {
+    fn poll_conn(&mut self, cx: &mut Context<'_>) {
         if let State::Handshaking(hs) = &mut self.state {
             match Pin::new(hs).poll(cx) {
                 Poll::Ready(Ok(conn)) => self.state = State::Open(conn),
@@ -619,11 +619,13 @@ impl ServerConn {
                 return;
             };
             match conn.poll_accept(cx) {
-                Poll::Ready(Some(Ok((req, respond)))) => self.accept(req, respond, now),
+                Poll::Ready(Some(Ok((req, respond)))) => self.accept(req, respond),
                 Poll::Ready(Some(Err(e))) => return self.failed(&e),
                 Poll::Ready(None) => {
                     self.state = State::Done;
-                    self.streams.clear();
+                    for s in self.streams.drain(..) {
+                        self.events.push_back(Event::Reset { id: s.id });
+                    }
                     return;
                 }
                 Poll::Pending => return,
@@ -631,12 +633,7 @@ impl ServerConn {
         }
     }
 
-    fn accept(
-        &mut self,
-        req: http::Request<RecvStream>,
-        respond: SendResponse<Bytes>,
-        now: Instant,
-    ) {
+    fn accept(&mut self, req: http::Request<RecvStream>, respond: SendResponse<Bytes>) {
         let (parts, recv) = req.into_parts();
         let head = head::request(http::Request::from_parts(parts, ()));
         let id = ExchangeId(self.next_id);
@@ -671,7 +668,6 @@ impl ServerConn {
                 *r.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
                 let r = head::response(r, Some(0), self.date.as_ref(), None);
                 let _ = s.respond.send_response(r, true);
-                let _ = now;
                 return;
             }
         }
