@@ -440,7 +440,8 @@ fn run(args: RunArgs) -> Result<(), Failure> {
     let tls = match (&args.cert, &args.key) {
         (Some(cert), Some(key)) => Some(
             paf::tls::ServerConfig::from_pem_files((cert, key), &[])
-                .map_err(|e| Failure::from(e.to_string()))?,
+                .map_err(|e| Failure::from(e.to_string()))?
+                .with_alpn_protocols(&[paf::tls::ALPN_H2, paf::tls::ALPN_HTTP11]),
         ),
         _ => None,
     };

@@ -180,6 +180,7 @@ impl Metrics {
             );
         }
         render_timeouts(&mut out, &services);
+        render_h2(&mut out, &services);
         render_tls(&mut out, &services);
         let _ = writeln!(
             out,
@@ -227,6 +228,48 @@ fn render_timeouts(out: &mut String, services: &[(String, Handle)]) {
                 "paf_timeouts_total{{listener=\"{}\",kind=\"{kind}\"}} {v}",
                 escape(l)
             );
+        }
+    }
+}
+
+/// A counter family: name, help text, and its value in a service's [`Stats`].
+type Family = (&'static str, &'static str, fn(&Stats) -> u64);
+
+/// The HTTP/2 families, for every listener (http ones serve h2c).
+fn render_h2(out: &mut String, services: &[(String, Handle)]) {
+    let stats: Vec<(&String, Stats)> = services.iter().map(|(l, h)| (l, h.stats())).collect();
+    let families: [Family; 5] = [
+        (
+            "paf_h2_connections_total",
+            "Connections served as HTTP/2 (ALPN h2, or h2c with prior knowledge).",
+            |s| s.h2_connections,
+        ),
+        (
+            "paf_h2_streams_total",
+            "HTTP/2 streams accepted (requests handed to the routes).",
+            |s| s.h2_streams,
+        ),
+        (
+            "paf_h2_resets_received_total",
+            "HTTP/2 streams the client reset (RST_STREAM) before their response finished.",
+            |s| s.h2_resets_received,
+        ),
+        (
+            "paf_h2_goaways_sent_total",
+            "HTTP/2 GOAWAY frames sent: stops, idle closes, protocol errors, rapid reset.",
+            |s| s.h2_goaways_sent,
+        ),
+        (
+            "paf_h2_protocol_errors_total",
+            "HTTP/2 connections ended by a protocol error (either side's) or rapid reset.",
+            |s| s.h2_protocol_errors,
+        ),
+    ];
+    for (name, help, get) in families {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} counter");
+        for (l, s) in &stats {
+            let _ = writeln!(out, "{name}{{listener=\"{}\"}} {}", escape(l), get(s));
         }
     }
 }
@@ -330,6 +373,8 @@ mod tests {
         c.https.store(https, r);
         c.head_timeouts.store(3, r);
         c.write_timeouts.store(2, r);
+        c.h2_connections.store(5, r);
+        c.h2_resets.store(6, r);
         if https {
             c.tls_ok.store(7, r);
             c.tls_failed.store(4, r);
@@ -399,6 +444,9 @@ mod tests {
                 r#"paf_tls_renegotiations_refused_total{listener="tls"}"#,
                 Some(1),
             ),
+            (r#"paf_h2_connections_total{listener="web"}"#, Some(5)),
+            (r#"paf_h2_resets_received_total{listener="tls"}"#, Some(6)),
+            (r#"paf_h2_goaways_sent_total{listener="web"}"#, Some(0)),
             (
                 r#"paf_tls_handshakes_total{listener="web",result="ok"}"#,
                 None,
@@ -418,6 +466,8 @@ mod tests {
         // Every sample's family has its HELP and TYPE lines.
         for family in [
             "paf_timeouts_total",
+            "paf_h2_streams_total",
+            "paf_h2_protocol_errors_total",
             "paf_tls_failures_total",
             "paf_tls_renegotiations_refused_total",
         ] {

@@ -149,7 +149,9 @@ fn tls_config(listener: &Listener) -> Result<Option<crate::tls::ServerConfig>, c
     for (name, chain, key) in sni {
         b = b.sni(name, crate::tls::Identity::from_pem_files(chain, key)?);
     }
+    let alpn: Vec<&[u8]> = listener.protocols.iter().map(|p| p.as_bytes()).collect();
     b.handshake_timeout(listener.limits.handshake_timeout)
+        .alpn_protocols(&alpn)
         .build()
         .map(Some)
 }

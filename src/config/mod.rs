@@ -64,9 +64,9 @@ pub struct Limits {
 /// How a listener speaks.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Protocol {
-    /// Plain HTTP/1.1.
+    /// Plain text: HTTP/1.1, and h2c with prior knowledge unless `h2c = false`.
     Http,
-    /// HTTP/1.1 over TLS.
+    /// TLS: HTTP/2 or HTTP/1.1, as ALPN settles (see [`Listener::protocols`]).
     Https {
         /// Default certificate chain (PEM).
         certificate: PathBuf,
@@ -176,6 +176,10 @@ pub struct Listener {
     pub port: u16,
     /// HTTP or HTTPS.
     pub protocol: Protocol,
+    /// Application protocols an https listener offers by ALPN, most preferred first: `h2`,
+    /// `http/1.1` or both (default both, `h2` first). Unused by http listeners, whose h2c
+    /// switch is [`crate::http::Config::h2c`] in `limits.http`.
+    pub protocols: Vec<String>,
     /// Limits and timeouts.
     pub limits: Limits,
     /// Routes, tried in order.

@@ -57,6 +57,7 @@ pub(super) struct Limits {
     pub write_timeout: Option<Dur>,
     pub drain_timeout: Option<Dur>,
     pub handshake_timeout: Option<Dur>,
+    pub max_concurrent_streams: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,6 +79,8 @@ pub(super) struct Listener {
     pub key: Option<PathBuf>,
     #[serde(default)]
     pub sni: Vec<Spanned<Sni>>,
+    pub protocols: Option<Spanned<Vec<String>>>,
+    pub h2c: Option<Spanned<bool>>,
     #[serde(default)]
     pub limits: Limits,
     #[serde(default, rename = "route")]

@@ -162,6 +162,78 @@ port = 81
 }
 
 #[test]
+fn http2_keys_default_and_are_checked_by_listener_kind() {
+    let dir = std::env::temp_dir().join(format!("paf-config-h2-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pki = crate::tls::certs::write_test_pki(&dir, &["paf.test"]).unwrap();
+    let tls = |extra: &str| {
+        format!(
+            "[[listener]]\nname = \"tls\"\nport = 443\nprotocol = \"https\"\ncertificate = {:?}\nkey = {:?}\n{extra}",
+            pki.cert, pki.key
+        )
+    };
+    // Defaults: h2 then http/1.1 by ALPN, h2c on, 128 streams.
+    let c = parse(&tls(""), "t", &dir).unwrap();
+    assert_eq!(c.listeners[0].protocols, ["h2", "http/1.1"]);
+    assert_eq!(c.listeners[0].limits.http.max_concurrent_streams, 128);
+    let c = parse("[[listener]]\nname = \"a\"\nport = 80\n", "t", &dir).unwrap();
+    assert!(c.listeners[0].limits.http.h2c);
+    // Set.
+    let text = tls("protocols = [\"http/1.1\"]\nlimits = { max_concurrent_streams = 8 }\n");
+    let c = parse(&text, "t", &dir).unwrap();
+    assert_eq!(c.listeners[0].protocols, ["http/1.1"]);
+    assert_eq!(c.listeners[0].limits.http.max_concurrent_streams, 8);
+    let c = parse(
+        "[[listener]]\nname = \"a\"\nport = 80\nh2c = false\n",
+        "t",
+        &dir,
+    )
+    .unwrap();
+    assert!(!c.listeners[0].limits.http.h2c);
+    // Errors name the key and the line.
+    for (text, key, line, says) in [
+        (
+            tls("protocols = [\"h3\"]\n"),
+            "listener[0].protocols",
+            7,
+            "\"h3\" is not",
+        ),
+        (
+            tls("protocols = []\n"),
+            "listener[0].protocols",
+            7,
+            "must name",
+        ),
+        (
+            tls("protocols = [\"h2\", \"h2\"]\n"),
+            "listener[0].protocols",
+            7,
+            "twice",
+        ),
+        (tls("h2c = true\n"), "listener[0].h2c", 7, "applies to http"),
+        (
+            "[[listener]]\nname = \"a\"\nport = 80\nprotocols = [\"h2\"]\n".into(),
+            "listener[0].protocols",
+            4,
+            "applies to https",
+        ),
+        (
+            "[defaults]\nmax_concurrent_streams = 0\n[[listener]]\nname = \"a\"\nport = 80\n"
+                .into(),
+            "listener[0].limits.max_concurrent_streams",
+            0,
+            "must be 1..=10000",
+        ),
+    ] {
+        let e = parse(&text, "t", &dir).unwrap_err().errors;
+        assert_eq!(e[0].key, key, "{text}: {e:?}");
+        assert_eq!(e[0].line.unwrap_or(0), line, "{text}: {e:?}");
+        assert!(e[0].message.contains(says), "{text}: {e:?}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn route_matching() {
     let r = |host: Option<HostMatch>, path: PathMatch| Route {
         host,

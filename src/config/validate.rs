@@ -11,6 +11,12 @@ use toml::Spanned;
 use super::raw;
 use super::*;
 
+/// The application protocols a listener may offer, in the default order.
+const PROTOCOLS: [&str; 2] = ["h2", "http/1.1"];
+
+/// Highest `max_concurrent_streams` accepted (each open stream may hold a window of body).
+const MAX_STREAMS: u32 = 10_000;
+
 pub(super) struct Validator<'a> {
     pub(super) text: &'a str,
     pub(super) base: &'a Path,
@@ -248,6 +254,19 @@ impl Validator<'_> {
         if let Some(s) = pick(&over.max_body_size, &defaults.max_body_size) {
             http.max_body_size = Some(s.0);
         }
+        if let Some(n) = pick(
+            &over.max_concurrent_streams,
+            &defaults.max_concurrent_streams,
+        ) {
+            if n == 0 || n > MAX_STREAMS {
+                self.err(
+                    format!("{key}.max_concurrent_streams"),
+                    None,
+                    format!("must be 1..={MAX_STREAMS}"),
+                );
+            }
+            http.max_concurrent_streams = n;
+        }
         if let Some(s) = pick(&over.body_buffer_size, &defaults.body_buffer_size) {
             if s.0 < 1024 {
                 self.err(
@@ -338,7 +357,18 @@ impl Validator<'_> {
                 Protocol::Http
             }
         };
-        let limits = self.limits(&format!("{key}.limits"), defaults, &l.limits);
+        let mut limits = self.limits(&format!("{key}.limits"), defaults, &l.limits);
+        let https = matches!(protocol, Protocol::Https { .. });
+        if let (Some(h2c), false) = (&l.h2c, https) {
+            limits.http.h2c = *h2c.get_ref();
+        } else if let Some(h2c) = &l.h2c {
+            self.err(
+                format!("{key}.h2c"),
+                Some(h2c.span()),
+                "applies to http listeners (https ones choose by `protocols`)",
+            );
+        }
+        let protocols = self.protocols(&key, https, l.protocols.as_ref());
         let routes = l
             .routes
             .into_iter()
@@ -349,9 +379,57 @@ impl Validator<'_> {
             name: l.name,
             port,
             protocol,
+            protocols,
             limits,
             routes,
         }
+    }
+
+    /// `protocols`: the ALPN list of an https listener.
+    fn protocols(
+        &mut self,
+        key: &str,
+        https: bool,
+        given: Option<&Spanned<Vec<String>>>,
+    ) -> Vec<String> {
+        let default = || PROTOCOLS.iter().map(|p| (*p).to_owned()).collect();
+        let Some(given) = given else {
+            return default();
+        };
+        let key = format!("{key}.protocols");
+        if !https {
+            self.err(
+                key,
+                Some(given.span()),
+                "applies to https listeners (ALPN); http listeners take `h2c`",
+            );
+            return default();
+        }
+        let list = given.get_ref();
+        if list.is_empty() {
+            self.err(
+                key,
+                Some(given.span()),
+                "must name \"h2\", \"http/1.1\" or both",
+            );
+            return default();
+        }
+        for (i, p) in list.iter().enumerate() {
+            if !PROTOCOLS.contains(&p.as_str()) {
+                self.err(
+                    key.clone(),
+                    Some(given.span()),
+                    format!("{p:?} is not \"h2\" or \"http/1.1\""),
+                );
+            } else if list[..i].contains(p) {
+                self.err(
+                    key.clone(),
+                    Some(given.span()),
+                    format!("{p:?} is listed twice"),
+                );
+            }
+        }
+        list.clone()
     }
 
     fn https(&mut self, key: &str, span: &std::ops::Range<usize>, l: &raw::Listener) -> Protocol {

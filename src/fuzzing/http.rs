@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::http::body::{BodyKind, Decoder};
 use crate::http::client::{ClientConn, RequestBody};
+use crate::http::h2::{ServerConn as H2Conn, PREFACE};
 use crate::http::head::{self, HeadScan};
 use crate::http::{BodyRead, Config, Error, Event, ResponseBody, ServerConn};
 
@@ -304,6 +305,89 @@ pub fn server_stream(data: &[u8]) {
     );
 }
 
+/// The HTTP/2 server codec (the `h2` crate behind paf's codec surface) fed the client preface
+/// and then an arbitrary byte stream, split at arbitrary points (the first byte seeds the
+/// split sizes), answering every stream, then EOF and the timers. Checks that input is never
+/// over-consumed and that the loop ends.
+pub fn h2_server(data: &[u8]) {
+    let Some((&seed, input)) = data.split_first() else {
+        return;
+    };
+    let config = Arc::new(Config {
+        max_head_size: 2048,
+        body_buffer_size: 1024,
+        max_body_size: Some(4096),
+        max_concurrent_streams: 8,
+        ..Config::default()
+    });
+    let mut now = Instant::now();
+    let mut conn = H2Conn::new(config, now);
+    let mut whole = PREFACE.to_vec();
+    whole.extend_from_slice(input);
+    let mut rest = &whole[..];
+    let mut steps = Steps::new(seed);
+    let mut buf = [0u8; 512];
+    let mut pending = Vec::new();
+    for _ in 0..100_000 {
+        if !rest.is_empty() && conn.wants_read() {
+            let take = steps.next().min(rest.len());
+            pending.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+        }
+        if !pending.is_empty() {
+            let n = conn.handle_input(now, &pending);
+            assert!(n <= pending.len());
+            pending.drain(..n);
+        }
+        while let Some(ev) = conn.poll_event() {
+            match ev {
+                Event::Request { id, head } => {
+                    while let BodyRead::Data(_) = conn.read_body(now, id, &mut buf) {}
+                    let status = if head.method() == ::http::Method::POST {
+                        201
+                    } else {
+                        200
+                    };
+                    let resp = ::http::Response::builder()
+                        .status(status)
+                        .header("connection", "close")
+                        .body(())
+                        .expect("a response");
+                    let _ = conn.respond(now, id, resp, ResponseBody::Complete(b"ok"));
+                }
+                Event::BodyReadable { id } => {
+                    while let BodyRead::Data(_) = conn.read_body(now, id, &mut buf) {}
+                }
+                _ => {}
+            }
+        }
+        let out = conn.poll_transmit().len();
+        if out > 0 {
+            conn.handle_transmitted(now, out);
+        }
+        if conn.is_closed() {
+            return;
+        }
+        if rest.is_empty() && pending.is_empty() {
+            conn.handle_eof(now);
+            now += Duration::from_secs(120);
+            conn.handle_timeout(now);
+            while conn.poll_event().is_some() {}
+            let out = conn.poll_transmit().len();
+            conn.handle_transmitted(now, out);
+            return;
+        }
+        if !conn.wants_read() && out == 0 && pending.is_empty() {
+            now += Duration::from_secs(61);
+            conn.handle_timeout(now);
+        }
+    }
+    panic!(
+        "the HTTP/2 codec did not finish a {}-byte stream",
+        input.len()
+    );
+}
+
 /// Answers one server event the way a simple service does: read the whole body, then `ok`.
 fn answer(conn: &mut ServerConn, now: Instant, ev: Event, buf: &mut [u8]) {
     match ev {
@@ -330,6 +414,7 @@ fn answer(conn: &mut ServerConn, now: Instant, ev: Event, buf: &mut [u8]) {
             conn.respond_error(now, resp, b"error");
         }
         Event::Writable { .. } | Event::Closed => {}
+        Event::Reset { .. } => unreachable!("the HTTP/1.1 codec resets no exchange"),
     }
 }
 

@@ -22,7 +22,7 @@
 mod http;
 mod stack;
 
-pub use self::http::{chunked_body, client_response, request_head, server_stream};
+pub use self::http::{chunked_body, client_response, h2_server, request_head, server_stream};
 pub use self::stack::{stack_frames, stack_session, FrameReport};
 
 /// The body of a target: one input, a panic when an invariant breaks.
@@ -34,6 +34,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("request_head", request_head),
     ("chunked_body", chunked_body),
     ("server_stream", server_stream),
+    ("h2_server", h2_server),
     ("client_response", client_response),
     ("config", config),
     ("stack_frames", |data| {

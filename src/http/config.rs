@@ -1,4 +1,4 @@
-//! Limits and timeouts of the HTTP/1.1 server codec.
+//! Limits and timeouts of the HTTP/1.1 and HTTP/2 server codecs.
 //!
 //! One [`Config`] is shared (behind an `Arc`) by every connection of a listener. The defaults are
 //! close to nginx's so that paf and nginx reject the same abuse with the same status codes.
@@ -51,6 +51,11 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// Value of the `Server:` header added to responses that do not set one; `None` adds none.
     pub server_name: Option<String>,
+    /// On a plain-text service: a connection that starts with the HTTP/2 preface is served as
+    /// HTTP/2 (h2c with prior knowledge, RFC 9113 §3.3); `false` keeps it HTTP/1.1 (505).
+    pub h2c: bool,
+    /// HTTP/2: streams the peer may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS).
+    pub max_concurrent_streams: u32,
 }
 
 impl Default for Config {
@@ -72,6 +77,8 @@ impl Default for Config {
             write_timeout: Duration::from_secs(60),
             drain_timeout: Duration::from_secs(30),
             server_name: Some("paf".to_owned()),
+            h2c: true,
+            max_concurrent_streams: 128,
         }
     }
 }

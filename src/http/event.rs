@@ -49,6 +49,13 @@ pub enum Event {
         /// The exchange that may write again.
         id: ExchangeId,
     },
+    /// The exchange `id` is over before its response finished: the peer reset its HTTP/2
+    /// stream, the stream's body broke a limit, or the connection failed under it. Its body
+    /// will never complete and its response goes nowhere. (HTTP/2 only.)
+    Reset {
+        /// The exchange that ended.
+        id: ExchangeId,
+    },
     /// Nothing more will be read or written and all output was transmitted: close the socket.
     Closed,
 }

@@ -20,7 +20,8 @@
 //!   whose authority differs from `Host` → 400.
 //! * A target form that does not fit the method (`*` only for OPTIONS, authority-form only and
 //!   always for CONNECT, absolute-form only with `http`/`https`) → 400.
-//! * The HTTP/2 preface `PRI * HTTP/2.0` is answered like any other version: 505.
+//! * The HTTP/2 preface `PRI * HTTP/2.0` is answered like any other version: 505 (a service
+//!   with h2c on never hands it to this codec: see `service::codec`).
 //!
 //! A bare LF is accepted as a line end inside the head (RFC 9112 §2.2 allows it; chunked framing
 //! in [`super::body`] is stricter).

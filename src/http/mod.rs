@@ -38,6 +38,7 @@ pub mod client;
 mod config;
 mod error;
 mod event;
+pub(crate) mod h2;
 pub(crate) mod head;
 mod server;
 mod write;

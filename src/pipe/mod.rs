@@ -57,6 +57,8 @@ pub(crate) trait Codec {
     fn poll_transmit(&self) -> &[u8];
     /// `n` bytes of [`Codec::poll_transmit`] were sent.
     fn handle_transmitted(&mut self, now: Instant, n: usize);
+    /// The TLS handshake completed with this ALPN protocol; told once, before any input.
+    fn handle_alpn(&mut self, _protocol: Option<&[u8]>) {}
 }
 
 macro_rules! codec {
@@ -96,6 +98,7 @@ pub(crate) trait Session {
     fn poll_timeout(&self) -> Option<Instant>;
     fn handle_timeout(&mut self, now: Instant) -> Result<(), tls::Error>;
     fn is_handshaking(&self) -> bool;
+    fn alpn_protocol(&self) -> Option<&[u8]>;
 }
 
 macro_rules! session {
@@ -130,6 +133,9 @@ macro_rules! session {
             }
             fn is_handshaking(&self) -> bool {
                 <$t>::is_handshaking(self)
+            }
+            fn alpn_protocol(&self) -> Option<&[u8]> {
+                <$t>::alpn_protocol(self)
             }
         }
     };
@@ -236,6 +242,8 @@ struct TlsPart<S, W> {
     /// The peer sent at least one byte.
     heard: bool,
     handshake_seen: bool,
+    /// The codec was told the negotiated ALPN protocol.
+    alpn_told: bool,
 }
 
 /// What filling the input buffer produced.
@@ -280,6 +288,7 @@ impl<S: Session, W: TlsWatch> Pipe<S, W> {
                     close_queued: false,
                     heard: false,
                     handshake_seen: false,
+                    alpn_told: false,
                 })
             }),
             input: InBuf::default(),
@@ -390,6 +399,12 @@ impl<S: Session, W: TlsWatch> Pipe<S, W> {
         loop {
             if self.tls_failed() {
                 return Ok(moved);
+            }
+            if let Some(t) = self.tls.as_mut().filter(|t| !t.alpn_told) {
+                if !t.session.is_handshaking() {
+                    t.alpn_told = true;
+                    codec.handle_alpn(t.session.alpn_protocol());
+                }
             }
             if codec.wants_read() && self.input.len() > 0 {
                 let n = codec.handle_input(cx.now, self.input.data());

@@ -22,13 +22,14 @@ use std::time::{Duration, Instant};
 
 use net::{ConnId, ListenerId};
 
+use super::codec::ServerCodec;
 use super::conn::{Conn, ErrorHandler, Next, RequestHandler, Running};
 use super::core::{Core, Shared};
 use super::handle::{Handle, ServiceError};
 use super::switch::Switch;
 use super::timers::Timers;
 use super::tls_stats::TlsStats;
-use crate::http::{Config, ServerConn};
+use crate::http::Config;
 use crate::runtime::{App, Cx};
 
 /// What `http` hands to the app.
@@ -225,7 +226,12 @@ impl App for ServiceApp {
         let counters = &run.shared.handle.0.counters;
         counters.accepted.fetch_add(1, Ordering::Relaxed);
         counters.active.fetch_add(1, Ordering::Relaxed);
-        let mut codec = ServerConn::new(run.shared.config.clone(), cx.now);
+        let tls_h2 = run
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.offers_alpn(crate::tls::ALPN_H2));
+        let config = run.shared.config.clone();
+        let mut codec = ServerCodec::new(config, cx.now, run.tls.is_some(), tls_h2);
         if run.stopping.is_some() {
             codec.shutdown(cx.now);
         }

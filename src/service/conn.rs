@@ -28,7 +28,7 @@ use super::reqd::{BodyEnd, BodyError, Exchange, Reqd};
 use super::switch::Switch;
 use super::tls_stats::TlsStats;
 use crate::http::{BodyRead, Error, Event};
-use crate::pipe::{self, EofPolicy, Phase, Pipe, Pool, Shutdown};
+use crate::pipe::{self, Codec, EofPolicy, Phase, Pipe, Pool, Shutdown};
 use crate::runtime::Cx;
 use crate::tls::ServerSession;
 
@@ -64,6 +64,8 @@ pub(crate) struct Conn {
     cut: bool,
     /// The deadline this connection has in the timer heap.
     pub timer: Option<Instant>,
+    /// Counted in `h2_connections` (once the codec speaks HTTP/2).
+    h2_counted: bool,
 }
 
 impl Conn {
@@ -80,6 +82,7 @@ impl Conn {
             pipe: Pipe::new(id, tls),
             cut: false,
             timer: None,
+            h2_counted: false,
         }
     }
 
@@ -193,7 +196,17 @@ impl Running {
             log::debug!("{}: {}: write timeout, reset", c.peer, c.id);
         }
         c.pipe.end(&mut self.pool);
-        c.core.borrow_mut().queued = false;
+        let mut core = c.core.borrow_mut();
+        core.queued = false;
+        if core.codec.is_h2() {
+            let counters = &self.shared.handle.0.counters;
+            if !c.h2_counted {
+                c.h2_counted = true;
+                counters.h2_connections.fetch_add(1, Ordering::Relaxed);
+            }
+            counters.add_h2(core.codec.take_counts());
+        }
+        drop(core);
         next
     }
 
@@ -333,6 +346,13 @@ impl Running {
                     }
                 }
                 Event::Error { id, error } => self.error_event(c, id, error),
+                Event::Reset { id } => {
+                    log::debug!("{}: {}: exchange {id:?} reset", c.peer, c.id);
+                    if let Some(slot) = c.core.borrow_mut().slot_mut(id) {
+                        // Its body will never complete, its response goes nowhere.
+                        slot.finished = true;
+                    }
+                }
                 Event::Closed => closed = true,
             }
         }

@@ -18,9 +18,10 @@ use std::time::{Instant, UNIX_EPOCH};
 
 use net::ConnId;
 
+use super::codec::ServerCodec;
 use super::handle::Handle;
 use super::reqd::{BodyEnd, BodyError, Exchange};
-use crate::http::{Config, DateCache, ExchangeId, HttpDate, ServerConn};
+use crate::http::{Config, DateCache, ExchangeId, HttpDate};
 use crate::runtime::{LocalWaker, PassTime};
 
 /// A body chunk consumer of [`Reader::Once`].
@@ -81,7 +82,7 @@ impl Slot {
 
 /// One connection's codec and exchange slots, shared by the loop and the `Reqd`s.
 pub(crate) struct Core {
-    pub codec: ServerConn,
+    pub codec: ServerCodec,
     pub conn: ConnId,
     /// In exchange order (ids increase), at most `max_pipelined + 1` long.
     pub slots: VecDeque<Slot>,

@@ -65,6 +65,16 @@ pub struct Stats {
     /// Connections reset because the peer took no output for `write_timeout` (a response, or
     /// a TLS alert or `close_notify`, it would not read).
     pub write_timeouts: u64,
+    /// Connections served as HTTP/2 (ALPN `h2`, or h2c with prior knowledge).
+    pub h2_connections: u64,
+    /// HTTP/2 streams accepted (each one a request handed to the handler).
+    pub h2_streams: u64,
+    /// HTTP/2 streams the peer reset (RST_STREAM) before their response finished.
+    pub h2_resets_received: u64,
+    /// HTTP/2 GOAWAY frames sent: graceful stops, idle closes, protocol errors, rapid reset.
+    pub h2_goaways_sent: u64,
+    /// HTTP/2 connections that ended in a protocol error (either side's) or rapid reset.
+    pub h2_protocol_errors: u64,
 }
 
 impl Stats {
@@ -160,9 +170,29 @@ pub(crate) struct Counters {
     pub head_timeouts: AtomicU64,
     pub body_timeouts: AtomicU64,
     pub write_timeouts: AtomicU64,
+    pub h2_connections: AtomicU64,
+    pub h2_streams: AtomicU64,
+    pub h2_resets: AtomicU64,
+    pub h2_goaways: AtomicU64,
+    pub h2_protocol_errors: AtomicU64,
 }
 
 impl Counters {
+    /// Adds one connection's HTTP/2 counters.
+    pub(crate) fn add_h2(&self, c: crate::http::h2::Counts) {
+        let r = Ordering::Relaxed;
+        for (counter, n) in [
+            (&self.h2_streams, c.streams),
+            (&self.h2_resets, c.resets_received),
+            (&self.h2_goaways, c.goaways_sent),
+            (&self.h2_protocol_errors, c.protocol_errors),
+        ] {
+            if n > 0 {
+                counter.fetch_add(n, r);
+            }
+        }
+    }
+
     pub(crate) fn snapshot(&self) -> Stats {
         let r = Ordering::Relaxed;
         Stats {
@@ -182,6 +212,11 @@ impl Counters {
             head_timeouts: self.head_timeouts.load(r),
             body_timeouts: self.body_timeouts.load(r),
             write_timeouts: self.write_timeouts.load(r),
+            h2_connections: self.h2_connections.load(r),
+            h2_streams: self.h2_streams.load(r),
+            h2_resets_received: self.h2_resets.load(r),
+            h2_goaways_sent: self.h2_goaways.load(r),
+            h2_protocol_errors: self.h2_protocol_errors.load(r),
         }
     }
 }

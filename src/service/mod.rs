@@ -42,6 +42,7 @@
 
 mod app;
 pub mod builtin;
+mod codec;
 mod conn;
 mod core;
 mod error_response;

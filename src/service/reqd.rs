@@ -199,12 +199,16 @@ impl Exchange {
         }
     }
 
-    /// Abandons a streamed response: flush what is there, then close the connection.
+    /// Abandons a streamed response: HTTP/2 resets its stream; HTTP/1.1 flushes what is
+    /// there, then closes the connection.
     fn kill(&self) {
         self.phase.set(Phase::Done);
+        let now = self.shared.now();
         let mut core = self.core.borrow_mut();
         if !core.closed {
-            core.kill = true;
+            if !core.codec.abort(now, self.id) {
+                core.kill = true;
+            }
             if let Some(slot) = core.slot_mut(self.id) {
                 slot.finished = true;
             }

@@ -206,6 +206,22 @@ impl ServerConfig {
     pub fn rustls(&self) -> &Arc<rustls::ServerConfig> {
         &self.inner
     }
+
+    /// The same configuration offering `protocols` by ALPN, most preferred first (see
+    /// [`ServerConfigBuilder::alpn_protocols`]).
+    #[must_use]
+    pub fn with_alpn_protocols(mut self, protocols: &[&[u8]]) -> Self {
+        let mut inner = (*self.inner).clone();
+        inner.alpn_protocols = protocols.iter().map(|p| p.to_vec()).collect();
+        self.inner = Arc::new(inner);
+        self
+    }
+
+    /// Whether ALPN offers `protocol`.
+    #[must_use]
+    pub fn offers_alpn(&self, protocol: &[u8]) -> bool {
+        self.inner.alpn_protocols.iter().any(|p| p == protocol)
+    }
 }
 
 /// Options for a [`ServerConfig`]; every setter has a sensible default.

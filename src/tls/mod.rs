@@ -64,8 +64,12 @@ pub use session::{ClientSession, PlainRead, ServerSession, Session};
 pub use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 pub use rustls::{ProtocolVersion, SupportedProtocolVersion};
 
-/// ALPN identifier of HTTP/1.1, the only application protocol paf speaks.
+/// ALPN identifier of HTTP/1.1.
 pub const ALPN_HTTP11: &[u8] = b"http/1.1";
+
+/// ALPN identifier of HTTP/2 over TLS (RFC 9113 §3.2); a service serves it when its
+/// [`ServerConfig`] offers it.
+pub const ALPN_H2: &[u8] = b"h2";
 
 /// Everything that can go wrong in this module.
 ///

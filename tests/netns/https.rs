@@ -1,8 +1,9 @@
 //! HTTPS on a real TAP in a network namespace, against real TLS clients: curl over TLS 1.3 and
 //! TLS 1.2, `openssl s_client` choosing certificates by SNI (and the default one without SNI),
 //! garbage-record clients that neither slow a parallel curl loop nor outlive the handshake
-//! timeout, a client offering only `h2`, wrk over https with 100 connections, the
-//! `paf_tls_handshakes_total` metric, and TLS failures logged with the peer's address.
+//! timeout, ALPN (`h2` first, then `http/1.1`; a client with neither refused), wrk over https
+//! with 100 connections, the `paf_tls_handshakes_total` metric, and TLS failures logged with
+//! the peer's address.
 //!
 //! Certificates come from `paf cert` (one test CA per run, so each certificate has its own CA and
 //! a wrong pick cannot verify). Two ways of running paf: `paf run --test-routes --cert --key`
@@ -234,12 +235,10 @@ fn curl_over_tls13_and_tls12() {
                 .contains(&format!("SSL connection using {version} / ")),
             "expected {version}: {out}"
         );
-        assert!(
-            out.stderr.contains("ALPN: server accepted http/1.1"),
-            "{out}"
-        );
+        // curl offers h2 then http/1.1 by default, and paf prefers h2.
+        assert!(out.stderr.contains("ALPN: server accepted h2"), "{out}");
         assert!(out.stderr.contains("SSL certificate verify ok"), "{out}");
-        assert!(out.stderr.contains("< HTTP/1.1 200 OK"), "{out}");
+        assert!(out.stderr.contains("< HTTP/2 200"), "{out}");
         let line = out
             .stderr
             .lines()
@@ -612,8 +611,8 @@ fn garbage_clients_do_not_slow_a_curl_loop_and_time_out() {
 }
 
 #[test]
-fn a_client_offering_only_h2_gets_a_clear_failure() {
-    if !require_netns("https_h2_only") || !require_tools("https_h2_only", &["openssl", "curl"]) {
+fn alpn_picks_h2_first_and_refuses_a_client_with_nothing_in_common() {
+    if !require_netns("https_alpn") || !require_tools("https_alpn", &["openssl", "curl"]) {
         return;
     }
     let _serial = serial();
@@ -624,41 +623,36 @@ fn a_client_offering_only_h2_gets_a_clear_failure() {
     let ca = pki.ca();
 
     for version in ["-tls1_3", "-tls1_2"] {
+        // Only a protocol paf does not speak: a clear no_application_protocol alert.
         let script = format!(
-            "openssl s_client -connect 198.18.0.2:443 -servername paf.test {version} -alpn h2 \
-             -CAfile {ca} </dev/null 2>&1; echo exit=$?"
+            "openssl s_client -connect 198.18.0.2:443 -servername paf.test {version} \
+             -alpn spdy/3 -CAfile {ca} </dev/null 2>&1; echo exit=$?"
         );
         let out = ns.run("bash", ["-c", &script], T);
         assert!(out.success(), "{out}");
-        assert!(
-            !out.stdout.contains("exit=0"),
-            "h2-only handshake succeeded: {out}"
-        );
+        assert!(!out.stdout.contains("exit=0"), "handshake succeeded: {out}");
         assert!(
             out.stdout.contains("no application protocol"),
             "expected a no_application_protocol alert: {out}"
         );
-        assert!(!out.stdout.contains("ALPN protocol: h2"), "{out}");
-        let alert = out
-            .stdout
-            .lines()
-            .find(|l| l.contains("no application protocol"))
-            .unwrap_or_default();
-        eprintln!("s_client {version} -alpn h2: {alert}");
+        // h2 alone, and h2 or http/1.1: h2, paf's first choice.
+        for offer in ["h2", "http/1.1,h2", "h2,http/1.1"] {
+            let script = format!(
+                "openssl s_client -connect 198.18.0.2:443 -servername paf.test {version} \
+                 -alpn {offer} -CAfile {ca} </dev/null 2>&1; echo exit=$?"
+            );
+            let out = ns.run("bash", ["-c", &script], T);
+            assert!(out.stdout.contains("exit=0"), "{out}");
+            assert!(out.stdout.contains("ALPN protocol: h2"), "{offer}: {out}");
+        }
     }
 
-    // Offering h2 and http/1.1 picks http/1.1.
-    let script = format!(
-        "openssl s_client -connect 198.18.0.2:443 -servername paf.test -alpn h2,http/1.1 \
-         -CAfile {ca} </dev/null 2>&1; echo exit=$?"
-    );
-    let out = ns.run("bash", ["-c", &script], T);
-    assert!(out.stdout.contains("exit=0"), "{out}");
-    assert!(out.stdout.contains("ALPN protocol: http/1.1"), "{out}");
-
-    // curl offering h2 and http/1.1 still gets HTTP/1.1, and a plain client is still served.
+    // curl offering h2 and http/1.1 gets HTTP/2; --http1.1 and a client without ALPN get
+    // HTTP/1.1.
     let out = curl_tls(&ns, ca, &["-v", "--http2", "https://paf.test/bench"]);
     assert_eq!(out.stdout, "hello world\n", "{out}");
+    assert!(out.stderr.contains("ALPN: server accepted h2"), "{out}");
+    let out = curl_tls(&ns, ca, &["-v", "--http1.1", "https://paf.test/bench"]);
     assert!(
         out.stderr.contains("ALPN: server accepted http/1.1"),
         "{out}"
@@ -666,7 +660,11 @@ fn a_client_offering_only_h2_gets_a_clear_failure() {
     let out = curl_tls(
         &ns,
         ca,
-        &["https://paf.test/bench", "https://paf.test/bench"],
+        &[
+            "--no-alpn",
+            "https://paf.test/bench",
+            "https://paf.test/bench",
+        ],
     );
     assert_eq!(out.stdout, "hello world\nhello world\n", "{out}");
     assert!(paf.is_running());
@@ -761,7 +759,8 @@ fn metrics_count_handshakes_ok_and_failed() {
     );
     let ok_made = 6;
 
-    // 4 garbage clients, one cycle each, and an h2-only client: 5 failures.
+    // 4 garbage clients, one cycle each, and a client offering only an unknown protocol by
+    // ALPN: 5 failures.
     let garbage = ns.run(
         "python3",
         [
@@ -781,7 +780,7 @@ fn metrics_count_handshakes_ok_and_failed() {
         cycles.iter().all(|c| c.how == "eof" || c.how == "reset"),
         "{garbage}"
     );
-    let script = "openssl s_client -connect 198.18.0.2:443 -servername paf.test -alpn h2 \
+    let script = "openssl s_client -connect 198.18.0.2:443 -servername paf.test -alpn spdy/3 \
                   </dev/null 2>&1; echo exit=$?";
     let out = ns.run("bash", ["-c", script], T);
     assert!(out.stdout.contains("no application protocol"), "{out}");
@@ -845,8 +844,8 @@ fn tls_failures_are_logged_with_the_peer() {
     assert!(garbage.success(), "{garbage}");
     let cycles = parse_garbage(&garbage.stdout);
     assert_eq!(cycles.len(), 3, "{garbage}");
-    // And a client that offers only h2, from a port we choose.
-    let script = "openssl s_client -connect 198.18.0.2:443 -servername paf.test -alpn h2 \
+    // And a client that offers only a protocol paf lacks, from a port we choose.
+    let script = "openssl s_client -connect 198.18.0.2:443 -servername paf.test -alpn spdy/3 \
                   -bind 198.18.0.1:40443 </dev/null 2>&1; echo exit=$?";
     let out = ns.run("bash", ["-c", script], T);
     assert!(out.stdout.contains("no application protocol"), "{out}");
@@ -857,7 +856,7 @@ fn tls_failures_are_logged_with_the_peer() {
         ("corrupt record", cycles[0].port),
         ("handshake timeout", cycles[1].port),
         ("silent client's handshake timeout", cycles[2].port),
-        ("h2 only", 40443),
+        ("no common ALPN protocol", 40443),
     ];
     for (what, port) in ports {
         let peer = format!("198.18.0.1:{port}");

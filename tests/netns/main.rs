@@ -17,6 +17,7 @@ mod common;
 mod appliance;
 mod bench_smoke;
 mod client;
+mod h2;
 mod harness;
 mod http;
 mod https;

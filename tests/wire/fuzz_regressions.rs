@@ -72,6 +72,11 @@ fn server_stream_inputs() {
 }
 
 #[test]
+fn h2_server_inputs() {
+    replay("h2_server");
+}
+
+#[test]
 fn client_response_inputs() {
     replay("client_response");
 }

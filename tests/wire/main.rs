@@ -14,6 +14,7 @@ mod client;
 mod fairness;
 mod fault_soak;
 mod fuzz_regressions;
+mod h2;
 mod http;
 mod leak;
 

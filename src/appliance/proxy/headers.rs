@@ -108,11 +108,12 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// The `Via` received-protocol (RFC 9110 §7.6.3): `2` for an HTTP/2 client.
 fn version_token(v: Version) -> &'static str {
-    if v == Version::HTTP_10 {
-        "1.0"
-    } else {
-        "1.1"
+    match v {
+        Version::HTTP_10 => "1.0",
+        Version::HTTP_2 => "2",
+        _ => "1.1",
     }
 }
 
@@ -342,6 +343,12 @@ mod tests {
         let (out, _) = request_head(&r, &FWD);
         assert_eq!(all(out.headers(), "host"), ["upstream.test:8080"]);
         assert_eq!(all(out.headers(), "via"), ["1.0 paf"]);
+        assert_eq!(out.version(), Version::HTTP_11);
+        // An HTTP/2 client's request goes out as HTTP/1.1, received as "2".
+        let mut r = req(&[("host", "paf.test")]);
+        *r.version_mut() = Version::HTTP_2;
+        let (out, _) = request_head(&r, &FWD);
+        assert_eq!(all(out.headers(), "via"), ["2 paf"]);
         assert_eq!(out.version(), Version::HTTP_11);
         // Absolute-form: its authority is the host, the target becomes origin-form.
         let r = Request::get("http://a.test:81/p?q")

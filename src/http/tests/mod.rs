@@ -154,6 +154,7 @@ impl Peer {
             }
             Event::Writable { id } => self.log.push(format!("writable {}", id.0)),
             Event::Closed => self.log.push("closed".to_owned()),
+            Event::Reset { id } => self.log.push(format!("reset {}", id.0)),
         }
     }
 

@@ -348,7 +348,7 @@ pub fn all() -> Vec<Case> {
         c("version-lowercase", b"GET {p} http/1.1\r\nHost: paf.test\r\n\r\n", reject(400)),
         c("version-garbage", b"GET {p} FOO/1.1\r\nHost: paf.test\r\n\r\n", reject(400)),
         c("version-two-digits", b"GET {p} HTTP/1.10\r\nHost: paf.test\r\n\r\n", reject(400)),
-        // The HTTP/2 connection preface on the HTTP/1 port.
+        // The HTTP/2 connection preface on an HTTP/1 port (h2c is off in this config).
         c("h2-preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", reject(505)),
         c("garbage-line", b"\x16\x03\x01\x00\xa5\x01garbage\r\n\r\n", reject(400)),
 

@@ -56,6 +56,8 @@ const LIMIT_S: u64 = 5;
 const MTU: u32 = 32 * 1024;
 
 /// The appliance under test; limits are the documented defaults, written out, except the body.
+/// h2c is off: this suite is about HTTP/1.1 parsing, and its `h2-preface` case checks that a
+/// listener without h2c answers the HTTP/2 preface like any other version (505).
 fn paf_config() -> String {
     format!(
         r#"[interface]
@@ -73,6 +75,7 @@ max_body_size = {body}
 [[listener]]
 name = "direct"
 port = {DIRECT_PORT}
+h2c = false
 
 [[listener.route]]
 path = "/"
@@ -82,6 +85,7 @@ body = "direct-ok\n"
 [[listener]]
 name = "proxy"
 port = {PROXY_PORT}
+h2c = false
 
 [[listener.route]]
 path = "/"

@@ -198,6 +198,7 @@ impl Server {
                 }
                 h::Event::BodyReadable { id } => self.read_and_answer(now, id, buf),
                 h::Event::Error { error, .. } => panic!("server error {error}"),
+                h::Event::Reset { id } => panic!("exchange {id:?} reset"),
                 h::Event::Writable { .. } | h::Event::Closed => {}
             }
         }

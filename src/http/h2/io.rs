@@ -1,0 +1,123 @@
+//! The h2 crate's view of the connection: [`Wire`], an `AsyncRead + AsyncWrite` over two
+//! in-memory buffers that the codec fills (peer bytes in) and drains (frames out), and the
+//! [`Waker`] the codec polls h2 with.
+//!
+//! Nothing here blocks or sleeps: a read of an empty buffer is `Pending` (the codec drives h2
+//! again whenever it feeds input), a write to a full buffer is `Pending` (again when the pipe
+//! took output). Those are the only two things h2 ever waits for from its IO.
+
+use std::cell::RefCell;
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// The bytes between the pipe and h2.
+#[derive(Debug, Default)]
+pub(super) struct Bufs {
+    /// Peer bytes h2 has not read yet.
+    pub input: Vec<u8>,
+    pub input_pos: usize,
+    /// The peer's stream ended (read returns 0 once `input` is empty).
+    pub eof: bool,
+    /// Frames h2 wrote, not yet taken by the codec (which swaps the whole buffer out).
+    pub out: Vec<u8>,
+    /// `out` takes no more than this (h2 waits until the codec took it).
+    pub out_cap: usize,
+}
+
+impl Bufs {
+    pub fn pending_in(&self) -> usize {
+        self.input.len() - self.input_pos
+    }
+}
+
+/// The IO half handed to h2; shares [`Bufs`] with the codec (one thread, never re-entered:
+/// h2 calls it only from inside the codec's own polls).
+#[derive(Debug)]
+pub(super) struct Wire(pub Rc<RefCell<Bufs>>);
+
+impl AsyncRead for Wire {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let mut b = self.0.borrow_mut();
+        let n = b.pending_in().min(buf.remaining());
+        if n == 0 {
+            // `Ready` with nothing read is the end of the stream to h2.
+            return if b.eof {
+                Poll::Ready(Ok(()))
+            } else {
+                Poll::Pending
+            };
+        }
+        let at = b.input_pos;
+        buf.put_slice(&b.input[at..at + n]);
+        b.input_pos += n;
+        if b.input_pos == b.input.len() {
+            b.input.clear();
+            b.input_pos = 0;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for Wire {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut b = self.0.borrow_mut();
+        let room = b.out_cap.saturating_sub(b.out.len());
+        if room == 0 {
+            return Poll::Pending;
+        }
+        let n = room.min(data.len());
+        b.out.extend_from_slice(&data[..n]);
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Flushed means handed to the pipe, which sends it in the same pump.
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// A waker that only records that it was woken: every wake-up h2 can produce comes from a
+/// call the codec made (input fed, output taken, a stream written or read), and the codec
+/// drives h2 again at the end of each of those calls until nothing is woken.
+#[derive(Debug, Default)]
+pub(super) struct Flag(AtomicBool);
+
+impl Flag {
+    /// Whether it was woken since the last call; clears it.
+    pub fn take(&self) -> bool {
+        self.0.swap(false, Ordering::Relaxed)
+    }
+}
+
+impl Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A [`Waker`] for `flag`.
+pub(super) fn waker(flag: &Arc<Flag>) -> Waker {
+    Waker::from(flag.clone())
+}

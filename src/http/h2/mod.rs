@@ -1,0 +1,811 @@
+//! The HTTP/2 server connection (RFC 9113): hyperium's `h2` crate driven as a sans-IO codec
+//! with the same surface as the HTTP/1.1 [`ServerConn`](super::ServerConn), so the service,
+//! its `Reqd` and every handler run unchanged on h2 streams.
+//!
+//! h2 owns the framing, HPACK, flow control, stream states and the protocol's errors. It is
+//! written for async runtimes but needs only `AsyncRead`/`AsyncWrite` and a `Waker`: here its
+//! IO is two in-memory buffers (`io::Wire`) that `handle_input` fills and `poll_transmit`
+//! drains, and it is polled (never awaited) at the end of every call that can give it work,
+//! until nothing it polled woke again. Every wake-up h2 can produce comes from one of those
+//! calls (input, output taken, a stream written, read or dropped), so no waker has to reach
+//! the loop: the owner flushes the connection after each call, as for HTTP/1.1.
+//!
+//! Mapping to the HTTP/1.1 codec's contract:
+//! - each accepted stream is an exchange ([`Event::Request`], ids increasing in accept order);
+//! - request body bytes are pulled with `read_body`; the stream's window is released only as
+//!   they are read, so a handler that does not read stops the peer (flow control is the
+//!   backpressure; windows are `body_buffer_size` per stream, 16 times that per connection);
+//! - `write_body` takes only what the stream's send capacity allows (peer windows, capped
+//!   per stream by `response_buffer_size`); [`Event::Writable`] follows when more is granted;
+//! - a stream the peer resets ends its exchange with [`Event::Reset`];
+//! - there is no [`Event::Error`]: protocol errors are h2's (GOAWAY or RST_STREAM, counted in
+//!   [`Counts`]); oversized header lists get 431 from h2 itself.
+//!
+//! Limits: `max_concurrent_streams`, the header list size (`max_head_size`, which bounds
+//! CONTINUATION floods and HPACK bombs, both decoded against it), h2's own bounds on resets
+//! it must send and on reset streams waiting to be accepted, and a budget of peer resets
+//! (rapid reset, CVE-2023-44487): each stream the peer resets before its response finished
+//! costs one, each finished response earns one back; at zero the connection gets GOAWAY
+//! `ENHANCE_YOUR_CALM`. Timers: idle (no stream, no output: GOAWAY and close), write (output or
+//! a stream blocked by the peer's windows without progress), drain (after `shutdown`).
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use bytes::Bytes;
+use h2::server::{Connection, Handshake, SendResponse};
+use h2::{Reason, RecvStream, SendStream};
+use http::{header, Method, StatusCode};
+
+mod head;
+mod io;
+
+use super::error::UsageErrorKind;
+use super::{BodyRead, Config, Event, ExchangeId, HttpDate, ResponseBody, UsageError};
+use io::{Bufs, Flag, Wire};
+
+/// The client connection preface (RFC 9113 §3.4), which starts h2c with prior knowledge.
+pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Peer bytes taken ahead of h2 (it parses them at once; this only bounds one call).
+const INPUT_CAP: usize = 64 * 1024;
+
+/// Frames waiting for the pipe before h2 is told to wait.
+const OUTPUT_CAP: usize = 64 * 1024;
+
+/// The connection window is this many stream windows.
+const CONN_WINDOWS: u32 = 16;
+
+/// Rounds of polling h2 in one drive: h2 makes progress every round it wakes itself, so this
+/// only bounds a pathological loop.
+const MAX_ROUNDS: usize = 256;
+
+/// HTTP/2 counters of one connection, taken with [`ServerConn::take_counts`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Streams accepted (requests handed out).
+    pub streams: u64,
+    /// Streams the peer reset (RST_STREAM) before their response finished.
+    pub resets_received: u64,
+    /// GOAWAY frames this side sent: graceful stop, idle close, errors, rapid reset.
+    pub goaways_sent: u64,
+    /// Connections that ended in a protocol error (either side's), or rapid reset.
+    pub protocol_errors: u64,
+}
+
+enum State {
+    /// Waiting for the preface and SETTINGS exchange.
+    Handshaking(Handshake<Wire, Bytes>),
+    Open(Connection<Wire, Bytes>),
+    /// h2 is done (closed cleanly or by an error); what it wrote is still being flushed.
+    Done,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Out {
+    None,
+    /// Streaming; `left`: bytes a declared length still needs; `discard`: bodiless response.
+    Streaming {
+        left: Option<u64>,
+        discard: bool,
+    },
+}
+
+struct Stream {
+    id: ExchangeId,
+    is_head: bool,
+    /// `Expect: 100-continue` not yet answered.
+    expect: bool,
+    recv: RecvStream,
+    /// Body bytes polled from h2, not yet read (their window is not released yet).
+    chunk: Bytes,
+    body_end: bool,
+    /// Body bytes received so far (against `max_body_size`).
+    body_len: u64,
+    respond: SendResponse<Bytes>,
+    send: Option<SendStream<Bytes>>,
+    out: Out,
+    /// The last `write_body` was short: `Writable` when capacity comes, or a reset when the
+    /// peer keeps its window shut past `write_timeout` from this instant.
+    blocked_since: Option<Instant>,
+}
+
+/// One server-side HTTP/2 connection; see the [module docs](self).
+pub struct ServerConn {
+    config: Arc<Config>,
+    bufs: Rc<RefCell<Bufs>>,
+    /// Output being transmitted (taken from `bufs.out` whole).
+    out: Vec<u8>,
+    out_pos: usize,
+    flag: Arc<Flag>,
+    waker: Waker,
+    state: State,
+    /// In id order (ids increase in accept order).
+    streams: VecDeque<Stream>,
+    next_id: u64,
+    events: VecDeque<Event>,
+    date: Option<HttpDate>,
+    idle_since: Option<Instant>,
+    write_progress: Instant,
+    drain_deadline: Option<Instant>,
+    shutting_down: bool,
+    closed: bool,
+    reset_budget: u32,
+    reset_budget_max: u32,
+    counts: Counts,
+}
+
+impl std::fmt::Debug for ServerConn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("h2::ServerConn")
+            .field("streams", &self.streams.len())
+            .field("closed", &self.closed)
+            .finish()
+    }
+}
+
+impl ServerConn {
+    /// A connection accepted at `now` whose next input is the client preface (after TLS with
+    /// ALPN `h2`, or h2c with prior knowledge). The SETTINGS frame is queued at once.
+    pub fn new(config: Arc<Config>, now: Instant) -> Self {
+        let bufs = Rc::new(RefCell::new(Bufs {
+            out_cap: OUTPUT_CAP,
+            ..Bufs::default()
+        }));
+        let window = u32::try_from(config.body_buffer_size)
+            .unwrap_or(u32::MAX)
+            .clamp(65_535, 1 << 30);
+        let header_list = u32::try_from(config.max_head_size).unwrap_or(u32::MAX);
+        let handshake = h2::server::Builder::new()
+            .max_concurrent_streams(config.max_concurrent_streams)
+            .max_header_list_size(header_list)
+            .initial_window_size(window)
+            .initial_connection_window_size(window.saturating_mul(CONN_WINDOWS).min(1 << 30))
+            .max_send_buffer_size(config.response_buffer_size.min(u32::MAX as usize))
+            .handshake(Wire(bufs.clone()));
+        let flag = Arc::new(Flag::default());
+        let waker = io::waker(&flag);
+        let budget = config.max_concurrent_streams.saturating_mul(2).max(100);
+        let mut conn = ServerConn {
+            config,
+            bufs,
+            out: Vec::new(),
+            out_pos: 0,
+            flag,
+            waker,
+            state: State::Handshaking(handshake),
+            streams: VecDeque::new(),
+            next_id: 0,
+            events: VecDeque::new(),
+            date: None,
+            idle_since: Some(now),
+            write_progress: now,
+            drain_deadline: None,
+            shutting_down: false,
+            closed: false,
+            reset_budget: budget,
+            reset_budget_max: budget,
+            counts: Counts::default(),
+        };
+        conn.drive(now);
+        conn
+    }
+
+    /// Sets the `Date` value for responses from now on (see the HTTP/1.1 codec's).
+    pub fn set_date(&mut self, date: HttpDate) {
+        self.date = Some(date);
+    }
+
+    /// Feeds bytes from the peer; returns how many were taken.
+    pub fn handle_input(&mut self, now: Instant, bytes: &[u8]) -> usize {
+        if !self.wants_read() {
+            return 0;
+        }
+        let n = {
+            let mut b = self.bufs.borrow_mut();
+            let n = INPUT_CAP.saturating_sub(b.pending_in()).min(bytes.len());
+            b.input.extend_from_slice(&bytes[..n]);
+            n
+        };
+        self.drive(now);
+        n
+    }
+
+    /// The peer closed its sending side: h2 ends the connection (streams still open fail).
+    pub fn handle_eof(&mut self, now: Instant) {
+        self.bufs.borrow_mut().eof = true;
+        self.drive(now);
+    }
+
+    /// Whether offering input can make progress now.
+    pub fn wants_read(&self) -> bool {
+        !self.closed
+            && !matches!(self.state, State::Done)
+            && self.bufs.borrow().pending_in() < INPUT_CAP
+    }
+
+    /// Bytes ready to send; report with `handle_transmitted`.
+    pub fn poll_transmit(&self) -> &[u8] {
+        &self.out[self.out_pos..]
+    }
+
+    /// `n` bytes of [`ServerConn::poll_transmit`] were sent.
+    pub fn handle_transmitted(&mut self, now: Instant, n: usize) {
+        let n = n.min(self.out.len() - self.out_pos);
+        if n > 0 {
+            self.out_pos += n;
+            self.write_progress = now;
+        }
+        self.drive(now);
+    }
+
+    /// Output not yet transmitted, here and still in h2's half of the buffers.
+    fn pending_out(&self) -> usize {
+        self.out.len() - self.out_pos + self.bufs.borrow().out.len()
+    }
+
+    /// Takes what h2 wrote once everything before it was transmitted (a swap, no copy).
+    fn take_output(&mut self, now: Instant) {
+        if self.out_pos < self.out.len() {
+            return;
+        }
+        self.out.clear();
+        self.out_pos = 0;
+        std::mem::swap(&mut self.out, &mut self.bufs.borrow_mut().out);
+        if !self.out.is_empty() {
+            // Output starts waiting now: the write timeout counts from here.
+            self.write_progress = now;
+        }
+    }
+
+    /// [`Event::Closed`] was emitted.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The counters since the last call.
+    pub fn take_counts(&mut self) -> Counts {
+        std::mem::take(&mut self.counts)
+    }
+
+    /// The earliest deadline, if any.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.closed {
+            return None;
+        }
+        let c = &self.config;
+        let idle = self.idle_since.map(|t| t + c.idle_timeout);
+        let write = (self.pending_out() > 0).then(|| self.write_progress + c.write_timeout);
+        let stalled = self
+            .streams
+            .iter()
+            .filter_map(|s| s.blocked_since)
+            .min()
+            .map(|t| t + c.write_timeout);
+        [idle, write, stalled, self.drain_deadline]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Fires due deadlines: the drain deadline or stalled output close at once (output
+    /// dropped); an idle connection gets GOAWAY and closes; a stream the peer's window kept
+    /// blocked for `write_timeout` is reset.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.closed {
+            return;
+        }
+        let c = Arc::clone(&self.config);
+        let pending = self.pending_out() > 0;
+        if self.drain_deadline.is_some_and(|t| t <= now)
+            || (pending && self.write_progress + c.write_timeout <= now)
+        {
+            self.force_close();
+            return;
+        }
+        if self.idle_since.is_some_and(|t| t + c.idle_timeout <= now) {
+            self.idle_since = None;
+            self.go_away(Reason::NO_ERROR);
+        }
+        let stalled: Vec<ExchangeId> = self
+            .streams
+            .iter()
+            .filter(|s| s.blocked_since.is_some_and(|t| t + c.write_timeout <= now))
+            .map(|s| s.id)
+            .collect();
+        for id in stalled {
+            if let Some(i) = self.index(id) {
+                let mut s = self.streams.remove(i).expect("index is valid");
+                s.respond.send_reset(Reason::CANCEL);
+                self.events.push_back(Event::Reset { id });
+            }
+        }
+        self.drive(now);
+    }
+
+    /// Starts a graceful stop: GOAWAY (h2 sends the last stream id once the peer answered
+    /// its PING), in-flight streams finish, then the connection closes; after
+    /// `drain_timeout` it closes regardless.
+    pub fn shutdown(&mut self, now: Instant) {
+        if self.closed || self.shutting_down {
+            return;
+        }
+        self.shutting_down = true;
+        self.drain_deadline = Some(now + self.config.drain_timeout);
+        match &mut self.state {
+            State::Open(conn) => {
+                conn.graceful_shutdown();
+                self.counts.goaways_sent += 1;
+            }
+            // Not even the preface yet: nothing to drain.
+            State::Handshaking(_) => self.state = State::Done,
+            State::Done => {}
+        }
+        self.drive(now);
+    }
+
+    /// HTTP/2 answers protocol errors itself (GOAWAY, RST_STREAM); there is never an error
+    /// response to send. Kept for the HTTP/1.1 codec's surface.
+    pub fn respond_error(&mut self, _now: Instant, _head: http::Response<()>, _body: &[u8]) {}
+
+    /// Copies request body bytes of `id` into `buf`, releasing that much window to the peer.
+    /// The first call on a request with `Expect: 100-continue` sends `100 Continue` unless the
+    /// response started.
+    pub fn read_body(&mut self, now: Instant, id: ExchangeId, buf: &mut [u8]) -> BodyRead {
+        let Some(i) = self.index(id) else {
+            return BodyRead::Pending;
+        };
+        let s = &mut self.streams[i];
+        if s.expect {
+            s.expect = false;
+            if s.out == Out::None {
+                let mut r = http::Response::new(());
+                *r.status_mut() = StatusCode::CONTINUE;
+                let _ = s.respond.send_informational(r);
+            }
+        }
+        if s.chunk.is_empty() && !s.body_end {
+            let mut cx = Context::from_waker(&self.waker);
+            poll_body(s, &mut cx);
+        }
+        let result = if !s.chunk.is_empty() {
+            let n = s.chunk.len().min(buf.len());
+            buf[..n].copy_from_slice(&s.chunk[..n]);
+            let _ = s.chunk.split_to(n);
+            let _ = s.recv.flow_control().release_capacity(n);
+            BodyRead::Data(n)
+        } else if s.body_end {
+            BodyRead::End
+        } else {
+            BodyRead::Pending
+        };
+        self.drive(now);
+        result
+    }
+
+    /// Starts the response of `id` (see the HTTP/1.1 codec's `respond`): `Content-Length`
+    /// from `body` when known, connection-specific fields removed, `Date` and `Server` added.
+    ///
+    /// # Errors
+    ///
+    /// [`UsageError`] for an unknown (or reset) id, a second response, or a 1xx status.
+    pub fn respond(
+        &mut self,
+        now: Instant,
+        id: ExchangeId,
+        head: http::Response<()>,
+        body: ResponseBody<'_>,
+    ) -> Result<(), UsageError> {
+        let i = self
+            .index(id)
+            .ok_or(usage(UsageErrorKind::UnknownExchange))?;
+        let status = head.status();
+        let s = &mut self.streams[i];
+        if s.out != Out::None {
+            return Err(usage(UsageErrorKind::AlreadyResponded));
+        }
+        if status.is_informational() {
+            return Err(usage(UsageErrorKind::InformationalStatus));
+        }
+        s.expect = false;
+        let bodiless =
+            s.is_head || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
+        let length = match body {
+            _ if status == StatusCode::NO_CONTENT => None,
+            ResponseBody::Empty if bodiless => None,
+            ResponseBody::Empty => Some(0),
+            ResponseBody::Complete(b) => Some(b.len() as u64),
+            ResponseBody::Length(n) => Some(n),
+            ResponseBody::Chunked => None,
+        };
+        let mut head = head::response(
+            head,
+            length,
+            self.date.as_ref(),
+            self.config.server_name.as_deref(),
+        );
+        if status == StatusCode::NO_CONTENT {
+            head.headers_mut().remove(header::CONTENT_LENGTH);
+        }
+        let complete = matches!(body, ResponseBody::Empty | ResponseBody::Complete(_));
+        let data = match body {
+            ResponseBody::Complete(b) if !bodiless && !b.is_empty() => Some(b),
+            _ => None,
+        };
+        let end_now = complete && data.is_none();
+        let mut send = match s.respond.send_response(head, end_now) {
+            Ok(send) => send,
+            Err(_) => return Err(usage(UsageErrorKind::UnknownExchange)),
+        };
+        if let Some(b) = data {
+            let _ = send.send_data(Bytes::copy_from_slice(b), true);
+        }
+        if complete {
+            self.finished(i);
+        } else {
+            let left = match body {
+                ResponseBody::Length(n) => Some(n),
+                _ => None,
+            };
+            let s = &mut self.streams[i];
+            s.out = Out::Streaming {
+                left,
+                discard: bodiless,
+            };
+            s.send = Some(send);
+        }
+        self.drive(now);
+        Ok(())
+    }
+
+    /// Sends streamed body bytes of `id`; returns how many were taken: at most the stream's
+    /// send capacity (fewer than offered, maybe 0, is backpressure: [`Event::Writable`]
+    /// follows).
+    ///
+    /// # Errors
+    ///
+    /// As the HTTP/1.1 codec's `write_body`.
+    pub fn write_body(
+        &mut self,
+        now: Instant,
+        id: ExchangeId,
+        data: &[u8],
+    ) -> Result<usize, UsageError> {
+        let i = self
+            .index(id)
+            .ok_or(usage(UsageErrorKind::UnknownExchange))?;
+        let (left, discard) = match self.streams[i].out {
+            Out::None => return Err(usage(UsageErrorKind::NotResponded)),
+            Out::Streaming { left, discard } => (left, discard),
+        };
+        if left.is_some_and(|l| data.len() as u64 > l) {
+            return Err(usage(UsageErrorKind::BodyTooLong));
+        }
+        if discard {
+            return Ok(data.len());
+        }
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let s = &mut self.streams[i];
+        let send = s.send.as_mut().expect("streaming has a send stream");
+        if send.capacity() == 0 {
+            send.reserve_capacity(data.len().max(16 * 1024));
+            self.drive(now);
+        }
+        let Some(i) = self.index(id) else {
+            return Err(usage(UsageErrorKind::UnknownExchange));
+        };
+        let s = &mut self.streams[i];
+        let send = s.send.as_mut().expect("streaming has a send stream");
+        let n = send.capacity().min(data.len());
+        if n == 0 {
+            s.blocked_since.get_or_insert(now);
+            return Ok(0);
+        }
+        // Short: `Writable` follows when capacity comes (the stall timer starts now).
+        s.blocked_since = (n < data.len()).then_some(now);
+        if send
+            .send_data(Bytes::copy_from_slice(&data[..n]), false)
+            .is_err()
+        {
+            return Err(usage(UsageErrorKind::UnknownExchange));
+        }
+        if let Out::Streaming {
+            left: Some(l),
+            discard,
+        } = s.out
+        {
+            s.out = Out::Streaming {
+                left: Some(l - n as u64),
+                discard,
+            };
+        }
+        // Ask for the next chunk's worth ahead, so capacity arrives while this one is sent.
+        send.reserve_capacity(data.len().max(16 * 1024));
+        self.drive(now);
+        Ok(n)
+    }
+
+    /// Ends the streamed body of `id` (an empty DATA frame with END_STREAM).
+    ///
+    /// # Errors
+    ///
+    /// As the HTTP/1.1 codec's `finish_body`; a declared length not reached resets the stream
+    /// (`INTERNAL_ERROR`) instead of closing the connection.
+    pub fn finish_body(&mut self, now: Instant, id: ExchangeId) -> Result<(), UsageError> {
+        let i = self
+            .index(id)
+            .ok_or(usage(UsageErrorKind::UnknownExchange))?;
+        let s = &mut self.streams[i];
+        let Out::Streaming { left, .. } = s.out else {
+            return Err(usage(UsageErrorKind::NotResponded));
+        };
+        let send = s.send.as_mut().expect("streaming has a send stream");
+        let result = if left.is_some_and(|l| l > 0) {
+            send.send_reset(Reason::INTERNAL_ERROR);
+            Err(usage(UsageErrorKind::BodyTooShort))
+        } else {
+            let _ = send.send_data(Bytes::new(), true);
+            Ok(())
+        };
+        self.finished(i);
+        self.drive(now);
+        result
+    }
+
+    /// Abandons the response of `id` mid-body: the stream is reset (`INTERNAL_ERROR`), the
+    /// connection and its other streams go on.
+    pub fn abort(&mut self, now: Instant, id: ExchangeId) {
+        if let Some(i) = self.index(id) {
+            let mut s = self.streams.remove(i).expect("index is valid");
+            match s.send.as_mut() {
+                Some(send) => send.send_reset(Reason::INTERNAL_ERROR),
+                None => s.respond.send_reset(Reason::INTERNAL_ERROR),
+            }
+        }
+        self.drive(now);
+    }
+
+    // ---- driving h2 ----
+
+    /// Polls h2 until nothing it polled woke again: handshake, frames in and out, new
+    /// streams, then each stream's body, resets and send capacity.
+    fn drive(&mut self, now: Instant) {
+        if self.closed {
+            return;
+        }
+        let waker = self.waker.clone();
+        let mut cx = Context::from_waker(&waker);
+        for _ in 0..MAX_ROUNDS {
+            self.flag.take();
+            self.take_output(now);
+            self.poll_conn(&mut cx);
+            self.poll_streams(&mut cx, now);
+            self.take_output(now);
+            if !self.flag.take() {
+                break;
+            }
+        }
+        if self.streams.is_empty() && self.idle_since.is_none() && !self.shutting_down {
+            self.idle_since = Some(now);
+        }
+        if matches!(self.state, State::Done) && self.pending_out() == 0 {
+            self.close();
+        }
+    }
+
+    fn poll_conn(&mut self, cx: &mut Context<'_>) {
+        if let State::Handshaking(hs) = &mut self.state {
+            match Pin::new(hs).poll(cx) {
+                Poll::Ready(Ok(conn)) => self.state = State::Open(conn),
+                Poll::Ready(Err(e)) => return self.failed(&e),
+                Poll::Pending => return,
+            }
+        }
+        loop {
+            let State::Open(conn) = &mut self.state else {
+                return;
+            };
+            match conn.poll_accept(cx) {
+                Poll::Ready(Some(Ok((req, respond)))) => self.accept(req, respond),
+                Poll::Ready(Some(Err(e))) => return self.failed(&e),
+                Poll::Ready(None) => {
+                    self.state = State::Done;
+                    for s in self.streams.drain(..) {
+                        self.events.push_back(Event::Reset { id: s.id });
+                    }
+                    return;
+                }
+                Poll::Pending => return,
+            }
+        }
+    }
+
+    fn accept(&mut self, req: http::Request<RecvStream>, respond: SendResponse<Bytes>) {
+        let (parts, recv) = req.into_parts();
+        let head = head::request(http::Request::from_parts(parts, ()));
+        let id = ExchangeId(self.next_id);
+        self.next_id += 1;
+        self.counts.streams += 1;
+        self.idle_since = None;
+        let expect = head
+            .headers()
+            .get(header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        let declared = head
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        let mut s = Stream {
+            id,
+            is_head: head.method() == Method::HEAD,
+            expect,
+            body_end: recv.is_end_stream(),
+            recv,
+            chunk: Bytes::new(),
+            body_len: 0,
+            respond,
+            send: None,
+            out: Out::None,
+            blocked_since: None,
+        };
+        if let (Some(n), Some(max)) = (declared, self.config.max_body_size) {
+            if n > max {
+                // As the HTTP/1.1 codec: refused before the handler sees it.
+                let mut r = http::Response::new(());
+                *r.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+                let r = head::response(r, Some(0), self.date.as_ref(), None);
+                let _ = s.respond.send_response(r, true);
+                return;
+            }
+        }
+        self.streams.push_back(s);
+        self.events.push_back(Event::Request { id, head });
+    }
+
+    fn poll_streams(&mut self, cx: &mut Context<'_>, now: Instant) {
+        let max_body = self.config.max_body_size;
+        let mut i = 0;
+        while i < self.streams.len() {
+            let s = &mut self.streams[i];
+            let id = s.id;
+            // The peer reset the stream (or the connection failed under it).
+            let reset = match s.send.as_mut() {
+                Some(send) => send.poll_reset(cx),
+                None => s.respond.poll_reset(cx),
+            };
+            if let Poll::Ready(r) = reset {
+                self.streams.remove(i);
+                self.events.push_back(Event::Reset { id });
+                if r.is_ok() {
+                    self.peer_reset();
+                }
+                continue;
+            }
+            if s.chunk.is_empty() && !s.body_end && poll_body(s, cx) {
+                if max_body.is_some_and(|m| s.body_len > m) {
+                    let mut s = self.streams.remove(i).expect("index is valid");
+                    s.respond.send_reset(Reason::CANCEL);
+                    self.events.push_back(Event::Reset { id });
+                    continue;
+                }
+                self.events.push_back(Event::BodyReadable { id });
+            }
+            if s.blocked_since.is_some() {
+                let send = s.send.as_mut().expect("blocked means streaming");
+                let ready = send.capacity() > 0
+                    || matches!(send.poll_capacity(cx), Poll::Ready(Some(Ok(n))) if n > 0);
+                if ready {
+                    s.blocked_since = None;
+                    self.write_progress = now;
+                    self.events.push_back(Event::Writable { id });
+                }
+            }
+            i += 1;
+        }
+    }
+
+    /// A peer reset of an unfinished stream: spends the rapid-reset budget.
+    fn peer_reset(&mut self) {
+        self.counts.resets_received += 1;
+        self.reset_budget = self.reset_budget.saturating_sub(1);
+        if self.reset_budget == 0 {
+            log::debug!("h2: too many streams reset by the peer; GOAWAY ENHANCE_YOUR_CALM");
+            self.counts.protocol_errors += 1;
+            self.go_away(Reason::ENHANCE_YOUR_CALM);
+        }
+    }
+
+    /// Sends GOAWAY with `reason` and the last stream processed; the connection then ends.
+    fn go_away(&mut self, reason: Reason) {
+        match &mut self.state {
+            State::Open(conn) => {
+                conn.abrupt_shutdown(reason);
+                self.counts.goaways_sent += 1;
+            }
+            State::Handshaking(_) => self.state = State::Done,
+            State::Done => {}
+        }
+    }
+
+    /// h2 ended the connection with an error (what it had to send is in the output).
+    fn failed(&mut self, e: &h2::Error) {
+        if !e.is_io() && e.reason() != Some(Reason::NO_ERROR) {
+            self.counts.protocol_errors += 1;
+            if !e.is_remote() {
+                self.counts.goaways_sent += 1;
+            }
+        }
+        log::debug!("h2: connection ended: {e}");
+        self.state = State::Done;
+        // Streams of a dead connection: their exchanges end now.
+        for s in self.streams.drain(..) {
+            self.events.push_back(Event::Reset { id: s.id });
+        }
+    }
+
+    /// The response of stream `i` is complete: the stream leaves (h2 sends what it buffered).
+    fn finished(&mut self, i: usize) {
+        self.streams.remove(i);
+        self.reset_budget = (self.reset_budget + 1).min(self.reset_budget_max);
+    }
+
+    fn close(&mut self) {
+        if !self.closed {
+            self.closed = true;
+            self.events.push_back(Event::Closed);
+        }
+    }
+
+    /// Gives up at once: pending output is dropped.
+    fn force_close(&mut self) {
+        self.state = State::Done;
+        for s in self.streams.drain(..) {
+            self.events.push_back(Event::Reset { id: s.id });
+        }
+        self.bufs.borrow_mut().out.clear();
+        self.out.clear();
+        self.out_pos = 0;
+        self.close();
+    }
+
+    fn index(&self, id: ExchangeId) -> Option<usize> {
+        self.streams.binary_search_by_key(&id, |s| s.id).ok()
+    }
+}
+
+/// Polls one chunk of `s`'s body into `s.chunk` (or its end); returns whether something came.
+fn poll_body(s: &mut Stream, cx: &mut Context<'_>) -> bool {
+    loop {
+        match s.recv.poll_data(cx) {
+            Poll::Ready(Some(Ok(b))) if b.is_empty() => continue,
+            Poll::Ready(Some(Ok(b))) => {
+                s.body_len += b.len() as u64;
+                s.chunk = b;
+                return true;
+            }
+            // The end, or a reset: `poll_reset` reports the reset.
+            Poll::Ready(None) => {
+                s.body_end = true;
+                return true;
+            }
+            Poll::Ready(Some(Err(_))) | Poll::Pending => return false,
+        }
+    }
+}
+
+fn usage(kind: UsageErrorKind) -> UsageError {
+    UsageError::new(kind)
+}
