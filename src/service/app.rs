@@ -12,8 +12,8 @@
 //! is left the [`Handle`] completes. Whatever is left at `drain_timeout` (plus a grace second)
 //! is reset.
 
+use crate::runtime::IdMap;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -46,7 +46,7 @@ pub(crate) struct ServiceApp {
     port: u16,
     listener: Option<ListenerId>,
     run: Running,
-    conns: HashMap<ConnId, Conn>,
+    conns: IdMap<ConnId, Conn>,
     timers: Timers,
     finished: bool,
     batch: Vec<ConnId>,
@@ -69,7 +69,7 @@ impl ServiceApp {
             port,
             listener: Some(listener),
             run: Running::new(shared, s.tls, s.request, s.error, s.stop),
-            conns: HashMap::new(),
+            conns: IdMap::default(),
             timers: Timers::default(),
             finished: false,
             batch: Vec::new(),
