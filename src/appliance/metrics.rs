@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use net::{ConnId, ListenerId};
 
+use crate::http::h2::Flood;
 use crate::runtime::{App, Cx};
 use crate::service::handle::TlsFailure;
 use crate::service::{Handle, Stats};
@@ -272,6 +273,23 @@ fn render_h2(out: &mut String, services: &[(String, Handle)]) {
             let _ = writeln!(out, "{name}{{listener=\"{}\"}} {}", escape(l), get(s));
         }
     }
+    let name = "paf_h2_floods_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} HTTP/2 floods cut off (GOAWAY ENHANCE_YOUR_CALM), by kind."
+    );
+    let _ = writeln!(out, "# TYPE {name} counter");
+    for (l, s) in &stats {
+        for kind in Flood::ALL {
+            let _ = writeln!(
+                out,
+                "{name}{{listener=\"{}\",kind=\"{}\"}} {}",
+                escape(l),
+                kind.name(),
+                s.h2_floods[kind.index()]
+            );
+        }
+    }
 }
 
 /// The TLS families, for https listeners only.
@@ -375,6 +393,7 @@ mod tests {
         c.write_timeouts.store(2, r);
         c.h2_connections.store(5, r);
         c.h2_resets.store(6, r);
+        c.h2_floods[Flood::Continuation.index()].store(7, r);
         if https {
             c.tls_ok.store(7, r);
             c.tls_failed.store(4, r);
@@ -447,6 +466,14 @@ mod tests {
             (r#"paf_h2_connections_total{listener="web"}"#, Some(5)),
             (r#"paf_h2_resets_received_total{listener="tls"}"#, Some(6)),
             (r#"paf_h2_goaways_sent_total{listener="web"}"#, Some(0)),
+            (
+                r#"paf_h2_floods_total{listener="tls",kind="continuation"}"#,
+                Some(7),
+            ),
+            (
+                r#"paf_h2_floods_total{listener="tls",kind="rapid_reset"}"#,
+                Some(0),
+            ),
             (
                 r#"paf_tls_handshakes_total{listener="web",result="ok"}"#,
                 None,

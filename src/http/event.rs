@@ -33,10 +33,13 @@ pub enum Event {
         /// The exchange whose body can be read.
         id: ExchangeId,
     },
-    /// The peer violated the protocol, or a timeout fired. At most one per connection; the codec
-    /// has stopped reading. Answer with
+    /// The peer violated the protocol, or a timeout fired. HTTP/1.1: at most one per
+    /// connection; the codec has stopped reading; answer with
     /// [`ServerConn::respond_error`](super::ServerConn::respond_error) (status
-    /// [`Error::status`]). `id` is the exchange whose body failed, `None` for a failed head.
+    /// [`Error::status`]); `id` is the exchange whose body failed, `None` for a failed head.
+    /// HTTP/2: one per failed stream (its body stalled for `body_timeout` or exceeded
+    /// `max_body_size`, before its response started), answered on that stream (the HTTP/2
+    /// codec's `respond_error` takes the id); the connection goes on. HTTP/2 protocol errors are h2's own (GOAWAY, RST_STREAM) and make no event.
     Error {
         /// The exchange whose request body failed, if any.
         id: Option<ExchangeId>,

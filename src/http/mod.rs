@@ -39,6 +39,7 @@ mod config;
 mod error;
 mod event;
 pub(crate) mod h2;
+pub use h2::Flood;
 pub(crate) mod head;
 mod server;
 mod write;

@@ -144,8 +144,23 @@ impl ServerCodec {
         each!(self, c => c.finish_body(now, id))
     }
 
-    pub(crate) fn respond_error(&mut self, now: Instant, head: ::http::Response<()>, body: &[u8]) {
-        each!(self, c => c.respond_error(now, head, body))
+    /// Answers the [`Event::Error`] of `id` (HTTP/1.1 has one per connection and ignores `id`;
+    /// HTTP/2 has one per failed stream).
+    pub(crate) fn respond_error(
+        &mut self,
+        now: Instant,
+        id: Option<ExchangeId>,
+        head: ::http::Response<()>,
+        body: &[u8],
+    ) {
+        match &mut self.proto {
+            Proto::H1(c) => c.respond_error(now, head, body),
+            Proto::H2(c) => {
+                if let Some(id) = id {
+                    c.respond_error(now, id, head, body);
+                }
+            }
+        }
     }
 
     /// Abandons the response of `id` mid-body. Returns whether the protocol could end that

@@ -380,6 +380,7 @@ impl Running {
             self.shared.clone(),
             c.peer,
             error,
+            id,
             ex.clone(),
         );
         let req = ex.as_ref().map(|ex| &ex.request);

@@ -9,16 +9,20 @@ use ::http::{Response, StatusCode};
 
 use super::core::{CoreRef, Shared};
 use super::reqd::{plain_head, Exchange};
-use crate::http::Error;
+use crate::http::{Error, ExchangeId};
 
-/// The response to one peer error (malformed request, timeout, limits). The connection closes
-/// after it. Answer with [`ErrorResponse::respond`]; dropping it unanswered sends the default: the
-/// suggested [`ErrorResponse::status`] with a one-line plain-text body.
+/// The response to one peer error (malformed request, timeout, limits). On HTTP/1.1 the
+/// connection closes after it; on HTTP/2 only the failed stream ends (a stream's body that
+/// stalled or grew too large), the connection and its other streams go on. Answer with
+/// [`ErrorResponse::respond`]; dropping it unanswered sends the default: the suggested
+/// [`ErrorResponse::status`] with a one-line plain-text body.
 pub struct ErrorResponse {
     core: CoreRef,
     shared: Rc<Shared>,
     peer: SocketAddr,
     error: Error,
+    /// The exchange that failed (HTTP/2 answers on its stream).
+    id: Option<ExchangeId>,
     /// The request whose body failed, for the access log.
     exchange: Option<Rc<Exchange>>,
     answered: bool,
@@ -39,6 +43,7 @@ impl ErrorResponse {
         shared: Rc<Shared>,
         peer: SocketAddr,
         error: Error,
+        id: Option<ExchangeId>,
         exchange: Option<Rc<Exchange>>,
     ) -> ErrorResponse {
         ErrorResponse {
@@ -46,6 +51,7 @@ impl ErrorResponse {
             shared,
             peer,
             error,
+            id,
             exchange,
             answered: false,
         }
@@ -72,7 +78,7 @@ impl ErrorResponse {
             return;
         }
         self.shared.set_date(&mut core, now);
-        core.codec.respond_error(now, head, body);
+        core.codec.respond_error(now, self.id, head, body);
         self.shared.mark(&mut core);
         drop(core);
         let line = self.exchange.as_ref().map_or(String::from("-"), |ex| {

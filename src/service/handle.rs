@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
+use crate::http::h2::Flood;
+
 /// Why a service loop ended other than by its stop switch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ServiceError {
@@ -73,8 +75,11 @@ pub struct Stats {
     pub h2_resets_received: u64,
     /// HTTP/2 GOAWAY frames sent: graceful stops, idle closes, protocol errors, rapid reset.
     pub h2_goaways_sent: u64,
-    /// HTTP/2 connections that ended in a protocol error (either side's) or rapid reset.
+    /// HTTP/2 connections that ended in a protocol error (either side's) or a flood.
     pub h2_protocol_errors: u64,
+    /// HTTP/2 floods cut off, by kind, indexed by [`Flood::index`] (rapid reset, PING,
+    /// SETTINGS, PRIORITY, empty frames, CONTINUATION, HPACK).
+    pub h2_floods: [u64; Flood::ALL.len()],
 }
 
 impl Stats {
@@ -175,6 +180,7 @@ pub(crate) struct Counters {
     pub h2_resets: AtomicU64,
     pub h2_goaways: AtomicU64,
     pub h2_protocol_errors: AtomicU64,
+    pub h2_floods: [AtomicU64; Flood::ALL.len()],
 }
 
 impl Counters {
@@ -186,7 +192,10 @@ impl Counters {
             (&self.h2_resets, c.resets_received),
             (&self.h2_goaways, c.goaways_sent),
             (&self.h2_protocol_errors, c.protocol_errors),
-        ] {
+        ]
+        .into_iter()
+        .chain(self.h2_floods.iter().zip(c.floods))
+        {
             if n > 0 {
                 counter.fetch_add(n, r);
             }
@@ -217,6 +226,7 @@ impl Counters {
             h2_resets_received: self.h2_resets.load(r),
             h2_goaways_sent: self.h2_goaways.load(r),
             h2_protocol_errors: self.h2_protocol_errors.load(r),
+            h2_floods: std::array::from_fn(|i| self.h2_floods[i].load(r)),
         }
     }
 }

@@ -11,9 +11,13 @@
 //! at most `max_concurrent_streams` open, a handler that never reads stopping the client at
 //! the window, GOAWAY on stop with the in-flight stream finished, the idle timeout, rapid
 //! reset (GOAWAY `ENHANCE_YOUR_CALM`), an oversized header list (431), h2c turned off (505),
-//! a client that never opens its window and a PING flood that reads nothing (both cut at
-//! `write_timeout`), TLS with ALPN, and every appliance route (the proxy to an HTTP/1.1
-//! upstream included) with the `/metrics` counters.
+//! a client that never opens its window (cut at `write_timeout`), control floods (PING,
+//! SETTINGS, PRIORITY, empty DATA: GOAWAY `ENHANCE_YOUR_CALM`, counted by kind; a PING flood
+//! that reads nothing is cut at once, its output bounded) while a client pinging at a sane
+//! rate is never cut, a CONTINUATION flood and an HPACK bomb (cut and counted), a stalled
+//! request body (408 on its stream, the error handler told, the connection goes on), bodies
+//! over `max_body_size` (413 on their stream), TLS with ALPN, and every appliance route (the
+//! proxy to an HTTP/1.1 upstream included) with the `/metrics` counters.
 
 use std::future::Future;
 use std::io;
@@ -109,7 +113,7 @@ impl Net {
         let mut pair = Pair::new();
         let svc = service::init(&mut pair.server, 80).expect("listen");
         let stop = Switch::new();
-        let errors = service::default_error_handler;
+        let errors = record_errors;
         let Initialized(handle) = match tls {
             Some(tls) => service::https(svc, tls, config, Some(stop.clone()), errors, handler),
             None => service::http(svc, config, Some(stop.clone()), errors, handler),
@@ -270,9 +274,31 @@ fn get(path: &str) -> Request<()> {
         .unwrap()
 }
 
+/// An error handler's call: the error, and the failed request's version and path.
+type Seen = (paf::http::Error, Option<(::http::Version, String)>);
+
 thread_local! {
     /// Requests a handler keeps without answering (each test runs on its own thread).
     static KEPT: std::cell::RefCell<Vec<Reqd>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// What the error handler was given: the error and the failed request's version and path.
+    static ERRORS: std::cell::RefCell<Vec<Seen>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The error handler: records its arguments, then sends the default response.
+fn record_errors(
+    _peer: SocketAddr,
+    error: &paf::http::Error,
+    request: Option<&Request<()>>,
+    respond: service::ErrorResponse,
+) {
+    let req = request.map(|r| (r.version(), r.uri().path().to_owned()));
+    ERRORS.with(|e| e.borrow_mut().push((*error, req)));
+    drop(respond);
+}
+
+fn errors_seen() -> Vec<Seen> {
+    ERRORS.with(|e| e.borrow().clone())
 }
 
 /// `/hello`: 5 bytes with a hop-by-hop field set by the handler; `/echo`: the body back;
@@ -611,6 +637,11 @@ fn rapid_reset_gets_goaway_enhance_your_calm() {
     assert_eq!(e.reason(), Some(h2::Reason::ENHANCE_YOUR_CALM), "{e}");
     let s = net.handle.stats();
     assert!(s.h2_protocol_errors >= 1 && s.h2_goaways_sent >= 1, "{s:?}");
+    assert_eq!(
+        s.h2_floods[paf::http::Flood::RapidReset.index()],
+        1,
+        "{s:?}"
+    );
     assert!(sent < 2000, "cut off after {sent} resets");
 }
 
@@ -852,13 +883,8 @@ fn a_client_that_never_opens_its_window_has_the_stream_reset_at_the_write_timeou
 }
 
 #[test]
-fn a_ping_flood_that_reads_nothing_is_held_by_backpressure_and_cut_at_the_write_timeout() {
-    let write_timeout = Duration::from_secs(3);
-    let config = Config {
-        write_timeout,
-        ..Config::default()
-    };
-    let mut net = Net::new(config, None);
+fn a_ping_flood_that_reads_nothing_is_cut_at_once_with_its_output_bounded() {
+    let mut net = Net::new(Config::default(), None);
     let c = RawClient::connect(&mut net.pair.client, Net::addr()).unwrap();
     c.set_max_input(Some(1)); // reads (almost) nothing: every PING ACK stays with paf
     let mut sent = 0u64;
@@ -880,13 +906,264 @@ fn a_ping_flood_that_reads_nothing_is_held_by_backpressure_and_cut_at_the_write_
     let took = net.pair.drive_until(LONG, "the connection to be cut", |_| {
         handle.stats().active == 0 && handle.stats().accepted == 1
     });
-    // Output stalls within microseconds of virtual time; the cut comes write_timeout later.
-    assert!(
-        took >= write_timeout && took < write_timeout + Duration::from_millis(100),
-        "cut after {took:?}"
-    );
+    // The control budget runs out within the first 64 kB read: cut at once (the GOAWAY fits
+    // in the socket's buffer), not at the write timeout.
+    assert!(took < Duration::from_millis(100), "cut after {took:?}");
     let s = net.handle.stats();
-    assert_eq!(s.write_timeouts, 1, "{s:?}");
+    assert_eq!(s.h2_floods[paf::http::Flood::Ping.index()], 1, "{s:?}");
     // What paf held for the flood stayed bounded: its output cap plus the socket's buffers.
     assert!(s.max_output_pending <= 128 * 1024, "{s:?}");
+}
+
+/// A raw h2c connection that sends the preface, an empty SETTINGS, then what `more` adds each
+/// time it is asked (until it returns false), and reads everything paf sends. Returns the
+/// error code of the GOAWAY paf sent, if any, once paf closed.
+fn raw_flood(net: &mut Net, mut more: impl FnMut(&mut Vec<u8>) -> bool + 'static) -> Option<u32> {
+    let c = RawClient::connect(&mut net.pair.client, Net::addr()).unwrap();
+    let mut first = true;
+    c.set_source(move |out| {
+        if first {
+            first = false;
+            out.extend_from_slice(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+            out.extend_from_slice(&frame(0x4, 0, 0, &[]));
+        }
+        more(out)
+    });
+    let mut got = Vec::new();
+    net.pair.drive_until(LONG, "paf to close the flood", |_| {
+        got.extend(c.take_input());
+        c.is_eof()
+    });
+    goaway_code(&got)
+}
+
+/// One frame: type, flags, stream id, payload.
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let n = payload.len();
+    let mut f = vec![(n >> 16) as u8, (n >> 8) as u8, n as u8, kind, flags];
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// The error code of the first GOAWAY among `frames` (paf's output, read frame by frame).
+fn goaway_code(frames: &[u8]) -> Option<u32> {
+    let mut at = 0;
+    while at + 9 <= frames.len() {
+        let n = usize::from(frames[at]) << 16
+            | usize::from(frames[at + 1]) << 8
+            | usize::from(frames[at + 2]);
+        if frames[at + 3] == 0x7 && at + 9 + 8 <= frames.len() {
+            let p = &frames[at + 9..];
+            return Some(u32::from_be_bytes([p[4], p[5], p[6], p[7]]));
+        }
+        at += 9 + n;
+    }
+    None
+}
+
+/// A POST to `/never-read` on `stream`, its body still to come: HPACK with static-table
+/// indexes (:method POST, :scheme http, :path as a literal, :authority as a literal).
+fn post_headers(stream: u32, end_headers: bool) -> Vec<u8> {
+    let mut block = vec![0x83, 0x86, 0x04, 11];
+    block.extend_from_slice(b"/never-read");
+    block.extend_from_slice(&[0x01, 8]);
+    block.extend_from_slice(b"paf.test");
+    frame(0x1, if end_headers { 0x4 } else { 0 }, stream, &block)
+}
+
+const ENHANCE_YOUR_CALM: u32 = 0xb;
+
+#[test]
+fn control_floods_that_read_their_answers_get_goaway_enhance_your_calm_and_are_counted() {
+    let floods: [(&str, Vec<u8>, paf::http::Flood); 4] = [
+        ("ping", frame(0x6, 0, 0, &[7; 8]), paf::http::Flood::Ping),
+        (
+            "settings",
+            frame(0x4, 0, 0, &[]),
+            paf::http::Flood::Settings,
+        ),
+        (
+            "priority",
+            frame(0x2, 0, 3, &[0, 0, 0, 1, 16]),
+            paf::http::Flood::Priority,
+        ),
+        (
+            "empty data",
+            frame(0x0, 0, 1, &[]),
+            paf::http::Flood::EmptyFrames,
+        ),
+    ];
+    for (name, unit, kind) in floods {
+        let mut net = Net::new(Config::default(), None);
+        let mut sent = 0u32;
+        let opening = post_headers(1, true);
+        let code = raw_flood(&mut net, move |out| {
+            if sent == 0 {
+                out.extend_from_slice(&opening);
+            }
+            for _ in 0..100 {
+                out.extend_from_slice(&unit);
+            }
+            sent += 100;
+            sent < 20_000
+        });
+        let s = net.handle.stats();
+        assert_eq!(code, Some(ENHANCE_YOUR_CALM), "{name}: {s:?}");
+        assert_eq!(s.h2_floods[kind.index()], 1, "{name}: {s:?}");
+        assert_eq!(s.h2_floods.iter().sum::<u64>(), 1, "{name}: {s:?}");
+        KEPT.with(|k| k.borrow_mut().clear());
+    }
+}
+
+#[test]
+fn a_client_pinging_at_a_sane_rate_is_never_cut() {
+    let mut net = Net::new(Config::default(), None);
+    let mut h = net.connect();
+    let mut ping = h.conn.as_mut().ping_pong().expect("ping_pong");
+    // 50 pings a second for a minute: half the refill rate, three times the burst in all.
+    for _ in 0..3000 {
+        let mut fut = Box::pin(ping.ping(h2::Ping::opaque()));
+        net.run(&mut h, "the pong", |_| {
+            fut.as_mut().poll(&mut Context::from_waker(waker()))
+        })
+        .expect("pong");
+        net.pair.advance(Duration::from_millis(20));
+        let (resp, _) = net.fetch(&mut h, get("/hello"), b"");
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+    let s = net.handle.stats();
+    assert_eq!(s.h2_floods, [0; 7], "{s:?}");
+    assert_eq!(s.h2_protocol_errors, 0, "{s:?}");
+}
+
+#[test]
+fn a_continuation_flood_is_cut_and_counted() {
+    let mut net = Net::new(Config::default(), None);
+    let mut sent = 0u32;
+    let code = raw_flood(&mut net, move |out| {
+        if sent == 0 {
+            out.extend_from_slice(&post_headers(1, false));
+        }
+        // Each CONTINUATION adds a literal field `x: y` and never ends the block.
+        for _ in 0..100 {
+            out.extend_from_slice(&frame(0x9, 0, 1, &[0x40, 1, b'x', 1, b'y']));
+        }
+        sent += 100;
+        sent < 100_000
+    });
+    assert_eq!(code, Some(ENHANCE_YOUR_CALM));
+    let s = net.handle.stats();
+    assert_eq!(
+        s.h2_floods[paf::http::Flood::Continuation.index()],
+        1,
+        "{s:?}"
+    );
+    assert_eq!(s.h2_streams, 0, "{s:?}");
+}
+
+#[test]
+fn an_hpack_bomb_is_cut_and_counted() {
+    let mut net = Net::new(Config::default(), None);
+    let mut block = vec![0x82, 0x86, 0x84, 0x01, 8];
+    block.extend_from_slice(b"paf.test");
+    // A 4,000-byte field into the dynamic table (literal with incremental indexing), then
+    // 1,000 one-byte references to it: 4 MB decoded from 5 kB.
+    block.extend_from_slice(&[0x40, 1, b'x', 0x7f]);
+    let mut len = 4000 - 127;
+    while len >= 128 {
+        block.push(0x80 | (len & 0x7f) as u8);
+        len >>= 7;
+    }
+    block.push(len as u8);
+    block.extend(std::iter::repeat_n(b'a', 4000));
+    block.extend(std::iter::repeat_n(0xbe, 1000));
+    let bomb = frame(0x1, 0x5, 1, &block);
+    let mut once = Some(bomb);
+    let code = raw_flood(&mut net, move |out| {
+        out.extend(once.take().unwrap_or_default());
+        false
+    });
+    assert_eq!(code, Some(ENHANCE_YOUR_CALM));
+    let s = net.handle.stats();
+    assert_eq!(s.h2_floods[paf::http::Flood::Hpack.index()], 1, "{s:?}");
+}
+
+#[test]
+fn a_stalled_request_body_gets_408_on_its_stream_and_the_connection_goes_on() {
+    let body_timeout = Duration::from_secs(4);
+    let config = Config {
+        body_timeout,
+        ..Config::default()
+    };
+    let mut net = Net::new(config, None);
+    let mut h = net.connect();
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("http://paf.test/echo")
+        .body(())
+        .unwrap();
+    let (fut, mut stream) = h.send.send_request(req, false).expect("send_request");
+    stream
+        .send_data(Bytes::from_static(b"part of a body"), false)
+        .expect("send_data");
+    let start = net.pair.now();
+    let (resp, body) = net.finish(&mut h, fut);
+    let took = net.pair.now() - start;
+    assert_eq!(resp.status(), StatusCode::REQUEST_TIMEOUT);
+    assert_eq!(body, b"408 Request Timeout\n");
+    assert!(
+        took >= body_timeout && took < body_timeout + Duration::from_millis(50),
+        "{took:?}"
+    );
+    // The error handler was told, with the request (HTTP/2).
+    assert_eq!(
+        errors_seen(),
+        vec![(
+            paf::http::Error::BodyTimeout,
+            Some((::http::Version::HTTP_2, "/echo".to_owned()))
+        )]
+    );
+    // The rest of the body is refused, and the connection serves the next request.
+    let _ = stream.send_data(Bytes::from_static(b"late"), true);
+    let (resp, _) = net.fetch(&mut h, get("/hello"), b"");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let s = net.handle.stats();
+    assert_eq!(s.body_timeouts, 1, "{s:?}");
+    assert_eq!(s.h2_protocol_errors, 0, "{s:?}");
+}
+
+#[test]
+fn bodies_over_max_body_size_get_413_on_their_stream_declared_or_not() {
+    let config = Config {
+        max_body_size: Some(1000),
+        ..Config::default()
+    };
+    let mut net = Net::new(config, None);
+    let mut h = net.connect();
+    // No declared length: cut when the bytes exceed it.
+    let post = |len: Option<usize>| {
+        let mut r = Request::builder()
+            .method(Method::POST)
+            .uri("http://paf.test/echo");
+        if let Some(n) = len {
+            r = r.header("content-length", n);
+        }
+        r.body(()).unwrap()
+    };
+    let (resp, _) = net.fetch(&mut h, post(None), &[b'x'; 5000]);
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // Declared: refused before the handler sees it.
+    let (resp, _) = net.fetch(&mut h, post(Some(5000)), &[b'x'; 5000]);
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // Within the limit, on the same connection.
+    let (resp, body) = net.fetch(&mut h, post(Some(1000)), &[b'y'; 1000]);
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(body, vec![b'y'; 1000]);
+    let e = errors_seen();
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert_eq!(e[0].0, paf::http::Error::PayloadTooLarge);
+    assert_eq!(e[0].1.as_ref().map(|r| r.0), Some(::http::Version::HTTP_2));
+    // The declared one never reached the handler: the error handler gets no request.
+    assert_eq!(e[1], (paf::http::Error::PayloadTooLarge, None));
 }

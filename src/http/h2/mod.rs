@@ -18,16 +18,22 @@
 //! - `write_body` takes only what the stream's send capacity allows (peer windows, capped
 //!   per stream by `response_buffer_size`); [`Event::Writable`] follows when more is granted;
 //! - a stream the peer resets ends its exchange with [`Event::Reset`];
-//! - there is no [`Event::Error`]: protocol errors are h2's (GOAWAY or RST_STREAM, counted in
+//! - [`Event::Error`] is per stream: a request body that stalls for `body_timeout` (408) or
+//!   exceeds `max_body_size` (413, also when its declared length does), before the response
+//!   started, is answered on its stream by `respond_error` (after it, the stream is reset);
+//!   the connection goes on. Protocol errors are h2's (GOAWAY or RST_STREAM, counted in
 //!   [`Counts`]); oversized header lists get 431 from h2 itself.
 //!
 //! Limits: `max_concurrent_streams`, the header list size (`max_head_size`, which bounds
 //! CONTINUATION floods and HPACK bombs, both decoded against it), h2's own bounds on resets
-//! it must send and on reset streams waiting to be accepted, and a budget of peer resets
-//! (rapid reset, CVE-2023-44487): each stream the peer resets before its response finished
-//! costs one, each finished response earns one back; at zero the connection gets GOAWAY
-//! `ENHANCE_YOUR_CALM`. Timers: idle (no stream, no output: GOAWAY and close), write (output or
-//! a stream blocked by the peer's windows without progress), drain (after `shutdown`).
+//! it must send, on reset streams waiting to be accepted and on small DATA frames, a budget
+//! of peer resets (rapid reset, CVE-2023-44487: each stream the peer resets before its
+//! response finished costs one, each finished response earns one back; at zero the
+//! connection gets GOAWAY `ENHANCE_YOUR_CALM`), and a budget of control frames (PING,
+//! SETTINGS, PRIORITY, empty frames; see [`frames`](self::frames)). Every flood cut, by paf
+//! or by h2, is counted by kind ([`Flood`]). Timers: idle (no stream, no output: GOAWAY and
+//! close), write (output or a stream blocked by the peer's windows without progress), body
+//! (per stream), drain (after `shutdown`).
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -43,11 +49,15 @@ use h2::server::{Connection, Handshake, SendResponse};
 use h2::{Reason, RecvStream, SendStream};
 use http::{header, Method, StatusCode};
 
+mod frames;
 mod head;
 mod io;
 
+pub use frames::Flood;
+
 use super::error::UsageErrorKind;
-use super::{BodyRead, Config, Event, ExchangeId, HttpDate, ResponseBody, UsageError};
+use super::{BodyRead, Config, Error, Event, ExchangeId, HttpDate, ResponseBody, UsageError};
+use frames::FrameWatch;
 use io::{Bufs, Flag, Wire};
 
 /// The client connection preface (RFC 9113 §3.4), which starts h2c with prior knowledge.
@@ -75,8 +85,11 @@ pub struct Counts {
     pub resets_received: u64,
     /// GOAWAY frames this side sent: graceful stop, idle close, errors, rapid reset.
     pub goaways_sent: u64,
-    /// Connections that ended in a protocol error (either side's), or rapid reset.
+    /// Connections that ended in a protocol error (either side's), or a flood.
     pub protocol_errors: u64,
+    /// Floods cut off (GOAWAY `ENHANCE_YOUR_CALM` or h2's own abuse limits), by kind: indexed
+    /// by [`Flood::index`].
+    pub floods: [u64; Flood::ALL.len()],
 }
 
 enum State {
@@ -114,6 +127,19 @@ struct Stream {
     /// The last `write_body` was short: `Writable` when capacity comes, or a reset when the
     /// peer keeps its window shut past `write_timeout` from this instant.
     blocked_since: Option<Instant>,
+    /// When body bytes last arrived (or the stream opened): with no unread bytes and the body
+    /// not ended, the body timeout counts from here.
+    body_progress: Instant,
+    /// [`Event::Error`] was emitted for the stream: only `respond_error` answers it now.
+    failed: bool,
+}
+
+impl Stream {
+    /// When the request body times out: it is still coming, none is waiting to be read.
+    fn body_deadline(&self, c: &Config) -> Option<Instant> {
+        (!self.failed && !self.body_end && self.chunk.is_empty())
+            .then(|| self.body_progress + c.body_timeout)
+    }
 }
 
 /// One server-side HTTP/2 connection; see the [module docs](self).
@@ -138,6 +164,9 @@ pub struct ServerConn {
     closed: bool,
     reset_budget: u32,
     reset_budget_max: u32,
+    watch: FrameWatch,
+    /// A flood was met (it is counted once).
+    flooded: bool,
     counts: Counts,
 }
 
@@ -191,6 +220,8 @@ impl ServerConn {
             closed: false,
             reset_budget: budget,
             reset_budget_max: budget,
+            watch: FrameWatch::new(now, PREFACE.len()),
+            flooded: false,
             counts: Counts::default(),
         };
         conn.drive(now);
@@ -213,7 +244,14 @@ impl ServerConn {
             b.input.extend_from_slice(&bytes[..n]);
             n
         };
+        let flood = self.watch.scan(now, &bytes[..n]);
         self.drive(now);
+        if let Some(kind) = flood {
+            // h2 has read this input (at most `INPUT_CAP`); the GOAWAY names the last stream
+            // it processed.
+            self.flood(kind);
+            self.drive(now);
+        }
         n
     }
 
@@ -293,7 +331,8 @@ impl ServerConn {
             .filter_map(|s| s.blocked_since)
             .min()
             .map(|t| t + c.write_timeout);
-        [idle, write, stalled, self.drain_deadline]
+        let body = self.streams.iter().filter_map(|s| s.body_deadline(c)).min();
+        [idle, write, stalled, body, self.drain_deadline]
             .into_iter()
             .flatten()
             .min()
@@ -301,7 +340,9 @@ impl ServerConn {
 
     /// Fires due deadlines: the drain deadline or stalled output close at once (output
     /// dropped); an idle connection gets GOAWAY and closes; a stream the peer's window kept
-    /// blocked for `write_timeout` is reset.
+    /// blocked for `write_timeout` is reset; a stream whose request body stalled for
+    /// `body_timeout` gets [`Event::Error`] ([`Error::BodyTimeout`], answer with
+    /// `respond_error`) or, when its response has started, a reset.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.closed {
             return;
@@ -326,12 +367,47 @@ impl ServerConn {
             .collect();
         for id in stalled {
             if let Some(i) = self.index(id) {
-                let mut s = self.streams.remove(i).expect("index is valid");
-                s.respond.send_reset(Reason::CANCEL);
-                self.events.push_back(Event::Reset { id });
+                self.reset_stream(i, Reason::CANCEL);
+            }
+        }
+        let slow: Vec<ExchangeId> = self
+            .streams
+            .iter()
+            .filter(|s| s.body_deadline(&c).is_some_and(|t| t <= now))
+            .map(|s| s.id)
+            .collect();
+        for id in slow {
+            if let Some(i) = self.index(id) {
+                self.stream_error(i, Error::BodyTimeout);
             }
         }
         self.drive(now);
+    }
+
+    /// A peer fault on stream `i` (its body stalled or grew too large): [`Event::Error`] for
+    /// the service to answer with `respond_error` if its response has not started, else a
+    /// reset (the response is cut short, as on HTTP/1.1).
+    fn stream_error(&mut self, i: usize, error: Error) {
+        let s = &mut self.streams[i];
+        if s.out == Out::None {
+            s.failed = true;
+            self.events.push_back(Event::Error {
+                id: Some(s.id),
+                error,
+            });
+        } else {
+            self.reset_stream(i, Reason::CANCEL);
+        }
+    }
+
+    /// Resets stream `i` and ends its exchange ([`Event::Reset`]).
+    fn reset_stream(&mut self, i: usize, reason: Reason) {
+        let mut s = self.streams.remove(i).expect("index is valid");
+        match s.send.as_mut() {
+            Some(send) => send.send_reset(reason),
+            None => s.respond.send_reset(reason),
+        }
+        self.events.push_back(Event::Reset { id: s.id });
     }
 
     /// Starts a graceful stop: GOAWAY (h2 sends the last stream id once the peer answered
@@ -355,15 +431,44 @@ impl ServerConn {
         self.drive(now);
     }
 
-    /// HTTP/2 answers protocol errors itself (GOAWAY, RST_STREAM); there is never an error
-    /// response to send. Kept for the HTTP/1.1 codec's surface.
-    pub fn respond_error(&mut self, _now: Instant, _head: http::Response<()>, _body: &[u8]) {}
+    /// Answers the [`Event::Error`] of stream `id` with `head` and `body` (`Content-Length`,
+    /// `Date` and `Server` added); the stream then ends (its request body, if still coming,
+    /// is refused with RST_STREAM `NO_ERROR`, RFC 9113 §8.1). The connection and its other
+    /// streams go on. Ignored for a stream with no pending error: protocol errors are h2's
+    /// (GOAWAY, RST_STREAM) and have no response.
+    pub fn respond_error(
+        &mut self,
+        now: Instant,
+        id: ExchangeId,
+        head: http::Response<()>,
+        body: &[u8],
+    ) {
+        let Some(i) = self.index(id).filter(|&i| self.streams[i].failed) else {
+            return;
+        };
+        let bodiless = self.streams[i].is_head;
+        let head = head::response(
+            head,
+            Some(body.len() as u64),
+            self.date.as_ref(),
+            self.config.server_name.as_deref(),
+        );
+        let s = &mut self.streams[i];
+        let empty = bodiless || body.is_empty();
+        if let Ok(mut send) = s.respond.send_response(head, empty) {
+            if !empty {
+                let _ = send.send_data(Bytes::copy_from_slice(body), true);
+            }
+        }
+        self.streams.remove(i);
+        self.drive(now);
+    }
 
     /// Copies request body bytes of `id` into `buf`, releasing that much window to the peer.
     /// The first call on a request with `Expect: 100-continue` sends `100 Continue` unless the
     /// response started.
     pub fn read_body(&mut self, now: Instant, id: ExchangeId, buf: &mut [u8]) -> BodyRead {
-        let Some(i) = self.index(id) else {
+        let Some(i) = self.index(id).filter(|&i| !self.streams[i].failed) else {
             return BodyRead::Pending;
         };
         let s = &mut self.streams[i];
@@ -377,13 +482,17 @@ impl ServerConn {
         }
         if s.chunk.is_empty() && !s.body_end {
             let mut cx = Context::from_waker(&self.waker);
-            poll_body(s, &mut cx);
+            if poll_body(s, &mut cx) {
+                s.body_progress = now;
+            }
         }
         let result = if !s.chunk.is_empty() {
             let n = s.chunk.len().min(buf.len());
             buf[..n].copy_from_slice(&s.chunk[..n]);
             let _ = s.chunk.split_to(n);
             let _ = s.recv.flow_control().release_capacity(n);
+            // The peer may send more now: its pause counts from here.
+            s.body_progress = now;
             BodyRead::Data(n)
         } else if s.body_end {
             BodyRead::End
@@ -409,6 +518,7 @@ impl ServerConn {
     ) -> Result<(), UsageError> {
         let i = self
             .index(id)
+            .filter(|&i| !self.streams[i].failed)
             .ok_or(usage(UsageErrorKind::UnknownExchange))?;
         let status = head.status();
         let s = &mut self.streams[i];
@@ -591,7 +701,7 @@ impl ServerConn {
         for _ in 0..MAX_ROUNDS {
             self.flag.take();
             self.take_output(now);
-            self.poll_conn(&mut cx);
+            self.poll_conn(&mut cx, now);
             self.poll_streams(&mut cx, now);
             self.take_output(now);
             if !self.flag.take() {
@@ -606,7 +716,7 @@ impl ServerConn {
         }
     }
 
-    fn poll_conn(&mut self, cx: &mut Context<'_>) {
+    fn poll_conn(&mut self, cx: &mut Context<'_>, now: Instant) {
         if let State::Handshaking(hs) = &mut self.state {
             match Pin::new(hs).poll(cx) {
                 Poll::Ready(Ok(conn)) => self.state = State::Open(conn),
@@ -619,7 +729,7 @@ impl ServerConn {
                 return;
             };
             match conn.poll_accept(cx) {
-                Poll::Ready(Some(Ok((req, respond)))) => self.accept(req, respond),
+                Poll::Ready(Some(Ok((req, respond)))) => self.accept(req, respond, now),
                 Poll::Ready(Some(Err(e))) => return self.failed(&e),
                 Poll::Ready(None) => {
                     self.state = State::Done;
@@ -633,7 +743,12 @@ impl ServerConn {
         }
     }
 
-    fn accept(&mut self, req: http::Request<RecvStream>, respond: SendResponse<Bytes>) {
+    fn accept(
+        &mut self,
+        req: http::Request<RecvStream>,
+        respond: SendResponse<Bytes>,
+        now: Instant,
+    ) {
         let (parts, recv) = req.into_parts();
         let head = head::request(http::Request::from_parts(parts, ()));
         let id = ExchangeId(self.next_id);
@@ -660,14 +775,19 @@ impl ServerConn {
             send: None,
             out: Out::None,
             blocked_since: None,
+            body_progress: now,
+            failed: false,
         };
         if let (Some(n), Some(max)) = (declared, self.config.max_body_size) {
             if n > max {
-                // As the HTTP/1.1 codec: refused before the handler sees it.
-                let mut r = http::Response::new(());
-                *r.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
-                let r = head::response(r, Some(0), self.date.as_ref(), None);
-                let _ = s.respond.send_response(r, true);
+                // As the HTTP/1.1 codec: refused before the handler sees it (the error
+                // handler gets no request), answered 413 by `respond_error`.
+                s.failed = true;
+                self.streams.push_back(s);
+                self.events.push_back(Event::Error {
+                    id: Some(id),
+                    error: Error::PayloadTooLarge,
+                });
                 return;
             }
         }
@@ -694,11 +814,17 @@ impl ServerConn {
                 }
                 continue;
             }
-            if s.chunk.is_empty() && !s.body_end && poll_body(s, cx) {
+            if !s.failed && s.chunk.is_empty() && !s.body_end && poll_body(s, cx) {
+                s.body_progress = now;
                 if max_body.is_some_and(|m| s.body_len > m) {
-                    let mut s = self.streams.remove(i).expect("index is valid");
-                    s.respond.send_reset(Reason::CANCEL);
-                    self.events.push_back(Event::Reset { id });
+                    // Its bytes are not for the handler: 413 if it can still be answered.
+                    s.chunk = Bytes::new();
+                    let out = s.out;
+                    self.stream_error(i, Error::PayloadTooLarge);
+                    if out != Out::None {
+                        continue; // reset: the stream is gone
+                    }
+                    i += 1;
                     continue;
                 }
                 self.events.push_back(Event::BodyReadable { id });
@@ -722,10 +848,24 @@ impl ServerConn {
         self.counts.resets_received += 1;
         self.reset_budget = self.reset_budget.saturating_sub(1);
         if self.reset_budget == 0 {
-            log::debug!("h2: too many streams reset by the peer; GOAWAY ENHANCE_YOUR_CALM");
-            self.counts.protocol_errors += 1;
-            self.go_away(Reason::ENHANCE_YOUR_CALM);
+            self.flood(Flood::RapidReset);
         }
+    }
+
+    /// The peer floods the connection: GOAWAY `ENHANCE_YOUR_CALM`, counted by kind (once per
+    /// connection).
+    fn flood(&mut self, kind: Flood) {
+        if matches!(self.state, State::Done) || self.flooded {
+            return;
+        }
+        self.flooded = true;
+        log::info!(
+            "h2: {} flood; GOAWAY ENHANCE_YOUR_CALM",
+            kind.name().replace('_', " ")
+        );
+        self.counts.protocol_errors += 1;
+        self.counts.floods[kind.index()] += 1;
+        self.go_away(Reason::ENHANCE_YOUR_CALM);
     }
 
     /// Sends GOAWAY with `reason` and the last stream processed; the connection then ends.
@@ -742,10 +882,19 @@ impl ServerConn {
 
     /// h2 ended the connection with an error (what it had to send is in the output).
     fn failed(&mut self, e: &h2::Error) {
-        if !e.is_io() && e.reason() != Some(Reason::NO_ERROR) {
+        if !e.is_io() && e.reason() != Some(Reason::NO_ERROR) && !self.flooded {
             self.counts.protocol_errors += 1;
             if !e.is_remote() {
                 self.counts.goaways_sent += 1;
+                let tail = {
+                    let b = self.bufs.borrow();
+                    let out = if b.out.is_empty() { &self.out } else { &b.out };
+                    out[out.len().saturating_sub(64)..].to_vec()
+                };
+                if let Some(kind) = h2_abuse(e, &tail, &self.watch) {
+                    log::info!("h2: {} flood cut by h2: {e}", kind.name().replace('_', " "));
+                    self.counts.floods[kind.index()] += 1;
+                }
             }
         }
         log::debug!("h2: connection ended: {e}");
@@ -783,6 +932,36 @@ impl ServerConn {
 
     fn index(&self, id: ExchangeId) -> Option<usize> {
         self.streams.binary_search_by_key(&id, |s| s.id).ok()
+    }
+}
+
+/// The flood behind an error h2 raised itself, if it was one of its abuse limits. h2 names
+/// them in the debug data of the GOAWAY it sent last (the end of `sent`, its last output):
+/// too many CONTINUATION frames, a header list way over the limit (HPACK bomb), too many
+/// streams reset by the peer before they were accepted or reset by h2 for the peer's errors
+/// (rapid reset, and the MadeYouReset variant), too many small DATA frames. Without a name,
+/// an `ENHANCE_YOUR_CALM` is judged from the frames seen, and a `COMPRESSION_ERROR` is one
+/// only after endless CONTINUATIONs.
+fn h2_abuse(e: &h2::Error, sent: &[u8], watch: &FrameWatch) -> Option<Flood> {
+    let named: [(&[u8], Flood); 5] = [
+        (b"too_many_continuations", Flood::Continuation),
+        (b"header_list_way_too_large", Flood::Hpack),
+        (b"too_many_resets", Flood::RapidReset),
+        (b"too_many_internal_resets", Flood::RapidReset),
+        (b"too_many_data_frames", Flood::EmptyFrames),
+    ];
+    let reason = e.reason();
+    if reason == Some(Reason::ENHANCE_YOUR_CALM) {
+        if let Some((_, kind)) = named.iter().find(|(n, _)| sent.ends_with(n)) {
+            return Some(*kind);
+        }
+    }
+    match reason {
+        Some(Reason::ENHANCE_YOUR_CALM) => Some(watch.abuse()),
+        Some(Reason::COMPRESSION_ERROR) if watch.abuse() == Flood::Continuation => {
+            Some(Flood::Continuation)
+        }
+        _ => None,
     }
 }
 
