@@ -163,7 +163,9 @@ pub fn init_with_backlog(
 }
 
 /// Serves HTTP/1.1 on `service` (the seed's `http ?config ?stop ~error_handler
-/// request_handler service`). See the [module docs](self) for the contract.
+/// request_handler service`), and HTTP/2 to clients that open with its preface (h2c with
+/// prior knowledge) unless [`Config::h2c`](crate::http::Config::h2c) is off. See the
+/// [module docs](self) for the contract.
 pub fn http<E, R>(
     service: Service<'_>,
     config: Config,
@@ -178,10 +180,13 @@ where
     start(None, service, config, stop, error_handler, request_handler)
 }
 
-/// Serves HTTP/1.1 over TLS on `service` (the seed's `https ~tls ...`): the same service loop
-/// with a TLS session between the socket and the HTTP codec. The arguments are [`http()`]'s with
-/// the TLS configuration after the service. A connection whose handshake fails
-/// or times out gets its alert and is closed; the handlers never see it.
+/// Serves HTTPS on `service` (the seed's `https ~tls ...`): the same service loop with a TLS
+/// session between the socket and the HTTP codec. The arguments are [`http()`]'s with the TLS
+/// configuration after the service. The protocol is the one the handshake's ALPN settles on:
+/// HTTP/2 when the client picks `h2` (offered by default, see
+/// [`ServerConfigBuilder::alpn_protocols`](crate::tls::ServerConfigBuilder::alpn_protocols)),
+/// else HTTP/1.1; the same handlers serve both. A connection whose handshake fails or times
+/// out gets its alert and is closed; the handlers never see it.
 pub fn https<E, R>(
     service: Service<'_>,
     tls: crate::tls::ServerConfig,

@@ -20,7 +20,7 @@ use rustls::sign::CertifiedKey;
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme, SupportedProtocolVersion};
 
 use super::sni::SniResolver;
-use super::{Error, ALPN_HTTP11};
+use super::{Error, ALPN_H2, ALPN_HTTP11};
 
 /// How long a session may take to finish its handshake unless configured.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -163,8 +163,8 @@ impl ServerConfig {
     /// PEM)` paths) served without SNI, for IP-address connections and for
     /// unknown names, plus `(name, chain, key)` certificates chosen by SNI. `name`
     /// is an exact host name or a `*.example.com` wildcard, matched
-    /// case-insensitively. ALPN offers only `http/1.1`; TLS 1.2 and 1.3 with
-    /// rustls' default cipher suites.
+    /// case-insensitively. ALPN offers `h2` then `http/1.1` (a paf service serves
+    /// both); TLS 1.2 and 1.3 with rustls' default cipher suites.
     ///
     /// # Errors
     /// [`Error::Config`] naming the file that cannot be read, parsed or whose key
@@ -187,7 +187,7 @@ impl ServerConfig {
         ServerConfigBuilder {
             default,
             sni: Vec::new(),
-            alpn: vec![ALPN_HTTP11.to_vec()],
+            alpn: vec![ALPN_H2.to_vec(), ALPN_HTTP11.to_vec()],
             versions: rustls::DEFAULT_VERSIONS.to_vec(),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             buffer_limit: Some(DEFAULT_BUFFER_LIMIT),
@@ -245,9 +245,11 @@ impl ServerConfigBuilder {
         self
     }
 
-    /// ALPN protocols offered, most preferred first (default: `http/1.1`). A
-    /// client that offers ALPN without any of these is refused with the
-    /// `no_application_protocol` alert; an empty list disables ALPN.
+    /// ALPN protocols offered, most preferred first (default: `h2`, `http/1.1`:
+    /// a paf service serves HTTP/2 to clients that pick `h2`, see
+    /// [`service::https`](crate::service::https)). A client that offers ALPN
+    /// without any of these is refused with the `no_application_protocol` alert;
+    /// an empty list disables ALPN.
     #[must_use]
     pub fn alpn_protocols(mut self, protocols: &[&[u8]]) -> Self {
         self.alpn = protocols.iter().map(|p| p.to_vec()).collect();

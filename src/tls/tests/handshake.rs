@@ -82,14 +82,14 @@ fn no_common_version_fails_on_both_sides() {
 }
 
 #[test]
-fn client_offering_only_h2_gets_no_application_protocol() {
+fn client_offering_only_h2_to_an_http11_server_gets_no_application_protocol() {
     let pki = Pki::new();
     let client = pki
         .client_builder()
         .alpn_protocols(&[b"h2"])
         .build()
         .unwrap();
-    let mut p = Pair::new(&pki.server(), &client, "localhost");
+    let mut p = Pair::new(&pki.http11_server(), &client, "localhost");
     assert_eq!(p.client.write_plaintext(b"PRI * HTTP/2.0"), 14);
     p.drive();
     assert_eq!(
@@ -131,9 +131,24 @@ fn client_preferring_h2_falls_back_to_http11() {
         .alpn_protocols(&[b"h2", ALPN_HTTP11])
         .build()
         .unwrap();
-    let mut p = Pair::new(&pki.server(), &client, "localhost");
+    let mut p = Pair::new(&pki.http11_server(), &client, "localhost");
     p.connect();
     assert_eq!(p.client.alpn_protocol(), Some(ALPN_HTTP11));
+}
+
+#[test]
+fn the_default_server_offers_h2_then_http11() {
+    let pki = Pki::new();
+    for (offer, want) in [
+        (&[ALPN_HTTP11, ALPN_H2][..], ALPN_H2),
+        (&[ALPN_HTTP11][..], ALPN_HTTP11),
+        (&[ALPN_H2][..], ALPN_H2),
+    ] {
+        let client = pki.client_builder().alpn_protocols(offer).build().unwrap();
+        let mut p = Pair::new(&pki.server(), &client, "localhost");
+        p.connect();
+        assert_eq!(p.server.alpn_protocol(), Some(want), "{offer:?}");
+    }
 }
 
 #[test]

@@ -49,6 +49,14 @@ impl Pki {
             .unwrap()
     }
 
+    /// A server offering only `http/1.1` by ALPN.
+    pub fn http11_server(&self) -> ServerConfig {
+        ServerConfig::builder(self.default.identity())
+            .alpn_protocols(&[ALPN_HTTP11])
+            .build()
+            .unwrap()
+    }
+
     pub fn client_builder(&self) -> ClientConfigBuilder {
         ClientConfig::builder(ClientTrust::CaCerts(vec![self.ca.cert().clone()]))
     }
