@@ -81,6 +81,8 @@ pub(crate) struct Chunked {
     digits: u8,
     ext_total: usize,
     trailer_total: usize,
+    /// The trailer section as received (field lines with their CRLFs), parsed at the end.
+    trailer_raw: Vec<u8>,
     /// Payload bytes decoded so far, checked against `max_body`.
     total: u64,
     max_body: Option<u64>,
@@ -99,11 +101,45 @@ impl Decoder {
                 digits: 0,
                 ext_total: 0,
                 trailer_total: 0,
+                trailer_raw: Vec::new(),
                 total: 0,
                 max_body,
                 max_trailer,
             })),
         }
+    }
+
+    /// The request's trailer fields, once the body is complete (chunked bodies only; taken
+    /// once). Fields that may not be trailers are dropped (see [`allowed_in_trailers`]).
+    pub(crate) fn take_trailers(&mut self) -> Option<http::HeaderMap> {
+        let Decoder::Chunked(c) = self else {
+            return None;
+        };
+        if c.state != ChunkState::Done || c.trailer_raw.is_empty() {
+            return None;
+        }
+        let mut raw = std::mem::take(&mut c.trailer_raw);
+        raw.extend_from_slice(b"\r\n");
+        let mut fields = [httparse::EMPTY_HEADER; 64];
+        let Ok(httparse::Status::Complete((_, fields))) =
+            httparse::parse_headers(&raw, &mut fields)
+        else {
+            // More than 64 fields (the grammar was checked as they came): keep none.
+            return None;
+        };
+        let mut map = http::HeaderMap::new();
+        for f in fields.iter() {
+            let (Ok(name), Ok(value)) = (
+                http::HeaderName::from_bytes(f.name.as_bytes()),
+                http::HeaderValue::from_bytes(f.value),
+            ) else {
+                continue;
+            };
+            if allowed_in_trailers(&name) {
+                map.append(name, value);
+            }
+        }
+        (!map.is_empty()).then_some(map)
     }
 
     /// Payload bytes still expected, when the framing says so.
@@ -250,6 +286,7 @@ impl Chunked {
                     if self.trailer_total > self.max_trailer {
                         return Err(Error::HeadersTooLarge);
                     }
+                    self.trailer_raw.push(b);
                     self.state = match (self.state, b) {
                         (TrailerStart | TrailerName, _) if is_tchar(b) => TrailerName,
                         (TrailerName, b':') => TrailerValue,
@@ -259,7 +296,10 @@ impl Chunked {
                     };
                 }
                 TrailerLf => match b {
-                    b'\n' => self.state = TrailerStart,
+                    b'\n' => {
+                        self.trailer_raw.push(b'\n');
+                        self.state = TrailerStart;
+                    }
                     _ => return bad("trailer line not ended by CRLF"),
                 },
                 EndLf => match b {
@@ -274,6 +314,68 @@ impl Chunked {
             done: self.state == Done,
         })
     }
+}
+
+/// Whether `name` may be sent or kept as a trailer field: not framing (`Content-Length`,
+/// `Transfer-Encoding`, `Trailer`), routing (`Host`), connection control (`Connection`,
+/// `Keep-Alive`, `TE`, `Upgrade`, `Proxy-Connection`), request modifiers (`Expect`,
+/// `Max-Forwards`, `Range`), authentication, cookies, caching or content metadata, which a
+/// recipient would act on before the body (RFC 9110 §6.5.1).
+pub(crate) fn allowed_in_trailers(name: &http::HeaderName) -> bool {
+    use http::header::*;
+    const DENIED: [HeaderName; 20] = [
+        CONTENT_LENGTH,
+        TRANSFER_ENCODING,
+        TRAILER,
+        HOST,
+        CONNECTION,
+        TE,
+        UPGRADE,
+        EXPECT,
+        MAX_FORWARDS,
+        RANGE,
+        AUTHORIZATION,
+        PROXY_AUTHORIZATION,
+        WWW_AUTHENTICATE,
+        COOKIE,
+        SET_COOKIE,
+        CACHE_CONTROL,
+        CONTENT_TYPE,
+        CONTENT_ENCODING,
+        CONTENT_RANGE,
+        LOCATION,
+    ];
+    !DENIED.contains(name) && name != "keep-alive" && name != "proxy-connection"
+}
+
+/// The fields of `map` that are [`allowed_in_trailers`].
+pub(crate) fn trailer_fields(map: &http::HeaderMap) -> http::HeaderMap {
+    let mut out = http::HeaderMap::new();
+    for (name, value) in map {
+        if allowed_in_trailers(name) {
+            out.append(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
+/// Appends the last chunk and a trailer section of `trailers` (fields not
+/// [`allowed_in_trailers`] left out).
+pub(crate) fn write_chunked_end(out: &mut Vec<u8>, trailers: Option<&http::HeaderMap>) {
+    let Some(trailers) = trailers else {
+        out.extend_from_slice(CHUNKED_END);
+        return;
+    };
+    out.extend_from_slice(b"0\r\n");
+    for (name, value) in trailers {
+        if allowed_in_trailers(name) {
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Appends the chunk-size line for a chunk of `len` bytes.
@@ -416,6 +518,41 @@ mod tests {
         input.extend_from_slice(b"\r\n\r\n");
         let (got, _, _) = run(BodyKind::Chunked, &input, 7);
         assert_eq!(got, Err(Error::HeadersTooLarge));
+    }
+
+    #[test]
+    fn trailers_are_kept_split_anywhere_and_forbidden_ones_dropped() {
+        let input = b"2\r\nab\r\n0\r\ngrpc-status: 0\r\nContent-Length: 9\r\nx-sum:  12 \r\n\r\n";
+        for step in 1..=input.len() {
+            let mut d = Decoder::new(BodyKind::Chunked, None, 1024).unwrap();
+            let mut pending = Vec::new();
+            let mut done = false;
+            for chunk in input.chunks(step) {
+                pending.extend_from_slice(chunk);
+                let r = d.decode(&pending, usize::MAX, &mut |_| {}).unwrap();
+                pending.drain(..r.consumed);
+                done = r.done;
+            }
+            assert!(done);
+            let t = d.take_trailers().expect("trailers");
+            assert_eq!(t.len(), 2, "{t:?}");
+            assert_eq!(t["grpc-status"], "0");
+            assert_eq!(t["x-sum"], "12");
+            assert_eq!(d.take_trailers(), None, "taken once");
+        }
+        let mut out = Vec::new();
+        write_chunked_end(&mut out, Some(&t_map()));
+        assert_eq!(out, b"0\r\ngrpc-status: 0\r\n\r\n");
+        out.clear();
+        write_chunked_end(&mut out, None);
+        assert_eq!(out, CHUNKED_END);
+    }
+
+    fn t_map() -> http::HeaderMap {
+        let mut m = http::HeaderMap::new();
+        m.insert("grpc-status", http::HeaderValue::from_static("0"));
+        m.insert("content-length", http::HeaderValue::from_static("5"));
+        m
     }
 
     #[test]

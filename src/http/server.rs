@@ -69,6 +69,8 @@ struct Exchange {
     body_pos: usize,
     /// The request body was fully received, or it is no longer this exchange's business.
     body_done: bool,
+    /// The request's trailer fields (chunked bodies), once the body is complete.
+    trailers: Option<http::HeaderMap>,
     response: Response,
     /// Output prepared while an earlier exchange still writes.
     side: Vec<u8>,
@@ -481,6 +483,39 @@ impl ServerConn {
     /// [`UsageError`] for an unknown id, no response, a response not streamed, or a declared
     /// length not reached (the response is then cut short and the connection closes).
     pub fn finish_body(&mut self, now: Instant, id: ExchangeId) -> Result<(), UsageError> {
+        self.finish_body_with(now, id, None)
+    }
+
+    /// The trailer fields of request `id`, once its body is complete ([`BodyRead::End`]):
+    /// only a chunked body has them; fields that may not be trailers (framing, routing,
+    /// authentication, cookies...: RFC 9110 §6.5.1) are dropped. `None` when there are none.
+    pub fn request_trailers(&self, id: ExchangeId) -> Option<&http::HeaderMap> {
+        let x = &self.exchanges[self.index(id)?];
+        x.trailers.as_ref()
+    }
+
+    /// As [`ServerConn::finish_body`], sending `trailers` after the body. HTTP/1.1 carries
+    /// trailers only in chunked framing: with a declared length (or an HTTP/1.0 client) they
+    /// are dropped, as RFC 9110 §6.5 allows. Fields that may not be trailers are left out.
+    ///
+    /// # Errors
+    ///
+    /// As [`ServerConn::finish_body`].
+    pub fn finish_body_with_trailers(
+        &mut self,
+        now: Instant,
+        id: ExchangeId,
+        trailers: &http::HeaderMap,
+    ) -> Result<(), UsageError> {
+        self.finish_body_with(now, id, Some(trailers))
+    }
+
+    fn finish_body_with(
+        &mut self,
+        now: Instant,
+        id: ExchangeId,
+        trailers: Option<&http::HeaderMap>,
+    ) -> Result<(), UsageError> {
         let i = self
             .index(id)
             .ok_or(usage(UsageErrorKind::UnknownExchange))?;
@@ -498,9 +533,9 @@ impl ServerConn {
                     if self.out_pos == self.out.len() {
                         self.write_progress = now;
                     }
-                    self.out.extend_from_slice(body::CHUNKED_END);
+                    body::write_chunked_end(&mut self.out, trailers);
                 } else {
-                    x.side.extend_from_slice(body::CHUNKED_END);
+                    body::write_chunked_end(&mut x.side, trailers);
                 }
             }
             BodyOut::Length(left) if left > 0 => {

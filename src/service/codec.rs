@@ -144,6 +144,19 @@ impl ServerCodec {
         each!(self, c => c.finish_body(now, id))
     }
 
+    pub(crate) fn finish_body_with_trailers(
+        &mut self,
+        now: Instant,
+        id: ExchangeId,
+        trailers: &::http::HeaderMap,
+    ) -> Result<(), UsageError> {
+        each!(self, c => c.finish_body_with_trailers(now, id, trailers))
+    }
+
+    pub(crate) fn request_trailers(&self, id: ExchangeId) -> Option<&::http::HeaderMap> {
+        each_ref!(self, c => c.request_trailers(id))
+    }
+
     /// Answers the [`Event::Error`] of `id` (HTTP/1.1 has one per connection and ignores `id`;
     /// HTTP/2 has one per failed stream).
     pub(crate) fn respond_error(

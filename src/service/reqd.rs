@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Instant;
 
-use ::http::{Method, Request, Response, StatusCode};
+use ::http::{HeaderMap, Method, Request, Response, StatusCode};
 
 use super::core::{CoreRef, Reader, Shared};
 use crate::http::{BodyRead, ExchangeId, ResponseBody, UsageError, UsageErrorKind};
@@ -275,6 +275,19 @@ impl Reqd {
         self.0.peer
     }
 
+    /// The request's trailer fields, once its body was read to the end ([`BodyEnd::Complete`],
+    /// or `read_to_end`'s callback) and until the response finishes: HTTP/2 trailers, or an
+    /// HTTP/1.1 chunked body's trailer section. Fields that may not be trailers (framing,
+    /// routing, authentication, cookies...: RFC 9110 §6.5.1) are dropped. `None` when there
+    /// are none or the exchange is over.
+    pub fn trailers(&self) -> Option<HeaderMap> {
+        let core = self.0.core.borrow();
+        if core.closed {
+            return None;
+        }
+        core.codec.request_trailers(self.0.id).cloned()
+    }
+
     /// Whether a response was started.
     pub fn is_responded(&self) -> bool {
         self.0.phase.get() != Phase::None
@@ -460,17 +473,34 @@ impl BodyWriter {
     /// # Errors
     /// [`ReqdError::Closed`] when the connection is gone; [`ReqdError::Usage`] when a declared
     /// length was not reached (the response is cut short and the connection closes).
-    pub fn close(mut self) -> Result<(), ReqdError> {
+    pub fn close(self) -> Result<(), ReqdError> {
+        self.close_with(None)
+    }
+
+    /// Ends the body with trailer fields (gRPC's `grpc-status`, a checksum...): an HTTP/2
+    /// HEADERS frame, or HTTP/1.1 chunked framing's trailer section. HTTP/1.1 responses with a
+    /// declared length (or to HTTP/1.0 clients) cannot carry them and drop them (RFC 9110
+    /// §6.5); fields that may not be trailers are left out.
+    ///
+    /// # Errors
+    /// As [`BodyWriter::close`].
+    pub fn close_with_trailers(self, trailers: &HeaderMap) -> Result<(), ReqdError> {
+        self.close_with(Some(trailers))
+    }
+
+    fn close_with(mut self, trailers: Option<&HeaderMap>) -> Result<(), ReqdError> {
         self.closed = true;
         let ex = &self.ex;
         let mut core = ex.core.borrow_mut();
         if core.closed {
             return Err(ReqdError::Closed);
         }
-        let r = core
-            .codec
-            .finish_body(ex.shared.now(), ex.id)
-            .map_err(usage);
+        let now = ex.shared.now();
+        let r = match trailers {
+            Some(t) => core.codec.finish_body_with_trailers(now, ex.id, t),
+            None => core.codec.finish_body(now, ex.id),
+        }
+        .map_err(usage);
         ex.phase.set(Phase::Done);
         if let Some(slot) = core.slot_mut(ex.id) {
             slot.finished = true;

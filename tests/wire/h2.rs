@@ -331,6 +331,28 @@ fn handler(_peer: SocketAddr, reqd: Reqd) {
         }
         // Kept unanswered (a dropped `Reqd` would answer 500).
         "/never-read" => KEPT.with(|k| k.borrow_mut().push(reqd)),
+        // The body back, then trailers saying what the request's were.
+        "/trailers" => {
+            let r = reqd.clone();
+            reqd.read_to_end(1 << 20, move |body| {
+                let t = r.trailers().unwrap_or_default();
+                let body = format!("body={}", String::from_utf8(body.unwrap()).unwrap());
+                let mut w = r.respond_with_streaming(Response::new(()), None).unwrap();
+                w.write(body.as_bytes()).unwrap();
+                let mut out = ::http::HeaderMap::new();
+                let got = t.get("x-sum").map_or("-", |v| v.to_str().unwrap());
+                out.insert("x-got", got.parse().unwrap());
+                let cookie = if t.contains_key("cookie") {
+                    "kept"
+                } else {
+                    "dropped"
+                };
+                out.insert("x-cookie", cookie.parse().unwrap());
+                out.insert("grpc-status", "0".parse().unwrap());
+                out.insert("content-length", "1".parse().unwrap());
+                w.close_with_trailers(&out).unwrap();
+            });
+        }
         p if p.starts_with("/blob/") => {
             let n: u64 = p["/blob/".len()..].parse().unwrap();
             let w = reqd
@@ -1166,4 +1188,49 @@ fn bodies_over_max_body_size_get_413_on_their_stream_declared_or_not() {
     assert_eq!(e[0].1.as_ref().map(|r| r.0), Some(::http::Version::HTTP_2));
     // The declared one never reached the handler: the error handler gets no request.
     assert_eq!(e[1], (paf::http::Error::PayloadTooLarge, None));
+}
+
+#[test]
+fn trailers_go_both_ways_on_h2_streams() {
+    let mut net = Net::new(Config::default(), None);
+    let mut h = net.connect();
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("http://paf.test/trailers")
+        .body(())
+        .unwrap();
+    let (fut, mut stream) = h.send.send_request(req, false).expect("send_request");
+    stream
+        .send_data(Bytes::from_static(b"abc"), false)
+        .expect("send_data");
+    let mut t = ::http::HeaderMap::new();
+    t.insert("x-sum", "12".parse().unwrap());
+    t.insert("cookie", "a=b".parse().unwrap());
+    stream.send_trailers(t).expect("send_trailers");
+    let mut fut = Box::pin(fut);
+    let resp = net.run(&mut h, "the response head", |_| {
+        fut.as_mut()
+            .poll(&mut Context::from_waker(waker()))
+            .map(|r| r.expect("response"))
+    });
+    let (parts, mut body) = resp.into_parts();
+    assert_eq!(parts.status, StatusCode::OK);
+    let mut data = Vec::new();
+    net.run(&mut h, "the body", |_| loop {
+        match body.poll_data(&mut Context::from_waker(waker())) {
+            Poll::Ready(Some(Ok(b))) => data.extend_from_slice(&b),
+            Poll::Ready(Some(Err(e))) => panic!("body: {e}"),
+            Poll::Ready(None) => return Poll::Ready(()),
+            Poll::Pending => return Poll::Pending,
+        }
+    });
+    assert_eq!(data, b"body=abc");
+    let trailers = net.run(&mut h, "the trailers", |_| {
+        body.poll_trailers(&mut Context::from_waker(waker()))
+            .map(|r| r.expect("trailers").expect("some trailers"))
+    });
+    assert_eq!(trailers["x-got"], "12");
+    assert_eq!(trailers["x-cookie"], "dropped");
+    assert_eq!(trailers["grpc-status"], "0");
+    assert!(!trailers.contains_key("content-length"), "{trailers:?}");
 }

@@ -766,3 +766,65 @@ fn a_reqd_answered_from_another_app_is_flushed_without_io() {
     );
     server.stop(&mut rt);
 }
+
+/// Reads the body to its end, then streams `body=<body>` back and ends with trailers that say
+/// what the request's trailers were (`x-got`, `x-host`: whether a `Host` trailer survived),
+/// `grpc-status: 0`, and a `content-length` that must not go out; with a declared length on
+/// `/length`.
+fn trailer_echo() -> MakeHandler {
+    Box::new(|| {
+        Box::new(|_peer, reqd: Reqd| {
+            let r = reqd.clone();
+            reqd.read_to_end(1 << 20, move |body| {
+                let t = r.trailers().unwrap_or_default();
+                let body = format!("body={}", String::from_utf8(body.unwrap()).unwrap());
+                let length = (r.request().uri().path() == "/length").then_some(body.len() as u64);
+                let mut w = r.respond_with_streaming(Response::new(()), length).unwrap();
+                w.write(body.as_bytes()).unwrap();
+                let mut out = ::http::HeaderMap::new();
+                let got = t.get("x-sum").map_or("-", |v| v.to_str().unwrap());
+                out.insert("x-got", got.parse().unwrap());
+                let host = if t.contains_key("host") {
+                    "kept"
+                } else {
+                    "dropped"
+                };
+                out.insert("x-host", host.parse().unwrap());
+                out.insert("grpc-status", "0".parse().unwrap());
+                out.insert("content-length", "1".parse().unwrap());
+                w.close_with_trailers(&out).unwrap();
+            });
+        })
+    })
+}
+
+#[test]
+fn request_trailers_reach_the_handler_and_response_trailers_end_a_chunked_body() {
+    let (server, mut rt) = serve(Config::default(), trailer_echo());
+    let c = RawClient::connect(&mut rt, addr(B_V4)).unwrap();
+    c.send(
+        b"POST /chunked HTTP/1.1\r\nHost: b\r\nTransfer-Encoding: chunked\r\n\r\n\
+          3\r\nabc\r\n0\r\nx-sum: 12\r\nHost: evil\r\n\r\n",
+    );
+    let mut got = Vec::new();
+    drive(&mut rt, LONG, "the chunked response", || {
+        got.extend(c.take_input());
+        got.ends_with(b"\r\n0\r\nx-got: 12\r\nx-host: dropped\r\ngrpc-status: 0\r\n\r\n")
+    });
+    let text = String::from_utf8_lossy(&got).into_owned();
+    assert!(
+        text.contains("transfer-encoding: chunked") && text.contains("\r\n8\r\nbody=abc\r\n"),
+        "{text}"
+    );
+    assert!(!text.contains("content-length: 1"), "{text}");
+    // A declared length cannot carry trailers: dropped, and the connection goes on.
+    c.send(b"POST /length HTTP/1.1\r\nHost: b\r\nContent-Length: 2\r\n\r\nxy");
+    let r = responses(&mut rt, &c, 1);
+    assert_eq!(r[0].status, 200);
+    assert_eq!(r[0].body, b"body=xy");
+    assert_eq!(r[0].header("content-length"), Some("7"));
+    assert!(r[0].header("grpc-status").is_none());
+    c.close();
+    drive(&mut rt, LONG, "close", || c.is_done());
+    server.stop(&mut rt);
+}

@@ -55,6 +55,7 @@ mod io;
 
 pub use frames::Flood;
 
+use super::body::trailer_fields;
 use super::error::UsageErrorKind;
 use super::{BodyRead, Config, Error, Event, ExchangeId, HttpDate, ResponseBody, UsageError};
 use frames::FrameWatch;
@@ -119,6 +120,8 @@ struct Stream {
     /// Body bytes polled from h2, not yet read (their window is not released yet).
     chunk: Bytes,
     body_end: bool,
+    /// The request's trailer fields, once its body ended.
+    trailers: Option<http::HeaderMap>,
     /// Body bytes received so far (against `max_body_size`).
     body_len: u64,
     respond: SendResponse<Bytes>,
@@ -655,6 +658,35 @@ impl ServerConn {
     /// As the HTTP/1.1 codec's `finish_body`; a declared length not reached resets the stream
     /// (`INTERNAL_ERROR`) instead of closing the connection.
     pub fn finish_body(&mut self, now: Instant, id: ExchangeId) -> Result<(), UsageError> {
+        self.finish_body_with(now, id, None)
+    }
+
+    /// The trailer fields of request `id` once its body ended (see the HTTP/1.1 codec's).
+    pub fn request_trailers(&self, id: ExchangeId) -> Option<&http::HeaderMap> {
+        self.streams[self.index(id)?].trailers.as_ref()
+    }
+
+    /// Ends the streamed body of `id` with a HEADERS frame of `trailers` (END_STREAM); fields
+    /// that may not be trailers are left out (an empty set ends with an empty DATA frame).
+    ///
+    /// # Errors
+    ///
+    /// As [`ServerConn::finish_body`].
+    pub fn finish_body_with_trailers(
+        &mut self,
+        now: Instant,
+        id: ExchangeId,
+        trailers: &http::HeaderMap,
+    ) -> Result<(), UsageError> {
+        self.finish_body_with(now, id, Some(trailers))
+    }
+
+    fn finish_body_with(
+        &mut self,
+        now: Instant,
+        id: ExchangeId,
+        trailers: Option<&http::HeaderMap>,
+    ) -> Result<(), UsageError> {
         let i = self
             .index(id)
             .ok_or(usage(UsageErrorKind::UnknownExchange))?;
@@ -667,7 +699,18 @@ impl ServerConn {
             send.send_reset(Reason::INTERNAL_ERROR);
             Err(usage(UsageErrorKind::BodyTooShort))
         } else {
-            let _ = send.send_data(Bytes::new(), true);
+            let fields = trailers.map(trailer_fields).unwrap_or_default();
+            if s.out
+                == (Out::Streaming {
+                    left,
+                    discard: true,
+                })
+                || fields.is_empty()
+            {
+                let _ = send.send_data(Bytes::new(), true);
+            } else {
+                let _ = send.send_trailers(fields);
+            }
             Ok(())
         };
         self.finished(i);
@@ -768,6 +811,7 @@ impl ServerConn {
             is_head: head.method() == Method::HEAD,
             expect,
             body_end: recv.is_end_stream(),
+            trailers: None,
             recv,
             chunk: Bytes::new(),
             body_len: 0,
@@ -978,6 +1022,11 @@ fn poll_body(s: &mut Stream, cx: &mut Context<'_>) -> bool {
             // The end, or a reset: `poll_reset` reports the reset.
             Poll::Ready(None) => {
                 s.body_end = true;
+                // Trailers came before the end, so they are ready now if there are any.
+                if let Poll::Ready(Ok(Some(t))) = s.recv.poll_trailers(cx) {
+                    let t = trailer_fields(&t);
+                    s.trailers = (!t.is_empty()).then_some(t);
+                }
                 return true;
             }
             Poll::Ready(Some(Err(_))) | Poll::Pending => return false,

@@ -105,6 +105,7 @@ impl ServerConn {
             body: Vec::new(),
             body_pos: 0,
             body_done: decoder.is_none(),
+            trailers: None,
             response: Response::None,
             side: Vec::new(),
             started: false,
@@ -188,8 +189,13 @@ impl ServerConn {
                     self.events.push_back(Event::BodyReadable { id });
                 }
                 if d.done {
+                    let trailers = match &mut self.reader {
+                        Reader::Body { decoder, .. } => decoder.take_trailers(),
+                        _ => None,
+                    };
                     if let Some(x) = self.exchange_mut(id) {
                         x.body_done = true;
+                        x.trailers = trailers;
                     }
                     self.after_body(id);
                 } else if d.consumed == 0 {
