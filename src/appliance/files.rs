@@ -189,6 +189,30 @@ impl Validators {
     }
 }
 
+/// The pre-compressed sibling of `path` (`path` + `.` + `suffix`, e.g. `app.js.br`) when it is
+/// a regular file (a symlink is not followed) at least as fresh as the original (`original`'s
+/// validators), opened, with its own validators.
+pub fn sibling(
+    path: &Path,
+    suffix: &str,
+    original: &Validators,
+) -> Option<(std::fs::File, Validators)> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".");
+    name.push(suffix);
+    let sib = PathBuf::from(name);
+    let meta = std::fs::symlink_metadata(&sib).ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    let v = Validators::of(&meta).ok()?;
+    if v.modified < original.modified {
+        return None; // stale: the original changed since it was compressed
+    }
+    let file = std::fs::File::open(&sib).ok()?;
+    Some((file, v))
+}
+
 /// What to send for a GET/HEAD of a file, after conditionals and ranges.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Plan {

@@ -7,6 +7,7 @@
 //! the start before anything is served); all services share one stop [`Switch`] and finish when
 //! it is turned off and their connections have drained.
 
+mod compress;
 pub mod files;
 pub mod metrics;
 mod proxy;

@@ -9,10 +9,11 @@ use std::sync::Arc;
 use ::http::header::{self, HeaderValue};
 use ::http::{Method, Request, Response, StatusCode};
 
+use super::compress;
 use super::files::{self, Plan, Resolved, Validators};
 use super::proxy::{Origin, Proxy};
 use super::Metrics;
-use crate::config::{Action, Config, PathMatch, Protocol};
+use crate::config::{Action, Config, Encoding, PathMatch, Protocol};
 use crate::http::Error;
 use crate::service::{BodyWriter, ErrorResponse, Reqd};
 
@@ -24,6 +25,8 @@ pub(super) struct Router {
     listener: usize,
     metrics: Arc<Metrics>,
     proxy: Rc<Proxy>,
+    /// Per route: a static body's compressed variants, made once.
+    variants: Vec<Vec<(Encoding, Vec<u8>)>>,
 }
 
 fn response(status: StatusCode) -> ::http::response::Builder {
@@ -55,11 +58,22 @@ impl Router {
         metrics: Arc<Metrics>,
         proxy: Rc<Proxy>,
     ) -> Router {
+        let variants = config.listeners[listener]
+            .routes
+            .iter()
+            .map(|r| match &r.action {
+                Action::Static {
+                    content_type, body, ..
+                } => compress::static_variants(&r.compress, content_type, body),
+                _ => Vec::new(),
+            })
+            .collect();
         Router {
             config,
             listener,
             metrics,
             proxy,
+            variants,
         }
     }
 
@@ -123,11 +137,22 @@ impl Router {
                 if !read_only {
                     return self.not_allowed(&reqd, index);
                 }
-                let head = response(*status)
-                    .header(header::CONTENT_TYPE, content_type.as_str())
-                    .body(())
-                    .expect("validated content type");
-                self.send(&reqd, Some(index), head, body);
+                let mut head =
+                    response(*status).header(header::CONTENT_TYPE, content_type.as_str());
+                let variants = &self.variants[index];
+                let mut payload: &[u8] = body;
+                if !variants.is_empty() {
+                    head = head.header(header::VARY, "accept-encoding");
+                    let offered: Vec<Encoding> = variants.iter().map(|v| v.0).collect();
+                    let accept = accept_encoding(reqd.request());
+                    if let Some(e) = compress::negotiate(accept.as_deref(), &offered) {
+                        let v = variants.iter().find(|v| v.0 == e).expect("offered");
+                        head = head.header(header::CONTENT_ENCODING, e.token());
+                        payload = &v.1;
+                    }
+                }
+                let head = head.body(()).expect("validated content type");
+                self.send(&reqd, Some(index), head, payload);
             }
             Action::Health => {
                 if !read_only {
@@ -245,19 +270,64 @@ impl Router {
             let meta = f.metadata()?;
             Ok((f, Validators::of(&meta)?))
         });
-        let (mut file, v) = match opened {
+        let (file, v) = match opened {
             Ok(x) => x,
             Err(e) => {
                 log::warn!("files: {}: {e}", path.display());
                 return self.simple(reqd, Some(route), StatusCode::FORBIDDEN, "forbidden\n");
             }
         };
+        let content_type = files::content_type(&path);
+        let compress = &self.config.listeners[self.listener].routes[route].compress;
+        let vary = !compress.encodings.is_empty() && compress::compressible(content_type);
+        // A representation per coding: a pre-compressed sibling when there is a fresh one, else
+        // the file compressed as it streams. Never for a Range request (ranges of the identity).
+        let req = reqd.request();
+        let coded = if vary && !req.headers().contains_key(header::RANGE) {
+            let accept = accept_encoding(req);
+            let accepted: Vec<_> = compress
+                .encodings
+                .iter()
+                .copied()
+                .filter(|&e| compress::negotiate(accept.as_deref(), &[e]).is_some())
+                .collect();
+            let sibling = accepted
+                .iter()
+                .find_map(|&e| files::sibling(&path, e.suffix(), &v).map(|s| (e, Some(s))));
+            sibling.or_else(|| {
+                accepted
+                    .first()
+                    .filter(|_| v.len >= compress.min_size)
+                    .map(|&e| (e, None))
+            })
+        } else {
+            None
+        };
+        let (mut file, v, encoding, streamed) = match coded {
+            None => (file, v, None, false),
+            Some((e, Some((sib, sv)))) => {
+                let sv = Validators {
+                    etag: compress::variant_etag(&sv.etag, e),
+                    ..sv
+                };
+                (sib, sv, Some(e), false)
+            }
+            Some((e, None)) => {
+                let cv = Validators {
+                    etag: compress::variant_etag(&v.etag, e),
+                    ..v
+                };
+                (file, cv, Some(e), true)
+            }
+        };
         let mut head = response(StatusCode::OK)
             .header(header::ETAG, v.etag.as_str())
             .header(header::LAST_MODIFIED, v.last_modified())
             .header(header::ACCEPT_RANGES, "bytes");
-        let (start, len) = match files::plan(reqd.request().method(), reqd.request().headers(), &v)
-        {
+        if vary {
+            head = head.header(header::VARY, "accept-encoding");
+        }
+        let (start, len) = match files::plan(req.method(), req.headers(), &v) {
             Plan::NotModified => {
                 let head = head
                     .status(StatusCode::NOT_MODIFIED)
@@ -289,8 +359,11 @@ impl Router {
                 (start, end - start + 1)
             }
         };
+        if let Some(e) = encoding {
+            head = head.header(header::CONTENT_ENCODING, e.token());
+        }
         let head = head
-            .header(header::CONTENT_TYPE, files::content_type(&path))
+            .header(header::CONTENT_TYPE, content_type)
             .body(())
             .expect("headers");
         let status = head.status().as_u16();
@@ -302,22 +375,117 @@ impl Router {
                 "read error\n",
             );
         }
-        let Ok(writer) = reqd.respond_with_streaming(head, Some(len)) else {
+        // Compressed as it streams: the length is not known ahead (chunked, or h2 DATA).
+        let declared = (!streamed).then_some(len);
+        let Ok(writer) = reqd.respond_with_streaming(head, declared) else {
             return;
         };
         let head_only = reqd.request().method() == Method::HEAD;
-        self.metrics.request(
-            self.name(),
-            Some(route),
-            status,
-            if head_only { 0 } else { len },
-        );
         if head_only {
+            self.metrics.request(self.name(), Some(route), status, 0);
             // The codec sends the Content-Length and discards the body of a HEAD response.
             let _ = writer.close();
             return;
         }
-        pump(writer, file, len, vec![0; FILE_CHUNK], 0, 0);
+        match encoding.filter(|_| streamed) {
+            Some(e) => {
+                let sent = Rc::new(std::cell::Cell::new(0));
+                let (metrics, name) = (self.metrics.clone(), self.name().to_owned());
+                let on_end = Box::new({
+                    let sent = sent.clone();
+                    move || metrics.request(&name, Some(route), status, sent.get())
+                });
+                let job = Squeeze {
+                    file,
+                    remaining: len,
+                    buf: vec![0; FILE_CHUNK],
+                    enc: Some(compress::Encoder::new(e)),
+                    out: Vec::new(),
+                    off: 0,
+                    sent,
+                    on_end: Some(on_end),
+                };
+                squeeze(writer, job);
+            }
+            None => {
+                self.metrics.request(self.name(), Some(route), status, len);
+                pump(writer, file, len, vec![0; FILE_CHUNK], 0, 0);
+            }
+        }
+    }
+}
+
+/// The request's `Accept-Encoding` field lines, joined.
+fn accept_encoding(req: &Request<()>) -> Option<String> {
+    let mut it = req
+        .headers()
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    let first = it.next()?.to_owned();
+    Some(it.fold(first, |acc, v| acc + ", " + v))
+}
+
+/// A file compressed as it streams: one chunk read, compressed, and written at a time.
+struct Squeeze {
+    file: File,
+    remaining: u64,
+    buf: Vec<u8>,
+    /// `None` once finished.
+    enc: Option<compress::Encoder>,
+    /// Compressed bytes not yet taken by the writer, from `off`.
+    out: Vec<u8>,
+    off: usize,
+    /// Compressed bytes sent, for the metrics when the body ends.
+    sent: Rc<std::cell::Cell<u64>>,
+    on_end: Option<Box<dyn FnOnce()>>,
+}
+
+/// Streams `job` through `w`, waiting for `on_writable` whenever the connection's output is
+/// full; at most one chunk of file and its compressed bytes are held.
+fn squeeze(mut w: BodyWriter, mut job: Squeeze) {
+    loop {
+        if job.off == job.out.len() {
+            job.out.clear();
+            job.off = 0;
+            let Some(enc) = job.enc.as_mut() else {
+                if w.close().is_ok() {
+                    if let Some(f) = job.on_end.take() {
+                        f();
+                    }
+                }
+                return;
+            };
+            if job.remaining == 0 {
+                job.out = job.enc.take().expect("checked").finish();
+                continue;
+            }
+            let want = job.remaining.min(job.buf.len() as u64) as usize;
+            match job.file.read(&mut job.buf[..want]) {
+                Ok(0) | Err(_) => {
+                    log::warn!("files: read failed with {} bytes left", job.remaining);
+                    drop(w); // cut the response: the codec closes or resets
+                    return;
+                }
+                Ok(n) => {
+                    job.remaining -= n as u64;
+                    enc.write(&job.buf[..n]);
+                    job.out = enc.take();
+                }
+            }
+            continue;
+        }
+        match w.write(&job.out[job.off..]) {
+            Ok(n) => {
+                job.off += n;
+                job.sent.set(job.sent.get() + n as u64);
+                if job.off < job.out.len() {
+                    w.on_writable(move |w| squeeze(w, job));
+                    return;
+                }
+            }
+            Err(_) => return,
+        }
     }
 }
 

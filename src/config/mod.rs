@@ -141,6 +141,62 @@ pub struct Route {
     pub path: PathMatch,
     /// What to do.
     pub action: Action,
+    /// Response compression (`static` and `files` routes).
+    pub compress: Compress,
+}
+
+/// A content coding paf can compress responses with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    /// Brotli (RFC 7932), `br`.
+    Br,
+    /// gzip (RFC 1952), `gzip`.
+    Gzip,
+}
+
+impl Encoding {
+    /// The token in `Accept-Encoding` and `Content-Encoding`.
+    pub fn token(self) -> &'static str {
+        match self {
+            Encoding::Br => "br",
+            Encoding::Gzip => "gzip",
+        }
+    }
+
+    /// The file name suffix of a pre-compressed sibling (`file.br`, `file.gz`).
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Encoding::Br => "br",
+            Encoding::Gzip => "gz",
+        }
+    }
+}
+
+/// A route's compression settings (`compress`, `compress_min_size`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Compress {
+    /// Codings offered, most preferred first; empty: off.
+    pub encodings: Vec<Encoding>,
+    /// Bodies shorter than this are sent as they are.
+    pub min_size: u64,
+}
+
+impl Compress {
+    /// The default for `static` and `files` routes: brotli then gzip, from 256 bytes.
+    pub fn on() -> Compress {
+        Compress {
+            encodings: vec![Encoding::Br, Encoding::Gzip],
+            min_size: 256,
+        }
+    }
+
+    /// No compression (the other routes').
+    pub fn off() -> Compress {
+        Compress {
+            encodings: Vec::new(),
+            min_size: 256,
+        }
+    }
 }
 
 impl Route {

@@ -110,6 +110,9 @@ pub(super) struct Route {
     pub upstream: Option<String>,
     // redirect
     pub to: Option<String>,
+    // static, files
+    pub compress: Option<Vec<Spanned<String>>>,
+    pub compress_min_size: Option<Size>,
 }
 
 #[derive(Debug, Deserialize)]

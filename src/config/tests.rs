@@ -239,6 +239,7 @@ fn route_matching() {
         host,
         path,
         action: Action::Health,
+        compress: Compress::off(),
     };
     let cases = [
         (
@@ -334,4 +335,58 @@ fn upstream_urls() {
     );
     assert!(parse_upstream_url("http://x/path").is_err());
     assert!(parse_upstream_url("x:80").is_err());
+}
+
+#[test]
+fn compress_keys() {
+    let c = parse(
+        r#"
+[[listener]]
+name = "web"
+port = 80
+[[listener.route]]
+path = "/a"
+action = "static"
+body = "x"
+[[listener.route]]
+path = "/b"
+action = "static"
+compress = ["gzip"]
+compress_min_size = "1KiB"
+[[listener.route]]
+path = "/c"
+action = "static"
+compress = []
+[[listener.route]]
+action = "health"
+"#,
+        "t",
+        Path::new("."),
+    )
+    .unwrap();
+    let r = &c.listeners[0].routes;
+    assert_eq!(r[0].compress, Compress::on());
+    assert_eq!(r[1].compress.encodings, vec![Encoding::Gzip]);
+    assert_eq!(r[1].compress.min_size, 1024);
+    assert!(r[2].compress.encodings.is_empty());
+    assert_eq!(r[3].compress, Compress::off());
+    for (bad, want) in [
+        (
+            "compress = [\"zstd\"]",
+            "t:6: listener[0].route[0].compress",
+        ),
+        (
+            "compress = [\"br\", \"br\"]",
+            "t:6: listener[0].route[0].compress",
+        ),
+    ] {
+        let text = format!(
+            "[[listener]]\nname = \"web\"\nport = 80\n[[listener.route]]\naction = \"static\"\n{bad}\n"
+        );
+        let e = parse(&text, "t", Path::new(".")).unwrap_err().to_string();
+        assert!(e.contains(want), "{bad}: {e}");
+    }
+    let text = "[[listener]]\nname = \"web\"\nport = 80\n[[listener.route]]\naction = \"health\"\ncompress = [\"br\"]\n";
+    let e = parse(text, "t", Path::new(".")).unwrap_err().to_string();
+    assert!(e.contains("not used by action"), "{e}");
 }

@@ -505,7 +505,7 @@ impl Validator<'_> {
         };
         let action_name = r.action.get_ref().clone();
         // Keys that belong to other actions are mistakes worth naming.
-        let given: [(&str, bool); 7] = [
+        let given: [(&str, bool); 9] = [
             ("status", r.status.is_some()),
             ("content_type", r.content_type.is_some()),
             ("body", r.body.is_some()),
@@ -513,10 +513,18 @@ impl Validator<'_> {
             ("index", r.index.is_some()),
             ("upstream", r.upstream.is_some()),
             ("to", r.to.is_some()),
+            ("compress", r.compress.is_some()),
+            ("compress_min_size", r.compress_min_size.is_some()),
         ];
         let allowed: &[&str] = match action_name.as_str() {
-            "static" => &["status", "content_type", "body"],
-            "files" => &["root", "index"],
+            "static" => &[
+                "status",
+                "content_type",
+                "body",
+                "compress",
+                "compress_min_size",
+            ],
+            "files" => &["root", "index", "compress", "compress_min_size"],
             "proxy" => &["upstream"],
             "redirect" => &["to", "status"],
             "health" | "metrics" => &[],
@@ -539,6 +547,38 @@ impl Validator<'_> {
                     format!("not used by action {action_name:?}"),
                 );
             }
+        }
+        let mut compress = match action_name.as_str() {
+            "static" | "files" => Compress::on(),
+            _ => Compress::off(),
+        };
+        if let Some(list) = &r.compress {
+            compress.encodings.clear();
+            for e in list {
+                let enc = match e.get_ref().as_str() {
+                    "br" => Encoding::Br,
+                    "gzip" => Encoding::Gzip,
+                    other => {
+                        self.err(
+                            format!("{key}.compress"),
+                            Some(e.span()),
+                            format!("{other:?} is not \"br\" or \"gzip\""),
+                        );
+                        continue;
+                    }
+                };
+                if compress.encodings.contains(&enc) {
+                    self.err(
+                        format!("{key}.compress"),
+                        Some(e.span()),
+                        format!("{:?} is listed twice", enc.token()),
+                    );
+                }
+                compress.encodings.push(enc);
+            }
+        }
+        if let Some(n) = r.compress_min_size {
+            compress.min_size = n.0;
         }
         let action = match action_name.as_str() {
             "static" => Action::Static {
@@ -605,7 +645,12 @@ impl Validator<'_> {
             "health" => Action::Health,
             _ => Action::Metrics,
         };
-        Some(Route { host, path, action })
+        Some(Route {
+            host,
+            path,
+            action,
+            compress,
+        })
     }
 
     fn status(
