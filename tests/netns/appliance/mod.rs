@@ -506,6 +506,86 @@ fn static_files_example_refuses_traversal_and_honours_ranges_and_conditionals() 
 }
 
 #[test]
+fn curl_compressed_gets_br_and_gzip_byte_exact_and_never_for_ranges() {
+    if skip("curl_compressed_gets_br_and_gzip_byte_exact_and_never_for_ranges") {
+        return;
+    }
+    let ns = Netns::new("applzip");
+    let dir = Scratch::new("zip");
+    site(&dir);
+    let text: String = (0..50_000)
+        .map(|i| format!("{i}: a line of text worth compressing\n"))
+        .collect();
+    let original = dir.write("www/big.txt", &text);
+    let config = dir.example("static-files.toml");
+    let mut paf = start(&ns, &config);
+    let url = "http://198.18.0.2/site/big.txt";
+    for enc in ["br", "gzip"] {
+        let got = dir.s(&format!("got.{enc}"));
+        let accept = format!("Accept-Encoding: {enc}");
+        let (code, head) = get(
+            &ns,
+            url,
+            &["--compressed", "-H", &accept, "-D", "-", "-o", &got],
+        );
+        assert_eq!(code, 200, "{head}");
+        assert_eq!(
+            field(&head, "content-encoding").as_deref(),
+            Some(enc),
+            "{head}"
+        );
+        assert_eq!(field(&head, "vary").as_deref(), Some("accept-encoding"));
+        assert_eq!(
+            sha256(&got),
+            sha256(&original),
+            "{enc}: decoded body differs"
+        );
+        // What went over the wire was the compressed stream.
+        let raw = dir.s(&format!("raw.{enc}"));
+        let (code, _) = get(&ns, url, &["-H", &accept, "-o", &raw]);
+        assert_eq!(code, 200);
+        let wire = std::fs::metadata(&raw).unwrap().len();
+        assert!(
+            wire < text.len() as u64 / 4,
+            "{enc}: {wire} bytes on the wire"
+        );
+    }
+    // A range is of the identity, compressed or not asked.
+    let (code, body) = get(
+        &ns,
+        url,
+        &[
+            "--compressed",
+            "-H",
+            "Range: bytes=0-24",
+            "-D",
+            "/dev/stderr",
+        ],
+    );
+    assert_eq!((code, body.as_str()), (206, &text[..25]));
+    let (code, head) = get(
+        &ns,
+        url,
+        &[
+            "--compressed",
+            "-H",
+            "Range: bytes=0-24",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+        ],
+    );
+    assert_eq!(code, 206);
+    assert_eq!(field(&head, "content-encoding"), None, "{head}");
+    // Not asked: as it is.
+    let (code, body) = get(&ns, url, &[]);
+    assert_eq!(code, 200);
+    assert!(body == text, "identity body differs");
+    assert!(paf.stop(Duration::from_secs(20)).success());
+}
+
+#[test]
 fn sigterm_during_a_large_download_lets_it_complete_then_exits_0() {
     if skip("sigterm_during_a_large_download_lets_it_complete_then_exits_0") {
         return;
