@@ -181,6 +181,7 @@ impl Metrics {
             );
         }
         render_timeouts(&mut out, &services);
+        render_limited(&mut out, &services);
         render_h2(&mut out, &services);
         render_tls(&mut out, &services);
         let _ = writeln!(
@@ -227,6 +228,29 @@ fn render_timeouts(out: &mut String, services: &[(String, Handle)]) {
             let _ = writeln!(
                 out,
                 "paf_timeouts_total{{listener=\"{}\",kind=\"{kind}\"}} {v}",
+                escape(l)
+            );
+        }
+    }
+}
+
+/// `paf_limited_total`: what the per-client limits refused, by kind.
+fn render_limited(out: &mut String, services: &[(String, Handle)]) {
+    let _ = writeln!(
+        out,
+        "# HELP paf_limited_total Connections reset at accept for max_connections_per_ip, and \
+         requests answered 429 for rate, by kind (connections, requests)."
+    );
+    let _ = writeln!(out, "# TYPE paf_limited_total counter");
+    for (l, h) in services {
+        let s = h.stats();
+        for (kind, v) in [
+            ("connections", s.limited_connections),
+            ("requests", s.limited_requests),
+        ] {
+            let _ = writeln!(
+                out,
+                "paf_limited_total{{listener=\"{}\",kind=\"{kind}\"}} {v}",
                 escape(l)
             );
         }
@@ -394,6 +418,7 @@ mod tests {
         c.h2_connections.store(5, r);
         c.h2_resets.store(6, r);
         c.h2_floods[Flood::Continuation.index()].store(7, r);
+        c.limited_requests.store(8, r);
         if https {
             c.tls_ok.store(7, r);
             c.tls_failed.store(4, r);
@@ -472,6 +497,14 @@ mod tests {
             ),
             (
                 r#"paf_h2_floods_total{listener="tls",kind="rapid_reset"}"#,
+                Some(0),
+            ),
+            (
+                r#"paf_limited_total{listener="web",kind="requests"}"#,
+                Some(8),
+            ),
+            (
+                r#"paf_limited_total{listener="web",kind="connections"}"#,
                 Some(0),
             ),
             (

@@ -58,6 +58,9 @@ pub(super) struct Limits {
     pub drain_timeout: Option<Dur>,
     pub handshake_timeout: Option<Dur>,
     pub max_concurrent_streams: Option<u32>,
+    pub max_connections_per_ip: Option<u32>,
+    pub rate: Option<String>,
+    pub burst: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]

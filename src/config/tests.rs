@@ -390,3 +390,50 @@ action = "health"
     let e = parse(text, "t", Path::new(".")).unwrap_err().to_string();
     assert!(e.contains("not used by action"), "{e}");
 }
+
+#[test]
+fn per_client_limit_keys() {
+    let c = parse(
+        "[defaults]\nrate = \"100/s\"\nmax_connections_per_ip = 50\n\
+         [[listener]]\nname = \"a\"\nport = 80\n\
+         [[listener]]\nname = \"b\"\nport = 81\nlimits = { rate = \"60/m\", burst = 5 }\n",
+        "t",
+        Path::new("."),
+    )
+    .unwrap();
+    let a = c.listeners[0].limits.http.per_client;
+    assert_eq!(a.max_connections_per_ip, Some(50));
+    assert_eq!(
+        a.rate,
+        Some(crate::http::Rate {
+            requests: 100,
+            per: Duration::from_secs(1),
+            burst: 100
+        })
+    );
+    let b = c.listeners[1].limits.http.per_client;
+    assert_eq!(b.max_connections_per_ip, Some(50));
+    assert_eq!(
+        b.rate,
+        Some(crate::http::Rate {
+            requests: 60,
+            per: Duration::from_secs(60),
+            burst: 5
+        })
+    );
+    for (bad, want) in [
+        ("rate = \"fast\"", "rate: \"fast\" is not a rate"),
+        ("rate = \"10/d\"", "rate: \"10/d\" is not a rate"),
+        ("rate = \"0/s\"", "the rate must be at least 1"),
+        ("burst = 3", "burst: burst needs a rate"),
+        ("rate = \"1/s\"\nburst = 0", "burst: must be at least 1"),
+        (
+            "max_connections_per_ip = 0",
+            "max_connections_per_ip: must be at least 1",
+        ),
+    ] {
+        let text = format!("[defaults]\n{bad}\n[[listener]]\nname = \"a\"\nport = 80\n");
+        let e = parse(&text, "t", Path::new(".")).unwrap_err().to_string();
+        assert!(e.contains(want), "{bad}: {e}");
+    }
+}

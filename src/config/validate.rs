@@ -277,6 +277,40 @@ impl Validator<'_> {
             }
             http.body_buffer_size = s.0 as usize;
         }
+        if let Some(n) = pick(
+            &over.max_connections_per_ip,
+            &defaults.max_connections_per_ip,
+        ) {
+            if n == 0 {
+                self.err(
+                    format!("{key}.max_connections_per_ip"),
+                    None,
+                    "must be at least 1",
+                );
+            }
+            http.per_client.max_connections_per_ip = Some(n);
+        }
+        let burst = pick(&over.burst, &defaults.burst);
+        match over.rate.as_ref().or(defaults.rate.as_ref()) {
+            Some(text) => match parse_rate(text) {
+                Ok((requests, per)) => {
+                    let burst = burst.unwrap_or(requests);
+                    if burst == 0 {
+                        self.err(format!("{key}.burst"), None, "must be at least 1");
+                    }
+                    http.per_client.rate = Some(crate::http::Rate {
+                        requests,
+                        per,
+                        burst,
+                    });
+                }
+                Err(e) => self.err(format!("{key}.rate"), None, e),
+            },
+            None if burst.is_some() => {
+                self.err(format!("{key}.burst"), None, "burst needs a rate");
+            }
+            None => {}
+        }
         let timeouts = [
             (
                 &over.head_timeout,
@@ -774,4 +808,21 @@ pub(super) fn parse_upstream_url(s: &str) -> Result<UpstreamUrl, String> {
         port: uri.port_u16().unwrap_or(if tls { 443 } else { 80 }),
         host,
     })
+}
+
+/// `"100/s"`, `"6000/m"`, `"10/h"`: requests per second, minute or hour (at least 1).
+fn parse_rate(text: &str) -> Result<(u32, Duration), String> {
+    let bad = || format!("{text:?} is not a rate like \"100/s\" (per s, m or h)");
+    let (n, unit) = text.split_once('/').ok_or_else(bad)?;
+    let n: u32 = n.trim().parse().map_err(|_| bad())?;
+    let per = match unit.trim() {
+        "s" => Duration::from_secs(1),
+        "m" => Duration::from_secs(60),
+        "h" => Duration::from_secs(3600),
+        _ => return Err(bad()),
+    };
+    if n == 0 {
+        return Err(format!("{text:?}: the rate must be at least 1"));
+    }
+    Ok((n, per))
 }

@@ -56,6 +56,31 @@ pub struct Config {
     pub h2c: bool,
     /// HTTP/2: streams the peer may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS).
     pub max_concurrent_streams: u32,
+    /// Limits per client address, enforced by the service (not by the codecs).
+    pub per_client: PerClient,
+}
+
+/// Limits per client address (an IPv4 address, or an IPv6 /64), enforced by the service: see
+/// [`service`](crate::service) for how they answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PerClient {
+    /// Connections a client may have open at once; more are reset at accept. `None`: no cap.
+    pub max_connections_per_ip: Option<u32>,
+    /// Requests a client may make (HTTP/1.1 requests and HTTP/2 streams alike); beyond it
+    /// they are answered `429 Too Many Requests` with `Retry-After`. `None`: no limit.
+    pub rate: Option<Rate>,
+}
+
+/// A request rate: `requests` per `per`, with bursts of up to `burst` (a token bucket that
+/// holds `burst` tokens and refills at `requests / per`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rate {
+    /// Requests per period.
+    pub requests: u32,
+    /// The period.
+    pub per: Duration,
+    /// Requests a client may make at once after a quiet time (at least 1).
+    pub burst: u32,
 }
 
 impl Default for Config {
@@ -78,6 +103,7 @@ impl Default for Config {
             drain_timeout: Duration::from_secs(30),
             server_name: Some("paf".to_owned()),
             h2c: true,
+            per_client: PerClient::default(),
             max_concurrent_streams: 128,
         }
     }

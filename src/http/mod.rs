@@ -50,7 +50,7 @@ mod tests;
 pub use ::http::{
     header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, Version,
 };
-pub use config::Config;
+pub use config::{Config, PerClient, Rate};
 pub use error::{Error, UsageError, UsageErrorKind};
 pub use server::{BodyRead, Event, ExchangeId, ResponseBody, ServerConn};
 pub use write::{DateCache, HttpDate};

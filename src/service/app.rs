@@ -209,7 +209,15 @@ impl ServiceApp {
 impl App for ServiceApp {
     fn handle_accept(&mut self, cx: &mut Cx<'_>, _l: ListenerId, id: ConnId, peer: SocketAddr) {
         self.check_stop(cx);
-        let run = &self.run;
+        let run = &mut self.run;
+        if !run.clients.open(&run.shared.config.per_client, peer.ip()) {
+            // Over its connection cap: reset now, before any buffer or TLS state exists.
+            log::debug!("{peer}: over max_connections_per_ip; reset");
+            let counters = &run.shared.handle.0.counters;
+            counters.limited_connections.fetch_add(1, Ordering::Relaxed);
+            cx.abort(id);
+            return;
+        }
         let tls = match run
             .tls
             .as_ref()
@@ -219,6 +227,7 @@ impl App for ServiceApp {
             Some(Ok(t)) => Some((t, TlsStats::new(run.shared.handle.clone(), peer))),
             Some(Err(e)) => {
                 log::error!("{peer}: cannot start TLS: {e}");
+                run.clients.close(&run.shared.config.per_client, peer.ip());
                 cx.abort(id);
                 return;
             }

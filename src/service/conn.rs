@@ -17,13 +17,14 @@ use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::{Rc, Weak};
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ::http::Request;
 use net::ConnId;
 
 use super::core::{CoreRef, Reader, Shared, Slot};
 use super::error_response::ErrorResponse;
+use super::limits::Limiter;
 use super::reqd::{BodyEnd, BodyError, Exchange, Reqd};
 use super::switch::Switch;
 use super::tls_stats::TlsStats;
@@ -155,6 +156,8 @@ pub(crate) struct Running {
     max_chunk: usize,
     /// Requests handed to the handler in the current pump.
     pump_requests: usize,
+    /// Per-client connection counts and request rates.
+    pub clients: Limiter,
 }
 
 impl Running {
@@ -181,6 +184,7 @@ impl Running {
             max_out: 0,
             max_chunk: 0,
             pump_requests: 0,
+            clients: Limiter::default(),
         }
     }
 
@@ -327,6 +331,12 @@ impl Running {
                     ));
                     let slot = Slot::new(id, Rc::downgrade(&ex));
                     c.core.borrow_mut().slots.push_back(slot);
+                    let limits = &self.shared.config.per_client;
+                    if let Err(wait) = self.clients.request(limits, c.peer.ip(), now) {
+                        counters.limited_requests.fetch_add(1, Ordering::Relaxed);
+                        too_many(Reqd(ex), wait);
+                        continue;
+                    }
                     let keep = ex.clone();
                     let handler = &mut self.request;
                     let peer = c.peer;
@@ -488,6 +498,8 @@ impl Running {
 
     /// The connection is gone: fail every waiting reader and writer, return the buffers.
     pub(crate) fn teardown(&mut self, mut c: Conn) {
+        self.clients
+            .close(&self.shared.config.per_client, c.peer.ip());
         let slots = {
             let mut core = c.core.borrow_mut();
             core.closed = true;
@@ -503,6 +515,19 @@ impl Running {
             }
         }
     }
+}
+
+/// `429 Too Many Requests` with `Retry-After` in whole seconds (at least 1), instead of the
+/// handler; the connection goes on.
+fn too_many(reqd: Reqd, wait: Duration) {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let head = ::http::Response::builder()
+        .status(::http::StatusCode::TOO_MANY_REQUESTS)
+        .header(::http::header::RETRY_AFTER, secs.max(1))
+        .header(::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(())
+        .expect("static header");
+    let _ = reqd.respond_with_bytes(head, "429 Too Many Requests\n");
 }
 
 fn abort_reader(reader: Reader) {

@@ -80,6 +80,10 @@ pub struct Stats {
     /// HTTP/2 floods cut off, by kind, indexed by [`Flood::index`] (rapid reset, PING,
     /// SETTINGS, PRIORITY, empty frames, CONTINUATION, HPACK).
     pub h2_floods: [u64; Flood::ALL.len()],
+    /// Connections reset at accept: their client had `max_connections_per_ip` open.
+    pub limited_connections: u64,
+    /// Requests answered 429: their client was over its `rate`.
+    pub limited_requests: u64,
 }
 
 impl Stats {
@@ -181,6 +185,8 @@ pub(crate) struct Counters {
     pub h2_goaways: AtomicU64,
     pub h2_protocol_errors: AtomicU64,
     pub h2_floods: [AtomicU64; Flood::ALL.len()],
+    pub limited_connections: AtomicU64,
+    pub limited_requests: AtomicU64,
 }
 
 impl Counters {
@@ -227,6 +233,8 @@ impl Counters {
             h2_goaways_sent: self.h2_goaways.load(r),
             h2_protocol_errors: self.h2_protocol_errors.load(r),
             h2_floods: std::array::from_fn(|i| self.h2_floods[i].load(r)),
+            limited_connections: self.limited_connections.load(r),
+            limited_requests: self.limited_requests.load(r),
         }
     }
 }

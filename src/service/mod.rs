@@ -47,6 +47,7 @@ mod conn;
 mod core;
 mod error_response;
 pub mod handle;
+mod limits;
 pub mod reqd;
 pub mod switch;
 #[cfg(any(test, feature = "testing"))]

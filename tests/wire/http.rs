@@ -828,3 +828,63 @@ fn request_trailers_reach_the_handler_and_response_trailers_end_a_chunked_body()
     drive(&mut rt, LONG, "close", || c.is_done());
     server.stop(&mut rt);
 }
+
+#[test]
+fn per_client_limits_answer_429_with_retry_after_and_reset_connections_over_the_cap() {
+    let cfg = Config {
+        per_client: paf::http::PerClient {
+            max_connections_per_ip: Some(2),
+            rate: Some(paf::http::Rate {
+                requests: 5,
+                per: Duration::from_secs(1),
+                burst: 5,
+            }),
+        },
+        ..Config::default()
+    };
+    let (server, mut rt) = serve(cfg, hello());
+    // Client one (the client's IPv4 address): 8 pipelined requests, 5 within the burst.
+    let a = RawClient::connect(&mut rt, addr(B_V4)).unwrap();
+    a.send(&b"GET /a HTTP/1.1\r\nHost: b\r\n\r\n".repeat(8));
+    let r = responses(&mut rt, &a, 8);
+    let codes: Vec<u16> = r.iter().map(|r| r.status).collect();
+    assert_eq!(codes, [200, 200, 200, 200, 200, 429, 429, 429]);
+    // 5 a second: the next token comes in 200 ms, so "retry after 1 second".
+    assert_eq!(r[5].header("retry-after"), Some("1"));
+    assert_eq!(r[5].body, b"429 Too Many Requests\n");
+    // Client two (its IPv6 address) is not slowed by client one.
+    let b = RawClient::connect(&mut rt, addr(B_V6)).unwrap();
+    b.send(&b"GET /b HTTP/1.1\r\nHost: b\r\n\r\n".repeat(5));
+    let r = responses(&mut rt, &b, 5);
+    assert!(r.iter().all(|r| r.status == 200), "{r:?}");
+    // A second later client one has its burst back, on the same connection.
+    idle_for(&mut rt, Duration::from_secs(1));
+    a.send(&b"GET /a HTTP/1.1\r\nHost: b\r\n\r\n".repeat(5));
+    let r = responses(&mut rt, &a, 5);
+    assert!(r.iter().all(|r| r.status == 200), "{r:?}");
+    // Connections: client one has one open; a second is fine, a third is reset at once.
+    let a2 = RawClient::connect(&mut rt, addr(B_V4)).unwrap();
+    idle_for(&mut rt, Duration::from_millis(100));
+    let a3 = RawClient::connect(&mut rt, addr(B_V4)).unwrap();
+    a3.send(b"GET /a HTTP/1.1\r\nHost: b\r\n\r\n");
+    drive(&mut rt, LONG, "the third connection to be reset", || {
+        a3.is_done()
+    });
+    assert!(a3.is_reset(), "reset, not closed");
+    assert!(a3.take_input().is_empty());
+    assert!(a2.is_connected() && !a2.is_done());
+    // Once one closes, client one may connect again.
+    a2.close();
+    drive(&mut rt, LONG, "close", || a2.is_done());
+    idle_for(&mut rt, Duration::from_secs(2));
+    let a4 = RawClient::connect(&mut rt, addr(B_V4)).unwrap();
+    a4.send(b"GET /a HTTP/1.1\r\nHost: b\r\n\r\n");
+    assert_eq!(responses(&mut rt, &a4, 1)[0].status, 200);
+    let s = server.handle.stats();
+    assert_eq!((s.limited_requests, s.limited_connections), (3, 1), "{s:?}");
+    for c in [a, b, a4] {
+        c.close();
+        drive(&mut rt, LONG, "close", || c.is_done());
+    }
+    server.stop(&mut rt);
+}
