@@ -10,6 +10,9 @@
 //! - `config/static-files.toml`: traversal refused, ranges and conditionals per RFC 9110, and a
 //!   SIGTERM during a large download (it completes, then paf exits 0).
 //! - `config/https-sni.toml`: `openssl s_client -servername` gets the right certificate.
+//! - Compression: `curl --compressed` gets br and gzip, byte-exact, never for a range.
+//! - Per-client rate: a client flooding with wrk gets 429 with `Retry-After`, another client
+//!   (a second address on the kernel side) keeps getting 200s meanwhile.
 //! - Five broken configs: `paf check` names each bad key and exits 2; `paf run` exits 2 before
 //!   opening the TAP (it keeps NO-CARRIER).
 //!
@@ -582,6 +585,124 @@ fn curl_compressed_gets_br_and_gzip_byte_exact_and_never_for_ranges() {
     let (code, body) = get(&ns, url, &[]);
     assert_eq!(code, 200);
     assert!(body == text, "identity body differs");
+    assert!(paf.stop(Duration::from_secs(20)).success());
+}
+
+const RATE_CONFIG: &str = r#"
+[interface]
+tap = "paf0"
+ipv4 = "198.18.0.2/24"
+gateway4 = "198.18.0.1"
+
+[defaults]
+rate = "20/s"
+
+[[listener]]
+name = "web"
+port = 80
+
+[[listener.route]]
+path = "/metrics"
+exact = true
+action = "metrics"
+
+[[listener.route]]
+path = "/hello"
+action = "static"
+body = "hello\n"
+"#;
+
+/// Runs `tests/tools/rate_client.py` from `src`; its `key=value` fields.
+fn rate_client(ns: &Netns, src: &str, n: u32, pace: f64) -> BTreeMap<String, String> {
+    let out = ns.run(
+        "python3",
+        [
+            common::tool("rate_client.py"),
+            "198.18.0.2".into(),
+            src.into(),
+            n.to_string(),
+            pace.to_string(),
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(out.success(), "{out}");
+    out.stdout
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+#[test]
+fn a_client_over_its_rate_gets_429_while_another_is_served() {
+    if skip("a_client_over_its_rate_gets_429_while_another_is_served")
+        || !common::require_tools("rate_limit", &["wrk"])
+    {
+        return;
+    }
+    let ns = Netns::new("applrate");
+    let dir = Scratch::new("rate");
+    let config = dir.write("rate.toml", RATE_CONFIG);
+    let mut paf = start(&ns, &config);
+    let add = ns.run(
+        "ip",
+        ["addr", "add", "198.18.0.3/24", "dev", "paf0"],
+        Duration::from_secs(10),
+    );
+    assert!(add.success(), "{add}");
+    // Client B alone, 10 a second (half its rate): every request served.
+    let alone = rate_client(&ns, "198.18.0.3", 30, 0.1);
+    assert_eq!(
+        (&*alone["ok"], &*alone["limited"]),
+        ("30", "0"),
+        "{alone:?}"
+    );
+    // Client A floods from 198.18.0.1 while B runs again.
+    let mut wrk = ns.spawn(
+        "wrk",
+        [
+            "-t1",
+            "-c4",
+            "-d4s",
+            "--timeout",
+            "2s",
+            "http://198.18.0.2/hello",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let during = rate_client(&ns, "198.18.0.3", 30, 0.1);
+    assert_eq!(
+        (&*during["ok"], &*during["limited"]),
+        ("30", "0"),
+        "{during:?}"
+    );
+    let status = wrk.wait_timeout(Duration::from_secs(30));
+    let flood = wrk.stdout();
+    assert!(status.is_some_and(|s| s.success()), "{flood}");
+    let non2xx: u64 = flood
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Non-2xx or 3xx responses:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(non2xx > 0, "the flood was never limited: {flood}");
+    // A's next burst: 20 served, then 429 with Retry-After.
+    std::thread::sleep(Duration::from_millis(1500));
+    let a = rate_client(&ns, "198.18.0.1", 40, 0.0);
+    let served: u32 = a["ok"].parse().unwrap();
+    assert!((20..40).contains(&served), "{a:?}");
+    assert_eq!(a["limited"], (40 - served).to_string(), "{a:?}");
+    assert_eq!(a["retry"], "1", "{a:?}");
+    let m = metrics(&ns);
+    let limited = m
+        .get("paf_limited_total{listener=\"web\",kind=\"requests\"}")
+        .copied()
+        .unwrap_or(0.0);
+    assert!(limited as u64 >= non2xx, "{limited} < {non2xx}");
+    println!(
+        "rate_limit: client B mean latency {} ms alone, {} ms during A's flood \
+         ({non2xx} of A's requests answered 429)",
+        alone["mean_ms"], during["mean_ms"]
+    );
     assert!(paf.stop(Duration::from_secs(20)).success());
 }
 
