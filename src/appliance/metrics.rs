@@ -255,6 +255,17 @@ fn render_limited(out: &mut String, services: &[(String, Handle)]) {
             );
         }
     }
+    let name = "paf_proxy_protocol_refused_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Connections reset for the PROXY protocol: an untrusted source, or a \
+         missing, late or malformed header."
+    );
+    let _ = writeln!(out, "# TYPE {name} counter");
+    for (l, h) in services {
+        let v = h.stats().proxy_protocol_refused;
+        let _ = writeln!(out, "{name}{{listener=\"{}\"}} {v}", escape(l));
+    }
 }
 
 /// A counter family: name, help text, and its value in a service's [`Stats`].

@@ -84,6 +84,8 @@ pub(super) struct Listener {
     pub sni: Vec<Spanned<Sni>>,
     pub protocols: Option<Spanned<Vec<String>>>,
     pub h2c: Option<Spanned<bool>>,
+    pub proxy_protocol: Option<Spanned<bool>>,
+    pub proxy_protocol_trusted: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     pub limits: Limits,
     #[serde(default, rename = "route")]

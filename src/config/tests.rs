@@ -437,3 +437,44 @@ fn per_client_limit_keys() {
         assert!(e.contains(want), "{bad}: {e}");
     }
 }
+
+#[test]
+fn proxy_protocol_keys() {
+    let c = parse(
+        "[[listener]]\nname = \"a\"\nport = 80\nproxy_protocol = true\n\
+         proxy_protocol_trusted = [\"198.18.0.0/24\", \"fd00:198:18::1\"]\n",
+        "t",
+        Path::new("."),
+    )
+    .unwrap();
+    let t = c.listeners[0].limits.http.proxy_protocol.clone().unwrap();
+    assert_eq!(t.len(), 2);
+    assert!(t[0].contains("198.18.0.77".parse().unwrap()));
+    assert!(!t[0].contains("198.18.1.1".parse().unwrap()));
+    assert!(t[0].contains("::ffff:198.18.0.9".parse().unwrap()));
+    assert!(t[1].contains("fd00:198:18::1".parse().unwrap()));
+    assert!(!t[1].contains("fd00:198:18::2".parse().unwrap()));
+    for (bad, want) in [
+        ("proxy_protocol = true", "needs proxy_protocol_trusted"),
+        (
+            "proxy_protocol_trusted = [\"198.18.0.0/24\"]",
+            "only with proxy_protocol = true",
+        ),
+        (
+            "proxy_protocol = true\nproxy_protocol_trusted = [\"198.18.0.0/33\"]",
+            "the prefix must be 0..=32",
+        ),
+        (
+            "proxy_protocol = true\nproxy_protocol_trusted = [\"a.test\"]",
+            "is not an address",
+        ),
+        (
+            "proxy_protocol = true\nproxy_protocol_trusted = []",
+            "lists no source",
+        ),
+    ] {
+        let text = format!("[[listener]]\nname = \"a\"\nport = 80\n{bad}\n");
+        let e = parse(&text, "t", Path::new(".")).unwrap_err().to_string();
+        assert!(e.contains(want), "{bad}: {e}");
+    }
+}

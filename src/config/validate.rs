@@ -402,6 +402,41 @@ impl Validator<'_> {
                 "applies to http listeners (https ones choose by `protocols`)",
             );
         }
+        let on = l.proxy_protocol.as_ref().is_some_and(|p| *p.get_ref());
+        match (on, &l.proxy_protocol_trusted) {
+            (true, Some(list)) => {
+                let mut blocks = Vec::new();
+                for s in list.get_ref() {
+                    match crate::http::Cidr::parse(s) {
+                        Ok(c) => blocks.push(c),
+                        Err(e) => self.err(
+                            format!("{key}.proxy_protocol_trusted"),
+                            Some(list.span()),
+                            e,
+                        ),
+                    }
+                }
+                if blocks.is_empty() {
+                    self.err(
+                        format!("{key}.proxy_protocol_trusted"),
+                        Some(list.span()),
+                        "lists no source: every connection would be refused",
+                    );
+                }
+                limits.http.proxy_protocol = Some(blocks.into());
+            }
+            (true, None) => self.err(
+                format!("{key}.proxy_protocol"),
+                l.proxy_protocol.as_ref().map(Spanned::span),
+                "needs proxy_protocol_trusted = [\"CIDR\", ...]: the balancers allowed to send it",
+            ),
+            (false, Some(list)) => self.err(
+                format!("{key}.proxy_protocol_trusted"),
+                Some(list.span()),
+                "only with proxy_protocol = true",
+            ),
+            (false, None) => {}
+        }
         let protocols = self.protocols(&key, https, l.protocols.as_ref());
         let routes = l
             .routes

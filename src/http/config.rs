@@ -58,6 +58,69 @@ pub struct Config {
     pub max_concurrent_streams: u32,
     /// Limits per client address, enforced by the service (not by the codecs).
     pub per_client: PerClient,
+    /// PROXY protocol (v1 or v2) expected before each connection's first byte, from these
+    /// sources only: a connection from anywhere else is reset at accept, one whose header is
+    /// missing or malformed is reset when it comes. The header's source is then the client
+    /// (logs, limits, `X-Forwarded-For`). `None`: no PROXY protocol. Enforced by the service.
+    pub proxy_protocol: Option<std::sync::Arc<[Cidr]>>,
+}
+
+/// An address block: `198.18.0.0/15`, `fd00:198:18::/64`, or one address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    /// The block's address (bits past the prefix are ignored).
+    pub addr: std::net::IpAddr,
+    /// Leading bits that must match (0..=32 for IPv4, 0..=128 for IPv6).
+    pub prefix: u8,
+}
+
+impl Cidr {
+    /// Parses `addr/prefix` or a bare address (a block of one).
+    ///
+    /// # Errors
+    /// A message saying what is wrong.
+    pub fn parse(s: &str) -> Result<Cidr, String> {
+        let (a, p) = s.split_once('/').unwrap_or((s, ""));
+        let addr: std::net::IpAddr = a
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not an address or address/prefix"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = if p.is_empty() {
+            max
+        } else {
+            p.trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|&n| n <= max)
+                .ok_or_else(|| format!("{s:?}: the prefix must be 0..={max}"))?
+        };
+        Ok(Cidr { addr, prefix })
+    }
+
+    /// Whether `ip` is in the block (an IPv4-mapped IPv6 address counts as its IPv4 one).
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr::{V4, V6};
+        let ip = match ip {
+            V6(a) => a.to_ipv4_mapped().map_or(V6(a), V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (V4(n), V4(a)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (V6(n), V6(a)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Limits per client address (an IPv4 address, or an IPv6 /64), enforced by the service: see
@@ -104,6 +167,7 @@ impl Default for Config {
             server_name: Some("paf".to_owned()),
             h2c: true,
             per_client: PerClient::default(),
+            proxy_protocol: None,
             max_concurrent_streams: 128,
         }
     }

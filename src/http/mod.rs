@@ -41,6 +41,7 @@ mod event;
 pub(crate) mod h2;
 pub use h2::Flood;
 pub(crate) mod head;
+pub mod proxy_protocol;
 mod server;
 mod write;
 
@@ -50,7 +51,7 @@ mod tests;
 pub use ::http::{
     header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, Version,
 };
-pub use config::{Config, PerClient, Rate};
+pub use config::{Cidr, Config, PerClient, Rate};
 pub use error::{Error, UsageError, UsageErrorKind};
 pub use server::{BodyRead, Event, ExchangeId, ResponseBody, ServerConn};
 pub use write::{DateCache, HttpDate};

@@ -210,7 +210,17 @@ impl App for ServiceApp {
     fn handle_accept(&mut self, cx: &mut Cx<'_>, _l: ListenerId, id: ConnId, peer: SocketAddr) {
         self.check_stop(cx);
         let run = &mut self.run;
-        if !run.clients.open(&run.shared.config.per_client, peer.ip()) {
+        let proxied = run.shared.config.proxy_protocol.is_some();
+        if let Some(trusted) = &run.shared.config.proxy_protocol {
+            if !trusted.iter().any(|c| c.contains(peer.ip())) {
+                log::info!("{peer}: not a trusted PROXY protocol source; reset");
+                let counters = &run.shared.handle.0.counters;
+                counters.proxy_refused.fetch_add(1, Ordering::Relaxed);
+                cx.abort(id);
+                return;
+            }
+            // The client (and its connection cap) is known once the header is read.
+        } else if !run.clients.open(&run.shared.config.per_client, peer.ip()) {
             // Over its connection cap: reset now, before any buffer or TLS state exists.
             log::debug!("{peer}: over max_connections_per_ip; reset");
             let counters = &run.shared.handle.0.counters;
@@ -227,7 +237,9 @@ impl App for ServiceApp {
             Some(Ok(t)) => Some((t, TlsStats::new(run.shared.handle.clone(), peer))),
             Some(Err(e)) => {
                 log::error!("{peer}: cannot start TLS: {e}");
-                run.clients.close(&run.shared.config.per_client, peer.ip());
+                if !proxied {
+                    run.clients.close(&run.shared.config.per_client, peer.ip());
+                }
                 cx.abort(id);
                 return;
             }
@@ -254,7 +266,13 @@ impl App for ServiceApp {
             date_gen: 0,
         }));
         log::debug!("{peer}: accepted {id}");
-        self.conns.insert(id, Conn::new(id, peer, core, tls));
+        let mut conn = Conn::new(id, peer, core, tls);
+        if proxied {
+            let until = cx.now + run.shared.config.head_timeout;
+            conn.preamble = Some((crate::http::proxy_protocol::Reader::new(), until));
+            conn.counted = false;
+        }
+        self.conns.insert(id, conn);
         self.pump(cx, id);
         self.after(cx);
     }

@@ -28,7 +28,7 @@ use super::limits::Limiter;
 use super::reqd::{BodyEnd, BodyError, Exchange, Reqd};
 use super::switch::Switch;
 use super::tls_stats::TlsStats;
-use crate::http::{BodyRead, Error, Event};
+use crate::http::{proxy_protocol, BodyRead, Error, Event};
 use crate::pipe::{self, Codec, EofPolicy, Phase, Pipe, Pool, Shutdown};
 use crate::runtime::Cx;
 use crate::tls::ServerSession;
@@ -67,6 +67,10 @@ pub(crate) struct Conn {
     pub timer: Option<Instant>,
     /// Counted in `h2_connections` (once the codec speaks HTTP/2).
     h2_counted: bool,
+    /// The PROXY protocol header still to read, and until when.
+    pub preamble: Option<(proxy_protocol::Reader, Instant)>,
+    /// Counted in the per-client connection caps (closed at teardown).
+    pub counted: bool,
 }
 
 impl Conn {
@@ -84,11 +88,16 @@ impl Conn {
             cut: false,
             timer: None,
             h2_counted: false,
+            preamble: None,
+            counted: true,
         }
     }
 
     /// When the loop must look at this connection again without IO (`now`: the pass's time).
     pub(crate) fn deadline(&self) -> Option<Instant> {
+        if let Some((_, until)) = &self.preamble {
+            return Some(*until);
+        }
         let codec = match self.pipe.phase() {
             Phase::Lingering { .. } => None,
             _ => self.core.borrow().codec.poll_timeout(),
@@ -109,6 +118,9 @@ impl Conn {
     /// (below its low-water mark), which the codec counts as output progress: a peer that
     /// stopped reading would get up to that early deadline added to its write timeout.
     pub(crate) fn handle_timeout(&mut self, now: Instant) -> bool {
+        if let Some((_, until)) = &self.preamble {
+            return *until <= now; // the pump resets it
+        }
         // (A lingering connection polls its socket's queue: always due.)
         let lingering = matches!(self.pipe.phase(), Phase::Lingering { .. });
         if !lingering && self.deadline().is_none_or(|d| d > now) {
@@ -215,6 +227,13 @@ impl Running {
     }
 
     fn rounds(&mut self, cx: &mut Cx<'_>, c: &mut Conn) -> Next {
+        if c.preamble.is_some() {
+            match self.preamble(cx, c) {
+                Some(true) => {}
+                Some(false) => return Next::Keep,
+                None => return Next::Abort,
+            }
+        }
         if matches!(c.pipe.phase(), Phase::Lingering { .. }) {
             return self.finish(cx, c, true);
         }
@@ -498,8 +517,10 @@ impl Running {
 
     /// The connection is gone: fail every waiting reader and writer, return the buffers.
     pub(crate) fn teardown(&mut self, mut c: Conn) {
-        self.clients
-            .close(&self.shared.config.per_client, c.peer.ip());
+        if c.counted {
+            self.clients
+                .close(&self.shared.config.per_client, c.peer.ip());
+        }
         let slots = {
             let mut core = c.core.borrow_mut();
             core.closed = true;
@@ -512,6 +533,56 @@ impl Running {
             }
             if let Some(f) = slot.on_writable {
                 self.guarded(&slot.exchange, "on_writable", f);
+            }
+        }
+    }
+}
+
+impl Running {
+    /// Reads the PROXY protocol header, exactly (what follows stays in the socket for the
+    /// pipe): `Some(true)` once it is read and the client known, `Some(false)` while it is
+    /// still coming, `None` to reset the connection (a malformed or missing header, its
+    /// deadline passed, the client over its connection cap).
+    fn preamble(&mut self, cx: &mut Cx<'_>, c: &mut Conn) -> Option<bool> {
+        let counters = &self.shared.handle.0.counters;
+        let mut buf = [0u8; 256];
+        loop {
+            let (reader, until) = c.preamble.as_mut()?;
+            if *until <= cx.now {
+                log::info!("{}: no PROXY protocol header in time; reset", c.peer);
+                counters.proxy_refused.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
+            let want = reader.want().min(buf.len());
+            let n = match cx.recv(c.id, &mut buf[..want]) {
+                Ok(0) => return Some(false),
+                Ok(n) => n,
+                Err(_) => return None, // gone before its header
+            };
+            match reader.feed(&buf[..n]) {
+                Ok(None) => {}
+                Ok(Some(h)) => {
+                    if let Some(client) = h.source {
+                        log::debug!("{}: PROXY protocol: client {client}", c.peer);
+                        c.peer = client;
+                    }
+                    c.preamble = None;
+                    if !self
+                        .clients
+                        .open(&self.shared.config.per_client, c.peer.ip())
+                    {
+                        log::debug!("{}: over max_connections_per_ip; reset", c.peer);
+                        counters.limited_connections.fetch_add(1, Ordering::Relaxed);
+                        return None;
+                    }
+                    c.counted = true;
+                    return Some(true);
+                }
+                Err(e) => {
+                    log::info!("{}: {e}; reset", c.peer);
+                    counters.proxy_refused.fetch_add(1, Ordering::Relaxed);
+                    return None;
+                }
             }
         }
     }

@@ -84,6 +84,9 @@ pub struct Stats {
     pub limited_connections: u64,
     /// Requests answered 429: their client was over its `rate`.
     pub limited_requests: u64,
+    /// Connections reset for the PROXY protocol: from an untrusted source, with a missing,
+    /// late or malformed header.
+    pub proxy_protocol_refused: u64,
 }
 
 impl Stats {
@@ -187,6 +190,7 @@ pub(crate) struct Counters {
     pub h2_floods: [AtomicU64; Flood::ALL.len()],
     pub limited_connections: AtomicU64,
     pub limited_requests: AtomicU64,
+    pub proxy_refused: AtomicU64,
 }
 
 impl Counters {
@@ -235,6 +239,7 @@ impl Counters {
             h2_floods: std::array::from_fn(|i| self.h2_floods[i].load(r)),
             limited_connections: self.limited_connections.load(r),
             limited_requests: self.limited_requests.load(r),
+            proxy_protocol_refused: self.proxy_refused.load(r),
         }
     }
 }

@@ -13,6 +13,9 @@
 //! - Compression: `curl --compressed` gets br and gzip, byte-exact, never for a range.
 //! - Per-client rate: a client flooding with wrk gets 429 with `Retry-After`, another client
 //!   (a second address on the kernel side) keeps getting 200s meanwhile.
+//! - PROXY protocol: `curl --haproxy-protocol` from a trusted source is served, without the
+//!   header or from an untrusted address it is reset; the client a header names is the one
+//!   `max_connections_per_ip` counts.
 //! - Five broken configs: `paf check` names each bad key and exits 2; `paf run` exits 2 before
 //!   opening the TAP (it keeps NO-CARRIER).
 //!
@@ -703,6 +706,104 @@ fn a_client_over_its_rate_gets_429_while_another_is_served() {
          ({non2xx} of A's requests answered 429)",
         alone["mean_ms"], during["mean_ms"]
     );
+    assert!(paf.stop(Duration::from_secs(20)).success());
+}
+
+const PROXY_CONFIG: &str = r#"
+[interface]
+tap = "paf0"
+ipv4 = "198.18.0.2/24"
+gateway4 = "198.18.0.1"
+
+[defaults]
+max_connections_per_ip = 1
+
+[[listener]]
+name = "web"
+port = 80
+proxy_protocol = true
+proxy_protocol_trusted = ["198.18.0.1/32"]
+
+[[listener.route]]
+path = "/metrics"
+exact = true
+action = "metrics"
+
+[[listener.route]]
+path = "/hello"
+action = "static"
+body = "hello\n"
+"#;
+
+#[test]
+fn proxy_protocol_from_a_trusted_balancer_names_the_client() {
+    if skip("proxy_protocol_from_a_trusted_balancer_names_the_client") {
+        return;
+    }
+    let ns = Netns::new("applpp");
+    let dir = Scratch::new("pp");
+    let config = dir.write("pp.toml", PROXY_CONFIG);
+    let check = run_timeout(Command::new(PAF).args(["check", "--config", &config]), T);
+    assert!(check.success(), "{check}");
+    // `start` waits with a bare TCP connect, which this listener resets: wait on the log.
+    let mut paf = ns.paf(Path::new(PAF), "run", ["--config", &config]);
+    let t0 = Instant::now();
+    while !paf.stderr().contains("listening on port 80") {
+        assert!(t0.elapsed() < Duration::from_secs(15), "{}", paf.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let add = ns.run("ip", ["addr", "add", "198.18.0.3/24", "dev", "paf0"], T);
+    assert!(add.success(), "{add}");
+    let probe = |args: &[&str]| {
+        let mut all = vec![common::tool("proxy_probe.py")];
+        all.extend(args.iter().map(|s| s.to_string()));
+        let out = ns.run("python3", all, Duration::from_secs(30));
+        assert!(out.success(), "{out}");
+        out.stdout.trim().to_owned()
+    };
+    // curl as its own balancer (the header names curl's own address): served.
+    let (code, body) = get(&ns, "http://198.18.0.2/hello", &["--haproxy-protocol"]);
+    assert_eq!((code, body.as_str()), (200, "hello\n"));
+    // Without the header, or from an address not trusted: reset, nothing served.
+    for args in [
+        &["http://198.18.0.2/hello"][..],
+        &[
+            "--haproxy-protocol",
+            "--interface",
+            "198.18.0.3",
+            "http://198.18.0.2/hello",
+        ],
+    ] {
+        let out = curl(&ns, args);
+        assert!(!out.success(), "{args:?}: {out}");
+        assert!(!out.stdout.contains("hello"), "{args:?}: {out}");
+    }
+    // The header's client is the one the cap counts: 198.18.9.1 holds its one connection...
+    let mut hold = ns.spawn(
+        "python3",
+        [
+            &common::tool("proxy_probe.py"),
+            "hold",
+            "198.18.0.2",
+            "198.18.9.1",
+            "4",
+        ],
+    );
+    let t0 = Instant::now();
+    while !hold.stdout().contains("200") {
+        assert!(t0.elapsed() < Duration::from_secs(10), "{}", hold.stdout());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // ...so a second one for it is reset, while 198.18.9.2, same balancer, is served.
+    assert_eq!(probe(&["get", "198.18.0.2", "198.18.9.1"]), "reset");
+    assert_eq!(probe(&["get", "198.18.0.2", "198.18.9.2"]), "200");
+    assert!(hold.wait_timeout(Duration::from_secs(20)).is_some());
+    let (code, text) = get(&ns, "http://198.18.0.2/metrics", &["--haproxy-protocol"]);
+    assert_eq!(code, 200);
+    let m = parse_metrics(&text);
+    let refused = m["paf_proxy_protocol_refused_total{listener=\"web\"}"];
+    let limited = m["paf_limited_total{listener=\"web\",kind=\"connections\"}"];
+    assert_eq!((refused, limited), (2.0, 1.0), "{text}");
     assert!(paf.stop(Duration::from_secs(20)).success());
 }
 
