@@ -269,7 +269,11 @@ impl ClientConn {
         parts.uri = http::Uri::builder()
             .scheme(self.scheme)
             .authority(authority)
-            .path_and_query(if path.is_empty() { "/".to_owned() } else { path })
+            .path_and_query(if path.is_empty() {
+                "/".to_owned()
+            } else {
+                path
+            })
             .build()
             .map_err(|_| UsageError::MissingHost)?;
         parts.version = Version::HTTP_2;

@@ -143,7 +143,14 @@ fn get_with_authority_from_host_and_connection_fields_stripped() {
     assert_eq!(head.version(), Version::HTTP_2);
     assert_eq!(head.headers()["host"], "example.test");
     assert_eq!(head.headers()["x-end"], "kept");
-    for gone in ["connection", "x-hop", "keep-alive", "proxy-connection", "upgrade", "te"] {
+    for gone in [
+        "connection",
+        "x-hop",
+        "keep-alive",
+        "proxy-connection",
+        "upgrade",
+        "te",
+    ] {
         assert!(!head.headers().contains_key(gone), "{gone} was sent");
     }
     d.s.respond(
@@ -171,9 +178,7 @@ fn missing_host_and_connect_are_refused_locally() {
         d.c.send_request(d.now, no_host, RequestBody::Empty),
         Err(UsageError::MissingHost)
     );
-    let connect = http::Request::connect("example.test:443")
-        .body(())
-        .unwrap();
+    let connect = http::Request::connect("example.test:443").body(()).unwrap();
     assert_eq!(
         d.c.send_request(d.now, connect, RequestBody::Empty),
         Err(UsageError::UnsupportedMethod)
@@ -195,7 +200,10 @@ fn post_large_bodies_byte_exact_with_backpressure_both_ways() {
             .unwrap();
     d.step();
     let (sid, head) = d.requests().pop().unwrap();
-    assert_eq!(head.headers()["content-length"], up.len().to_string().as_str());
+    assert_eq!(
+        head.headers()["content-length"],
+        up.len().to_string().as_str()
+    );
     // The server does not read: the client's writes stop at the peer's windows.
     let mut sent = 0;
     for _ in 0..1000 {
@@ -212,11 +220,8 @@ fn post_large_bodies_byte_exact_with_backpressure_both_ways() {
     let mut got = Vec::new();
     let mut buf = vec![0u8; 32 * 1024];
     for _ in 0..100_000 {
-        loop {
-            match d.s.read_body(d.now, sid, &mut buf) {
-                BodyRead::Data(n) => got.extend_from_slice(&buf[..n]),
-                _ => break,
-            }
+        while let BodyRead::Data(n) = d.s.read_body(d.now, sid, &mut buf) {
+            got.extend_from_slice(&buf[..n]);
         }
         if sent < up.len() {
             sent += d.c.write_body(d.now, id, &up[sent..]).unwrap();
@@ -229,8 +234,16 @@ fn post_large_bodies_byte_exact_with_backpressure_both_ways() {
             break;
         }
     }
-    assert!(got == up, "upload differs ({} of {} bytes)", got.len(), up.len());
-    assert!(d.cev.iter().any(|e| matches!(e, ClientEvent::Writable { .. })));
+    assert!(
+        got == up,
+        "upload differs ({} of {} bytes)",
+        got.len(),
+        up.len()
+    );
+    assert!(d
+        .cev
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Writable { .. })));
     // The download: the server's writes stop while the client does not read.
     d.s.respond(
         d.now,
@@ -248,7 +261,10 @@ fn post_large_bodies_byte_exact_with_backpressure_both_ways() {
             break;
         }
     }
-    assert!(off < down.len(), "the client's windows did not stop the server");
+    assert!(
+        off < down.len(),
+        "the client's windows did not stop the server"
+    );
     let mut body = Vec::new();
     let mut ended = false;
     for _ in 0..100_000 {
@@ -286,11 +302,17 @@ fn many_concurrent_requests_respect_max_concurrent_streams() {
     let mut ids = Vec::new();
     // Before the server's SETTINGS arrive h2 assumes no limit; after them, 4.
     while d.c.can_send_request() && ids.len() < 50 {
-        let id = d.c.send_request(d.now, get("/x"), RequestBody::Empty).unwrap();
+        let id =
+            d.c.send_request(d.now, get("/x"), RequestBody::Empty)
+                .unwrap();
         ids.push(id);
         d.step();
     }
-    assert!(ids.len() <= 5, "{} requests opened against a limit of 4", ids.len());
+    assert!(
+        ids.len() <= 5,
+        "{} requests opened against a limit of 4",
+        ids.len()
+    );
     let mut done = 0;
     let mut total = ids.len();
     for _ in 0..1000 {
@@ -310,7 +332,8 @@ fn many_concurrent_requests_respect_max_concurrent_streams() {
             done += 1;
         }
         while total < 40 && d.c.can_send_request() {
-            d.c.send_request(d.now, get("/x"), RequestBody::Empty).unwrap();
+            d.c.send_request(d.now, get("/x"), RequestBody::Empty)
+                .unwrap();
             total += 1;
         }
         d.step();
@@ -325,8 +348,12 @@ fn many_concurrent_requests_respect_max_concurrent_streams() {
 #[test]
 fn a_stream_the_server_resets_fails_alone() {
     let mut d = Duo::new(100);
-    let a = d.c.send_request(d.now, get("/a"), RequestBody::Empty).unwrap();
-    let b = d.c.send_request(d.now, get("/b"), RequestBody::Empty).unwrap();
+    let a =
+        d.c.send_request(d.now, get("/a"), RequestBody::Empty)
+            .unwrap();
+    let b =
+        d.c.send_request(d.now, get("/b"), RequestBody::Empty)
+            .unwrap();
     d.step();
     let reqs = d.requests();
     assert_eq!(reqs.len(), 2);
@@ -350,7 +377,9 @@ fn a_stream_the_server_resets_fails_alone() {
 #[test]
 fn response_timeout_fails_the_request_not_the_connection() {
     let mut d = Duo::new(100);
-    let id = d.c.send_request(d.now, get("/slow"), RequestBody::Empty).unwrap();
+    let id =
+        d.c.send_request(d.now, get("/slow"), RequestBody::Empty)
+            .unwrap();
     d.step();
     let at = d.c.poll_timeout().expect("a response timer");
     assert_eq!(at, d.now + Config::default().response_timeout);
@@ -377,10 +406,13 @@ fn output_never_taken_fails_the_connection_at_write_timeout() {
     assert_eq!(at, now + Config::default().write_timeout);
     c.handle_timeout(at);
     let events: Vec<_> = std::iter::from_fn(|| c.poll_event()).collect();
-    assert!(matches!(
-        events[..],
-        [ClientEvent::Error { id: Some(i), error: ClientError::WriteTimeout }, ClientEvent::Closed] if i == id
-    ), "{events:?}");
+    assert!(
+        matches!(
+            events[..],
+            [ClientEvent::Error { id: Some(i), error: ClientError::WriteTimeout }, ClientEvent::Closed] if i == id
+        ),
+        "{events:?}"
+    );
     assert!(c.poll_transmit().is_empty());
 }
 
@@ -405,7 +437,9 @@ fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
 fn raw_client(now: Instant) -> ClientConn {
     let mut c = ClientConn::new(Arc::new(Config::default()), now, false);
     let n = c.poll_transmit().len();
-    assert!(c.poll_transmit().starts_with(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"));
+    assert!(c
+        .poll_transmit()
+        .starts_with(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"));
     c.handle_transmitted(now, n);
     let mut input = frame(SETTINGS, 0, 0, &[]);
     input.extend(frame(SETTINGS, 1, 0, &[]));
@@ -444,7 +478,10 @@ fn goaway_makes_requests_beyond_its_last_stream_retryable() {
         assert!(e.is_retryable());
         assert!(e.to_string().contains("safe to retry"), "{e}");
     }
-    assert!(!c.can_send_request(), "a GOAWAY connection took a new request");
+    assert!(
+        !c.can_send_request(),
+        "a GOAWAY connection took a new request"
+    );
     assert_eq!(
         c.send_request(now, get("/"), RequestBody::Empty),
         Err(UsageError::NotAccepting)
@@ -462,7 +499,11 @@ fn goaway_makes_requests_beyond_its_last_stream_retryable() {
         "{events:?}"
     );
     let mut buf = [0u8; 16];
-    assert_eq!(c.read_body(now, ids[0], &mut buf), BodyRead::Data(2), "{events:?}");
+    assert_eq!(
+        c.read_body(now, ids[0], &mut buf),
+        BodyRead::Data(2),
+        "{events:?}"
+    );
     assert_eq!(&buf[..2], b"ok");
     assert_eq!(c.read_body(now, ids[0], &mut buf), BodyRead::End);
     // Nothing is left and nothing new may come: the connection closes by itself.
@@ -497,8 +538,14 @@ fn malformed_server_frames_fail_every_request_clearly() {
         ("garbage", b"HTTP/1.1 200 OK\r\n\r\n".to_vec()),
         ("DATA on stream 0", frame(DATA, 0, 0, b"x")),
         ("oversized frame", big),
-        ("HEADERS with a bad block", frame(HEADERS, END_HEADERS, 1, &[0xff, 0xff, 0xff, 0xff])),
-        ("SETTINGS with a bad length", frame(SETTINGS, 0, 0, &[0, 1, 0])),
+        (
+            "HEADERS with a bad block",
+            frame(HEADERS, END_HEADERS, 1, &[0xff, 0xff, 0xff, 0xff]),
+        ),
+        (
+            "SETTINGS with a bad length",
+            frame(SETTINGS, 0, 0, &[0, 1, 0]),
+        ),
     ];
     for (what, input) in cases {
         let (c, events, ids) = malformed(&input);
@@ -546,17 +593,23 @@ fn response_body_over_max_body_size_resets_the_stream() {
     d.c = ClientConn::new(Arc::new(config), now, true);
     d.s = ServerConn::new(server_config(100), now);
     d.step();
-    let id = d.c.send_request(d.now, get("/"), RequestBody::Empty).unwrap();
+    let id =
+        d.c.send_request(d.now, get("/"), RequestBody::Empty)
+            .unwrap();
     d.step();
     let (sid, _) = d.requests().pop().unwrap();
     d.s.respond(d.now, sid, http::Response::new(()), ResponseBody::Chunked)
         .unwrap();
     d.s.write_body(d.now, sid, b"0123456789").unwrap();
     d.step();
-    assert!(d.cev.iter().any(|e| matches!(
-        e,
-        ClientEvent::Error { id: Some(i), error: ClientError::BodyTooLarge } if *i == id
-    )), "{:?}", d.cev);
+    assert!(
+        d.cev.iter().any(|e| matches!(
+            e,
+            ClientEvent::Error { id: Some(i), error: ClientError::BodyTooLarge } if *i == id
+        )),
+        "{:?}",
+        d.cev
+    );
     assert!(d.c.can_send_request());
     let _ = Duration::ZERO;
 }
