@@ -42,6 +42,7 @@
 mod agent;
 mod app;
 mod body;
+mod codec;
 mod conn;
 mod dns;
 mod error;

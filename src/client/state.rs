@@ -103,6 +103,21 @@ pub(crate) struct PoolKey {
     pub config: Arc<http::client::Config>,
 }
 
+impl PoolKey {
+    /// Whether connections of this key may speak HTTP/2: TLS offering `h2` by ALPN, or plain
+    /// text with prior knowledge.
+    pub(crate) fn may_be_h2(&self) -> bool {
+        match &self.tls {
+            Some((_, config)) => config
+                .rustls()
+                .alpn_protocols
+                .iter()
+                .any(|p| p == tls::ALPN_H2),
+            None => self.config.http2_prior_knowledge,
+        }
+    }
+}
+
 impl PartialEq for PoolKey {
     fn eq(&self, other: &Self) -> bool {
         let tls = match (&self.tls, &other.tls) {
