@@ -309,6 +309,7 @@ pub(crate) fn start(
             peer: None,
             answered: false,
             retried: false,
+            refused: 0,
             fresh_only: false,
             cause: None,
         };

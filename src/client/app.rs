@@ -477,10 +477,18 @@ impl ClientApp {
         };
         let not_processed = matches!(&error, Error::Http { error, .. } if error.is_retryable());
         if retryable(x, c, not_processed) {
-            log::debug!(
-                "client: request {id}: stale pooled {} ({error}); retrying",
-                c.id
-            );
+            if not_processed {
+                x.refused += 1;
+                log::debug!(
+                    "client: request {id}: not processed on {} ({error}); retrying",
+                    c.id
+                );
+            } else {
+                log::debug!(
+                    "client: request {id}: stale pooled {} ({error}); retrying",
+                    c.id
+                );
+            }
             retry(x);
             inner.stats.retries += 1;
             self.stack.0.pending.set(true);

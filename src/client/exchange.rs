@@ -8,7 +8,7 @@ use net::ConnId;
 
 use super::body::{BodyEnd, BodyError, BodyWriter};
 use super::conn::{Conn, ConnState, Failure};
-use super::state::{BodyKind, Delivery, Exchange, Inner, Phase, PoolKey, Reader};
+use super::state::{BodyKind, Delivery, Exchange, Inner, Phase, PoolKey, Reader, MAX_REFUSED};
 use super::{Agent, Error};
 use crate::ctx::Endpoint;
 use crate::http::client::{RequestBody, RequestId};
@@ -130,9 +130,10 @@ pub(crate) fn writable(stack: &Agent, x: &mut Exchange, id: u64, out: &mut Vec<D
 /// did not process (`not_processed`: GOAWAY below its stream, `REFUSED_STREAM`); its body must
 /// be replayable either way.
 pub(crate) fn retryable(x: &Exchange, c: &Conn, not_processed: bool) -> bool {
+    let stale = x.is_idempotent() && c.served > 0 && !x.retried;
+    let refused = not_processed && x.refused < MAX_REFUSED;
     !x.answered
-        && !x.retried
-        && ((x.is_idempotent() && c.served > 0) || not_processed)
+        && (stale || refused)
         && (matches!(x.body, BodyKind::Empty | BodyKind::Bytes(_)) || x.replay.is_some())
 }
 

@@ -204,6 +204,9 @@ pub(crate) struct Exchange {
     /// The response head arrived.
     pub answered: bool,
     pub retried: bool,
+    /// Times an HTTP/2 server said it did not process the request (GOAWAY, REFUSED_STREAM);
+    /// each was retried, up to [`MAX_REFUSED`].
+    pub refused: u8,
     /// Must go on a new connection (a retry).
     pub fresh_only: bool,
     /// The error the request will report if no endpoint works: DNS, or the last attempt's.
@@ -224,6 +227,11 @@ impl Exchange {
         )
     }
 }
+
+/// Retries of a request that HTTP/2 servers keep refusing: a server that sends GOAWAY every
+/// few requests refuses some of the requests in flight each time, so a request may be refused
+/// more than once; one that refuses everything is not retried forever.
+pub(crate) const MAX_REFUSED: u8 = 8;
 
 /// What user code must be told, collected under the borrow and delivered after it.
 pub(crate) enum Delivery {
