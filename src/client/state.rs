@@ -56,8 +56,9 @@ pub struct Options {
     pub idle_timeout: Duration,
     /// Request body bytes buffered per request before [`BodyWriter::write`] takes no more.
     pub body_buffer: usize,
-    /// Request body bytes kept to resend an idempotent request whose pooled connection turned
-    /// out to be stale; a longer body is not retried.
+    /// Request body bytes kept to resend a request: an idempotent one whose pooled connection
+    /// turned out to be stale, or any one an HTTP/2 server did not process. A longer body is
+    /// not retried.
     pub replay_limit: usize,
     /// Most response body bytes handed to a chunk reader at once.
     pub read_chunk: usize,
