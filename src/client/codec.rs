@@ -142,6 +142,14 @@ impl ClientCodec {
         each!(self, c => c.handle_timeout(now))
     }
 
+    /// The connection is being closed: HTTP/2 queues its GOAWAY (sent before the FIN).
+    pub(crate) fn shutdown(&mut self, now: Instant) {
+        self.now = now;
+        if let Proto::H2(c) = &mut self.proto {
+            c.shutdown(now);
+        }
+    }
+
     /// Whether a new request may be sent now.
     pub(crate) fn can_send_request(&self) -> bool {
         each_ref!(self, c => c.can_send_request())

@@ -250,8 +250,12 @@ impl Conn {
         }
     }
 
-    /// Sends `close_notify` (TLS) and what is queued; the socket may be closed after this.
+    /// Sends HTTP/2's GOAWAY (on an open HTTP/2 connection), `close_notify` (TLS) and what is
+    /// queued; the socket may be closed after this.
     pub(crate) fn shutdown(&mut self, cx: &mut Cx<'_>) {
+        if self.state == ConnState::Open {
+            self.codec.shutdown(cx.now);
+        }
         let _ = self.pipe.write(cx, &mut self.codec);
         self.pipe.close_tls();
         let _ = self.pipe.flush(cx);

@@ -529,6 +529,15 @@ impl ClientConn {
         self.drive(now);
     }
 
+    /// Takes no more requests: once the requests in flight are done, h2 sends GOAWAY
+    /// (`NO_ERROR`) and the connection closes ([`ClientEvent::Closed`]). An idle connection
+    /// queues its GOAWAY here, so closing it says goodbye before the FIN.
+    pub fn shutdown(&mut self, now: Instant) {
+        self.sender = None;
+        self.ready = false;
+        self.drive(now);
+    }
+
     /// Whether [`send_request`](Self::send_request) would take a request now: the
     /// connection is open, the server did not send GOAWAY, and its concurrent-stream limit
     /// leaves room.

@@ -613,3 +613,36 @@ fn response_body_over_max_body_size_resets_the_stream() {
     assert!(d.c.can_send_request());
     let _ = Duration::ZERO;
 }
+
+#[test]
+fn shutdown_of_an_idle_connection_sends_goaway_and_closes() {
+    let now = Instant::now();
+    let mut c = raw_client(now);
+    let id = c.send_request(now, get("/"), RequestBody::Empty).unwrap();
+    drain(&mut c, now);
+    c.shutdown(now);
+    assert!(!c.can_send_request());
+    // The request in flight still gets its answer; then GOAWAY and Closed.
+    c.handle_input(now, &frame(HEADERS, END_HEADERS | END_STREAM, 1, &[0x88]));
+    let events = drain(&mut c, now);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::Response { id: i, .. } if *i == id)),
+        "{events:?}"
+    );
+    let mut buf = [0u8; 8];
+    assert_eq!(c.read_body(now, id, &mut buf), BodyRead::End);
+    let out = c.poll_transmit().to_vec();
+    let goaway = out
+        .windows(5)
+        .any(|w| w[3] == GOAWAY && w[..3] == [0, 0, 8]);
+    assert!(goaway, "no GOAWAY in {out:?}");
+    let n = out.len();
+    c.handle_transmitted(now, n);
+    let events: Vec<_> = std::iter::from_fn(|| c.poll_event()).collect();
+    assert!(
+        c.is_closed() || events.iter().any(|e| matches!(e, ClientEvent::Closed)),
+        "{events:?}"
+    );
+}
