@@ -10,7 +10,9 @@
 //! - 200 through the upstream that says GOAWAY every 20 requests: all answered, over at least
 //!   ten connections, no upstream error counted;
 //! - a 100 MB download and a 100 MB upload (`PUT`, stored by nginx) through the h2 upstream,
-//!   byte-exact, time-bounded.
+//!   byte-exact, time-bounded;
+//! - `paf request --http2` (TLS, ALPN) and `--http2-prior-knowledge` (h2c) answered over
+//!   HTTP/2, and over HTTP/1.1 without either.
 //!
 //! Needs root, nginx (with `http_v2`), curl: without them it prints `SKIP` (a failure under
 //! `PAF_REQUIRE_NETNS=1`).
@@ -19,7 +21,9 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::time::{Duration, Instant};
 
-use crate::appliance::support::{get, metrics, sha256, start, Fixtures, Scratch, BIG, BIG_TIME};
+use crate::appliance::support::{
+    get, metrics, sha256, start, Fixtures, Scratch, BIG, BIG_TIME, PAF,
+};
 use crate::common::{require_netns, require_tools, ChildGuard, Netns, KERNEL_V4};
 
 const CONFIG: &str = r#"
@@ -169,7 +173,7 @@ fn proxy_multiplexes_on_h2_to_nginx_survives_goaway_and_moves_100_mb_both_ways()
     let upload = dir.big_file("upload.bin", BIG, 0x5a);
     let _nginx = nginx(&ns, &dir);
     let config = dir.write("proxy-h2.toml", CONFIG);
-    let _paf = start(&ns, &config);
+    let paf = start(&ns, &config);
 
     // TLS with ALPN h2: 200 requests, one upstream connection.
     let conns = parallel(&ns, "/e/", 200);
@@ -211,4 +215,21 @@ fn proxy_multiplexes_on_h2_to_nginx_survives_goaway_and_moves_100_mb_both_ways()
         .map(|(_, v)| v)
         .sum();
     assert_eq!(errors, 0.0, "{m:?}");
+
+    // `paf request` on the same TAP once `paf run` is gone: --http2 over TLS (ALPN),
+    // --http2-prior-knowledge on the h2c port, HTTP/1.1 when neither is asked.
+    drop(paf);
+    let request = |args: &[&str]| {
+        let mut all = vec!["request", "--tap", crate::common::TAP];
+        all.extend_from_slice(args);
+        let out = ns.run(PAF, all, Duration::from_secs(60));
+        assert!(out.success(), "{out}");
+        out.stdout
+    };
+    let body = request(&["--http2", "-k", "https://198.18.0.1:8443/e/cli"]);
+    assert!(body.starts_with("HTTP/2.0 /e/cli "), "{body}");
+    let body = request(&["--http2-prior-knowledge", "http://198.18.0.1:8082/e/cli"]);
+    assert!(body.starts_with("HTTP/2.0 /e/cli "), "{body}");
+    let body = request(&["-k", "https://198.18.0.1:8443/e/cli"]);
+    assert!(body.starts_with("HTTP/1.1 /e/cli "), "{body}");
 }
