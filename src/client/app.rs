@@ -370,6 +370,9 @@ impl ClientApp {
                         }
                     }
                 }
+                if c.codec.is_h2() {
+                    inner.stats.h2_connections += 1;
+                }
                 // Requests that waited for this connection may share it (HTTP/2).
                 self.stack.0.pending.set(true);
                 continue;

@@ -85,6 +85,8 @@ pub struct Stats {
     pub requests: u64,
     /// TCP connections started.
     pub connections: u64,
+    /// Connections that settled on HTTP/2 (ALPN `h2`, or prior knowledge).
+    pub h2_connections: u64,
     /// Requests sent on a connection that had served an earlier one.
     pub reused: u64,
     /// Requests sent again after their pooled connection turned out to be stale.

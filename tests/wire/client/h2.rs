@@ -141,6 +141,7 @@ fn h2c_prior_knowledge_carries_fifty_concurrent_requests_on_one_connection() {
     // All 50 were in the server's hands at once (one at a time, none would be answered).
     assert_eq!(peak.load(Ordering::Relaxed), 50);
     assert_eq!(stack.stats().connections, 1, "{:?}", stack.stats());
+    assert_eq!(stack.stats().h2_connections, 1);
     assert_eq!(server.handle.stats().accepted, 1);
     // The connection stays pooled and carries the next burst too.
     peak.store(0, Ordering::Relaxed);
@@ -209,6 +210,7 @@ fn tls_uses_h2_when_alpn_picks_it_and_http11_stays_the_default() {
         );
     }
     assert_eq!(stack.stats().connections, 2, "{:?}", stack.stats());
+    assert_eq!(stack.stats().h2_connections, 1, "{:?}", stack.stats());
     server.stop(&mut net);
 }
 

@@ -646,3 +646,67 @@ fn shutdown_of_an_idle_connection_sends_goaway_and_closes() {
         "{events:?}"
     );
 }
+
+#[test]
+fn a_stalled_body_and_a_shut_window_fail_their_request_alone() {
+    let now = Instant::now();
+    let mut c = raw_client(now);
+    // Request 1: the head comes, then nothing (read timeout).
+    let slow = c
+        .send_request(now, get("/slow"), RequestBody::Empty)
+        .unwrap();
+    // Request 2: a body the server's window never lets out past 65,535 bytes (write timeout).
+    let req = http::Request::post("/up")
+        .header("host", "example.test")
+        .body(())
+        .unwrap();
+    let up = c
+        .send_request(now, req, RequestBody::Length(1 << 20))
+        .unwrap();
+    drain(&mut c, now);
+    c.handle_input(now, &frame(HEADERS, END_HEADERS, 1, &[0x88]));
+    let events = drain(&mut c, now);
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Response { id, .. } if *id == slow)));
+    let chunk = vec![0u8; 16 * 1024];
+    let mut sent = 0;
+    loop {
+        let n = c.write_body(now, up, &chunk).unwrap();
+        drain(&mut c, now);
+        if n == 0 {
+            break;
+        }
+        sent += n;
+    }
+    assert_eq!(sent, 65_535, "the initial stream window");
+    let config = Config::default();
+    let first = config.read_timeout.min(config.write_timeout);
+    assert_eq!(c.poll_timeout(), Some(now + first));
+    let at = now + config.read_timeout.max(config.write_timeout);
+    c.handle_timeout(at);
+    let out = c.poll_transmit().to_vec();
+    for stream in [1u32, 3] {
+        let rst = frame(3, 0, stream, &8u32.to_be_bytes());
+        assert!(
+            out.windows(rst.len()).any(|w| w == rst),
+            "no RST_STREAM CANCEL on stream {stream}: {out:?}"
+        );
+    }
+    let events = drain(&mut c, at);
+    for (id, want) in [
+        (slow, ClientError::ReadTimeout),
+        (up, ClientError::WriteTimeout),
+    ] {
+        assert!(
+            events.iter().any(
+                |e| matches!(e, ClientEvent::Error { id: Some(i), error } if *i == id && *error == want)
+            ),
+            "{id:?}: {events:?}"
+        );
+    }
+    // The connection stays.
+    assert!(!c.is_closed());
+    assert!(c.can_send_request());
+    assert_eq!(c.poll_timeout(), None);
+}
