@@ -3,7 +3,8 @@
 //! connection (they run concurrently: the server parks them until all arrived), bodies stream
 //! byte-exact both ways under the peers' windows, a stream the server resets fails alone, a
 //! response timeout fails its request and leaves the connection to the others, a server that
-//! does not read stops the upload at the windows, HTTP/1.1 stays the default, and requests a
+//! does not read stops the upload at the windows (and a client that does not read stops the
+//! server's download), HTTP/1.1 stays the default, and requests a
 //! (hand-written) server's GOAWAY left unprocessed, a POST among them, are resent on a new
 //! connection.
 
@@ -588,5 +589,77 @@ fn requests_beyond_a_goaway_last_stream_id_are_resent_on_a_new_connection_whatev
     assert_eq!(app.borrow().accepted(), 2);
     assert_eq!(stack.stats().connections, 2);
     assert_eq!(stack.stats().retries, 2);
+    server.stop(&mut net);
+}
+
+#[test]
+fn a_response_body_nobody_reads_stops_the_server_at_the_client_windows() {
+    const TOTAL: u64 = 16 * 1024 * 1024;
+    let taken = Arc::new(AtomicUsize::new(0));
+    let t = taken.clone();
+    let make: support::MakeHandler = Box::new(move || {
+        Box::new(move |_peer, reqd: Reqd| {
+            fn more(mut w: paf::service::BodyWriter, mut at: u64, taken: Arc<AtomicUsize>) {
+                let mut buf = vec![0u8; 16 * 1024];
+                while at < TOTAL {
+                    let n = (TOTAL - at).min(buf.len() as u64) as usize;
+                    for (k, b) in buf[..n].iter_mut().enumerate() {
+                        *b = super::blob_byte(at + k as u64);
+                    }
+                    match w.write(&buf[..n]).unwrap() {
+                        0 => {
+                            let t = taken.clone();
+                            return w.on_writable(move |w| more(w, at, t));
+                        }
+                        k => {
+                            at += k as u64;
+                            taken.store(at as usize, Ordering::Relaxed);
+                        }
+                    }
+                }
+                w.close().unwrap();
+            }
+            let w = reqd
+                .respond_with_streaming(Response::new(()), Some(TOTAL))
+                .unwrap();
+            more(w, 0, t.clone());
+        })
+    });
+    let (server, mut net) = support::serve(make);
+    let stack = client::Agent::attach(&mut net, Options::default());
+    let held: Rc<RefCell<Option<client::ResponseBody>>> = Rc::default();
+    let h = held.clone();
+    client::request(
+        &ctx_for(&stack),
+        h2c(),
+        |_, e| panic!("{e}"),
+        move |_, _, body| *h.borrow_mut() = Some(body),
+        get("/big"),
+    )
+    .unwrap()
+    .close()
+    .unwrap();
+    drive(&mut net, LONG, "the response head", || {
+        held.borrow().is_some()
+    });
+    idle_for(&mut net, Duration::from_secs(10));
+    let at = taken.load(Ordering::Relaxed);
+    // The client's stream window (64 KiB; 64 KiB taken in this run) plus at most the server
+    // codec's send buffer: far below the 16 MiB it has to send.
+    assert!(at <= 256 * 1024, "the server wrote {at} bytes nobody read");
+    idle_for(&mut net, Duration::from_secs(10));
+    assert_eq!(
+        taken.load(Ordering::Relaxed),
+        at,
+        "more was taken while nobody read"
+    );
+    // Reading releases the windows: the rest comes, byte for byte.
+    let got = Rc::new(Cell::new(0));
+    let end = Rc::new(Cell::new(None));
+    let body = held.borrow_mut().take().unwrap();
+    check_download(body, got.clone(), Rc::default(), end.clone());
+    drive(&mut net, LONG, "the whole body", || end.get().is_some());
+    assert_eq!(end.get(), Some(BodyEnd::Complete));
+    assert_eq!(got.get(), TOTAL);
     server.stop(&mut net);
 }
