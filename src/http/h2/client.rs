@@ -43,12 +43,13 @@ use std::time::Instant;
 use bytes::Bytes;
 use h2::client::{Connection, ResponseFuture, SendRequest};
 use h2::{Reason, RecvStream, SendStream};
-use http::{header, HeaderMap, Method, Version};
+use http::{header, Method, Version};
 
 use super::io::{Io, Wire};
 use crate::http::client::{ClientError, ClientEvent, Config, RequestBody, RequestId, UsageError};
 use crate::http::BodyRead;
 
+mod head;
 #[cfg(test)]
 mod tests;
 
@@ -189,13 +190,13 @@ impl ClientConn {
             return Err(UsageError::UnsupportedMethod);
         }
         let length = match body {
-            RequestBody::Empty if wants_zero_length(head.method()) => Some(0),
+            RequestBody::Empty if head::wants_zero_length(head.method()) => Some(0),
             RequestBody::Empty | RequestBody::Chunked => None,
             RequestBody::Complete(b) => Some(b.len() as u64),
             RequestBody::Length(n) => Some(n),
         };
         let is_head = head.method() == Method::HEAD;
-        let request = self.request_head(head, length)?;
+        let request = head::request(self.scheme, head, length)?;
         let end = matches!(body, RequestBody::Empty) || body == RequestBody::Complete(&[]);
         let sender = self.sender.as_mut().ok_or(UsageError::NotAccepting)?;
         let (response, mut send) = match sender.send_request(request, end) {
@@ -240,50 +241,6 @@ impl ClientConn {
         });
         self.drive(now);
         Ok(id)
-    }
-
-    /// The h2 request: absolute URI from the scheme and authority, fields cleaned.
-    fn request_head(
-        &self,
-        head: http::Request<()>,
-        length: Option<u64>,
-    ) -> Result<http::Request<()>, UsageError> {
-        let (mut parts, ()) = head.into_parts();
-        let authority = match parts.headers.get(header::HOST) {
-            Some(h) => h
-                .to_str()
-                .ok()
-                .and_then(|h| h.parse::<http::uri::Authority>().ok())
-                .ok_or(UsageError::MissingHost)?,
-            None => parts
-                .uri
-                .authority()
-                .cloned()
-                .ok_or(UsageError::MissingHost)?,
-        };
-        let path = parts
-            .uri
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_owned();
-        parts.uri = http::Uri::builder()
-            .scheme(self.scheme)
-            .authority(authority)
-            .path_and_query(if path.is_empty() {
-                "/".to_owned()
-            } else {
-                path
-            })
-            .build()
-            .map_err(|_| UsageError::MissingHost)?;
-        parts.version = Version::HTTP_2;
-        strip_connection_fields(&mut parts.headers);
-        parts.headers.remove(header::HOST);
-        parts.headers.remove(header::CONTENT_LENGTH);
-        if let Some(n) = length {
-            parts.headers.insert(header::CONTENT_LENGTH, n.into());
-        }
-        Ok(http::Request::from_parts(parts, ()))
     }
 
     /// Writes streamed body bytes of `id`; returns how many were taken: at most the stream's
@@ -854,44 +811,4 @@ fn classify(e: &h2::Error, mid_body: bool) -> Option<ClientError> {
     }
     // h2's own checks of what the server sent (content-length mismatch, bad headers).
     Some(ClientError::Malformed("invalid HTTP/2 response"))
-}
-
-/// Methods whose empty body is still declared (as the HTTP/1.1 codec does).
-fn wants_zero_length(method: &Method) -> bool {
-    matches!(*method, Method::POST | Method::PUT | Method::PATCH)
-}
-
-/// Removes the fields RFC 9113 §8.2.2 forbids in HTTP/2: `Connection` and the fields it
-/// names, `Keep-Alive`, `Proxy-Connection`, `Transfer-Encoding`, `Upgrade`, and `TE` unless
-/// it is exactly `trailers`.
-fn strip_connection_fields(headers: &mut HeaderMap) {
-    let named: Vec<String> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
-        .filter(|t| !t.is_empty())
-        .collect();
-    for name in named {
-        if name != "te" {
-            headers.remove(name.as_str());
-        }
-    }
-    for name in [
-        header::CONNECTION,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-        header::HeaderName::from_static("keep-alive"),
-        header::HeaderName::from_static("proxy-connection"),
-    ] {
-        headers.remove(name);
-    }
-    let te_trailers = headers
-        .get_all(header::TE)
-        .iter()
-        .all(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
-    if !te_trailers {
-        headers.remove(header::TE);
-    }
 }
