@@ -290,7 +290,7 @@ impl ClientApp {
             cx.abort(cid);
             return;
         }
-        if c.has_room() || (c.codec.is_h2() && c.exchanges.is_empty()) {
+        if c.has_room() {
             // Requests waiting for this endpoint may share it.
             let waiting = inner
                 .exchanges

@@ -124,13 +124,13 @@ impl Conn {
             && !(r.peer_closed || r.reset || r.closed || readable)
     }
 
-    /// Whether one more request may share this busy connection now (HTTP/2 with room under
-    /// the server's concurrent-stream limit, no GOAWAY).
+    /// Whether one more request may go on this HTTP/2 connection now, busy or idle: room under
+    /// the server's concurrent-stream limit, no GOAWAY, not closing. (HTTP/2 knows a dead
+    /// connection by its own means: a GOAWAY, or the end of the stream the pump told it.)
     pub(crate) fn has_room(&self) -> bool {
         !self.closing
             && self.state == ConnState::Open
             && self.codec.is_h2()
-            && !self.exchanges.is_empty()
             && self.codec.can_send_request()
     }
 
