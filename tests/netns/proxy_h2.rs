@@ -9,12 +9,13 @@
 //! - the same through h2c with prior knowledge (`protocols = ["h2"]`);
 //! - 200 through the upstream that says GOAWAY every 20 requests: all answered, over at least
 //!   ten connections, no upstream error counted;
+//! - `h2load -n 5000 -c 10 -m 10` over h2c to paf, proxied over h2: all 5000 succeed;
 //! - a 100 MB download and a 100 MB upload (`PUT`, stored by nginx) through the h2 upstream,
 //!   byte-exact, time-bounded;
 //! - `paf request --http2` (TLS, ALPN) and `--http2-prior-knowledge` (h2c) answered over
 //!   HTTP/2, and over HTTP/1.1 without either.
 //!
-//! Needs root, nginx (with `http_v2`), curl: without them it prints `SKIP` (a failure under
+//! Needs root, nginx (with `http_v2`), curl, h2load: without them it prints `SKIP` (a failure under
 //! `PAF_REQUIRE_NETNS=1`).
 
 use std::collections::BTreeSet;
@@ -161,7 +162,7 @@ fn parallel(ns: &Netns, prefix: &str, n: usize) -> BTreeSet<u64> {
 #[test]
 fn proxy_multiplexes_on_h2_to_nginx_survives_goaway_and_moves_100_mb_both_ways() {
     let test = "proxy_multiplexes_on_h2_to_nginx_survives_goaway_and_moves_100_mb_both_ways";
-    if !require_netns(test) || !require_tools(test, &["nginx", "curl"]) {
+    if !require_netns(test) || !require_tools(test, &["nginx", "curl", "h2load"]) {
         return;
     }
     // 200 MB through the proxy keep both cores busy. See crate::heavy.
@@ -184,6 +185,27 @@ fn proxy_multiplexes_on_h2_to_nginx_survives_goaway_and_moves_100_mb_both_ways()
     // GOAWAY every 20 requests: the requests it did not take go on the next connection.
     let conns = parallel(&ns, "/g/e/", 200);
     assert!(conns.len() >= 10, "nginx connections: {conns:?}");
+    // HTTP/2 on both sides: h2load speaks h2c to paf, paf h2 to nginx (10 connections with 10
+    // streams each in front, all of them on paf's one upstream connection).
+    let out = ns.run(
+        "h2load",
+        [
+            "-n",
+            "5000",
+            "-c",
+            "10",
+            "-m",
+            "10",
+            "http://198.18.0.2/e/load",
+        ],
+        Duration::from_secs(120),
+    );
+    assert!(out.success(), "{out}");
+    assert!(
+        out.stdout
+            .contains("5000 succeeded, 0 failed, 0 errored, 0 timeout"),
+        "{out}"
+    );
 
     // 100 MB down and up through the h2 upstream.
     let dest = dir.s("down.bin");
