@@ -32,16 +32,34 @@ fn byte(i: usize) -> u8 {
 }
 
 /// An upstream's handler: requests are parked until `n` are in, then each is answered with
-/// `"<version> <path> host=<host>"`; paths ending `/big` get an 8 MB pattern body and those
-/// ending `/echo` their request body back, at once.
+/// `"<version> <path> host=<host>"`; paths ending `/big` get an 8 MB pattern body (streamed)
+/// and those ending `/echo` their request body back, at once.
 fn upstream_handler(n: usize) -> impl FnMut(SocketAddr, Reqd) + 'static {
     let parked: std::rc::Rc<std::cell::RefCell<Vec<Reqd>>> = Default::default();
     move |_peer, reqd: Reqd| {
         let r = reqd.request();
         let path = r.uri().path().to_owned();
         if path.ends_with("/big") {
-            let body: Vec<u8> = (0..DOWN).map(byte).collect();
-            reqd.respond_with_bytes(Response::new(()), body).unwrap();
+            // Streamed as the windows allow, so the stream stays open until the last byte.
+            fn more(mut w: service::BodyWriter, mut at: usize) {
+                let mut buf = vec![0u8; 16 * 1024];
+                while at < DOWN {
+                    let n = (DOWN - at).min(buf.len());
+                    for (k, b) in buf[..n].iter_mut().enumerate() {
+                        *b = byte(at + k);
+                    }
+                    match w.write(&buf[..n]) {
+                        Ok(0) => return w.on_writable(move |w| more(w, at)),
+                        Ok(k) => at += k,
+                        Err(_) => return,
+                    }
+                }
+                let _ = w.close();
+            }
+            let w = reqd
+                .respond_with_streaming(Response::new(()), Some(DOWN as u64))
+                .unwrap();
+            more(w, 0);
             return;
         }
         if path.ends_with("/echo") {

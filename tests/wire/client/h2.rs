@@ -663,3 +663,47 @@ fn a_response_body_nobody_reads_stops_the_server_at_the_client_windows() {
     assert_eq!(got.get(), TOTAL);
     server.stop(&mut net);
 }
+
+#[test]
+fn a_cancelled_response_resets_its_stream_and_the_connection_goes_on() {
+    let cfg = paf::http::Config {
+        max_body_size: None,
+        ..paf::http::Config::default()
+    };
+    let (server, mut net) = support::serve_with(cfg, super::streaming());
+    let stack = client::Agent::attach(&mut net, Options::default());
+    let ctx = ctx_for(&stack);
+    let held: Rc<RefCell<Option<client::ResponseBody>>> = Rc::default();
+    let h = held.clone();
+    let errors: Rc<RefCell<Vec<Error>>> = Rc::default();
+    let e2 = errors.clone();
+    client::request(
+        &ctx,
+        h2c(),
+        move |_, e| e2.borrow_mut().push(e),
+        move |_, _, body| *h.borrow_mut() = Some(body),
+        get(&format!("/stream?{}", 64 * 1024 * 1024)),
+    )
+    .unwrap()
+    .close()
+    .unwrap();
+    drive(&mut net, LONG, "the response head", || {
+        held.borrow().is_some()
+    });
+    held.borrow_mut().take().unwrap().cancel();
+    idle_for(&mut net, Duration::from_secs(1));
+    assert!(
+        matches!(errors.borrow().as_slice(), [Error::Cancelled]),
+        "{:?}",
+        errors.borrow()
+    );
+    // The server saw RST_STREAM before its response ended; the connection carries the next.
+    assert_eq!(server.handle.stats().h2_resets_received, 1);
+    let (o, w) = start_with(&ctx, h2c(), get("/stream?10"));
+    w.unwrap().close().unwrap();
+    drive(&mut net, LONG, "the next response", || done(&o));
+    assert_eq!(o.borrow().body.len(), 10);
+    assert_eq!(stack.stats().connections, 1);
+    assert_eq!(server.handle.stats().accepted, 1);
+    server.stop(&mut net);
+}
