@@ -707,3 +707,35 @@ fn a_cancelled_response_resets_its_stream_and_the_connection_goes_on() {
     assert_eq!(server.handle.stats().accepted, 1);
     server.stop(&mut net);
 }
+
+#[test]
+fn offering_h2_to_a_server_that_picks_http11_still_opens_a_connection_per_request() {
+    let ca = tls::certs::TestCa::new("client h1 CA").unwrap();
+    let identity = ca.issue(&["paf.test"]).unwrap().identity();
+    // The server offers http/1.1 only.
+    let server_tls = tls::ServerConfig::builder(identity).build().unwrap();
+    let peak = Peak::default();
+    let (server, mut net) = support::serve_full(
+        paf::http::Config::default(),
+        parking(1, Peak::default()),
+        Some((server_tls, parking(6, peak.clone()))),
+    );
+    let stack = client::Agent::attach(&mut net, Options::default());
+    let offer_both = tls::ClientConfig::builder(tls::ClientTrust::CaCerts(vec![ca.cert().clone()]))
+        .alpn_protocols(&[tls::ALPN_H2, tls::ALPN_HTTP11])
+        .build()
+        .unwrap();
+    let ctx = client::ctx(&stack)
+        .add(&client::domain_name(), "paf.test".to_owned())
+        .add(&client::ipaddr(), IpAddr::from(B_V4))
+        .add(&client::tls_config(), offer_both);
+    // Six parked at once: only six HTTP/1.1 connections can hold them. The requests that
+    // waited for the first connection (it might have been HTTP/2) open their own once it
+    // turned out HTTP/1.1.
+    let all = burst(&mut net, &ctx, &codec::Config::default(), 6);
+    assert_bodies(&all, "HTTP/1.1");
+    assert_eq!(peak.load(Ordering::Relaxed), 6);
+    let s = stack.stats();
+    assert_eq!((s.connections, s.h2_connections), (6, 0), "{s:?}");
+    server.stop(&mut net);
+}
