@@ -739,3 +739,33 @@ fn offering_h2_to_a_server_that_picks_http11_still_opens_a_connection_per_reques
     assert_eq!((s.connections, s.h2_connections), (6, 0), "{s:?}");
     server.stop(&mut net);
 }
+
+#[test]
+fn prior_knowledge_to_a_server_without_h2c_fails_clearly() {
+    // The server answers the preface as HTTP/1.1 would (505), which is no HTTP/2 frame.
+    let cfg = paf::http::Config {
+        h2c: false,
+        ..paf::http::Config::default()
+    };
+    let (server, mut net) = support::serve_with(cfg, parking(1, Peak::default()));
+    let stack = client::Agent::attach(&mut net, Options::default());
+    let (o, w) = start_with(&ctx_for(&stack), h2c(), get("/x"));
+    w.unwrap().close().unwrap();
+    drive(&mut net, LONG, "the failure", || done(&o));
+    let o = o.borrow();
+    assert_eq!(o.errors.len(), 1, "{:?}", o.errors);
+    match &o.errors[0] {
+        Error::Http {
+            error: ClientError::Protocol(_) | ClientError::Malformed(_),
+            ..
+        } => {}
+        e => panic!("{e:?}"),
+    }
+    assert!(
+        o.errors[0].to_string().contains("198.18.0.2:80"),
+        "{}",
+        o.errors[0]
+    );
+    assert_eq!(stack.stats().retries, 0);
+    server.stop(&mut net);
+}
