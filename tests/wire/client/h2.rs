@@ -149,6 +149,11 @@ fn h2c_prior_knowledge_carries_fifty_concurrent_requests_on_one_connection() {
     let all = burst(&mut net, &ctx_for(&stack), &h2c(), 50);
     assert_bodies(&all, "HTTP/2.0");
     assert_eq!(stack.stats().connections, 1);
+    // Idle past `idle_timeout`: the pool closes it (GOAWAY, FIN), and both ends let go.
+    assert_eq!(stack.idle_connections(), 1);
+    idle_for(&mut net, Options::default().idle_timeout + Duration::from_secs(2));
+    assert_eq!(stack.connections(), 0);
+    assert_eq!(server.handle.stats().active, 0);
     server.stop(&mut net);
 }
 
