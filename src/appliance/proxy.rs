@@ -351,6 +351,14 @@ impl Flight {
 
     /// The upstream's response head arrived: answer the client and stream the body.
     fn respond(self: &Rc<Self>, head: Response<()>, body: ResponseBody) {
+        let protocol = if head.version() == ::http::Version::HTTP_2 {
+            "h2"
+        } else {
+            "http/1.1"
+        };
+        self.proxy
+            .metrics
+            .upstream_response(&self.upstream().config.name, protocol);
         let (head, length) = headers::response_head(head);
         let status = head.status();
         let method = self.reqd.request().method().clone();

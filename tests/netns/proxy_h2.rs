@@ -237,6 +237,17 @@ fn proxy_multiplexes_on_h2_to_nginx_survives_goaway_and_moves_100_mb_both_ways()
         .map(|(_, v)| v)
         .sum();
     assert_eq!(errors, 0.0, "{m:?}");
+    // Every upstream response came over HTTP/2: 200 per upstream, plus h2load's 5000 and the
+    // two 100 MB transfers on `h2`.
+    for (upstream, want) in [("h2", 5202.0), ("h2c", 200.0), ("goaway", 200.0)] {
+        let key =
+            format!("paf_upstream_responses_total{{upstream=\"{upstream}\",protocol=\"h2\"}}");
+        assert_eq!(m.get(&key), Some(&want), "{key}: {m:?}");
+    }
+    assert!(
+        !m.keys().any(|k| k.contains("protocol=\"http/1.1\"")),
+        "{m:?}"
+    );
 
     // `paf request` on the same TAP once `paf run` is gone: --http2 over TLS (ALPN),
     // --http2-prior-knowledge on the h2c port, HTTP/1.1 when neither is asked.

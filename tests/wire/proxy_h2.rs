@@ -88,7 +88,7 @@ fn upstream_handler(n: usize) -> impl FnMut(SocketAddr, Reqd) + 'static {
 }
 
 struct Net {
-    _app: appliance::Appliance,
+    app: appliance::Appliance,
     pair: Pair,
     tls_up: service::Handle,
     plain_up: service::Handle,
@@ -169,7 +169,7 @@ protocols = ["h2"]
     );
     let app = appliance::start(&mut pair.server, &cfg, Switch::new()).expect("start");
     Net {
-        _app: app,
+        app,
         pair,
         tls_up,
         plain_up,
@@ -237,6 +237,14 @@ fn proxied_requests_share_one_h2_connection_to_an_upstream_that_picks_h2() {
         );
     }
     assert_eq!(net.tls_up.stats().accepted, 21);
+    // /metrics says which protocol carried the upstream responses.
+    let text = net.app.metrics.render();
+    for line in [
+        "paf_upstream_responses_total{upstream=\"h2\",protocol=\"h2\"} 20\n",
+        "paf_upstream_responses_total{upstream=\"h1\",protocol=\"http/1.1\"} 20\n",
+    ] {
+        assert!(text.contains(line), "no {line:?} in {text}");
+    }
 }
 
 #[test]
