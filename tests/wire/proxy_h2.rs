@@ -194,7 +194,8 @@ fn send_all(net: &mut Net, raws: &[Vec<u8>]) -> Vec<ParsedResponse> {
         for (i, c) in conns.iter().enumerate() {
             bufs[i].extend_from_slice(&c.take_input());
             if out[i].is_none() {
-                out[i] = parse_response(&bufs[i], false).map(|(r, _)| r);
+                let head_only = raws[i].starts_with(b"HEAD ");
+                out[i] = parse_response(&bufs[i], head_only).map(|(r, _)| r);
             }
         }
         out.iter().all(Option::is_some)
@@ -282,4 +283,15 @@ fn h2c_prior_knowledge_to_an_http_upstream_and_bodies_byte_exact() {
         rs[1].body.len()
     );
     assert_eq!(net.tls_up.stats().h2_connections, 1);
+    // HEAD over h2: the length, no body, and the connection goes on.
+    let head = b"HEAD /h2/big HTTP/1.1\r\nHost: paf.test\r\n\r\n".to_vec();
+    let rs = send_all(&mut net, &[head, get("/h2/echo")]);
+    assert_eq!(rs[0].status, 200);
+    assert_eq!(
+        rs[0].header("content-length"),
+        Some(DOWN.to_string().as_str())
+    );
+    assert!(rs[0].body.is_empty());
+    assert_eq!(rs[1].status, 200);
+    assert_eq!(net.tls_up.stats().accepted, 1);
 }
