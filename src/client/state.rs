@@ -48,7 +48,8 @@ pub struct Options {
     /// Longest wait for a TCP connection to be established.
     pub connect_timeout: Duration,
     /// Connections open at once per endpoint (address, TLS name and config, HTTP config);
-    /// further requests wait for one to be free.
+    /// further requests wait for one to be free. An HTTP/2 connection carries requests up to
+    /// the server's concurrent-stream limit before another is opened.
     pub max_per_endpoint: usize,
     /// Idle keep-alive connections kept per endpoint.
     pub max_idle_per_endpoint: usize,
