@@ -88,9 +88,11 @@ pub struct Stats {
     pub connections: u64,
     /// Connections that settled on HTTP/2 (ALPN `h2`, or prior knowledge).
     pub h2_connections: u64,
-    /// Requests sent on a connection that had served an earlier one.
+    /// Requests sent on a connection that had served an earlier one or (HTTP/2) was carrying
+    /// another at the time.
     pub reused: u64,
-    /// Requests sent again after their pooled connection turned out to be stale.
+    /// Requests sent again after their pooled connection turned out to be stale, or an
+    /// HTTP/2 server did not process them.
     pub retries: u64,
     /// Requests that ended with an error.
     pub errors: u64,

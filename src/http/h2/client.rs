@@ -10,8 +10,8 @@
 //! Differences from the HTTP/1.1 codec's contract:
 //! - requests are multiplexed: [`ClientConn::send_request`] takes a new request while
 //!   [`ClientConn::can_send_request`] says so, which follows the server's
-//!   `SETTINGS_MAX_CONCURRENT_STREAMS` (h2 queues at most one request beyond it) and turns
-//!   false for good once the server sent GOAWAY or the connection failed;
+//!   `SETTINGS_MAX_CONCURRENT_STREAMS` (100 until its SETTINGS arrive) and turns false for
+//!   good once the server sent GOAWAY or the connection failed;
 //! - request bodies are streamed under the peer's flow control: `write_body` takes at most
 //!   the stream's send capacity (peer windows, capped by `request_buffer_size`), then
 //!   [`ClientEvent::Writable`] follows when more is granted;
@@ -64,6 +64,9 @@ const CONN_WINDOWS: u32 = 16;
 
 /// Rounds of polling h2 in one drive (h2 progresses every round it wakes itself).
 const MAX_ROUNDS: usize = 256;
+
+/// Streams opened before the server's SETTINGS arrive.
+const INITIAL_MAX_STREAMS: usize = 100;
 
 type Handshake =
     Pin<Box<dyn Future<Output = Result<(SendRequest<Bytes>, Connection<Wire, Bytes>), h2::Error>>>>;
@@ -146,6 +149,9 @@ impl ClientConn {
         let header_list = u32::try_from(config.max_head_size).unwrap_or(u32::MAX);
         let handshake = h2::client::Builder::new()
             .enable_push(false)
+            // Until the server's SETTINGS say otherwise: RFC 9113 §6.5.2 recommends servers
+            // allow at least 100 (h2 would assume no limit).
+            .initial_max_send_streams(INITIAL_MAX_STREAMS)
             .max_header_list_size(header_list)
             .initial_window_size(window)
             .initial_connection_window_size(window.saturating_mul(CONN_WINDOWS).min(1 << 30))
@@ -499,7 +505,21 @@ impl ClientConn {
     /// connection is open, the server did not send GOAWAY, and its concurrent-stream limit
     /// leaves room.
     pub fn can_send_request(&self) -> bool {
-        !self.closed && self.sender.is_some() && self.ready
+        let Some(sender) = self.sender.as_ref() else {
+            return false;
+        };
+        // Below the limit by our own count too: h2 would queue a request past it until a
+        // stream ends, while another connection might carry it at once.
+        !self.closed && self.ready && self.active() < sender.current_max_send_streams()
+    }
+
+    /// Streams h2 may still count against the server's limit: not yet answered, still
+    /// sending, or not yet read to their end (an over-estimate, never under).
+    fn active(&self) -> usize {
+        self.streams
+            .iter()
+            .filter(|s| s.response.is_some() || s.body_out.is_some() || !s.body_end)
+            .count()
     }
 
     /// Nothing in flight and nothing left to transmit.

@@ -151,7 +151,10 @@ fn h2c_prior_knowledge_carries_fifty_concurrent_requests_on_one_connection() {
     assert_eq!(stack.stats().connections, 1);
     // Idle past `idle_timeout`: the pool closes it (GOAWAY, FIN), and both ends let go.
     assert_eq!(stack.idle_connections(), 1);
-    idle_for(&mut net, Options::default().idle_timeout + Duration::from_secs(2));
+    idle_for(
+        &mut net,
+        Options::default().idle_timeout + Duration::from_secs(2),
+    );
     assert_eq!(stack.connections(), 0);
     assert_eq!(server.handle.stats().active, 0);
     server.stop(&mut net);
@@ -772,5 +775,29 @@ fn prior_knowledge_to_a_server_without_h2c_fails_clearly() {
         o.errors[0]
     );
     assert_eq!(stack.stats().retries, 0);
+    server.stop(&mut net);
+}
+
+#[test]
+fn a_server_limit_of_four_streams_spreads_twelve_requests_over_three_connections() {
+    let cfg = paf::http::Config {
+        max_concurrent_streams: 4,
+        ..paf::http::Config::default()
+    };
+    let peak = Peak::default();
+    let (server, mut net) = support::serve_with(cfg, parking(12, peak.clone()));
+    let stack = client::Agent::attach(&mut net, Options::default());
+    // Twelve parked at once: four streams on each of three connections. Requests sent before
+    // the server's SETTINGS arrived (h2 then assumes 100) are refused (REFUSED_STREAM) and
+    // resent.
+    let all = burst(&mut net, &ctx_for(&stack), &h2c(), 12);
+    assert_bodies(&all, "HTTP/2.0");
+    assert_eq!(peak.load(Ordering::Relaxed), 12);
+    let s = stack.stats();
+    assert_eq!((s.connections, s.h2_connections), (3, 3), "{s:?}");
+    assert_eq!(s.errors, 0, "{s:?}");
+    // On the virtual clock, exactly: 8 of the 12 refused on the first connection, then 4 of
+    // those 8 on the second (the third had the server's SETTINGS before they came).
+    assert_eq!(s.retries, 12, "{s:?}");
     server.stop(&mut net);
 }
