@@ -568,6 +568,12 @@ struct RequestArgs {
     /// Accept any server certificate.
     #[arg(short = 'k', long)]
     insecure: bool,
+    /// Offer HTTP/2 by ALPN on https URLs (then HTTP/1.1); the server picks.
+    #[arg(long)]
+    http2: bool,
+    /// Speak HTTP/2 from the first byte on http URLs (h2c); implies --http2 for https.
+    #[arg(long)]
+    http2_prior_knowledge: bool,
     /// Write the body to FILE instead of stdout.
     #[arg(short = 'o', long = "output")]
     output: Option<PathBuf>,
@@ -664,6 +670,8 @@ fn request(args: RequestArgs) -> ExitCode {
         verbose: args.verbose,
         insecure: args.insecure,
         cacert: args.cacert,
+        http2: args.http2 || args.http2_prior_knowledge,
+        http2_prior_knowledge: args.http2_prior_knowledge,
         family: match (args.ipv4_only, args.ipv6_only) {
             (true, _) => paf::client::Family::V4,
             (_, true) => paf::client::Family::V6,

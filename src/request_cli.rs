@@ -42,6 +42,10 @@ pub struct Request {
     pub insecure: bool,
     /// `--cacert`: trust only this CA bundle (default: the webpki roots).
     pub cacert: Option<PathBuf>,
+    /// `--http2`: offer `h2` then `http/1.1` by ALPN on https URLs.
+    pub http2: bool,
+    /// `--http2-prior-knowledge`: HTTP/2 from the first byte on http URLs (h2c).
+    pub http2_prior_knowledge: bool,
     /// `-4`/`-6`.
     pub family: Family,
     /// `-L`: follow up to this many redirects (0: none).
@@ -116,6 +120,12 @@ pub fn run(rt: &mut Runtime, agent: &Agent, req: &Request) -> Result<u16, Failur
         .follow_redirects(req.redirects);
     if let Some(tls) = trust(req)? {
         client = client.with_tls(tls);
+    }
+    if req.http2_prior_knowledge {
+        client = client.with_http_config(paf::http::client::Config {
+            http2_prior_knowledge: true,
+            ..paf::http::client::Config::default()
+        });
     }
     let headers = headers(req)?;
     let method = req.method.clone().unwrap_or(if req.data.is_some() {
@@ -214,14 +224,25 @@ fn print_head(peer: SocketAddr, url: &str, head: &::http::Response<()>) {
     }
 }
 
-/// The TLS configuration `-k`/`--cacert` ask for (`None`: the default webpki roots).
+/// The TLS configuration `-k`/`--cacert`/`--http2` ask for (`None`: the default, webpki roots
+/// and ALPN `http/1.1`).
 fn trust(req: &Request) -> Result<Option<tls::ClientConfig>, Failure> {
-    let config = match (&req.cacert, req.insecure) {
-        (_, true) => tls::ClientConfig::dangerous_insecure(),
-        (Some(path), false) => tls::ClientConfig::from_ca_pem_file(path),
-        (None, false) => return Ok(None),
+    let trust = match (&req.cacert, req.insecure) {
+        (_, true) => tls::ClientTrust::DangerousInsecure,
+        (Some(path), false) => tls::ClientTrust::CaPemFile(path.clone()),
+        (None, false) if !req.http2 => return Ok(None),
+        (None, false) => tls::ClientTrust::WebPki,
     };
-    config.map(Some).map_err(|e| Failure::Usage(e.to_string()))
+    let alpn: &[&[u8]] = if req.http2 {
+        &[tls::ALPN_H2, tls::ALPN_HTTP11]
+    } else {
+        &[tls::ALPN_HTTP11]
+    };
+    tls::ClientConfig::builder(trust)
+        .alpn_protocols(alpn)
+        .build()
+        .map(Some)
+        .map_err(|e| Failure::Usage(e.to_string()))
 }
 
 /// The `-H` lines as a header map, plus curl's form content type for `-d`.

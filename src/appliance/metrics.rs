@@ -28,6 +28,7 @@ pub struct Metrics {
     response_bytes: Mutex<BTreeMap<String, u64>>,
     request_bytes: Mutex<BTreeMap<String, u64>>,
     upstream_errors: Mutex<BTreeMap<(String, &'static str), u64>>,
+    upstream_responses: Mutex<BTreeMap<(String, &'static str), u64>>,
     services: Mutex<Vec<(String, Handle)>>,
     /// Sockets held by the stack (listening pools included), sampled.
     pub stack_sockets: AtomicUsize,
@@ -88,6 +89,15 @@ impl Metrics {
     /// Count an upstream failure by kind (`connect`, `tls`, `protocol`, `timeout`).
     pub fn upstream_error(&self, upstream: &str, kind: &'static str) {
         bump(&self.upstream_errors, (upstream.to_string(), kind), 1);
+    }
+
+    /// Count an upstream response head by the protocol that carried it (`h2`, `http/1.1`).
+    pub fn upstream_response(&self, upstream: &str, protocol: &'static str) {
+        bump(
+            &self.upstream_responses,
+            (upstream.to_string(), protocol),
+            1,
+        );
     }
 
     /// Requests counted so far for a listener and status class (tests, health checks).
@@ -193,6 +203,18 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "paf_upstream_errors_total{{upstream=\"{}\",kind=\"{k}\"}} {v}",
+                escape(&u)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP paf_upstream_responses_total Upstream response heads by the protocol that carried them."
+        );
+        let _ = writeln!(out, "# TYPE paf_upstream_responses_total counter");
+        for ((u, p), v) in snapshot(&self.upstream_responses) {
+            let _ = writeln!(
+                out,
+                "paf_upstream_responses_total{{upstream=\"{}\",protocol=\"{p}\"}} {v}",
                 escape(&u)
             );
         }

@@ -6,6 +6,12 @@
 //!   also bounds the TLS handshake), its pool of idle keep-alive connections per URL
 //!   (`pool_size`), and, for https URLs, its TLS configuration (the `ca` file or the webpki
 //!   roots; `sni` as the name sent and verified). Names are resolved by the userspace stack's DNS.
+//! - `protocols` is the ALPN list offered to https URLs (`["http/1.1"]` by default). An
+//!   upstream that picks `h2` gets one HTTP/2 connection per URL that carries the proxied
+//!   requests concurrently (up to its `SETTINGS_MAX_CONCURRENT_STREAMS`; more connections
+//!   only while one is being made or is full); `["h2"]` on an http URL is h2c with prior
+//!   knowledge. The request head is the same; the client's HTTP/2 codec turns `Host` into
+//!   `:authority` and drops the fields HTTP/2 forbids.
 //! - A request goes to the next URL round-robin, skipping URLs that failed (connect, TLS, DNS)
 //!   within `retry_after`; when every URL is marked failing, the round-robin one is tried anyway.
 //!   A request without a body whose connection could not be made is tried once on each other
@@ -158,7 +164,11 @@ impl Proxy {
                     Some(ca) => tls::ClientTrust::CaPemFile(ca.clone()),
                     None => tls::ClientTrust::WebPki,
                 };
+                // ALPN as `protocols` says: `h2` first makes a multiplexed HTTP/2 connection
+                // of every upstream that picks it.
+                let alpn: Vec<&[u8]> = u.protocols.iter().map(|p| p.as_bytes()).collect();
                 let t = tls::ClientConfig::builder(trust)
+                    .alpn_protocols(&alpn)
                     .handshake_timeout(u.connect_timeout)
                     .build()
                     .map_err(|error| StartError {
@@ -178,6 +188,8 @@ impl Proxy {
             };
             let http = http::client::Config {
                 response_timeout: u.response_timeout,
+                // Plain-text URLs: HTTP/2 only when it is the one protocol named.
+                http2_prior_knowledge: u.protocols == ["h2"],
                 ..http::client::Config::default()
             };
             upstreams.push(Upstream {
@@ -339,6 +351,14 @@ impl Flight {
 
     /// The upstream's response head arrived: answer the client and stream the body.
     fn respond(self: &Rc<Self>, head: Response<()>, body: ResponseBody) {
+        let protocol = if head.version() == ::http::Version::HTTP_2 {
+            "h2"
+        } else {
+            "http/1.1"
+        };
+        self.proxy
+            .metrics
+            .upstream_response(&self.upstream().config.name, protocol);
         let (head, length) = headers::response_head(head);
         let status = head.status();
         let method = self.reqd.request().method().clone();

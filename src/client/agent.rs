@@ -201,7 +201,8 @@ fn edn_stack(edn: &crate::ctx::Endpoint<Agent, crate::tls::ClientConfig>) -> &Ag
 /// gets any failure after this call returned, once, with the peer when known. Both run on the
 /// loop. A request that fails on a pooled connection before any response byte arrived is sent
 /// once more on a new connection when it is idempotent and its body is small enough to replay
-/// ([`Options::replay_limit`]).
+/// ([`Options::replay_limit`]); one an HTTP/2 server did not process (GOAWAY below its stream,
+/// `REFUSED_STREAM`) is resent whatever its method, up to 8 times, under the same bound.
 ///
 /// # Errors
 /// Failures known at once, reported here and not to `error_handler`: [`Error::Usage`] for a
@@ -309,12 +310,13 @@ pub(crate) fn start(
             peer: None,
             answered: false,
             retried: false,
+            refused: 0,
             fresh_only: false,
             cause: None,
         };
-        if x.is_idempotent() {
-            x.replay = Some(Vec::new());
-        }
+        // Kept for any method: an HTTP/2 server may refuse a POST too (GOAWAY, REFUSED_STREAM),
+        // and resending it then is safe.
+        x.replay = Some(Vec::new());
         if matches!(x.body, BodyKind::Empty | BodyKind::Bytes(_)) {
             x.closed = true;
         }

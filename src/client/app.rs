@@ -145,8 +145,9 @@ impl ClientApp {
         }
     }
 
-    /// Gives waiting requests an idle connection of their endpoint, or a new one while the
-    /// endpoint is under its limit.
+    /// Gives waiting requests a connection of their endpoint: an HTTP/2 one with room, an idle
+    /// one, or a new one while the endpoint is under its limit. While a connection that may
+    /// turn out HTTP/2 is being made, requests wait for it rather than open more.
     fn assign(&mut self, cx: &mut Cx<'_>, out: &mut Vec<Delivery>) {
         let options = &self.stack.0.options;
         let mut guard = self.stack.0.inner.borrow_mut();
@@ -160,9 +161,14 @@ impl ClientApp {
         for id in waiting {
             let x = &inner.exchanges[&id];
             let key = x.key.clone().expect("waiting requests have a key");
-            let mut found = None;
+            // A shared HTTP/2 connection first: no new socket, no handshake.
+            let mut found = inner
+                .conns
+                .values()
+                .find(|c| c.key == key && c.has_room())
+                .map(|c| c.id);
             let mut dead = Vec::new();
-            if !x.fresh_only {
+            if found.is_none() && !x.fresh_only {
                 let idle = inner
                     .conns
                     .values()
@@ -185,7 +191,7 @@ impl ClientApp {
             if let Some(cid) = found {
                 let c = inner.conns.get_mut(&cid).expect("found");
                 let x = inner.exchanges.get_mut(&id).expect("listed");
-                if c.served > 0 {
+                if c.served > 0 || !c.exchanges.is_empty() {
                     inner.stats.reused += 1;
                 }
                 match send_on(c, x, id, cx.now) {
@@ -196,6 +202,19 @@ impl ClientApp {
                 }
                 continue;
             }
+            if key.may_be_h2() {
+                let known_h1 = inner
+                    .conns
+                    .values()
+                    .any(|c| c.key == key && c.state == ConnState::Open && !c.codec.is_h2());
+                let making = inner
+                    .conns
+                    .values()
+                    .any(|c| c.key == key && c.state != ConnState::Open);
+                if making && !known_h1 {
+                    continue;
+                }
+            }
             let open = inner.conns.values().filter(|c| c.key == key).count();
             if open >= options.max_per_endpoint {
                 continue;
@@ -205,7 +224,7 @@ impl ClientApp {
                 Ok(cid) => {
                     inner.stats.connections += 1;
                     let mut c = Conn::new(cid, key.clone(), cx.now, options.connect_timeout);
-                    c.exchange = Some(id);
+                    c.exchanges.push(id);
                     inner.conns.insert(cid, c);
                     x.phase = Phase::Connecting(cid);
                     log::debug!("client: request {id}: connecting to {} ({cid})", key.addr);
@@ -251,18 +270,37 @@ impl ClientApp {
             self.stack.0.pending.set(true);
             return;
         }
-        // The exchange on it went away (cancelled, failed): the connection is mid-request.
-        if let Some(id) = c.exchange {
-            if !inner.exchanges.contains_key(&id) {
+        // An exchange on it went away (cancelled, failed): HTTP/1.1 is mid-request, HTTP/2
+        // resets that stream alone (normally done already by `abort`).
+        let live = &inner.exchanges;
+        let gone: Vec<u64> = c
+            .exchanges
+            .iter()
+            .copied()
+            .filter(|id| !live.contains_key(id))
+            .collect();
+        if !gone.is_empty() {
+            if !c.codec.is_h2() {
                 cx.abort(cid);
                 return;
             }
+            c.exchanges.retain(|id| !gone.contains(id));
         }
-        if c.exchange.is_none() && c.state != ConnState::Open {
+        if c.exchanges.is_empty() && c.state != ConnState::Open {
             cx.abort(cid);
             return;
         }
-        if c.exchange.is_none() {
+        if c.has_room() {
+            // Requests waiting for this endpoint may share it.
+            let waiting = inner
+                .exchanges
+                .values()
+                .any(|x| x.phase == Phase::Waiting && x.key.as_ref() == Some(&c.key));
+            if waiting {
+                self.stack.0.pending.set(true);
+            }
+        }
+        if c.exchanges.is_empty() {
             let expired = c
                 .idle_since
                 .is_some_and(|t| cx.now >= t + options.idle_timeout);
@@ -298,32 +336,52 @@ impl ClientApp {
         c.tick(cx.now)?;
         loop {
             let mut moved = false;
-            if let Some(x) = c.exchange.and_then(|id| inner.exchanges.get_mut(&id)) {
-                moved |= feed_body(c, x, cx.now);
+            for id in c.exchanges.clone() {
+                if let Some(x) = inner.exchanges.get_mut(&id) {
+                    moved |= feed_body(c, x, cx.now);
+                }
             }
             let was_open = c.state == ConnState::Open;
             // Body bytes may wait in the codec for a reader: the end of the stream (which would
             // drop them if it comes early) waits for them to be read.
-            let hold = c
-                .exchange
-                .and_then(|id| inner.exchanges.get(&id))
-                .is_some_and(|x| x.answered && x.try_read);
+            let hold = c.exchanges.iter().any(|id| {
+                inner
+                    .exchanges
+                    .get(id)
+                    .is_some_and(|x| x.answered && x.try_read)
+            });
             moved |= c.pump(cx, &mut self.pool.borrow_mut(), hold)?;
             if !was_open && c.state == ConnState::Open {
-                log::debug!("client: {} to {} open", c.id, c.peer);
-                if let Some(id) = c.exchange {
+                log::debug!(
+                    "client: {} to {} open ({})",
+                    c.id,
+                    c.peer,
+                    if c.codec.is_h2() {
+                        "HTTP/2"
+                    } else {
+                        "HTTP/1.1"
+                    }
+                );
+                for id in c.exchanges.clone() {
                     if let Some(x) = inner.exchanges.get_mut(&id) {
                         if let Err(e) = send_on(c, x, id, cx.now) {
                             fail(inner, id, e, out);
-                            c.exchange = None;
+                            c.exchanges.retain(|x| *x != id);
                         }
                     }
                 }
+                if c.codec.is_h2() {
+                    inner.stats.h2_connections += 1;
+                }
+                // Requests that waited for this connection may share it (HTTP/2).
+                self.stack.0.pending.set(true);
                 continue;
             }
             moved |= self.events(cx.now, inner, c, out);
-            moved |= self.read_response(cx.now, inner, c, out);
-            if let Some(id) = c.exchange {
+            for id in c.exchanges.clone() {
+                moved |= self.read_response(cx.now, inner, c, id, out);
+            }
+            for &id in &c.exchanges {
                 if let Some(x) = inner.exchanges.get_mut(&id) {
                     writable(&self.stack, x, id, out);
                 }
@@ -345,7 +403,24 @@ impl ClientApp {
         let mut moved = false;
         while let Some(ev) = c.codec.poll_event() {
             moved = true;
-            let id = c.exchange;
+            let rid = match &ev {
+                ClientEvent::Continue { id }
+                | ClientEvent::Writable { id }
+                | ClientEvent::Response { id, .. }
+                | ClientEvent::BodyReadable { id }
+                | ClientEvent::Aborted { id } => Some(*id),
+                ClientEvent::Error { id, .. } => *id,
+                ClientEvent::Closed => None,
+            };
+            // The exchange the event is about.
+            let id = rid.and_then(|rid| {
+                c.exchanges.iter().copied().find(|id| {
+                    inner
+                        .exchanges
+                        .get(id)
+                        .is_some_and(|x| x.phase == Phase::Sent(c.id, rid))
+                })
+            });
             match ev {
                 ClientEvent::Continue { .. } | ClientEvent::Writable { .. } => {}
                 ClientEvent::Closed => c.closing = true,
@@ -374,46 +449,55 @@ impl ClientApp {
                         peer: c.peer,
                         error: crate::http::client::ClientError::ClosedBeforeResponse,
                     };
-                    self.lost(now, inner, c, error, out);
+                    self.lost(now, inner, c, id, error, out);
                 }
                 ClientEvent::Error { error, .. } => {
                     let error = Error::Http {
                         peer: c.peer,
                         error,
                     };
-                    self.lost(now, inner, c, error, out);
+                    self.lost(now, inner, c, id, error, out);
                 }
             }
         }
         moved
     }
 
-    /// The exchange on `c` will get no (complete) response there: retry it or fail it.
+    /// Exchange `id` on `c` will get no (complete) response there: retry it or fail it.
     fn lost(
         &self,
         _now: Instant,
         inner: &mut Inner,
         c: &mut Conn,
+        id: Option<u64>,
         error: Error,
         out: &mut Vec<Delivery>,
     ) {
-        let Some(id) = c.exchange else { return };
+        let Some(id) = id else { return };
+        c.exchanges.retain(|x| *x != id);
         let Some(x) = inner.exchanges.get_mut(&id) else {
             return;
         };
-        if retryable(x, c) {
-            log::debug!(
-                "client: request {id}: stale pooled {} ({error}); retrying",
-                c.id
-            );
+        let not_processed = matches!(&error, Error::Http { error, .. } if error.is_retryable());
+        if retryable(x, c, not_processed) {
+            if not_processed {
+                x.refused += 1;
+                log::debug!(
+                    "client: request {id}: not processed on {} ({error}); retrying",
+                    c.id
+                );
+            } else {
+                log::debug!(
+                    "client: request {id}: stale pooled {} ({error}); retrying",
+                    c.id
+                );
+            }
             retry(x);
             inner.stats.retries += 1;
-            c.exchange = None;
             self.stack.0.pending.set(true);
             return;
         }
         fail(inner, id, error, out);
-        c.exchange = None;
     }
 
     /// Response body bytes → the exchange's reader; ends the exchange at the end of the body.
@@ -422,9 +506,9 @@ impl ClientApp {
         now: Instant,
         inner: &mut Inner,
         c: &mut Conn,
+        id: u64,
         out: &mut Vec<Delivery>,
     ) -> bool {
-        let Some(id) = c.exchange else { return false };
         let Some(x) = inner.exchanges.get_mut(&id) else {
             return false;
         };
@@ -466,8 +550,11 @@ impl ClientApp {
                             done,
                             result: Err(BodyError::TooLarge),
                         });
-                        // The rest is unwanted: the connection cannot be reused.
-                        c.closing = true;
+                        // The rest is unwanted: HTTP/2 resets the stream; an HTTP/1.1
+                        // connection cannot be reused.
+                        if !c.codec.cancel(now, rid) {
+                            c.closing = true;
+                        }
                         x.phase = Phase::Done;
                         break (None, true);
                     }

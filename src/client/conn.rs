@@ -1,5 +1,5 @@
-//! One client connection: the HTTP client codec and its [`Pipe`] to the socket (and TLS),
-//! the same pipe the service's connections use.
+//! One client connection: its codec (HTTP/1.1, or HTTP/2 when ALPN or prior knowledge says
+//! so) and its [`Pipe`] to the socket (and TLS), the same pipe the service's connections use.
 //!
 //! [`Conn::pump`] moves bytes until nothing moves: socket → (TLS →) codec, only while the codec
 //! wants input (a full body buffer is backpressure, never growth); codec → (TLS →) socket. The
@@ -12,9 +12,9 @@ use std::time::Instant;
 
 use net::ConnId;
 
+use super::codec::ClientCodec;
 use super::state::PoolKey;
 use super::{ConnectFailure, Error};
-use crate::http::client::ClientConn;
 use crate::pipe::{EofPolicy, Pipe, Pool};
 use crate::runtime::Cx;
 use crate::tls::{self, ClientSession, ServerName};
@@ -61,10 +61,11 @@ pub(crate) struct Conn {
     pub key: PoolKey,
     pub peer: SocketAddr,
     pub state: ConnState,
-    pub codec: ClientConn,
+    pub codec: ClientCodec,
     pipe: Pipe<ClientSession>,
-    /// The exchange using the connection.
-    pub exchange: Option<u64>,
+    /// The exchanges using the connection, in the order they came: at most one on HTTP/1.1,
+    /// up to the server's concurrent-stream limit on HTTP/2.
+    pub exchanges: Vec<u64>,
     /// Requests answered on it.
     pub served: u32,
     pub idle_since: Option<Instant>,
@@ -82,11 +83,11 @@ impl Conn {
         Conn {
             id,
             peer: key.addr,
-            codec: ClientConn::new(Arc::clone(&key.config), now),
+            codec: ClientCodec::new(Arc::clone(&key.config), now, key.tls.is_some()),
             key,
             state: ConnState::Connecting(now + connect_timeout),
             pipe: Pipe::new(id, None),
-            exchange: None,
+            exchanges: Vec::new(),
             served: 0,
             idle_since: None,
             closing: false,
@@ -114,10 +115,23 @@ impl Conn {
     /// Whether an idle connection still looks usable (the peer has not closed it).
     pub(crate) fn is_live(&self, cx: &mut Cx<'_>) -> bool {
         let r = cx.readiness(self.id);
+        // HTTP/2 servers may send frames (PING, SETTINGS) to an idle connection: readable
+        // data is not a sign of a stale one there.
+        let readable = r.readable && !self.codec.is_h2();
         !self.closing
             && self.state == ConnState::Open
             && self.codec.is_reusable()
-            && !(r.peer_closed || r.reset || r.closed || r.readable)
+            && !(r.peer_closed || r.reset || r.closed || readable)
+    }
+
+    /// Whether one more request may go on this HTTP/2 connection now, busy or idle: room under
+    /// the server's concurrent-stream limit, no GOAWAY, not closing. (HTTP/2 knows a dead
+    /// connection by its own means: a GOAWAY, or the end of the stream the pump told it.)
+    pub(crate) fn has_room(&self) -> bool {
+        !self.closing
+            && self.state == ConnState::Open
+            && self.codec.is_h2()
+            && self.codec.can_send_request()
     }
 
     /// Runs the timers due at `now`: connect and TLS handshake deadlines, the codec's.
@@ -161,6 +175,7 @@ impl Conn {
         }
         let Some((name, config)) = &self.key.tls else {
             self.state = ConnState::Open;
+            self.codec.handle_open(cx.now);
             return Ok(true);
         };
         let server = match name {
@@ -221,6 +236,7 @@ impl Conn {
             }
             if self.state == ConnState::Handshaking && !self.pipe.is_handshaking() {
                 self.state = ConnState::Open;
+                self.codec.handle_open(cx.now);
                 moved = true;
             }
             moved |= self
@@ -234,8 +250,12 @@ impl Conn {
         }
     }
 
-    /// Sends `close_notify` (TLS) and what is queued; the socket may be closed after this.
+    /// Sends HTTP/2's GOAWAY (on an open HTTP/2 connection), `close_notify` (TLS) and what is
+    /// queued; the socket may be closed after this.
     pub(crate) fn shutdown(&mut self, cx: &mut Cx<'_>) {
+        if self.state == ConnState::Open {
+            self.codec.shutdown(cx.now);
+        }
         let _ = self.pipe.write(cx, &mut self.codec);
         self.pipe.close_tls();
         let _ = self.pipe.flush(cx);

@@ -8,10 +8,10 @@ use net::ConnId;
 
 use super::body::{BodyEnd, BodyError, BodyWriter};
 use super::conn::{Conn, ConnState, Failure};
-use super::state::{BodyKind, Delivery, Exchange, Inner, Phase, PoolKey, Reader};
+use super::state::{BodyKind, Delivery, Exchange, Inner, Phase, PoolKey, Reader, MAX_REFUSED};
 use super::{Agent, Error};
 use crate::ctx::Endpoint;
-use crate::http::client::RequestBody;
+use crate::http::client::{RequestBody, RequestId};
 use crate::runtime::Cx;
 use crate::tls;
 
@@ -82,7 +82,9 @@ pub(crate) fn send_on(c: &mut Conn, x: &mut Exchange, id: u64, now: Instant) -> 
     }
     x.phase = Phase::Sent(c.id, rid);
     x.peer = Some(c.peer);
-    c.exchange = Some(id);
+    if !c.exchanges.contains(&id) {
+        c.exchanges.push(id);
+    }
     c.idle_since = None;
     Ok(())
 }
@@ -123,11 +125,15 @@ pub(crate) fn writable(stack: &Agent, x: &mut Exchange, id: u64, out: &mut Vec<D
     }
 }
 
-pub(crate) fn retryable(x: &Exchange, c: &Conn) -> bool {
-    x.is_idempotent()
-        && !x.answered
-        && !x.retried
-        && c.served > 0
+/// Whether `x`, which got no response on `c`, may be sent again on a new connection: an
+/// idempotent request on a stale pooled connection, or any request an HTTP/2 server said it
+/// did not process (`not_processed`: GOAWAY below its stream, `REFUSED_STREAM`); its body must
+/// be replayable either way.
+pub(crate) fn retryable(x: &Exchange, c: &Conn, not_processed: bool) -> bool {
+    let stale = x.is_idempotent() && c.served > 0 && !x.retried;
+    let refused = not_processed && x.refused < MAX_REFUSED;
+    !x.answered
+        && (stale || refused)
         && (matches!(x.body, BodyKind::Empty | BodyKind::Bytes(_)) || x.replay.is_some())
 }
 
@@ -150,9 +156,9 @@ pub(crate) fn complete(
     now: Instant,
     out: &mut Vec<Delivery>,
 ) {
-    c.exchange = None;
+    c.exchanges.retain(|x| *x != id);
     c.served += 1;
-    if c.codec.is_reusable() && !c.closing {
+    if c.exchanges.is_empty() && c.codec.is_reusable() && !c.closing {
         c.idle_since = Some(now);
     }
     if let Some(mut x) = inner.exchanges.remove(&id) {
@@ -164,22 +170,23 @@ pub(crate) fn complete(
     }
 }
 
-/// A connection failed: its exchange (if any) tries the next endpoint, is retried, or fails.
+/// A connection failed: each exchange on it tries the next endpoint, is retried, or fails.
 pub(crate) fn conn_failed(inner: &mut Inner, c: Conn, f: Failure, out: &mut Vec<Delivery>) {
     log::debug!("client: {} to {} failed: {f:?}", c.id, c.peer);
-    let Some(id) = c.exchange else { return };
-    let Some(x) = inner.exchanges.get_mut(&id) else {
-        return;
-    };
-    match x.phase {
-        Phase::Connecting(_) => attempt_failed(x, f, c.peer),
-        Phase::Sent(..) if c.state != ConnState::Open => attempt_failed(x, f, c.peer),
-        _ if retryable(x, &c) => {
-            retry(x);
-            inner.stats.retries += 1;
-        }
-        _ => {
-            fail(inner, id, f.error(c.peer), out);
+    for &id in &c.exchanges {
+        let Some(x) = inner.exchanges.get_mut(&id) else {
+            continue;
+        };
+        match x.phase {
+            Phase::Connecting(_) => attempt_failed(x, f.clone(), c.peer),
+            Phase::Sent(..) if c.state != ConnState::Open => attempt_failed(x, f.clone(), c.peer),
+            _ if retryable(x, &c, false) => {
+                retry(x);
+                inner.stats.retries += 1;
+            }
+            _ => {
+                fail(inner, id, f.error(c.peer), out);
+            }
         }
     }
 }
@@ -195,18 +202,20 @@ pub(crate) fn attempt_failed(x: &mut Exchange, f: Failure, peer: SocketAddr) {
 }
 
 /// Ends exchange `id` with `error` (once): its error handler, readers and writers are told.
-/// Returns the connection it was on, which the caller aborts.
+/// Returns the connection it was on (and its request there, once sent), which the caller
+/// [`abort`]s.
 pub(crate) fn fail(
     inner: &mut Inner,
     id: u64,
     error: Error,
     out: &mut Vec<Delivery>,
-) -> Option<ConnId> {
+) -> Option<(ConnId, Option<RequestId>)> {
     let mut x = inner.exchanges.remove(&id)?;
     inner.stats.errors += 1;
     log::debug!("client: request {id} failed: {error}");
     let conn = match x.phase {
-        Phase::Connecting(c) | Phase::Sent(c, _) => Some(c),
+        Phase::Connecting(c) => Some((c, None)),
+        Phase::Sent(c, rid) => Some((c, Some(rid))),
         _ => None,
     };
     x.phase = Phase::Done;
@@ -242,12 +251,20 @@ pub(crate) fn end_reader(reader: Reader, out: &mut Vec<Delivery>) {
     }
 }
 
-/// Resets the connection a failed exchange was on.
-pub(crate) fn abort(cx: &mut Cx<'_>, inner: &mut Inner, conn: Option<ConnId>) {
-    if let Some(cid) = conn {
-        if inner.conns.remove(&cid).is_some() {
-            cx.abort(cid);
+/// Ends what a failed exchange left on its connection: on HTTP/2 its stream is reset and
+/// the connection goes on; otherwise the connection is reset.
+pub(crate) fn abort(cx: &mut Cx<'_>, inner: &mut Inner, conn: Option<(ConnId, Option<RequestId>)>) {
+    let Some((cid, rid)) = conn else { return };
+    if let (Some(c), Some(rid)) = (inner.conns.get_mut(&cid), rid) {
+        if c.codec.cancel(cx.now, rid) {
+            let live = &inner.exchanges;
+            c.exchanges.retain(|x| live.contains_key(x));
+            inner.dirty.push(cid);
+            return;
         }
+    }
+    if inner.conns.remove(&cid).is_some() {
+        cx.abort(cid);
     }
 }
 

@@ -24,9 +24,18 @@
 //!   failure goes to the error handler, once.
 //! - Connections are pooled per endpoint (address, TLS name and configuration, HTTP config),
 //!   at most [`Options::max_per_endpoint`] at once, idle ones closed after
-//!   [`Options::idle_timeout`]. One request at a time per connection (no pipelining). A request
-//!   whose pooled connection turns out to be stale (closed before any response byte) is sent once
-//!   more on a new connection when it is idempotent and its body can be replayed.
+//!   [`Options::idle_timeout`]. HTTP/1.1 carries one request at a time per connection (no
+//!   pipelining). A request whose pooled connection turns out to be stale (closed before any
+//!   response byte) is sent once more on a new connection when it is idempotent and its body
+//!   can be replayed.
+//! - HTTP/2 is used when asked: over TLS when the endpoint's [`tls::ClientConfig`](crate::tls::ClientConfig)
+//!   offers `h2` by ALPN ([`tls::ClientConfigBuilder::alpn_protocols`](crate::tls::ClientConfigBuilder::alpn_protocols))
+//!   and the server picks it; over plain TCP with
+//!   [`http::client::Config::http2_prior_knowledge`](crate::http::client::Config::http2_prior_knowledge)
+//!   (h2c). Otherwise HTTP/1.1, the default. An HTTP/2 connection carries every request to its
+//!   endpoint up to the server's concurrent-stream limit; a request the server did not process
+//!   (GOAWAY, `REFUSED_STREAM`) is resent on another connection whatever its method, when its
+//!   body can be replayed.
 //! - [`Client`] is the friendly layer: `get`/`post`/`request` by URL, the scheme choosing TLS,
 //!   default ports 80/443, `Host` from the URL, optional bounded redirects; [`fetch_blocking`]
 //!   drives a runtime until one response is in, and [`Remote`] (from [`Agent::remote`]) sends
@@ -34,7 +43,7 @@
 //!
 //! Layout: `keys` (ctx keys and the base ctx), `agent` ([`Agent`] and [`request`]), `state` (the
 //! shared state), `app` (the loop side), `exchange` (one request on its connection), `conn` (one
-//! connection's byte pipe), `dns` (the resolver fold's queries), `body` (the handles), `error`,
+//! connection's byte pipe), `codec` (HTTP/1.1 or HTTP/2 on it), `dns` (the resolver fold's queries), `body` (the handles), `error`,
 //! `friendly` ([`Client`]).
 
 #![warn(missing_docs)]
@@ -42,6 +51,7 @@
 mod agent;
 mod app;
 mod body;
+mod codec;
 mod conn;
 mod dns;
 mod error;

@@ -48,7 +48,8 @@ pub struct Options {
     /// Longest wait for a TCP connection to be established.
     pub connect_timeout: Duration,
     /// Connections open at once per endpoint (address, TLS name and config, HTTP config);
-    /// further requests wait for one to be free.
+    /// further requests wait for one to be free. An HTTP/2 connection carries requests up to
+    /// the server's concurrent-stream limit before another is opened.
     pub max_per_endpoint: usize,
     /// Idle keep-alive connections kept per endpoint.
     pub max_idle_per_endpoint: usize,
@@ -56,8 +57,9 @@ pub struct Options {
     pub idle_timeout: Duration,
     /// Request body bytes buffered per request before [`BodyWriter::write`] takes no more.
     pub body_buffer: usize,
-    /// Request body bytes kept to resend an idempotent request whose pooled connection turned
-    /// out to be stale; a longer body is not retried.
+    /// Request body bytes kept to resend a request: an idempotent one whose pooled connection
+    /// turned out to be stale, or any one an HTTP/2 server did not process. A longer body is
+    /// not retried.
     pub replay_limit: usize,
     /// Most response body bytes handed to a chunk reader at once.
     pub read_chunk: usize,
@@ -84,9 +86,13 @@ pub struct Stats {
     pub requests: u64,
     /// TCP connections started.
     pub connections: u64,
-    /// Requests sent on a connection that had served an earlier one.
+    /// Connections that settled on HTTP/2 (ALPN `h2`, or prior knowledge).
+    pub h2_connections: u64,
+    /// Requests sent on a connection that had served an earlier one or (HTTP/2) was carrying
+    /// another at the time.
     pub reused: u64,
-    /// Requests sent again after their pooled connection turned out to be stale.
+    /// Requests sent again after their pooled connection turned out to be stale, or an
+    /// HTTP/2 server did not process them.
     pub retries: u64,
     /// Requests that ended with an error.
     pub errors: u64,
@@ -101,6 +107,21 @@ pub(crate) struct PoolKey {
     /// Server name and TLS config, for TLS.
     pub tls: Option<(Option<String>, tls::ClientConfig)>,
     pub config: Arc<http::client::Config>,
+}
+
+impl PoolKey {
+    /// Whether connections of this key may speak HTTP/2: TLS offering `h2` by ALPN, or plain
+    /// text with prior knowledge.
+    pub(crate) fn may_be_h2(&self) -> bool {
+        match &self.tls {
+            Some((_, config)) => config
+                .rustls()
+                .alpn_protocols
+                .iter()
+                .any(|p| p == tls::ALPN_H2),
+            None => self.config.http2_prior_knowledge,
+        }
+    }
 }
 
 impl PartialEq for PoolKey {
@@ -189,6 +210,9 @@ pub(crate) struct Exchange {
     /// The response head arrived.
     pub answered: bool,
     pub retried: bool,
+    /// Times an HTTP/2 server said it did not process the request (GOAWAY, REFUSED_STREAM);
+    /// each was retried, up to [`MAX_REFUSED`].
+    pub refused: u8,
     /// Must go on a new connection (a retry).
     pub fresh_only: bool,
     /// The error the request will report if no endpoint works: DNS, or the last attempt's.
@@ -209,6 +233,11 @@ impl Exchange {
         )
     }
 }
+
+/// Retries of a request that HTTP/2 servers keep refusing: a server that sends GOAWAY every
+/// few requests refuses some of the requests in flight each time, so a request may be refused
+/// more than once; one that refuses everything is not retried forever.
+pub(crate) const MAX_REFUSED: u8 = 8;
 
 /// What user code must be told, collected under the borrow and delivered after it.
 pub(crate) enum Delivery {

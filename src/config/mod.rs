@@ -281,6 +281,10 @@ pub struct Upstream {
     pub retry_after: Duration,
     /// Send the client's `Host` upstream (`true`), or the upstream URL's host and port.
     pub preserve_host: bool,
+    /// Application protocols offered to https URLs by ALPN, most preferred first: `h2`,
+    /// `http/1.1` (default `["http/1.1"]`). For http URLs, exactly `["h2"]` means HTTP/2 with
+    /// prior knowledge (h2c); anything else, HTTP/1.1.
+    pub protocols: Vec<String>,
 }
 
 /// A validated configuration.

@@ -132,4 +132,5 @@ pub(super) struct Upstream {
     pub pool_size: Option<usize>,
     pub retry_after: Option<Dur>,
     pub preserve_host: Option<bool>,
+    pub protocols: Option<Spanned<Vec<String>>>,
 }

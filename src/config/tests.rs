@@ -478,3 +478,25 @@ fn proxy_protocol_keys() {
         assert!(e.contains(want), "{bad}: {e}");
     }
 }
+
+#[test]
+fn upstream_protocols() {
+    let dir = std::env::temp_dir();
+    let up = |extra: &str| {
+        format!("[[upstream]]\nname = \"up\"\nurls = [\"https://198.18.0.1:8443\"]\n{extra}")
+    };
+    let c = parse(&up(""), "t", &dir).unwrap();
+    assert_eq!(c.upstreams[0].protocols, ["http/1.1"]);
+    let c = parse(&up("protocols = [\"h2\", \"http/1.1\"]\n"), "t", &dir).unwrap();
+    assert_eq!(c.upstreams[0].protocols, ["h2", "http/1.1"]);
+    for (extra, says) in [
+        ("protocols = [\"h3\"]\n", "\"h3\" is not"),
+        ("protocols = []\n", "must name"),
+        ("protocols = [\"h2\", \"h2\"]\n", "twice"),
+    ] {
+        let e = parse(&up(extra), "t", &dir).unwrap_err().errors;
+        assert_eq!(e[0].key, "upstream[0].protocols", "{extra}: {e:?}");
+        assert_eq!(e[0].line, Some(4), "{extra}: {e:?}");
+        assert!(e[0].message.contains(says), "{extra}: {e:?}");
+    }
+}

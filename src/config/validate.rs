@@ -792,7 +792,46 @@ impl Validator<'_> {
             pool_size: u.pool_size.unwrap_or(32),
             retry_after: u.retry_after.map_or(Duration::from_secs(10), |d| d.0),
             preserve_host: u.preserve_host.unwrap_or(true),
+            protocols: self.upstream_protocols(&key, u.protocols.as_ref()),
         }
+    }
+
+    /// `protocols` of an upstream: a non-empty list of `h2` and `http/1.1`, each once.
+    fn upstream_protocols(
+        &mut self,
+        key: &str,
+        given: Option<&Spanned<Vec<String>>>,
+    ) -> Vec<String> {
+        let default = || vec!["http/1.1".to_owned()];
+        let Some(given) = given else {
+            return default();
+        };
+        let key = format!("{key}.protocols");
+        let list = given.get_ref();
+        if list.is_empty() {
+            self.err(
+                key,
+                Some(given.span()),
+                "must name \"h2\", \"http/1.1\" or both",
+            );
+            return default();
+        }
+        for (i, p) in list.iter().enumerate() {
+            if !PROTOCOLS.contains(&p.as_str()) {
+                self.err(
+                    key.clone(),
+                    Some(given.span()),
+                    format!("{p:?} is not \"h2\" or \"http/1.1\""),
+                );
+            } else if list[..i].contains(p) {
+                self.err(
+                    key.clone(),
+                    Some(given.span()),
+                    format!("{p:?} is listed twice"),
+                );
+            }
+        }
+        list.clone()
     }
 }
 

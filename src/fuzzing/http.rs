@@ -11,14 +11,14 @@ use crate::http::head::{self, HeadScan};
 use crate::http::{BodyRead, Config, Error, Event, ResponseBody, ServerConn};
 
 /// Steps of an input split, from one seed byte: 1 to 23 bytes, varying.
-struct Steps(usize);
+pub(super) struct Steps(usize);
 
 impl Steps {
-    fn new(seed: u8) -> Steps {
+    pub(super) fn new(seed: u8) -> Steps {
         Steps(usize::from(seed % 17) + 1)
     }
 
-    fn next(&mut self) -> usize {
+    pub(super) fn next(&mut self) -> usize {
         let s = self.0;
         self.0 = self.0 * 7 % 23 + 1;
         s

@@ -16,12 +16,16 @@
 //! - [`server_stream`]: the whole server codec on a byte stream split at arbitrary points,
 //!   answering every request, until EOF and every timer;
 //! - [`client_response`]: the client codec reading an arbitrary response stream;
+//! - [`h2_client`]: the HTTP/2 client codec with three requests in flight reading an arbitrary
+//!   server frame stream;
 //! - [`config`]: the appliance config parser and validator on arbitrary text;
 //! - [`stack_frames`]: the userspace stack fed arbitrary Ethernet frames on a virtual clock.
 
+mod h2_client;
 mod http;
 mod stack;
 
+pub use self::h2_client::h2_client;
 pub use self::http::{chunked_body, client_response, h2_server, request_head, server_stream};
 pub use self::stack::{stack_frames, stack_session, FrameReport};
 
@@ -36,6 +40,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("server_stream", server_stream),
     ("h2_server", h2_server),
     ("client_response", client_response),
+    ("h2_client", h2_client),
     ("config", config),
     ("stack_frames", |data| {
         stack_frames(data);

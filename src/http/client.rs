@@ -55,6 +55,11 @@ use head::{ReqFraming, RequestInfo};
 pub struct RequestId(u64);
 
 impl RequestId {
+    /// The id with sequence number `n` (for the HTTP/2 codec, which numbers its own).
+    pub(crate) fn from_u64(n: u64) -> Self {
+        RequestId(n)
+    }
+
     /// The sequence number: 0 for the first request of the connection, then 1, 2, …
     pub fn as_u64(self) -> u64 {
         self.0

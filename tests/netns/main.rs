@@ -23,6 +23,7 @@ mod http;
 mod https;
 mod leak;
 mod malformed;
+mod proxy_h2;
 mod scale;
 mod slow;
 mod stack;

@@ -77,6 +77,11 @@ fn h2_server_inputs() {
 }
 
 #[test]
+fn h2_client_inputs() {
+    replay("h2_client");
+}
+
+#[test]
 fn client_response_inputs() {
     replay("client_response");
 }

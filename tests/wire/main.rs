@@ -17,6 +17,7 @@ mod fuzz_regressions;
 mod h2;
 mod http;
 mod leak;
+mod proxy_h2;
 
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard, PoisonError};

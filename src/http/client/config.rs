@@ -28,6 +28,11 @@ pub struct Config {
     pub read_timeout: Duration,
     /// Longest time with pending output and no transmit progress.
     pub write_timeout: Duration,
+    /// Plain-text (`http`) connections speak HTTP/2 from their first byte (h2c with prior
+    /// knowledge, RFC 9113 §3.3) instead of HTTP/1.1. Only for servers known to accept it;
+    /// default `false`. TLS connections choose by ALPN instead: see
+    /// [`tls::ClientConfigBuilder::alpn_protocols`](crate::tls::ClientConfigBuilder::alpn_protocols).
+    pub http2_prior_knowledge: bool,
 }
 
 impl Default for Config {
@@ -42,6 +47,7 @@ impl Default for Config {
             response_timeout: Duration::from_secs(60),
             read_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(60),
+            http2_prior_knowledge: false,
         }
     }
 }

@@ -36,6 +36,17 @@ pub enum ClientError {
     ReadTimeout,
     /// Pending request bytes made no transmit progress for `write_timeout`.
     WriteTimeout,
+    /// HTTP/2: the server reset the request's stream (RST_STREAM) with this error code
+    /// (RFC 9113 §7); the connection and its other requests go on.
+    Reset(u32),
+    /// HTTP/2: the server did not process the request: its GOAWAY named a last stream id
+    /// below the request's stream, or it reset the stream with `REFUSED_STREAM`. Nothing was
+    /// done with it, so it may be retried on another connection whatever its method
+    /// (RFC 9113 §8.7); see [`ClientError::is_retryable`].
+    NotProcessed,
+    /// HTTP/2: the connection ended in a protocol error with this error code, detected by
+    /// either side (a GOAWAY sent or received); every request still on it fails.
+    Protocol(u32),
 }
 
 impl ClientError {
@@ -45,6 +56,12 @@ impl ClientError {
             self,
             ClientError::ResponseTimeout | ClientError::ReadTimeout | ClientError::WriteTimeout
         )
+    }
+
+    /// Whether the server certainly did not process the request, so that sending it again
+    /// (on another connection) is safe even when it is not idempotent.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ClientError::NotProcessed)
     }
 
     /// Maps a body-decoder error (shared with the server codec) to the client's terms.
@@ -71,6 +88,15 @@ impl fmt::Display for ClientError {
             ClientError::ResponseTimeout => f.write_str("response timed out"),
             ClientError::ReadTimeout => f.write_str("response stalled"),
             ClientError::WriteTimeout => f.write_str("request transmission stalled"),
+            ClientError::Reset(code) => {
+                write!(f, "stream reset by the server: {:?}", h2::Reason::from(*code))
+            }
+            ClientError::NotProcessed => f.write_str(
+                "request not processed by the server (HTTP/2 GOAWAY or REFUSED_STREAM); safe to retry",
+            ),
+            ClientError::Protocol(code) => {
+                write!(f, "HTTP/2 connection error: {:?}", h2::Reason::from(*code))
+            }
         }
     }
 }

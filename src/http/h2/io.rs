@@ -121,3 +121,101 @@ impl Wake for Flag {
 pub(super) fn waker(flag: &Arc<Flag>) -> Waker {
     Waker::from(flag.clone())
 }
+
+/// The codec's side of the wire, shared by the server and client connections: h2's
+/// [`Bufs`], the output being transmitted (taken from `bufs.out` whole, a swap rather than a
+/// copy), and the [`Flag`] waker h2 is polled with.
+#[derive(Debug)]
+pub(super) struct Io {
+    bufs: Rc<RefCell<Bufs>>,
+    out: Vec<u8>,
+    out_pos: usize,
+    flag: Arc<Flag>,
+    waker: Waker,
+}
+
+impl Io {
+    /// Buffers whose output half takes at most `out_cap` bytes before h2 waits.
+    pub fn new(out_cap: usize) -> Io {
+        let flag = Arc::new(Flag::default());
+        Io {
+            bufs: Rc::new(RefCell::new(Bufs {
+                out_cap,
+                ..Bufs::default()
+            })),
+            out: Vec::new(),
+            out_pos: 0,
+            waker: waker(&flag),
+            flag,
+        }
+    }
+
+    /// The IO half to hand to h2.
+    pub fn wire(&self) -> Wire {
+        Wire(self.bufs.clone())
+    }
+
+    /// The waker to poll h2 with.
+    pub fn waker(&self) -> Waker {
+        self.waker.clone()
+    }
+
+    /// Whether h2 woke the waker since the last call; clears it.
+    pub fn woke(&self) -> bool {
+        self.flag.take()
+    }
+
+    /// Appends peer bytes, at most until `cap` are pending; returns how many were taken.
+    pub fn feed(&self, bytes: &[u8], cap: usize) -> usize {
+        let mut b = self.bufs.borrow_mut();
+        let n = cap.saturating_sub(b.pending_in()).min(bytes.len());
+        b.input.extend_from_slice(&bytes[..n]);
+        n
+    }
+
+    /// Peer bytes h2 has not read yet.
+    pub fn pending_in(&self) -> usize {
+        self.bufs.borrow().pending_in()
+    }
+
+    /// The peer's stream ended: h2 reads the end once the input is drained.
+    pub fn set_eof(&self) {
+        self.bufs.borrow_mut().eof = true;
+    }
+
+    /// Bytes ready to send.
+    pub fn transmit(&self) -> &[u8] {
+        &self.out[self.out_pos..]
+    }
+
+    /// `n` bytes of [`Io::transmit`] were sent; returns how many of them counted.
+    pub fn transmitted(&mut self, n: usize) -> usize {
+        let n = n.min(self.out.len() - self.out_pos);
+        self.out_pos += n;
+        n
+    }
+
+    /// Output not yet transmitted, taken or still in h2's half.
+    pub fn pending_out(&self) -> usize {
+        self.out.len() - self.out_pos + self.bufs.borrow().out.len()
+    }
+
+    /// Takes what h2 wrote once everything before it was transmitted; returns whether new
+    /// output starts waiting now.
+    pub fn take_output(&mut self) -> bool {
+        if self.out_pos < self.out.len() {
+            return false;
+        }
+        self.out.clear();
+        self.out_pos = 0;
+        std::mem::swap(&mut self.out, &mut self.bufs.borrow_mut().out);
+        !self.out.is_empty()
+    }
+
+    /// Drops every byte not transmitted yet.
+    pub fn drop_output(&mut self) {
+        self.bufs.borrow_mut().out.clear();
+        self.out.clear();
+        self.out_pos = 0;
+    }
+}

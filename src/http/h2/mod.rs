@@ -49,6 +49,7 @@ use h2::server::{Connection, Handshake, SendResponse};
 use h2::{Reason, RecvStream, SendStream};
 use http::{header, Method, StatusCode};
 
+mod client;
 mod frames;
 mod head;
 mod io;
@@ -60,6 +61,8 @@ use super::error::UsageErrorKind;
 use super::{BodyRead, Config, Error, Event, ExchangeId, HttpDate, ResponseBody, UsageError};
 use frames::FrameWatch;
 use io::{Bufs, Flag, Wire};
+
+pub(crate) use client::ClientConn;
 
 /// The client connection preface (RFC 9113 §3.4), which starts h2c with prior knowledge.
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";

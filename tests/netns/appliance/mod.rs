@@ -24,7 +24,7 @@
 //! shipped. Needs root, nginx, python3, curl, openssl: without them the tests print `SKIP`.
 
 use crate::common;
-mod support;
+pub(crate) mod support;
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -14,6 +14,7 @@
 //! pool bound and idle expiry; a response timeout; a body dropped unread (drained, connection
 //! reused); stopping an HTTP + HTTPS server drains both (`stop.rs`).
 
+mod h2;
 mod stop;
 mod support;
 
