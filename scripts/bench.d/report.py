@@ -439,6 +439,8 @@ HEADER = ["system", "workload", "result", "p50", "p99", "errors", "CPU s", "RSS 
 
 def print_table(rows):
     body = table_rows(rows)
+    if not body:
+        return
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(HEADER)]
     right = {3, 4, 5, 6, 7, 8, 9}
 
