@@ -470,15 +470,15 @@ def markdown(rows, meta, events, attacks=()):
         f"- **Machine:** {m.get('nproc')} × {m.get('cpu_model')}, Linux {m.get('kernel')}; "
         f"{m.get('pinning')}",
         f"- **Software:** paf {m.get('paf_commit')}, nginx {m.get('nginx')}, "
-        f"wrk {m.get('wrk')} ({m.get('wrk_threads')} thread), curl",
+        f"wrk {m.get('wrk')} ({m.get('wrk_threads')} thread), h2load {m.get('h2load', '-')}, curl",
         f"- **Load average** at start {m.get('load_start')}, at end {m.get('load_end')}; "
         f"compiler processes seen at round starts: up to {m.get('compiler_processes')}"
         + (" — **other work was running: numbers are noisy**"
            if int(m.get("compiler_processes") or 0) > 0 else ""),
-        "",
-        "| " + " | ".join(HEADER) + " |",
-        "|" + "|".join(["---"] * 2 + ["--:"] * (len(HEADER) - 2)) + "|",
     ]
+    if rows:
+        lines += ["", "| " + " | ".join(HEADER) + " |",
+                  "|" + "|".join(["---"] * 2 + ["--:"] * (len(HEADER) - 2)) + "|"]
     for b in table_rows(rows):
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in b) + " |")
     if events:
