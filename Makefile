@@ -8,8 +8,8 @@
 #   make fmt / make lint        format in place / clippy + shellcheck
 #   sudo make netns-up [NAME=paf-dev] [NETNS_OPTS=--dnsmasq]   a namespace to poke at by hand
 #   sudo make netns-down [NAME=paf-dev]
-#   sudo make bench             paf vs nginx vs paf on kernel sockets (~10 min): bench/results.*
-#   sudo make bench-quick       the same, 1 round of short runs (< 2 min); BENCH_ARGS=... for more
+#   sudo make bench             paf vs nginx vs paf on kernel sockets (~20 min): bench/results.*
+#   sudo make bench-quick       the same, 1 round of short runs (~4.5 min); BENCH_ARGS=... for more
 #
 # End-to-end tests need root (netns + TAP). Without it they print `SKIP <test>: <reason>` and
 # pass; PAF_REQUIRE_NETNS=1 (set by .ci/run) turns a skip into a failure.

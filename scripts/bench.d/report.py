@@ -39,6 +39,10 @@ WORKLOADS = [
     ("tls_ka", "HTTPS keep-alive GET 12 B, 50 conns", "req/s", "HTTPS\\nkeep-alive"),
     ("tls_hs", "HTTPS full handshakes, 50 conns", "req/s", "HTTPS\\nhandshakes"),
     ("tls_dl", "HTTPS 100 MB download", "Gbit/s", "HTTPS\\n100 MB"),
+    # HTTP/2: h2load -c 50 -m 10 ("{h2n}" requests), and one 100 MB stream.
+    ("h2_tls", "h2 over TLS, GET 12 B, h2load -n {h2n} -c 50 -m 10", "req/s", "h2 TLS\\nh2load"),
+    ("h2c", "h2c prior knowledge, GET 12 B, h2load -n {h2n} -c 50 -m 10", "req/s", "h2c\\nh2load"),
+    ("h2_dl", "h2 over TLS, 100 MB download, 1 stream", "Gbit/s", "h2 TLS\\n100 MB"),
     ("proxy", "reverse proxy to 1 upstream, 50 conns", "req/s", "reverse\\nproxy"),
     # "{idle}" is the number of idle connections held (10k; 1k with --smoke).
     ("idle", "keep-alive GET, 50 conns, {idle} idle held", "req/s", "with {idle}\\nidle held"),
@@ -56,14 +60,21 @@ WORKLOADS = [
 ]
 
 
-def set_counts(idle, loss_bytes):
-    """Puts the idle connection count and the lossy transfer size into the labels."""
+def set_counts(idle, loss_bytes, h2n):
+    """Puts the idle connection count, the lossy transfer size and h2load's request count into
+    the labels."""
     k = f"{idle // 1000}k" if idle % 1000 == 0 else str(idle)
     mib = loss_bytes / (1 << 20)
     size = f"{mib:.0f} MiB" if mib == int(mib) else f"{loss_bytes:,} B"
+    subst = {"{idle}": k, "{loss}": size, "{h2n}": str(h2n)}
+
+    def fill(text):
+        for key, value in subst.items():
+            text = text.replace(key, value)
+        return text
+
     for i, (wid, label, unit, short) in enumerate(WORKLOADS):
-        WORKLOADS[i] = (wid, label.replace("{idle}", k).replace("{loss}", size), unit,
-                        short.replace("{idle}", k).replace("{loss}", size))
+        WORKLOADS[i] = (wid, fill(label), unit, fill(short))
 
 
 def median(xs):
@@ -76,9 +87,32 @@ def wrk_errors(w):
             + w["status_errors"])
 
 
+def h2load_errors(h):
+    """Requests of an h2load run that did not succeed (not done, failed, not 2xx)."""
+    return max(h["total"] - (h["succeeded"] or 0), h["non_2xx"])
+
+
+def duration_s(rec):
+    """How long the round's load ran, for CPU shares (None when unknown)."""
+    w, h = rec.get("wrk"), rec.get("h2load")
+    if w and w["duration_us"] > 0:
+        return w["duration_us"] / 1e6
+    if h and h.get("seconds"):
+        return h["seconds"]
+    return None
+
+
 def measure(rec, unit):
     """One round: (value, p50_ms, p99_ms, errors, extra) from a raw record."""
     kind = rec["kind"]
+    if kind == "h2load":
+        h = rec["h2load"]
+        if not h or not h.get("rps"):
+            return None, None, None, 1, {}
+        p50 = h["p50_us"] / 1e3 if h["p50_us"] is not None else None
+        p99 = h["p99_us"] / 1e3 if h["p99_us"] is not None else None
+        share = h["client_cpu_s"] / h["wall_s"] if h.get("wall_s") else None
+        return h["rps"], p50, p99, h2load_errors(h), {"client_share": share}
     if kind in ("wrk", "idle"):
         w = rec["wrk"]
         errors = 0 if w else 1
@@ -150,11 +184,11 @@ def aggregate(records, rounds):
             for rec in recs:
                 value, p50, p99, errors, extra = measure(rec, unit)
                 busy = {k: rec[k] for k in ("client_cpu_busy", "server_cpu_busy") if k in rec}
-                w = rec.get("wrk")
-                if "server_cpu_busy" in rec and w and w["duration_us"] > 0:
+                secs = duration_s(rec)
+                if "server_cpu_busy" in rec and secs:
                     # Busy time of the server's CPU that the server process did not use: other
                     # processes (or interrupts) competing with it.
-                    own = rec["cpu_s"] / (w["duration_us"] / 1e6)
+                    own = rec["cpu_s"] / secs
                     busy["server_cpu_other"] = round(max(0.0, rec["server_cpu_busy"] - own), 3)
                 if "loss" in rec:
                     extra["loss"] = rec["loss"]
@@ -168,7 +202,7 @@ def aggregate(records, rounds):
                 row["missing_rounds"] = max(0, rounds - len(recs))
                 row["errors"] += row["missing_rounds"]
             for k in ("value", "p50_ms", "p99_ms", "cpu_s", "client_cpu_busy", "server_cpu_busy",
-                      "server_cpu_other"):
+                      "server_cpu_other", "client_share"):
                 row[k] = median([r.get(k) for r in row["rounds"]])
             rss = median([r["rss_kib"] for r in row["rounds"]])
             row["rss_mib"] = rss / 1024 if rss is not None else None
@@ -205,6 +239,144 @@ def aggregate(records, rounds):
     return rows, events
 
 
+ATTACKS = ["rapid_reset", "continuation", "hpack_bomb", "settings_flood", "ping_flood",
+           "zero_window", "streams"]
+
+
+def merge_counts(dicts):
+    out = {}
+    for d in dicts:
+        for k, v in (d or {}).items():
+            out[k] = out.get(k, 0) + v
+    return out
+
+
+def aggregate_attacks(records):
+    """Per attack and system: the normal client's rate alone and with the attacker (medians
+    over rounds, and the median of the per-round ratios), its errors, the server's RSS, and
+    what the attacker saw (summed over rounds)."""
+    by = {}
+    for rec in records:
+        if rec["kind"] == "attack":
+            by.setdefault((rec["attack"], rec["system"]), []).append(rec)
+    out = []
+    for attack in ATTACKS:
+        for sys_ in SYSTEMS:
+            recs = by.get((attack, sys_))
+            if not recs:
+                continue
+            rounds = []
+            for rec in recs:
+                a, w, t = rec["alone"], rec["with"], rec["attacker"] or {}
+                alone = a["rps"] if a and a.get("rps") else None
+                with_ = w["rps"] if w and w.get("rps") else None
+                rounds.append({
+                    "round": rec["round"], "alone_rps": alone, "with_rps": with_,
+                    "ratio": with_ / alone if alone and with_ is not None else None,
+                    "alone_errors": h2load_errors(a) if a else 1,
+                    "with_errors": h2load_errors(w) if w else 1,
+                    "with_p99_ms": w["p99_us"] / 1e3 if w and w.get("p99_us") else None,
+                    "cpu_s": rec["cpu_s"], "rss_before_kib": rec["rss_before_kib"],
+                    "rss_peak_kib": rec["rss_peak_kib"], "rss_after_kib": rec["rss_kib"],
+                    "attacker": t, "attacker_exit": rec["attacker_exit"],
+                })
+            att = [r["attacker"] for r in rounds]
+            cuts = [a.get("first_cut_s") for a in att if a.get("first_cut_s") is not None]
+            row = {
+                "attack": attack, "system": sys_, "seconds": recs[0]["seconds"],
+                "rounds": rounds,
+                **{k: median([r[k] for r in rounds]) for k in
+                   ("alone_rps", "with_rps", "ratio", "with_p99_ms", "cpu_s", "rss_before_kib",
+                    "rss_peak_kib", "rss_after_kib")},
+                "alone_errors": sum(r["alone_errors"] for r in rounds),
+                "with_errors": sum(r["with_errors"] for r in rounds),
+                "attacker": {
+                    "ran": all(a.get("units") is not None for a in att),
+                    "units": sum(a.get("units", 0) for a in att),
+                    "conns": sum(a.get("conns", 0) for a in att),
+                    "cut": sum(a.get("cut", 0) for a in att),
+                    "first_cut_s": median(cuts),
+                    "goaways": merge_counts(a.get("goaways") for a in att),
+                    "closed": sum(a.get("closed", 0) for a in att),
+                    "open": sum(a.get("open", 0) for a in att),
+                    "rst": merge_counts(a.get("rst") for a in att),
+                    "stalled": sum(a.get("stalled", 0) for a in att),
+                    "connect_errors": sum(a.get("connect_errors", 0) for a in att),
+                },
+            }
+            out.append(row)
+    return out
+
+
+def attacker_summary(a):
+    """What the attacker saw, in a few words."""
+    if not a["ran"]:
+        return "attacker failed"
+    parts = [f"{a['units']:,} units on {a['conns']} conn(s)"]
+    if a["cut"]:
+        how = [f"GOAWAY {k} ×{v}" for k, v in sorted(a["goaways"].items())]
+        if a["closed"]:
+            how.append(f"closed ×{a['closed']}")
+        parts.append(f"cut off {a['cut']}× ({', '.join(how)}), first after "
+                     f"{fmt(a['first_cut_s'], '.2f')} s")
+    else:
+        parts.append("never cut off")
+    if a["open"]:
+        parts.append(f"{a['open']} open at the end")
+    if a["stalled"]:
+        parts.append(f"{a['stalled']} stalled (server stopped reading)")
+    if a["rst"]:
+        parts.append("RST_STREAM " + ", ".join(f"{k} ×{v:,}" for k, v in sorted(a["rst"].items())))
+    return "; ".join(parts)
+
+
+ATTACK_HEADER = ["attack", "system", "alone", "with attack", "ratio", "errors", "RSS MiB",
+                 "attacker"]
+
+
+def attack_rows(attacks):
+    mib = (lambda k: fmt(k / 1024 if k is not None else None, ".0f"))
+    out = []
+    for r in attacks:
+        out.append([
+            r["attack"], r["system"],
+            fmt(r["alone_rps"], ",.0f") + " req/s", fmt(r["with_rps"], ",.0f") + " req/s",
+            fmt(r["ratio"], ".2f") + ("×" if r["ratio"] is not None else ""),
+            f"{r['alone_errors']} / {r['with_errors']}",
+            f"{mib(r['rss_before_kib'])} / {mib(r['rss_peak_kib'])} / {mib(r['rss_after_kib'])}",
+            attacker_summary(r["attacker"]),
+        ])
+    return out
+
+
+def attack_markdown(attacks, meta):
+    if not attacks:
+        return []
+    lines = ["", "## HTTP/2 attacks under normal load", "",
+             f"A normal client (h2load -c 10 -m 10, GET /bench, h2c, {meta.get('attack_seconds')} "
+             "s) alone and again while one attacker runs (tests/tools/h2_attack.py, nice 19 on "
+             "the clients' CPU); medians over rounds, ratio = with / alone. Errors: the normal "
+             "client's, alone / with the attack. RSS: the server's before / peak during / 1 s "
+             "after. Reported, not judged.", "",
+             "| " + " | ".join(ATTACK_HEADER) + " |",
+             "|" + "|".join(["---", "---", "--:", "--:", "--:", "--:", "--:", "---"]) + "|"]
+    for b in attack_rows(attacks):
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in b) + " |")
+    return lines
+
+
+def print_attacks(attacks):
+    if not attacks:
+        return
+    body = attack_rows(attacks)
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(ATTACK_HEADER)]
+    print()
+    print("  ".join(h.ljust(w) for h, w in zip(ATTACK_HEADER, widths)).rstrip())
+    print("  ".join("-" * w for w in widths))
+    for b in body:
+        print("  ".join(c.ljust(w) for c, w in zip(b, widths)).rstrip())
+
+
 def ratio(value, base, unit):
     """value relative to base, above 1 = better (for times: base / value)."""
     if unit == "s":
@@ -235,7 +407,7 @@ def table_rows(rows):
         result = fmt_value(r["value"], r["unit"], r) or "failed"
         if r["unit"] == "s" and r["value"] is not None and r["errors"]:
             result += f" ({r['errors']} failed)"
-        if (r["client_cpu_busy"] or 0) >= CLIENT_BOUND:
+        if client_bound(r):
             result += " †"
         if (r["server_cpu_other"] or 0) >= CONTENDED:
             result += " ‡"
@@ -252,6 +424,12 @@ def table_rows(rows):
 
 # A client CPU this busy means the load generator, not the server, may set the pace.
 CLIENT_BOUND = 0.95
+
+
+def client_bound(r):
+    """The client's CPU was busy (wrk's CPU pinned), or h2load's one thread was."""
+    return ((r["client_cpu_busy"] or 0) >= CLIENT_BOUND
+            or (r.get("client_share") or 0) >= CLIENT_BOUND)
 # This share of the server's CPU going to something else means other work competed with it.
 CONTENDED = 0.15
 
@@ -261,6 +439,8 @@ HEADER = ["system", "workload", "result", "p50", "p99", "errors", "CPU s", "RSS 
 
 def print_table(rows):
     body = table_rows(rows)
+    if not body:
+        return
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(HEADER)]
     right = {3, 4, 5, 6, 7, 8, 9}
 
@@ -278,7 +458,7 @@ def print_table(rows):
         print(line(b))
 
 
-def markdown(rows, meta, events):
+def markdown(rows, meta, events, attacks=()):
     m = meta
     lines = [
         "# paf benchmark results",
@@ -290,22 +470,30 @@ def markdown(rows, meta, events):
         f"- **Machine:** {m.get('nproc')} × {m.get('cpu_model')}, Linux {m.get('kernel')}; "
         f"{m.get('pinning')}",
         f"- **Software:** paf {m.get('paf_commit')}, nginx {m.get('nginx')}, "
-        f"wrk {m.get('wrk')} ({m.get('wrk_threads')} thread), curl",
+        f"wrk {m.get('wrk')} ({m.get('wrk_threads')} thread), h2load {m.get('h2load', '-')}, curl",
         f"- **Load average** at start {m.get('load_start')}, at end {m.get('load_end')}; "
         f"compiler processes seen at round starts: up to {m.get('compiler_processes')}"
         + (" — **other work was running: numbers are noisy**"
            if int(m.get("compiler_processes") or 0) > 0 else ""),
-        "",
-        "| " + " | ".join(HEADER) + " |",
-        "|" + "|".join(["---"] * 2 + ["--:"] * (len(HEADER) - 2)) + "|",
     ]
+    if rows:
+        lines += ["", "| " + " | ".join(HEADER) + " |",
+                  "|" + "|".join(["---"] * 2 + ["--:"] * (len(HEADER) - 2)) + "|"]
     for b in table_rows(rows):
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in b) + " |")
     if events:
         lines += ["", "**Failures during the run:**", ""] + [f"- {e}" for e in events]
-    if any((r["client_cpu_busy"] or 0) >= CLIENT_BOUND for r in rows):
-        lines += ["", f"† the client's CPU was at least {CLIENT_BOUND:.0%} busy: wrk may have "
-                  "set the pace, so the server's own limit can be higher."]
+    if any(client_bound(r) for r in rows):
+        lines += ["", f"† the client's CPU was at least {CLIENT_BOUND:.0%} busy (for h2load rows: "
+                  "or h2load's one thread used that share of a CPU): the client may have set the "
+                  "pace, so the server's own limit can be higher."]
+    h2 = [r for r in rows if r.get("client_share") is not None]
+    if h2:
+        lines += ["", "h2load's own CPU (seconds of CPU per second of run, one thread) and the "
+                  "server's CPU seconds, medians:", ""]
+        for r in h2:
+            lines.append(f"- {r['system']}, {r['workload']}: h2load {r['client_share']:.2f}, "
+                         f"server {fmt(r['cpu_s'], '.2f')} s")
     if any((r["server_cpu_other"] or 0) >= CONTENDED for r in rows):
         lines += ["", f"‡ at least {CONTENDED:.0%} of the server's CPU went to something other than "
                   "the server (other processes, interrupts): the result is lower than it would be "
@@ -337,6 +525,7 @@ def markdown(rows, meta, events):
                 f"retried); RSS {fmt(i['rss_before_mib'], '.1f')} MiB before, "
                 f"{fmt(r['rss_mib'], '.1f')} MiB while held, "
                 f"{fmt(i['kib_per_conn'], '.1f')} KiB per idle connection")
+    lines += attack_markdown(attacks, meta)
     lines += ["", "![requests/s and Gbit/s relative to nginx](results.svg)", ""]
     return "\n".join(lines) + "\n"
 
@@ -430,20 +619,24 @@ def main():
     args = ap.parse_args()
     meta = dict(kv.split("=", 1) for kv in args.meta)
     set_counts(int(meta.get("idle_connections", 10000)),
-               int(meta.get("loss_transfer_bytes", 33554432)))
+               int(meta.get("loss_transfer_bytes", 33554432)),
+               int(meta.get("h2load_requests", 200000)))
     records = [json.loads(l) for l in args.raw.read_text().splitlines() if l.strip()]
     rows, events = aggregate(records, int(meta.get("rounds", 1)))
+    attacks = aggregate_attacks(records)
     for e in events:
         print(f"bench: {e}", file=sys.stderr)
 
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(
-        json.dumps({"meta": meta, "events": events, "rows": rows}, indent=1) + "\n")
-    (args.out / "results.md").write_text(markdown(rows, meta, events))
+        json.dumps({"meta": meta, "events": events, "rows": rows, "attacks": attacks}, indent=1)
+        + "\n")
+    (args.out / "results.md").write_text(markdown(rows, meta, events, attacks))
     made = chart(rows, meta, args.out)
 
     print()
     print_table(rows)
+    print_attacks(attacks)
     print()
     print(f"bench: wrote {args.out}/results.json, results.md"
           + "".join(f", {m}" for m in made))
@@ -452,6 +645,13 @@ def main():
         bad = [f"{r['system']} {r['workload']}: "
                + (f"{r['errors']} errors" if r["errors"] else "no result")
                for r in rows if not r["na"] and (r["errors"] or r["value"] is None)]
+        # Attack rows: the normal client must get every answer, alone and under the attack, and
+        # the attacker must have run.
+        bad += [f"{a['system']} attack {a['attack']}: normal client "
+                f"{a['alone_errors']} errors alone, {a['with_errors']} with the attack"
+                for a in attacks if a["alone_errors"] or a["with_errors"]]
+        bad += [f"{a['system']} attack {a['attack']}: the attacker did not run"
+                for a in attacks if not a["attacker"]["ran"]]
         bad += events
         if bad:
             print("bench: smoke check FAILED:\n  " + "\n  ".join(bad), file=sys.stderr)

@@ -18,6 +18,7 @@ mod appliance;
 mod bench_smoke;
 mod client;
 mod h2;
+mod h2_attack;
 mod harness;
 mod http;
 mod https;
