@@ -1234,3 +1234,39 @@ fn trailers_go_both_ways_on_h2_streams() {
     assert_eq!(trailers["grpc-status"], "0");
     assert!(!trailers.contains_key("content-length"), "{trailers:?}");
 }
+
+#[test]
+fn a_flood_that_goes_on_after_the_goaway_is_reset_and_its_socket_freed() {
+    let mut net = Net::new(Config::default(), None);
+    let base = net.pair.server.net().socket_count();
+    let c = RawClient::connect(&mut net.pair.client, Net::addr()).unwrap();
+    let mut first = true;
+    let mut sent = 0u32;
+    // PINGs until long after the GOAWAY: the client reads everything, so only the data it
+    // keeps sending after paf's close can hold paf's socket.
+    c.set_source(move |out| {
+        if first {
+            first = false;
+            out.extend_from_slice(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+            out.extend_from_slice(&frame(0x4, 0, 0, &[]));
+        }
+        for _ in 0..100 {
+            out.extend_from_slice(&frame(0x6, 0, 0, &[1; 8]));
+        }
+        sent += 100;
+        sent < 200_000
+    });
+    let mut got = Vec::new();
+    net.pair.drive_until(LONG, "the reset", |_| {
+        got.extend(c.take_input());
+        c.is_reset()
+    });
+    assert_eq!(goaway_code(&got), Some(ENHANCE_YOUR_CALM));
+    let s = net.pair.server.net().stats().expect("a userspace stack");
+    assert!(s.data_after_close_resets >= 1, "{s:?}");
+    // The socket is gone at once, not after the 30 s linger.
+    net.pair
+        .drive_until(Duration::from_secs(2), "the socket to be freed", |p| {
+            p.server.net().socket_count() <= base
+        });
+}

@@ -92,6 +92,9 @@ pub struct StackStats {
     pub embryonic_failed: u64,
     /// Released connections aborted because they did not finish closing within [`LINGER`].
     pub linger_aborts: u64,
+    /// Released connections reset because the peer sent data after the close (nobody would
+    /// read it; Linux resets these too).
+    pub data_after_close_resets: u64,
     /// Sockets (with their buffers) reused from finished connections instead of allocated.
     pub sockets_reused: u64,
     /// Finished sockets kept for reuse now.
@@ -459,6 +462,22 @@ impl Stack {
                         soonest(until);
                     }
                 }
+                Phase::Released { .. }
+                    if s.recv_queue() > 0
+                        && !matches!(state, tcp::State::Closed | tcp::State::TimeWait) =>
+                {
+                    // Data came after the close: nobody will read it. Reset, as Linux does
+                    // (RFC 1122 §4.2.2.13), so that a peer that keeps sending (a flood cut off
+                    // with GOAWAY) cannot hold the socket and its buffers until `LINGER`.
+                    self.stats.data_after_close_resets += 1;
+                    self.shards[shard].get_mut::<tcp::Socket>(handle).abort();
+                    soonest(self.now);
+                    if let Some(e) = self.conns.get_mut(id) {
+                        e.phase = Phase::Released {
+                            deadline: self.now + Duration::from_secs(3600),
+                        };
+                    }
+                }
                 Phase::Released { deadline } => match state {
                     // An abort's RST goes out on egress: drop the socket only after that.
                     tcp::State::Closed if after_egress => self.drop_socket(id),
@@ -536,6 +555,9 @@ impl Stack {
         if abort {
             s.abort();
         } else {
+            // What the owner left unread is dropped (its window reopens for the peer's FIN);
+            // only data arriving after this point resets the connection (see `scan_shard`).
+            while s.recv(|b| (b.len(), b.len())).is_ok_and(|n| n > 0) {}
             s.close();
         }
         self.mark(shard);
