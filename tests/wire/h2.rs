@@ -168,12 +168,16 @@ impl Net {
     }
 
     fn handshake(&mut self, raw: ClientHandle) -> H2 {
+        self.handshake_with(raw, &h2::client::Builder::new())
+    }
+
+    fn handshake_with(&mut self, raw: ClientHandle, builder: &h2::client::Builder) -> H2 {
         let io = Io {
             c: raw.clone(),
             pending: Vec::new(),
             at: 0,
         };
-        let mut hs = Box::pin(h2::client::Builder::new().handshake::<_, Bytes>(io));
+        let mut hs = Box::pin(builder.handshake::<_, Bytes>(io));
         let mut got = None;
         self.pair.drive_until(LONG, "the h2 handshake", |_| {
             if let Poll::Ready(r) = hs.as_mut().poll(&mut Context::from_waker(waker())) {
@@ -369,6 +373,11 @@ fn handler(_peer: SocketAddr, reqd: Reqd) {
     }
 }
 
+thread_local! {
+    /// Body bytes the blob writers got taken (each test runs on its own thread).
+    static TAKEN: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 /// Writes bytes `at..n` of the blob, then closes.
 fn blob(mut w: BodyWriter, mut at: u64, n: u64) {
     let mut chunk = [0u8; 16 * 1024];
@@ -379,7 +388,10 @@ fn blob(mut w: BodyWriter, mut at: u64, n: u64) {
         }
         match w.write(&chunk[..len]) {
             Ok(0) => return w.on_writable(move |w| blob(w, at, n)),
-            Ok(k) => at += k as u64,
+            Ok(k) => {
+                TAKEN.with(|t| t.set(t.get() + k as u64));
+                at += k as u64
+            }
             Err(e) => panic!("write: {e}"),
         }
     }
@@ -1269,4 +1281,46 @@ fn a_flood_that_goes_on_after_the_goaway_is_reset_and_its_socket_freed() {
         .drive_until(Duration::from_secs(2), "the socket to be freed", |p| {
             p.server.net().socket_count() <= base
         });
+}
+
+#[test]
+fn a_client_with_open_windows_that_reads_nothing_holds_a_bounded_amount_per_connection() {
+    let mut net = Net::new(Config::default(), None);
+    let raw = RawClient::connect(&mut net.pair.client, Net::addr()).unwrap();
+    // Windows of 1 GiB per stream and for the connection: flow control holds nothing back.
+    let mut builder = h2::client::Builder::new();
+    builder
+        .initial_window_size(1 << 30)
+        .initial_connection_window_size(1 << 30);
+    let mut h = net.handshake_with(raw.clone(), &builder);
+    // The client's TCP stops reading; the requests still go out (a few polls write them).
+    raw.set_max_input(Some(1));
+    let mut futs = Vec::new();
+    for _ in 0..100 {
+        futs.push(h.start(get("/blob/10000000"), b""));
+    }
+    let mut polls = 0;
+    net.pair.drive(Duration::from_secs(5), |_| {
+        if polls < 20 {
+            polls += 1;
+            h.poll_conn();
+        }
+        false
+    });
+    let (taken, received) = (TAKEN.with(|t| t.get()), raw.received());
+    let held = taken.saturating_sub(received);
+    // The client's socket buffer filled, then its window closed.
+    assert!(
+        received < 1_000_000,
+        "{received}: the client read the responses"
+    );
+    // 100 streams of 10 MB: without a per-connection budget each queues up to its send
+    // buffer (256 KiB: 26.9 MB held in all, measured). With it: 1 MiB in h2, plus paf's
+    // 64 KiB output buffer and the socket's send buffer (1.6 MB measured).
+    assert!(held > 100_000, "{held}: the test did not fill anything");
+    assert!(
+        held <= 2_000_000,
+        "{held} bytes held for a connection that reads nothing"
+    );
+    drop(futs);
 }

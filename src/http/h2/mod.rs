@@ -76,6 +76,11 @@ const OUTPUT_CAP: usize = 64 * 1024;
 /// The connection window is this many stream windows.
 const CONN_WINDOWS: u32 = 16;
 
+/// Response body bytes all the streams of a connection may have queued in h2 (handed to it, not
+/// yet written out): a client that opens its windows but reads nothing (a zero-window stall
+/// at the TCP level) holds at most this much per connection, whatever its stream count.
+const CONN_SEND_BUDGET: u64 = 1024 * 1024;
+
 /// Rounds of polling h2 in one drive: h2 makes progress every round it wakes itself, so this
 /// only bounds a pathological loop.
 const MAX_ROUNDS: usize = 256;
@@ -171,6 +176,10 @@ pub struct ServerConn {
     reset_budget: u32,
     reset_budget_max: u32,
     watch: FrameWatch,
+    /// Body bytes handed to h2 and frame bytes taken out of it, since the start: their
+    /// difference bounds what h2 holds ([`CONN_SEND_BUDGET`]).
+    body_given: u64,
+    frames_taken: u64,
     /// A flood was met (it is counted once).
     flooded: bool,
     counts: Counts,
@@ -227,6 +236,8 @@ impl ServerConn {
             reset_budget: budget,
             reset_budget_max: budget,
             watch: FrameWatch::new(now, PREFACE.len()),
+            body_given: 0,
+            frames_taken: 0,
             flooded: false,
             counts: Counts::default(),
         };
@@ -302,6 +313,7 @@ impl ServerConn {
         self.out.clear();
         self.out_pos = 0;
         std::mem::swap(&mut self.out, &mut self.bufs.borrow_mut().out);
+        self.frames_taken += self.out.len() as u64;
         if !self.out.is_empty() {
             // Output starts waiting now: the write timeout counts from here.
             self.write_progress = now;
@@ -565,6 +577,7 @@ impl ServerConn {
             Err(_) => return Err(usage(UsageErrorKind::UnknownExchange)),
         };
         if let Some(b) = data {
+            self.body_given += b.len() as u64;
             let _ = send.send_data(Bytes::copy_from_slice(b), true);
         }
         if complete {
@@ -623,9 +636,10 @@ impl ServerConn {
         let Some(i) = self.index(id) else {
             return Err(usage(UsageErrorKind::UnknownExchange));
         };
+        let room = self.send_room();
         let s = &mut self.streams[i];
         let send = s.send.as_mut().expect("streaming has a send stream");
-        let n = send.capacity().min(data.len());
+        let n = send.capacity().min(data.len()).min(room);
         if n == 0 {
             s.blocked_since.get_or_insert(now);
             return Ok(0);
@@ -638,6 +652,7 @@ impl ServerConn {
         {
             return Err(usage(UsageErrorKind::UnknownExchange));
         }
+        self.body_given += n as u64;
         if let Out::Streaming {
             left: Some(l),
             discard,
@@ -844,6 +859,7 @@ impl ServerConn {
 
     fn poll_streams(&mut self, cx: &mut Context<'_>, now: Instant) {
         let max_body = self.config.max_body_size;
+        let room = self.send_room();
         let mut i = 0;
         while i < self.streams.len() {
             let s = &mut self.streams[i];
@@ -876,7 +892,7 @@ impl ServerConn {
                 }
                 self.events.push_back(Event::BodyReadable { id });
             }
-            if s.blocked_since.is_some() {
+            if s.blocked_since.is_some() && room > 0 {
                 let send = s.send.as_mut().expect("blocked means streaming");
                 let ready = send.capacity() > 0
                     || matches!(send.poll_capacity(cx), Poll::Ready(Some(Ok(n))) if n > 0);
@@ -888,6 +904,14 @@ impl ServerConn {
             }
             i += 1;
         }
+    }
+
+    /// Body bytes h2 may still take on this connection ([`CONN_SEND_BUDGET`] less what it
+    /// holds; frame headers count as sent body, so this errs on the generous side by 9 bytes a
+    /// frame).
+    fn send_room(&self) -> usize {
+        let held = self.body_given.saturating_sub(self.frames_taken);
+        usize::try_from(CONN_SEND_BUDGET.saturating_sub(held)).unwrap_or(usize::MAX)
     }
 
     /// A peer reset of an unfinished stream: spends the rapid-reset budget.
