@@ -58,6 +58,8 @@ pub(super) struct Limits {
     pub drain_timeout: Option<Dur>,
     pub handshake_timeout: Option<Dur>,
     pub max_concurrent_streams: Option<u32>,
+    /// `[defaults]` only: the access log of listeners that set none.
+    pub access_log: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -81,6 +83,8 @@ pub(super) struct Listener {
     pub sni: Vec<Spanned<Sni>>,
     pub protocols: Option<Spanned<Vec<String>>>,
     pub h2c: Option<Spanned<bool>>,
+    /// `false`, `true` (the default log) or `{ path = "…", format = "…" }`.
+    pub access_log: Option<Spanned<toml::Value>>,
     #[serde(default)]
     pub limits: Limits,
     #[serde(default, rename = "route")]

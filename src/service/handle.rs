@@ -80,6 +80,9 @@ pub struct Stats {
     /// HTTP/2 floods cut off, by kind, indexed by [`Flood::index`] (rapid reset, PING,
     /// SETTINGS, PRIORITY, empty frames, CONTINUATION, HPACK).
     pub h2_floods: [u64; Flood::ALL.len()],
+    /// Access-log lines dropped: the buffer was full because the sink could not keep up, or
+    /// the sink failed to write them.
+    pub access_log_dropped: u64,
 }
 
 impl Stats {
@@ -181,6 +184,8 @@ pub(crate) struct Counters {
     pub h2_goaways: AtomicU64,
     pub h2_protocol_errors: AtomicU64,
     pub h2_floods: [AtomicU64; Flood::ALL.len()],
+    /// Shared with the access log's buffer and its sink's writer.
+    pub access_dropped: Arc<AtomicU64>,
 }
 
 impl Counters {
@@ -227,6 +232,7 @@ impl Counters {
             h2_goaways_sent: self.h2_goaways.load(r),
             h2_protocol_errors: self.h2_protocol_errors.load(r),
             h2_floods: std::array::from_fn(|i| self.h2_floods[i].load(r)),
+            access_log_dropped: self.access_dropped.load(r),
         }
     }
 }
