@@ -255,8 +255,30 @@ pub(crate) fn write(format: Format, out: &mut Vec<u8>, time: &TimeCache, e: &Ent
     }
 }
 
+/// Writes the peer's address: IPv4 by hand (the common case, without `fmt`), IPv6 as `Display`
+/// writes it (IPv4-mapped addresses as IPv4, like nginx).
+fn address(out: &mut Vec<u8>, ip: std::net::IpAddr) {
+    let v4 = match ip {
+        std::net::IpAddr::V4(a) => Some(a),
+        std::net::IpAddr::V6(a) => a.to_ipv4_mapped(),
+    };
+    match v4 {
+        Some(a) => {
+            for (i, b) in a.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                number(out, u64::from(b));
+            }
+        }
+        None => {
+            let _ = write!(out, "{ip}");
+        }
+    }
+}
+
 fn combined(out: &mut Vec<u8>, time: &TimeCache, e: &Entry<'_>) {
-    let _ = write!(out, "{}", e.peer.ip());
+    address(out, e.peer.ip());
     out.extend_from_slice(b" - - [");
     out.extend_from_slice(&time.clf);
     out.extend_from_slice(b"] \"");
@@ -574,6 +596,22 @@ mod tests {
         for (input, want) in cases {
             let mut out = Vec::new();
             escaped(&mut out, input);
+            assert_eq!(String::from_utf8(out).unwrap(), want);
+        }
+    }
+
+    #[test]
+    fn addresses_as_nginx_writes_them() {
+        let cases = [
+            ("198.18.0.1", "198.18.0.1"),
+            ("0.0.0.0", "0.0.0.0"),
+            ("255.255.255.255", "255.255.255.255"),
+            ("fd00:198:18::1", "fd00:198:18::1"),
+            ("::ffff:198.18.0.1", "198.18.0.1"),
+        ];
+        for (ip, want) in cases {
+            let mut out = Vec::new();
+            address(&mut out, ip.parse().unwrap());
             assert_eq!(String::from_utf8(out).unwrap(), want);
         }
     }
