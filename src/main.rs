@@ -168,6 +168,26 @@ struct RunArgs {
     /// `GET /blob?size=N` (N pattern bytes, streamed).
     #[arg(long)]
     test_routes: bool,
+    /// Access log: a file (appended to, reopened on SIGUSR1), `stderr` or `-`, or `off`.
+    /// Default: stderr. With --config, the file's `access_log` keys decide instead. A log
+    /// filter that turns `paf::access` off (`RUST_LOG=info,paf::access=off`) turns every
+    /// access log off.
+    #[arg(long, value_name = "PATH")]
+    access_log: Option<String>,
+    /// Access-log line format.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    access_log_format: Option<LogFormat>,
+}
+
+/// Access-log line formats (see README, "Access logs").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// nginx's `combined`.
+    Combined,
+    /// One JSON object per line.
+    Json,
+    /// paf's own line.
+    Paf,
 }
 
 #[derive(Args)]
@@ -350,6 +370,47 @@ fn switch_on_signals(stop: paf::service::Switch) -> Result<(), String> {
     Ok(())
 }
 
+/// The access log the flags ask for; `None` for `off`, or when the log filter turns
+/// `paf::access` off.
+fn access_log_flags(args: &RunArgs) -> Option<paf::config::AccessLog> {
+    use paf::config::{AccessLog, AccessLogTarget};
+    use paf::service::access_log::Format;
+    if !log::log_enabled!(target: "paf::access", log::Level::Info) {
+        return None;
+    }
+    let target = match args.access_log.as_deref() {
+        None | Some("stderr" | "-") => AccessLogTarget::Stderr,
+        Some("off") => return None,
+        Some(p) => AccessLogTarget::File(PathBuf::from(p)),
+    };
+    let format = match args.access_log_format {
+        None | Some(LogFormat::Combined) => Format::Combined,
+        Some(LogFormat::Json) => Format::Json,
+        Some(LogFormat::Paf) => Format::Paf,
+    };
+    Some(AccessLog { target, format })
+}
+
+/// SIGUSR1 (logrotate's habit) reopens every access-log file. signal-hook's iterator turns the
+/// signal into a wake-up of this thread (a self-pipe), and each sink's writer thread reopens
+/// its file after the lines already queued: the loop is not involved.
+fn reopen_on_sigusr1(sinks: Vec<paf::service::access_log::FileSink>) -> Result<(), String> {
+    if sinks.iter().all(|s| s.path().is_none()) {
+        return Ok(());
+    }
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGUSR1])
+        .map_err(|e| e.to_string())?;
+    std::thread::spawn(move || {
+        for _ in signals.forever() {
+            log::info!("SIGUSR1: reopening access logs");
+            for s in &sinks {
+                s.reopen();
+            }
+        }
+    });
+    Ok(())
+}
+
 fn load_config(path: Option<&std::path::Path>) -> Result<paf::config::Config, Failure> {
     match path {
         None => Ok(paf::config::default_config()),
@@ -364,6 +425,23 @@ fn load_config(path: Option<&std::path::Path>) -> Result<paf::config::Config, Fa
 fn run_appliance(args: RunArgs) -> Result<(), Failure> {
     use paf::config::StackKind as ConfigStack;
     let mut config = load_config(args.config.as_deref())?;
+    if args.config.is_some() && (args.access_log.is_some() || args.access_log_format.is_some()) {
+        return Err(Failure {
+            code: 2,
+            message: "--access-log cannot be combined with --config (set access_log in the file)"
+                .into(),
+        });
+    }
+    if args.config.is_none() {
+        let log = access_log_flags(&args);
+        for l in &mut config.listeners {
+            l.access_log = log.clone();
+        }
+    } else if !log::log_enabled!(target: "paf::access", log::Level::Info) {
+        for l in &mut config.listeners {
+            l.access_log = None;
+        }
+    }
     if args.config.is_none() {
         // The default config is the command line's: its flags shape the listener and its limits.
         // A config file's own limits (`[defaults]`, `limits`) are left as written.
@@ -397,6 +475,7 @@ fn run_appliance(args: RunArgs) -> Result<(), Failure> {
     let stop = paf::service::Switch::new();
     let app = paf::appliance::start(&mut rt, &config, stop.clone()).map_err(|e| e.to_string())?;
     switch_on_signals(stop)?;
+    reopen_on_sigusr1(app.access_logs.clone())?;
     for l in &config.listeners {
         let scheme = match l.protocol {
             paf::config::Protocol::Http => "http",
@@ -409,6 +488,7 @@ fn run_appliance(args: RunArgs) -> Result<(), Failure> {
     }
     rt.run_until(|_| app.is_finished())
         .map_err(|e| format!("event loop: {e}"))?;
+    app.close_access_logs();
     for h in &app.handles {
         if let Some(Err(e)) = h.result() {
             return Err(e.to_string().into());
@@ -449,8 +529,17 @@ fn run(args: RunArgs) -> Result<(), Failure> {
     let options = builtin::Options {
         test_routes: args.test_routes,
     };
+    let log = access_log_flags(&args);
+    let sink = match log.as_ref().map(|l| &l.target) {
+        None => None,
+        Some(paf::config::AccessLogTarget::Stderr) => Some(service::access_log::FileSink::stderr()),
+        Some(paf::config::AccessLogTarget::File(p)) => Some(service::access_log::FileSink::open(p)),
+    }
+    .transpose()
+    .map_err(|e| Failure::from(format!("access log: {e}")))?;
     let svc = service::init_with_backlog(&mut rt, args.port, args.backlog)
         .map_err(|e| Failure::from(e.to_string()))?;
+    let svc = with_access_log(svc, log.as_ref(), sink.as_ref());
     let Initialized(plain) = service::http(
         svc,
         config.clone(),
@@ -462,6 +551,7 @@ fn run(args: RunArgs) -> Result<(), Failure> {
     if let Some(tls) = tls {
         let svc = service::init_with_backlog(&mut rt, args.tls_port, args.backlog)
             .map_err(|e| Failure::from(e.to_string()))?;
+        let svc = with_access_log(svc, log.as_ref(), sink.as_ref());
         let Initialized(secure) = service::https(
             svc,
             tls,
@@ -474,12 +564,16 @@ fn run(args: RunArgs) -> Result<(), Failure> {
         eprintln!("paf run: serving https on port {}", args.tls_port);
     }
     switch_on_signals(stop)?;
+    reopen_on_sigusr1(sink.iter().cloned().collect())?;
     eprintln!(
         "paf run: serving http on port {} ({:?} stack)",
         args.port, args.net.stack
     );
     rt.run_until(|_| handles.iter().all(|h| h.is_finished()))
         .map_err(|e| format!("event loop: {e}"))?;
+    if let Some(s) = &sink {
+        s.close();
+    }
     for h in &handles {
         match h.result() {
             Some(Ok(())) => {}
@@ -489,6 +583,18 @@ fn run(args: RunArgs) -> Result<(), Failure> {
     }
     log::info!("run: stopped");
     Ok(())
+}
+
+/// `svc` with the access log of the flags, or none.
+fn with_access_log<'a>(
+    svc: paf::service::Service<'a>,
+    log: Option<&paf::config::AccessLog>,
+    sink: Option<&paf::service::access_log::FileSink>,
+) -> paf::service::Service<'a> {
+    match (log, sink) {
+        (Some(l), Some(s)) => svc.access_log(paf::service::AccessLog::new(l.format, s.clone())),
+        _ => svc.no_access_log(),
+    }
 }
 
 fn check(args: CheckArgs) -> Result<(), Failure> {

@@ -192,6 +192,7 @@ impl Metrics {
         }
         render_timeouts(&mut out, &services);
         render_limited(&mut out, &services);
+        render_access_log(&mut out, &services);
         render_h2(&mut out, &services);
         render_tls(&mut out, &services);
         let _ = writeln!(
@@ -287,6 +288,24 @@ fn render_limited(out: &mut String, services: &[(String, Handle)]) {
     for (l, h) in services {
         let v = h.stats().proxy_protocol_refused;
         let _ = writeln!(out, "{name}{{listener=\"{}\"}} {v}", escape(l));
+    }
+}
+
+/// `paf_access_log_dropped_total`: access-log lines lost, by listener.
+fn render_access_log(out: &mut String, services: &[(String, Handle)]) {
+    let _ = writeln!(
+        out,
+        "# HELP paf_access_log_dropped_total Access-log lines dropped because the log could \
+         not keep up (its buffer was full) or could not be written."
+    );
+    let _ = writeln!(out, "# TYPE paf_access_log_dropped_total counter");
+    for (l, h) in services {
+        let _ = writeln!(
+            out,
+            "paf_access_log_dropped_total{{listener=\"{}\"}} {}",
+            escape(l),
+            h.stats().access_log_dropped
+        );
     }
 }
 
@@ -452,6 +471,7 @@ mod tests {
         c.h2_resets.store(6, r);
         c.h2_floods[Flood::Continuation.index()].store(7, r);
         c.limited_requests.store(8, r);
+        c.access_dropped.store(9, r);
         if https {
             c.tls_ok.store(7, r);
             c.tls_failed.store(4, r);
@@ -522,6 +542,7 @@ mod tests {
                 Some(1),
             ),
             (r#"paf_h2_connections_total{listener="web"}"#, Some(5)),
+            (r#"paf_access_log_dropped_total{listener="tls"}"#, Some(9)),
             (r#"paf_h2_resets_received_total{listener="tls"}"#, Some(6)),
             (r#"paf_h2_goaways_sent_total{listener="web"}"#, Some(0)),
             (

@@ -17,8 +17,9 @@ use std::fmt;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::config::{Config, Listener, Protocol};
+use crate::config::{AccessLogTarget, Config, Listener, Protocol};
 use crate::runtime::Runtime;
+use crate::service::access_log::{AccessLog, FileSink};
 use crate::service::{self, Handle, InitError, Initialized, Switch};
 
 pub use metrics::Metrics;
@@ -40,6 +41,13 @@ pub enum StartError {
         /// Why.
         error: crate::tls::Error,
     },
+    /// A listener's access-log file cannot be opened.
+    AccessLog {
+        /// The listener's name.
+        listener: String,
+        /// Why.
+        error: std::io::Error,
+    },
     /// An upstream's TLS configuration (its `ca` file) cannot be loaded.
     Upstream {
         /// The upstream's name.
@@ -54,6 +62,9 @@ impl fmt::Display for StartError {
         match self {
             StartError::Listen { listener, error } => write!(f, "listener {listener:?}: {error}"),
             StartError::Tls { listener, error } => write!(f, "listener {listener:?}: {error}"),
+            StartError::AccessLog { listener, error } => {
+                write!(f, "listener {listener:?}: access log: {error}")
+            }
             StartError::Upstream { upstream, error } => {
                 write!(f, "upstream {upstream:?}: {error}")
             }
@@ -72,6 +83,9 @@ pub struct Appliance {
     pub metrics: Arc<Metrics>,
     /// The switch that stops every listener.
     pub stop: Switch,
+    /// The access-log sinks, one per distinct file (and one for stderr), shared by the
+    /// listeners that write there.
+    pub access_logs: Vec<FileSink>,
 }
 
 impl Appliance {
@@ -79,6 +93,30 @@ impl Appliance {
     pub fn is_finished(&self) -> bool {
         self.handles.iter().all(Handle::is_finished)
     }
+
+    /// Writes what the access logs have queued and ends their writer threads: call it once
+    /// the appliance has finished.
+    pub fn close_access_logs(&self) {
+        for sink in &self.access_logs {
+            sink.close();
+        }
+    }
+}
+
+/// The sink for `target`, opened once and shared by every listener that logs there.
+fn access_sink(
+    sinks: &mut Vec<(AccessLogTarget, FileSink)>,
+    target: &AccessLogTarget,
+) -> std::io::Result<FileSink> {
+    if let Some((_, s)) = sinks.iter().find(|(t, _)| t == target) {
+        return Ok(s.clone());
+    }
+    let sink = match target {
+        AccessLogTarget::Stderr => FileSink::stderr()?,
+        AccessLogTarget::File(path) => FileSink::open(path)?,
+    };
+    sinks.push((target.clone(), sink.clone()));
+    Ok(sink)
 }
 
 /// Start every listener of `config` on `rt`.
@@ -97,7 +135,21 @@ pub fn start(rt: &mut Runtime, config: &Config, stop: Switch) -> Result<Applianc
         }
     };
     let mut handles = Vec::new();
+    let mut sinks = Vec::new();
     for (index, listener) in config.listeners.iter().enumerate() {
+        let log = match &listener.access_log {
+            None => None,
+            Some(l) => match access_sink(&mut sinks, &l.target) {
+                Ok(sink) => Some(AccessLog::new(l.format, sink)),
+                Err(error) => {
+                    stop.turn_off();
+                    return Err(StartError::AccessLog {
+                        listener: listener.name.clone(),
+                        error,
+                    });
+                }
+            },
+        };
         let tls = match tls_config(listener) {
             Ok(t) => t,
             Err(error) => {
@@ -118,6 +170,10 @@ pub fn start(rt: &mut Runtime, config: &Config, stop: Switch) -> Result<Applianc
                 });
             }
         };
+        let service = match log {
+            Some(log) => service.access_log(log),
+            None => service.no_access_log(),
+        };
         let router = routes::Router::new(config.clone(), index, metrics.clone(), proxy.clone());
         let Initialized(handle) = serve(service, listener, tls, stop.clone(), router);
         metrics.add_service(&listener.name, handle.clone());
@@ -132,6 +188,7 @@ pub fn start(rt: &mut Runtime, config: &Config, stop: Switch) -> Result<Applianc
         handles,
         metrics,
         stop,
+        access_logs: sinks.into_iter().map(|(_, s)| s).collect(),
     })
 }
 

@@ -223,6 +223,34 @@ impl Route {
     }
 }
 
+/// Where a listener's access log goes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum AccessLogTarget {
+    /// The process's stderr (`path = "stderr"` or `"-"`).
+    Stderr,
+    /// A file, appended to (reopened on `SIGUSR1` by `paf run`).
+    File(PathBuf),
+}
+
+/// A listener's `access_log = { path = "…", format = "…" }`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessLog {
+    /// Where the lines go.
+    pub target: AccessLogTarget,
+    /// How they are written.
+    pub format: crate::service::access_log::Format,
+}
+
+impl Default for AccessLog {
+    /// What a listener logs when neither it nor `[defaults]` says: `combined` lines on stderr.
+    fn default() -> Self {
+        AccessLog {
+            target: AccessLogTarget::Stderr,
+            format: crate::service::access_log::Format::Combined,
+        }
+    }
+}
+
 /// `[[listener]]`.
 #[derive(Clone, Debug)]
 pub struct Listener {
@@ -238,6 +266,8 @@ pub struct Listener {
     pub protocols: Vec<String>,
     /// Limits and timeouts.
     pub limits: Limits,
+    /// The access log; `None` for `access_log = false`.
+    pub access_log: Option<AccessLog>,
     /// Routes, tried in order.
     pub routes: Vec<Route>,
 }

@@ -61,6 +61,8 @@ pub(super) struct Limits {
     pub max_connections_per_ip: Option<u32>,
     pub rate: Option<String>,
     pub burst: Option<u32>,
+    /// `[defaults]` only: the access log of listeners that set none.
+    pub access_log: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -86,6 +88,8 @@ pub(super) struct Listener {
     pub h2c: Option<Spanned<bool>>,
     pub proxy_protocol: Option<Spanned<bool>>,
     pub proxy_protocol_trusted: Option<Spanned<Vec<String>>>,
+    /// `false`, `true` (the default log) or `{ path = "…", format = "…" }`.
+    pub access_log: Option<Spanned<toml::Value>>,
     #[serde(default)]
     pub limits: Limits,
     #[serde(default, rename = "route")]

@@ -500,3 +500,90 @@ fn upstream_protocols() {
         assert!(e[0].message.contains(says), "{extra}: {e:?}");
     }
 }
+
+#[test]
+fn access_logs_default_to_stderr_and_are_checked_with_key_and_line() {
+    use crate::service::access_log::Format;
+    let dir = std::env::temp_dir();
+    let ok = |text: &str| parse(text, "test.toml", &dir).unwrap();
+    // Absent everywhere: combined on stderr.
+    let c = ok("[[listener]]\nname = \"a\"\nport = 80\n");
+    assert_eq!(c.listeners[0].access_log, Some(AccessLog::default()));
+    assert_eq!(
+        AccessLog::default(),
+        AccessLog {
+            target: AccessLogTarget::Stderr,
+            format: Format::Combined
+        }
+    );
+    // [defaults] for listeners that set none; a listener's own wins; false turns it off.
+    let c = ok(r#"
+[defaults]
+access_log = { path = "access.log", format = "json" }
+[[listener]]
+name = "a"
+port = 80
+[[listener]]
+name = "b"
+port = 81
+access_log = false
+[[listener]]
+name = "c"
+port = 82
+access_log = { path = "-", format = "paf" }
+[[listener]]
+name = "d"
+port = 83
+access_log = true
+"#);
+    let logs: Vec<_> = c.listeners.iter().map(|l| l.access_log.clone()).collect();
+    assert_eq!(
+        logs,
+        [
+            Some(AccessLog {
+                target: AccessLogTarget::File(dir.join("access.log")),
+                format: Format::Json
+            }),
+            None,
+            Some(AccessLog {
+                target: AccessLogTarget::Stderr,
+                format: Format::Paf
+            }),
+            Some(AccessLog::default()),
+        ]
+    );
+    let text = r#"[[listener]]
+name = "a"
+port = 80
+access_log = { path = "/nonexistent-paf/x.log" }
+[[listener]]
+name = "b"
+port = 81
+access_log = { path = "stderr", format = "common", buffer = 1 }
+[[listener]]
+name = "c"
+port = 82
+access_log = "yes"
+[[listener]]
+name = "d"
+port = 83
+access_log = { format = "json" }
+limits = { access_log = false }
+"#;
+    let e = errors_of(text);
+    let got: Vec<(&str, Option<usize>)> = e.iter().map(|e| (e.key.as_str(), e.line)).collect();
+    assert_eq!(
+        got,
+        [
+            ("listener[0].access_log.path", Some(4)),
+            ("listener[1].access_log.buffer", Some(8)),
+            ("listener[1].access_log.format", Some(8)),
+            ("listener[2].access_log", Some(12)),
+            ("listener[3].limits.access_log", Some(17)),
+            ("listener[3].access_log.path", Some(16)),
+        ],
+        "{e:?}"
+    );
+    assert!(e[0].message.contains("does not exist"), "{}", e[0].message);
+    assert!(e[2].message.contains("\"common\""), "{}", e[2].message);
+}

@@ -10,6 +10,7 @@ use toml::Spanned;
 
 use super::raw;
 use super::*;
+use crate::service::access_log::Format;
 
 /// The application protocols a listener may offer, in the default order.
 const PROTOCOLS: [&str; 2] = ["h2", "http/1.1"];
@@ -69,6 +70,10 @@ impl Validator<'_> {
     pub(super) fn file(&mut self, f: raw::File) -> Config {
         let interface = self.interface(f.interface);
         let defaults = f.defaults.map(|d| d.into_inner()).unwrap_or_default();
+        let default_log = match &defaults.access_log {
+            Some(v) => self.access_log("defaults.access_log", v),
+            None => Some(AccessLog::default()),
+        };
         let upstreams: Vec<Upstream> = f
             .upstreams
             .into_iter()
@@ -106,7 +111,7 @@ impl Validator<'_> {
                     format!("duplicate listener name {:?}", l.get_ref().name),
                 );
             }
-            listeners.push(self.listener(i, l, &defaults, &names));
+            listeners.push(self.listener(i, l, &defaults, &default_log, &names));
         }
         Config {
             interface,
@@ -239,6 +244,13 @@ impl Validator<'_> {
 
     fn limits(&mut self, key: &str, defaults: &raw::Limits, over: &raw::Limits) -> Limits {
         let mut http = crate::http::Config::default();
+        if let Some(v) = &over.access_log {
+            self.err(
+                format!("{key}.access_log"),
+                Some(v.span()),
+                "belongs to the listener itself (or [defaults]), not to its limits",
+            );
+        }
         if let Some(n) = pick(&over.backlog, &defaults.backlog) {
             if n == 0 || n > 65535 {
                 self.err(format!("{key}.backlog"), None, "must be 1..=65535");
@@ -357,6 +369,7 @@ impl Validator<'_> {
         i: usize,
         l: Spanned<raw::Listener>,
         defaults: &raw::Limits,
+        default_log: &Option<AccessLog>,
         upstreams: &[String],
     ) -> Listener {
         let span = l.span();
@@ -438,6 +451,10 @@ impl Validator<'_> {
             (false, None) => {}
         }
         let protocols = self.protocols(&key, https, l.protocols.as_ref());
+        let access_log = match &l.access_log {
+            Some(v) => self.access_log(&format!("{key}.access_log"), v),
+            None => default_log.clone(),
+        };
         let routes = l
             .routes
             .into_iter()
@@ -450,8 +467,75 @@ impl Validator<'_> {
             protocol,
             protocols,
             limits,
+            access_log,
             routes,
         }
+    }
+
+    /// `access_log`: `false`, `true` (the default) or `{ path = "…", format = "…" }`.
+    fn access_log(&mut self, key: &str, v: &Spanned<toml::Value>) -> Option<AccessLog> {
+        let span = Some(v.span());
+        let table = match v.get_ref() {
+            toml::Value::Boolean(false) => return None,
+            toml::Value::Boolean(true) => return Some(AccessLog::default()),
+            toml::Value::Table(t) => t,
+            _ => {
+                self.err(
+                    key,
+                    span,
+                    "expected false, true or { path = \"…\", format = \"…\" }",
+                );
+                return None;
+            }
+        };
+        let mut log = AccessLog::default();
+        for (k, value) in table {
+            match (k.as_str(), value) {
+                ("path", toml::Value::String(p)) => match p.as_str() {
+                    "stderr" | "-" => log.target = AccessLogTarget::Stderr,
+                    "" => self.err(format!("{key}.path"), span.clone(), "must not be empty"),
+                    p => {
+                        let full = self.path(Path::new(p));
+                        let dir = full.parent().filter(|d| !d.as_os_str().is_empty());
+                        if full.is_dir() {
+                            let msg = format!("{} is a directory", full.display());
+                            self.err(format!("{key}.path"), span.clone(), msg);
+                        } else if dir.is_some_and(|d| !d.is_dir()) {
+                            let msg = format!(
+                                "directory {} does not exist",
+                                dir.unwrap_or(&full).display()
+                            );
+                            self.err(format!("{key}.path"), span.clone(), msg);
+                        }
+                        log.target = AccessLogTarget::File(full);
+                    }
+                },
+                ("format", toml::Value::String(f)) => match Format::from_name(f) {
+                    Some(f) => log.format = f,
+                    None => self.err(
+                        format!("{key}.format"),
+                        span.clone(),
+                        format!("{f:?} is not \"combined\", \"json\" or \"paf\""),
+                    ),
+                },
+                ("path" | "format", _) => {
+                    self.err(format!("{key}.{k}"), span.clone(), "expected a string");
+                }
+                _ => self.err(
+                    format!("{key}.{k}"),
+                    span.clone(),
+                    "unknown key (access_log takes path and format)",
+                ),
+            }
+        }
+        if !table.contains_key("path") {
+            self.err(
+                format!("{key}.path"),
+                span,
+                "missing: a file, or \"stderr\"",
+            );
+        }
+        Some(log)
     }
 
     /// `protocols`: the ALPN list of an https listener.

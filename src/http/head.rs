@@ -47,10 +47,22 @@ pub(crate) struct RequestHead {
 }
 
 /// Incremental search for the end of a request head.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct HeadScan {
     scanned: usize,
     line_checked: bool,
+    /// Bytes of the method checked so far; `None` once the method and its SP are in.
+    method: Option<usize>,
+}
+
+impl Default for HeadScan {
+    fn default() -> Self {
+        HeadScan {
+            scanned: 0,
+            line_checked: false,
+            method: Some(0),
+        }
+    }
 }
 
 impl HeadScan {
@@ -59,9 +71,17 @@ impl HeadScan {
     ///
     /// # Errors
     ///
-    /// 414, 505 or 400 from the request line as soon as it is complete (or too long to be),
-    /// 431 once `buf` reaches `max_head_size` without an end.
+    /// 400 at the first byte that cannot continue a method followed by SP (a TLS ClientHello
+    /// on a plain-text port, binary garbage), without waiting for the rest of the line; 414,
+    /// 505 or 400 from the request line as soon as it is complete (or too long to be), 431
+    /// once `buf` reaches `max_head_size` without an end.
     pub(crate) fn scan(&mut self, buf: &[u8], config: &Config) -> Result<Option<usize>, Error> {
+        if let Some(checked) = self.method {
+            // Only bytes the length limits below would not refuse first: the verdict must not
+            // depend on how the input was split.
+            let limit = (config.max_request_line + 1).min(config.max_head_size);
+            self.method = check_method(&buf[..buf.len().min(limit)], checked)?;
+        }
         let mut at = self.scanned;
         while let Some(off) = buf[at..].iter().position(|&b| b == b'\n') {
             let lf = at + off;
@@ -91,6 +111,20 @@ impl HeadScan {
     pub(crate) fn reset(&mut self) {
         *self = HeadScan::default();
     }
+}
+
+/// Checks the method's bytes from `from` on: a token (RFC 9110 §9.1) followed by SP. Returns
+/// how far it got (`Some`), or `None` once the SP after a non-empty method is in.
+fn check_method(buf: &[u8], from: usize) -> Result<Option<usize>, Error> {
+    for (i, &b) in buf.iter().enumerate().skip(from) {
+        match b {
+            b' ' if i > 0 => return Ok(None),
+            _ if is_tchar(b) => {}
+            b'\r' | b'\n' if i > 0 => return Err(Error::BadRequest("malformed request line")),
+            _ => return Err(Error::BadRequest("invalid request method")),
+        }
+    }
+    Ok(Some(buf.len()))
 }
 
 /// Checks the request line (without its LF): length, then version.
@@ -552,7 +586,7 @@ mod tests {
             ),
             (
                 "G(T / HTTP/1.1\r\nHost: a\r\n\r\n",
-                BAD("invalid request line").map(drop),
+                BAD("invalid request method").map(drop),
             ),
             ("GET / HTTP/1.1\r\n\r\n", BAD("missing Host").map(drop)),
             ("GET / HTTP/1.0\r\n\r\n", Ok(())),
@@ -753,6 +787,65 @@ mod tests {
         let many: String = (0..150).map(|i| format!("X-{i}: v\r\n")).collect();
         let h = parse_with(&format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n"), &config).unwrap();
         assert_eq!(h.request.headers().len(), 151);
+    }
+
+    #[test]
+    fn garbage_first_bytes_fail_at_once() {
+        let config = Config::default();
+        let bad = Err(Error::BadRequest("invalid request method"));
+        type Verdict = Result<Option<usize>, Error>;
+        let cases: &[(&[u8], Verdict)] = &[
+            // A TLS ClientHello's record and handshake headers on a plain-text port.
+            (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", bad),
+            (b"\x16\x03\x01", bad),
+            (b"\x16", bad),
+            (b"\0", bad),
+            (b"GET\0/ HTTP/1.1", bad),
+            (b" GET / HTTP/1.1", bad),
+            (b"GET\t/ HTTP/1.1", bad),
+            (b"G\xc3\xa9T / HTTP/1.1", bad),
+            (b"{\"json\": 1}", bad),
+            (b"GET\r\n", Err(Error::BadRequest("malformed request line"))),
+            // Could still be a request: wait for more.
+            (b"G", Ok(None)),
+            (b"GET", Ok(None)),
+            (b"get / HT", Ok(None)),
+            (b"M-SEARCH * HTTP/1.1\r\n", Ok(None)),
+            (b"PRI * HTTP/2.0\r\n", Err(Error::VersionNotSupported)),
+            // Past the method, the rest waits for the line as before.
+            (b"GET \x16\x03", Ok(None)),
+        ];
+        for (input, want) in cases {
+            let got = HeadScan::default().scan(input, &config);
+            assert_eq!(&got, want, "{:?}", String::from_utf8_lossy(input));
+            // Byte by byte: the same verdict, at the byte that decides it.
+            let mut scan = HeadScan::default();
+            let split = (1..=input.len())
+                .map(|n| scan.scan(&input[..n], &config))
+                .find(Result::is_err)
+                .unwrap_or(Ok(None));
+            assert_eq!(
+                &split,
+                want,
+                "{:?} byte by byte",
+                String::from_utf8_lossy(input)
+            );
+        }
+        // A method longer than a request line may be is 414 however it arrives.
+        let small = Config {
+            max_request_line: 8,
+            ..Config::default()
+        };
+        let long = b"ABCDEFGHIJKL\x16";
+        assert_eq!(
+            HeadScan::default().scan(long, &small),
+            Err(Error::UriTooLong)
+        );
+        let mut scan = HeadScan::default();
+        let split = (1..=long.len())
+            .map(|n| scan.scan(&long[..n], &small))
+            .find(Result::is_err);
+        assert_eq!(split, Some(Err(Error::UriTooLong)));
     }
 
     #[test]

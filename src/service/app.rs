@@ -40,6 +40,7 @@ pub(crate) struct Start {
     pub request: RequestHandler,
     pub error: ErrorHandler,
     pub handle: Handle,
+    pub access: super::core::Access,
 }
 
 pub(crate) struct ServiceApp {
@@ -64,6 +65,7 @@ impl ServiceApp {
             s.handle,
             cx.pass_time(),
             cx.local_waker(),
+            s.access,
         ));
         ServiceApp {
             port,
@@ -194,6 +196,7 @@ impl ServiceApp {
         }
         if self.conns.is_empty() && !self.finished {
             self.finished = true;
+            self.run.shared.finish_access();
             log::info!("service on port {}: stopped", self.port);
             self.run.shared.handle.complete(Ok(()));
         }
@@ -286,13 +289,18 @@ impl App for ServiceApp {
         if self.finished {
             return None;
         }
-        [self.timers.next(), self.run.stopping]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.timers.next(),
+            self.run.stopping,
+            self.run.shared.access_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn handle_timeout(&mut self, cx: &mut Cx<'_>) {
+        self.run.shared.access_timeout(cx.now);
         while let Some((at, id)) = self.timers.pop_due(cx.now) {
             let Some(c) = self.conns.get_mut(&id) else {
                 continue;
@@ -350,6 +358,7 @@ impl Drop for ServiceApp {
             };
             drop(slots);
         }
+        self.run.shared.finish_access();
         self.run.shared.handle.complete(Err(ServiceError::Dropped));
     }
 }

@@ -18,6 +18,7 @@ use std::time::{Instant, UNIX_EPOCH};
 
 use net::ConnId;
 
+use super::access_log::{Entry, Recorder};
 use super::codec::ServerCodec;
 use super::handle::Handle;
 use super::reqd::{BodyEnd, BodyError, Exchange};
@@ -115,6 +116,17 @@ struct DateState {
     next: Instant,
 }
 
+/// Where a service's access-log lines go.
+pub(crate) enum Access {
+    /// No access log was given: a line per exchange through the `log` crate (target
+    /// `paf::access`), as before access logs existed.
+    Log,
+    /// None at all.
+    Off,
+    /// Buffered, to a sink.
+    Buffered(RefCell<Recorder>),
+}
+
 /// Service-wide state shared with every `Reqd`.
 pub(crate) struct Shared {
     pub config: Arc<Config>,
@@ -128,6 +140,7 @@ pub(crate) struct Shared {
     pub pass: PassTime,
     /// Wakes the service app when a `Reqd` changed a connection outside its callbacks.
     waker: LocalWaker,
+    access: Access,
 }
 
 impl Shared {
@@ -136,6 +149,7 @@ impl Shared {
         handle: Handle,
         pass: PassTime,
         waker: LocalWaker,
+        access: Access,
     ) -> Shared {
         let cache = DateCache::new(pass.wall());
         let date = cache.clone().update(pass.wall());
@@ -152,6 +166,38 @@ impl Shared {
             pending: Cell::new(false),
             pass,
             waker,
+            access,
+        }
+    }
+
+    /// Records one exchange (or error answer) in the access log, at the pass's time.
+    pub(crate) fn log_access(&self, e: &Entry<'_>) {
+        match &self.access {
+            Access::Off => {}
+            Access::Log => super::access_log::log_line(e),
+            Access::Buffered(r) => r.borrow_mut().record(self.now(), self.pass.wall(), e),
+        }
+    }
+
+    /// When the access log's buffer is due at the sink.
+    pub(crate) fn access_deadline(&self) -> Option<Instant> {
+        match &self.access {
+            Access::Buffered(r) => r.borrow().poll_timeout(),
+            _ => None,
+        }
+    }
+
+    /// Flushes the access log if it is due at `now`.
+    pub(crate) fn access_timeout(&self, now: Instant) {
+        if let Access::Buffered(r) = &self.access {
+            r.borrow_mut().handle_timeout(now);
+        }
+    }
+
+    /// The service stopped: the access log's last lines go to the sink.
+    pub(crate) fn finish_access(&self) {
+        if let Access::Buffered(r) = &self.access {
+            r.borrow_mut().finish();
         }
     }
 

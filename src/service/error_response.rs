@@ -7,6 +7,7 @@ use std::rc::Rc;
 
 use ::http::{Response, StatusCode};
 
+use super::access_log::{Entry, Note};
 use super::core::{CoreRef, Shared};
 use super::reqd::{plain_head, Exchange};
 use crate::http::{Error, ExchangeId};
@@ -81,17 +82,16 @@ impl ErrorResponse {
         core.codec.respond_error(now, self.id, head, body);
         self.shared.mark(&mut core);
         drop(core);
-        let line = self.exchange.as_ref().map_or(String::from("-"), |ex| {
-            let r = &ex.request;
-            format!("{} {} {:?}", r.method(), r.uri(), r.version())
+        let ex = self.exchange.as_deref();
+        self.shared.log_access(&Entry {
+            peer: self.peer,
+            request: ex.map(|ex| &ex.request),
+            status,
+            body_bytes: body.len() as u64,
+            duration: ex.map(|ex| now.saturating_duration_since(ex.started)),
+            note: Note::None,
+            error: Some(&self.error),
         });
-        log::info!(
-            target: "paf::access",
-            "{} \"{line}\" {status} {} error: {}",
-            self.peer,
-            body.len(),
-            self.error
-        );
     }
 }
 

@@ -87,6 +87,9 @@ pub struct Stats {
     /// Connections reset for the PROXY protocol: from an untrusted source, with a missing,
     /// late or malformed header.
     pub proxy_protocol_refused: u64,
+    /// Access-log lines dropped: the buffer was full because the sink could not keep up, or
+    /// the sink failed to write them.
+    pub access_log_dropped: u64,
 }
 
 impl Stats {
@@ -191,6 +194,8 @@ pub(crate) struct Counters {
     pub limited_connections: AtomicU64,
     pub limited_requests: AtomicU64,
     pub proxy_refused: AtomicU64,
+    /// Shared with the access log's buffer and its sink's writer.
+    pub access_dropped: Arc<AtomicU64>,
 }
 
 impl Counters {
@@ -240,6 +245,7 @@ impl Counters {
             limited_connections: self.limited_connections.load(r),
             limited_requests: self.limited_requests.load(r),
             proxy_protocol_refused: self.proxy_refused.load(r),
+            access_log_dropped: self.access_dropped.load(r),
         }
     }
 }

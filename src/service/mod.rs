@@ -29,7 +29,9 @@
 //!   an [`ErrorResponse`] (dropping it sends the codec's suggested status).
 //! - A panic in a handler or a body/writable callback fails that exchange only (500 if nothing
 //!   was sent, else the connection is cut after what was sent); everyone else is served on.
-//! - One access-log line per exchange at `info`, target `paf::access`:
+//! - One access-log line per exchange, and one per answer to a peer fault: buffered to the
+//!   sink of the [`AccessLog`] given with [`Service::access_log`] (see [`access_log`]), or,
+//!   without one, at `info` through the `log` crate, target `paf::access`:
 //!   `peer "METHOD target VERSION" status body-bytes duration`.
 //!
 //! Layout: `app` (the loop side: accept, timers, stop), `conn` (a connection's codec, its pipe
@@ -40,6 +42,7 @@
 
 #![warn(missing_docs)]
 
+pub mod access_log;
 mod app;
 pub mod builtin;
 mod codec;
@@ -65,6 +68,7 @@ use net::{ListenError, ListenerId};
 use crate::http::{Config, Error};
 use crate::runtime::Runtime;
 
+pub use access_log::AccessLog;
 pub use conn::READ_CHUNK;
 pub use error_response::ErrorResponse;
 pub use handle::{Handle, ServiceError, Stats};
@@ -106,6 +110,14 @@ pub struct Service<'a> {
     rt: &'a mut Runtime,
     listener: Option<ListenerId>,
     port: u16,
+    access: AccessSetting,
+}
+
+/// The access log a [`Service`] was given.
+enum AccessSetting {
+    Log,
+    Off,
+    Buffered(AccessLog),
 }
 
 impl fmt::Debug for Service<'_> {
@@ -118,6 +130,21 @@ impl Service<'_> {
     /// The port the service listens on.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Writes the access log to `log`'s sink, buffered (see [`access_log`]). Without this, each
+    /// line goes through the `log` crate (`info`, target `paf::access`).
+    #[must_use]
+    pub fn access_log(mut self, log: AccessLog) -> Self {
+        self.access = AccessSetting::Buffered(log);
+        self
+    }
+
+    /// Keeps no access log at all.
+    #[must_use]
+    pub fn no_access_log(mut self) -> Self {
+        self.access = AccessSetting::Off;
+        self
     }
 }
 
@@ -160,6 +187,7 @@ pub fn init_with_backlog(
         rt,
         listener: Some(listener),
         port,
+        access: AccessSetting::Log,
     })
 }
 
@@ -227,6 +255,16 @@ where
         s.attach(service.rt.waker());
     }
     let scheme = if tls.is_some() { "https" } else { "http" };
+    let access = match std::mem::replace(&mut service.access, AccessSetting::Off) {
+        AccessSetting::Log => core::Access::Log,
+        AccessSetting::Off => core::Access::Off,
+        AccessSetting::Buffered(log) => {
+            let dropped = handle.0.counters.access_dropped.clone();
+            core::Access::Buffered(std::cell::RefCell::new(access_log::Recorder::new(
+                log, dropped,
+            )))
+        }
+    };
     let start = app::Start {
         config: Arc::new(config),
         tls,
@@ -234,6 +272,7 @@ where
         request: Box::new(request_handler),
         error: Box::new(error_handler),
         handle: handle.clone(),
+        access,
     };
     let port = service.port;
     let listener = service.listener.take().expect("a service is started once");

@@ -22,6 +22,7 @@ use std::time::Instant;
 
 use ::http::{HeaderMap, Method, Request, Response, StatusCode};
 
+use super::access_log::{Entry, Note};
 use super::core::{CoreRef, Reader, Shared};
 use crate::http::{BodyRead, ExchangeId, ResponseBody, UsageError, UsageErrorKind};
 
@@ -152,7 +153,7 @@ impl Exchange {
         self.shared.mark(&mut core);
         drop(core);
         if done {
-            self.log_access("");
+            self.log_access(Note::None);
         }
         Ok(())
     }
@@ -163,23 +164,17 @@ impl Exchange {
         }
     }
 
-    /// Writes one access-log line (target `paf::access`).
-    fn log_access(&self, note: &str) {
-        log::info!(
-            target: "paf::access",
-            "{} \"{} {} {:?}\" {} {} {:.3}ms{note}",
-            self.peer,
-            self.request.method(),
-            self.request.uri(),
-            self.request.version(),
-            self.status.get(),
-            self.bytes.get(),
-            self.shared
-                .now()
-                .saturating_duration_since(self.started)
-                .as_secs_f64()
-                * 1e3,
-        );
+    /// Records the exchange in the access log.
+    fn log_access(&self, note: Note) {
+        self.shared.log_access(&Entry {
+            peer: self.peer,
+            request: Some(&self.request),
+            status: self.status.get(),
+            body_bytes: self.bytes.get(),
+            duration: Some(self.shared.now().saturating_duration_since(self.started)),
+            note,
+            error: None,
+        });
     }
 
     /// After a panic in user code: 500 if nothing was sent, else cut the response short.
@@ -215,7 +210,7 @@ impl Exchange {
             self.shared.mark(&mut core);
         }
         drop(core);
-        self.log_access(" aborted");
+        self.log_access(Note::Aborted);
     }
 }
 
@@ -507,7 +502,11 @@ impl BodyWriter {
         }
         ex.shared.mark(&mut core);
         drop(core);
-        ex.log_access(if r.is_ok() { "" } else { " truncated" });
+        ex.log_access(if r.is_ok() {
+            Note::None
+        } else {
+            Note::Truncated
+        });
         r
     }
 }

@@ -14,6 +14,7 @@
 
 mod common;
 
+mod access_log;
 mod appliance;
 mod bench_smoke;
 mod client;

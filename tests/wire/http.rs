@@ -964,3 +964,41 @@ fn proxy_protocol_names_the_client_from_trusted_sources_only() {
     }
     server.stop(&mut rt);
 }
+
+/// Bytes that cannot start a request method (a TLS ClientHello on the plain-text port, a NUL, a
+/// lone TLS record header) are answered 400 and closed as soon as they arrive, long before the
+/// head timeout (an hour here), and counted as peer errors.
+#[test]
+fn garbage_first_bytes_get_400_and_a_close_at_once() {
+    let cfg = Config {
+        head_timeout: Duration::from_secs(3600),
+        ..Config::default()
+    };
+    let (server, mut rt) = serve(cfg, hello());
+    let hello_start: &[u8] = &[
+        0x16, 0x03, 0x01, 0x02, 0x00, // record: handshake, TLS 1.0, 512 bytes
+        0x01, 0x00, 0x01, 0xfc, 0x03, 0x03, // ClientHello, 508 bytes, TLS 1.2
+        0x5a, 0x5a, 0x5a, 0x5a, // random…
+    ];
+    let cases: [&[u8]; 3] = [hello_start, b"\0", b"\x16\x03\x01"];
+    for bytes in cases {
+        let c = RawClient::connect(&mut rt, addr(B_V4)).unwrap();
+        c.send(bytes);
+        let mut buf = Vec::new();
+        // Within seconds of virtual time, not the hour of the head timeout.
+        drive(&mut rt, Duration::from_secs(10), "a 400, then EOF", || {
+            buf.extend_from_slice(&c.take_input());
+            c.is_eof()
+        });
+        let (r, _) = parse_response(&buf, false).expect("a complete response");
+        assert_eq!(r.status, 400, "{bytes:?}");
+        assert_eq!(r.header("connection"), Some("close"));
+    }
+    let stats = server.handle.stats();
+    assert_eq!((stats.errors, stats.requests), (3, 0), "{stats:?}");
+    // A request after all that is served as usual.
+    let c = RawClient::connect(&mut rt, addr(B_V4)).unwrap();
+    c.send(b"GET /ok HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_eq!(responses(&mut rt, &c, 1)[0].body, b"hello /ok");
+    server.stop(&mut rt);
+}

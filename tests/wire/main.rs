@@ -9,6 +9,7 @@
 //! time; here libtest runs them on as many threads as there are cores. Two tests need more than
 //! their own stacks: see [`heavy`] and [`alone`].
 
+mod access_log;
 mod appliance;
 mod client;
 mod fairness;

@@ -351,6 +351,11 @@ pub fn all() -> Vec<Case> {
         // The HTTP/2 connection preface on an HTTP/1 port (h2c is off in this config).
         c("h2-preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", reject(505)),
         c("garbage-line", b"\x16\x03\x01\x00\xa5\x01garbage\r\n\r\n", reject(400)),
+        // Bytes that cannot start a method, with no line end: 400 and the close at once, not at
+        // head_timeout (as nginx does for a ClientHello on its http port).
+        c("tls-client-hello", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", reject(400)),
+        c("tls-record-header", b"\x16\x03\x01", reject(400)),
+        c("nul-byte", b"\0", reject(400)),
 
         // ---- limits ----
         c("request-line-at-limit", line_of("request-line-at-limit", MAX_LINE), served(GET, b"")),
