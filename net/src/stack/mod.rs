@@ -56,6 +56,9 @@ pub const RX_BUDGET: usize = 256;
 /// How long a released connection may take to finish its close before it is aborted.
 pub const LINGER: Duration = Duration::from_secs(30);
 
+/// Bytes a released connection may receive (and drop) after its close before it is reset.
+pub const DRAIN_BYTES: usize = 64 * 1024;
+
 /// How long a released connection stays in TIME-WAIT (RFC 9293 says 2 MSL, 10 s in smoltcp):
 /// long enough to answer the peer's FIN again if our last ACK was lost, short enough that churn
 /// does not pile up sockets. A peer resends its FIN after its RTO (200 ms at least on Linux and
@@ -92,8 +95,8 @@ pub struct StackStats {
     pub embryonic_failed: u64,
     /// Released connections aborted because they did not finish closing within [`LINGER`].
     pub linger_aborts: u64,
-    /// Released connections reset because the peer sent data after the close (nobody would
-    /// read it; Linux resets these too).
+    /// Released connections reset because the peer sent more than [`DRAIN_BYTES`] after the
+    /// close (nobody would read it; Linux resets at the first byte).
     pub data_after_close_resets: u64,
     /// Sockets (with their buffers) reused from finished connections instead of allocated.
     pub sockets_reused: u64,
@@ -466,9 +469,28 @@ impl Stack {
                     if s.recv_queue() > 0
                         && !matches!(state, tcp::State::Closed | tcp::State::TimeWait) =>
                 {
-                    // Data came after the close: nobody will read it. Reset, as Linux does
-                    // (RFC 1122 §4.2.2.13), so that a peer that keeps sending (a flood cut off
-                    // with GOAWAY) cannot hold the socket and its buffers until `LINGER`.
+                    // Data came after the close: nobody will read it. Up to `DRAIN_BYTES` it
+                    // is dropped (the window stays open: the peer's FIN gets through, and a
+                    // peer still sending a little, a slow client say, reads our last bytes);
+                    // past that the connection is reset, as Linux does at once (RFC 1122
+                    // §4.2.2.13), so that a peer that keeps sending (a flood cut off with
+                    // GOAWAY) cannot hold the socket and its buffers until `LINGER`.
+                    let s = self.shards[shard].get_mut::<tcp::Socket>(handle);
+                    let mut dropped = 0;
+                    while let Ok(n) = s.recv(|b| (b.len(), b.len())) {
+                        if n == 0 {
+                            break;
+                        }
+                        dropped += n;
+                    }
+                    let total = self.conns.get(id).map_or(0, |e| e.after_close) + dropped;
+                    if total <= DRAIN_BYTES {
+                        if let Some(e) = self.conns.get_mut(id) {
+                            e.after_close = total;
+                        }
+                        self.mark(shard);
+                        continue;
+                    }
                     self.stats.data_after_close_resets += 1;
                     self.shards[shard].get_mut::<tcp::Socket>(handle).abort();
                     soonest(self.now);

@@ -45,6 +45,8 @@ pub(crate) struct Entry {
     pub last: Fingerprint,
     /// Ephemeral port to give back when the socket is gone (outgoing connections).
     pub local_port: Option<u16>,
+    /// Bytes received and dropped since the layer above released it.
+    pub after_close: usize,
 }
 
 #[derive(Debug, Default)]
@@ -70,6 +72,7 @@ impl Table {
             phase,
             last: Fingerprint::default(),
             local_port,
+            after_close: 0,
         });
         ConnId((u64::from(generation) << 32) | key as u64)
     }

@@ -695,7 +695,14 @@ fn a_client_over_its_rate_gets_429_while_another_is_served() {
     assert!((20..40).contains(&served), "{a:?}");
     assert_eq!(a["limited"], (40 - served).to_string(), "{a:?}");
     assert_eq!(a["retry"], "1", "{a:?}");
-    let m = metrics(&ns);
+    // From client B: client A has just spent its burst again.
+    let (code, text) = get(
+        &ns,
+        "http://198.18.0.2/metrics",
+        &["--interface", "198.18.0.3"],
+    );
+    assert_eq!(code, 200);
+    let m = parse_metrics(&text);
     let limited = m
         .get("paf_limited_total{listener=\"web\",kind=\"requests\"}")
         .copied()
