@@ -558,31 +558,7 @@ impl Validator<'_> {
             );
             return default();
         }
-        let list = given.get_ref();
-        if list.is_empty() {
-            self.err(
-                key,
-                Some(given.span()),
-                "must name \"h2\", \"http/1.1\" or both",
-            );
-            return default();
-        }
-        for (i, p) in list.iter().enumerate() {
-            if !PROTOCOLS.contains(&p.as_str()) {
-                self.err(
-                    key.clone(),
-                    Some(given.span()),
-                    format!("{p:?} is not \"h2\" or \"http/1.1\""),
-                );
-            } else if list[..i].contains(p) {
-                self.err(
-                    key.clone(),
-                    Some(given.span()),
-                    format!("{p:?} is listed twice"),
-                );
-            }
-        }
-        list.clone()
+        self.protocol_list(key, given).unwrap_or_else(default)
     }
 
     fn https(&mut self, key: &str, span: &std::ops::Range<usize>, l: &raw::Listener) -> Protocol {
@@ -891,6 +867,12 @@ impl Validator<'_> {
             return default();
         };
         let key = format!("{key}.protocols");
+        self.protocol_list(key, given).unwrap_or_else(default)
+    }
+
+    /// A `protocols` list: a non-empty list of `h2` and `http/1.1`, each once; `None` (after
+    /// saying why) when it is empty.
+    fn protocol_list(&mut self, key: String, given: &Spanned<Vec<String>>) -> Option<Vec<String>> {
         let list = given.get_ref();
         if list.is_empty() {
             self.err(
@@ -898,7 +880,7 @@ impl Validator<'_> {
                 Some(given.span()),
                 "must name \"h2\", \"http/1.1\" or both",
             );
-            return default();
+            return None;
         }
         for (i, p) in list.iter().enumerate() {
             if !PROTOCOLS.contains(&p.as_str()) {
@@ -915,7 +897,7 @@ impl Validator<'_> {
                 );
             }
         }
-        list.clone()
+        Some(list.clone())
     }
 }
 

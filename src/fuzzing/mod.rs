@@ -16,7 +16,7 @@
 //! - [`server_stream`]: the whole server codec on a byte stream split at arbitrary points,
 //!   answering every request, until EOF and every timer;
 //! - [`client_response`]: the client codec reading an arbitrary response stream;
-//! - [`h2_client`]: the HTTP/2 client codec with three requests in flight reading an arbitrary
+//! - `h2_client`: the HTTP/2 client codec with three requests in flight reading an arbitrary
 //!   server frame stream;
 //! - [`config`]: the appliance config parser and validator on arbitrary text;
 //! - [`stack_frames`]: the userspace stack fed arbitrary Ethernet frames on a virtual clock.

@@ -40,7 +40,8 @@ const END_STREAM: u8 = 0x1;
 const ACK: u8 = 0x1;
 const END_HEADERS: u8 = 0x4;
 
-/// The kinds of abuse counted in [`Counts::floods`](super::Counts::floods).
+/// The kinds of HTTP/2 abuse paf cuts off, counted in `/metrics` as `paf_h2_floods_total{kind}` and in
+/// [`Stats::h2_floods`](crate::service::Stats::h2_floods).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Flood {
     /// Streams opened and reset in a loop (CVE-2023-44487).
