@@ -212,6 +212,13 @@ impl Io {
         !self.out.is_empty()
     }
 
+    /// The last `n` bytes h2 wrote (still in its half, else in the half being transmitted).
+    pub fn last_written(&self, n: usize) -> Vec<u8> {
+        let b = self.bufs.borrow();
+        let out = if b.out.is_empty() { &self.out } else { &b.out };
+        out[out.len().saturating_sub(n)..].to_vec()
+    }
+
     /// Drops every byte not transmitted yet.
     pub fn drop_output(&mut self) {
         self.bufs.borrow_mut().out.clear();

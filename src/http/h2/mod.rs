@@ -35,13 +35,11 @@
 //! close), write (output or a stream blocked by the peer's windows without progress), body
 //! (per stream), drain (after `shutdown`).
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::rc::Rc;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -60,7 +58,7 @@ use super::body::trailer_fields;
 use super::error::UsageErrorKind;
 use super::{BodyRead, Config, Error, Event, ExchangeId, HttpDate, ResponseBody, UsageError};
 use frames::FrameWatch;
-use io::{Bufs, Flag, Wire};
+use io::{Io, Wire};
 
 pub(crate) use client::ClientConn;
 
@@ -159,12 +157,8 @@ impl Stream {
 /// One server-side HTTP/2 connection; see the [module docs](self).
 pub struct ServerConn {
     config: Arc<Config>,
-    bufs: Rc<RefCell<Bufs>>,
-    /// Output being transmitted (taken from `bufs.out` whole).
-    out: Vec<u8>,
-    out_pos: usize,
-    flag: Arc<Flag>,
-    waker: Waker,
+    /// The buffers between the pipe and h2, and the waker h2 is polled with.
+    io: Io,
     state: State,
     /// In id order (ids increase in accept order).
     streams: VecDeque<Stream>,
@@ -201,10 +195,7 @@ impl ServerConn {
     /// A connection accepted at `now` whose next input is the client preface (after TLS with
     /// ALPN `h2`, or h2c with prior knowledge). The SETTINGS frame is queued at once.
     pub fn new(config: Arc<Config>, now: Instant) -> Self {
-        let bufs = Rc::new(RefCell::new(Bufs {
-            out_cap: OUTPUT_CAP,
-            ..Bufs::default()
-        }));
+        let io = Io::new(OUTPUT_CAP);
         let window = u32::try_from(config.body_buffer_size)
             .unwrap_or(u32::MAX)
             .clamp(65_535, 1 << 30);
@@ -221,17 +212,11 @@ impl ServerConn {
             .initial_window_size(window)
             .initial_connection_window_size(window.saturating_mul(CONN_WINDOWS).min(1 << 30))
             .max_send_buffer_size(config.response_buffer_size.min(u32::MAX as usize))
-            .handshake(Wire(bufs.clone()));
-        let flag = Arc::new(Flag::default());
-        let waker = io::waker(&flag);
+            .handshake(io.wire());
         let budget = config.max_concurrent_streams.saturating_mul(2).max(100);
         let mut conn = ServerConn {
             config,
-            bufs,
-            out: Vec::new(),
-            out_pos: 0,
-            flag,
-            waker,
+            io,
             state: State::Handshaking(handshake),
             streams: VecDeque::new(),
             next_id: 0,
@@ -264,12 +249,7 @@ impl ServerConn {
         if !self.wants_read() {
             return 0;
         }
-        let n = {
-            let mut b = self.bufs.borrow_mut();
-            let n = INPUT_CAP.saturating_sub(b.pending_in()).min(bytes.len());
-            b.input.extend_from_slice(&bytes[..n]);
-            n
-        };
+        let n = self.io.feed(bytes, INPUT_CAP);
         let flood = self.watch.scan(now, &bytes[..n]);
         self.drive(now);
         if let Some(kind) = flood {
@@ -283,27 +263,23 @@ impl ServerConn {
 
     /// The peer closed its sending side: h2 ends the connection (streams still open fail).
     pub fn handle_eof(&mut self, now: Instant) {
-        self.bufs.borrow_mut().eof = true;
+        self.io.set_eof();
         self.drive(now);
     }
 
     /// Whether offering input can make progress now.
     pub fn wants_read(&self) -> bool {
-        !self.closed
-            && !matches!(self.state, State::Done)
-            && self.bufs.borrow().pending_in() < INPUT_CAP
+        !self.closed && !matches!(self.state, State::Done) && self.io.pending_in() < INPUT_CAP
     }
 
     /// Bytes ready to send; report with `handle_transmitted`.
     pub fn poll_transmit(&self) -> &[u8] {
-        &self.out[self.out_pos..]
+        self.io.transmit()
     }
 
     /// `n` bytes of [`ServerConn::poll_transmit`] were sent.
     pub fn handle_transmitted(&mut self, now: Instant, n: usize) {
-        let n = n.min(self.out.len() - self.out_pos);
-        if n > 0 {
-            self.out_pos += n;
+        if self.io.transmitted(n) > 0 {
             self.write_progress = now;
         }
         self.drive(now);
@@ -311,19 +287,13 @@ impl ServerConn {
 
     /// Output not yet transmitted, here and still in h2's half of the buffers.
     fn pending_out(&self) -> usize {
-        self.out.len() - self.out_pos + self.bufs.borrow().out.len()
+        self.io.pending_out()
     }
 
     /// Takes what h2 wrote once everything before it was transmitted (a swap, no copy).
     fn take_output(&mut self, now: Instant) {
-        if self.out_pos < self.out.len() {
-            return;
-        }
-        self.out.clear();
-        self.out_pos = 0;
-        std::mem::swap(&mut self.out, &mut self.bufs.borrow_mut().out);
-        self.frames_taken += self.out.len() as u64;
-        if !self.out.is_empty() {
+        if self.io.take_output() {
+            self.frames_taken += self.io.transmit().len() as u64;
             // Output starts waiting now: the write timeout counts from here.
             self.write_progress = now;
         }
@@ -508,7 +478,8 @@ impl ServerConn {
             }
         }
         if s.chunk.is_empty() && !s.body_end {
-            let mut cx = Context::from_waker(&self.waker);
+            let waker = self.io.waker();
+            let mut cx = Context::from_waker(&waker);
             if poll_body(s, &mut cx) {
                 s.body_progress = now;
             }
@@ -766,15 +737,15 @@ impl ServerConn {
         if self.closed {
             return;
         }
-        let waker = self.waker.clone();
+        let waker = self.io.waker();
         let mut cx = Context::from_waker(&waker);
         for _ in 0..MAX_ROUNDS {
-            self.flag.take();
+            self.io.woke();
             self.take_output(now);
             self.poll_conn(&mut cx, now);
             self.poll_streams(&mut cx, now);
             self.take_output(now);
-            if !self.flag.take() {
+            if !self.io.woke() {
                 break;
             }
         }
@@ -966,11 +937,7 @@ impl ServerConn {
             self.counts.protocol_errors += 1;
             if !e.is_remote() {
                 self.counts.goaways_sent += 1;
-                let tail = {
-                    let b = self.bufs.borrow();
-                    let out = if b.out.is_empty() { &self.out } else { &b.out };
-                    out[out.len().saturating_sub(64)..].to_vec()
-                };
+                let tail = self.io.last_written(64);
                 if let Some(kind) = h2_abuse(e, &tail, &self.watch) {
                     log::info!("h2: {} flood cut by h2: {e}", kind.name().replace('_', " "));
                     self.counts.floods[kind.index()] += 1;
@@ -1004,9 +971,7 @@ impl ServerConn {
         for s in self.streams.drain(..) {
             self.events.push_back(Event::Reset { id: s.id });
         }
-        self.bufs.borrow_mut().out.clear();
-        self.out.clear();
-        self.out_pos = 0;
+        self.io.drop_output();
         self.close();
     }
 
