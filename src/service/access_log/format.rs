@@ -282,20 +282,7 @@ fn combined(out: &mut Vec<u8>, time: &TimeCache, e: &Entry<'_>) {
     out.extend_from_slice(b" - - [");
     out.extend_from_slice(&time.clf);
     out.extend_from_slice(b"] \"");
-    match e.request {
-        Some(r) => {
-            escaped(out, r.method().as_str().as_bytes());
-            out.push(b' ');
-            escaped(out, target(r).as_bytes());
-            out.push(b' ');
-            out.extend_from_slice(protocol(r.version()).as_bytes());
-        }
-        None => out.push(b'-'),
-    }
-    out.extend_from_slice(b"\" ");
-    number(out, u64::from(e.status));
-    out.push(b' ');
-    number(out, e.body_bytes);
+    request_status_bytes(out, e);
     for name in [header::REFERER, header::USER_AGENT] {
         out.extend_from_slice(b" \"");
         match field(e.request, name) {
@@ -358,9 +345,9 @@ fn json(out: &mut Vec<u8>, time: &TimeCache, e: &Entry<'_>) {
     out.push(b'\n');
 }
 
-fn paf(out: &mut Vec<u8>, time: &TimeCache, e: &Entry<'_>) {
-    out.extend_from_slice(&time.iso);
-    let _ = write!(out, " {} \"", e.peer);
+/// `METHOD target PROTOCOL" status bytes` (the opening quote is the caller's), escaped; `-`
+/// for an error answered before a request was parsed.
+fn request_status_bytes(out: &mut Vec<u8>, e: &Entry<'_>) {
     match e.request {
         Some(r) => {
             escaped(out, r.method().as_str().as_bytes());
@@ -375,6 +362,12 @@ fn paf(out: &mut Vec<u8>, time: &TimeCache, e: &Entry<'_>) {
     number(out, u64::from(e.status));
     out.push(b' ');
     number(out, e.body_bytes);
+}
+
+fn paf(out: &mut Vec<u8>, time: &TimeCache, e: &Entry<'_>) {
+    out.extend_from_slice(&time.iso);
+    let _ = write!(out, " {} \"", e.peer);
+    request_status_bytes(out, e);
     if let Some(d) = e.duration {
         let _ = write!(out, " {:.3}ms", d.as_secs_f64() * 1e3);
     }
