@@ -315,7 +315,7 @@ type Family = (&'static str, &'static str, fn(&Stats) -> u64);
 /// The HTTP/2 families, for every listener (http ones serve h2c).
 fn render_h2(out: &mut String, services: &[(String, Handle)]) {
     let stats: Vec<(&String, Stats)> = services.iter().map(|(l, h)| (l, h.stats())).collect();
-    let families: [Family; 5] = [
+    let families: [Family; 6] = [
         (
             "paf_h2_connections_total",
             "Connections served as HTTP/2 (ALPN h2, or h2c with prior knowledge).",
@@ -335,6 +335,11 @@ fn render_h2(out: &mut String, services: &[(String, Handle)]) {
             "paf_h2_goaways_sent_total",
             "HTTP/2 GOAWAY frames sent: stops, idle closes, protocol errors, rapid reset.",
             |s| s.h2_goaways_sent,
+        ),
+        (
+            "paf_h2_streams_held_total",
+            "Times an HTTP/2 connection was not read for 250 ms: its client opened a stream past max_concurrent_streams.",
+            |s| s.h2_streams_held,
         ),
         (
             "paf_h2_protocol_errors_total",

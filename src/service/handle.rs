@@ -75,6 +75,9 @@ pub struct Stats {
     pub h2_resets_received: u64,
     /// HTTP/2 GOAWAY frames sent: graceful stops, idle closes, protocol errors, rapid reset.
     pub h2_goaways_sent: u64,
+    /// Times an HTTP/2 connection was not read for a while (250 ms) because its client opened
+    /// a stream past `max_concurrent_streams`.
+    pub h2_streams_held: u64,
     /// HTTP/2 connections that ended in a protocol error (either side's) or a flood.
     pub h2_protocol_errors: u64,
     /// HTTP/2 floods cut off, by kind, indexed by [`Flood::index`] (rapid reset, PING,
@@ -189,6 +192,7 @@ pub(crate) struct Counters {
     pub h2_streams: AtomicU64,
     pub h2_resets: AtomicU64,
     pub h2_goaways: AtomicU64,
+    pub h2_held: AtomicU64,
     pub h2_protocol_errors: AtomicU64,
     pub h2_floods: [AtomicU64; Flood::ALL.len()],
     pub limited_connections: AtomicU64,
@@ -206,6 +210,7 @@ impl Counters {
             (&self.h2_streams, c.streams),
             (&self.h2_resets, c.resets_received),
             (&self.h2_goaways, c.goaways_sent),
+            (&self.h2_held, c.held),
             (&self.h2_protocol_errors, c.protocol_errors),
         ]
         .into_iter()
@@ -240,6 +245,7 @@ impl Counters {
             h2_streams: self.h2_streams.load(r),
             h2_resets_received: self.h2_resets.load(r),
             h2_goaways_sent: self.h2_goaways.load(r),
+            h2_streams_held: self.h2_held.load(r),
             h2_protocol_errors: self.h2_protocol_errors.load(r),
             h2_floods: std::array::from_fn(|i| self.h2_floods[i].load(r)),
             limited_connections: self.limited_connections.load(r),

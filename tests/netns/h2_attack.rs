@@ -241,7 +241,8 @@ const CASES: &[Case] = &[
         attack: "streams",
         path: "/bench",
         parallel: "1",
-        // h2's bound of 1,024 streams it had to reset (named `too_many_internal_resets`).
+        // Held (not read) for 250 ms once past the limit, then refused, until h2's bound of
+        // 128 streams it had to reset (`LOCAL_RESETS`, named `too_many_internal_resets`).
         expect: Expect::Calm {
             refused: true,
             kind: "rapid_reset",
@@ -407,6 +408,9 @@ fn attacks_leave_a_normal_client_served_memory_bounded_and_the_attacker_cut_off(
                         "{name}: {:?}",
                         seen.0
                     );
+                    // Held first: not read for a while, then refused past the limit.
+                    let held = grew(&before, &after, "paf_h2_streams_held_total", "");
+                    assert!(held >= 1, "{name}: paf_h2_streams_held_total");
                 }
             }
             Expect::Flood { kind } => {

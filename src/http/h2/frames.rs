@@ -91,6 +91,19 @@ impl Flood {
     }
 }
 
+/// What [`FrameWatch::scan`] made of some peer bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Scan {
+    /// Bytes taken: passed on, or kept in the watch (a frame header).
+    pub taken: usize,
+    /// The flood they make, if the control budget ran out.
+    pub flood: Option<Flood>,
+    /// A HEADERS frame opening a stream waits for room; nothing after it was taken.
+    pub held: bool,
+    /// HEADERS frames that open a stream passed on.
+    pub opened: usize,
+}
+
 /// The watch over one connection's incoming frames; see the [module docs](self).
 #[derive(Debug)]
 pub(super) struct FrameWatch {
@@ -106,6 +119,8 @@ pub(super) struct FrameWatch {
     max_continuations: u32,
     /// RST_STREAM frames received.
     resets: u64,
+    /// The highest stream id a HEADERS frame opened.
+    last_opened: u32,
     /// Control tokens left (scaled by 1000 for a smooth refill), and when last refilled.
     tokens: u64,
     refilled: Instant,
@@ -122,44 +137,106 @@ impl FrameWatch {
             continuations: 0,
             max_continuations: 0,
             resets: 0,
+            last_opened: 0,
             tokens: u64::from(CONTROL_BURST) * 1000,
             refilled: now,
         }
     }
 
-    /// Reads the frame headers in `bytes`, the next peer bytes; returns the flood they make,
-    /// if the control budget ran out.
-    pub(super) fn scan(&mut self, now: Instant, mut bytes: &[u8]) -> Option<Flood> {
+    /// Reads the frame headers in `bytes`, the next peer bytes, and passes on to `emit` what
+    /// may go to h2: every byte, except a frame header not yet complete (kept here until it
+    /// is) and a HEADERS frame that opens a stream when `room` (streams the connection may
+    /// still open) is spent. That frame is *held*: its header stays here, nothing after it is
+    /// taken, and [`Scan::held`] says so; a later call with room passes it on.
+    pub(super) fn scan(
+        &mut self,
+        now: Instant,
+        bytes: &[u8],
+        mut room: usize,
+        emit: &mut dyn FnMut(&[u8]),
+    ) -> Scan {
         self.refill(now);
         let mut flood = None;
-        while !bytes.is_empty() {
-            if self.preface > 0 {
-                let n = self.preface.min(bytes.len());
-                self.preface -= n;
-                bytes = &bytes[n..];
+        let mut at = 0;
+        let given = room;
+        if self.head_len == HEADER_LEN {
+            // A header held for room.
+            if self.opens_stream() && room == 0 {
+                return Scan {
+                    taken: 0,
+                    flood: None,
+                    held: true,
+                    opened: 0,
+                };
+            }
+            flood = self.pass_head(&mut room, emit);
+        }
+        while at < bytes.len() {
+            let rest = &bytes[at..];
+            if self.preface > 0 || self.skip > 0 {
+                let left = if self.preface > 0 {
+                    &mut self.preface
+                } else {
+                    &mut self.skip
+                };
+                let n = (*left).min(rest.len());
+                *left -= n;
+                emit(&rest[..n]);
+                at += n;
                 continue;
             }
-            if self.skip > 0 {
-                let n = self.skip.min(bytes.len());
-                self.skip -= n;
-                bytes = &bytes[n..];
-                continue;
-            }
-            let n = (HEADER_LEN - self.head_len).min(bytes.len());
-            self.head[self.head_len..self.head_len + n].copy_from_slice(&bytes[..n]);
+            let n = (HEADER_LEN - self.head_len).min(rest.len());
+            self.head[self.head_len..self.head_len + n].copy_from_slice(&rest[..n]);
             self.head_len += n;
-            bytes = &bytes[n..];
+            at += n;
             if self.head_len == HEADER_LEN {
-                self.head_len = 0;
-                let h = self.head;
-                let len = usize::from(h[0]) << 16 | usize::from(h[1]) << 8 | usize::from(h[2]);
-                self.skip = len;
-                if let Some(kind) = self.frame(h[3], h[4], len) {
-                    flood = flood.or(self.spend(kind));
+                if self.opens_stream() && room == 0 {
+                    return Scan {
+                        taken: at,
+                        flood,
+                        held: true,
+                        opened: given.saturating_sub(room),
+                    };
                 }
+                flood = flood.or(self.pass_head(&mut room, emit));
             }
         }
-        flood
+        Scan {
+            taken: at,
+            flood,
+            held: false,
+            opened: given.saturating_sub(room),
+        }
+    }
+
+    /// Whatever is kept here (a partial or held frame header) goes to `emit`: the peer's
+    /// stream ended, h2 judges what it has.
+    pub(super) fn flush(&mut self, emit: &mut dyn FnMut(&[u8])) {
+        emit(&self.head[..self.head_len]);
+        self.head_len = 0;
+    }
+
+    /// The complete header kept here: a HEADERS frame on a stream id above every stream
+    /// opened so far (a client's, so odd), which opens a new stream.
+    fn opens_stream(&self) -> bool {
+        let id = u32::from_be_bytes([self.head[5], self.head[6], self.head[7], self.head[8]])
+            & 0x7fff_ffff;
+        self.head[3] == HEADERS && id % 2 == 1 && id > self.last_opened
+    }
+
+    /// Passes the complete header kept here on to `emit` and reads it.
+    fn pass_head(&mut self, room: &mut usize, emit: &mut dyn FnMut(&[u8])) -> Option<Flood> {
+        let h = self.head;
+        self.head_len = 0;
+        if self.opens_stream() {
+            *room = room.saturating_sub(1);
+            self.last_opened = u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff;
+        }
+        emit(&h);
+        let len = usize::from(h[0]) << 16 | usize::from(h[1]) << 8 | usize::from(h[2]);
+        self.skip = len;
+        let kind = self.frame(h[3], h[4], len)?;
+        self.spend(kind)
     }
 
     /// One frame header: the kind of control frame it is, if it costs a token.
@@ -231,11 +308,24 @@ mod tests {
     use std::time::Duration;
 
     fn frame(kind: u8, flags: u8, payload: &[u8]) -> Vec<u8> {
+        frame_on(1, kind, flags, payload)
+    }
+
+    fn frame_on(stream: u32, kind: u8, flags: u8, payload: &[u8]) -> Vec<u8> {
         let len = payload.len();
         let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
-        f.extend_from_slice(&1u32.to_be_bytes());
+        f.extend_from_slice(&stream.to_be_bytes());
         f.extend_from_slice(payload);
         f
+    }
+
+    /// Scans with room for any number of streams; every byte must be passed on.
+    fn scan(w: &mut FrameWatch, now: Instant, bytes: &[u8]) -> Option<Flood> {
+        let mut out = Vec::new();
+        let s = w.scan(now, bytes, usize::MAX, &mut |b| out.extend_from_slice(b));
+        assert_eq!(s.taken, bytes.len());
+        assert!(!s.held);
+        s.flood
     }
 
     #[test]
@@ -245,16 +335,19 @@ mod tests {
         let ping = frame(PING, 0, &[0; 8]);
         let ack = frame(PING, ACK, &[0; 8]);
         for _ in 0..CONTROL_BURST {
-            assert_eq!(w.scan(t0, &ping), None);
-            assert_eq!(w.scan(t0, &ack), None);
+            assert_eq!(scan(&mut w, t0, &ping), None);
+            assert_eq!(scan(&mut w, t0, &ack), None);
         }
-        assert_eq!(w.scan(t0, &ping), Some(Flood::Ping));
+        assert_eq!(scan(&mut w, t0, &ping), Some(Flood::Ping));
         // A second later the rate has refilled some.
         let t1 = t0 + Duration::from_secs(1);
         for _ in 0..CONTROL_RATE {
-            assert_eq!(w.scan(t1, &ping), None);
+            assert_eq!(scan(&mut w, t1, &ping), None);
         }
-        assert_eq!(w.scan(t1, &frame(SETTINGS, 0, &[])), Some(Flood::Settings));
+        assert_eq!(
+            scan(&mut w, t1, &frame(SETTINGS, 0, &[])),
+            Some(Flood::Settings)
+        );
     }
 
     #[test]
@@ -271,7 +364,7 @@ mod tests {
         }
         let mut found = None;
         for chunk in input.chunks(7) {
-            found = found.or(w.scan(t0, chunk));
+            found = found.or(scan(&mut w, t0, chunk));
         }
         assert_eq!(found, Some(Flood::Priority));
     }
@@ -281,12 +374,12 @@ mod tests {
         let t0 = Instant::now();
         let mut w = FrameWatch::new(t0, 0);
         for _ in 0..2 * CONTROL_BURST {
-            assert_eq!(w.scan(t0, &frame(DATA, END_STREAM, &[])), None);
-            assert_eq!(w.scan(t0, &frame(DATA, 0, b"x")), None);
+            assert_eq!(scan(&mut w, t0, &frame(DATA, END_STREAM, &[])), None);
+            assert_eq!(scan(&mut w, t0, &frame(DATA, 0, b"x")), None);
         }
         let mut found = None;
         for _ in 0..=CONTROL_BURST {
-            found = found.or(w.scan(t0, &frame(DATA, 0, &[])));
+            found = found.or(scan(&mut w, t0, &frame(DATA, 0, &[])));
         }
         assert_eq!(found, Some(Flood::EmptyFrames));
     }
@@ -295,16 +388,85 @@ mod tests {
     fn abuse_cut_by_h2_is_named_by_the_frames_seen() {
         let t0 = Instant::now();
         let mut w = FrameWatch::new(t0, 0);
-        w.scan(t0, &frame(HEADERS, END_HEADERS, b"abc"));
+        scan(&mut w, t0, &frame(HEADERS, END_HEADERS, b"abc"));
         assert_eq!(w.abuse(), Flood::Hpack);
-        w.scan(t0, &frame(RST_STREAM, 0, &[0, 0, 0, 8]));
+        scan(&mut w, t0, &frame(RST_STREAM, 0, &[0, 0, 0, 8]));
         assert_eq!(w.abuse(), Flood::RapidReset);
-        w.scan(t0, &frame(HEADERS, 0, b"abc"));
+        scan(&mut w, t0, &frame(HEADERS, 0, b"abc"));
         for _ in 0..CONTINUATION_FLOOD {
-            w.scan(t0, &frame(CONTINUATION, 0, b"abc"));
+            scan(&mut w, t0, &frame(CONTINUATION, 0, b"abc"));
         }
         assert_eq!(w.abuse(), Flood::RapidReset);
-        w.scan(t0, &frame(CONTINUATION, 0, b"abc"));
+        scan(&mut w, t0, &frame(CONTINUATION, 0, b"abc"));
         assert_eq!(w.abuse(), Flood::Continuation);
+    }
+
+    #[test]
+    fn a_stream_opened_without_room_is_held_with_everything_after_it() {
+        let t0 = Instant::now();
+        let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+        let mut w = FrameWatch::new(t0, preface.len());
+        let mut input = preface.to_vec();
+        input.extend(frame_on(0, SETTINGS, 0, &[]));
+        input.extend(frame_on(1, HEADERS, END_HEADERS, b"h1"));
+        input.extend(frame_on(1, DATA, 0, b"body"));
+        input.extend(frame_on(3, HEADERS, END_HEADERS, b"h3"));
+        // Trailers of stream 1 open nothing; a PING on stream 0 neither.
+        input.extend(frame_on(1, HEADERS, END_HEADERS | END_STREAM, b"t1"));
+        let held_at = input.len();
+        input.extend(frame_on(5, HEADERS, END_HEADERS, b"h5"));
+        input.extend(frame_on(0, PING, 0, &[0; 8]));
+        let mut out = Vec::new();
+        // Room for two streams: the third waits, and so does the PING behind it. Fed in
+        // pieces of 5 bytes, headers split anywhere.
+        let mut room = 2;
+        let mut taken = 0;
+        for chunk in input.chunks(5) {
+            let s = w.scan(t0, chunk, room, &mut |b| out.extend_from_slice(b));
+            taken += s.taken;
+            room = 2usize.saturating_sub(count_opened(&out, preface.len()));
+            if s.held {
+                break;
+            }
+        }
+        assert_eq!(taken, held_at + HEADER_LEN, "the held header is kept here");
+        assert_eq!(out, input[..held_at].to_vec());
+        // Still no room: nothing moves.
+        let rest = &input[taken..];
+        let s = w.scan(t0, rest, 0, &mut |b| out.extend_from_slice(b));
+        assert_eq!((s.taken, s.held), (0, true));
+        // Room: the held frame and the rest go on.
+        let s = w.scan(t0, rest, 1, &mut |b| out.extend_from_slice(b));
+        assert_eq!((s.taken, s.held, s.flood), (rest.len(), false, None));
+        assert_eq!(out, input);
+    }
+
+    /// HEADERS frames in `out` (after a preface of `preface` bytes) that open a stream.
+    fn count_opened(out: &[u8], preface: usize) -> usize {
+        let mut at = preface;
+        let (mut n, mut last) = (0, 0);
+        while at + HEADER_LEN <= out.len() {
+            let h = &out[at..at + HEADER_LEN];
+            let len = usize::from(h[0]) << 16 | usize::from(h[1]) << 8 | usize::from(h[2]);
+            let id = u32::from_be_bytes([h[5], h[6], h[7], h[8]]);
+            if h[3] == HEADERS && id > last {
+                n += 1;
+                last = id;
+            }
+            at += HEADER_LEN + len;
+        }
+        n
+    }
+
+    #[test]
+    fn a_header_kept_at_the_end_of_the_stream_is_flushed() {
+        let t0 = Instant::now();
+        let mut w = FrameWatch::new(t0, 0);
+        let f = frame_on(1, HEADERS, END_HEADERS, b"abc");
+        let mut out = Vec::new();
+        let s = w.scan(t0, &f[..4], 1, &mut |b| out.extend_from_slice(b));
+        assert_eq!((s.taken, out.len()), (4, 0));
+        w.flush(&mut |b| out.extend_from_slice(b));
+        assert_eq!(out, f[..4].to_vec());
     }
 }

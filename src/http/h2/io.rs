@@ -173,6 +173,11 @@ impl Io {
         n
     }
 
+    /// Appends peer bytes for h2 (the caller bounds them).
+    pub fn push(&self, bytes: &[u8]) {
+        self.bufs.borrow_mut().input.extend_from_slice(bytes);
+    }
+
     /// Peer bytes h2 has not read yet.
     pub fn pending_in(&self) -> usize {
         self.bufs.borrow().pending_in()

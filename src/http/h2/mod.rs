@@ -40,7 +40,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use h2::server::{Connection, Handshake, SendResponse};
@@ -74,6 +74,18 @@ const OUTPUT_CAP: usize = 64 * 1024;
 /// Streams h2 may reset for the peer's faults on one connection before it sends GOAWAY.
 const LOCAL_RESETS: usize = 128;
 
+/// How long a connection is not read, at most, after its peer opened a stream past
+/// `max_concurrent_streams`: the stream waits, and everything the peer sent after it.
+/// - For the first `max_concurrent_streams` streams past the limit on a connection (what a
+///   client may send before it reads the SETTINGS), reading resumes as soon as streams end,
+///   so they are served rather than refused.
+/// - After that, the hold lasts this long; then what was read goes to h2, which refuses the
+///   streams past the limit if none ended meanwhile. A client that keeps opening streams past
+///   the limit so costs the server a hold's worth of streams at a time, instead of a refusal
+///   (and a HEADERS frame decoded) for every frame it can send, until h2's bound on refusals
+///   ([`LOCAL_RESETS`]) ends the connection.
+const STREAM_HOLD: Duration = Duration::from_millis(250);
+
 /// The connection window is this many stream windows.
 const CONN_WINDOWS: u32 = 16;
 
@@ -97,6 +109,9 @@ pub struct Counts {
     pub goaways_sent: u64,
     /// Connections that ended in a protocol error (either side's), or a flood.
     pub protocol_errors: u64,
+    /// Times the connection was not read for a while because the peer opened a stream past
+    /// `max_concurrent_streams` ([`STREAM_HOLD`]).
+    pub held: u64,
     /// Floods cut off (GOAWAY `ENHANCE_YOUR_CALM` or h2's own abuse limits), by kind: indexed
     /// by [`Flood::index`].
     pub floods: [u64; Flood::ALL.len()],
@@ -179,6 +194,12 @@ pub struct ServerConn {
     frames_taken: u64,
     /// A flood was met (it is counted once).
     flooded: bool,
+    /// A stream opened past `max_concurrent_streams` is held: nothing is read until then.
+    hold_until: Option<Instant>,
+    /// The hold ran out: the next input goes to h2 whatever the stream count.
+    release: bool,
+    /// Streams let through as soon as others ended, within holds (see [`ServerConn::lenient`]).
+    let_off: usize,
     counts: Counts,
 }
 
@@ -233,6 +254,9 @@ impl ServerConn {
             body_given: 0,
             frames_taken: 0,
             flooded: false,
+            hold_until: None,
+            release: false,
+            let_off: 0,
             counts: Counts::default(),
         };
         conn.drive(now);
@@ -249,8 +273,32 @@ impl ServerConn {
         if !self.wants_read() {
             return 0;
         }
-        let n = self.io.feed(bytes, INPUT_CAP);
-        let flood = self.watch.scan(now, &bytes[..n]);
+        let cap = INPUT_CAP
+            .saturating_sub(self.io.pending_in())
+            .min(bytes.len());
+        let room = if std::mem::take(&mut self.release) {
+            usize::MAX
+        } else {
+            self.room()
+        };
+        let io = &self.io;
+        let scan = self
+            .watch
+            .scan(now, &bytes[..cap], room, &mut |b| io.push(b));
+        if self.hold_until.is_some() {
+            // Resumed for room within a hold: streams the connection is let off.
+            self.let_off = self.let_off.saturating_add(scan.opened);
+        }
+        if !scan.held {
+            self.hold_until = None;
+        } else if self.hold_until.is_none() {
+            // A stream past the limit (RFC 9113 §5.1.2): rather than refuse it at once, and
+            // every one behind it, stop reading the connection for a while.
+            self.counts.held += 1;
+            self.hold_until = Some(now + STREAM_HOLD);
+        }
+        let flood = scan.flood;
+        let n = scan.taken;
         self.drive(now);
         if let Some(kind) = flood {
             // h2 has read this input (at most `INPUT_CAP`); the GOAWAY names the last stream
@@ -263,13 +311,34 @@ impl ServerConn {
 
     /// The peer closed its sending side: h2 ends the connection (streams still open fail).
     pub fn handle_eof(&mut self, now: Instant) {
+        let io = &self.io;
+        self.watch.flush(&mut |b| io.push(b));
+        self.hold_until = None;
         self.io.set_eof();
         self.drive(now);
     }
 
     /// Whether offering input can make progress now.
     pub fn wants_read(&self) -> bool {
-        !self.closed && !matches!(self.state, State::Done) && self.io.pending_in() < INPUT_CAP
+        !self.closed
+            && !matches!(self.state, State::Done)
+            && (self.hold_until.is_none() || self.lenient() && self.room() > 0)
+            && self.io.pending_in() < INPUT_CAP
+    }
+
+    /// Streams the peer may still open: h2 accepted every one it could at the last drive,
+    /// and it counts those paf holds (and some more, whose output it is still sending: then
+    /// h2 refuses what this let through).
+    fn room(&self) -> usize {
+        usize::try_from(self.config.max_concurrent_streams)
+            .map_or(usize::MAX, |max| max.saturating_sub(self.streams.len()))
+    }
+
+    /// Whether a held connection still goes on as soon as streams end, rather than when its
+    /// hold runs out: for its first `max_concurrent_streams` streams past the limit (what a
+    /// client may send before it reads the SETTINGS).
+    fn lenient(&self) -> bool {
+        self.let_off < usize::try_from(self.config.max_concurrent_streams).unwrap_or(usize::MAX)
     }
 
     /// Bytes ready to send; report with `handle_transmitted`.
@@ -329,10 +398,17 @@ impl ServerConn {
             .min()
             .map(|t| t + c.write_timeout);
         let body = self.streams.iter().filter_map(|s| s.body_deadline(c)).min();
-        [idle, write, stalled, body, self.drain_deadline]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            idle,
+            write,
+            stalled,
+            body,
+            self.drain_deadline,
+            self.hold_until,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Fires due deadlines: the drain deadline or stalled output close at once (output
@@ -343,6 +419,12 @@ impl ServerConn {
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.closed {
             return;
+        }
+        if self.hold_until.is_some_and(|t| t <= now) {
+            // What was held goes to h2 now, which refuses the streams past the limit if it is
+            // still reached (their client has had the SETTINGS for a while).
+            self.hold_until = None;
+            self.release = true;
         }
         let c = Arc::clone(&self.config);
         let pending = self.pending_out() > 0;

@@ -807,8 +807,9 @@ fn a_server_limit_of_four_streams_spreads_twelve_requests_over_three_connections
     let s = stack.stats();
     assert_eq!((s.connections, s.h2_connections), (3, 3), "{s:?}");
     assert_eq!(s.errors, 0, "{s:?}");
-    // On the virtual clock, exactly: 8 of the 12 refused on the first connection, then 4 of
-    // those 8 on the second (the third had the server's SETTINGS before they came).
+    // On the virtual clock, exactly: the 8 past the limit on the first connection are held
+    // by the server, then refused; 4 of them again on the second (the third had the server's
+    // SETTINGS before they came).
     assert_eq!(s.retries, 12, "{s:?}");
     server.stop(&mut net);
 }
