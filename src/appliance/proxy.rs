@@ -26,6 +26,12 @@
 //! - A request body with a transfer coding besides `chunked` (`gzip, chunked`) is answered 501
 //!   and not forwarded: the upstream request is framed `chunked` alone, so the coding would be
 //!   lost (see [`headers::has_other_codings`]).
+//! - `send_proxy_protocol = "v1" | "v2"`: every connection to the upstream starts with a PROXY
+//!   protocol header (before TLS for https URLs) naming the client (the PROXY-protocol source
+//!   when the listener trusts one, else the TCP peer: [`Reqd::peer`]) and the address it
+//!   reached on paf ([`Reqd::local`]). The header is the connection's client, so the header's
+//!   bytes are part of the pool key ([`client::preamble`]): a connection, HTTP/2 ones
+//!   included, carries only the requests of the client connection it names.
 //! - Failures before the response head: `502 Bad Gateway` for connect, DNS, TLS and protocol
 //!   failures, `504 Gateway Timeout` when no response came within `response_timeout`. After the
 //!   head was sent, the client's response is cut short (its connection closes). Each failure is
@@ -33,7 +39,7 @@
 
 mod headers;
 
-use crate::http;
+use crate::http::{self, proxy_protocol};
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -289,6 +295,10 @@ impl Flight {
             preserve_host: up.config.preserve_host,
         };
         let (head, body) = headers::request_head(self.reqd.request(), &fwd);
+        let mut ctx = up.ctx(i);
+        if let Some(version) = up.config.send_proxy_protocol {
+            ctx = ctx.add(&client::preamble(), self.proxy_header(version));
+        }
         let on_error = {
             let f = self.clone();
             move |peer: Option<SocketAddr>, e: client::Error| f.upstream_failed(i, peer, &e)
@@ -299,7 +309,7 @@ impl Flight {
                 f.respond(head, rbody);
             }
         };
-        match client::request(&up.ctx(i), up.http.clone(), on_error, on_response, head) {
+        match client::request(&ctx, up.http.clone(), on_error, on_response, head) {
             Ok(writer) => match body {
                 Body::Empty => {
                     let _ = writer.close();
@@ -313,6 +323,21 @@ impl Flight {
             }
             Err(e) => self.upstream_failed(i, None, &e),
         }
+    }
+
+    /// The PROXY protocol header for this request's client connection.
+    fn proxy_header(&self, version: proxy_protocol::Version) -> Arc<[u8]> {
+        let client = self.reqd.peer();
+        // The stacks always know a connection's local end; were one not to, the header
+        // still names the client, with the unspecified address as the destination.
+        let local = self.reqd.local().unwrap_or_else(|| {
+            let any = match client {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+            };
+            SocketAddr::new(any, 0)
+        });
+        Arc::from(proxy_protocol::encode(version, client, local))
     }
 
     /// The upstream request failed: count it, mark the URL, retry or answer 502/504.

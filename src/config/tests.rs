@@ -502,6 +502,56 @@ fn upstream_protocols() {
 }
 
 #[test]
+fn send_proxy_protocol_is_v1_or_v2_and_off_by_default() {
+    use crate::http::proxy_protocol::Version;
+    let dir = std::env::temp_dir();
+    let up = |extra: &str| {
+        format!("[[upstream]]\nname = \"up\"\nurls = [\"http://198.18.0.1:8080\"]\n{extra}")
+    };
+    let c = parse(&up(""), "t", &dir).unwrap();
+    assert_eq!(c.upstreams[0].send_proxy_protocol, None);
+    for (text, want) in [("v1", Version::V1), ("v2", Version::V2)] {
+        let c = parse(
+            &up(&format!("send_proxy_protocol = \"{text}\"\n")),
+            "t",
+            &dir,
+        )
+        .unwrap();
+        assert_eq!(c.upstreams[0].send_proxy_protocol, Some(want));
+    }
+    for (extra, says) in [
+        (
+            "send_proxy_protocol = \"v3\"\n",
+            "\"v3\" is not \"v1\" or \"v2\"",
+        ),
+        (
+            "send_proxy_protocol = \"V2\"\n",
+            "\"V2\" is not \"v1\" or \"v2\"",
+        ),
+        (
+            "send_proxy_protocol = \"\"\n",
+            "\"\" is not \"v1\" or \"v2\"",
+        ),
+    ] {
+        let e = parse(&up(extra), "t", &dir).unwrap_err().errors;
+        assert_eq!(
+            e[0].key, "upstream[0].send_proxy_protocol",
+            "{extra}: {e:?}"
+        );
+        assert_eq!(e[0].line, Some(4), "{extra}: {e:?}");
+        assert!(e[0].message.contains(says), "{extra}: {e:?}");
+    }
+    // Not a string at all: serde's type error, with the line.
+    let e = parse(&up("send_proxy_protocol = true\n"), "t", &dir)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("t:4") && e.contains("send_proxy_protocol"),
+        "{e}"
+    );
+}
+
+#[test]
 fn access_logs_default_to_stderr_and_are_checked_with_key_and_line() {
     use crate::service::access_log::Format;
     let dir = std::env::temp_dir();
