@@ -32,6 +32,9 @@
 //!   reached on paf ([`Reqd::local`]). The header is the connection's client, so the header's
 //!   bytes are part of the pool key ([`client::preamble`]): a connection, HTTP/2 ones
 //!   included, carries only the requests of the client connection it names.
+//! - With the route's `compress` (off by default), a compressible response is compressed as it
+//!   streams (see [`compress::for_proxy`]): each upstream chunk is compressed and flushed
+//!   before the next is read, so backpressure and memory stay as without compression.
 //! - Failures before the response head: `502 Bad Gateway` for connect, DNS, TLS and protocol
 //!   failures, `504 Gateway Timeout` when no response came within `response_timeout`. After the
 //!   head was sent, the client's response is cut short (its connection closes). Each failure is
@@ -49,6 +52,7 @@ use std::time::Instant;
 use ::http::header;
 use ::http::{Method, Response, StatusCode};
 
+use super::compress;
 use super::Metrics;
 use crate::client::{self, BodyEnd as UpBodyEnd, ResponseBody};
 use crate::config::{self, Config};
@@ -72,6 +76,8 @@ pub(super) struct Origin {
     pub route: usize,
     /// Whether the listener speaks HTTPS.
     pub https: bool,
+    /// The route's `compress` (off unless the route says).
+    pub compress: config::Compress,
 }
 
 /// Why the proxy cannot start: an upstream's TLS configuration cannot be built.
@@ -384,7 +390,18 @@ impl Flight {
         self.proxy
             .metrics
             .upstream_response(&self.upstream().config.name, protocol);
-        let (head, length) = headers::response_head(head);
+        let (mut head, length) = headers::response_head(head);
+        let plan = compress::for_proxy(&self.origin.compress, self.reqd.request(), &head, length);
+        if plan.vary {
+            compress::add_vary(head.headers_mut());
+        }
+        let (length, enc) = match plan.encoding {
+            Some(e) => {
+                compress::encoded_head(&mut head, e);
+                (None, Some(compress::Encoder::new(e)))
+            }
+            None => (length, None),
+        };
         let status = head.status();
         let method = self.reqd.request().method().clone();
         if status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
@@ -418,6 +435,8 @@ impl Flight {
                 sent: 0,
                 rest: Vec::new(),
                 off: 0,
+                enc,
+                ending: false,
             },
             writer,
         );
@@ -504,6 +523,10 @@ struct Down {
     rest: Vec<u8>,
     /// How much of `rest` was taken since.
     off: usize,
+    /// The encoder when the body is compressed on its way.
+    enc: Option<compress::Encoder>,
+    /// The upstream body ended: once the last bytes are written, the response is closed.
+    ending: bool,
 }
 
 /// Streams the upstream's response body to the client: read a chunk from the upstream, write it
@@ -514,16 +537,30 @@ fn download(down: Down, writer: service::BodyWriter) {
     let s2 = slot.clone();
     body.schedule_read(
         move |data| {
-            if let Some((down, writer)) = slot.borrow_mut().take() {
-                push_down(down, writer, data);
+            if let Some((mut down, writer)) = slot.borrow_mut().take() {
+                match down.enc.as_mut() {
+                    Some(enc) => {
+                        enc.write(data);
+                        enc.flush();
+                        let out = enc.take();
+                        push_down(down, writer, &out);
+                    }
+                    None => push_down(down, writer, data),
+                }
             }
         },
         move |end| {
-            let Some((down, writer)) = s2.borrow_mut().take() else {
+            let Some((mut down, writer)) = s2.borrow_mut().take() else {
                 return;
             };
             match end {
                 UpBodyEnd::Complete => {
+                    if let Some(enc) = down.enc.take() {
+                        // The encoder's last bytes, then the close (and the count).
+                        let tail = enc.finish();
+                        down.ending = true;
+                        return push_down(down, writer, &tail);
+                    }
                     let _ = writer.close();
                 }
                 UpBodyEnd::Aborted => {
@@ -554,7 +591,12 @@ fn push_down(mut down: Down, mut writer: service::BodyWriter, data: &[u8]) {
             down.sent += n as u64;
             down.rest.clear();
             down.off = 0;
-            download(down, writer);
+            if down.ending {
+                let _ = writer.close();
+                down.flight.count(down.status, down.sent);
+            } else {
+                download(down, writer);
+            }
         }
         Ok(n) => {
             down.sent += n as u64;

@@ -141,7 +141,8 @@ pub struct Route {
     pub path: PathMatch,
     /// What to do.
     pub action: Action,
-    /// Response compression (`static` and `files` routes).
+    /// Response compression (`static` and `files` routes, on by default; `proxy` routes, off
+    /// by default).
     pub compress: Compress,
 }
 
@@ -190,7 +191,7 @@ impl Compress {
         }
     }
 
-    /// No compression (the other routes').
+    /// No compression (the default of `proxy` routes, and the other routes').
     pub fn off() -> Compress {
         Compress {
             encodings: Vec::new(),

@@ -392,6 +392,37 @@ action = "health"
 }
 
 #[test]
+fn proxy_routes_compress_only_when_told() {
+    let c = parse(
+        r#"
+[[listener]]
+name = "web"
+port = 80
+[[listener.route]]
+path = "/a"
+action = "proxy"
+upstream = "up"
+[[listener.route]]
+path = "/b"
+action = "proxy"
+upstream = "up"
+compress = ["gzip", "br"]
+compress_min_size = "2KiB"
+[[upstream]]
+name = "up"
+urls = ["http://198.18.0.1:8080"]
+"#,
+        "t",
+        Path::new("."),
+    )
+    .unwrap();
+    let r = &c.listeners[0].routes;
+    assert_eq!(r[0].compress, Compress::off());
+    assert_eq!(r[1].compress.encodings, vec![Encoding::Gzip, Encoding::Br]);
+    assert_eq!(r[1].compress.min_size, 2048);
+}
+
+#[test]
 fn per_client_limit_keys() {
     let c = parse(
         "[defaults]\nrate = \"100/s\"\nmax_connections_per_ip = 50\n\

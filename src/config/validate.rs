@@ -654,7 +654,7 @@ impl Validator<'_> {
                 "compress_min_size",
             ],
             "files" => &["root", "index", "compress", "compress_min_size"],
-            "proxy" => &["upstream"],
+            "proxy" => &["upstream", "compress", "compress_min_size"],
             "redirect" => &["to", "status"],
             "health" | "metrics" => &[],
             other => {
