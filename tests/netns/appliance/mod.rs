@@ -24,6 +24,7 @@
 //! shipped. Needs root, nginx, python3, curl, openssl: without them the tests print `SKIP`.
 
 use crate::common;
+mod proxy_compress;
 mod send_proxy_protocol;
 pub(crate) mod support;
 
