@@ -454,6 +454,17 @@ mod tests {
         b.body(()).unwrap()
     }
 
+    /// Route, method, request fields, status, response fields, length, the plan.
+    type Case<'a> = (
+        &'a Compress,
+        &'a str,
+        &'a [(&'a str, &'a str)],
+        u16,
+        &'a [(&'a str, &'a str)],
+        Option<u64>,
+        ProxyPlan,
+    );
+
     #[test]
     fn proxied_responses_are_compressed_only_when_safe() {
         use Encoding::*;
@@ -462,7 +473,7 @@ mod tests {
         let text = [("content-type", "text/html")];
         let plan = |vary, encoding| ProxyPlan { vary, encoding };
         #[rustfmt::skip]
-        let cases: &[(&Compress, &str, &[(&str, &str)], u16, &[(&str, &str)], Option<u64>, ProxyPlan)] = &[
+        let cases: &[Case] = &[
             // Off (the proxy default): nothing, not even Vary.
             (&Compress::off(), "GET", &gz, 200, &text, None, plan(false, None)),
             (&on, "GET", &gz, 200, &text, None, plan(true, Some(Gzip))),
