@@ -251,7 +251,10 @@ pub fn for_proxy(
         )
         && compressible(content_type)
         // Events must reach the client as they come, not when a block fills.
-        && !content_type.trim_start().starts_with("text/event-stream")
+        && !content_type
+            .trim_start()
+            .get(..17)
+            .is_some_and(|t| t.eq_ignore_ascii_case("text/event-stream"))
         && !encoded
         && !no_transform(h)
         && length.is_none_or(|n| n >= compress.min_size);
@@ -493,6 +496,7 @@ mod tests {
             (&on, "GET", &gz, 200, &[("content-type", "image/png")], None, plan(false, None)),
             (&on, "GET", &gz, 200, &[], None, plan(false, None)),
             (&on, "GET", &gz, 200, &[("content-type", "text/event-stream")], None, plan(false, None)),
+            (&on, "GET", &gz, 200, &[("content-type", "Text/Event-Stream; charset=utf-8")], None, plan(false, None)),
             // `identity` is no coding.
             (&on, "GET", &gz, 200, &[("content-type", "text/html"), ("content-encoding", "identity")], None, plan(true, Some(Gzip))),
         ];
