@@ -26,6 +26,15 @@
 //! - A request body with a transfer coding besides `chunked` (`gzip, chunked`) is answered 501
 //!   and not forwarded: the upstream request is framed `chunked` alone, so the coding would be
 //!   lost (see [`headers::has_other_codings`]).
+//! - `send_proxy_protocol = "v1" | "v2"`: every connection to the upstream starts with a PROXY
+//!   protocol header (before TLS for https URLs) naming the client (the PROXY-protocol source
+//!   when the listener trusts one, else the TCP peer: [`Reqd::peer`]) and the address it
+//!   reached on paf ([`Reqd::local`]). The header is the connection's client, so the header's
+//!   bytes are part of the pool key ([`client::preamble`]): a connection, HTTP/2 ones
+//!   included, carries only the requests of the client connection it names.
+//! - With the route's `compress` (off by default), a compressible response is compressed as it
+//!   streams (see [`compress::for_proxy`]): each upstream chunk is compressed and flushed
+//!   before the next is read, so backpressure and memory stay as without compression.
 //! - Failures before the response head: `502 Bad Gateway` for connect, DNS, TLS and protocol
 //!   failures, `504 Gateway Timeout` when no response came within `response_timeout`. After the
 //!   head was sent, the client's response is cut short (its connection closes). Each failure is
@@ -33,7 +42,7 @@
 
 mod headers;
 
-use crate::http;
+use crate::http::{self, proxy_protocol};
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -43,6 +52,7 @@ use std::time::Instant;
 use ::http::header;
 use ::http::{Method, Response, StatusCode};
 
+use super::compress;
 use super::Metrics;
 use crate::client::{self, BodyEnd as UpBodyEnd, ResponseBody};
 use crate::config::{self, Config};
@@ -66,6 +76,8 @@ pub(super) struct Origin {
     pub route: usize,
     /// Whether the listener speaks HTTPS.
     pub https: bool,
+    /// The route's `compress` (off unless the route says).
+    pub compress: config::Compress,
 }
 
 /// Why the proxy cannot start: an upstream's TLS configuration cannot be built.
@@ -289,6 +301,10 @@ impl Flight {
             preserve_host: up.config.preserve_host,
         };
         let (head, body) = headers::request_head(self.reqd.request(), &fwd);
+        let mut ctx = up.ctx(i);
+        if let Some(version) = up.config.send_proxy_protocol {
+            ctx = ctx.add(&client::preamble(), self.proxy_header(version));
+        }
         let on_error = {
             let f = self.clone();
             move |peer: Option<SocketAddr>, e: client::Error| f.upstream_failed(i, peer, &e)
@@ -299,7 +315,7 @@ impl Flight {
                 f.respond(head, rbody);
             }
         };
-        match client::request(&up.ctx(i), up.http.clone(), on_error, on_response, head) {
+        match client::request(&ctx, up.http.clone(), on_error, on_response, head) {
             Ok(writer) => match body {
                 Body::Empty => {
                     let _ = writer.close();
@@ -313,6 +329,21 @@ impl Flight {
             }
             Err(e) => self.upstream_failed(i, None, &e),
         }
+    }
+
+    /// The PROXY protocol header for this request's client connection.
+    fn proxy_header(&self, version: proxy_protocol::Version) -> Arc<[u8]> {
+        let client = self.reqd.peer();
+        // The stacks always know a connection's local end; were one not to, the header
+        // still names the client, with the unspecified address as the destination.
+        let local = self.reqd.local().unwrap_or_else(|| {
+            let any = match client {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+            };
+            SocketAddr::new(any, 0)
+        });
+        Arc::from(proxy_protocol::encode(version, client, local))
     }
 
     /// The upstream request failed: count it, mark the URL, retry or answer 502/504.
@@ -359,7 +390,18 @@ impl Flight {
         self.proxy
             .metrics
             .upstream_response(&self.upstream().config.name, protocol);
-        let (head, length) = headers::response_head(head);
+        let (mut head, length) = headers::response_head(head);
+        let plan = compress::for_proxy(&self.origin.compress, self.reqd.request(), &head, length);
+        if plan.vary {
+            compress::add_vary(head.headers_mut());
+        }
+        let (length, enc) = match plan.encoding {
+            Some(e) => {
+                compress::encoded_head(&mut head, e);
+                (None, Some(compress::Encoder::new(e)))
+            }
+            None => (length, None),
+        };
         let status = head.status();
         let method = self.reqd.request().method().clone();
         if status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
@@ -393,6 +435,8 @@ impl Flight {
                 sent: 0,
                 rest: Vec::new(),
                 off: 0,
+                enc,
+                ending: false,
             },
             writer,
         );
@@ -479,6 +523,10 @@ struct Down {
     rest: Vec<u8>,
     /// How much of `rest` was taken since.
     off: usize,
+    /// The encoder when the body is compressed on its way.
+    enc: Option<compress::Encoder>,
+    /// The upstream body ended: once the last bytes are written, the response is closed.
+    ending: bool,
 }
 
 /// Streams the upstream's response body to the client: read a chunk from the upstream, write it
@@ -489,16 +537,30 @@ fn download(down: Down, writer: service::BodyWriter) {
     let s2 = slot.clone();
     body.schedule_read(
         move |data| {
-            if let Some((down, writer)) = slot.borrow_mut().take() {
-                push_down(down, writer, data);
+            if let Some((mut down, writer)) = slot.borrow_mut().take() {
+                match down.enc.as_mut() {
+                    Some(enc) => {
+                        enc.write(data);
+                        enc.flush();
+                        let out = enc.take();
+                        push_down(down, writer, &out);
+                    }
+                    None => push_down(down, writer, data),
+                }
             }
         },
         move |end| {
-            let Some((down, writer)) = s2.borrow_mut().take() else {
+            let Some((mut down, writer)) = s2.borrow_mut().take() else {
                 return;
             };
             match end {
                 UpBodyEnd::Complete => {
+                    if let Some(enc) = down.enc.take() {
+                        // The encoder's last bytes, then the close (and the count).
+                        let tail = enc.finish();
+                        down.ending = true;
+                        return push_down(down, writer, &tail);
+                    }
                     let _ = writer.close();
                 }
                 UpBodyEnd::Aborted => {
@@ -529,7 +591,12 @@ fn push_down(mut down: Down, mut writer: service::BodyWriter, data: &[u8]) {
             down.sent += n as u64;
             down.rest.clear();
             down.off = 0;
-            download(down, writer);
+            if down.ending {
+                let _ = writer.close();
+                down.flight.count(down.status, down.sent);
+            } else {
+                download(down, writer);
+            }
         }
         Ok(n) => {
             down.sent += n as u64;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use ::http::header::{self, HeaderValue};
 use ::http::{Method, Request, Response, StatusCode};
 
-use super::compress;
+use super::compress::{self, accept_encoding};
 use super::files::{self, Plan, Resolved, Validators};
 use super::proxy::{Origin, Proxy};
 use super::Metrics;
@@ -223,6 +223,7 @@ impl Router {
                     listener: Rc::from(self.name()),
                     route: index,
                     https: matches!(listener.protocol, Protocol::Https { .. }),
+                    compress: route.compress.clone(),
                 };
                 self.proxy.forward(reqd, *upstream, origin);
             }
@@ -413,17 +414,6 @@ impl Router {
             }
         }
     }
-}
-
-/// The request's `Accept-Encoding` field lines, joined.
-fn accept_encoding(req: &Request<()>) -> Option<String> {
-    let mut it = req
-        .headers()
-        .get_all(header::ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok());
-    let first = it.next()?.to_owned();
-    Some(it.fold(first, |acc, v| acc + ", " + v))
 }
 
 /// A file compressed as it streams: one chunk read, compressed, and written at a time.

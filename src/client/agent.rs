@@ -280,6 +280,7 @@ pub(crate) fn start(
         ctx.get(&keys::domain_name())
     };
     let connect = Connect::new(ctx, &keys::tls_edn(), &keys::tcp_edn());
+    let preamble = ctx.get(&keys::preamble()).filter(|p| !p.is_empty());
     let id = {
         let mut inner = stack.0.inner.borrow_mut();
         if inner.stopped {
@@ -297,6 +298,7 @@ pub(crate) fn start(
             host_hint,
             body,
             config,
+            preamble,
             out: Vec::new(),
             written: 0,
             closed: false,

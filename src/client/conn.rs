@@ -4,7 +4,8 @@
 //! [`Conn::pump`] moves bytes until nothing moves: socket → (TLS →) codec, only while the codec
 //! wants input (a full body buffer is backpressure, never growth); codec → (TLS →) socket. The
 //! end of the stream is told to the codec only at the start of a pump, once the owner has seen
-//! the events of the input before it.
+//! the events of the input before it. A key with a preamble (a PROXY header) has it written
+//! as soon as TCP is established, before TLS or any request.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -71,6 +72,8 @@ pub(crate) struct Conn {
     pub idle_since: Option<Instant>,
     /// The codec closed: no more requests; the socket closes once the exchange is done.
     pub closing: bool,
+    /// Bytes of the key's preamble (a PROXY header) already written to the socket.
+    preamble_sent: usize,
 }
 
 impl Conn {
@@ -91,6 +94,7 @@ impl Conn {
             served: 0,
             idle_since: None,
             closing: false,
+            preamble_sent: 0,
         }
     }
 
@@ -172,6 +176,17 @@ impl Conn {
             } else {
                 Ok(false)
             };
+        }
+        // The preamble goes first, before the TLS ClientHello (as HAProxy's `send-proxy`
+        // does); the connection is not open until the socket took all of it.
+        if let Some(preamble) = &self.key.preamble {
+            while self.preamble_sent < preamble.len() {
+                match cx.send(self.id, &preamble[self.preamble_sent..]) {
+                    Ok(0) => return Ok(false),
+                    Ok(n) => self.preamble_sent += n,
+                    Err(_) => return Err(Failure::Reset),
+                }
+            }
         }
         let Some((name, config)) = &self.key.tls else {
             self.state = ConnState::Open;

@@ -31,6 +31,7 @@ pub(crate) fn choose(x: &mut Exchange, edn: Endpoint<Agent, tls::ClientConfig>) 
         addr,
         tls,
         config: x.config.clone(),
+        preamble: x.preamble.clone(),
     });
     x.peer = Some(addr);
     x.phase = Phase::Waiting;

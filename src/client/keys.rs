@@ -82,6 +82,13 @@ key!(
     family: Family = "family"
 );
 key!(
+    /// Bytes written first on every new connection, before TLS and HTTP: a PROXY protocol
+    /// header ([`http::proxy_protocol::encode`](crate::http::proxy_protocol::encode)). A
+    /// connection is reused only by requests with the same preamble, so a header that names
+    /// one client never carries another's requests (HTTP/2 multiplexing included).
+    preamble: std::sync::Arc<[u8]> = "preamble"
+);
+key!(
     /// The plain TCP endpoint (the seed's `Paf.tcp_edn`).
     tcp_edn: TcpEdn = "tcp_edn"
 );

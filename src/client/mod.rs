@@ -22,8 +22,8 @@
 //!   domain name), writes the head, and returns the [`BodyWriter`]. The response handler gets
 //!   `(peer, head, body)`, the body as a [`ResponseBody`] read at the handler's pace; any later
 //!   failure goes to the error handler, once.
-//! - Connections are pooled per endpoint (address, TLS name and configuration, HTTP config),
-//!   at most [`Options::max_per_endpoint`] at once, idle ones closed after
+//! - Connections are pooled per endpoint (address, TLS name and configuration, HTTP config,
+//!   and the [`preamble`] written before anything else, when the ctx has one), at most [`Options::max_per_endpoint`] at once, idle ones closed after
 //!   [`Options::idle_timeout`]. HTTP/1.1 carries one request at a time per connection (no
 //!   pipelining). A request whose pooled connection turns out to be stale (closed before any
 //!   response byte) is sent once more on a new connection when it is idempotent and its body
@@ -68,8 +68,8 @@ pub use body::{BodyEnd, BodyError, BodyWriter, ResponseBody, WriteError};
 pub use error::{ConnectFailure, Error};
 pub use friendly::{fetch_blocking, Client, Response};
 pub use keys::{
-    agent, ctx, domain_name, family, ipaddr, port, server_name, tcp_edn, tls_config, tls_edn,
-    Family, TcpEdn, TlsEdn,
+    agent, ctx, domain_name, family, ipaddr, port, preamble, server_name, tcp_edn, tls_config,
+    tls_edn, Family, TcpEdn, TlsEdn,
 };
 pub use remote::Remote;
 pub use state::{Options, Stats};

@@ -107,6 +107,9 @@ pub(crate) struct PoolKey {
     /// Server name and TLS config, for TLS.
     pub tls: Option<(Option<String>, tls::ClientConfig)>,
     pub config: Arc<http::client::Config>,
+    /// Bytes written first on the connection (a PROXY protocol header): only requests with
+    /// the same preamble share a connection.
+    pub preamble: Option<Arc<[u8]>>,
 }
 
 impl PoolKey {
@@ -131,7 +134,10 @@ impl PartialEq for PoolKey {
             (Some((a, ca)), Some((b, cb))) => a == b && Arc::ptr_eq(ca.rustls(), cb.rustls()),
             _ => false,
         };
-        self.addr == other.addr && tls && *self.config == *other.config
+        self.addr == other.addr
+            && tls
+            && *self.config == *other.config
+            && self.preamble == other.preamble
     }
 }
 
@@ -188,6 +194,8 @@ pub(crate) struct Exchange {
     pub host_hint: Option<String>,
     pub body: BodyKind,
     pub config: Arc<http::client::Config>,
+    /// The ctx's [`preamble`](super::preamble), for the pool key.
+    pub preamble: Option<Arc<[u8]>>,
     /// Body bytes written by the user, not yet taken by the codec.
     pub out: Vec<u8>,
     /// Body bytes accepted from the user so far.

@@ -160,6 +160,7 @@ fn pool_keys_compare_address_tls_name_and_configs() {
             addr,
             tls: tls.map(|(n, c)| (Some(n.to_owned()), c.clone())),
             config: Arc::new(config),
+            preamble: None,
         };
     let base = key(Some(("a.test", &tls_a)), http::client::Config::default());
     assert_eq!(
@@ -180,6 +181,14 @@ fn pool_keys_compare_address_tls_name_and_configs() {
         ..http::client::Config::default()
     };
     assert_ne!(base, key(Some(("a.test", &tls_a)), other));
+    // A preamble (a PROXY header) is part of the key: equal bytes share, others do not.
+    let with = |p: &[u8]| PoolKey {
+        preamble: Some(Arc::from(p)),
+        ..base.clone()
+    };
+    assert_ne!(base, with(b"PROXY TCP4 a"));
+    assert_eq!(with(b"PROXY TCP4 a"), with(b"PROXY TCP4 a"));
+    assert_ne!(with(b"PROXY TCP4 a"), with(b"PROXY TCP4 b"));
 }
 
 #[test]

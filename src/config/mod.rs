@@ -141,7 +141,8 @@ pub struct Route {
     pub path: PathMatch,
     /// What to do.
     pub action: Action,
-    /// Response compression (`static` and `files` routes).
+    /// Response compression (`static` and `files` routes, on by default; `proxy` routes, off
+    /// by default).
     pub compress: Compress,
 }
 
@@ -190,7 +191,7 @@ impl Compress {
         }
     }
 
-    /// No compression (the other routes').
+    /// No compression (the default of `proxy` routes, and the other routes').
     pub fn off() -> Compress {
         Compress {
             encodings: Vec::new(),
@@ -315,6 +316,10 @@ pub struct Upstream {
     /// `http/1.1` (default `["http/1.1"]`). For http URLs, exactly `["h2"]` means HTTP/2 with
     /// prior knowledge (h2c); anything else, HTTP/1.1.
     pub protocols: Vec<String>,
+    /// `send_proxy_protocol = "v1" | "v2"`: a PROXY protocol header first on every connection
+    /// to this upstream (before TLS), naming the client and the address it reached on paf.
+    /// `None` (the default): no header. Connections are then pooled per client connection.
+    pub send_proxy_protocol: Option<crate::http::proxy_protocol::Version>,
 }
 
 /// A validated configuration.

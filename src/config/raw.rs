@@ -137,4 +137,5 @@ pub(super) struct Upstream {
     pub retry_after: Option<Dur>,
     pub preserve_host: Option<bool>,
     pub protocols: Option<Spanned<Vec<String>>>,
+    pub send_proxy_protocol: Option<Spanned<String>>,
 }

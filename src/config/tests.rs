@@ -392,6 +392,37 @@ action = "health"
 }
 
 #[test]
+fn proxy_routes_compress_only_when_told() {
+    let c = parse(
+        r#"
+[[listener]]
+name = "web"
+port = 80
+[[listener.route]]
+path = "/a"
+action = "proxy"
+upstream = "up"
+[[listener.route]]
+path = "/b"
+action = "proxy"
+upstream = "up"
+compress = ["gzip", "br"]
+compress_min_size = "2KiB"
+[[upstream]]
+name = "up"
+urls = ["http://198.18.0.1:8080"]
+"#,
+        "t",
+        Path::new("."),
+    )
+    .unwrap();
+    let r = &c.listeners[0].routes;
+    assert_eq!(r[0].compress, Compress::off());
+    assert_eq!(r[1].compress.encodings, vec![Encoding::Gzip, Encoding::Br]);
+    assert_eq!(r[1].compress.min_size, 2048);
+}
+
+#[test]
 fn per_client_limit_keys() {
     let c = parse(
         "[defaults]\nrate = \"100/s\"\nmax_connections_per_ip = 50\n\
@@ -499,6 +530,56 @@ fn upstream_protocols() {
         assert_eq!(e[0].line, Some(4), "{extra}: {e:?}");
         assert!(e[0].message.contains(says), "{extra}: {e:?}");
     }
+}
+
+#[test]
+fn send_proxy_protocol_is_v1_or_v2_and_off_by_default() {
+    use crate::http::proxy_protocol::Version;
+    let dir = std::env::temp_dir();
+    let up = |extra: &str| {
+        format!("[[upstream]]\nname = \"up\"\nurls = [\"http://198.18.0.1:8080\"]\n{extra}")
+    };
+    let c = parse(&up(""), "t", &dir).unwrap();
+    assert_eq!(c.upstreams[0].send_proxy_protocol, None);
+    for (text, want) in [("v1", Version::V1), ("v2", Version::V2)] {
+        let c = parse(
+            &up(&format!("send_proxy_protocol = \"{text}\"\n")),
+            "t",
+            &dir,
+        )
+        .unwrap();
+        assert_eq!(c.upstreams[0].send_proxy_protocol, Some(want));
+    }
+    for (extra, says) in [
+        (
+            "send_proxy_protocol = \"v3\"\n",
+            "\"v3\" is not \"v1\" or \"v2\"",
+        ),
+        (
+            "send_proxy_protocol = \"V2\"\n",
+            "\"V2\" is not \"v1\" or \"v2\"",
+        ),
+        (
+            "send_proxy_protocol = \"\"\n",
+            "\"\" is not \"v1\" or \"v2\"",
+        ),
+    ] {
+        let e = parse(&up(extra), "t", &dir).unwrap_err().errors;
+        assert_eq!(
+            e[0].key, "upstream[0].send_proxy_protocol",
+            "{extra}: {e:?}"
+        );
+        assert_eq!(e[0].line, Some(4), "{extra}: {e:?}");
+        assert!(e[0].message.contains(says), "{extra}: {e:?}");
+    }
+    // Not a string at all: serde's type error, with the line.
+    let e = parse(&up("send_proxy_protocol = true\n"), "t", &dir)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("t:4") && e.contains("send_proxy_protocol"),
+        "{e}"
+    );
 }
 
 #[test]

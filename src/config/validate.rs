@@ -654,7 +654,7 @@ impl Validator<'_> {
                 "compress_min_size",
             ],
             "files" => &["root", "index", "compress", "compress_min_size"],
-            "proxy" => &["upstream"],
+            "proxy" => &["upstream", "compress", "compress_min_size"],
             "redirect" => &["to", "status"],
             "health" | "metrics" => &[],
             other => {
@@ -853,6 +853,29 @@ impl Validator<'_> {
             retry_after: u.retry_after.map_or(Duration::from_secs(10), |d| d.0),
             preserve_host: u.preserve_host.unwrap_or(true),
             protocols: self.upstream_protocols(&key, u.protocols.as_ref()),
+            send_proxy_protocol: self.send_proxy_protocol(&key, u.send_proxy_protocol.as_ref()),
+        }
+    }
+
+    /// `send_proxy_protocol` of an upstream: `"v1"` or `"v2"`.
+    fn send_proxy_protocol(
+        &mut self,
+        key: &str,
+        given: Option<&Spanned<String>>,
+    ) -> Option<crate::http::proxy_protocol::Version> {
+        use crate::http::proxy_protocol::Version;
+        let given = given?;
+        match given.get_ref().as_str() {
+            "v1" => Some(Version::V1),
+            "v2" => Some(Version::V2),
+            other => {
+                self.err(
+                    format!("{key}.send_proxy_protocol"),
+                    Some(given.span()),
+                    format!("{other:?} is not \"v1\" or \"v2\" (leave the key out to send none)"),
+                );
+                None
+            }
         }
     }
 

@@ -2,7 +2,8 @@
 //! connection's first byte to say which client it carries. Sans-IO: [`Reader`] says how many
 //! bytes it wants next ([`Reader::want`]), never more than the header holds, so the owner can
 //! read exactly that from the socket and leave what follows (a TLS ClientHello, an HTTP
-//! request) where it is; [`encode_v2`] writes the header paf sends to upstreams.
+//! request) where it is. [`encode`] writes the header paf sends first on an upstream
+//! connection (`send_proxy_protocol` of an `[[upstream]]`), in either version.
 //!
 //! Version 1 is a text line (`PROXY TCP4 198.18.0.1 198.18.0.2 5000 80\r\n`, at most 107
 //! bytes; `PROXY UNKNOWN …` carries no address). Version 2 is binary: a 12-byte signature, a
@@ -221,40 +222,76 @@ fn parse_v2(b: &[u8]) -> Result<Header, Error> {
     }
 }
 
-/// The version 2 header saying that `source` connected to `destination` (both of one
-/// family; `None` of either: a `LOCAL` header).
+/// Which version of the header to write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Version {
+    /// The text line (`PROXY TCP4 …\r\n`).
+    V1,
+    /// The binary header.
+    V2,
+}
+
+/// The header saying that `source` connected to `destination`, in `version`.
+///
+/// IPv4-mapped IPv6 addresses are written as IPv4. Both addresses of a header are of one
+/// family: when they are not (a client over IPv4 reaching an IPv6 address), the client's family
+/// wins and the destination becomes the unspecified address of that family, its port kept.
+pub fn encode(version: Version, source: SocketAddr, destination: SocketAddr) -> Vec<u8> {
+    match version {
+        Version::V1 => encode_v1(source, destination),
+        Version::V2 => encode_v2(source, destination),
+    }
+}
+
+/// The pair of addresses a header can say: IPv4-mapped addresses unmapped, then both of the
+/// source's family.
+fn same_family(source: SocketAddr, destination: SocketAddr) -> (SocketAddr, SocketAddr) {
+    let s = SocketAddr::new(source.ip().to_canonical(), source.port());
+    let d = SocketAddr::new(destination.ip().to_canonical(), destination.port());
+    let d = match (s, d) {
+        (SocketAddr::V4(_), SocketAddr::V6(d)) => {
+            SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), d.port())
+        }
+        (SocketAddr::V6(_), SocketAddr::V4(d)) => {
+            SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), d.port())
+        }
+        _ => d,
+    };
+    (s, d)
+}
+
+/// The version 1 line saying that `source` connected to `destination` (see [`encode`] for
+/// mixed families): `PROXY TCP4 198.18.0.1 198.18.0.2 5000 80\r\n`, at most
+/// [`MAX_V1_LEN`] bytes.
+pub fn encode_v1(source: SocketAddr, destination: SocketAddr) -> Vec<u8> {
+    let (s, d) = same_family(source, destination);
+    let proto = if s.is_ipv4() { "TCP4" } else { "TCP6" };
+    format!(
+        "PROXY {proto} {} {} {} {}\r\n",
+        s.ip(),
+        d.ip(),
+        s.port(),
+        d.port()
+    )
+    .into_bytes()
+}
+
+/// The version 2 header (command `PROXY`, TCP, no TLV) saying that `source` connected to
+/// `destination` (see [`encode`] for mixed families).
 pub fn encode_v2(source: SocketAddr, destination: SocketAddr) -> Vec<u8> {
+    let (s, d) = same_family(source, destination);
+    // Version 2, PROXY; TCP over IPv4 or IPv6; the length of the address block.
+    let (family, len) = if s.is_ipv4() { (0x11, 12) } else { (0x21, 36) };
     let mut out = V2_SIGNATURE.to_vec();
-    match (source, destination) {
-        (SocketAddr::V4(s), SocketAddr::V4(d)) => {
-            out.extend_from_slice(&[0x21, 0x11, 0, 12]);
-            out.extend_from_slice(&s.ip().octets());
-            out.extend_from_slice(&d.ip().octets());
-            out.extend_from_slice(&s.port().to_be_bytes());
-            out.extend_from_slice(&d.port().to_be_bytes());
-        }
-        (SocketAddr::V6(s), SocketAddr::V6(d)) => {
-            out.extend_from_slice(&[0x21, 0x21, 0, 36]);
-            out.extend_from_slice(&s.ip().octets());
-            out.extend_from_slice(&d.ip().octets());
-            out.extend_from_slice(&s.port().to_be_bytes());
-            out.extend_from_slice(&d.port().to_be_bytes());
-        }
-        // Mixed families cannot be said: the client's family wins, the destination is the
-        // unspecified address of it.
-        (SocketAddr::V4(s), SocketAddr::V6(d)) => {
-            return encode_v2(
-                s.into(),
-                SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), d.port()),
-            )
-        }
-        (SocketAddr::V6(s), SocketAddr::V4(d)) => {
-            return encode_v2(
-                s.into(),
-                SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), d.port()),
-            )
+    out.extend_from_slice(&[0x21, family, 0, len]);
+    for ip in [s.ip(), d.ip()] {
+        match ip {
+            IpAddr::V4(a) => out.extend_from_slice(&a.octets()),
+            IpAddr::V6(a) => out.extend_from_slice(&a.octets()),
         }
     }
+    out.extend_from_slice(&s.port().to_be_bytes());
+    out.extend_from_slice(&d.port().to_be_bytes());
     out
 }
 
@@ -353,5 +390,78 @@ mod tests {
             h[at] = byte;
             assert!(read(&h, 100).0.is_err(), "byte {at} = {byte:#x}");
         }
+    }
+
+    #[test]
+    fn encoded_headers_round_trip_through_the_reader_in_both_versions() {
+        let cases = [
+            // (source, destination, what the reader must see)
+            (
+                "198.18.0.1:5000",
+                "198.18.0.2:80",
+                "198.18.0.1:5000",
+                "198.18.0.2:80",
+            ),
+            (
+                "203.0.113.9:1",
+                "198.18.0.2:65535",
+                "203.0.113.9:1",
+                "198.18.0.2:65535",
+            ),
+            (
+                "[fd00:198:18::1]:5000",
+                "[fd00:198:18::2]:443",
+                "[fd00:198:18::1]:5000",
+                "[fd00:198:18::2]:443",
+            ),
+            (
+                "[2001:db8::]:9",
+                "[::1]:8443",
+                "[2001:db8::]:9",
+                "[::1]:8443",
+            ),
+            // IPv4-mapped: written as IPv4.
+            (
+                "[::ffff:198.18.0.1]:7",
+                "[::ffff:198.18.0.2]:80",
+                "198.18.0.1:7",
+                "198.18.0.2:80",
+            ),
+            // Mixed families: the client's wins, the destination is unspecified.
+            ("198.18.0.1:7", "[fd00::2]:80", "198.18.0.1:7", "0.0.0.0:80"),
+            ("[fd00::1]:7", "198.18.0.2:80", "[fd00::1]:7", "[::]:80"),
+        ];
+        for (src, dst, want_src, want_dst) in cases {
+            let want = Header {
+                source: Some(sa(want_src)),
+                destination: Some(sa(want_dst)),
+            };
+            for version in [Version::V1, Version::V2] {
+                let mut bytes = encode(version, sa(src), sa(dst));
+                let len = bytes.len();
+                if version == Version::V1 {
+                    assert!(len <= MAX_V1_LEN, "{src} {dst}: {len}");
+                    assert!(bytes.starts_with(b"PROXY TCP"));
+                } else {
+                    assert!(bytes.starts_with(&V2_SIGNATURE));
+                }
+                bytes.extend_from_slice(b"GET / HTTP/1.1\r\n\r\n");
+                for step in [1, 7, 1000] {
+                    let (got, used) = read(&bytes, step);
+                    assert_eq!(used, len, "{version:?} {src} {dst}");
+                    assert_eq!(got, Ok(want), "{version:?} {src} {dst} step {step}");
+                }
+            }
+        }
+        // The longest line the specification allows fits.
+        let v1 = encode_v1(
+            sa("[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535"),
+            sa("[ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe]:65535"),
+        );
+        assert_eq!(v1.len(), MAX_V1_LEN - 3, "{}", String::from_utf8_lossy(&v1));
+        assert_eq!(
+            encode_v1(sa("198.18.0.1:5000"), sa("198.18.0.2:80")),
+            b"PROXY TCP4 198.18.0.1 198.18.0.2 5000 80\r\n"
+        );
     }
 }

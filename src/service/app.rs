@@ -270,6 +270,7 @@ impl App for ServiceApp {
         }));
         log::debug!("{peer}: accepted {id}");
         let mut conn = Conn::new(id, peer, core, tls);
+        conn.local = cx.endpoints(id).map(|(_, local)| local);
         if proxied {
             let until = cx.now + run.shared.config.head_timeout;
             conn.preamble = Some((crate::http::proxy_protocol::Reader::new(), until));

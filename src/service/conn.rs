@@ -58,6 +58,8 @@ pub(crate) const ROUNDS_PER_PUMP: usize = 8;
 pub(crate) struct Conn {
     pub id: ConnId,
     pub peer: SocketAddr,
+    /// paf's own address of the connection (what the client reached), when the stack says.
+    pub local: Option<SocketAddr>,
     pub core: CoreRef,
     pub pipe: Pipe<ServerSession, TlsStats>,
     /// The codec gave up on output the peer did not take (write timeout, or the drain
@@ -83,6 +85,7 @@ impl Conn {
         Conn {
             id,
             peer,
+            local: None,
             core,
             pipe: Pipe::new(id, tls),
             cut: false,
@@ -345,7 +348,7 @@ impl Running {
                         self.shared.clone(),
                         id,
                         head,
-                        c.peer,
+                        (c.peer, c.local),
                         now,
                     ));
                     let slot = Slot::new(id, Rc::downgrade(&ex));

@@ -98,6 +98,8 @@ pub(crate) struct Exchange {
     pub(crate) id: ExchangeId,
     pub(crate) request: Request<()>,
     pub(crate) peer: SocketAddr,
+    /// paf's own address of the connection, when known.
+    pub(crate) local: Option<SocketAddr>,
     pub(crate) started: Instant,
     phase: Cell<Phase>,
     status: Cell<u16>,
@@ -110,7 +112,7 @@ impl Exchange {
         shared: Rc<Shared>,
         id: ExchangeId,
         request: Request<()>,
-        peer: SocketAddr,
+        (peer, local): (SocketAddr, Option<SocketAddr>),
         started: Instant,
     ) -> Exchange {
         Exchange {
@@ -119,6 +121,7 @@ impl Exchange {
             id,
             request,
             peer,
+            local,
             started,
             phase: Cell::new(Phase::None),
             status: Cell::new(0),
@@ -268,6 +271,12 @@ impl Reqd {
     /// The peer, `(IpAddr, port)` as in the seed.
     pub fn peer(&self) -> SocketAddr {
         self.0.peer
+    }
+
+    /// paf's own address and port of the connection: the address the client (or the
+    /// balancer in front of it) reached. `None` when the stack cannot say.
+    pub fn local(&self) -> Option<SocketAddr> {
+        self.0.local
     }
 
     /// The request's trailer fields, once its body was read to the end ([`BodyEnd::Complete`],

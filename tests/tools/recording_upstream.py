@@ -8,7 +8,11 @@ request says `Connection: close`. On anything it cannot frame it stops answering
 
 Reads are bounded (60 s of silence closes a connection), so a stuck peer cannot hold a thread.
 
-usage: recording_upstream.py HOST PORT DIR BODY
+With `proxy` as a fifth argument, each connection must start with a PROXY protocol header
+(version 1 or 2), which is recorded like the rest and skipped before the first request; a
+connection without one is closed.
+
+usage: recording_upstream.py HOST PORT DIR BODY [proxy]
 """
 import itertools
 import os
@@ -87,8 +91,24 @@ class Conn(socketserver.BaseRequestHandler):
             return self.take(int(length)) is not None
         return True
 
+    def proxy_header(self):
+        """Skips one PROXY header (v1 line or v2 block); False when there is none."""
+        first = self.take(12)
+        if first is None:
+            return False
+        if first == b"\r\n\r\n\x00\r\nQUIT\n":
+            rest = self.take(4)
+            return rest is not None and self.take(int.from_bytes(rest[2:4], "big")) is not None
+        if not first.startswith(b"PROXY "):
+            return False
+        self.buf = first + self.buf
+        line = self.line()
+        return line is not None and len(line) <= 105
+
     def handle(self):
         body = self.server.body
+        if self.server.proxy and not self.proxy_header():
+            return
         while True:
             start = self.line()
             if start is None or start.count(b" ") != 2:
@@ -131,6 +151,7 @@ def main():
     server = Server((host, port), Conn)
     server.dir = directory
     server.body = body.encode()
+    server.proxy = sys.argv[5:] == ["proxy"]
     server.serve_forever()
 
 

@@ -18,7 +18,9 @@ mod fuzz_regressions;
 mod h2;
 mod http;
 mod leak;
+mod proxy_compress;
 mod proxy_h2;
+mod send_proxy_protocol;
 
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard, PoisonError};

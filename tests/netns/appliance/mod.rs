@@ -16,6 +16,9 @@
 //! - PROXY protocol: `curl --haproxy-protocol` from a trusted source is served, without the
 //!   header or from an untrusted address it is reset; the client a header names is the one
 //!   `max_connections_per_ip` counts.
+//! - `send_proxy_protocol` (`send_proxy_protocol.rs`): the upstream sees each client in a v1 or
+//!   v2 header and no upstream connection carries two clients; `compress` on a proxy route
+//!   (`proxy_compress.rs`): `curl --compressed` through it, byte-exact, never for a range.
 //! - Five broken configs: `paf check` names each bad key and exits 2; `paf run` exits 2 before
 //!   opening the TAP (it keeps NO-CARRIER).
 //!
@@ -24,6 +27,8 @@
 //! shipped. Needs root, nginx, python3, curl, openssl: without them the tests print `SKIP`.
 
 use crate::common;
+mod proxy_compress;
+mod send_proxy_protocol;
 pub(crate) mod support;
 
 use std::collections::BTreeMap;
