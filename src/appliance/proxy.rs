@@ -195,6 +195,9 @@ impl Proxy {
                 connect_timeout: u.connect_timeout,
                 max_per_endpoint: MAX_PER_URL.max(u.pool_size),
                 max_idle_per_endpoint: u.pool_size,
+                // As many as the URLs' pools hold; with `send_proxy_protocol` each client
+                // connection is an endpoint of its own, and this bounds their idle leftovers.
+                max_idle: u.pool_size.saturating_mul(u.urls.len()).max(1),
                 read_chunk: READ_CHUNK,
                 ..client::Options::default()
             };

@@ -322,6 +322,8 @@ impl ClientApp {
                 c.idle_since = Some(cx.now);
                 self.stack.0.pending.set(true);
             }
+            // (`c` is out of the map: the others may keep one less.)
+            close_idle_past(cx, inner, options.max_idle.saturating_sub(1));
         }
         inner.conns.insert(cid, c);
     }
@@ -654,5 +656,25 @@ impl Drop for ClientApp {
             inner.dns.clear();
         }
         deliver(&self.stack, &mut out);
+    }
+}
+
+/// Closes the connections idle the longest until at most `keep` are idle.
+fn close_idle_past(cx: &mut Cx<'_>, inner: &mut Inner, keep: usize) {
+    let mut idle: Vec<(Instant, ConnId)> = inner
+        .conns
+        .iter()
+        .filter_map(|(&cid, c)| Some((c.idle_since?, cid)))
+        .collect();
+    if idle.len() <= keep {
+        return;
+    }
+    idle.sort_unstable();
+    for &(_, cid) in &idle[..idle.len() - keep] {
+        if let Some(mut c) = inner.conns.remove(&cid) {
+            log::debug!("client: closing {cid} to {}: too many idle", c.peer);
+            c.shutdown(cx);
+            cx.close(cid);
+        }
     }
 }

@@ -53,6 +53,10 @@ pub struct Options {
     pub max_per_endpoint: usize,
     /// Idle keep-alive connections kept per endpoint.
     pub max_idle_per_endpoint: usize,
+    /// Idle keep-alive connections kept in all: past it, the one idle the longest is closed.
+    /// It bounds endpoints that are many and short-lived, such as one per client connection
+    /// when each sends its own [`preamble`](super::preamble) (a PROXY protocol header).
+    pub max_idle: usize,
     /// An idle connection is closed after this long.
     pub idle_timeout: Duration,
     /// Request body bytes buffered per request before [`BodyWriter::write`] takes no more.
@@ -71,6 +75,7 @@ impl Default for Options {
             connect_timeout: Duration::from_secs(10),
             max_per_endpoint: 8,
             max_idle_per_endpoint: 4,
+            max_idle: 256,
             idle_timeout: Duration::from_secs(30),
             body_buffer: 64 * 1024,
             replay_limit: 64 * 1024,

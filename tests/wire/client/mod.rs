@@ -83,11 +83,20 @@ fn read_all(body: ResponseBody, o: Shared) {
 
 /// Starts `req` on `ctx`; the outcome fills in as the loop runs.
 fn start(ctx: &Ctx, req: Request<()>) -> (Shared, Result<BodyWriter, Error>) {
+    start_with(ctx, codec::Config::default(), req)
+}
+
+/// [`start`] with an HTTP config (part of the endpoint a pooled connection is for).
+fn start_with(
+    ctx: &Ctx,
+    config: codec::Config,
+    req: Request<()>,
+) -> (Shared, Result<BodyWriter, Error>) {
     let o: Shared = Rc::default();
     let (o1, o2) = (o.clone(), o.clone());
     let w = client::request(
         ctx,
-        codec::Config::default(),
+        config,
         move |_peer, e| o1.borrow_mut().errors.push(e),
         move |peer, head, body| {
             {
@@ -755,6 +764,42 @@ fn the_pool_is_bounded_per_endpoint_and_idle_connections_expire() {
         "closed after {took:?} idle"
     );
     assert_eq!(server.handle.stats().accepted, 2);
+    server.stop(&mut rt);
+}
+
+#[test]
+fn idle_connections_past_max_idle_close_the_one_idle_longest() {
+    let (server, mut rt) = serve(hello());
+    let options = Options {
+        max_idle: 2,
+        ..Options::default()
+    };
+    let stack = client::Agent::attach(&mut rt, options);
+    let ctx = ctx_for(&stack, B_V4);
+    // Three endpoints (the HTTP config is part of one), one after the other.
+    let config = |i: u64| codec::Config {
+        response_timeout: Duration::from_secs(10 + i),
+        ..codec::Config::default()
+    };
+    let mut fetch_on = |rt: &mut Net, i: u64| {
+        let (o, w) = start_with(&ctx, config(i), get(&format!("/{i}")));
+        w.unwrap().close().unwrap();
+        drive(rt, LONG, "a response", || o.borrow().end.is_some());
+        assert_eq!(o.borrow().body, format!("hello /{i}").as_bytes());
+    };
+    for i in 0..3 {
+        fetch_on(&mut rt, i);
+        support::idle_for(&mut rt, Duration::from_millis(10));
+    }
+    assert_eq!(stack.idle_connections(), 2);
+    // The first endpoint's connection was the one closed; the third's is reused.
+    fetch_on(&mut rt, 2);
+    let s = stack.stats();
+    assert_eq!((s.connections, s.reused), (3, 1), "{s:?}");
+    fetch_on(&mut rt, 0);
+    let s = stack.stats();
+    assert_eq!((s.connections, s.reused), (4, 1), "{s:?}");
+    assert_eq!(stack.idle_connections(), 2);
     server.stop(&mut rt);
 }
 
