@@ -781,7 +781,7 @@ fn idle_connections_past_max_idle_close_the_one_idle_longest() {
         response_timeout: Duration::from_secs(10 + i),
         ..codec::Config::default()
     };
-    let mut fetch_on = |rt: &mut Net, i: u64| {
+    let fetch_on = |rt: &mut Net, i: u64| {
         let (o, w) = start_with(&ctx, config(i), get(&format!("/{i}")));
         w.unwrap().close().unwrap();
         drive(rt, LONG, "a response", || o.borrow().end.is_some());
