@@ -33,8 +33,13 @@ enum Command {
     /// The appliance: listeners and routes from --config (or the embedded default: a small page
     /// on `/`, `/health`, `/metrics` on port 80), logging each request. SIGINT/SIGTERM stop it
     /// gracefully (in-flight responses finish); a second signal, a second or more later, exits at
-    /// once. A bad config exits 2 before the TAP is touched.
+    /// once. SIGHUP reloads --config (see `paf reload`); SIGUSR1 reopens the access logs. A bad
+    /// config exits 2 before the TAP is touched.
     Run(RunArgs),
+    /// Reload a running `paf run`: send SIGHUP to the pid in its --pid-file. The new config is
+    /// validated first; a bad one is refused (logged with key and line, counted in
+    /// `paf_reloads_total{result="failed"}`) and the running one keeps serving.
+    Reload(ReloadArgs),
     /// Validate a config file: every problem with its key and line; exit 2 if any.
     Check(CheckArgs),
     /// Configuration helpers.
@@ -177,6 +182,17 @@ struct RunArgs {
     /// Access-log line format.
     #[arg(long, value_enum, value_name = "FORMAT")]
     access_log_format: Option<LogFormat>,
+    /// Write the process id to FILE once serving (for `paf reload --pid-file FILE`); removed at
+    /// exit.
+    #[arg(long, value_name = "FILE")]
+    pid_file: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ReloadArgs {
+    /// The pid file of the `paf run` to reload (its --pid-file).
+    #[arg(long, value_name = "FILE")]
+    pid_file: PathBuf,
 }
 
 /// Access-log line formats (see README, "Access logs").
@@ -343,10 +359,11 @@ fn echo(args: EchoArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// First SIGINT/SIGTERM turns `stop` off (graceful drain); a second one exits at once. A second
-/// signal within a second of the first is the same request arriving twice (Ctrl-C reaches the
-/// whole process group, and `scripts/run` forwards it as SIGTERM too), not a second request.
-fn switch_on_signals(stop: paf::service::Switch) -> Result<(), String> {
+/// First SIGINT/SIGTERM turns `stop` off (graceful drain); a second one exits at once (removing
+/// the pid file). A second signal within a second of the first is the same request arriving
+/// twice (Ctrl-C reaches the whole process group, and `scripts/run` forwards it as SIGTERM
+/// too), not a second request.
+fn switch_on_signals(stop: paf::service::Switch, pid_file: Option<PathBuf>) -> Result<(), String> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals =
         signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(|e| e.to_string())?;
@@ -361,6 +378,9 @@ fn switch_on_signals(stop: paf::service::Switch) -> Result<(), String> {
                 }
                 Some(t) if t.elapsed() >= Duration::from_secs(1) => {
                     eprintln!("paf: second signal, exiting now");
+                    if let Some(p) = &pid_file {
+                        let _ = std::fs::remove_file(p);
+                    }
                     std::process::exit(128 + sig);
                 }
                 Some(_) => {}
@@ -393,22 +413,64 @@ fn access_log_flags(args: &RunArgs) -> Option<paf::config::AccessLog> {
 
 /// SIGUSR1 (logrotate's habit) reopens every access-log file. signal-hook's iterator turns the
 /// signal into a wake-up of this thread (a self-pipe), and each sink's writer thread reopens
-/// its file after the lines already queued: the loop is not involved.
-fn reopen_on_sigusr1(sinks: Vec<paf::service::access_log::FileSink>) -> Result<(), String> {
-    if sinks.iter().all(|s| s.path().is_none()) {
-        return Ok(());
-    }
+/// its file after the lines already queued: the loop is not involved. `logs` is shared with the
+/// appliance, so files a reload opened are reopened too.
+fn reopen_on_sigusr1(logs: paf::appliance::AccessLogs) -> Result<(), String> {
     let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGUSR1])
         .map_err(|e| e.to_string())?;
     std::thread::spawn(move || {
         for _ in signals.forever() {
             log::info!("SIGUSR1: reopening access logs");
-            for s in &sinks {
-                s.reopen();
-            }
+            logs.reopen();
         }
     });
     Ok(())
+}
+
+/// SIGHUP sets the returned flag and wakes the loop, which reloads between two passes: the
+/// signal thread touches nothing else.
+fn reload_on_sighup(rt: &Runtime) -> Result<Arc<AtomicBool>, String> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])
+        .map_err(|e| e.to_string())?;
+    let (f, waker) = (flag.clone(), rt.waker());
+    std::thread::spawn(move || {
+        for _ in signals.forever() {
+            f.store(true, Ordering::SeqCst);
+            waker.wake();
+        }
+    });
+    Ok(flag)
+}
+
+/// The file `--pid-file` names, holding this process's id while it serves; removed when dropped.
+struct PidFile(PathBuf);
+
+impl PidFile {
+    /// Writes the pid to `path` (replacing a stale file).
+    fn write(path: Option<&std::path::Path>) -> Result<Option<PidFile>, Failure> {
+        let Some(path) = path else {
+            return Ok(None);
+        };
+        std::fs::write(path, format!("{}\n", std::process::id()))
+            .map_err(|e| format!("--pid-file {}: {e}", path.display()))?;
+        Ok(Some(PidFile(path.to_path_buf())))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The access logs the log filter allows: none when it turns `paf::access` off.
+fn filter_access_logs(config: &mut paf::config::Config) {
+    if !log::log_enabled!(target: "paf::access", log::Level::Info) {
+        for l in &mut config.listeners {
+            l.access_log = None;
+        }
+    }
 }
 
 fn load_config(path: Option<&std::path::Path>) -> Result<paf::config::Config, Failure> {
@@ -437,10 +499,8 @@ fn run_appliance(args: RunArgs) -> Result<(), Failure> {
         for l in &mut config.listeners {
             l.access_log = log.clone();
         }
-    } else if !log::log_enabled!(target: "paf::access", log::Level::Info) {
-        for l in &mut config.listeners {
-            l.access_log = None;
-        }
+    } else {
+        filter_access_logs(&mut config);
     }
     if args.config.is_none() {
         // The default config is the command line's: its flags shape the listener and its limits.
@@ -473,9 +533,13 @@ fn run_appliance(args: RunArgs) -> Result<(), Failure> {
         }
     };
     let stop = paf::service::Switch::new();
-    let app = paf::appliance::start(&mut rt, &config, stop.clone()).map_err(|e| e.to_string())?;
-    switch_on_signals(stop)?;
-    reopen_on_sigusr1(app.access_logs.clone())?;
+    let mut app =
+        paf::appliance::start(&mut rt, &config, stop.clone()).map_err(|e| e.to_string())?;
+    switch_on_signals(stop, args.pid_file.clone())?;
+    if args.config.is_some() || app.access_logs.has_files() {
+        reopen_on_sigusr1(app.access_logs.clone())?;
+    }
+    let reload = reload_on_sighup(&rt)?;
     for l in &config.listeners {
         let scheme = match l.protocol {
             paf::config::Protocol::Http => "http",
@@ -486,8 +550,24 @@ fn run_appliance(args: RunArgs) -> Result<(), Failure> {
             l.name, l.port
         );
     }
-    rt.run_until(|_| app.is_finished())
-        .map_err(|e| format!("event loop: {e}"))?;
+    let _pid = PidFile::write(args.pid_file.as_deref())?;
+    // Reloads happen here, on the loop's thread between two passes.
+    rt.run_until(|rt| {
+        if reload.swap(false, Ordering::SeqCst) {
+            match &args.config {
+                None => log::warn!(
+                    "SIGHUP: nothing to reload: paf run serves the embedded default (no --config)"
+                ),
+                Some(path) => {
+                    log::info!("SIGHUP: reloading {}", path.display());
+                    // Logged and counted by the appliance either way.
+                    let _ = app.reload_file(rt, path, filter_access_logs);
+                }
+            }
+        }
+        app.is_finished()
+    })
+    .map_err(|e| format!("event loop: {e}"))?;
     app.close_access_logs();
     for h in &app.handles {
         if let Some(Err(e)) = h.result() {
@@ -563,14 +643,23 @@ fn run(args: RunArgs) -> Result<(), Failure> {
         handles.push(secure);
         eprintln!("paf run: serving https on port {}", args.tls_port);
     }
-    switch_on_signals(stop)?;
-    reopen_on_sigusr1(sink.iter().cloned().collect())?;
+    switch_on_signals(stop, args.pid_file.clone())?;
+    if let Some(s) = sink.as_ref().filter(|s| s.path().is_some()) {
+        reopen_on_sigusr1(paf::appliance::AccessLogs::from(vec![s.clone()]))?;
+    }
+    let reload = reload_on_sighup(&rt)?;
+    let _pid = PidFile::write(args.pid_file.as_deref())?;
     eprintln!(
         "paf run: serving http on port {} ({:?} stack)",
         args.port, args.net.stack
     );
-    rt.run_until(|_| handles.iter().all(|h| h.is_finished()))
-        .map_err(|e| format!("event loop: {e}"))?;
+    rt.run_until(|_| {
+        if reload.swap(false, Ordering::SeqCst) {
+            log::warn!("SIGHUP: nothing to reload: --test-routes and --cert take no config file");
+        }
+        handles.iter().all(|h| h.is_finished())
+    })
+    .map_err(|e| format!("event loop: {e}"))?;
     if let Some(s) = &sink {
         s.close();
     }
@@ -608,6 +697,49 @@ fn check(args: CheckArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// `paf reload`: SIGHUP to the `paf run` whose pid is in the file.
+fn reload(args: ReloadArgs) -> Result<(), Failure> {
+    let file = args.pid_file.display();
+    let text = std::fs::read_to_string(&args.pid_file).map_err(|e| {
+        format!("{file}: cannot read the pid file: {e} (was paf run started with --pid-file?)")
+    })?;
+    let pid: u32 = text
+        .trim()
+        .parse()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| format!("{file}: not a process id: {:?}", text.trim()))?;
+    if !is_paf_run(pid) {
+        return Err(format!(
+            "{file}: process {pid} is not a running `paf run` (a stale pid file: paf exited \
+             without removing it?)"
+        )
+        .into());
+    }
+    net::signal_process(pid, signal_hook::consts::SIGHUP)
+        .map_err(|e| format!("cannot signal process {pid}: {e}"))?;
+    println!(
+        "paf reload: SIGHUP sent to process {pid}; its log says what the reload changed or why \
+         it was refused (paf_reloads_total in /metrics counts both)"
+    );
+    Ok(())
+}
+
+/// Whether `pid` is a live `paf run` (its command line, from /proc), not a process that reused
+/// the id of one that exited.
+fn is_paf_run(pid: u32) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let mut args = cmdline.split(|b| *b == 0).map(String::from_utf8_lossy);
+    let exe = args.next().unwrap_or_default();
+    let name = std::path::Path::new(exe.as_ref())
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    name.starts_with("paf") && args.any(|a| a == "run")
+}
+
 fn config_cmd(args: ConfigArgs) -> Result<(), Failure> {
     if !args.print_default {
         return Err(Failure {
@@ -640,6 +772,7 @@ fn main() -> ExitCode {
         Command::Echo(a) => echo(a).map_err(Failure::from),
         Command::Run(a) => run(a),
         Command::Check(a) => check(a),
+        Command::Reload(a) => reload(a),
         Command::Config(a) => config_cmd(a),
         Command::Cert(a) => cert(a),
         Command::Request(a) => return request(a),
