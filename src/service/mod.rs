@@ -365,3 +365,75 @@ pub fn default_error_handler(
 ) {
     drop(respond);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{parse_response, ClientHandle, Pair, RawClient};
+    use std::time::Duration;
+
+    /// A service on port 80 answering every request with `body`.
+    fn serve(service: Service<'_>, stop: &Switch, body: &'static str) -> Handle {
+        let on_request = move |_, reqd: Reqd| {
+            let head = ::http::Response::builder().body(()).unwrap();
+            let _ = reqd.respond_with_bytes(head, body);
+        };
+        let Initialized(h) = http(
+            service.no_access_log(),
+            Config::default(),
+            Some(stop.clone()),
+            default_error_handler,
+            on_request,
+        );
+        h
+    }
+
+    fn ask(pair: &mut Pair, c: &ClientHandle) -> String {
+        c.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+        let mut buf = Vec::new();
+        let mut body = None;
+        pair.drive_until(Duration::from_secs(60), "a response", |_| {
+            buf.extend_from_slice(&c.take_input());
+            body = parse_response(&buf, false).map(|(r, _)| r.body);
+            body.is_some() || c.is_done()
+        });
+        String::from_utf8(body.expect("a response")).unwrap()
+    }
+
+    #[test]
+    fn a_service_taken_over_serves_its_connections_on_and_new_ones_go_to_the_new_one() {
+        let mut pair = Pair::new();
+        let to = SocketAddr::from((net::testing::B_V4, 80));
+        let stop = Switch::new();
+        let old = serve(init(&mut pair.server, 80).unwrap(), &stop, "old");
+        let kept = RawClient::connect(&mut pair.client, to).unwrap();
+        assert_eq!(ask(&mut pair, &kept), "old");
+
+        // Dropped unused, a service taken over gives the socket back.
+        drop(take_over(&mut pair.server, &old).unwrap());
+        let new = serve(take_over(&mut pair.server, &old).unwrap(), &stop, "new");
+        assert_eq!(
+            take_over(&mut pair.server, &old).unwrap_err(),
+            TakeOverError::NotListening
+        );
+        let fresh = RawClient::connect(&mut pair.client, to).unwrap();
+        assert_eq!(ask(&mut pair, &fresh), "new");
+        assert_eq!(ask(&mut pair, &kept), "old");
+        assert_eq!(new.stats().accepted, 2, "counters go on");
+        assert!(!old.is_finished());
+        kept.close();
+        pair.drive_until(Duration::from_secs(60), "the old service to end", |_| {
+            old.is_finished()
+        });
+        assert_eq!(old.result(), Some(Ok(())));
+        assert_eq!(ask(&mut pair, &fresh), "new");
+        stop.turn_off();
+        pair.drive_until(Duration::from_secs(60), "the new service to stop", |_| {
+            new.is_finished()
+        });
+        // Its socket is closed now: a new connection is refused.
+        let late = RawClient::connect(&mut pair.client, to).unwrap();
+        pair.drive_until(Duration::from_secs(60), "refused", |_| late.is_done());
+        assert!(late.is_reset());
+    }
+}
