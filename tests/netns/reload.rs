@@ -8,12 +8,14 @@
 //! - A bad file is refused with the key and line `paf check` prints, and the old configuration
 //!   serves on; a route added by a reload answers (on a connection opened before it too); a
 //!   listener removed by a reload refuses new connections while a download on it finishes; a
-//!   listener added answers; an `[interface]` change is logged as needing a restart.
+//!   listener added answers; a kept https port serves the new certificate to new connections;
+//!   a changed upstream is the one proxied to; an `[interface]` change is logged as needing a
+//!   restart.
 //! - `paf reload` with a missing or stale pid file fails with a clear message; SIGHUP to a
 //!   `paf run` without `--config` logs that there is nothing to reload; the pid file is
 //!   removed at exit.
 //!
-//! Needs root, curl, wrk, python3 and nstat (for the kernel counters): without them the tests print
+//! Needs root, curl, wrk, python3 (the upstreams) and nstat (the kernel counters): without them the tests print
 //! `SKIP`.
 
 use std::collections::BTreeMap;
@@ -21,7 +23,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::appliance::support::{get, parse_metrics, sha256, Fixtures, Scratch, BIG, PAF, T};
+use crate::appliance::support::{
+    get, parse_metrics, python, sha256, Fixtures, Scratch, BIG, PAF, T,
+};
 use crate::common::{require_netns, require_tools, run_timeout, tool, ChildGuard, Netns};
 
 /// A config: `web` on port 80 (`/health`, `/metrics`, `/bench`, files under `/files/`),
@@ -48,6 +52,48 @@ fn files_listener(dir: &Scratch, name: &str, port: u16) -> String {
          [[listener.route]]\npath = \"/files\"\naction = \"files\"\nroot = \"{}\"\n",
         dir.s("www")
     )
+}
+
+/// An https listener on 443 with the certificate `paf cert` made in `pki/<pki>`.
+fn https_listener(dir: &Scratch, pki: &str) -> String {
+    format!(
+        "[[listener]]\nname = \"tls\"\nport = 443\nprotocol = \"https\"\n\
+         certificate = \"{}\"\nkey = \"{}\"\n\
+         [[listener.route]]\npath = \"/health\"\naction = \"health\"\n",
+        dir.s(&format!("pki/{pki}/cert.pem")),
+        dir.s(&format!("pki/{pki}/key.pem")),
+    )
+}
+
+/// The upstream `py` at the kernel side's `port`, and the route `/headers` of `web` to it.
+fn upstream(port: u16) -> String {
+    format!(
+        "[[upstream]]\nname = \"py\"\nurls = [\"http://198.18.0.1:{port}\"]\n\
+         preserve_host = false\n"
+    )
+}
+
+const PROXY_ROUTE: &str = "[[listener.route]]\npath = \"/headers\"\nexact = true\n\
+                           action = \"proxy\"\nupstream = \"py\"\n";
+
+/// `curl https://paf.test/health` trusting only the CA of `pki/<pki>`: curl's exit code.
+fn https_health(ns: &Netns, dir: &Scratch, pki: &str) -> Option<i32> {
+    let ca = dir.s(&format!("pki/{pki}/ca.pem"));
+    let out = ns.run(
+        "curl",
+        [
+            "-sS",
+            "--max-time",
+            "10",
+            "--cacert",
+            &ca,
+            "--resolve",
+            "paf.test:443:198.18.0.2",
+            "https://paf.test/health",
+        ],
+        Duration::from_secs(20),
+    );
+    out.code()
 }
 
 const ADDED_ROUTE: &str = "[[listener.route]]\npath = \"/added\"\nexact = true\n\
@@ -261,17 +307,36 @@ fn ten_reloads_during_wrk_and_a_download_drop_nothing() {
 #[test]
 fn a_bad_config_is_refused_and_listeners_come_and_go() {
     let test = "a_bad_config_is_refused_and_listeners_come_and_go";
-    if !require_netns(test) || !require_tools(test, &["curl", "sha256sum"]) {
+    if !require_netns(test) || !require_tools(test, &["curl", "sha256sum", "python3"]) {
         return;
     }
     let ns = Netns::new("reloadedit");
     let dir = Scratch::new("reloadedit");
     let blob = dir.big_file("www/blob", BIG, 9);
-    let first = config(&dir, "", &files_listener(&dir, "side", 8080));
+    dir.cert("a", &["paf.test"]);
+    dir.cert("b", &["paf.test"]);
+    let _py1 = python(&ns, &dir, 9001);
+    let _py2 = python(&ns, &dir, 9002);
+    let first = config(
+        &dir,
+        PROXY_ROUTE,
+        &(files_listener(&dir, "side", 8080) + &https_listener(&dir, "a") + &upstream(9001)),
+    );
     let file = dir.write("paf.toml", &first);
     let pid = dir.s("paf.pid");
     let mut paf = start(&ns, &file, &pid);
     assert_eq!(get(&ns, "http://198.18.0.2/added", &[]).0, 404);
+    let (code, seen) = get(&ns, "http://198.18.0.2/headers", &[]);
+    assert!(
+        code == 200 && seen.contains("host: 198.18.0.1:9001"),
+        "{seen}"
+    );
+    assert_eq!(https_health(&ns, &dir, "a"), Some(0));
+    assert_eq!(
+        https_health(&ns, &dir, "b"),
+        Some(60),
+        "b's CA trusted before"
+    );
 
     // A bad file: refused, with the key and line `paf check` names; the old one serves on.
     let bad = first.replace("action = \"health\"", "action = \"healthy\"");
@@ -317,8 +382,8 @@ fn a_bad_config_is_refused_and_listeners_come_and_go() {
     let mac = "[interface]\nmac = \"02:00:c6:12:00:09\"\n";
     let second = config(
         &dir,
-        ADDED_ROUTE,
-        &(files_listener(&dir, "extra", 8081) + mac),
+        &(ADDED_ROUTE.to_owned() + PROXY_ROUTE),
+        &(files_listener(&dir, "extra", 8081) + &https_listener(&dir, "b") + &upstream(9002) + mac),
     );
     std::fs::write(&file, &second).unwrap();
     paf.signal("HUP");
@@ -328,6 +393,18 @@ fn a_bad_config_is_refused_and_listeners_come_and_go() {
     let (code, body) = get(&ns, "http://198.18.0.2/added", &[]);
     assert_eq!((code, body.as_str()), (200, "added\n"));
     assert_eq!(get(&ns, "http://198.18.0.2:8081/health", &[]).0, 200);
+    // The new certificate on new connections to the kept https port, the new upstream.
+    assert_eq!(https_health(&ns, &dir, "b"), Some(0));
+    assert_eq!(
+        https_health(&ns, &dir, "a"),
+        Some(60),
+        "the old certificate still served"
+    );
+    let (code, seen) = get(&ns, "http://198.18.0.2/headers", &[]);
+    assert!(
+        code == 200 && seen.contains("host: 198.18.0.1:9002"),
+        "{seen}"
+    );
     // The removed port refuses new connections (curl exit 7)…
     let refused = ns.run(
         "curl",
