@@ -3,14 +3,17 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod request_cli;
+mod run_signals;
 use paf::Runtime;
+use run_signals::{
+    reload_on_sighup, reopen_on_sigusr1, stop_on_signals, switch_on_signals, PidFile,
+};
 
 #[derive(Parser)]
 #[command(
@@ -311,30 +314,6 @@ fn stack_config(n: &NetArgs) -> Result<net::Config, String> {
     Ok(config)
 }
 
-/// SIGINT/SIGTERM set a flag and wake the loop.
-fn stop_on_signals(rt: &Runtime) -> Result<Arc<AtomicBool>, String> {
-    let flag = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, flag.clone()).map_err(|e| e.to_string())?;
-    }
-    let waker = rt.waker();
-    let f = flag.clone();
-    std::thread::spawn(move || {
-        let mut signals = match signal_hook::iterator::Signals::new([
-            signal_hook::consts::SIGINT,
-            signal_hook::consts::SIGTERM,
-        ]) {
-            Ok(s) => s,
-            Err(_) => return,
-        };
-        for _ in signals.forever() {
-            f.store(true, Ordering::SeqCst);
-            waker.wake();
-        }
-    });
-    Ok(flag)
-}
-
 fn echo(args: EchoArgs) -> Result<(), String> {
     let mut rt = runtime(&args.net)?;
     let mode = match args.mode {
@@ -359,37 +338,6 @@ fn echo(args: EchoArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// First SIGINT/SIGTERM turns `stop` off (graceful drain); a second one exits at once (removing
-/// the pid file). A second signal within a second of the first is the same request arriving
-/// twice (Ctrl-C reaches the whole process group, and `scripts/run` forwards it as SIGTERM
-/// too), not a second request.
-fn switch_on_signals(stop: paf::service::Switch, pid_file: Option<PathBuf>) -> Result<(), String> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals =
-        signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(|e| e.to_string())?;
-    std::thread::spawn(move || {
-        let mut first: Option<std::time::Instant> = None;
-        for sig in signals.forever() {
-            match first {
-                None => {
-                    log::info!("signal {sig}: stopping (send it again to exit at once)");
-                    first = Some(std::time::Instant::now());
-                    stop.turn_off();
-                }
-                Some(t) if t.elapsed() >= Duration::from_secs(1) => {
-                    eprintln!("paf: second signal, exiting now");
-                    if let Some(p) = &pid_file {
-                        let _ = std::fs::remove_file(p);
-                    }
-                    std::process::exit(128 + sig);
-                }
-                Some(_) => {}
-            }
-        }
-    });
-    Ok(())
-}
-
 /// The access log the flags ask for; `None` for `off`, or when the log filter turns
 /// `paf::access` off.
 fn access_log_flags(args: &RunArgs) -> Option<paf::config::AccessLog> {
@@ -409,59 +357,6 @@ fn access_log_flags(args: &RunArgs) -> Option<paf::config::AccessLog> {
         Some(LogFormat::Paf) => Format::Paf,
     };
     Some(AccessLog { target, format })
-}
-
-/// SIGUSR1 (logrotate's habit) reopens every access-log file. signal-hook's iterator turns the
-/// signal into a wake-up of this thread (a self-pipe), and each sink's writer thread reopens
-/// its file after the lines already queued: the loop is not involved. `logs` is shared with the
-/// appliance, so files a reload opened are reopened too.
-fn reopen_on_sigusr1(logs: paf::appliance::AccessLogs) -> Result<(), String> {
-    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGUSR1])
-        .map_err(|e| e.to_string())?;
-    std::thread::spawn(move || {
-        for _ in signals.forever() {
-            log::info!("SIGUSR1: reopening access logs");
-            logs.reopen();
-        }
-    });
-    Ok(())
-}
-
-/// SIGHUP sets the returned flag and wakes the loop, which reloads between two passes: the
-/// signal thread touches nothing else.
-fn reload_on_sighup(rt: &Runtime) -> Result<Arc<AtomicBool>, String> {
-    let flag = Arc::new(AtomicBool::new(false));
-    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])
-        .map_err(|e| e.to_string())?;
-    let (f, waker) = (flag.clone(), rt.waker());
-    std::thread::spawn(move || {
-        for _ in signals.forever() {
-            f.store(true, Ordering::SeqCst);
-            waker.wake();
-        }
-    });
-    Ok(flag)
-}
-
-/// The file `--pid-file` names, holding this process's id while it serves; removed when dropped.
-struct PidFile(PathBuf);
-
-impl PidFile {
-    /// Writes the pid to `path` (replacing a stale file).
-    fn write(path: Option<&std::path::Path>) -> Result<Option<PidFile>, Failure> {
-        let Some(path) = path else {
-            return Ok(None);
-        };
-        std::fs::write(path, format!("{}\n", std::process::id()))
-            .map_err(|e| format!("--pid-file {}: {e}", path.display()))?;
-        Ok(Some(PidFile(path.to_path_buf())))
-    }
-}
-
-impl Drop for PidFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 /// The access logs the log filter allows: none when it turns `paf::access` off.
@@ -697,49 +592,6 @@ fn check(args: CheckArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `paf reload`: SIGHUP to the `paf run` whose pid is in the file.
-fn reload(args: ReloadArgs) -> Result<(), Failure> {
-    let file = args.pid_file.display();
-    let text = std::fs::read_to_string(&args.pid_file).map_err(|e| {
-        format!("{file}: cannot read the pid file: {e} (was paf run started with --pid-file?)")
-    })?;
-    let pid: u32 = text
-        .trim()
-        .parse()
-        .ok()
-        .filter(|p| *p > 0)
-        .ok_or_else(|| format!("{file}: not a process id: {:?}", text.trim()))?;
-    if !is_paf_run(pid) {
-        return Err(format!(
-            "{file}: process {pid} is not a running `paf run` (a stale pid file: paf exited \
-             without removing it?)"
-        )
-        .into());
-    }
-    net::signal_process(pid, signal_hook::consts::SIGHUP)
-        .map_err(|e| format!("cannot signal process {pid}: {e}"))?;
-    println!(
-        "paf reload: SIGHUP sent to process {pid}; its log says what the reload changed or why \
-         it was refused (paf_reloads_total in /metrics counts both)"
-    );
-    Ok(())
-}
-
-/// Whether `pid` is a live `paf run` (its command line, from /proc), not a process that reused
-/// the id of one that exited.
-fn is_paf_run(pid: u32) -> bool {
-    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-        return false;
-    };
-    let mut args = cmdline.split(|b| *b == 0).map(String::from_utf8_lossy);
-    let exe = args.next().unwrap_or_default();
-    let name = std::path::Path::new(exe.as_ref())
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    name.starts_with("paf") && args.any(|a| a == "run")
-}
-
 fn config_cmd(args: ConfigArgs) -> Result<(), Failure> {
     if !args.print_default {
         return Err(Failure {
@@ -772,7 +624,7 @@ fn main() -> ExitCode {
         Command::Echo(a) => echo(a).map_err(Failure::from),
         Command::Run(a) => run(a),
         Command::Check(a) => check(a),
-        Command::Reload(a) => reload(a),
+        Command::Reload(a) => run_signals::reload(&a),
         Command::Config(a) => config_cmd(a),
         Command::Cert(a) => cert(a),
         Command::Request(a) => return request(a),
