@@ -3,14 +3,17 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod request_cli;
+mod run_signals;
 use paf::Runtime;
+use run_signals::{
+    reload_on_sighup, reopen_on_sigusr1, stop_on_signals, switch_on_signals, PidFile,
+};
 
 #[derive(Parser)]
 #[command(
@@ -33,8 +36,13 @@ enum Command {
     /// The appliance: listeners and routes from --config (or the embedded default: a small page
     /// on `/`, `/health`, `/metrics` on port 80), logging each request. SIGINT/SIGTERM stop it
     /// gracefully (in-flight responses finish); a second signal, a second or more later, exits at
-    /// once. A bad config exits 2 before the TAP is touched.
+    /// once. SIGHUP reloads --config (see `paf reload`); SIGUSR1 reopens the access logs. A bad
+    /// config exits 2 before the TAP is touched.
     Run(RunArgs),
+    /// Reload a running `paf run`: send SIGHUP to the pid in its --pid-file. The new config is
+    /// validated first; a bad one is refused (logged with key and line, counted in
+    /// `paf_reloads_total{result="failed"}`) and the running one keeps serving.
+    Reload(ReloadArgs),
     /// Validate a config file: every problem with its key and line; exit 2 if any.
     Check(CheckArgs),
     /// Configuration helpers.
@@ -177,6 +185,17 @@ struct RunArgs {
     /// Access-log line format.
     #[arg(long, value_enum, value_name = "FORMAT")]
     access_log_format: Option<LogFormat>,
+    /// Write the process id to FILE once serving (for `paf reload --pid-file FILE`); removed at
+    /// exit.
+    #[arg(long, value_name = "FILE")]
+    pid_file: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ReloadArgs {
+    /// The pid file of the `paf run` to reload (its --pid-file).
+    #[arg(long, value_name = "FILE")]
+    pid_file: PathBuf,
 }
 
 /// Access-log line formats (see README, "Access logs").
@@ -295,30 +314,6 @@ fn stack_config(n: &NetArgs) -> Result<net::Config, String> {
     Ok(config)
 }
 
-/// SIGINT/SIGTERM set a flag and wake the loop.
-fn stop_on_signals(rt: &Runtime) -> Result<Arc<AtomicBool>, String> {
-    let flag = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, flag.clone()).map_err(|e| e.to_string())?;
-    }
-    let waker = rt.waker();
-    let f = flag.clone();
-    std::thread::spawn(move || {
-        let mut signals = match signal_hook::iterator::Signals::new([
-            signal_hook::consts::SIGINT,
-            signal_hook::consts::SIGTERM,
-        ]) {
-            Ok(s) => s,
-            Err(_) => return,
-        };
-        for _ in signals.forever() {
-            f.store(true, Ordering::SeqCst);
-            waker.wake();
-        }
-    });
-    Ok(flag)
-}
-
 fn echo(args: EchoArgs) -> Result<(), String> {
     let mut rt = runtime(&args.net)?;
     let mode = match args.mode {
@@ -343,33 +338,6 @@ fn echo(args: EchoArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// First SIGINT/SIGTERM turns `stop` off (graceful drain); a second one exits at once. A second
-/// signal within a second of the first is the same request arriving twice (Ctrl-C reaches the
-/// whole process group, and `scripts/run` forwards it as SIGTERM too), not a second request.
-fn switch_on_signals(stop: paf::service::Switch) -> Result<(), String> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals =
-        signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).map_err(|e| e.to_string())?;
-    std::thread::spawn(move || {
-        let mut first: Option<std::time::Instant> = None;
-        for sig in signals.forever() {
-            match first {
-                None => {
-                    log::info!("signal {sig}: stopping (send it again to exit at once)");
-                    first = Some(std::time::Instant::now());
-                    stop.turn_off();
-                }
-                Some(t) if t.elapsed() >= Duration::from_secs(1) => {
-                    eprintln!("paf: second signal, exiting now");
-                    std::process::exit(128 + sig);
-                }
-                Some(_) => {}
-            }
-        }
-    });
-    Ok(())
-}
-
 /// The access log the flags ask for; `None` for `off`, or when the log filter turns
 /// `paf::access` off.
 fn access_log_flags(args: &RunArgs) -> Option<paf::config::AccessLog> {
@@ -391,24 +359,13 @@ fn access_log_flags(args: &RunArgs) -> Option<paf::config::AccessLog> {
     Some(AccessLog { target, format })
 }
 
-/// SIGUSR1 (logrotate's habit) reopens every access-log file. signal-hook's iterator turns the
-/// signal into a wake-up of this thread (a self-pipe), and each sink's writer thread reopens
-/// its file after the lines already queued: the loop is not involved.
-fn reopen_on_sigusr1(sinks: Vec<paf::service::access_log::FileSink>) -> Result<(), String> {
-    if sinks.iter().all(|s| s.path().is_none()) {
-        return Ok(());
-    }
-    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGUSR1])
-        .map_err(|e| e.to_string())?;
-    std::thread::spawn(move || {
-        for _ in signals.forever() {
-            log::info!("SIGUSR1: reopening access logs");
-            for s in &sinks {
-                s.reopen();
-            }
+/// The access logs the log filter allows: none when it turns `paf::access` off.
+fn filter_access_logs(config: &mut paf::config::Config) {
+    if !log::log_enabled!(target: "paf::access", log::Level::Info) {
+        for l in &mut config.listeners {
+            l.access_log = None;
         }
-    });
-    Ok(())
+    }
 }
 
 fn load_config(path: Option<&std::path::Path>) -> Result<paf::config::Config, Failure> {
@@ -437,10 +394,8 @@ fn run_appliance(args: RunArgs) -> Result<(), Failure> {
         for l in &mut config.listeners {
             l.access_log = log.clone();
         }
-    } else if !log::log_enabled!(target: "paf::access", log::Level::Info) {
-        for l in &mut config.listeners {
-            l.access_log = None;
-        }
+    } else {
+        filter_access_logs(&mut config);
     }
     if args.config.is_none() {
         // The default config is the command line's: its flags shape the listener and its limits.
@@ -473,9 +428,13 @@ fn run_appliance(args: RunArgs) -> Result<(), Failure> {
         }
     };
     let stop = paf::service::Switch::new();
-    let app = paf::appliance::start(&mut rt, &config, stop.clone()).map_err(|e| e.to_string())?;
-    switch_on_signals(stop)?;
-    reopen_on_sigusr1(app.access_logs.clone())?;
+    let mut app =
+        paf::appliance::start(&mut rt, &config, stop.clone()).map_err(|e| e.to_string())?;
+    switch_on_signals(stop, args.pid_file.clone())?;
+    if args.config.is_some() || app.access_logs.has_files() {
+        reopen_on_sigusr1(app.access_logs.clone())?;
+    }
+    let reload = reload_on_sighup(&rt)?;
     for l in &config.listeners {
         let scheme = match l.protocol {
             paf::config::Protocol::Http => "http",
@@ -486,8 +445,24 @@ fn run_appliance(args: RunArgs) -> Result<(), Failure> {
             l.name, l.port
         );
     }
-    rt.run_until(|_| app.is_finished())
-        .map_err(|e| format!("event loop: {e}"))?;
+    let _pid = PidFile::write(args.pid_file.as_deref())?;
+    // Reloads happen here, on the loop's thread between two passes.
+    rt.run_until(|rt| {
+        if reload.swap(false, Ordering::SeqCst) {
+            match &args.config {
+                None => log::warn!(
+                    "SIGHUP: nothing to reload: paf run serves the embedded default (no --config)"
+                ),
+                Some(path) => {
+                    log::info!("SIGHUP: reloading {}", path.display());
+                    // Logged and counted by the appliance either way.
+                    let _ = app.reload_file(rt, path, filter_access_logs);
+                }
+            }
+        }
+        app.is_finished()
+    })
+    .map_err(|e| format!("event loop: {e}"))?;
     app.close_access_logs();
     for h in &app.handles {
         if let Some(Err(e)) = h.result() {
@@ -563,14 +538,23 @@ fn run(args: RunArgs) -> Result<(), Failure> {
         handles.push(secure);
         eprintln!("paf run: serving https on port {}", args.tls_port);
     }
-    switch_on_signals(stop)?;
-    reopen_on_sigusr1(sink.iter().cloned().collect())?;
+    switch_on_signals(stop, args.pid_file.clone())?;
+    if let Some(s) = sink.as_ref().filter(|s| s.path().is_some()) {
+        reopen_on_sigusr1(paf::appliance::AccessLogs::from(vec![s.clone()]))?;
+    }
+    let reload = reload_on_sighup(&rt)?;
+    let _pid = PidFile::write(args.pid_file.as_deref())?;
     eprintln!(
         "paf run: serving http on port {} ({:?} stack)",
         args.port, args.net.stack
     );
-    rt.run_until(|_| handles.iter().all(|h| h.is_finished()))
-        .map_err(|e| format!("event loop: {e}"))?;
+    rt.run_until(|_| {
+        if reload.swap(false, Ordering::SeqCst) {
+            log::warn!("SIGHUP: nothing to reload: --test-routes and --cert take no config file");
+        }
+        handles.iter().all(|h| h.is_finished())
+    })
+    .map_err(|e| format!("event loop: {e}"))?;
     if let Some(s) = &sink {
         s.close();
     }
@@ -640,6 +624,7 @@ fn main() -> ExitCode {
         Command::Echo(a) => echo(a).map_err(Failure::from),
         Command::Run(a) => run(a),
         Command::Check(a) => check(a),
+        Command::Reload(a) => run_signals::reload(&a),
         Command::Config(a) => config_cmd(a),
         Command::Cert(a) => cert(a),
         Command::Request(a) => return request(a),

@@ -50,5 +50,27 @@ pub fn lazy_buffer_memory(threshold: usize) -> bool {
     unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, t) == 1 }
 }
 
+/// Sends `signal` to the process `pid` (`kill(2)`; `paf reload` sends `SIGHUP` to a running
+/// `paf run`). Signal 0 sends nothing and only checks that the process exists and may be
+/// signalled. Here because `net` is the one crate of paf with `unsafe` (as
+/// [`lazy_buffer_memory`]).
+///
+/// # Errors
+/// The OS's: `ESRCH` when no such process exists, `EPERM` when it may not be signalled;
+/// `InvalidInput` for a pid that is not a single positive process id.
+pub fn signal_process(pid: u32, signal: i32) -> std::io::Result<()> {
+    let pid = libc::pid_t::try_from(pid)
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours; a positive pid
+    // names one process, never a group.
+    if unsafe { libc::kill(pid, signal) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// Re-export of the smoltcp version paf is built on, for users who need its wire types.
 pub use smoltcp;

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use net::{ConnId, ListenerId};
 
@@ -34,6 +34,13 @@ pub struct Metrics {
     pub stack_sockets: AtomicUsize,
     /// Loop passes observed by the sampler (liveness).
     pub samples: AtomicU64,
+    /// Reloads applied, and refused.
+    reloads_ok: AtomicU64,
+    reloads_failed: AtomicU64,
+    /// The running configuration's generation: 1 once started, one more per reload applied.
+    generation: AtomicU64,
+    /// When it was applied, in Unix milliseconds.
+    applied_ms: AtomicU64,
 }
 
 fn class(status: u16) -> &'static str {
@@ -68,6 +75,47 @@ impl Metrics {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push((listener.to_string(), handle));
+    }
+
+    /// Replaces the services shown (after a reload: the listeners of the new configuration,
+    /// each with its current service, whose counters go on from those of the service it
+    /// replaced).
+    pub fn set_services(&self, services: Vec<(String, Handle)>) {
+        *self.services.lock().unwrap_or_else(|p| p.into_inner()) = services;
+    }
+
+    /// A configuration was applied (the start, or a reload) at wall-clock time `wall`.
+    pub fn config_applied(&self, wall: SystemTime) {
+        self.generation.fetch_add(1, Ordering::Relaxed);
+        let ms = wall
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
+        self.applied_ms
+            .store(u64::try_from(ms).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Count a reload, applied (`ok`) or refused.
+    pub fn reload_result(&self, ok: bool) {
+        let c = if ok {
+            &self.reloads_ok
+        } else {
+            &self.reloads_failed
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Reloads applied and refused so far.
+    pub fn reloads(&self) -> (u64, u64) {
+        (
+            self.reloads_ok.load(Ordering::Relaxed),
+            self.reloads_failed.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The running configuration's generation: 1 once started, one more per reload applied.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
     }
 
     /// Count one response.
@@ -190,6 +238,7 @@ impl Metrics {
                 escape(&l)
             );
         }
+        self.render_reloads(&mut out);
         render_timeouts(&mut out, &services);
         render_limited(&mut out, &services);
         render_access_log(&mut out, &services);
@@ -230,6 +279,36 @@ impl Metrics {
             self.stack_sockets.load(Ordering::Relaxed)
         );
         out
+    }
+}
+
+impl Metrics {
+    /// `paf_reloads_total`, `paf_config_generation`, `paf_config_last_reload_success_timestamp_seconds`.
+    fn render_reloads(&self, out: &mut String) {
+        let (ok, failed) = self.reloads();
+        let _ = writeln!(
+            out,
+            "# HELP paf_reloads_total Configuration reloads (SIGHUP), by result: ok (applied) or \
+             failed (refused: the running configuration kept serving)."
+        );
+        let _ = writeln!(out, "# TYPE paf_reloads_total counter");
+        let _ = writeln!(out, "paf_reloads_total{{result=\"ok\"}} {ok}");
+        let _ = writeln!(out, "paf_reloads_total{{result=\"failed\"}} {failed}");
+        let name = "paf_config_generation";
+        let _ = writeln!(
+            out,
+            "# HELP {name} The running configuration: 1 at start, one more per reload applied."
+        );
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        let _ = writeln!(out, "{name} {}", self.generation());
+        let name = "paf_config_last_reload_success_timestamp_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} When the running configuration was applied (start or reload), Unix time."
+        );
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        let ms = self.applied_ms.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name} {}.{:03}", ms / 1000, ms % 1000);
     }
 }
 

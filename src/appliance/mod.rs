@@ -4,18 +4,24 @@
 //! on the same loop (see `proxy`).
 //!
 //! Contract: [`start`] opens every listener or none (a port that cannot be listened on fails
-//! the start before anything is served); all services share one stop [`Switch`] and finish when
-//! it is turned off and their connections have drained.
+//! the start before anything is served); all services stop when the one stop [`Switch`] is
+//! turned off, and finish once their connections have drained. [`Appliance::reload`] applies a
+//! new configuration while serving, all or nothing, without closing a kept listener's socket
+//! (see [`reload`]).
 
 mod compress;
 pub mod files;
 pub mod metrics;
 mod proxy;
+pub mod reload;
 mod routes;
 
+use std::cell::RefCell;
 use std::fmt;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use net::ListenerId;
 
 use crate::config::{AccessLogTarget, Config, Listener, Protocol};
 use crate::runtime::Runtime;
@@ -23,6 +29,7 @@ use crate::service::access_log::{AccessLog, FileSink};
 use crate::service::{self, Handle, InitError, Initialized, Switch};
 
 pub use metrics::Metrics;
+pub use reload::{Plan, ReloadError};
 
 /// Why the appliance cannot start.
 #[derive(Debug)]
@@ -74,22 +81,105 @@ impl fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
+/// The access-log sinks of an appliance, one per distinct file (and one for stderr), shared by
+/// the listeners that write there. Clone it to another thread (`SIGUSR1`): a reload adds the
+/// files it opens.
+#[derive(Clone, Debug, Default)]
+pub struct AccessLogs(Arc<Mutex<Vec<FileSink>>>);
+
+impl From<Vec<FileSink>> for AccessLogs {
+    fn from(sinks: Vec<FileSink>) -> AccessLogs {
+        AccessLogs(Arc::new(Mutex::new(sinks)))
+    }
+}
+
+impl AccessLogs {
+    /// The sinks now.
+    pub fn sinks(&self) -> Vec<FileSink> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Whether any sink writes to a file (not stderr).
+    pub fn has_files(&self) -> bool {
+        self.sinks().iter().any(|s| s.path().is_some())
+    }
+
+    /// Reopens every file (logrotate's `SIGUSR1`); see [`FileSink::reopen`].
+    pub fn reopen(&self) {
+        for s in self.sinks() {
+            s.reopen();
+        }
+    }
+
+    fn add(&self, sink: FileSink) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(sink);
+    }
+}
+
 /// A started appliance.
-#[derive(Debug)]
 pub struct Appliance {
-    /// One handle per listener, in config order.
+    /// The handles of the services still running: one per listener, and those of services a
+    /// reload replaced that still serve connections accepted before it. Every one completes
+    /// after the stop switch was turned off.
     pub handles: Vec<Handle>,
     /// The counters behind `/metrics`.
     pub metrics: Arc<Metrics>,
     /// The switch that stops every listener.
     pub stop: Switch,
-    /// The access-log sinks, one per distinct file (and one for stderr), shared by the
-    /// listeners that write there.
-    pub access_logs: Vec<FileSink>,
+    /// The access-log sinks.
+    pub access_logs: AccessLogs,
+    /// The running configuration (its interface the one started with).
+    config: Rc<Config>,
+    /// One per listening port, in config order.
+    ports: Vec<Port>,
+    /// The upstreams' client agents.
+    proxy: Option<Rc<proxy::Proxy>>,
+    /// Every sink opened, by target: kept for the services that still log there.
+    sinks: Vec<(AccessLogTarget, FileSink)>,
+}
+
+/// The router a listener's requests start with. Every service that served the port (one per
+/// reload) shares it, so a request on a connection accepted before a reload is routed by the
+/// new configuration; a request takes the router when it starts and keeps it.
+type RouterSlot = Rc<RefCell<Rc<routes::Router>>>;
+
+/// A listening port across reloads.
+struct Port {
+    port: u16,
+    name: String,
+    /// A child of the appliance's stop switch, turned off when a reload removes the port.
+    stop: Switch,
+    router: RouterSlot,
+    /// The service that has the listening socket.
+    handle: Handle,
+}
+
+impl fmt::Debug for Port {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Port")
+            .field("port", &self.port)
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl fmt::Debug for Appliance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Appliance")
+            .field("handles", &self.handles.len())
+            .field("ports", &self.ports)
+            .finish()
+    }
 }
 
 impl Appliance {
-    /// Whether every listener's service has finished (after the switch was turned off).
+    /// Whether every service has finished (after the switch was turned off).
     pub fn is_finished(&self) -> bool {
         self.handles.iter().all(Handle::is_finished)
     }
@@ -97,99 +187,261 @@ impl Appliance {
     /// Writes what the access logs have queued and ends their writer threads: call it once
     /// the appliance has finished.
     pub fn close_access_logs(&self) {
-        for sink in &self.access_logs {
+        for sink in self.access_logs.sinks() {
             sink.close();
         }
     }
+
+    /// The running configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Makes `new` the running configuration along `plan`: opens everything that can fail
+    /// first (certificates, access-log files, upstream agents, new ports) and changes nothing
+    /// if one fails; then starts a service per listener, on the socket of the same port when
+    /// there was one, and stops the ports `new` no longer has.
+    fn apply(&mut self, rt: &mut Runtime, mut new: Config, plan: &Plan) -> Result<(), StartError> {
+        if !self.ports.is_empty() || self.proxy.is_some() {
+            // Not applied: the running interface stays the one started with.
+            new.interface = self.config.interface.clone();
+        }
+        let config = Rc::new(new);
+        let tls = config
+            .listeners
+            .iter()
+            .map(|l| {
+                tls_config(l).map_err(|error| StartError::Tls {
+                    listener: l.name.clone(),
+                    error,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut opened = Vec::new();
+        let logs = self.access_logs_for(&config, &mut opened);
+        let logs = match logs {
+            Ok(l) => l,
+            Err(e) => {
+                close_all(&opened);
+                return Err(e);
+            }
+        };
+        let proxy = match &self.proxy {
+            Some(p) if !plan.upstreams_changed => Ok(p.clone()),
+            _ => proxy::Proxy::new(rt, &config, self.metrics.clone())
+                .map(Rc::new)
+                .map_err(
+                    |proxy::StartError { upstream, error }| StartError::Upstream {
+                        upstream,
+                        error,
+                    },
+                ),
+        };
+        let proxy = match proxy {
+            Ok(p) => p,
+            Err(e) => {
+                close_all(&opened);
+                return Err(e);
+            }
+        };
+        let sockets = match self.sockets(rt, &config) {
+            Ok(s) => s,
+            Err(e) => {
+                close_all(&opened);
+                return Err(e);
+            }
+        };
+        // Nothing can fail from here on.
+        let mut ports = Vec::new();
+        for (index, ((listener, tls), (socket, log))) in config
+            .listeners
+            .iter()
+            .zip(tls)
+            .zip(sockets.into_iter().zip(logs))
+            .enumerate()
+        {
+            let router = Rc::new(routes::Router::new(
+                config.clone(),
+                index,
+                self.metrics.clone(),
+                proxy.clone(),
+            ));
+            let old = self.ports.iter().find(|p| p.port == listener.port);
+            let service = service::on_listener(rt, socket, listener.port);
+            let (service, stop, slot) = match old {
+                Some(p) => {
+                    p.router.replace(router);
+                    let s = service.succeeding(&p.handle);
+                    (s, p.stop.clone(), p.router.clone())
+                }
+                None => (service, self.stop.child(), Rc::new(RefCell::new(router))),
+            };
+            let service = match log {
+                Some(log) => service.access_log(log),
+                None => service.no_access_log(),
+            };
+            let Initialized(handle) = serve(service, listener, tls, stop.clone(), slot.clone());
+            self.handles.push(handle.clone());
+            ports.push(Port {
+                port: listener.port,
+                name: listener.name.clone(),
+                stop,
+                router: slot,
+                handle,
+            });
+        }
+        if !self.ports.is_empty() {
+            // Services that were replaced learn it at their next callback.
+            rt.waker().wake();
+        }
+        for p in &self.ports {
+            if !ports.iter().any(|n| n.port == p.port) {
+                log::info!("listener {:?} (port {}) removed: draining", p.name, p.port);
+                p.stop.turn_off();
+            }
+        }
+        self.metrics.set_services(
+            ports
+                .iter()
+                .map(|p| (p.name.clone(), p.handle.clone()))
+                .collect(),
+        );
+        self.handles.retain(|h| !matches!(h.result(), Some(Ok(()))));
+        for (target, sink) in opened {
+            self.access_logs.add(sink.clone());
+            self.sinks.push((target, sink));
+        }
+        self.ports = ports;
+        self.proxy = Some(proxy);
+        self.config = config;
+        Ok(())
+    }
+
+    /// The access log of each listener of `config`: a sink already open for its target, or one
+    /// opened now (added to `opened`).
+    fn access_logs_for(
+        &self,
+        config: &Config,
+        opened: &mut Vec<(AccessLogTarget, FileSink)>,
+    ) -> Result<Vec<Option<AccessLog>>, StartError> {
+        let mut logs = Vec::new();
+        for listener in &config.listeners {
+            let Some(l) = &listener.access_log else {
+                logs.push(None);
+                continue;
+            };
+            let known = self.sinks.iter().chain(opened.iter());
+            let sink = match known.clone().find(|(t, _)| *t == l.target) {
+                Some((_, s)) => s.clone(),
+                None => {
+                    let sink = match &l.target {
+                        AccessLogTarget::Stderr => FileSink::stderr(),
+                        AccessLogTarget::File(path) => FileSink::open(path),
+                    }
+                    .map_err(|error| StartError::AccessLog {
+                        listener: listener.name.clone(),
+                        error,
+                    })?;
+                    opened.push((l.target.clone(), sink.clone()));
+                    sink
+                }
+            };
+            logs.push(Some(AccessLog::new(l.format, sink)));
+        }
+        Ok(logs)
+    }
+
+    /// The listening socket of each listener of `config`: taken from the service on the same
+    /// port, or opened. On failure every socket goes back where it was.
+    fn sockets(&self, rt: &mut Runtime, config: &Config) -> Result<Vec<ListenerId>, StartError> {
+        let mut taken: Vec<(&Handle, ListenerId, u16)> = Vec::new();
+        let mut fresh = Vec::new();
+        let mut out = Vec::new();
+        let mut failed = None;
+        for l in &config.listeners {
+            match self.ports.iter().find(|p| p.port == l.port) {
+                Some(p) => match p.handle.take_listening() {
+                    Some(s) => {
+                        taken.push((&p.handle, s.id, s.port));
+                        out.push(s.id);
+                    }
+                    None => {
+                        failed = Some(StartError::Listen {
+                            listener: l.name.clone(),
+                            error: InitError::Listen {
+                                port: l.port,
+                                error: net::ListenError::InUse,
+                            },
+                        });
+                        break;
+                    }
+                },
+                None => match rt.net().listen(l.port, l.limits.backlog) {
+                    Ok(id) => {
+                        fresh.push(id);
+                        out.push(id);
+                    }
+                    Err(error) => {
+                        failed = Some(StartError::Listen {
+                            listener: l.name.clone(),
+                            error: InitError::Listen {
+                                port: l.port,
+                                error,
+                            },
+                        });
+                        break;
+                    }
+                },
+            }
+        }
+        let Some(e) = failed else {
+            return Ok(out);
+        };
+        for (handle, id, port) in taken {
+            handle.set_listening(service::handle::Listening { id, port });
+        }
+        for id in fresh {
+            rt.net().unlisten(id);
+        }
+        Err(e)
+    }
 }
 
-/// The sink for `target`, opened once and shared by every listener that logs there.
-fn access_sink(
-    sinks: &mut Vec<(AccessLogTarget, FileSink)>,
-    target: &AccessLogTarget,
-) -> std::io::Result<FileSink> {
-    if let Some((_, s)) = sinks.iter().find(|(t, _)| t == target) {
-        return Ok(s.clone());
+/// Closes sinks a failed reload opened.
+fn close_all(opened: &[(AccessLogTarget, FileSink)]) {
+    for (_, s) in opened {
+        s.close();
     }
-    let sink = match target {
-        AccessLogTarget::Stderr => FileSink::stderr()?,
-        AccessLogTarget::File(path) => FileSink::open(path)?,
-    };
-    sinks.push((target.clone(), sink.clone()));
-    Ok(sink)
 }
 
 /// Start every listener of `config` on `rt`.
 ///
 /// # Errors
 /// [`StartError`] naming the listener that cannot start; nothing is served then (listeners
-/// already opened are closed by turning `stop` off).
+/// already opened are closed, and `stop` is turned off).
 pub fn start(rt: &mut Runtime, config: &Config, stop: Switch) -> Result<Appliance, StartError> {
     let metrics = Arc::new(Metrics::default());
-    let config = Rc::new(config.clone());
-    let proxy = match proxy::Proxy::new(rt, &config, metrics.clone()) {
-        Ok(p) => Rc::new(p),
-        Err(proxy::StartError { upstream, error }) => {
-            stop.turn_off();
-            return Err(StartError::Upstream { upstream, error });
-        }
+    let mut app = Appliance {
+        handles: Vec::new(),
+        metrics: metrics.clone(),
+        stop: stop.clone(),
+        access_logs: AccessLogs::default(),
+        config: Rc::new(config.clone()),
+        ports: Vec::new(),
+        proxy: None,
+        sinks: Vec::new(),
     };
-    let mut handles = Vec::new();
-    let mut sinks = Vec::new();
-    for (index, listener) in config.listeners.iter().enumerate() {
-        let log = match &listener.access_log {
-            None => None,
-            Some(l) => match access_sink(&mut sinks, &l.target) {
-                Ok(sink) => Some(AccessLog::new(l.format, sink)),
-                Err(error) => {
-                    stop.turn_off();
-                    return Err(StartError::AccessLog {
-                        listener: listener.name.clone(),
-                        error,
-                    });
-                }
-            },
-        };
-        let tls = match tls_config(listener) {
-            Ok(t) => t,
-            Err(error) => {
-                stop.turn_off();
-                return Err(StartError::Tls {
-                    listener: listener.name.clone(),
-                    error,
-                });
-            }
-        };
-        let service = match service::init_with_backlog(rt, listener.port, listener.limits.backlog) {
-            Ok(s) => s,
-            Err(error) => {
-                stop.turn_off();
-                return Err(StartError::Listen {
-                    listener: listener.name.clone(),
-                    error,
-                });
-            }
-        };
-        let service = match log {
-            Some(log) => service.access_log(log),
-            None => service.no_access_log(),
-        };
-        let router = routes::Router::new(config.clone(), index, metrics.clone(), proxy.clone());
-        let Initialized(handle) = serve(service, listener, tls, stop.clone(), router);
-        metrics.add_service(&listener.name, handle.clone());
-        handles.push(handle);
+    if let Err(e) = app.apply(rt, config.clone(), &Plan::initial(config)) {
+        stop.turn_off();
+        return Err(e);
     }
+    metrics.config_applied(rt.pass_time().wall());
     let sampler = metrics::Sampler {
         metrics: metrics.clone(),
         next: Some(rt.pass_time().now()),
     };
     let _ = rt.add(sampler, |_, _| Ok::<(), ()>(()));
-    Ok(Appliance {
-        handles,
-        metrics,
-        stop,
-        access_logs: sinks.into_iter().map(|(_, s)| s).collect(),
-    })
+    Ok(app)
 }
 
 /// The TLS configuration of an https listener (certificates by SNI, its handshake timeout).
@@ -219,15 +471,19 @@ fn serve(
     listener: &Listener,
     tls: Option<crate::tls::ServerConfig>,
     stop: Switch,
-    router: routes::Router,
+    router: RouterSlot,
 ) -> Initialized {
-    let router = Rc::new(router);
     let r = router.clone();
-    let on_error = move |peer,
-                         error: &crate::http::Error,
-                         request: Option<&::http::Request<()>>,
-                         respond| { r.error(peer, error, request, respond) };
-    let on_request = move |peer, reqd| router.handle(peer, reqd);
+    // The router is taken out of the slot before it runs: a reload may replace it meanwhile.
+    let on_error =
+        move |peer, error: &crate::http::Error, request: Option<&::http::Request<()>>, respond| {
+            let current = r.borrow().clone();
+            current.error(peer, error, request, respond);
+        };
+    let on_request = move |peer, reqd| {
+        let current = router.borrow().clone();
+        current.handle(peer, reqd);
+    };
     let config = listener.limits.http.clone();
     match tls {
         Some(tls) => service::https(service, tls, config, Some(stop), on_error, on_request),

@@ -641,6 +641,27 @@ impl App for ClientApp {
         self.stack.run_jobs();
         self.work(cx);
     }
+
+    /// An agent nobody can use any more (every [`Agent`] handle dropped, no [`Remote`] made:
+    /// the upstreams of a proxy replaced by a reload) is done once no request, connection or
+    /// DNS query is left; its idle connections close at the idle timeout. Then the loop drops
+    /// it, instead of keeping an app forever per replaced agent.
+    ///
+    /// [`Remote`]: super::Remote
+    fn is_finished(&self) -> bool {
+        let shared = &self.stack.0;
+        if std::rc::Rc::strong_count(shared) > 1 || shared.jobs.borrow().is_some() {
+            return false;
+        }
+        let Ok(inner) = shared.inner.try_borrow() else {
+            return false;
+        };
+        inner.exchanges.is_empty()
+            && inner.conns.is_empty()
+            && inner.dns.is_empty()
+            && inner.queries.is_empty()
+            && shared.deferred.borrow().is_empty()
+    }
 }
 
 impl Drop for ClientApp {

@@ -292,7 +292,7 @@ pub struct UpstreamUrl {
 }
 
 /// `[[upstream]]`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Upstream {
     /// Name routes refer to.
     pub name: String,

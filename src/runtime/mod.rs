@@ -336,6 +336,11 @@ impl LoopWaker {
     pub fn wake(&self) {
         let _ = self.0.wake();
     }
+
+    /// Whether both wake the same loop.
+    pub(crate) fn same_loop(&self, other: &LoopWaker) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 /// One stack and the apps on it, driven by one mio loop. See the module docs.

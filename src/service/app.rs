@@ -11,6 +11,10 @@
 //! closing connections wait until the peer has acknowledged every byte, and once no connection
 //! is left the [`Handle`] completes. Whatever is left at `drain_timeout` (plus a grace second)
 //! is reset.
+//!
+//! Taken over ([`crate::service::take_over`]): the listener belongs to the new service; this one
+//! serves the connections it has as before and finishes (completing its handle) when the last
+//! one has closed. Its switch still stops it.
 
 use crate::runtime::IdMap;
 use std::cell::RefCell;
@@ -25,7 +29,7 @@ use net::{ConnId, ListenerId};
 use super::codec::ServerCodec;
 use super::conn::{Conn, ErrorHandler, Next, RequestHandler, Running};
 use super::core::{Core, Shared};
-use super::handle::{Handle, ServiceError};
+use super::handle::{Handle, Listening, ServiceError};
 use super::switch::Switch;
 use super::timers::Timers;
 use super::tls_stats::TlsStats;
@@ -45,7 +49,6 @@ pub(crate) struct Start {
 
 pub(crate) struct ServiceApp {
     port: u16,
-    listener: Option<ListenerId>,
     run: Running,
     conns: IdMap<ConnId, Conn>,
     timers: Timers,
@@ -60,6 +63,7 @@ impl ServiceApp {
     /// The app serving `listener` (opened by `init`), built in the loop's setup call.
     pub(crate) fn new(port: u16, listener: ListenerId, s: Start, cx: &mut Cx<'_>) -> ServiceApp {
         cx.adopt_listener(listener);
+        s.handle.set_listening(Listening { id: listener, port });
         let shared = Rc::new(Shared::new(
             s.config,
             s.handle,
@@ -69,7 +73,6 @@ impl ServiceApp {
         ));
         ServiceApp {
             port,
-            listener: Some(listener),
             run: Running::new(shared, s.tls, s.request, s.error, s.stop),
             conns: IdMap::default(),
             timers: Timers::default(),
@@ -91,8 +94,9 @@ impl ServiceApp {
             self.port,
             self.conns.len()
         );
-        if let Some(l) = self.listener.take() {
-            cx.unlisten(l);
+        // Unless another service took it over.
+        if let Some(l) = run.shared.handle.take_listening() {
+            cx.unlisten(l.id);
         }
         let ids: Vec<ConnId> = self.conns.keys().copied().collect();
         for id in ids {
@@ -168,9 +172,19 @@ impl ServiceApp {
         shared.pending.set(false);
     }
 
-    /// Completes the handle once stopping is over.
+    /// Completes the handle once stopping is over, or once a service that took over has the
+    /// listener and this one's last connection is gone.
     fn settle(&mut self, cx: &mut Cx<'_>) {
         let Some(deadline) = self.run.stopping else {
+            if self.conns.is_empty() && !self.finished && !self.run.shared.handle.is_listening() {
+                self.finished = true;
+                self.run.shared.finish_access();
+                log::info!(
+                    "service on port {}: handed over, its last connection closed",
+                    self.port
+                );
+                self.run.shared.handle.complete(Ok(()));
+            }
             return;
         };
         if !self.conns.is_empty() && cx.now >= deadline {

@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
+use net::ListenerId;
+
 use crate::http::h2::Flood;
 
 /// Why a service loop ended other than by its stop switch.
@@ -256,11 +258,23 @@ impl Counters {
     }
 }
 
+/// The listening socket a running service accepts on, until it stops or another service takes
+/// it over ([`crate::service::take_over`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Listening {
+    pub id: ListenerId,
+    pub port: u16,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Inner {
     result: Mutex<Option<Result<(), ServiceError>>>,
     done: Condvar,
-    pub(crate) counters: Counters,
+    /// Shared with the services that took over from this one, so that counters go on across a
+    /// reload.
+    pub(crate) counters: Arc<Counters>,
+    /// The service's listening socket; `None` once it stopped or was taken over.
+    listening: Mutex<Option<Listening>>,
 }
 
 /// Completes when the service loop has ended: on its stop switch (after draining) or on a fatal
@@ -309,6 +323,42 @@ impl Handle {
     /// The service's counters now.
     pub fn stats(&self) -> Stats {
         self.0.counters.snapshot()
+    }
+
+    /// A handle for a service that takes over from this one: its own completion, the same
+    /// counters.
+    pub(crate) fn successor(&self) -> Handle {
+        Handle(Arc::new(Inner {
+            counters: self.0.counters.clone(),
+            ..Inner::default()
+        }))
+    }
+
+    /// Notes the listening socket the service accepts on.
+    pub(crate) fn set_listening(&self, l: Listening) {
+        *self
+            .0
+            .listening
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(l);
+    }
+
+    /// Takes the service's listening socket away from it (to close it, or to hand it over).
+    pub(crate) fn take_listening(&self) -> Option<Listening> {
+        self.0
+            .listening
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    /// Whether the service still has its listening socket.
+    pub(crate) fn is_listening(&self) -> bool {
+        self.0
+            .listening
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some()
     }
 
     /// Records the end of the loop (the first result wins) and wakes waiters.

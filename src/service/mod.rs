@@ -27,6 +27,11 @@
 //! - The request handler gets `(peer, Reqd)` for each request head, in order per connection, and
 //!   answers through the [`Reqd`] at once or later; the error handler gets each peer fault with
 //!   an [`ErrorResponse`] (dropping it sends the codec's suggested status).
+//! - [`take_over`] hands a running service's listening socket to a new service (a reload): the
+//!   socket is never closed, so no connection is refused; new connections go to the new
+//!   service, and the old one serves the connections it has, on its own handlers and config,
+//!   and completes its handle when the last one has closed (or drains when its switch turns
+//!   off). The new service's counters ([`Stats`]) go on from the old one's.
 //! - A panic in a handler or a body/writable callback fails that exchange only (500 if nothing
 //!   was sent, else the connection is cut after what was sent); everyone else is served on.
 //! - One access-log line per exchange, and one per answer to a peer fault: buffered to the
@@ -111,6 +116,9 @@ pub struct Service<'a> {
     listener: Option<ListenerId>,
     port: u16,
     access: AccessSetting,
+    /// The service this one takes over from ([`take_over`]): it gets the listener back if this
+    /// one is dropped unused, and its counters go on in this one.
+    from: Option<Handle>,
 }
 
 /// The access log a [`Service`] was given.
@@ -146,12 +154,28 @@ impl Service<'_> {
         self.access = AccessSetting::Off;
         self
     }
+
+    /// Makes this service (on a listener taken from `from`'s service) its successor: see
+    /// [`take_over`].
+    #[must_use]
+    pub(crate) fn succeeding(mut self, from: &Handle) -> Self {
+        self.from = Some(from.clone());
+        self
+    }
 }
 
 impl Drop for Service<'_> {
     fn drop(&mut self) {
-        if let Some(l) = self.listener.take() {
-            self.rt.net().unlisten(l);
+        let Some(id) = self.listener.take() else {
+            return;
+        };
+        match &self.from {
+            // Not started: the old service keeps its socket.
+            Some(from) => from.set_listening(handle::Listening {
+                id,
+                port: self.port,
+            }),
+            None => self.rt.net().unlisten(id),
         }
     }
 }
@@ -183,12 +207,56 @@ pub fn init_with_backlog(
         .net()
         .listen(port, backlog)
         .map_err(|error| InitError::Listen { port, error })?;
-    Ok(Service {
+    Ok(on_listener(rt, listener, port))
+}
+
+/// A service on a listener already open on `rt`'s stack (`rt.net().listen(..)`), which it owns
+/// from now on (an appliance reload opens every new port before it starts anything).
+pub(crate) fn on_listener(rt: &mut Runtime, listener: ListenerId, port: u16) -> Service<'_> {
+    Service {
         rt,
         listener: Some(listener),
         port,
         access: AccessSetting::Log,
-    })
+        from: None,
+    }
+}
+
+/// Why [`take_over`] failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TakeOverError {
+    /// The service has no listening socket any more: it is stopping or stopped, or was taken
+    /// over already.
+    NotListening,
+}
+
+impl fmt::Display for TakeOverError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TakeOverError::NotListening => f.write_str("the service is not listening"),
+        }
+    }
+}
+
+impl std::error::Error for TakeOverError {}
+
+/// A service on the listening socket of `from`'s running service on `rt`, to start with
+/// [`http()`] or [`https()`] (new handlers, config, TLS, access log: a reload). The socket stays
+/// open throughout, so no connection is refused: the connections accepted from then on go to the
+/// new service, while `from`'s keeps serving those it has, on its own handlers and config, and
+/// completes `from` once the last one has closed (or drains them when its switch turns off).
+/// The new service's [`Handle::stats`] go on from `from`'s (they share the counters). Dropping
+/// the returned service unused gives the socket back to `from`'s.
+///
+/// # Errors
+/// [`TakeOverError::NotListening`] when `from`'s service has stopped or is stopping, or was
+/// taken over already.
+pub fn take_over<'a>(rt: &'a mut Runtime, from: &Handle) -> Result<Service<'a>, TakeOverError> {
+    let l = from.take_listening().ok_or(TakeOverError::NotListening)?;
+    // The old service learns it has no socket any more at its next callback, and finishes
+    // there if it has no connection left.
+    rt.waker().wake();
+    Ok(on_listener(rt, l.id, l.port).succeeding(from))
 }
 
 /// Serves HTTP/1.1 on `service` (the seed's `http ?config ?stop ~error_handler
@@ -250,7 +318,10 @@ where
     E: FnMut(SocketAddr, &Error, Option<&Request<()>>, ErrorResponse) + 'static,
     R: FnMut(SocketAddr, Reqd) + 'static,
 {
-    let handle = Handle::default();
+    let handle = match service.from.take() {
+        Some(from) => from.successor(),
+        None => Handle::default(),
+    };
     if let Some(s) = &stop {
         s.attach(service.rt.waker());
     }
@@ -293,4 +364,76 @@ pub fn default_error_handler(
     respond: ErrorResponse,
 ) {
     drop(respond);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{parse_response, ClientHandle, Pair, RawClient};
+    use std::time::Duration;
+
+    /// A service on port 80 answering every request with `body`.
+    fn serve(service: Service<'_>, stop: &Switch, body: &'static str) -> Handle {
+        let on_request = move |_, reqd: Reqd| {
+            let head = ::http::Response::builder().body(()).unwrap();
+            let _ = reqd.respond_with_bytes(head, body);
+        };
+        let Initialized(h) = http(
+            service.no_access_log(),
+            Config::default(),
+            Some(stop.clone()),
+            default_error_handler,
+            on_request,
+        );
+        h
+    }
+
+    fn ask(pair: &mut Pair, c: &ClientHandle) -> String {
+        c.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+        let mut buf = Vec::new();
+        let mut body = None;
+        pair.drive_until(Duration::from_secs(60), "a response", |_| {
+            buf.extend_from_slice(&c.take_input());
+            body = parse_response(&buf, false).map(|(r, _)| r.body);
+            body.is_some() || c.is_done()
+        });
+        String::from_utf8(body.expect("a response")).unwrap()
+    }
+
+    #[test]
+    fn a_service_taken_over_serves_its_connections_on_and_new_ones_go_to_the_new_one() {
+        let mut pair = Pair::new();
+        let to = SocketAddr::from((net::testing::B_V4, 80));
+        let stop = Switch::new();
+        let old = serve(init(&mut pair.server, 80).unwrap(), &stop, "old");
+        let kept = RawClient::connect(&mut pair.client, to).unwrap();
+        assert_eq!(ask(&mut pair, &kept), "old");
+
+        // Dropped unused, a service taken over gives the socket back.
+        drop(take_over(&mut pair.server, &old).unwrap());
+        let new = serve(take_over(&mut pair.server, &old).unwrap(), &stop, "new");
+        assert_eq!(
+            take_over(&mut pair.server, &old).unwrap_err(),
+            TakeOverError::NotListening
+        );
+        let fresh = RawClient::connect(&mut pair.client, to).unwrap();
+        assert_eq!(ask(&mut pair, &fresh), "new");
+        assert_eq!(ask(&mut pair, &kept), "old");
+        assert_eq!(new.stats().accepted, 2, "counters go on");
+        assert!(!old.is_finished());
+        kept.close();
+        pair.drive_until(Duration::from_secs(60), "the old service to end", |_| {
+            old.is_finished()
+        });
+        assert_eq!(old.result(), Some(Ok(())));
+        assert_eq!(ask(&mut pair, &fresh), "new");
+        stop.turn_off();
+        pair.drive_until(Duration::from_secs(60), "the new service to stop", |_| {
+            new.is_finished()
+        });
+        // Its socket is closed now: a new connection is refused.
+        let late = RawClient::connect(&mut pair.client, to).unwrap();
+        pair.drive_until(Duration::from_secs(60), "refused", |_| late.is_done());
+        assert!(late.is_reset());
+    }
 }

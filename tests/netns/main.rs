@@ -26,6 +26,7 @@ mod https;
 mod leak;
 mod malformed;
 mod proxy_h2;
+mod reload;
 mod scale;
 mod slow;
 mod stack;
