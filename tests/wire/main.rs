@@ -19,6 +19,7 @@ mod h2;
 mod http;
 mod leak;
 mod proxy_h2;
+mod tunnel;
 
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard, PoisonError};
