@@ -241,6 +241,14 @@ impl Metrics {
     }
 }
 
+/// A tunnel family: name, Prometheus type, help text, its value in a listener's tunnel stats.
+type TunnelFamily = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&crate::tunnel::Stats) -> u64,
+);
+
 impl Metrics {
     /// The tunnel families (proxied upgrades), for every listener.
     fn render_tunnels(&self, out: &mut String, services: &[(String, Handle)]) {
@@ -248,7 +256,7 @@ impl Metrics {
             .iter()
             .map(|(l, _)| (l, self.tunnels(l).stats()))
             .collect();
-        let families: [(&str, &str, &str, fn(&crate::tunnel::Stats) -> u64); 3] = [
+        let families: [TunnelFamily; 3] = [
             (
                 "paf_tunnels_open",
                 "gauge",

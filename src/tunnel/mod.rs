@@ -12,7 +12,7 @@
 //!   ([`Reqd::upgrade`](crate::service::Reqd::upgrade)), the client's after it read one
 //!   ([`ResponseBody::upgrade`](crate::client::ResponseBody::upgrade)). The connection stays
 //!   with the app that owns it (service or client agent), on its pipe (TLS included); only its
-//!   codec changes, from HTTP to one [`End`] of a tunnel. Bytes that came after the HTTP head
+//!   codec changes, from HTTP to one end of a tunnel. Bytes that came after the HTTP head
 //!   (a WebSocket frame sent right behind the request, or right behind the 101) wait in the
 //!   pipe and are the tunnel's first bytes. Dropping an `Upgraded` without joining it closes
 //!   its connection.
@@ -27,7 +27,7 @@
 //! - No byte either way for [`Config::idle_timeout`]: both connections are closed and
 //!   [`Stats::idle_timeouts`] counts it.
 //!
-//! Sans-IO like the codecs: an [`End`] is a [`Codec`] of the pipe (bytes in, bytes out), its
+//! Sans-IO like the codecs: an end is a codec of the connection's pipe (bytes in, bytes out), its
 //! time comes from the owner's pass (`now`), its timer is an `Option<Instant>`. The two ends
 //! are usually driven by two apps of one loop (the service and a client agent); each one wakes
 //! the other's owner through the kick it was given (a closure that marks its connection for
@@ -140,7 +140,7 @@ impl Link {
 
 /// One side of a tunnel: the codec of a connection that switched protocols. See the
 /// [module docs](self).
-pub struct End {
+pub(crate) struct End {
     link: Rc<RefCell<Link>>,
     side: usize,
     /// Bytes for this side's socket, taken from the other side's direction.
