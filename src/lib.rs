@@ -13,6 +13,7 @@
 //! | describe how to reach a server (Mimic) | [`ctx`]: keys, folds with [`ctx::req`]/[`ctx::dft`], async steps |
 //! | request and response types | [`http`] re-exports the `http` crate's ([`http::Request`], [`http::Response`], [`http::StatusCode`]…) |
 //! | the appliance `paf run` is (static, files, proxy, TLS termination) | [`config`], [`appliance`] |
+//! | relay a WebSocket (or any `Upgrade`) between a server and a client connection | [`tunnel`]: [`service::Reqd::upgrade`], [`client::ResponseBody::upgrade`], [`tunnel::join`] |
 //! | deterministic tests of your services (virtual clock, in-memory wire) | `paf::testing` (feature `testing`) |
 //!
 //! ```
@@ -80,6 +81,7 @@ pub mod service;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod tls;
+pub mod tunnel;
 
 pub use net;
 pub use runtime::{App, AppId, Cx, LoopWaker, Runtime};

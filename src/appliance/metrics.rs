@@ -29,6 +29,7 @@ pub struct Metrics {
     request_bytes: Mutex<BTreeMap<String, u64>>,
     upstream_errors: Mutex<BTreeMap<(String, &'static str), u64>>,
     upstream_responses: Mutex<BTreeMap<(String, &'static str), u64>>,
+    tunnels: Mutex<BTreeMap<String, crate::tunnel::Counters>>,
     services: Mutex<Vec<(String, Handle)>>,
     /// Sockets held by the stack (listening pools included), sampled.
     pub stack_sockets: AtomicUsize,
@@ -148,6 +149,12 @@ impl Metrics {
         );
     }
 
+    /// The counters of the tunnels (upgraded connections) of a listener's proxy routes.
+    pub fn tunnels(&self, listener: &str) -> crate::tunnel::Counters {
+        let mut m = self.tunnels.lock().unwrap_or_else(|p| p.into_inner());
+        m.entry(listener.to_string()).or_default().clone()
+    }
+
     /// Requests counted so far for a listener and status class (tests, health checks).
     pub fn requests_of(&self, listener: &str, class_label: &str) -> u64 {
         self.requests
@@ -244,6 +251,7 @@ impl Metrics {
         render_access_log(&mut out, &services);
         render_h2(&mut out, &services);
         render_tls(&mut out, &services);
+        self.render_tunnels(&mut out, &services);
         let _ = writeln!(
             out,
             "# HELP paf_upstream_errors_total Upstream failures by kind."
@@ -282,6 +290,14 @@ impl Metrics {
     }
 }
 
+/// A tunnel family: name, Prometheus type, help text, its value in a listener's tunnel stats.
+type TunnelFamily = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&crate::tunnel::Stats) -> u64,
+);
+
 impl Metrics {
     /// `paf_reloads_total`, `paf_config_generation`, `paf_config_last_reload_success_timestamp_seconds`.
     fn render_reloads(&self, out: &mut String) {
@@ -309,6 +325,60 @@ impl Metrics {
         let _ = writeln!(out, "# TYPE {name} gauge");
         let ms = self.applied_ms.load(Ordering::Relaxed);
         let _ = writeln!(out, "{name} {}.{:03}", ms / 1000, ms % 1000);
+    }
+
+    /// The tunnel families (proxied upgrades), for every listener.
+    fn render_tunnels(&self, out: &mut String, services: &[(String, Handle)]) {
+        let stats: Vec<(&String, crate::tunnel::Stats)> = services
+            .iter()
+            .map(|(l, _)| (l, self.tunnels(l).stats()))
+            .collect();
+        let families: [TunnelFamily; 3] = [
+            (
+                "paf_tunnels_open",
+                "gauge",
+                "Tunnels (upgraded connections, WebSocket) open now.",
+                |s| s.open,
+            ),
+            (
+                "paf_tunnels_total",
+                "counter",
+                "Tunnels opened: upgrades the upstream accepted with 101.",
+                |s| s.opened,
+            ),
+            (
+                "paf_tunnel_idle_timeouts_total",
+                "counter",
+                "Tunnels closed by tunnel_idle_timeout.",
+                |s| s.idle_timeouts,
+            ),
+        ];
+        for (name, kind, help, get) in families {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            for (l, s) in &stats {
+                let _ = writeln!(out, "{name}{{listener=\"{}\"}} {}", escape(l), get(s));
+            }
+        }
+        let name = "paf_tunnel_bytes_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Bytes relayed through tunnels, by direction (client_to_upstream, \
+             upstream_to_client)."
+        );
+        let _ = writeln!(out, "# TYPE {name} counter");
+        for (l, s) in &stats {
+            for (dir, v) in [
+                ("client_to_upstream", s.bytes_a_to_b),
+                ("upstream_to_client", s.bytes_b_to_a),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "{name}{{listener=\"{}\",direction=\"{dir}\"}} {v}",
+                    escape(l)
+                );
+            }
+        }
     }
 }
 

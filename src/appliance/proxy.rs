@@ -39,6 +39,15 @@
 //!   failures, `504 Gateway Timeout` when no response came within `response_timeout`. After the
 //!   head was sent, the client's response is cut short (its connection closes). Each failure is
 //!   counted in `/metrics` by kind: `connect`, `dns`, `tls`, `protocol`, `timeout`.
+//! - Upgrades (`upgrade = true`, the default): an HTTP/1.1 request with `Upgrade` and the
+//!   `upgrade` connection option (not `h2c`) goes upstream with both
+//!   ([`headers::upgrade_of`]). A `101` from the upstream is relayed with its `Upgrade` and
+//!   `Sec-WebSocket-Accept`, then the two connections are joined into a [`tunnel`]: bytes both
+//!   ways with backpressure, FIN passed on as FIN, closed after the route's
+//!   `tunnel_idle_timeout` without a byte; counted per listener in `/metrics`. Any other answer
+//!   is relayed as usual. HTTP/2 clients cannot upgrade (RFC 9113 §8.6; extended CONNECT,
+//!   RFC 8441, is not offered), and an upstream that speaks HTTP/2 gets the request without
+//!   its `Upgrade` (its answer is relayed as it is). CONNECT is refused (501).
 
 mod headers;
 
@@ -58,7 +67,7 @@ use crate::client::{self, BodyEnd as UpBodyEnd, ResponseBody};
 use crate::config::{self, Config};
 use crate::runtime::{PassTime, Runtime};
 use crate::service::{self, BodyEnd, Reqd};
-use crate::tls;
+use crate::{tls, tunnel};
 
 use headers::{Body, Forwarding};
 
@@ -223,9 +232,18 @@ impl Proxy {
         })
     }
 
-    /// Forwards `reqd` to upstream `upstream` and streams the answer back.
-    pub(super) fn forward(self: &Rc<Self>, reqd: Reqd, upstream: usize, origin: Origin) {
+    /// Forwards `reqd` to upstream `upstream` and streams the answer back; `tunnel`: the
+    /// route forwards upgrades, with these tunnel settings.
+    pub(super) fn forward(
+        self: &Rc<Self>,
+        reqd: Reqd,
+        upstream: usize,
+        origin: Origin,
+        tunnel: Option<tunnel::Config>,
+    ) {
+        let upgrade = tunnel.and_then(|t| Some((headers::upgrade_of(reqd.request())?, t)));
         let flight = Rc::new(Flight {
+            upgrade,
             proxy: self.clone(),
             upstream,
             origin,
@@ -244,6 +262,8 @@ impl Proxy {
 
 /// One proxied exchange.
 struct Flight {
+    /// The request's `Upgrade`, when the route forwards it, and the tunnel's settings.
+    upgrade: Option<(::http::HeaderValue, tunnel::Config)>,
     proxy: Rc<Proxy>,
     upstream: usize,
     origin: Origin,
@@ -302,6 +322,7 @@ impl Flight {
             https: self.origin.https,
             upstream_authority: &authority,
             preserve_host: up.config.preserve_host,
+            upgrade: self.upgrade.as_ref().map(|(u, _)| u),
         };
         let (head, body) = headers::request_head(self.reqd.request(), &fwd);
         let mut ctx = up.ctx(i);
@@ -393,6 +414,9 @@ impl Flight {
         self.proxy
             .metrics
             .upstream_response(&self.upstream().config.name, protocol);
+        if head.status() == StatusCode::SWITCHING_PROTOCOLS {
+            return self.switch(head, &body);
+        }
         let (mut head, length) = headers::response_head(head);
         let plan = compress::for_proxy(&self.origin.compress, self.reqd.request(), &head, length);
         if plan.vary {
@@ -443,6 +467,25 @@ impl Flight {
             },
             writer,
         );
+    }
+}
+
+impl Flight {
+    /// The upstream switched protocols: relay its 101, then tunnel the two connections.
+    fn switch(self: &Rc<Self>, head: Response<()>, body: &ResponseBody) {
+        // (The client codec accepts a 101 only to a request that asked for it.)
+        let (Some(up), Some((_, config))) = (body.upgrade(), &self.upgrade) else {
+            return self.fail(StatusCode::BAD_GATEWAY, "unexpected 101 from the upstream");
+        };
+        match self.reqd.upgrade(headers::switching_head(head)) {
+            Ok(down) => {
+                let counters = self.proxy.metrics.tunnels(&self.origin.listener);
+                tunnel::join(down, up, config, &counters);
+                self.count(StatusCode::SWITCHING_PROTOCOLS, 0);
+            }
+            // Dropping `up` closes the upstream's connection.
+            Err(e) => log::debug!("proxy: cannot switch the client's connection: {e}"),
+        }
     }
 }
 

@@ -218,14 +218,22 @@ impl Router {
                 };
                 self.file(&reqd, index, root, &below, idx, &path);
             }
-            Action::Proxy { upstream } => {
+            Action::Proxy {
+                upstream,
+                upgrade,
+                tunnel_idle_timeout,
+            } => {
                 let origin = Origin {
                     listener: Rc::from(self.name()),
                     route: index,
                     https: matches!(listener.protocol, Protocol::Https { .. }),
                     compress: route.compress.clone(),
                 };
-                self.proxy.forward(reqd, *upstream, origin);
+                let tunnel = upgrade.then(|| crate::tunnel::Config {
+                    idle_timeout: *tunnel_idle_timeout,
+                    ..crate::tunnel::Config::default()
+                });
+                self.proxy.forward(reqd, *upstream, origin, tunnel);
             }
         }
     }

@@ -17,7 +17,7 @@ use std::time::Instant;
 use net::{ConnId, ListenerId, QueryId};
 
 use super::body::{BodyEnd, BodyError, ResponseBody};
-use super::conn::{Conn, ConnState, Failure};
+use super::conn::{Conn, ConnState, Failure, Tunnel, TunnelNext};
 use super::dns;
 use super::exchange::{
     abort, attempt_failed, complete, conn_failed, deliver, fail, feed_body, retry, retryable,
@@ -29,6 +29,8 @@ use crate::http::client::{ClientEvent, UsageError};
 use crate::http::BodyRead;
 use crate::pipe::Pool;
 use crate::runtime::{App, Cx};
+use crate::tunnel::{Hook, Upgraded};
+use std::rc::Rc;
 
 /// Rounds of [`ClientApp::work`] per callback before yielding to the loop (the rest runs at the
 /// next pass).
@@ -112,6 +114,7 @@ impl ClientApp {
                     let conn = fail(&mut inner, id, Error::Usage(UsageError::BodyTooShort), out);
                     abort(cx, &mut inner, conn);
                 }
+                Deferred::Pump(cid) => inner.dirty.push(cid),
                 Deferred::Body(id) => {
                     if let Some(x) = inner.exchanges.get_mut(&id) {
                         if x.reader.is_none() && x.answered {
@@ -215,7 +218,12 @@ impl ClientApp {
                     continue;
                 }
             }
-            let open = inner.conns.values().filter(|c| c.key == key).count();
+            // Tunnels (upgraded connections) are not the endpoint's HTTP connections.
+            let open = inner
+                .conns
+                .values()
+                .filter(|c| c.key == key && c.tunnel.is_none())
+                .count();
             if open >= options.max_per_endpoint {
                 continue;
             }
@@ -256,7 +264,14 @@ impl ClientApp {
         let Some(mut c) = inner.conns.remove(&cid) else {
             return;
         };
+        if c.tunnel.is_some() {
+            return Self::tunnel(cx, inner, c, &mut self.pool.borrow_mut());
+        }
         let result = self.rounds(cx, inner, &mut c, out);
+        if result.is_ok() && c.tunnel.is_some() {
+            // A 101 arrived in this pump: the connection is a tunnel's from now on.
+            return Self::tunnel(cx, inner, c, &mut self.pool.borrow_mut());
+        }
         if let Err(f) = result {
             if let Failure::Tls(_) = f {
                 // The alert rustls owes the peer, then FIN (rustls: flush, then close).
@@ -326,6 +341,22 @@ impl ClientApp {
             close_idle_past(cx, inner, options.max_idle.saturating_sub(1));
         }
         inner.conns.insert(cid, c);
+    }
+
+    /// Pumps a connection that switched protocols; keeps it until its tunnel is over.
+    fn tunnel(cx: &mut Cx<'_>, inner: &mut Inner, mut c: Conn, pool: &mut Pool) {
+        let cid = c.id;
+        match c.pump_tunnel(cx, pool) {
+            TunnelNext::Keep => {
+                inner.conns.insert(cid, c);
+            }
+            TunnelNext::Close => {
+                log::debug!("client: tunnel on {cid} to {} over", c.peer);
+                c.shutdown(cx);
+                cx.close(cid);
+            }
+            TunnelNext::Abort => cx.abort(cid),
+        }
     }
 
     fn rounds(
@@ -431,14 +462,20 @@ impl ClientApp {
                         continue;
                     };
                     x.answered = true;
+                    let id = id.expect("checked");
+                    let upgraded = c.codec.is_switched().then(|| self.switched(c));
                     if let Some(handler) = x.response_handler.take() {
-                        let body = ResponseBody::new(self.stack.clone(), id.expect("checked"));
+                        let body = ResponseBody::new(self.stack.clone(), id, upgraded);
                         out.push(Delivery::Response {
                             handler,
                             peer: c.peer,
                             head,
                             body,
                         });
+                    }
+                    if c.tunnel.is_some() {
+                        // A 101: no body; the exchange is over, the connection is not.
+                        complete(inner, c, id, now, out);
                     }
                 }
                 ClientEvent::BodyReadable { .. } => {
@@ -463,6 +500,22 @@ impl ClientApp {
             }
         }
         moved
+    }
+
+    /// `c` switched protocols (a 101): it waits for its tunnel end; the returned
+    /// [`Upgraded`] goes to the response handler.
+    fn switched(&self, c: &mut Conn) -> Upgraded {
+        let shared = Rc::downgrade(&self.stack.0);
+        let cid = c.id;
+        let (hook, upgraded) = Hook::new(Rc::new(move || {
+            if let Some(s) = shared.upgrade() {
+                s.deferred.borrow_mut().push(Deferred::Pump(cid));
+                s.pending.set(true);
+            }
+        }));
+        c.tunnel = Some(Tunnel::Waiting(hook));
+        c.closing = true;
+        upgraded
     }
 
     /// Exchange `id` on `c` will get no (complete) response there: retry it or fail it.

@@ -11,11 +11,13 @@
 //! [`BodyWriter::on_writable`]); a response body is read from the connection only as fast as
 //! readers are scheduled (the codec's body buffer fills, then the TCP window closes).
 
+use std::cell::RefCell;
 use std::fmt;
 use std::rc::Rc;
 
 use super::state::{BodyKind, Deferred, Phase, Reader};
 use super::Agent;
+use crate::tunnel::Upgraded;
 
 /// How a response body ended, for [`ResponseBody::schedule_read`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -214,6 +216,8 @@ pub struct ResponseBody(Rc<BodyHandle>);
 pub(crate) struct BodyHandle {
     stack: Agent,
     id: u64,
+    /// A 101's connection, until [`ResponseBody::upgrade`] takes it.
+    upgraded: RefCell<Option<Upgraded>>,
 }
 
 impl fmt::Debug for ResponseBody {
@@ -225,8 +229,21 @@ impl fmt::Debug for ResponseBody {
 }
 
 impl ResponseBody {
-    pub(crate) fn new(stack: Agent, id: u64) -> Self {
-        ResponseBody(Rc::new(BodyHandle { stack, id }))
+    pub(crate) fn new(stack: Agent, id: u64, upgraded: Option<Upgraded>) -> Self {
+        ResponseBody(Rc::new(BodyHandle {
+            stack,
+            id,
+            upgraded: RefCell::new(upgraded),
+        }))
+    }
+
+    /// After a `101 Switching Protocols` (to a request that sent `Upgrade` with the `upgrade`
+    /// connection option): the connection, whose bytes are now the new protocol's, for
+    /// [`tunnel::join`](crate::tunnel::join). `None` for any other response, and after the
+    /// first call. If no clone takes it, the connection is closed when the last one is
+    /// dropped. A 101 has no body: reads end at once.
+    pub fn upgrade(&self) -> Option<Upgraded> {
+        self.0.upgraded.borrow_mut().take()
     }
 
     /// Calls `on_data` once with the next chunk of the body as soon as there is one, or `on_eof`

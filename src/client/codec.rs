@@ -150,6 +150,11 @@ impl ClientCodec {
         }
     }
 
+    /// Whether a `101` switched the connection to another protocol (HTTP/1.1 only).
+    pub(crate) fn is_switched(&self) -> bool {
+        matches!(&self.proto, Proto::H1(c) if c.is_switched())
+    }
+
     /// Whether a new request may be sent now.
     pub(crate) fn can_send_request(&self) -> bool {
         each_ref!(self, c => c.can_send_request())

@@ -16,9 +16,29 @@ use net::ConnId;
 use super::codec::ClientCodec;
 use super::state::PoolKey;
 use super::{ConnectFailure, Error};
-use crate::pipe::{EofPolicy, Pipe, Pool};
+use crate::pipe::{Codec, EofPolicy, Pipe, Pool};
 use crate::runtime::Cx;
 use crate::tls::{self, ClientSession, ServerName};
+use crate::tunnel::{End, Hook, Taken};
+use std::rc::Rc;
+
+/// A connection that switched protocols: its tunnel end, awaited or running.
+pub(crate) enum Tunnel {
+    /// The 101 arrived; the end comes when the `Upgraded` is joined.
+    Waiting(Rc<Hook>),
+    /// Moving bytes.
+    Open(End),
+}
+
+/// What to do with a tunnel's connection after [`Conn::pump_tunnel`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TunnelNext {
+    Keep,
+    /// The tunnel is over (or was abandoned): close gracefully.
+    Close,
+    /// The socket failed.
+    Abort,
+}
 
 /// Where a connection is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,6 +94,8 @@ pub(crate) struct Conn {
     pub closing: bool,
     /// Bytes of the key's preamble (a PROXY header) already written to the socket.
     preamble_sent: usize,
+    /// Set once the connection switched protocols (a 101).
+    pub tunnel: Option<Tunnel>,
 }
 
 impl Conn {
@@ -95,6 +117,7 @@ impl Conn {
             idle_since: None,
             closing: false,
             preamble_sent: 0,
+            tunnel: None,
         }
     }
 
@@ -105,7 +128,12 @@ impl Conn {
             _ => None,
         };
         let idle = self.idle_since.map(|t| t + idle_timeout);
+        let tunnel = match &self.tunnel {
+            Some(Tunnel::Open(end)) => end.poll_timeout(),
+            _ => None,
+        };
         [
+            tunnel,
             connect,
             self.pipe.poll_timeout(),
             self.codec.poll_timeout(),
@@ -262,6 +290,61 @@ impl Conn {
                 return Ok(any);
             }
             any = true;
+        }
+    }
+
+    /// Moves bytes between the socket and the tunnel's end (once joined) until nothing moves,
+    /// and says whether the connection stays. Runs the tunnel's idle timer.
+    pub(crate) fn pump_tunnel(&mut self, cx: &mut Cx<'_>, pool: &mut Pool) -> TunnelNext {
+        let next = self.tunnel_rounds(cx, pool);
+        self.pipe.end(pool);
+        next
+    }
+
+    fn tunnel_rounds(&mut self, cx: &mut Cx<'_>, pool: &mut Pool) -> TunnelNext {
+        if let Some(Tunnel::Waiting(hook)) = &self.tunnel {
+            match hook.take() {
+                Taken::Waiting => return TunnelNext::Keep,
+                Taken::Abandoned => return TunnelNext::Close,
+                Taken::End(mut end) => {
+                    end.start(cx.now);
+                    if self.pipe.is_input_told() {
+                        end.handle_eof(cx.now);
+                    }
+                    self.tunnel = Some(Tunnel::Open(end));
+                }
+            }
+        }
+        let Some(Tunnel::Open(end)) = self.tunnel.as_mut() else {
+            return TunnelNext::Close;
+        };
+        end.handle_timeout(cx.now);
+        self.pipe.begin();
+        loop {
+            end.refill();
+            let Ok(mut moved) = self.pipe.read(cx, end, pool, EofPolicy::Feed) else {
+                return TunnelNext::Abort;
+            };
+            match self.pipe.write(cx, end) {
+                Ok(m) => moved |= m,
+                Err(_) => return TunnelNext::Abort,
+            }
+            if end.wants_shutdown_write() {
+                match self.pipe.shutdown_write(cx) {
+                    Ok(true) => {
+                        end.handle_shutdown_write();
+                        moved = true;
+                    }
+                    Ok(false) => {}
+                    Err(_) => return TunnelNext::Abort,
+                }
+            }
+            if self.pipe.tls_failed() || end.is_done() {
+                return TunnelNext::Close;
+            }
+            if !moved {
+                return TunnelNext::Keep;
+            }
         }
     }
 

@@ -49,7 +49,8 @@ pub struct Options {
     pub connect_timeout: Duration,
     /// Connections open at once per endpoint (address, TLS name and config, HTTP config);
     /// further requests wait for one to be free. An HTTP/2 connection carries requests up to
-    /// the server's concurrent-stream limit before another is opened.
+    /// the server's concurrent-stream limit before another is opened. Connections that
+    /// switched protocols (tunnels) do not count.
     pub max_per_endpoint: usize,
     /// Idle keep-alive connections kept per endpoint.
     pub max_idle_per_endpoint: usize,
@@ -308,6 +309,8 @@ pub(crate) enum Deferred {
     Short(u64),
     /// The response was abandoned ([`ResponseBody::cancel`]).
     Cancel(u64),
+    /// A tunnel's other side moved bytes: pump this connection.
+    Pump(ConnId),
 }
 
 /// The mutable state.

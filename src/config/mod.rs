@@ -118,6 +118,12 @@ pub enum Action {
     Proxy {
         /// Index into [`Config::upstreams`].
         upstream: usize,
+        /// Forward `Upgrade` requests (WebSocket...) and, on `101`, tunnel both connections
+        /// (`upgrade`, default `true`); `false` strips `Upgrade` as any hop-by-hop field.
+        upgrade: bool,
+        /// A tunnel with no byte either way for this long is closed (`tunnel_idle_timeout`,
+        /// default 60 s).
+        tunnel_idle_timeout: Duration,
     },
     /// Redirect; `{host}` and `{path}` (with query) are substituted in `to`.
     Redirect {

@@ -117,6 +117,8 @@ pub(super) struct Route {
     pub index: Option<String>,
     // proxy
     pub upstream: Option<String>,
+    pub upgrade: Option<bool>,
+    pub tunnel_idle_timeout: Option<Dur>,
     // redirect
     pub to: Option<String>,
     // static, files

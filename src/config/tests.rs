@@ -668,3 +668,64 @@ limits = { access_log = false }
     assert!(e[0].message.contains("does not exist"), "{}", e[0].message);
     assert!(e[2].message.contains("\"common\""), "{}", e[2].message);
 }
+
+#[test]
+fn proxy_upgrade_keys() {
+    let c = parse(
+        r#"
+[[listener]]
+name = "web"
+port = 80
+[[listener.route]]
+path = "/a"
+action = "proxy"
+upstream = "u"
+[[listener.route]]
+path = "/b"
+action = "proxy"
+upstream = "u"
+upgrade = false
+[[listener.route]]
+action = "proxy"
+upstream = "u"
+tunnel_idle_timeout = "5m"
+[[upstream]]
+name = "u"
+urls = ["http://198.18.0.1:8080"]
+"#,
+        "t",
+        Path::new("."),
+    )
+    .unwrap();
+    let proxy = |i: usize| match c.listeners[0].routes[i].action {
+        Action::Proxy {
+            upgrade,
+            tunnel_idle_timeout,
+            ..
+        } => (upgrade, tunnel_idle_timeout),
+        ref other => panic!("{other:?}"),
+    };
+    assert_eq!(proxy(0), (true, Duration::from_secs(60)));
+    assert!(!proxy(1).0);
+    assert_eq!(proxy(2), (true, Duration::from_secs(300)));
+    let head = "[[listener]]\nname = \"web\"\nport = 80\n[[listener.route]]\n";
+    let up = "[[upstream]]\nname = \"u\"\nurls = [\"http://198.18.0.1:8080\"]\n";
+    for (route, want) in [
+        (
+            "action = \"static\"\nupgrade = true\n",
+            "listener[0].route[0].upgrade: not used by action",
+        ),
+        (
+            "action = \"health\"\ntunnel_idle_timeout = \"1s\"\n",
+            "listener[0].route[0].tunnel_idle_timeout: not used by action",
+        ),
+        (
+            "action = \"proxy\"\nupstream = \"u\"\ntunnel_idle_timeout = \"0s\"\n",
+            "t:4: listener[0].route[0].tunnel_idle_timeout: must be more than 0",
+        ),
+    ] {
+        let text = format!("{head}{route}{up}");
+        let e = parse(&text, "t", Path::new(".")).unwrap_err().to_string();
+        assert!(e.contains(want), "{route}: {e}");
+    }
+}

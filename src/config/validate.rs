@@ -634,13 +634,15 @@ impl Validator<'_> {
         };
         let action_name = r.action.get_ref().clone();
         // Keys that belong to other actions are mistakes worth naming.
-        let given: [(&str, bool); 9] = [
+        let given: [(&str, bool); 11] = [
             ("status", r.status.is_some()),
             ("content_type", r.content_type.is_some()),
             ("body", r.body.is_some()),
             ("root", r.root.is_some()),
             ("index", r.index.is_some()),
             ("upstream", r.upstream.is_some()),
+            ("upgrade", r.upgrade.is_some()),
+            ("tunnel_idle_timeout", r.tunnel_idle_timeout.is_some()),
             ("to", r.to.is_some()),
             ("compress", r.compress.is_some()),
             ("compress_min_size", r.compress_min_size.is_some()),
@@ -654,7 +656,13 @@ impl Validator<'_> {
                 "compress_min_size",
             ],
             "files" => &["root", "index", "compress", "compress_min_size"],
-            "proxy" => &["upstream", "compress", "compress_min_size"],
+            "proxy" => &[
+                "upstream",
+                "compress",
+                "compress_min_size",
+                "upgrade",
+                "tunnel_idle_timeout",
+            ],
             "redirect" => &["to", "status"],
             "health" | "metrics" => &[],
             other => {
@@ -749,8 +757,22 @@ impl Validator<'_> {
                     );
                     return None;
                 };
+                let tunnel_idle_timeout = r
+                    .tunnel_idle_timeout
+                    .map_or(Duration::from_secs(60), |d| d.0);
+                if tunnel_idle_timeout.is_zero() {
+                    self.err(
+                        format!("{key}.tunnel_idle_timeout"),
+                        Some(span.clone()),
+                        "must be more than 0",
+                    );
+                }
                 match upstreams.iter().position(|u| *u == name) {
-                    Some(upstream) => Action::Proxy { upstream },
+                    Some(upstream) => Action::Proxy {
+                        upstream,
+                        upgrade: r.upgrade.unwrap_or(true),
+                        tunnel_idle_timeout,
+                    },
                     None => {
                         self.err(
                             format!("{key}.upstream"),

@@ -413,7 +413,7 @@ fn answer(conn: &mut ServerConn, now: Instant, ev: Event, buf: &mut [u8]) {
                 .expect("a response");
             conn.respond_error(now, resp, b"error");
         }
-        Event::Writable { .. } | Event::Closed => {}
+        Event::Writable { .. } | Event::Closed | Event::Switched => {}
         Event::Reset { .. } => unreachable!("the HTTP/1.1 codec resets no exchange"),
     }
 }

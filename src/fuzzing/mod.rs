@@ -63,7 +63,7 @@ pub fn config(data: &[u8]) {
                 assert!(names.insert(&l.name), "duplicate listener {:?}", l.name);
                 assert!(ports.insert(l.port), "duplicate port {}", l.port);
                 for r in &l.routes {
-                    if let crate::config::Action::Proxy { upstream } = r.action {
+                    if let crate::config::Action::Proxy { upstream, .. } = r.action {
                         assert!(upstream < c.upstreams.len(), "dangling upstream {upstream}");
                     }
                 }

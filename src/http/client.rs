@@ -29,8 +29,14 @@
 //!
 //! Peer faults and timeouts are one [`ClientError`] per connection (then the connection is
 //! closed, and later pipelined requests are [`ClientEvent::Aborted`]); local misuse is a
-//! [`UsageError`]. The response framing rules are listed in the `head` module docs. Upgrades
-//! (`101 Switching Protocols`) and CONNECT tunnels are not supported.
+//! [`UsageError`]. The response framing rules are listed in the `head` module docs.
+//!
+//! Upgrades: a request with `Upgrade` and the `upgrade` connection option may be answered
+//! `101 Switching Protocols`: the codec reports it as [`ClientEvent::Response`] (status 101,
+//! its fields kept, no body), reads nothing more and accepts no more requests
+//! ([`ClientConn::is_switched`]); the bytes after the 101's head are the new protocol's and
+//! stay unconsumed for the owner. A 101 to any other request is a [`ClientError::Malformed`].
+//! CONNECT is refused ([`UsageError::UnsupportedMethod`]).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -193,6 +199,8 @@ enum Reader {
         received: u64,
     },
     Stopped,
+    /// A 101 switched the connection to another protocol: nothing more is HTTP.
+    Switched,
 }
 
 /// One client-side HTTP/1.1 connection; see the [module docs](self).
@@ -513,7 +521,7 @@ impl ClientConn {
     pub fn can_send_request(&self) -> bool {
         !self.closed
             && self.accepting
-            && !matches!(self.reader, Reader::Stopped)
+            && !matches!(self.reader, Reader::Stopped | Reader::Switched)
             && self.exchanges.back().is_none_or(|x| x.streaming.is_none())
     }
 
@@ -550,8 +558,14 @@ impl ClientConn {
             Reader::Body { id, .. } => self
                 .index(*id)
                 .is_some_and(|i| self.exchanges[i].buffered() < self.config.body_buffer_size),
-            Reader::Stopped => false,
+            Reader::Stopped | Reader::Switched => false,
         }
+    }
+
+    /// Whether a `101 Switching Protocols` ended HTTP on this connection (see the
+    /// [module docs](self)).
+    pub fn is_switched(&self) -> bool {
+        matches!(self.reader, Reader::Switched)
     }
 
     // ---- bookkeeping ----
@@ -667,7 +681,7 @@ impl ClientConn {
             Reader::Body { id, .. } => self
                 .index(*id)
                 .is_some_and(|i| self.exchanges[i].buffered() < self.config.body_buffer_size),
-            Reader::Stopped => false,
+            Reader::Stopped | Reader::Switched => false,
         }
     }
 }

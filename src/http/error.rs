@@ -92,6 +92,10 @@ pub enum UsageErrorKind {
     BodyTooShort,
     /// `respond` with a 1xx status: interim responses are the codec's business (100-continue).
     InformationalStatus,
+    /// `101 Switching Protocols` for an exchange that cannot switch: its request did not ask
+    /// (`Upgrade` with the `upgrade` connection option, HTTP/1.1), its body is not read yet,
+    /// the connection is stopping, or it speaks HTTP/2 (RFC 9113 §8.6 forbids it).
+    NotUpgradable,
 }
 
 /// Local misuse of [`ServerConn`](super::ServerConn): respond twice, write after finish, unknown
@@ -122,6 +126,7 @@ impl fmt::Display for UsageError {
             UsageErrorKind::BodyTooLong => "body longer than the declared Content-Length",
             UsageErrorKind::BodyTooShort => "body shorter than the declared Content-Length",
             UsageErrorKind::InformationalStatus => "1xx responses are sent by the codec",
+            UsageErrorKind::NotUpgradable => "101 for an exchange that cannot switch protocols",
         })
     }
 }

@@ -44,6 +44,10 @@ pub(crate) struct RequestHead {
     pub keep_alive: bool,
     /// `Expect: 100-continue` in an HTTP/1.1 request.
     pub expect_continue: bool,
+    /// An HTTP/1.1 request (not CONNECT) asking to switch protocols: `Upgrade` with the
+    /// `upgrade` connection option (RFC 9110 §7.8). What follows its head and body may not be
+    /// HTTP: the codec reads nothing more until its response says whether it switched.
+    pub upgrade: bool,
 }
 
 /// Incremental search for the end of a request head.
@@ -186,8 +190,9 @@ pub(crate) fn parse(buf: &[u8], config: &Config) -> Result<RequestHead, Error> {
     let mut host: Option<&[u8]> = None;
     let mut content_length: Option<u64> = None;
     let mut te = TransferCodings::default();
-    let (mut close, mut keep_alive) = (false, false);
+    let (mut close, mut keep_alive, mut upgrade_option) = (false, false, false);
     let mut expect_continue = false;
+    let mut upgrade_field = false;
     for h in req.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes())
             .map_err(|_| Error::BadRequest("invalid header name"))?;
@@ -213,9 +218,12 @@ pub(crate) fn parse(buf: &[u8], config: &Config) -> Result<RequestHead, Error> {
             for token in list(value) {
                 close |= token.eq_ignore_ascii_case(b"close");
                 keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+                upgrade_option |= token.eq_ignore_ascii_case(b"upgrade");
             }
         } else if name == http::header::EXPECT {
             expect_continue |= value.eq_ignore_ascii_case(b"100-continue");
+        } else if name == http::header::UPGRADE {
+            upgrade_field |= list(value).next().is_some();
         }
         let value = HeaderValue::from_bytes(value)
             .map_err(|_| Error::BadRequest("invalid header value"))?;
@@ -243,6 +251,9 @@ pub(crate) fn parse(buf: &[u8], config: &Config) -> Result<RequestHead, Error> {
         }
     }
 
+    // RFC 9110 §7.8: Upgrade in HTTP/1.0 is ignored; CONNECT is not an upgrade.
+    let upgrade =
+        upgrade_field && upgrade_option && version == Version::HTTP_11 && method != Method::CONNECT;
     let mut request = http::Request::new(());
     *request.method_mut() = method;
     *request.uri_mut() = uri;
@@ -253,6 +264,7 @@ pub(crate) fn parse(buf: &[u8], config: &Config) -> Result<RequestHead, Error> {
         body,
         keep_alive: !close && (version == Version::HTTP_11 || keep_alive),
         expect_continue: expect_continue && version == Version::HTTP_11,
+        upgrade,
     })
 }
 

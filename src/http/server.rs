@@ -78,11 +78,19 @@ struct Exchange {
     started: bool,
     want_writable: bool,
     close_after: bool,
+    /// The request asked to switch protocols (see [`Reader::Upgrade`]).
+    upgrade: bool,
 }
 
 #[derive(Debug)]
 enum Reader {
     Head,
+    /// The request `id` asked to switch protocols (`Upgrade`): what follows it may not be
+    /// HTTP, so nothing is read until its response. A `101` switches (the rest is the new
+    /// protocol's, left unconsumed for the owner); any other status resumes reading heads.
+    Upgrade {
+        id: ExchangeId,
+    },
     Body {
         id: ExchangeId,
         decoder: Decoder,
@@ -131,6 +139,10 @@ pub struct ServerConn {
     out_pos: usize,
     events: VecDeque<Event>,
     closed: bool,
+    /// A `101` was queued for this exchange: the connection switches once it is transmitted.
+    switch_at: Option<ExchangeId>,
+    /// [`Event::Switched`] was emitted.
+    switched: bool,
     pool: Vec<Vec<u8>>,
 }
 
@@ -160,6 +172,8 @@ impl ServerConn {
             out_pos: 0,
             events: VecDeque::new(),
             closed: false,
+            switch_at: None,
+            switched: false,
             pool: Vec::new(),
         }
     }
@@ -180,7 +194,7 @@ impl ServerConn {
         while !self.closed {
             let rest = &bytes[consumed..];
             let n = match self.reader {
-                Reader::Stopped => break,
+                Reader::Stopped | Reader::Upgrade { .. } => break,
                 Reader::Head if self.exchanges.len() > self.config.max_pipelined => break,
                 Reader::Head if rest.is_empty() => break,
                 Reader::Head => self.read_head(now, rest),
@@ -318,9 +332,16 @@ impl ServerConn {
     /// `Date` and `Server` unless set; `Content-Length`, `Transfer-Encoding` and `Connection` are
     /// the codec's (a handler `Connection: close` closes the connection after this response).
     ///
+    /// A `101 Switching Protocols` answers a request that asked to switch (`Upgrade` with the
+    /// `upgrade` connection option, HTTP/1.1, its body read): the head goes out with
+    /// `Connection: upgrade` and no body (`body` is ignored); once it is transmitted the codec
+    /// reports [`Event::Switched`] and the connection's bytes are the new protocol's. Any other
+    /// answer to such a request resumes HTTP.
+    ///
     /// # Errors
     ///
-    /// [`UsageError`] for an unknown id, a second response, or a 1xx status.
+    /// [`UsageError`] for an unknown id, a second response, a 1xx status other than a `101`
+    /// to a request that can switch.
     pub fn respond(
         &mut self,
         now: Instant,
@@ -336,9 +357,19 @@ impl ServerConn {
         if x.response != Response::None {
             return Err(usage(UsageErrorKind::AlreadyResponded));
         }
+        if status == StatusCode::SWITCHING_PROTOCOLS {
+            return self.switch(now, i, &head);
+        }
         if status.is_informational() {
             return Err(usage(UsageErrorKind::InformationalStatus));
         }
+        if std::mem::take(&mut x.upgrade)
+            && matches!(self.reader, Reader::Upgrade { id: u } if u == id)
+        {
+            // Not switching: HTTP goes on after this request.
+            self.after_body(id);
+        }
+        let x = &mut self.exchanges[i];
         let handler_close = head
             .headers()
             .get_all(http::header::CONNECTION)
@@ -412,6 +443,44 @@ impl ServerConn {
         }
         self.pump(now);
         Ok(())
+    }
+
+    /// The `101` of exchange `i`; see [`ServerConn::respond`].
+    fn switch(
+        &mut self,
+        now: Instant,
+        i: usize,
+        head: &http::Response<()>,
+    ) -> Result<(), UsageError> {
+        let x = &mut self.exchanges[i];
+        let id = x.id;
+        let waiting = matches!(self.reader, Reader::Upgrade { id: u } if u == id);
+        if !x.upgrade || !waiting || !x.body_done || self.shutting_down {
+            return Err(usage(UsageErrorKind::NotUpgradable));
+        }
+        x.response = Response::Finished;
+        x.expect = Expect::None;
+        let (date, server) = (self.date.as_ref(), self.config.server_name.as_deref());
+        let dst = if i == 0 {
+            x.started = true;
+            if self.out_pos == self.out.len() {
+                self.write_progress = now;
+            }
+            compact(&mut self.out, &mut self.out_pos);
+            &mut self.out
+        } else {
+            &mut x.side
+        };
+        write::write_head(dst, head, Framing::None, Persist::Upgrade, date, server);
+        self.switch_at = Some(id);
+        self.on_finished(id);
+        self.pump(now);
+        Ok(())
+    }
+
+    /// Whether the connection switched protocols ([`Event::Switched`] was emitted).
+    pub fn is_switched(&self) -> bool {
+        self.switched
     }
 
     /// Writes streamed body bytes of `id`; returns how many were accepted (chunked framing is
@@ -635,7 +704,7 @@ impl ServerConn {
             Reader::Body { id, .. } => self
                 .index(*id)
                 .is_some_and(|i| self.exchanges[i].buffered() < self.config.body_buffer_size),
-            Reader::Stopped => false,
+            Reader::Stopped | Reader::Upgrade { .. } => false,
         }
     }
 
@@ -695,7 +764,13 @@ impl ServerConn {
                 self.idle_since = Some(now);
             }
         }
-        if matches!(self.reader, Reader::Stopped)
+        if self.switch_at.is_some() && self.exchanges.is_empty() && self.pending() == 0 {
+            // The 101 is out: the rest belongs to the new protocol.
+            self.reader = Reader::Stopped;
+            self.closed = true;
+            self.switched = true;
+            self.events.push_back(Event::Switched);
+        } else if matches!(self.reader, Reader::Stopped)
             && self.exchanges.is_empty()
             && !matches!(self.error, ErrorState::Awaiting { .. })
             && self.pending() == 0

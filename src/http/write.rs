@@ -135,6 +135,8 @@ pub(crate) enum Persist {
     KeepAlive,
     /// `Connection: close`.
     Close,
+    /// `Connection: upgrade` (a `101 Switching Protocols`).
+    Upgrade,
 }
 
 /// Appends a decimal number.
@@ -192,6 +194,7 @@ pub(crate) fn write_head(
         Persist::Default => {}
         Persist::KeepAlive => out.extend_from_slice(b"connection: keep-alive\r\n"),
         Persist::Close => out.extend_from_slice(b"connection: close\r\n"),
+        Persist::Upgrade => out.extend_from_slice(b"connection: upgrade\r\n"),
     }
     if let Some(date) = date.filter(|_| !headers.contains_key(DATE)) {
         header(out, b"date", date.as_bytes());

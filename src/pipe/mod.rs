@@ -511,6 +511,29 @@ impl<S: Session, W: TlsWatch> Pipe<S, W> {
         }
     }
 
+    /// Half-closes the connection, for a tunnel whose other side ended: TLS `close_notify`
+    /// (once), then, once every TLS record was handed to the socket, FIN; reading goes on.
+    /// Returns whether the FIN was queued (else call again when the socket has room).
+    ///
+    /// # Errors
+    /// The socket failed.
+    pub(crate) fn shutdown_write(&mut self, cx: &mut Cx<'_>) -> Result<bool, Failure> {
+        self.close_tls();
+        if let Some(t) = self.tls.as_mut() {
+            t.flush(cx, self.id)?;
+            if !t.is_flushed() {
+                return Ok(false);
+            }
+        }
+        cx.shutdown_write(self.id);
+        Ok(true)
+    }
+
+    /// Whether the peer's stream ended and the codec was told.
+    pub(crate) fn is_input_told(&self) -> bool {
+        self.state == Input::Told
+    }
+
     /// Queues TLS `close_notify` (once; not after a failure).
     pub(crate) fn close_tls(&mut self) {
         if let Some(t) = self.tls.as_mut() {

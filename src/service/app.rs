@@ -281,6 +281,7 @@ impl App for ServiceApp {
             closed: false,
             kill: false,
             date_gen: 0,
+            upgrade: None,
         }));
         log::debug!("{peer}: accepted {id}");
         let mut conn = Conn::new(id, peer, core, tls);

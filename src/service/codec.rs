@@ -84,6 +84,11 @@ impl ServerCodec {
         matches!(self.proto, Proto::H2(_))
     }
 
+    /// Whether a `101` switched the connection to another protocol (HTTP/1.1 only).
+    pub(crate) fn is_switched(&self) -> bool {
+        matches!(&self.proto, Proto::H1(c) if c.is_switched())
+    }
+
     /// HTTP/2 counters since the last call (zero for HTTP/1.1).
     pub(crate) fn take_counts(&mut self) -> Counts {
         match &mut self.proto {

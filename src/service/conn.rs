@@ -7,6 +7,11 @@
 //! Once the codec is done, [`Pipe::shutdown`] flushes TLS's last records and, while stopping,
 //! lingers until the peer has every byte.
 //!
+//! After a `101` ([`Reqd::upgrade`](super::Reqd::upgrade)) the codec is done and the same pipe
+//! carries a tunnel instead ([`Tunnel`]): the connection waits for its end
+//! ([`crate::tunnel::join`]), then moves bytes between its socket and the end until the end
+//! says the tunnel is over; its FIN to the peer is the pipe's half-close.
+//!
 //! A peer that stops reading is reset, never closed gracefully: when the codec gives up on its
 //! output (write timeout) the connection is aborted at once, and a TLS alert or `close_notify`
 //! that makes no progress for `write_timeout` ends the same way. A graceful close would leave
@@ -32,6 +37,7 @@ use crate::http::{proxy_protocol, BodyRead, Error, Event};
 use crate::pipe::{self, Codec, EofPolicy, Phase, Pipe, Pool, Shutdown};
 use crate::runtime::Cx;
 use crate::tls::ServerSession;
+use crate::tunnel::{End, Hook, Taken};
 
 /// Most body bytes handed to a body reader per call.
 pub const READ_CHUNK: usize = 16 * 1024;
@@ -54,6 +60,16 @@ pub(crate) const REQUESTS_PER_PUMP: usize = 16;
 /// See [`REQUESTS_PER_PUMP`]: 8 rounds of 16 KiB reads let a bulk upload move 128 KiB a pass.
 pub(crate) const ROUNDS_PER_PUMP: usize = 8;
 
+/// A connection that switched protocols: its tunnel end, awaited or running.
+pub(crate) enum Tunnel {
+    /// The 101 is out; the end arrives when the `Upgraded` is joined.
+    Waiting(Rc<Hook>),
+    /// Moving bytes.
+    Open(End),
+    /// Over (or abandoned): closing.
+    Closing,
+}
+
 /// The loop's private state of one connection (the shared part is its [`CoreRef`]).
 pub(crate) struct Conn {
     pub id: ConnId,
@@ -73,6 +89,8 @@ pub(crate) struct Conn {
     pub preamble: Option<(proxy_protocol::Reader, Instant)>,
     /// Counted in the per-client connection caps (closed at teardown).
     pub counted: bool,
+    /// Set once the connection switched protocols.
+    pub tunnel: Option<Tunnel>,
 }
 
 impl Conn {
@@ -93,6 +111,7 @@ impl Conn {
             h2_counted: false,
             preamble: None,
             counted: true,
+            tunnel: None,
         }
     }
 
@@ -101,8 +120,10 @@ impl Conn {
         if let Some((_, until)) = &self.preamble {
             return Some(*until);
         }
-        let codec = match self.pipe.phase() {
-            Phase::Lingering { .. } => None,
+        let codec = match (self.pipe.phase(), &self.tunnel) {
+            (Phase::Lingering { .. }, _) => None,
+            (_, Some(Tunnel::Open(end))) => end.poll_timeout(),
+            (_, Some(_)) => None,
             _ => self.core.borrow().codec.poll_timeout(),
         };
         [codec, self.pipe.poll_timeout()]
@@ -128,6 +149,13 @@ impl Conn {
         let lingering = matches!(self.pipe.phase(), Phase::Lingering { .. });
         if !lingering && self.deadline().is_none_or(|d| d > now) {
             return false;
+        }
+        if let Some(t) = &mut self.tunnel {
+            if let Tunnel::Open(end) = t {
+                end.handle_timeout(now);
+            }
+            self.pipe.handle_timeout(now);
+            return true;
         }
         let mut core = self.core.borrow_mut();
         // The codec closes with output pending only when it gives up on it: the write timeout,
@@ -240,6 +268,9 @@ impl Running {
         if matches!(c.pipe.phase(), Phase::Lingering { .. }) {
             return self.finish(cx, c, true);
         }
+        if c.tunnel.is_some() {
+            return self.tunnel(cx, c);
+        }
         let mut rounds = 0;
         loop {
             let mut moved = match self.input(cx, c) {
@@ -252,7 +283,14 @@ impl Running {
                 Some(m) => moved |= m,
                 None => return Next::Abort,
             }
-            let core = c.core.borrow();
+            let mut core = c.core.borrow_mut();
+            if core.codec.is_switched() {
+                // The 101 is out: the pipe carries the tunnel from here on.
+                let hook = core.upgrade.take();
+                drop(core);
+                c.tunnel = Some(hook.map_or(Tunnel::Closing, Tunnel::Waiting));
+                return self.tunnel(cx, c);
+            }
             let killed = core.kill && core.codec.poll_transmit().is_empty();
             // `Closed` comes once; a close still flushing TLS bytes is back here on later pumps.
             let closed = closed || core.codec.is_closed();
@@ -266,6 +304,65 @@ impl Running {
             }
             rounds += 1;
             if rounds == ROUNDS_PER_PUMP || self.pump_requests >= REQUESTS_PER_PUMP {
+                return Next::Yield;
+            }
+        }
+    }
+
+    /// Moves bytes between the socket and the tunnel's end (once joined) until nothing moves;
+    /// closes the connection once the end says the tunnel is over.
+    fn tunnel(&mut self, cx: &mut Cx<'_>, c: &mut Conn) -> Next {
+        if let Some(Tunnel::Waiting(hook)) = &c.tunnel {
+            c.tunnel = Some(match hook.take() {
+                Taken::Waiting => return Next::Keep,
+                Taken::Abandoned => Tunnel::Closing,
+                Taken::End(mut end) => {
+                    end.start(cx.now);
+                    if c.pipe.is_input_told() {
+                        // The peer's FIN came before the switch.
+                        end.handle_eof(cx.now);
+                    }
+                    Tunnel::Open(end)
+                }
+            });
+        }
+        let Some(Tunnel::Open(end)) = c.tunnel.as_mut() else {
+            return self.finish(cx, c, true);
+        };
+        let mut rounds = 0;
+        loop {
+            end.refill();
+            let Ok(mut moved) = c.pipe.read(cx, end, &mut self.pool, EofPolicy::Feed) else {
+                return Next::Abort;
+            };
+            match c.pipe.write(cx, end) {
+                Ok(m) => moved |= m,
+                Err(_) => return Next::Abort,
+            }
+            if end.wants_shutdown_write() {
+                match c.pipe.shutdown_write(cx) {
+                    Ok(true) => {
+                        end.handle_shutdown_write();
+                        moved = true;
+                    }
+                    Ok(false) => {}
+                    Err(_) => return Next::Abort,
+                }
+            }
+            if c.pipe.tls_failed() {
+                c.tunnel = Some(Tunnel::Closing);
+                return self.finish(cx, c, false);
+            }
+            if end.is_done() {
+                log::debug!("{}: {}: tunnel over", c.peer, c.id);
+                c.tunnel = Some(Tunnel::Closing);
+                return self.finish(cx, c, true);
+            }
+            if !moved {
+                return Next::Keep;
+            }
+            rounds += 1;
+            if rounds == ROUNDS_PER_PUMP {
                 return Next::Yield;
             }
         }
@@ -385,7 +482,7 @@ impl Running {
                         slot.finished = true;
                     }
                 }
-                Event::Closed => closed = true,
+                Event::Closed | Event::Switched => closed = true,
             }
         }
     }

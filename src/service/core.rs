@@ -95,6 +95,8 @@ pub(crate) struct Core {
     pub kill: bool,
     /// `Shared::date` generation last handed to the codec.
     pub date_gen: u64,
+    /// Set by `Reqd::upgrade`: where the tunnel's end arrives once the `101` is out.
+    pub upgrade: Option<Rc<crate::tunnel::Hook>>,
 }
 
 impl Core {
@@ -219,6 +221,13 @@ impl Shared {
             self.dirty.borrow_mut().push(core.conn);
             self.set_pending();
         }
+    }
+
+    /// Marks connection `conn` for pumping without its `Core` (a tunnel end: the other side
+    /// moved bytes); duplicates are harmless.
+    pub(crate) fn kick(&self, conn: ConnId) {
+        self.dirty.borrow_mut().push(conn);
+        self.set_pending();
     }
 
     /// Hands the current `Date` to `core`'s codec if it has an older one; refreshes the cached

@@ -34,6 +34,10 @@
 //!   off). The new service's counters ([`Stats`]) go on from the old one's.
 //! - A panic in a handler or a body/writable callback fails that exchange only (500 if nothing
 //!   was sent, else the connection is cut after what was sent); everyone else is served on.
+//! - [`Reqd::upgrade`] answers `101 Switching Protocols` to a request that asked to switch
+//!   (HTTP/1.1 only): once the 101 is written the connection is no longer HTTP; it carries
+//!   one end of a [`tunnel`](crate::tunnel) until the tunnel ends. While the service stops,
+//!   tunnels run on like any exchange in flight and are reset at `drain_timeout`.
 //! - One access-log line per exchange, and one per answer to a peer fault: buffered to the
 //!   sink of the [`AccessLog`] given with [`Service::access_log`] (see [`access_log`]), or,
 //!   without one, at `info` through the `log` crate, target `paf::access`:

@@ -25,6 +25,7 @@ use ::http::{HeaderMap, Method, Request, Response, StatusCode};
 use super::access_log::{Entry, Note};
 use super::core::{CoreRef, Reader, Shared};
 use crate::http::{BodyRead, ExchangeId, ResponseBody, UsageError, UsageErrorKind};
+use crate::tunnel::{Hook, Upgraded};
 
 /// Why a `Reqd` or `BodyWriter` operation failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -310,6 +311,55 @@ impl Reqd {
         body: impl AsRef<[u8]>,
     ) -> Result<(), ReqdError> {
         self.0.respond(head, ResponseBody::Complete(body.as_ref()))
+    }
+
+    /// Answers `101 Switching Protocols` and hands the connection over: once the 101 is
+    /// written, its bytes are no longer HTTP, and the returned [`Upgraded`] is for
+    /// [`tunnel::join`](crate::tunnel::join) (dropping it closes the connection). `head`'s
+    /// fields go out as given (`Upgrade`, `Sec-WebSocket-Accept`...); its status is set to 101;
+    /// `Connection: upgrade` is the codec's. Bytes the client sent after its request (a first
+    /// WebSocket frame) are kept for the tunnel.
+    ///
+    /// # Errors
+    /// [`ReqdError::Closed`] when the connection is gone; [`ReqdError::Usage`]
+    /// ([`UsageErrorKind::NotUpgradable`]) when the request did not ask to switch (`Upgrade`
+    /// with the `upgrade` connection option, HTTP/1.1), its body was not read, the service is
+    /// stopping, or the connection speaks HTTP/2 (RFC 9113 §8.6: no `101` there); a response
+    /// was already started.
+    pub fn upgrade(&self, mut head: Response<()>) -> Result<Upgraded, ReqdError> {
+        let ex = &self.0;
+        let now = ex.shared.now();
+        *head.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let mut core = ex.core.borrow_mut();
+        if core.closed {
+            return Err(ReqdError::Closed);
+        }
+        if core.codec.is_h2() {
+            return Err(ReqdError::Usage(UsageError::new(
+                UsageErrorKind::NotUpgradable,
+            )));
+        }
+        ex.shared.set_date(&mut core, now);
+        core.codec
+            .respond(now, ex.id, head, ResponseBody::Empty)
+            .map_err(usage)?;
+        let shared = Rc::downgrade(&ex.shared);
+        let conn = core.conn;
+        let (hook, upgraded) = Hook::new(Rc::new(move || {
+            if let Some(s) = shared.upgrade() {
+                s.kick(conn);
+            }
+        }));
+        core.upgrade = Some(hook);
+        ex.status.set(StatusCode::SWITCHING_PROTOCOLS.as_u16());
+        ex.phase.set(Phase::Done);
+        if let Some(slot) = core.slot_mut(ex.id) {
+            slot.finished = true;
+        }
+        ex.shared.mark(&mut core);
+        drop(core);
+        ex.log_access(Note::None);
+        Ok(upgraded)
     }
 
     /// Starts a streamed response: exactly `length` bytes when `Some` (`Content-Length`), else

@@ -99,6 +99,9 @@ struct State {
     connected: bool,
     reset: bool,
     close: bool,
+    /// Half-close asked ([`ClientHandle::shutdown_write`]), and done.
+    half: bool,
+    half_done: bool,
     done: bool,
     /// Wakes the app when the caller changed something: it pumps in the loop's next step.
     waker: Option<LocalWaker>,
@@ -157,6 +160,8 @@ impl RawClient {
             connected: false,
             reset: false,
             close: false,
+            half: false,
+            half_done: false,
             done: false,
             waker: None,
         }));
@@ -196,6 +201,12 @@ impl RawClient {
             }
             if pipe.tls_failed() {
                 st.reset = true;
+            }
+        }
+        if st.half && !st.half_done && !st.reset && st.bytes.all_sent() {
+            match pipe.shutdown_write(cx) {
+                Ok(done) => st.half_done = done,
+                Err(_) => st.reset = true,
             }
         }
         pipe.end(&mut st.pool);
@@ -285,6 +296,14 @@ impl ClientHandle {
     pub fn close(&self) {
         let mut st = self.0.borrow_mut();
         st.close = true;
+        st.wake();
+    }
+
+    /// Half-closes the connection once everything queued was sent (TLS `close_notify`, then
+    /// FIN) and goes on reading until the server closes its side.
+    pub fn shutdown_write(&self) {
+        let mut st = self.0.borrow_mut();
+        st.half = true;
         st.wake();
     }
 

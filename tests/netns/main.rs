@@ -31,6 +31,7 @@ mod scale;
 mod slow;
 mod stack;
 mod tls_hostile;
+mod websocket;
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 

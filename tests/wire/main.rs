@@ -21,6 +21,7 @@ mod leak;
 mod proxy_compress;
 mod proxy_h2;
 mod send_proxy_protocol;
+mod tunnel;
 
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard, PoisonError};

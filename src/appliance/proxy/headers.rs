@@ -7,6 +7,11 @@
 //! every field it names, `Keep-Alive`, `Proxy-*`, `TE`, `Trailer`, `Transfer-Encoding`,
 //! `Upgrade`. `Expect` is dropped too: the proxy answers `100-continue` itself when it starts
 //! reading the body.
+//!
+//! Upgrades are the exception the route allows ([`upgrade_of`]): such a request goes with its
+//! `Upgrade` and `Connection: upgrade` (the `Sec-WebSocket-*` fields are end-to-end and pass
+//! anyway), and the upstream's `101` reaches the client with its `Upgrade`
+//! ([`switching_head`]; the codec adds `Connection: upgrade`).
 
 use std::net::IpAddr;
 
@@ -36,6 +41,43 @@ pub(crate) struct Forwarding<'a> {
     pub upstream_authority: &'a str,
     /// Keep the client's `Host`.
     pub preserve_host: bool,
+    /// Forward this `Upgrade` (with `Connection: upgrade`): see [`upgrade_of`].
+    pub upgrade: Option<&'a HeaderValue>,
+}
+
+/// The `Upgrade` of a request the proxy may forward as one: HTTP/1.1, `Upgrade` with the
+/// `upgrade` connection option (RFC 9110 §7.8), not CONNECT, and not asking for `h2c` (the
+/// cleartext HTTP/2 upgrade, which RFC 9113 deprecated and paf does not offer). Several
+/// `Upgrade` lines are joined into one.
+pub(crate) fn upgrade_of(req: &Request<()>) -> Option<HeaderValue> {
+    if req.version() != Version::HTTP_11 || req.method() == ::http::Method::CONNECT {
+        return None;
+    }
+    let h = req.headers();
+    let option = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"upgrade"));
+    let mut joined: Vec<u8> = Vec::new();
+    for v in h.get_all(header::UPGRADE) {
+        for token in v.as_bytes().split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+            if token.is_empty() {
+                continue;
+            }
+            if token.eq_ignore_ascii_case(b"h2c") {
+                return None;
+            }
+            if !joined.is_empty() {
+                joined.extend_from_slice(b", ");
+            }
+            joined.extend_from_slice(token);
+        }
+    }
+    if !option || joined.is_empty() {
+        return None;
+    }
+    HeaderValue::from_bytes(&joined).ok()
 }
 
 /// The framing of a request body from its head.
@@ -150,6 +192,10 @@ pub(crate) fn request_head(req: &Request<()>, fwd: &Forwarding<'_>) -> (Request<
     strip_hop_by_hop(&mut headers);
     headers.remove(header::EXPECT);
     headers.remove(header::CONTENT_LENGTH);
+    if let Some(up) = fwd.upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, up.clone());
+    }
     let kept = fwd.preserve_host.then(|| client_host(req)).flatten();
     headers.remove(header::HOST);
     let host = kept.or_else(|| HeaderValue::from_str(fwd.upstream_authority).ok());
@@ -218,6 +264,31 @@ pub(crate) fn response_head(resp: Response<()>) -> (Response<()>, Option<u64>) {
     (Response::from_parts(parts, ()), length)
 }
 
+/// The `101 Switching Protocols` to send the client for the upstream's: its fields without
+/// the hop-by-hop ones, its `Upgrade` kept, `Via` appended (`Connection: upgrade` is the
+/// codec's).
+pub(crate) fn switching_head(resp: Response<()>) -> Response<()> {
+    let (mut parts, ()) = resp.into_parts();
+    let upgrade: Vec<HeaderValue> = parts
+        .headers
+        .get_all(header::UPGRADE)
+        .iter()
+        .cloned()
+        .collect();
+    strip_hop_by_hop(&mut parts.headers);
+    for v in upgrade {
+        parts.headers.append(header::UPGRADE, v);
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
+    append_list(
+        &mut parts.headers,
+        header::VIA,
+        &format!("{} paf", version_token(parts.version)),
+    );
+    parts.version = Version::HTTP_11;
+    Response::from_parts(parts, ())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,6 +307,7 @@ mod tests {
         https: true,
         upstream_authority: "upstream.test:8080",
         preserve_host: true,
+        upgrade: None,
     };
 
     fn all(h: &HeaderMap, name: &str) -> Vec<String> {
@@ -386,5 +458,86 @@ mod tests {
         assert!(!out.headers().contains_key("transfer-encoding"));
         let (_, len) = response_head(Response::new(()));
         assert_eq!(len, None, "close-delimited");
+    }
+
+    #[test]
+    fn upgrades_forwardable_table() {
+        let get = |v: Version, lines: &[(&str, &str)]| {
+            let mut r = req(lines);
+            *r.method_mut() = ::http::Method::GET;
+            *r.version_mut() = v;
+            upgrade_of(&r).map(|v| v.to_str().unwrap().to_string())
+        };
+        let ws = [
+            ("connection", "keep-alive, Upgrade"),
+            ("upgrade", "websocket"),
+        ];
+        let h11 = Version::HTTP_11;
+        assert_eq!(get(h11, &ws).as_deref(), Some("websocket"));
+        // No connection option, HTTP/1.0, HTTP/2, h2c, an empty Upgrade: not an upgrade.
+        assert_eq!(get(h11, &[("upgrade", "websocket")]), None);
+        assert_eq!(get(Version::HTTP_10, &ws), None);
+        assert_eq!(get(Version::HTTP_2, &ws), None);
+        let h2c = [("connection", "upgrade"), ("upgrade", "websocket, h2c")];
+        assert_eq!(get(h11, &h2c), None);
+        assert_eq!(
+            get(h11, &[("connection", "upgrade"), ("upgrade", " ,")]),
+            None
+        );
+        // Two lines are joined.
+        let two = [
+            ("connection", "upgrade"),
+            ("upgrade", "foo/2"),
+            ("upgrade", "websocket"),
+        ];
+        assert_eq!(get(h11, &two).as_deref(), Some("foo/2, websocket"));
+    }
+
+    #[test]
+    fn an_upgrade_keeps_its_fields_both_ways() {
+        let r = req(&[
+            ("host", "paf.test"),
+            ("connection", "Upgrade, x-secret"),
+            ("x-secret", "1"),
+            ("upgrade", "websocket"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+            ("sec-websocket-version", "13"),
+        ]);
+        let up = upgrade_of(&r);
+        assert!(up.is_some());
+        let fwd = Forwarding {
+            upgrade: up.as_ref(),
+            ..FWD
+        };
+        let (out, _) = request_head(&r, &fwd);
+        let h = out.headers();
+        assert_eq!(all(h, "connection"), ["upgrade"]);
+        assert_eq!(all(h, "upgrade"), ["websocket"]);
+        assert_eq!(all(h, "sec-websocket-key"), ["dGhlIHNhbXBsZSBub25jZQ=="]);
+        assert_eq!(all(h, "sec-websocket-version"), ["13"]);
+        assert!(!h.contains_key("x-secret"));
+        // Without the route's leave, as before: stripped.
+        let (out, _) = request_head(&r, &FWD);
+        assert!(!out.headers().contains_key("upgrade"));
+        assert!(!out.headers().contains_key("connection"));
+
+        let resp = Response::builder()
+            .status(101)
+            .header("connection", "Upgrade, x-hop")
+            .header("x-hop", "1")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+            .body(())
+            .unwrap();
+        let out = switching_head(resp);
+        let h = out.headers();
+        assert_eq!(out.status(), 101);
+        assert_eq!(all(h, "upgrade"), ["websocket"]);
+        assert_eq!(
+            all(h, "sec-websocket-accept"),
+            ["s3pPLMBiTxaQ9kYGzzhZRbK+xOo="]
+        );
+        assert_eq!(all(h, "via"), ["1.1 paf"]);
+        assert!(!h.contains_key("connection") && !h.contains_key("x-hop"));
     }
 }

@@ -19,7 +19,7 @@
 //!   `max_headers` → [`ClientError::HeadTooLarge`].
 
 use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, HOST};
-use http::header::{EXPECT, TRANSFER_ENCODING};
+use http::header::{EXPECT, TRANSFER_ENCODING, UPGRADE};
 use http::{Method, StatusCode, Version};
 
 use super::{ClientError, Config, UsageError};
@@ -48,6 +48,9 @@ pub(super) struct RequestInfo {
     pub expect_continue: bool,
     /// The request said `Connection: close`.
     pub close: bool,
+    /// The request asks to switch protocols (`Upgrade` with the `upgrade` connection option):
+    /// a `101` answer ends HTTP on the connection.
+    pub upgrade: bool,
 }
 
 /// Appends a request head (always HTTP/1.1).
@@ -90,18 +93,22 @@ pub(super) fn write_request(
         is_head: method == Method::HEAD,
         expect_continue: false,
         close: false,
+        upgrade: false,
     };
+    let mut upgrade_option = false;
     for (name, value) in headers {
         if name == CONTENT_LENGTH || name == TRANSFER_ENCODING {
             continue;
         }
         if name == CONNECTION {
             info.close |= list(value.as_bytes()).any(|t| t.eq_ignore_ascii_case(b"close"));
+            upgrade_option |= list(value.as_bytes()).any(|t| t.eq_ignore_ascii_case(b"upgrade"));
         } else if name == EXPECT {
             info.expect_continue |= value.as_bytes().eq_ignore_ascii_case(b"100-continue");
         }
         header(out, name.as_str().as_bytes(), value.as_bytes());
     }
+    info.upgrade = upgrade_option && headers.contains_key(UPGRADE);
     match framing {
         ReqFraming::None => {}
         ReqFraming::Length(n) => {
@@ -153,8 +160,10 @@ pub(super) struct ResponseHead {
 /// A parsed response head.
 #[derive(Debug)]
 pub(super) enum Parsed {
-    /// A 1xx response (its fields are dropped).
+    /// A 1xx response other than 101 (its fields are dropped).
     Interim(StatusCode),
+    /// `101 Switching Protocols`, with its fields (`Upgrade`, `Sec-WebSocket-Accept`...).
+    Switching(http::Response<()>),
     /// The final response.
     Final(ResponseHead),
 }
@@ -216,7 +225,7 @@ pub(super) fn parse_response(
         return Err(bad("incomplete status line"));
     };
     let status = StatusCode::from_u16(code).map_err(|_| bad("invalid status code"))?;
-    if status.is_informational() {
+    if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
         return Ok(Parsed::Interim(status));
     }
     let version = if minor == 1 {
@@ -254,6 +263,14 @@ pub(super) fn parse_response(
         }
         let value = HeaderValue::from_bytes(value).map_err(|_| bad("invalid header value"))?;
         headers.append(name, value);
+    }
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        // No body, whatever its fields say: the next byte is the new protocol's.
+        let mut response = http::Response::new(());
+        *response.status_mut() = status;
+        *response.version_mut() = version;
+        *response.headers_mut() = headers;
+        return Ok(Parsed::Switching(response));
     }
 
     if te.0.present {

@@ -23,7 +23,7 @@ impl ClientConn {
         while !self.closed {
             let rest = &bytes[consumed..];
             let n = match self.reader {
-                Reader::Stopped => break,
+                Reader::Stopped | Reader::Switched => break,
                 Reader::Head if rest.is_empty() => break,
                 Reader::Head => self.read_head(now, rest),
                 Reader::Body { .. } => match self.read_body_bytes(now, rest) {
@@ -45,7 +45,7 @@ impl ClientConn {
             return;
         }
         match &self.reader {
-            Reader::Stopped => {}
+            Reader::Stopped | Reader::Switched => {}
             Reader::Head => match self.waiting() {
                 None => self.reader = Reader::Stopped,
                 Some(i) => {
@@ -135,11 +135,22 @@ impl ClientConn {
         let id = x.id;
         let head = match head::parse_response(buf, &self.config, x.info.is_head) {
             Ok(Parsed::Final(head)) => head,
+            Ok(Parsed::Switching(head)) => {
+                if !x.info.upgrade || x.streaming.is_some() {
+                    return self.fail(Some(id), ClientError::Malformed("unexpected 101 response"));
+                }
+                // HTTP ends here: the bytes after this head are the new protocol's, left
+                // unconsumed for the owner.
+                x.response = Response::Done;
+                self.reader = Reader::Switched;
+                self.accepting = false;
+                self.wait_since = None;
+                self.events.push_back(ClientEvent::Response { id, head });
+                return;
+            }
             Ok(Parsed::Interim(status)) => {
                 self.interim += 1;
-                if status == StatusCode::SWITCHING_PROTOCOLS {
-                    self.fail(Some(id), ClientError::Malformed("unexpected 101 response"));
-                } else if self.interim > MAX_INTERIM {
+                if self.interim > MAX_INTERIM {
                     self.fail(
                         Some(id),
                         ClientError::Malformed("too many interim responses"),

@@ -111,6 +111,7 @@ impl ServerConn {
             started: false,
             want_writable: false,
             close_after: false,
+            upgrade: h.upgrade,
         });
         if !keep_alive {
             self.stop_after = Some(id);
@@ -210,6 +211,12 @@ impl ServerConn {
     pub(super) fn after_body(&mut self, id: ExchangeId) {
         if self.stop_after.is_some_and(|s| s <= id) || self.shutting_down {
             self.stop_reading();
+        } else if self
+            .exchange_mut(id)
+            .is_some_and(|x| x.upgrade && x.response == Response::None)
+        {
+            // Maybe another protocol from here on: wait for the response.
+            self.reader = Reader::Upgrade { id };
         } else {
             self.reader = Reader::Head;
         }

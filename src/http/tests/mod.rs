@@ -9,6 +9,7 @@
 mod errors;
 mod flow;
 mod requests;
+mod upgrade;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -154,6 +155,7 @@ impl Peer {
             }
             Event::Writable { id } => self.log.push(format!("writable {}", id.0)),
             Event::Closed => self.log.push("closed".to_owned()),
+            Event::Switched => self.log.push("switched".to_owned()),
             Event::Reset { id } => self.log.push(format!("reset {}", id.0)),
         }
     }

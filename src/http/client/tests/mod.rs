@@ -8,6 +8,7 @@
 mod flow;
 mod framing;
 mod pair;
+mod upgrade;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

@@ -199,7 +199,7 @@ impl Server {
                 h::Event::BodyReadable { id } => self.read_and_answer(now, id, buf),
                 h::Event::Error { error, .. } => panic!("server error {error}"),
                 h::Event::Reset { id } => panic!("exchange {id:?} reset"),
-                h::Event::Writable { .. } | h::Event::Closed => {}
+                h::Event::Writable { .. } | h::Event::Closed | h::Event::Switched => {}
             }
         }
         let ids: Vec<ExchangeId> = self.streams.keys().copied().collect();
