@@ -1349,11 +1349,9 @@ fn get_hello_headers(stream: u32) -> Vec<u8> {
     frame(0x1, 0x4 | 0x1, stream, &block)
 }
 
-const RST_STREAM: u8 = 0x3;
-const REFUSED_STREAM: u32 = 0x7;
-
-#[test]
-fn streams_past_the_limit_are_held_then_refused() {
+/// A service with `max_concurrent_streams` 4 and a raw h2c client that sent the preface, an
+/// empty SETTINGS and `n` HEADERS frames from `headers` (streams 1, 3, 5, ...) at once.
+fn four_streams_at_most(headers: impl Fn(u32) -> Vec<u8>, n: u32) -> (Net, ClientHandle) {
     let config = Config {
         max_concurrent_streams: 4,
         ..Config::default()
@@ -1362,11 +1360,20 @@ fn streams_past_the_limit_are_held_then_refused() {
     let c = RawClient::connect(&mut net.pair.client, Net::addr()).unwrap();
     let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
     out.extend(frame(0x4, 0, 0, &[]));
-    // Four streams whose bodies never come (the handler keeps them), then four more at once.
-    for id in (1..=15).step_by(2) {
-        out.extend(post_headers(id, true));
+    for id in (0..n).map(|i| 2 * i + 1) {
+        out.extend(headers(id));
     }
     c.send(&out);
+    (net, c)
+}
+
+const RST_STREAM: u8 = 0x3;
+const REFUSED_STREAM: u32 = 0x7;
+
+#[test]
+fn streams_past_the_limit_are_held_then_refused() {
+    // Four streams whose bodies never come (the handler keeps them), then four more at once.
+    let (mut net, c) = four_streams_at_most(|id| post_headers(id, true), 8);
     let mut got = Vec::new();
     let handle = net.handle.clone();
     net.pair
@@ -1424,19 +1431,8 @@ fn streams_past_the_limit_are_held_then_refused() {
 
 #[test]
 fn a_first_flight_past_the_limit_is_served_whole_as_streams_end() {
-    let config = Config {
-        max_concurrent_streams: 4,
-        ..Config::default()
-    };
-    let mut net = Net::new(config, None);
-    let c = RawClient::connect(&mut net.pair.client, Net::addr()).unwrap();
-    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-    out.extend(frame(0x4, 0, 0, &[]));
     // Eight GETs at once, as a client that has not read the SETTINGS yet may send them.
-    for id in (1..=15).step_by(2) {
-        out.extend(get_hello_headers(id));
-    }
-    c.send(&out);
+    let (mut net, c) = four_streams_at_most(get_hello_headers, 8);
     let mut got = Vec::new();
     let start = net.pair.now();
     let answered = |got: &[u8]| {
@@ -1464,18 +1460,7 @@ fn a_first_flight_past_the_limit_is_served_whole_as_streams_end() {
 
 #[test]
 fn a_client_that_keeps_opening_streams_past_the_limit_waits_out_the_hold() {
-    let config = Config {
-        max_concurrent_streams: 4,
-        ..Config::default()
-    };
-    let mut net = Net::new(config, None);
-    let c = RawClient::connect(&mut net.pair.client, Net::addr()).unwrap();
-    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-    out.extend(frame(0x4, 0, 0, &[]));
-    for id in (1..=39).step_by(2) {
-        out.extend(get_hello_headers(id));
-    }
-    c.send(&out);
+    let (mut net, c) = four_streams_at_most(get_hello_headers, 20);
     let mut got = Vec::new();
     let start = net.pair.now();
     let count = |got: &[u8], kind: u8| frames_in(got).iter().filter(|f| f.0 == kind).count();
