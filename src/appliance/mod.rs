@@ -195,12 +195,13 @@ pub fn start(rt: &mut Runtime, config: &Config, stop: Switch) -> Result<Applianc
 /// The TLS configuration of an https listener (certificates by SNI, its handshake timeout).
 fn tls_config(listener: &Listener) -> Result<Option<crate::tls::ServerConfig>, crate::tls::Error> {
     let Protocol::Https {
-        certificate,
-        key,
-        sni,
+        certificate, sni, ..
     } = &listener.protocol
     else {
         return Ok(None);
+    };
+    let Some((certificate, key)) = certificate else {
+        return Err(crate::tls::Error::Config("acme: not built yet".into()));
     };
     let mut b =
         crate::tls::ServerConfig::builder(crate::tls::Identity::from_pem_files(certificate, key)?);
