@@ -7,6 +7,8 @@
 //! the start before anything is served); all services share one stop [`Switch`] and finish when
 //! it is turned off and their connections have drained.
 
+#[cfg(feature = "certs")]
+mod acme;
 mod compress;
 pub mod files;
 pub mod metrics;
@@ -48,6 +50,14 @@ pub enum StartError {
         /// Why.
         error: std::io::Error,
     },
+    /// A listener's ACME driver cannot start (its state directory, its `ca` file), or ACME
+    /// is configured in a build without the `certs` feature.
+    Acme {
+        /// The listener's name.
+        listener: String,
+        /// Why.
+        error: String,
+    },
     /// An upstream's TLS configuration (its `ca` file) cannot be loaded.
     Upstream {
         /// The upstream's name.
@@ -65,6 +75,7 @@ impl fmt::Display for StartError {
             StartError::AccessLog { listener, error } => {
                 write!(f, "listener {listener:?}: access log: {error}")
             }
+            StartError::Acme { listener, error } => write!(f, "listener {listener:?}: {error}"),
             StartError::Upstream { upstream, error } => {
                 write!(f, "upstream {upstream:?}: {error}")
             }
@@ -136,6 +147,7 @@ pub fn start(rt: &mut Runtime, config: &Config, stop: Switch) -> Result<Applianc
     };
     let mut handles = Vec::new();
     let mut sinks = Vec::new();
+    let http01 = Arc::new(crate::acme::Http01::default());
     for (index, listener) in config.listeners.iter().enumerate() {
         let log = match &listener.access_log {
             None => None,
@@ -150,7 +162,8 @@ pub fn start(rt: &mut Runtime, config: &Config, stop: Switch) -> Result<Applianc
                 }
             },
         };
-        let tls = match tls_config(listener) {
+        let store = Arc::new(crate::tls::CertStore::new());
+        let tls = match tls_config(listener, &store) {
             Ok(t) => t,
             Err(error) => {
                 stop.turn_off();
@@ -160,6 +173,22 @@ pub fn start(rt: &mut Runtime, config: &Config, stop: Switch) -> Result<Applianc
                 });
             }
         };
+        if let Protocol::Https {
+            acme: Some(acme),
+            certificate,
+            ..
+        } = &listener.protocol
+        {
+            let as_default = certificate.is_none();
+            if let Err(error) = start_acme(rt, listener, acme, as_default, store, &http01, &metrics)
+            {
+                stop.turn_off();
+                return Err(StartError::Acme {
+                    listener: listener.name.clone(),
+                    error,
+                });
+            }
+        }
         let service = match service::init_with_backlog(rt, listener.port, listener.limits.backlog) {
             Ok(s) => s,
             Err(error) => {
@@ -174,7 +203,16 @@ pub fn start(rt: &mut Runtime, config: &Config, stop: Switch) -> Result<Applianc
             Some(log) => service.access_log(log),
             None => service.no_access_log(),
         };
-        let router = routes::Router::new(config.clone(), index, metrics.clone(), proxy.clone());
+        // HTTP-01 is answered on port 80, ahead of the routes.
+        let answers =
+            (listener.port == 80 && listener.protocol == Protocol::Http).then(|| http01.clone());
+        let router = routes::Router::new(
+            config.clone(),
+            index,
+            metrics.clone(),
+            proxy.clone(),
+            answers,
+        );
         let Initialized(handle) = serve(service, listener, tls, stop.clone(), router);
         metrics.add_service(&listener.name, handle.clone());
         handles.push(handle);
@@ -192,23 +230,80 @@ pub fn start(rt: &mut Runtime, config: &Config, stop: Switch) -> Result<Applianc
     })
 }
 
-/// The TLS configuration of an https listener (certificates by SNI, its handshake timeout).
-fn tls_config(listener: &Listener) -> Result<Option<crate::tls::ServerConfig>, crate::tls::Error> {
+/// Starts the ACME driver of `listener` on `rt`.
+#[cfg(feature = "certs")]
+fn start_acme(
+    rt: &mut Runtime,
+    listener: &Listener,
+    config: &crate::config::Acme,
+    as_default: bool,
+    store: Arc<crate::tls::CertStore>,
+    http01: &Arc<crate::acme::Http01>,
+    metrics: &Arc<Metrics>,
+) -> Result<(), String> {
+    let driver = acme::Driver::new(
+        rt,
+        &listener.name,
+        config,
+        as_default,
+        store,
+        http01.clone(),
+        metrics.clone(),
+    )
+    .map_err(|e| e.to_string())?;
+    rt.add_with(|cx| Ok::<_, String>(driver.with_waker(cx.local_waker())))
+        .map(|_| ())
+}
+
+/// Without rcgen there are no CSRs: ACME needs the `certs` feature.
+#[cfg(not(feature = "certs"))]
+fn start_acme(
+    _: &mut Runtime,
+    _: &Listener,
+    _: &crate::config::Acme,
+    _: bool,
+    _: Arc<crate::tls::CertStore>,
+    _: &Arc<crate::acme::Http01>,
+    _: &Arc<Metrics>,
+) -> Result<(), String> {
+    Err("acme needs paf built with the `certs` feature".into())
+}
+
+/// The TLS configuration of an https listener (certificates by SNI, its handshake timeout;
+/// with ACME, `store` ahead of them and `acme-tls/1` offered for TLS-ALPN-01).
+fn tls_config(
+    listener: &Listener,
+    store: &Arc<crate::tls::CertStore>,
+) -> Result<Option<crate::tls::ServerConfig>, crate::tls::Error> {
     let Protocol::Https {
-        certificate, sni, ..
+        certificate,
+        sni,
+        acme,
     } = &listener.protocol
     else {
         return Ok(None);
     };
-    let Some((certificate, key)) = certificate else {
-        return Err(crate::tls::Error::Config("acme: not built yet".into()));
+    let default = match (certificate, acme) {
+        (Some((certificate, key)), _) => crate::tls::Identity::from_pem_files(certificate, key)?,
+        #[cfg(feature = "certs")]
+        (None, Some(acme)) => acme::fallback_identity(acme)?,
+        _ => {
+            return Err(crate::tls::Error::Config(
+                "no certificate (acme needs the `certs` feature)".into(),
+            ))
+        }
     };
-    let mut b =
-        crate::tls::ServerConfig::builder(crate::tls::Identity::from_pem_files(certificate, key)?);
+    let mut b = crate::tls::ServerConfig::builder(default);
     for (name, chain, key) in sni {
         b = b.sni(name, crate::tls::Identity::from_pem_files(chain, key)?);
     }
-    let alpn: Vec<&[u8]> = listener.protocols.iter().map(|p| p.as_bytes()).collect();
+    let mut alpn: Vec<&[u8]> = listener.protocols.iter().map(|p| p.as_bytes()).collect();
+    if let Some(acme) = acme {
+        b = b.cert_store(store.clone());
+        if acme.challenge == crate::config::AcmeChallenge::TlsAlpn01 {
+            alpn.push(crate::tls::ALPN_ACME_TLS);
+        }
+    }
     b.handshake_timeout(listener.limits.handshake_timeout)
         .alpn_protocols(&alpn)
         .build()

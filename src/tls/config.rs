@@ -192,6 +192,7 @@ impl ServerConfig {
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             buffer_limit: Some(DEFAULT_BUFFER_LIMIT),
             provider: None,
+            store: None,
         }
     }
 
@@ -234,9 +235,19 @@ pub struct ServerConfigBuilder {
     handshake_timeout: Duration,
     buffer_limit: Option<usize>,
     provider: Option<Arc<CryptoProvider>>,
+    store: Option<Arc<super::CertStore>>,
 }
 
 impl ServerConfigBuilder {
+    /// Looks every handshake's name up in `store` first (certificates installed while the
+    /// server runs; see [`CertStore`](super::CertStore)), and answers TLS-ALPN-01 validations
+    /// from it. Add [`ALPN_ACME_TLS`](super::ALPN_ACME_TLS) to the ALPN list for those.
+    #[must_use]
+    pub fn cert_store(mut self, store: Arc<super::CertStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
     /// Serves `identity` to clients asking for `name` by SNI: an exact host name
     /// or `*.parent.domain` (one label, never the parent itself).
     #[must_use]
@@ -297,6 +308,7 @@ impl ServerConfigBuilder {
         for (name, identity) in &self.sni {
             resolver.add(name, identity.certified_key(&provider)?)?;
         }
+        resolver.store = self.store;
         let mut inner = rustls::ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&self.versions)
             .map_err(|e| Error::Config(format!("server protocol versions: {e}")))?
