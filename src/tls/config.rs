@@ -128,6 +128,22 @@ impl Identity {
     }
 }
 
+impl Identity {
+    /// The key paired with the chain without parsing the certificate: for TLS-ALPN-01
+    /// certificates, whose critical acmeIdentifier extension webpki refuses to parse (RFC 8737
+    /// certificates are made with their key, so there is nothing to match).
+    pub(crate) fn certified_key_unparsed(
+        &self,
+        provider: &CryptoProvider,
+    ) -> Result<Arc<CertifiedKey>, Error> {
+        let signer = provider
+            .key_provider
+            .load_private_key(self.key.clone_key())
+            .map_err(|e| Error::Config(format!("{}: {e}", self.origin)))?;
+        Ok(Arc::new(CertifiedKey::new(self.chain.clone(), signer)))
+    }
+}
+
 impl Clone for Identity {
     fn clone(&self) -> Self {
         Self {

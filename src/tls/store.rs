@@ -80,9 +80,10 @@ impl CertStore {
     /// Serves `identity` to TLS-ALPN-01 validations of `name` (until [`CertStore::clear_challenges`]).
     ///
     /// # Errors
-    /// [`Error::Config`] as for [`CertStore::install`].
+    /// [`Error::Config`] when the key is of an unsupported type.
     pub fn set_challenge(&self, name: &str, identity: &Identity) -> Result<(), Error> {
-        let key = identity.certified_key(&super::default_provider())?;
+        // Not parsed: webpki refuses the critical acmeIdentifier extension.
+        let key = identity.certified_key_unparsed(&super::default_provider())?;
         self.write().challenges.insert(normalize(name), key);
         Ok(())
     }

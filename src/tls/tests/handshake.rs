@@ -318,4 +318,12 @@ fn a_cert_store_serves_new_handshakes_and_acme_tls_validations() {
     assert_eq!(served("a.paf.test", &verified).unwrap(), *renewed.cert());
     store.clear_challenges();
     assert!(served("a.paf.test", &acme_client).is_err());
+    // A real RFC 8737 certificate is accepted although webpki cannot parse it (its critical
+    // acmeIdentifier extension).
+    let rfc8737 = crate::acme::challenge::tls_alpn01_identity("a.paf.test", "t.k").unwrap();
+    store.set_challenge("a.paf.test", &rfc8737).unwrap();
+    assert_eq!(
+        store.challenge("a.paf.test").unwrap().cert[0],
+        rfc8737.chain()[0]
+    );
 }
