@@ -27,6 +27,15 @@ fn skip(test: &str) -> bool {
 /// `paf cert` for pebble's own HTTPS (`acme.test`) and writes its config; returns
 /// (config path, the CA paf trusts for the directory).
 fn pebble_files(dir: &Scratch, http_port: u16) -> (String, String) {
+    pebble_files_valid_for(dir, http_port, None)
+}
+
+/// [`pebble_files`], the certificates pebble issues valid for `validity` seconds when given.
+fn pebble_files_valid_for(
+    dir: &Scratch,
+    http_port: u16,
+    validity: Option<u64>,
+) -> (String, String) {
     let pki = dir.path("pebble-pki");
     let out = crate::common::run_timeout(
         std::process::Command::new(PAF).args([
@@ -50,10 +59,13 @@ fn pebble_files(dir: &Scratch, http_port: u16) -> (String, String) {
   "httpPort": {http_port},
   "tlsPort": 443,
   "ocspResponderURL": "",
-  "externalAccountBindingRequired": false
+  "externalAccountBindingRequired": false{}
 }}}}"#,
         pki.join("cert.pem").display(),
-        pki.join("key.pem").display()
+        pki.join("key.pem").display(),
+        validity.map_or_else(String::new, |v| format!(
+            ",\n  \"certificateValidityPeriod\": {v}"
+        ))
     );
     (
         dir.write("pebble.json", config),
@@ -343,5 +355,72 @@ fn failed_validations_and_an_unreachable_directory_are_retried_while_the_fallbac
     let mut paf = start_paf(&ns, &config);
     wait_log(&mut paf, "order failed at step directory", 2, ORDER);
     assert_eq!(https_get(&ns, "a.paf.test", &fallback_ca), "tls\n");
+    paf.stop(Duration::from_secs(10));
+}
+
+#[test]
+fn a_short_lived_certificate_is_renewed_in_place_while_wrk_sees_no_errors() {
+    if skip("a_short_lived_certificate_is_renewed_in_place_while_wrk_sees_no_errors")
+        || !require_tools("acme_renewal", &["wrk"])
+    {
+        return;
+    }
+    // wrk making a TLS handshake per request. See crate::heavy.
+    let _heavy = crate::heavy();
+    let ns = Netns::builder("acmerenew").with_dnsmasq().up();
+    let dir = Scratch::new("acmerenew");
+    // Certificates valid for 30 s: renewed 20 s after their notBefore.
+    let (pebble_config, pebble_ca) = pebble_files_valid_for(&dir, 80, Some(30));
+    let _pebble = pebble(&ns, &pebble_config);
+    let acme = format!(
+        r#"directory = "https://acme.test:14000/dir", domains = ["a.paf.test"], ca = "{pebble_ca}", state_dir = "{}""#,
+        dir.s("state")
+    );
+    let config = paf_config(&dir, "renew.toml", &acme, "");
+    let mut paf = start_paf(&ns, &config);
+    wait_log(&mut paf, "certificate for a.paf.test installed", 1, ORDER);
+    let root = pebble_root(&ns, &dir);
+    assert_eq!(https_get(&ns, "a.paf.test", &root), "tls\n");
+    let expiry = |m: &str| {
+        m.lines()
+            .find_map(|l| {
+                l.strip_prefix("paf_acme_certificate_expiry_seconds{domain=\"a.paf.test\"} ")
+            })
+            .map(str::to_owned)
+    };
+    let first = expiry(&metrics(&ns)).expect("expiry metric");
+    // wrk through the renewal: a new connection, so a new handshake, for each request.
+    let mut wrk = ns.spawn(
+        "wrk",
+        [
+            "-t1",
+            "-c8",
+            "-d35s",
+            "-H",
+            "Connection: close",
+            "https://198.18.0.2/",
+        ],
+    );
+    wait_log(&mut paf, "certificate for a.paf.test installed", 2, ORDER);
+    assert!(
+        wrk.wait_timeout(Duration::from_secs(90))
+            .is_some_and(|s| s.success()),
+        "wrk: {}",
+        wrk.stderr()
+    );
+    let out = wrk.stdout();
+    assert!(out.contains("requests in"), "{out}");
+    assert!(!out.contains("Socket errors"), "{out}");
+    assert!(!out.contains("Non-2xx"), "{out}");
+    // The renewed certificate: a later expiry, verified by curl, no restart.
+    let m = metrics(&ns);
+    let second = expiry(&m).expect("expiry metric");
+    assert!(second > first, "{first} then {second}");
+    assert!(
+        m.contains("paf_acme_orders_total{listener=\"tls\",result=\"ok\"}"),
+        "{m}"
+    );
+    assert_eq!(https_get(&ns, "a.paf.test", &root), "tls\n");
+    assert!(paf.is_running());
     paf.stop(Duration::from_secs(10));
 }
