@@ -64,8 +64,10 @@
 //! pools, the kernel-socket twin, behind [`net::Transport`]); [`http`] and [`tls`] (codecs);
 //! [`runtime`] (the loop, its [`Clock`](runtime::Clock), and the byte pipe every connection
 //! uses between the stack, TLS and a codec); [`service`] and [`client`] (the seed's API);
-//! [`config`] and [`appliance`] (what `paf run` serves); [`echo`] (the smallest app).
+//! [`acme`] (the sans-IO ACME protocol: JWS, orders); [`config`] and [`appliance`] (what `paf run`
+//! serves, ACME certificates included); [`echo`] (the smallest app).
 
+pub mod acme;
 pub mod appliance;
 pub mod client;
 pub mod config;

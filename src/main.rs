@@ -589,6 +589,28 @@ fn check(args: CheckArgs) -> Result<(), Failure> {
         c.listeners.len(),
         c.upstreams.len()
     );
+    for l in &c.listeners {
+        if let paf::config::Protocol::Https {
+            acme: Some(a),
+            certificate,
+            ..
+        } = &l.protocol
+        {
+            println!(
+                "listener {:?}: acme {} for {} from {} (state in {}; until issued: {})",
+                l.name,
+                a.challenge.name(),
+                a.domains.join(", "),
+                a.directory,
+                a.state_dir.display(),
+                if certificate.is_some() {
+                    "the certificate"
+                } else {
+                    "a self-signed certificate"
+                }
+            );
+        }
+    }
     Ok(())
 }
 

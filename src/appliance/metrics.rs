@@ -31,6 +31,10 @@ pub struct Metrics {
     upstream_responses: Mutex<BTreeMap<(String, &'static str), u64>>,
     tunnels: Mutex<BTreeMap<String, crate::tunnel::Counters>>,
     services: Mutex<Vec<(String, Handle)>>,
+    /// ACME: per domain, the installed certificate's `notAfter` (Unix seconds).
+    acme_expiry: Mutex<BTreeMap<String, u64>>,
+    /// ACME: orders per listener and result (`ok`, `failed`).
+    acme_orders: Mutex<BTreeMap<(String, &'static str), u64>>,
     /// Sockets held by the stack (listening pools included), sampled.
     pub stack_sockets: AtomicUsize,
     /// Loop passes observed by the sampler (liveness).
@@ -138,6 +142,20 @@ impl Metrics {
     /// Count an upstream failure by kind (`connect`, `tls`, `protocol`, `timeout`).
     pub fn upstream_error(&self, upstream: &str, kind: &'static str) {
         bump(&self.upstream_errors, (upstream.to_string(), kind), 1);
+    }
+
+    /// ACME: the certificate now served for `domain` expires at `not_after` (Unix seconds).
+    pub fn acme_expiry(&self, domain: &str, not_after: u64) {
+        self.acme_expiry
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(domain.to_string(), not_after);
+    }
+
+    /// ACME: an order of `listener` ended, `ok` or `failed`.
+    pub fn acme_order(&self, listener: &str, ok: bool) {
+        let result = if ok { "ok" } else { "failed" };
+        bump(&self.acme_orders, (listener.to_string(), result), 1);
     }
 
     /// Count an upstream response head by the protocol that carried it (`h2`, `http/1.1`).
@@ -286,6 +304,7 @@ impl Metrics {
             "paf_stack_sockets {}",
             self.stack_sockets.load(Ordering::Relaxed)
         );
+        self.render_acme(&mut out);
         out
     }
 }
@@ -573,6 +592,47 @@ fn render_tls(out: &mut String, services: &[(String, Handle)]) {
             escape(l),
             s.tls_renegotiations_refused
         );
+    }
+}
+
+impl Metrics {
+    /// The ACME families, when some listener uses ACME.
+    fn render_acme(&self, out: &mut String) {
+        let expiry = self
+            .acme_expiry
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let orders = self
+            .acme_orders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if !expiry.is_empty() {
+            let _ = writeln!(out, "# HELP paf_acme_certificate_expiry_seconds When the ACME certificate served for a name expires (Unix time).");
+            let _ = writeln!(out, "# TYPE paf_acme_certificate_expiry_seconds gauge");
+            for (d, t) in &expiry {
+                let _ = writeln!(
+                    out,
+                    "paf_acme_certificate_expiry_seconds{{domain=\"{}\"}} {t}",
+                    escape(d)
+                );
+            }
+        }
+        if !orders.is_empty() {
+            let _ = writeln!(
+                out,
+                "# HELP paf_acme_orders_total ACME orders ended, by result."
+            );
+            let _ = writeln!(out, "# TYPE paf_acme_orders_total counter");
+            for ((l, r), n) in &orders {
+                let _ = writeln!(
+                    out,
+                    "paf_acme_orders_total{{listener=\"{}\",result=\"{r}\"}} {n}",
+                    escape(l)
+                );
+            }
+        }
     }
 }
 

@@ -9,6 +9,8 @@
 //! new configuration while serving, all or nothing, without closing a kept listener's socket
 //! (see [`reload`]).
 
+#[cfg(feature = "certs")]
+mod acme;
 mod compress;
 pub mod files;
 pub mod metrics;
@@ -55,6 +57,14 @@ pub enum StartError {
         /// Why.
         error: std::io::Error,
     },
+    /// A listener's ACME driver cannot start (its state directory, its `ca` file), or ACME
+    /// is configured in a build without the `certs` feature.
+    Acme {
+        /// The listener's name.
+        listener: String,
+        /// Why.
+        error: String,
+    },
     /// An upstream's TLS configuration (its `ca` file) cannot be loaded.
     Upstream {
         /// The upstream's name.
@@ -72,6 +82,7 @@ impl fmt::Display for StartError {
             StartError::AccessLog { listener, error } => {
                 write!(f, "listener {listener:?}: access log: {error}")
             }
+            StartError::Acme { listener, error } => write!(f, "listener {listener:?}: {error}"),
             StartError::Upstream { upstream, error } => {
                 write!(f, "upstream {upstream:?}: {error}")
             }
@@ -142,6 +153,25 @@ pub struct Appliance {
     proxy: Option<Rc<proxy::Proxy>>,
     /// Every sink opened, by target: kept for the services that still log there.
     sinks: Vec<(AccessLogTarget, FileSink)>,
+    /// The ACME HTTP-01 answers of every driver, served on the port-80 http listener.
+    http01: Arc<crate::acme::Http01>,
+    /// The ACME drivers running, one per https listener with an `acme` block.
+    acme: Vec<AcmeRun>,
+}
+
+/// Adds a made ACME driver to the loop (once nothing else can fail).
+type StartDriver = Box<dyn FnOnce(&mut Runtime)>;
+
+/// A listener's ACME driver across reloads: kept while its port keeps the same `acme` block
+/// (its certificate store then goes on serving the listener's new TLS configuration).
+#[cfg_attr(not(feature = "certs"), allow(dead_code))] // (none is made without it)
+struct AcmeRun {
+    port: u16,
+    config: crate::config::Acme,
+    as_default: bool,
+    store: Arc<crate::tls::CertStore>,
+    /// Set when a reload drops or changes the block: the driver orders nothing more.
+    retired: Rc<std::cell::Cell<bool>>,
 }
 
 /// The router a listener's requests start with. Every service that served the port (one per
@@ -207,11 +237,16 @@ impl Appliance {
             new.interface = self.config.interface.clone();
         }
         let config = Rc::new(new);
+        let (acme, drivers) = self.acme_for(rt, &config)?;
         let tls = config
             .listeners
             .iter()
             .map(|l| {
-                tls_config(l).map_err(|error| StartError::Tls {
+                let store = acme
+                    .iter()
+                    .find(|a| a.port == l.port)
+                    .map_or_else(Default::default, |a| a.store.clone());
+                tls_config(l, &store).map_err(|error| StartError::Tls {
                     listener: l.name.clone(),
                     error,
                 })
@@ -260,11 +295,15 @@ impl Appliance {
             .zip(sockets.into_iter().zip(logs))
             .enumerate()
         {
+            // HTTP-01 is answered on port 80, ahead of the routes.
+            let answers = (listener.port == 80 && listener.protocol == Protocol::Http)
+                .then(|| self.http01.clone());
             let router = Rc::new(routes::Router::new(
                 config.clone(),
                 index,
                 self.metrics.clone(),
                 proxy.clone(),
+                answers,
             ));
             let old = self.ports.iter().find(|p| p.port == listener.port);
             let service = service::on_listener(rt, socket, listener.port);
@@ -314,7 +353,101 @@ impl Appliance {
         self.ports = ports;
         self.proxy = Some(proxy);
         self.config = config;
+        for run in &self.acme {
+            if !acme.iter().any(|a| Rc::ptr_eq(&a.retired, &run.retired)) {
+                run.retired.set(true);
+            }
+        }
+        self.acme = acme;
+        for start in drivers {
+            start(rt);
+        }
         Ok(())
+    }
+
+    /// The ACME drivers of `config`: those running kept where a listener's port has the same
+    /// block, new ones made (not started yet) for the others.
+    #[cfg(feature = "certs")]
+    fn acme_for(
+        &self,
+        rt: &mut Runtime,
+        config: &Config,
+    ) -> Result<(Vec<AcmeRun>, Vec<StartDriver>), StartError> {
+        let mut runs = Vec::new();
+        let mut drivers = Vec::new();
+        for l in &config.listeners {
+            let Protocol::Https {
+                acme: Some(block),
+                certificate,
+                ..
+            } = &l.protocol
+            else {
+                continue;
+            };
+            let as_default = certificate.is_none();
+            let kept = self
+                .acme
+                .iter()
+                .find(|a| a.port == l.port && a.config == *block && a.as_default == as_default);
+            if let Some(a) = kept {
+                runs.push(AcmeRun {
+                    port: a.port,
+                    config: a.config.clone(),
+                    as_default,
+                    store: a.store.clone(),
+                    retired: a.retired.clone(),
+                });
+                continue;
+            }
+            let store = Arc::new(crate::tls::CertStore::new());
+            let retired = Rc::new(std::cell::Cell::new(false));
+            let links = acme::Links {
+                store: store.clone(),
+                http01: self.http01.clone(),
+                metrics: self.metrics.clone(),
+                retired: retired.clone(),
+            };
+            let driver = acme::Driver::new(rt, &l.name, block, as_default, links).map_err(|e| {
+                StartError::Acme {
+                    listener: l.name.clone(),
+                    error: e.to_string(),
+                }
+            })?;
+            drivers.push(Box::new(move |rt: &mut Runtime| {
+                let added = rt.add_with(|cx| Ok::<_, ()>(driver.with_waker(cx.local_waker())));
+                if added.is_err() {
+                    log::error!("acme: a driver could not start");
+                }
+            }) as StartDriver);
+            runs.push(AcmeRun {
+                port: l.port,
+                config: block.clone(),
+                as_default,
+                store,
+                retired,
+            });
+        }
+        Ok((runs, drivers))
+    }
+
+    /// Without rcgen there are no CSRs: ACME needs the `certs` feature.
+    #[cfg(not(feature = "certs"))]
+    fn acme_for(
+        &self,
+        _: &mut Runtime,
+        config: &Config,
+    ) -> Result<(Vec<AcmeRun>, Vec<StartDriver>), StartError> {
+        match config
+            .listeners
+            .iter()
+            .find(|l| matches!(&l.protocol, Protocol::Https { acme: Some(_), .. }))
+        {
+            Some(l) => Err(StartError::Acme {
+                listener: l.name.clone(),
+                error: "acme needs paf built with the `certs` feature".into(),
+            }),
+            None => Ok((Vec::new(), Vec::new())),
+        }
     }
 
     /// The access log of each listener of `config`: a sink already open for its target, or one
@@ -430,6 +563,8 @@ pub fn start(rt: &mut Runtime, config: &Config, stop: Switch) -> Result<Applianc
         ports: Vec::new(),
         proxy: None,
         sinks: Vec::new(),
+        http01: Arc::default(),
+        acme: Vec::new(),
     };
     if let Err(e) = app.apply(rt, config.clone(), &Plan::initial(config)) {
         stop.turn_off();
@@ -444,22 +579,41 @@ pub fn start(rt: &mut Runtime, config: &Config, stop: Switch) -> Result<Applianc
     Ok(app)
 }
 
-/// The TLS configuration of an https listener (certificates by SNI, its handshake timeout).
-fn tls_config(listener: &Listener) -> Result<Option<crate::tls::ServerConfig>, crate::tls::Error> {
+/// The TLS configuration of an https listener (certificates by SNI, its handshake timeout;
+/// with ACME, `store` ahead of them and `acme-tls/1` offered for TLS-ALPN-01).
+fn tls_config(
+    listener: &Listener,
+    store: &Arc<crate::tls::CertStore>,
+) -> Result<Option<crate::tls::ServerConfig>, crate::tls::Error> {
     let Protocol::Https {
         certificate,
-        key,
         sni,
+        acme,
     } = &listener.protocol
     else {
         return Ok(None);
     };
-    let mut b =
-        crate::tls::ServerConfig::builder(crate::tls::Identity::from_pem_files(certificate, key)?);
+    let default = match (certificate, acme) {
+        (Some((certificate, key)), _) => crate::tls::Identity::from_pem_files(certificate, key)?,
+        #[cfg(feature = "certs")]
+        (None, Some(acme)) => acme::fallback_identity(acme)?,
+        _ => {
+            return Err(crate::tls::Error::Config(
+                "no certificate (acme needs the `certs` feature)".into(),
+            ))
+        }
+    };
+    let mut b = crate::tls::ServerConfig::builder(default);
     for (name, chain, key) in sni {
         b = b.sni(name, crate::tls::Identity::from_pem_files(chain, key)?);
     }
-    let alpn: Vec<&[u8]> = listener.protocols.iter().map(|p| p.as_bytes()).collect();
+    let mut alpn: Vec<&[u8]> = listener.protocols.iter().map(|p| p.as_bytes()).collect();
+    if let Some(acme) = acme {
+        b = b.cert_store(store.clone());
+        if acme.challenge == crate::config::AcmeChallenge::TlsAlpn01 {
+            alpn.push(crate::tls::ALPN_ACME_TLS);
+        }
+    }
     b.handshake_timeout(listener.limits.handshake_timeout)
         .alpn_protocols(&alpn)
         .build()

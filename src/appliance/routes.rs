@@ -25,6 +25,8 @@ pub(super) struct Router {
     listener: usize,
     metrics: Arc<Metrics>,
     proxy: Rc<Proxy>,
+    /// The ACME HTTP-01 answers, served ahead of every route (the port-80 http listener).
+    acme_http01: Option<Arc<crate::acme::Http01>>,
     /// Per route: a static body's compressed variants, made once.
     variants: Vec<Vec<(Encoding, Vec<u8>)>>,
 }
@@ -57,6 +59,7 @@ impl Router {
         listener: usize,
         metrics: Arc<Metrics>,
         proxy: Rc<Proxy>,
+        acme_http01: Option<Arc<crate::acme::Http01>>,
     ) -> Router {
         let variants = config.listeners[listener]
             .routes
@@ -73,6 +76,7 @@ impl Router {
             listener,
             metrics,
             proxy,
+            acme_http01,
             variants,
         }
     }
@@ -117,6 +121,20 @@ impl Router {
         let listener = &self.config.listeners[self.listener];
         let host = host_of(reqd.request());
         let path = reqd.request().uri().path().to_string();
+        if let Some(answer) = self.acme_http01.as_ref().and_then(|a| a.answer(&path)) {
+            // RFC 8555 §8.3: the key authorization, whatever the host; a token we do not
+            // serve falls through to the routes.
+            let method = reqd.request().method();
+            if method == Method::GET || method == Method::HEAD {
+                log::info!("acme: answering the http-01 challenge at {path}");
+                let head = response(StatusCode::OK)
+                    .header(header::CONTENT_TYPE, "application/octet-stream")
+                    .body(())
+                    .expect("static header");
+                self.send(&reqd, None, head, answer.as_bytes());
+                return;
+            }
+        }
         let Some(index) = listener
             .routes
             .iter()

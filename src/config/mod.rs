@@ -7,6 +7,7 @@
 //! document roots, CA bundles) are checked, and certificates are parsed, so that a bad config
 //! never half-starts. Relative paths are relative to the config file's directory.
 
+mod acme;
 mod raw;
 pub mod units;
 mod validate;
@@ -68,13 +69,54 @@ pub enum Protocol {
     Http,
     /// TLS: HTTP/2 or HTTP/1.1, as ALPN settles (see [`Listener::protocols`]).
     Https {
-        /// Default certificate chain (PEM).
-        certificate: PathBuf,
-        /// Its private key (PEM: PKCS#8, PKCS#1 or SEC1).
-        key: PathBuf,
+        /// Default certificate: (chain, private key), PEM (the key PKCS#8, PKCS#1 or SEC1).
+        /// `None` only with `acme`, whose listener serves a self-signed certificate until
+        /// the first one is issued.
+        certificate: Option<(PathBuf, PathBuf)>,
         /// Extra certificates chosen by SNI: (name, chain, key).
         sni: Vec<(String, PathBuf, PathBuf)>,
+        /// Certificates ordered by ACME for some names (they win over `certificate` and `sni`
+        /// for those names once issued).
+        acme: Option<Acme>,
     },
+}
+
+/// How the ACME server checks that paf answers for a name (RFC 8555 §8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AcmeChallenge {
+    /// `http-01`: a file under `/.well-known/acme-challenge/` on the port-80 listener.
+    Http01,
+    /// `tls-alpn-01` (RFC 8737): a special certificate on the https listener, port 443, for
+    /// clients that offer only the `acme-tls/1` protocol.
+    TlsAlpn01,
+}
+
+impl AcmeChallenge {
+    /// The challenge type's name in ACME (`http-01`, `tls-alpn-01`).
+    pub fn name(self) -> &'static str {
+        match self {
+            AcmeChallenge::Http01 => "http-01",
+            AcmeChallenge::TlsAlpn01 => "tls-alpn-01",
+        }
+    }
+}
+
+/// A listener's `acme = { … }` block: one certificate for `domains`, ordered, renewed and
+/// kept in `state_dir`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Acme {
+    /// The directory URL of the ACME server (`https://…/directory`).
+    pub directory: String,
+    /// Contact URLs of the account (`mailto:…`).
+    pub contact: Vec<String>,
+    /// The names of the certificate (lower case, no wildcard), the first one its subject.
+    pub domains: Vec<String>,
+    /// Which challenge paf answers.
+    pub challenge: AcmeChallenge,
+    /// CA bundle that verifies the directory's TLS certificate (`None`: the webpki roots).
+    pub ca: Option<PathBuf>,
+    /// Where the account key and the certificates are kept (created when missing).
+    pub state_dir: PathBuf,
 }
 
 /// How a route matches the request's host.

@@ -84,6 +84,8 @@ pub(super) struct Listener {
     pub key: Option<PathBuf>,
     #[serde(default)]
     pub sni: Vec<Spanned<Sni>>,
+    /// `acme = { directory = "…", domains = […], … }`: certificates ordered by ACME.
+    pub acme: Option<Spanned<Acme>>,
     pub protocols: Option<Spanned<Vec<String>>>,
     pub h2c: Option<Spanned<bool>>,
     pub proxy_protocol: Option<Spanned<bool>>,
@@ -94,6 +96,19 @@ pub(super) struct Listener {
     pub limits: Limits,
     #[serde(default, rename = "route")]
     pub routes: Vec<Spanned<Route>>,
+}
+
+/// A listener's `acme` block.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Acme {
+    pub directory: Spanned<String>,
+    #[serde(default)]
+    pub contact: Vec<Spanned<String>>,
+    pub domains: Spanned<Vec<Spanned<String>>>,
+    pub challenge: Option<Spanned<String>>,
+    pub ca: Option<Spanned<PathBuf>>,
+    pub state_dir: Spanned<PathBuf>,
 }
 
 fn http() -> Spanned<String> {

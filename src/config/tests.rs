@@ -729,3 +729,69 @@ urls = ["http://198.18.0.1:8080"]
         assert!(e.contains(want), "{route}: {e}");
     }
 }
+
+#[test]
+fn acme_blocks_are_checked_with_their_keys() {
+    let dir = std::env::temp_dir().join(format!("paf-config-acme-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port80 = "[[listener]]\nname = \"web\"\nport = 80\n";
+    // A good block: no certificate needed, the state directory created later.
+    let good = format!(
+        "{port80}[[listener]]\nname = \"tls\"\nport = 443\nprotocol = \"https\"\n\
+         acme = {{ directory = \"https://acme.test:14000/dir\", contact = [\"mailto:a@b.test\"], \
+         domains = [\"A.test\", \"b.test\"], state_dir = \"state\" }}\n"
+    );
+    let c = parse(&good, "t", &dir).unwrap();
+    let Protocol::Https {
+        certificate: None,
+        acme: Some(a),
+        ..
+    } = &c.listeners[1].protocol
+    else {
+        panic!("{:?}", c.listeners[1].protocol);
+    };
+    assert_eq!(a.domains, ["a.test", "b.test"]);
+    assert_eq!(a.challenge, AcmeChallenge::Http01);
+    assert_eq!(a.state_dir, dir.join("state"));
+    // Every field wrong at once: each error names its key.
+    let bad = "[[listener]]\nname = \"tls\"\nport = 8443\nprotocol = \"https\"\n\
+         acme = { directory = \"http://acme.test/dir\", contact = [\"admin@b.test\"], \
+         domains = [\"*.a.test\", \"10.0.0.1\", \"ok.test\", \"OK.test\", \"bad name\"], \
+         challenge = \"dns-01\", ca = \"missing.pem\", state_dir = \"/nonexistent/x/y\" }\n";
+    let e = parse(bad, "t", &dir).unwrap_err().errors;
+    let keys: Vec<&str> = e.iter().map(|e| e.key.as_str()).collect();
+    for want in [
+        "listener[0].acme.directory",
+        "listener[0].acme.contact[0]",
+        "listener[0].acme.domains[0]",
+        "listener[0].acme.domains[1]",
+        "listener[0].acme.domains[3]",
+        "listener[0].acme.domains[4]",
+        "listener[0].acme.challenge",
+        "listener[0].acme.ca",
+        "listener[0].acme.state_dir",
+    ] {
+        assert!(keys.contains(&want), "missing {want} in {e:?}");
+    }
+    assert!(e.iter().all(|e| e.line.is_some_and(|l| l <= 5)), "{e:?}");
+    // http-01 needs the port-80 http listener; tls-alpn-01 port 443; acme needs https.
+    let no80 = "[[listener]]\nname = \"tls\"\nport = 443\nprotocol = \"https\"\n\
+         acme = { directory = \"https://acme.test/dir\", domains = [\"a.test\"], state_dir = \".\" }\n";
+    let e = parse(no80, "t", &dir).unwrap_err().errors;
+    assert_eq!(e[0].key, "listener[0].acme.challenge", "{e:?}");
+    assert!(e[0].message.contains("port 80"), "{e:?}");
+    let alpn = "[[listener]]\nname = \"tls\"\nport = 8443\nprotocol = \"https\"\n\
+         acme = { directory = \"https://acme.test/dir\", domains = [\"a.test\"], state_dir = \".\", challenge = \"tls-alpn-01\" }\n";
+    let e = parse(alpn, "t", &dir).unwrap_err().errors;
+    assert!(e[0].message.contains("443"), "{e:?}");
+    let on_http = "[[listener]]\nname = \"web\"\nport = 80\n\
+         acme = { directory = \"https://acme.test/dir\", domains = [\"a.test\"], state_dir = \".\" }\n";
+    let e = parse(on_http, "t", &dir).unwrap_err().errors;
+    assert_eq!(e[0].key, "listener[0].acme", "{e:?}");
+    // A missing field is named by toml.
+    let missing = "[[listener]]\nname = \"tls\"\nport = 443\nprotocol = \"https\"\n\
+         acme = { directory = \"https://acme.test/dir\", state_dir = \".\" }\n";
+    let e = parse(missing, "t", &dir).unwrap_err().errors;
+    assert!(e[0].message.contains("domains"), "{e:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -33,7 +33,7 @@ impl Validator<'_> {
             + 1
     }
 
-    fn err(
+    pub(super) fn err(
         &mut self,
         key: impl Into<String>,
         span: Option<std::ops::Range<usize>>,
@@ -47,7 +47,7 @@ impl Validator<'_> {
         });
     }
 
-    fn path(&self, p: &Path) -> PathBuf {
+    pub(super) fn path(&self, p: &Path) -> PathBuf {
         if p.is_absolute() {
             p.to_path_buf()
         } else {
@@ -55,7 +55,12 @@ impl Validator<'_> {
         }
     }
 
-    fn existing_file(&mut self, key: &str, span: &std::ops::Range<usize>, p: &Path) -> PathBuf {
+    pub(super) fn existing_file(
+        &mut self,
+        key: &str,
+        span: &std::ops::Range<usize>,
+        p: &Path,
+    ) -> PathBuf {
         let full = self.path(p);
         if !full.is_file() {
             self.err(
@@ -91,8 +96,10 @@ impl Validator<'_> {
         }
         let names: Vec<String> = upstreams.iter().map(|u| u.name.clone()).collect();
         let mut listeners = Vec::new();
+        let mut spans = Vec::new();
         for (i, l) in f.listeners.into_iter().enumerate() {
             let span = l.span();
+            spans.push(span.clone());
             let port = *l.get_ref().port.get_ref();
             if let Some(prev) = listeners.iter().position(|x: &Listener| x.port == port) {
                 self.err(
@@ -113,6 +120,7 @@ impl Validator<'_> {
             }
             listeners.push(self.listener(i, l, &defaults, &default_log, &names));
         }
+        self.acme_listeners(&listeners, &spans);
         Config {
             interface,
             listeners,
@@ -385,6 +393,13 @@ impl Validator<'_> {
         }
         let protocol = match l.protocol.get_ref().as_str() {
             "http" => {
+                if let Some(a) = &l.acme {
+                    self.err(
+                        format!("{key}.acme"),
+                        Some(a.span()),
+                        "acme needs protocol = \"https\" (http-01 is answered on the port-80 http listener by itself)",
+                    );
+                }
                 if l.certificate.is_some() || l.key.is_some() || !l.sni.is_empty() {
                     self.err(
                         format!("{key}.certificate"),
@@ -562,16 +577,22 @@ impl Validator<'_> {
     }
 
     fn https(&mut self, key: &str, span: &std::ops::Range<usize>, l: &raw::Listener) -> Protocol {
-        let (Some(cert), Some(k)) = (&l.certificate, &l.key) else {
-            self.err(
-                format!("{key}.certificate"),
-                Some(span.clone()),
-                "https needs certificate and key",
-            );
-            return Protocol::Http;
+        let acme = l.acme.as_ref().map(|a| self.acme(key, a));
+        let certificate = match (&l.certificate, &l.key) {
+            (Some(cert), Some(k)) => Some((
+                self.existing_file(&format!("{key}.certificate"), span, cert),
+                self.existing_file(&format!("{key}.key"), span, k),
+            )),
+            (None, None) if acme.is_some() => None,
+            _ => {
+                self.err(
+                    format!("{key}.certificate"),
+                    Some(span.clone()),
+                    "https needs certificate and key (or an acme block)",
+                );
+                return Protocol::Http;
+            }
         };
-        let certificate = self.existing_file(&format!("{key}.certificate"), span, cert);
-        let keyf = self.existing_file(&format!("{key}.key"), span, k);
         let mut sni = Vec::new();
         for (j, s) in l.sni.iter().enumerate() {
             let sk = format!("{key}.sni[{j}]");
@@ -584,18 +605,21 @@ impl Validator<'_> {
             sni.push((s.get_ref().name.clone(), c, kk));
         }
         if self.errors.is_empty() {
-            if let Err(e) = crate::tls::ServerConfig::from_pem_files((&certificate, &keyf), &sni) {
-                self.err(
-                    format!("{key}.certificate"),
-                    Some(span.clone()),
-                    e.to_string(),
-                );
+            if let Some((certificate, keyf)) = &certificate {
+                if let Err(e) = crate::tls::ServerConfig::from_pem_files((certificate, keyf), &sni)
+                {
+                    self.err(
+                        format!("{key}.certificate"),
+                        Some(span.clone()),
+                        e.to_string(),
+                    );
+                }
             }
         }
         Protocol::Https {
             certificate,
-            key: keyf,
             sni,
+            acme,
         }
     }
 

@@ -128,6 +128,22 @@ impl Identity {
     }
 }
 
+impl Identity {
+    /// The key paired with the chain without parsing the certificate: for TLS-ALPN-01
+    /// certificates, whose critical acmeIdentifier extension webpki refuses to parse (RFC 8737
+    /// certificates are made with their key, so there is nothing to match).
+    pub(crate) fn certified_key_unparsed(
+        &self,
+        provider: &CryptoProvider,
+    ) -> Result<Arc<CertifiedKey>, Error> {
+        let signer = provider
+            .key_provider
+            .load_private_key(self.key.clone_key())
+            .map_err(|e| Error::Config(format!("{}: {e}", self.origin)))?;
+        Ok(Arc::new(CertifiedKey::new(self.chain.clone(), signer)))
+    }
+}
+
 impl Clone for Identity {
     fn clone(&self) -> Self {
         Self {
@@ -192,6 +208,7 @@ impl ServerConfig {
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             buffer_limit: Some(DEFAULT_BUFFER_LIMIT),
             provider: None,
+            store: None,
         }
     }
 
@@ -234,9 +251,19 @@ pub struct ServerConfigBuilder {
     handshake_timeout: Duration,
     buffer_limit: Option<usize>,
     provider: Option<Arc<CryptoProvider>>,
+    store: Option<Arc<super::CertStore>>,
 }
 
 impl ServerConfigBuilder {
+    /// Looks every handshake's name up in `store` first (certificates installed while the
+    /// server runs; see [`CertStore`](super::CertStore)), and answers TLS-ALPN-01 validations
+    /// from it. Add [`ALPN_ACME_TLS`](super::ALPN_ACME_TLS) to the ALPN list for those.
+    #[must_use]
+    pub fn cert_store(mut self, store: Arc<super::CertStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
     /// Serves `identity` to clients asking for `name` by SNI: an exact host name
     /// or `*.parent.domain` (one label, never the parent itself).
     #[must_use]
@@ -297,6 +324,7 @@ impl ServerConfigBuilder {
         for (name, identity) in &self.sni {
             resolver.add(name, identity.certified_key(&provider)?)?;
         }
+        resolver.store = self.store;
         let mut inner = rustls::ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&self.versions)
             .map_err(|e| Error::Config(format!("server protocol versions: {e}")))?

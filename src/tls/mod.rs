@@ -27,7 +27,8 @@
 //! socket.
 //!
 //! Layout: [`config`] (shared, immutable settings; PEM loading), `sni`
-//! (certificate choice by server name), [`session`] (the per-connection byte
+//! (certificate choice by server name), [`store`] (certificates installed while running: ACME's),
+//! [`session`] (the per-connection byte
 //! pipe) and `certs` (a throw-away test PKI made with rcgen; feature `certs`, on by default).
 //!
 //! [`is_closed`]: ServerSession::is_closed
@@ -50,6 +51,7 @@ pub mod certs;
 pub mod config;
 pub mod session;
 mod sni;
+pub mod store;
 
 #[cfg(test)]
 mod tests;
@@ -58,6 +60,7 @@ pub use config::{
     ClientConfig, ClientConfigBuilder, ClientTrust, Identity, ServerConfig, ServerConfigBuilder,
 };
 pub use session::{ClientSession, PlainRead, ServerSession, Session};
+pub use store::{CertStore, ALPN_ACME_TLS};
 
 /// Re-exported so callers name certificates, keys, server names and versions
 /// without depending on rustls themselves.

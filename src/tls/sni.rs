@@ -21,6 +21,9 @@ use super::Error;
 
 #[derive(Debug)]
 pub(crate) struct SniResolver {
+    /// Certificates installed at run time, ahead of the configured ones (see
+    /// [`CertStore`](super::CertStore)).
+    pub(crate) store: Option<Arc<super::CertStore>>,
     default: Arc<CertifiedKey>,
     exact: HashMap<String, Arc<CertifiedKey>>,
     /// Keyed by the parent domain: `*.example.com` is stored as `example.com`.
@@ -30,6 +33,7 @@ pub(crate) struct SniResolver {
 impl SniResolver {
     pub(crate) fn new(default: Arc<CertifiedKey>) -> Self {
         Self {
+            store: None,
             default,
             exact: HashMap::new(),
             wildcard: HashMap::new(),
@@ -60,14 +64,17 @@ impl SniResolver {
     }
 
     pub(crate) fn lookup(&self, sni: Option<&str>) -> &Arc<CertifiedKey> {
-        let Some(sni) = sni else { return &self.default };
+        sni.and_then(|s| self.named(s)).unwrap_or(&self.default)
+    }
+
+    /// The configured certificate for `sni` by exact name, then wildcard.
+    fn named(&self, sni: &str) -> Option<&Arc<CertifiedKey>> {
         let name = normalize(sni);
         if let Some(key) = self.exact.get(&name) {
-            return key;
+            return Some(key);
         }
         name.split_once('.')
             .and_then(|(_, parent)| self.wildcard.get(parent))
-            .unwrap_or(&self.default)
     }
 }
 
@@ -77,7 +84,21 @@ fn normalize(name: &str) -> String {
 
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(Arc::clone(self.lookup(client_hello.server_name())))
+        let sni = client_hello.server_name();
+        let Some(store) = &self.store else {
+            return Some(Arc::clone(self.lookup(sni)));
+        };
+        let acme_tls = client_hello
+            .alpn()
+            .is_some_and(|mut offered| offered.any(|p| p == super::store::ALPN_ACME_TLS));
+        if acme_tls {
+            // A validation: its challenge certificate or nothing (RFC 8737 §3).
+            return sni.and_then(|s| store.challenge(s));
+        }
+        // Installed by name, configured by name, installed default, configured default.
+        sni.and_then(|s| store.named(s).or_else(|| self.named(s).cloned()))
+            .or_else(|| store.default_key())
+            .or_else(|| Some(Arc::clone(&self.default)))
     }
 }
 

@@ -15,6 +15,7 @@
 mod common;
 
 mod access_log;
+mod acme;
 mod appliance;
 mod bench_smoke;
 mod client;

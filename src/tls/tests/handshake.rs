@@ -244,3 +244,86 @@ fn webpki_roots_reject_test_ca() {
         )))
     );
 }
+
+#[test]
+fn a_cert_store_serves_new_handshakes_and_acme_tls_validations() {
+    let pki = Pki::new();
+    let configured = pki.ca.issue(&["conf.paf.test"]).unwrap();
+    let store = Arc::new(CertStore::new());
+    let server = ServerConfig::builder(pki.default.identity())
+        .sni("conf.paf.test", configured.identity())
+        .alpn_protocols(&[ALPN_HTTP11, ALPN_ACME_TLS])
+        .cert_store(store.clone())
+        .build()
+        .unwrap();
+    // No resumption: a resumed session shows the certificate of the session it resumes.
+    let insecure = ClientConfig::builder(ClientTrust::DangerousInsecure)
+        .resumption(false)
+        .build()
+        .unwrap();
+    let verified = pki.client_builder().resumption(false).build().unwrap();
+    let served = |host: &str, client: &ClientConfig| {
+        let mut p = Pair::new(&server, client, host);
+        p.drive();
+        p.client
+            .peer_certificates()
+            .map(|c| c[0].clone())
+            .ok_or(p.client_err)
+    };
+    // Nothing installed: the configured certificates.
+    assert_eq!(
+        served("a.paf.test", &insecure).unwrap(),
+        *pki.default.cert()
+    );
+    // Installed for a name, then as default: the next handshakes see it; configured SNI
+    // names keep theirs.
+    let acme = pki.ca.issue(&["a.paf.test"]).unwrap();
+    store
+        .install(&["A.paf.test".into()], &acme.identity(), false)
+        .unwrap();
+    assert!(store.has("a.paf.test"));
+    assert_eq!(served("a.paf.test", &verified).unwrap(), *acme.cert());
+    assert_eq!(
+        served("other.paf.test", &insecure).unwrap(),
+        *pki.default.cert()
+    );
+    store
+        .install(&["a.paf.test".into()], &acme.identity(), true)
+        .unwrap();
+    assert_eq!(served("other.paf.test", &insecure).unwrap(), *acme.cert());
+    assert_eq!(
+        served("conf.paf.test", &verified).unwrap(),
+        *configured.cert()
+    );
+    // A renewal replaces it for the next handshake.
+    let renewed = pki.ca.issue(&["a.paf.test"]).unwrap();
+    store
+        .install(&["a.paf.test".into()], &renewed.identity(), true)
+        .unwrap();
+    assert_eq!(served("a.paf.test", &verified).unwrap(), *renewed.cert());
+    // acme-tls/1: the challenge certificate for its name, or no handshake at all.
+    let acme_client = ClientConfig::builder(ClientTrust::DangerousInsecure)
+        .alpn_protocols(&[ALPN_ACME_TLS])
+        .build()
+        .unwrap();
+    assert!(served("a.paf.test", &acme_client).is_err());
+    let challenge = pki.ca.issue(&["a.paf.test"]).unwrap();
+    store
+        .set_challenge("a.paf.test", &challenge.identity())
+        .unwrap();
+    assert_eq!(
+        served("a.paf.test", &acme_client).unwrap(),
+        *challenge.cert()
+    );
+    assert_eq!(served("a.paf.test", &verified).unwrap(), *renewed.cert());
+    store.clear_challenges();
+    assert!(served("a.paf.test", &acme_client).is_err());
+    // A real RFC 8737 certificate is accepted although webpki cannot parse it (its critical
+    // acmeIdentifier extension).
+    let rfc8737 = crate::acme::challenge::tls_alpn01_identity("a.paf.test", "t.k").unwrap();
+    store.set_challenge("a.paf.test", &rfc8737).unwrap();
+    assert_eq!(
+        store.challenge("a.paf.test").unwrap().cert[0],
+        rfc8737.chain()[0]
+    );
+}
