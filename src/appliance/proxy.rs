@@ -499,7 +499,9 @@ fn classify(e: &client::Error) -> Option<(&'static str, StatusCode)> {
         E::Http { .. } | E::Reset { .. } | E::BodyTooLarge { .. } => ("protocol", bad),
         E::Dns { .. } => ("dns", bad),
         E::Tls { .. } => ("tls", bad),
-        E::Connect { .. } | E::Ctx(_) | E::NoAgent | E::Stopped => ("connect", bad),
+        E::Connect { .. } | E::Ctx(_) | E::NoAgent | E::Stopped | E::NotAllowed { .. } => {
+            ("connect", bad)
+        }
         E::Usage(_) | E::Framing(_) | E::Url(_) | E::Config(_) => ("protocol", bad),
     })
 }
