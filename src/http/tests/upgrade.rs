@@ -151,7 +151,12 @@ fn a_2xx_to_connect_switches_without_framing_and_keeps_the_bytes_after_the_head(
     assert_eq!(p.log, ["request 0 CONNECT a.test:443 HTTP/1.1"]);
     assert!(!p.conn.wants_read());
     p.conn
-        .respond(p.now, id(0), status(200), ResponseBody::Complete(b"ignored"))
+        .respond(
+            p.now,
+            id(0),
+            status(200),
+            ResponseBody::Complete(b"ignored"),
+        )
         .unwrap();
     p.step();
     // No Content-Length, Transfer-Encoding or Connection (the handler's are dropped).
