@@ -18,6 +18,7 @@ mod access_log;
 mod appliance;
 mod bench_smoke;
 mod client;
+mod connect;
 mod h2;
 mod h2_attack;
 mod harness;
