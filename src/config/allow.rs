@@ -205,6 +205,7 @@ impl AllowEntry {
                 _ if !host.contains('/') && dns_name(host).is_some() => {
                     AllowHost::Name(dns_name(host).expect("checked"))
                 }
+                Err(e) if host.contains('/') => return Err(format!("{s:?}: {e}")),
                 Ok(_) | Err(_) => {
                     return Err(format!("{s:?}: not an IPv4 address or address/prefix"))
                 }
@@ -264,7 +265,8 @@ fn split_port(s: &str) -> Result<(&str, PortSpec), String> {
     Ok((host, port))
 }
 
-/// A DNS name, lower-cased without its trailing dot, or `None` when it is not one.
+/// A DNS name, lower-cased without its trailing dot, or `None` when it is not one (nor an
+/// address in disguise).
 fn dns_name(s: &str) -> Option<String> {
     let s = s.strip_suffix('.').unwrap_or(s);
     let ok = !s.is_empty()
@@ -276,7 +278,10 @@ fn dns_name(s: &str) -> Option<String> {
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-        });
+        })
+        // An all-numeric last label is an address written short (`10.0.0`), not a name
+        // (RFC 3696 §2).
+        && !s.rsplit('.').next().is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()));
     ok.then(|| s.to_ascii_lowercase())
 }
 
@@ -320,6 +325,8 @@ mod tests {
             "a..b:443",
             "user@host:443",
             "*.example.com:443",
+            "10.0.0:443",
+            "1.2.3.4.5:443",
         ];
         for s in bad {
             assert!(Target::parse(s).is_err(), "{s}");
@@ -388,8 +395,9 @@ mod tests {
             ("example.com:https", "1..=65535"),
             ("fd00::/8:443", "brackets"),
             ("[10.0.0.0/8]:443", "brackets are for IPv6 only"),
-            ("10.0.0.0/33:443", "prefix"),
-            ("10.0.0.0/8x:443", "not an IPv4"),
+            ("10.0.0.0/33:443", "the prefix must be 0..=32"),
+            ("10.0.0.0/8x:443", "the prefix must be 0..=32"),
+            ("10.0.0:443", "not an IPv4"),
             ("*.:443", "*.NAME"),
             ("**:443", "not a host name"),
             ("ex ample:443", "not a host name"),
