@@ -289,7 +289,9 @@ impl Conn {
                 self.state = ConnState::Open;
                 self.codec.handle_open(cx.now);
                 if self.raw {
-                    // What TLS decrypted after the handshake is the tunnel's, not HTTP.
+                    // What TLS decrypted after the handshake is the tunnel's, not HTTP; the
+                    // handshake's last flight still goes out now.
+                    self.pipe.flush(cx).map_err(|_| Failure::Reset)?;
                     return Ok(true);
                 }
                 moved = true;
