@@ -30,6 +30,8 @@ pub struct Metrics {
     upstream_errors: Mutex<BTreeMap<(String, &'static str), u64>>,
     upstream_responses: Mutex<BTreeMap<(String, &'static str), u64>>,
     tunnels: Mutex<BTreeMap<String, crate::tunnel::Counters>>,
+    /// CONNECT requests not tunnelled, by listener and kind.
+    connect_failures: Mutex<BTreeMap<(String, &'static str), u64>>,
     services: Mutex<Vec<(String, Handle)>>,
     /// ACME: per domain, the installed certificate's `notAfter` (Unix seconds).
     acme_expiry: Mutex<BTreeMap<String, u64>>,
@@ -167,7 +169,14 @@ impl Metrics {
         );
     }
 
-    /// The counters of the tunnels (upgraded connections) of a listener's proxy routes.
+    /// Count a CONNECT request that got no tunnel, by kind: `bad_target` (400), `forbidden`
+    /// (403: not in `allow`, by name or by address), `dns` and `connect` (502).
+    pub fn connect_failure(&self, listener: &str, kind: &'static str) {
+        bump(&self.connect_failures, (listener.to_string(), kind), 1);
+    }
+
+    /// The counters of a listener's tunnels: its proxy routes' upgraded connections and its
+    /// connect routes' CONNECT tunnels.
     pub fn tunnels(&self, listener: &str) -> crate::tunnel::Counters {
         let mut m = self.tunnels.lock().unwrap_or_else(|p| p.into_inner());
         m.entry(listener.to_string()).or_default().clone()
@@ -272,6 +281,19 @@ impl Metrics {
         self.render_tunnels(&mut out, &services);
         let _ = writeln!(
             out,
+            "# HELP paf_connect_failures_total CONNECT requests not tunnelled, by kind: \
+             bad_target, forbidden, dns, connect."
+        );
+        let _ = writeln!(out, "# TYPE paf_connect_failures_total counter");
+        for ((l, k), v) in snapshot(&self.connect_failures) {
+            let _ = writeln!(
+                out,
+                "paf_connect_failures_total{{listener=\"{}\",kind=\"{k}\"}} {v}",
+                escape(&l)
+            );
+        }
+        let _ = writeln!(
+            out,
             "# HELP paf_upstream_errors_total Upstream failures by kind."
         );
         let _ = writeln!(out, "# TYPE paf_upstream_errors_total counter");
@@ -346,7 +368,7 @@ impl Metrics {
         let _ = writeln!(out, "{name} {}.{:03}", ms / 1000, ms % 1000);
     }
 
-    /// The tunnel families (proxied upgrades), for every listener.
+    /// The tunnel families (proxied upgrades and CONNECT tunnels), for every listener.
     fn render_tunnels(&self, out: &mut String, services: &[(String, Handle)]) {
         let stats: Vec<(&String, crate::tunnel::Stats)> = services
             .iter()
@@ -356,13 +378,13 @@ impl Metrics {
             (
                 "paf_tunnels_open",
                 "gauge",
-                "Tunnels (upgraded connections, WebSocket) open now.",
+                "Tunnels (upgraded connections, WebSocket, CONNECT) open now.",
                 |s| s.open,
             ),
             (
                 "paf_tunnels_total",
                 "counter",
-                "Tunnels opened: upgrades the upstream accepted with 101.",
+                "Tunnels opened: upgrades the upstream accepted with 101, CONNECTs answered 200.",
                 |s| s.opened,
             ),
             (

@@ -1,7 +1,8 @@
 //! The appliance: what `paf run` serves from a [`Config`] — one HTTP service per listener, each
 //! request dispatched to the first matching route (static, files, proxy, redirect, health,
-//! metrics), with Prometheus counters; `proxy` routes go through one client agent per upstream
-//! on the same loop (see `proxy`).
+//! metrics; CONNECT requests to `connect` routes only), with Prometheus counters; `proxy`
+//! routes go through one client agent per upstream on the same loop (see `proxy`), `connect`
+//! routes dial their targets through one more (see `connect`).
 //!
 //! Contract: [`start`] opens every listener or none (a port that cannot be listened on fails
 //! the start before anything is served); all services stop when the one stop [`Switch`] is
@@ -12,6 +13,7 @@
 #[cfg(feature = "certs")]
 mod acme;
 mod compress;
+mod connect;
 pub mod files;
 pub mod metrics;
 mod proxy;

@@ -47,7 +47,8 @@
 //!   `tunnel_idle_timeout` without a byte; counted per listener in `/metrics`. Any other answer
 //!   is relayed as usual. HTTP/2 clients cannot upgrade (RFC 9113 §8.6; extended CONNECT,
 //!   RFC 8441, is not offered), and an upstream that speaks HTTP/2 gets the request without
-//!   its `Upgrade` (its answer is relayed as it is). CONNECT is refused (501).
+//!   its `Upgrade` (its answer is relayed as it is). CONNECT is not a proxy route's: see
+//!   `connect` (the `connect` routes).
 
 mod headers;
 
@@ -163,6 +164,9 @@ impl Upstream {
 /// The proxy of an appliance: every upstream of the config, shared by all listeners.
 pub(super) struct Proxy {
     upstreams: Vec<Upstream>,
+    /// The client agent that dials CONNECT targets (raw connections, each route's
+    /// `connect_timeout` given per connection).
+    dialer: client::Agent,
     metrics: Arc<Metrics>,
     /// The loop's pass time (when an upstream URL was marked down, and until when).
     time: PassTime,
@@ -227,9 +231,15 @@ impl Proxy {
         }
         Ok(Proxy {
             upstreams,
+            dialer: client::Agent::attach(rt, client::Options::default()),
             metrics,
             time: rt.pass_time(),
         })
+    }
+
+    /// The agent that dials CONNECT targets.
+    pub(super) fn dialer(&self) -> &client::Agent {
+        &self.dialer
     }
 
     /// Forwards `reqd` to upstream `upstream` and streams the answer back; `tunnel`: the
@@ -499,7 +509,9 @@ fn classify(e: &client::Error) -> Option<(&'static str, StatusCode)> {
         E::Http { .. } | E::Reset { .. } | E::BodyTooLarge { .. } => ("protocol", bad),
         E::Dns { .. } => ("dns", bad),
         E::Tls { .. } => ("tls", bad),
-        E::Connect { .. } | E::Ctx(_) | E::NoAgent | E::Stopped => ("connect", bad),
+        E::Connect { .. } | E::Ctx(_) | E::NoAgent | E::Stopped | E::NotAllowed { .. } => {
+            ("connect", bad)
+        }
         E::Usage(_) | E::Framing(_) | E::Url(_) | E::Config(_) => ("protocol", bad),
     })
 }

@@ -10,6 +10,7 @@ use ::http::header::{self, HeaderValue};
 use ::http::{Method, Request, Response, StatusCode};
 
 use super::compress::{self, accept_encoding};
+use super::connect;
 use super::files::{self, Plan, Resolved, Validators};
 use super::proxy::{Origin, Proxy};
 use super::Metrics;
@@ -119,6 +120,15 @@ impl Router {
 
     pub(super) fn handle(&self, _peer: SocketAddr, reqd: Reqd) {
         let listener = &self.config.listeners[self.listener];
+        if reqd.request().method() == Method::CONNECT {
+            // CONNECT goes to `connect` routes only, and they take nothing else.
+            let origin = connect::Origin {
+                listener,
+                metrics: &self.metrics,
+                dialer: self.proxy.dialer(),
+            };
+            return connect::handle(reqd, &origin);
+        }
         let host = host_of(reqd.request());
         let path = reqd.request().uri().path().to_string();
         if let Some(answer) = self.acme_http01.as_ref().and_then(|a| a.answer(&path)) {
@@ -235,6 +245,10 @@ impl Router {
                     }
                 };
                 self.file(&reqd, index, root, &below, idx, &path);
+            }
+            // (Never matched by a request other than CONNECT.)
+            Action::Connect { .. } => {
+                self.simple(&reqd, Some(index), StatusCode::NOT_FOUND, "not found\n")
             }
             Action::Proxy {
                 upstream,

@@ -160,12 +160,29 @@ impl Agent {
             x.connect.take()
         };
         let mut connect = taken?;
+        let filter = self.0.inner.borrow().exchanges.get(&id)?.filter.clone();
         self.0.polling.set(Some(id));
-        let next = crate::ctx::polling_with(self.0.pending.waker(), || connect.poll());
+        let mut refused = None;
+        let next = loop {
+            let next = crate::ctx::polling_with(self.0.pending.waker(), || connect.poll());
+            match next {
+                // Not dialled: the next endpoint, or this refusal as the request's cause.
+                Next::Connect(edn) if filter.as_ref().is_some_and(|f| !f.allows(edn.addr())) => {
+                    let peer = edn.addr();
+                    log::debug!("client: request {id}: {peer} refused by the address filter");
+                    connect.attempt_failed(format!("{peer} refused by the address filter"));
+                    refused = Some(Error::NotAllowed { peer });
+                }
+                next => break next,
+            }
+        };
         self.0.polling.set(None);
         let mut inner = self.0.inner.borrow_mut();
         let x = inner.exchanges.get_mut(&id)?;
         x.connect = Some(connect);
+        if refused.is_some() {
+            x.cause = refused;
+        }
         match next {
             Next::Pending => None,
             Next::Connect(edn) => {
@@ -230,6 +247,45 @@ where
     )
 }
 
+/// Opens a raw connection to the server `ctx` describes, [`request`] without HTTP: the ctx is
+/// resolved the same way (DNS through the stack, [`address_filter`](super::address_filter)
+/// applied), a new TCP connection made (and TLS when the ctx yields a TLS endpoint, whose
+/// plaintext the connection then carries), and once it is established `on_connected` gets
+/// the peer and the connection as a [`tunnel::Upgraded`](crate::tunnel::Upgraded), for
+/// [`tunnel::join`](crate::tunnel::join) (dropping it closes the connection). Bytes the
+/// server sends before the join wait in the connection's socket and pipe.
+///
+/// The connection is never pooled, never reused, and does not count against
+/// [`Options::max_per_endpoint`]; it is bounded in time by [`Options::connect_timeout`] (and,
+/// for TLS, the TLS configuration's handshake timeout). `error_handler` gets any failure
+/// after this call returned, once: [`Error::Dns`], [`Error::Connect`] (refused, timed out),
+/// [`Error::NotAllowed`], [`Error::Tls`], [`Error::Stopped`].
+///
+/// # Errors
+/// Failures known at once: [`Error::NoAgent`], [`Error::Ctx`] (no endpoint at all),
+/// [`Error::Stopped`].
+pub fn connect<E, C>(ctx: &Ctx, error_handler: E, on_connected: C) -> Result<(), Error>
+where
+    E: FnOnce(Option<SocketAddr>, Error) + 'static,
+    C: FnOnce(SocketAddr, crate::tunnel::Upgraded) + 'static,
+{
+    let started = start_with(
+        ctx,
+        Arc::new(http::client::Config::default()),
+        Request::new(()),
+        BodyKind::Empty,
+        Box::new(error_handler),
+        Handler::Connect(Box::new(on_connected)),
+    );
+    started.map(|mut w| w.done = true)
+}
+
+/// What an exchange ends in: a response, or (raw) an established connection.
+enum Handler {
+    Response(super::state::ResponseHandler),
+    Connect(super::state::ConnectHandler),
+}
+
 /// The body framing the head asks for, with the framing headers removed (the codec writes them).
 pub(crate) fn framing(mut req: Request<()>) -> Result<(Request<()>, BodyKind), Error> {
     if req.method() == Method::CONNECT {
@@ -273,7 +329,24 @@ pub(crate) fn start(
     error_handler: super::state::ErrorHandler,
     response_handler: super::state::ResponseHandler,
 ) -> Result<BodyWriter, Error> {
+    let handler = Handler::Response(response_handler);
+    start_with(ctx, config, head, body, error_handler, handler)
+}
+
+/// [`start`] for a request or a raw connection.
+fn start_with(
+    ctx: &Ctx,
+    config: Arc<http::client::Config>,
+    head: Request<()>,
+    body: BodyKind,
+    error_handler: super::state::ErrorHandler,
+    handler: Handler,
+) -> Result<BodyWriter, Error> {
     let stack = find_stack(ctx)?;
+    let (response_handler, on_connect) = match handler {
+        Handler::Response(r) => (Some(r), None),
+        Handler::Connect(c) => (None, Some(c)),
+    };
     let host_hint = if head.headers().contains_key(HOST) || head.uri().authority().is_some() {
         None
     } else {
@@ -288,7 +361,9 @@ pub(crate) fn start(
         }
         let id = inner.next;
         inner.next += 1;
-        inner.stats.requests += 1;
+        if on_connect.is_none() {
+            inner.stats.requests += 1;
+        }
         let mut x = Exchange {
             phase: Phase::Resolving,
             connect: Some(connect),
@@ -306,7 +381,7 @@ pub(crate) fn start(
             on_writable: None,
             blocked: false,
             error_handler: Some(error_handler),
-            response_handler: Some(response_handler),
+            response_handler,
             reader: None,
             try_read: false,
             peer: None,
@@ -315,6 +390,9 @@ pub(crate) fn start(
             refused: 0,
             fresh_only: false,
             cause: None,
+            on_connect,
+            filter: ctx.get(&keys::address_filter()),
+            connect_timeout: ctx.get(&keys::connect_timeout()),
         };
         // Kept for any method: an HTTP/2 server may refuse a POST too (GOAWAY, REFUSED_STREAM),
         // and resending it then is safe.

@@ -164,14 +164,16 @@ impl ClientApp {
         for id in waiting {
             let x = &inner.exchanges[&id];
             let key = x.key.clone().expect("waiting requests have a key");
+            // A raw connection is always a new one of its own, outside the endpoint's limit.
+            let raw = x.is_raw();
             // A shared HTTP/2 connection first: no new socket, no handshake.
             let mut found = inner
                 .conns
                 .values()
-                .find(|c| c.key == key && c.has_room())
+                .find(|c| !raw && c.key == key && c.has_room())
                 .map(|c| c.id);
             let mut dead = Vec::new();
-            if found.is_none() && !x.fresh_only {
+            if found.is_none() && !x.fresh_only && !raw {
                 let idle = inner
                     .conns
                     .values()
@@ -205,7 +207,7 @@ impl ClientApp {
                 }
                 continue;
             }
-            if key.may_be_h2() {
+            if key.may_be_h2() && !raw {
                 let known_h1 = inner
                     .conns
                     .values()
@@ -224,14 +226,16 @@ impl ClientApp {
                 .values()
                 .filter(|c| c.key == key && c.tunnel.is_none())
                 .count();
-            if open >= options.max_per_endpoint {
+            if open >= options.max_per_endpoint && !raw {
                 continue;
             }
             let x = inner.exchanges.get_mut(&id).expect("listed");
             match cx.connect(key.addr) {
                 Ok(cid) => {
                     inner.stats.connections += 1;
-                    let mut c = Conn::new(cid, key.clone(), cx.now, options.connect_timeout);
+                    let timeout = x.connect_timeout.unwrap_or(options.connect_timeout);
+                    let mut c = Conn::new(cid, key.clone(), cx.now, timeout);
+                    c.raw = raw;
                     c.exchanges.push(id);
                     inner.conns.insert(cid, c);
                     x.phase = Phase::Connecting(cid);
@@ -395,6 +399,11 @@ impl ClientApp {
                         "HTTP/1.1"
                     }
                 );
+                if c.raw {
+                    // A raw connection: no HTTP, it is the handler's from now on.
+                    self.connected(cx.now, inner, c, out);
+                    return Ok(());
+                }
                 for id in c.exchanges.clone() {
                     if let Some(x) = inner.exchanges.get_mut(&id) {
                         if let Err(e) = send_on(c, x, id, cx.now) {
@@ -516,6 +525,27 @@ impl ClientApp {
         c.tunnel = Some(Tunnel::Waiting(hook));
         c.closing = true;
         upgraded
+    }
+
+    /// The raw connection `c` is established: it waits for its tunnel end, and its exchange's
+    /// handler gets it. (When the exchange is gone, the unjoined connection closes.)
+    fn connected(&self, now: Instant, inner: &mut Inner, c: &mut Conn, out: &mut Vec<Delivery>) {
+        let upgraded = self.switched(c);
+        let Some(&id) = c.exchanges.first() else {
+            return;
+        };
+        let Some(x) = inner.exchanges.get_mut(&id) else {
+            return;
+        };
+        log::debug!("client: raw connection {id}: {} to {} open", c.id, c.peer);
+        if let Some(handler) = x.on_connect.take() {
+            out.push(Delivery::Connected {
+                handler,
+                peer: c.peer,
+                conn: upgraded,
+            });
+        }
+        complete(inner, c, id, now, out);
     }
 
     /// Exchange `id` on `c` will get no (complete) response there: retry it or fail it.

@@ -94,8 +94,11 @@ pub(crate) struct Conn {
     pub closing: bool,
     /// Bytes of the key's preamble (a PROXY header) already written to the socket.
     preamble_sent: usize,
-    /// Set once the connection switched protocols (a 101).
+    /// Set once the connection switched protocols (a 101), or once a raw one is established.
     pub tunnel: Option<Tunnel>,
+    /// A raw connection ([`connect`](super::connect)): no HTTP; the pump stops once it is
+    /// established (TLS included), before reading anything for the codec.
+    pub raw: bool,
 }
 
 impl Conn {
@@ -118,6 +121,7 @@ impl Conn {
             closing: false,
             preamble_sent: 0,
             tunnel: None,
+            raw: false,
         }
     }
 
@@ -142,6 +146,10 @@ impl Conn {
         .into_iter()
         .flatten()
         .min()
+    }
+
+    fn is_open(&self) -> bool {
+        self.state == ConnState::Open
     }
 
     /// Whether an idle connection still looks usable (the peer has not closed it).
@@ -257,7 +265,7 @@ impl Conn {
         hold_eof: bool,
     ) -> Result<bool, Failure> {
         let mut any = self.establish(cx)?;
-        if matches!(self.state, ConnState::Connecting(_)) {
+        if matches!(self.state, ConnState::Connecting(_)) || (self.raw && self.is_open()) {
             return Ok(any);
         }
         self.pipe.begin();
@@ -280,6 +288,12 @@ impl Conn {
             if self.state == ConnState::Handshaking && !self.pipe.is_handshaking() {
                 self.state = ConnState::Open;
                 self.codec.handle_open(cx.now);
+                if self.raw {
+                    // What TLS decrypted after the handshake is the tunnel's, not HTTP; the
+                    // handshake's last flight still goes out now.
+                    self.pipe.flush(cx).map_err(|_| Failure::Reset)?;
+                    return Ok(true);
+                }
                 moved = true;
             }
             moved |= self

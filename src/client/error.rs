@@ -119,6 +119,12 @@ pub enum Error {
     Cancelled,
     /// The client's loop is gone (its runtime was dropped) before the request completed.
     Stopped,
+    /// The ctx's [`address_filter`](super::address_filter) refused every address the ctx
+    /// gave: nothing was dialled. The last one refused.
+    NotAllowed {
+        /// The address refused.
+        peer: SocketAddr,
+    },
 }
 
 impl Error {
@@ -129,6 +135,7 @@ impl Error {
             | Error::Tls { peer, .. }
             | Error::Http { peer, .. }
             | Error::Reset { peer }
+            | Error::NotAllowed { peer }
             | Error::BodyTooLarge { peer, .. } => Some(*peer),
             _ => None,
         }
@@ -165,6 +172,7 @@ impl fmt::Display for Error {
             }
             Error::Cancelled => f.write_str("request cancelled (body writer dropped)"),
             Error::Stopped => f.write_str("the client loop stopped"),
+            Error::NotAllowed { peer } => write!(f, "{peer} is not an allowed address"),
         }
     }
 }

@@ -292,6 +292,11 @@ pub(crate) fn deliver(stack: &Agent, out: &mut Vec<Delivery>) {
                 id,
                 done: false,
             }),
+            Delivery::Connected {
+                handler,
+                peer,
+                conn,
+            } => handler(peer, conn),
             Delivery::Drop(x) => drop(x),
         }
     }

@@ -89,6 +89,20 @@ key!(
     preamble: std::sync::Arc<[u8]> = "preamble"
 );
 key!(
+    /// Longest wait for the TCP connection a request (or [`connect`](super::connect)) makes,
+    /// instead of the agent's [`Options::connect_timeout`](super::Options::connect_timeout).
+    /// A pooled connection reused by the request was made under its own.
+    connect_timeout: std::time::Duration = "connect_timeout"
+);
+key!(
+    /// Which addresses may be dialled: an endpoint whose address (after DNS) and port the
+    /// filter refuses is not connected to; the next endpoint is tried, and when none is left
+    /// the request (or [`connect`](super::connect)) fails with
+    /// [`Error::NotAllowed`](super::Error::NotAllowed). A guard against names that resolve
+    /// somewhere they should not (an internal address behind a public name).
+    address_filter: AddressFilter = "address_filter"
+);
+key!(
     /// The plain TCP endpoint (the seed's `Paf.tcp_edn`).
     tcp_edn: TcpEdn = "tcp_edn"
 );
@@ -96,6 +110,28 @@ key!(
     /// The TLS endpoint (the seed's `Paf.tls_edn`), tried before `tcp_edn`.
     tls_edn: TlsEdn = "tls_edn"
 );
+
+/// A predicate on the addresses a request may be sent to (see [`address_filter`]).
+#[derive(Clone)]
+pub struct AddressFilter(std::rc::Rc<dyn Fn(std::net::SocketAddr) -> bool>);
+
+impl AddressFilter {
+    /// A filter that allows the addresses `allows` says yes to.
+    pub fn new(allows: impl Fn(std::net::SocketAddr) -> bool + 'static) -> AddressFilter {
+        AddressFilter(std::rc::Rc::new(allows))
+    }
+
+    /// Whether `addr` may be dialled.
+    pub fn allows(&self, addr: std::net::SocketAddr) -> bool {
+        (self.0)(addr)
+    }
+}
+
+impl std::fmt::Debug for AddressFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AddressFilter(..)")
+    }
+}
 
 /// The base ctx of `agent`: the agent itself, the DNS resolver fold (`ipaddr` from `agent`,
 /// `domain_name` and `family`; a literal address is used as is), and the endpoint folds

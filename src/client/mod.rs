@@ -36,6 +36,12 @@
 //!   endpoint up to the server's concurrent-stream limit; a request the server did not process
 //!   (GOAWAY, `REFUSED_STREAM`) is resent on another connection whatever its method, when its
 //!   body can be replayed.
+//! - [`connect`] is [`request`] without HTTP: the same ctx resolution (DNS included) and TCP
+//!   connection (and TLS when the ctx yields a TLS endpoint), handed over as a
+//!   [`tunnel::Upgraded`](crate::tunnel::Upgraded) once established, for
+//!   [`tunnel::join`](crate::tunnel::join): what the proxy's CONNECT routes dial. The
+//!   connection is never pooled and does not count against [`Options::max_per_endpoint`].
+//! - [`address_filter`] in the ctx restricts which addresses any of them may dial.
 //! - [`Client`] is the friendly layer: `get`/`post`/`request` by URL, the scheme choosing TLS,
 //!   default ports 80/443, `Host` from the URL, optional bounded redirects; [`fetch_blocking`]
 //!   drives a runtime until one response is in, and [`Remote`] (from [`Agent::remote`]) sends
@@ -63,13 +69,13 @@ mod state;
 #[cfg(test)]
 mod tests;
 
-pub use agent::{request, Agent};
+pub use agent::{connect, request, Agent};
 pub use body::{BodyEnd, BodyError, BodyWriter, ResponseBody, WriteError};
 pub use error::{ConnectFailure, Error};
 pub use friendly::{fetch_blocking, Client, Response};
 pub use keys::{
-    agent, ctx, domain_name, family, ipaddr, port, preamble, server_name, tcp_edn, tls_config,
-    tls_edn, Family, TcpEdn, TlsEdn,
+    address_filter, agent, connect_timeout, ctx, domain_name, family, ipaddr, port, preamble,
+    server_name, tcp_edn, tls_config, tls_edn, AddressFilter, Family, TcpEdn, TlsEdn,
 };
 pub use remote::Remote;
 pub use state::{Options, Stats};

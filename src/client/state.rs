@@ -39,6 +39,8 @@ pub(crate) type OnData = Box<dyn FnOnce(&[u8])>;
 pub(crate) type OnEof = Box<dyn FnOnce(BodyEnd)>;
 /// A whole-body consumer.
 pub(crate) type OnBody = Box<dyn FnOnce(Result<Vec<u8>, BodyError>)>;
+/// A raw connection's handler ([`connect`](super::connect)): `(peer, connection)`.
+pub(crate) type ConnectHandler = Box<dyn FnOnce(SocketAddr, crate::tunnel::Upgraded)>;
 /// Waits for room in a request body.
 pub(crate) type OnWritable = Box<dyn FnOnce(BodyWriter)>;
 
@@ -231,9 +233,21 @@ pub(crate) struct Exchange {
     pub fresh_only: bool,
     /// The error the request will report if no endpoint works: DNS, or the last attempt's.
     pub cause: Option<Error>,
+    /// A raw connection ([`connect`](super::connect)), not a request: its handler, until the
+    /// connection is established.
+    pub on_connect: Option<ConnectHandler>,
+    /// The ctx's [`address_filter`](super::address_filter).
+    pub filter: Option<super::AddressFilter>,
+    /// The ctx's [`connect_timeout`](super::connect_timeout).
+    pub connect_timeout: Option<Duration>,
 }
 
 impl Exchange {
+    /// Whether this is a raw connection ([`connect`](super::connect)) waiting to be made.
+    pub(crate) fn is_raw(&self) -> bool {
+        self.on_connect.is_some()
+    }
+
     pub(crate) fn is_idempotent(&self) -> bool {
         use ::http::Method;
         matches!(
@@ -281,6 +295,12 @@ pub(crate) enum Delivery {
     Writable {
         f: OnWritable,
         id: u64,
+    },
+    /// A raw connection is established.
+    Connected {
+        handler: ConnectHandler,
+        peer: SocketAddr,
+        conn: crate::tunnel::Upgraded,
     },
     /// Something to drop outside the borrow (it may hold handles).
     Drop(Box<dyn std::any::Any>),

@@ -8,6 +8,7 @@
 //! never half-starts. Relative paths are relative to the config file's directory.
 
 mod acme;
+pub mod allow;
 mod raw;
 pub mod units;
 mod validate;
@@ -174,6 +175,18 @@ pub enum Action {
         /// 301, 302, 303, 307 or 308.
         status: ::http::StatusCode,
     },
+    /// CONNECT tunnels (RFC 9110 §9.3.6) to the targets `allow` names; such a route takes
+    /// CONNECT requests only, and CONNECT requests go to such routes only.
+    Connect {
+        /// Which targets may be reached (`allow`, required, not empty).
+        allow: allow::Allow,
+        /// Longest wait for the TCP connection to the target (`connect_timeout`, default
+        /// 5 s, as upstreams').
+        connect_timeout: Duration,
+        /// A tunnel with no byte either way for this long is closed (`tunnel_idle_timeout`,
+        /// default 60 s).
+        tunnel_idle_timeout: Duration,
+    },
     /// 200 while serving.
     Health,
     /// Prometheus text metrics.
@@ -250,16 +263,10 @@ impl Compress {
 
 impl Route {
     /// Whether this route takes a request for `host` (without port, any case) and `path`.
+    /// A `connect` route takes none: see [`Route::matches_connect`].
     pub fn matches(&self, host: Option<&str>, path: &str) -> bool {
-        let host_ok = match (&self.host, host) {
-            (None, _) => true,
-            (Some(_), None) => false,
-            (Some(HostMatch::Exact(h)), Some(x)) => h.eq_ignore_ascii_case(x),
-            (Some(HostMatch::Suffix(s)), Some(x)) => {
-                x.len() > s.len() && x[x.len() - s.len()..].eq_ignore_ascii_case(s)
-            }
-        };
-        host_ok
+        !matches!(self.action, Action::Connect { .. })
+            && self.host_matches(host)
             && match &self.path {
                 PathMatch::Exact(p) => path == p,
                 PathMatch::Prefix(p) => {
@@ -269,6 +276,26 @@ impl Route {
                             || path.as_bytes()[p.len()] == b'/')
                 }
             }
+    }
+
+    /// Whether this route takes a CONNECT request to `host` (the target's host, without port,
+    /// any case; an IPv6 address in brackets): a `connect` route whose `host` filter, if any,
+    /// matches it.
+    pub fn matches_connect(&self, host: &str) -> bool {
+        matches!(self.action, Action::Connect { .. }) && self.host_matches(Some(host))
+    }
+
+    fn host_matches(&self, host: Option<&str>) -> bool {
+        match (&self.host, host) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(HostMatch::Exact(h)), Some(x)) => h.eq_ignore_ascii_case(x),
+            (Some(HostMatch::Suffix(s)), Some(x)) => {
+                x.len() > s.len()
+                    && x.is_char_boundary(x.len() - s.len())
+                    && x[x.len() - s.len()..].eq_ignore_ascii_case(s)
+            }
+        }
     }
 }
 
@@ -322,7 +349,7 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// The first route that matches, if any.
+    /// The first route that matches a request other than CONNECT, if any.
     pub fn route(&self, host: Option<&str>, path: &str) -> Option<&Route> {
         self.routes.iter().find(|r| r.matches(host, path))
     }

@@ -134,6 +134,9 @@ pub(super) struct Route {
     pub upstream: Option<String>,
     pub upgrade: Option<bool>,
     pub tunnel_idle_timeout: Option<Dur>,
+    // connect
+    pub allow: Option<Vec<Spanned<String>>>,
+    pub connect_timeout: Option<Dur>,
     // redirect
     pub to: Option<String>,
     // static, files

@@ -795,3 +795,113 @@ fn acme_blocks_are_checked_with_their_keys() {
     assert!(e[0].message.contains("domains"), "{e:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn connect_routes_keys_defaults_and_matching() {
+    let c = parse(
+        r#"
+[[listener]]
+name = "web"
+port = 80
+[[listener.route]]
+host = "*.corp.test"
+action = "connect"
+allow = ["*.corp.test:*", "10.0.0.0/8:22"]
+connect_timeout = "2s"
+tunnel_idle_timeout = "5m"
+[[listener.route]]
+action = "connect"
+allow = ["example.com:443"]
+[[listener.route]]
+action = "health"
+"#,
+        "t",
+        Path::new("."),
+    )
+    .unwrap();
+    let l = &c.listeners[0];
+    let connect = |i: usize| match &l.routes[i].action {
+        Action::Connect {
+            allow,
+            connect_timeout,
+            tunnel_idle_timeout,
+        } => (allow.entries.len(), *connect_timeout, *tunnel_idle_timeout),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        connect(0),
+        (2, Duration::from_secs(2), Duration::from_secs(300))
+    );
+    // The defaults: upstreams' connect_timeout, proxy upgrades' tunnel_idle_timeout.
+    assert_eq!(
+        connect(1),
+        (1, Duration::from_secs(5), Duration::from_secs(60))
+    );
+    // A connect route takes CONNECT only (by the target's host), other routes never do.
+    assert!(l.routes[0].matches_connect("db.CORP.test"));
+    assert!(!l.routes[0].matches_connect("example.com"));
+    assert!(l.routes[1].matches_connect("example.com"));
+    assert!(!l.routes[2].matches_connect("example.com"));
+    assert!(!l.routes[1].matches(None, "/"));
+    assert!(matches!(l.route(None, "/").unwrap().action, Action::Health));
+}
+
+#[test]
+fn connect_routes_are_checked_with_key_and_line() {
+    let head = "[[listener]]\nname = \"web\"\nport = 80\n[[listener.route]]\n";
+    for (route, want) in [
+        (
+            "action = \"connect\"\n",
+            "t:4: listener[0].route[0].allow: connect needs allow",
+        ),
+        (
+            "action = \"connect\"\nallow = []\n",
+            "listener[0].route[0].allow: must name at least one target",
+        ),
+        (
+            "action = \"connect\"\nallow = [\"a.test:443\",\n  \"a.test\"]\n",
+            "t:7: listener[0].route[0].allow[1]: \"a.test\": needs host:port",
+        ),
+        (
+            "action = \"connect\"\nallow = [\"fd00::/8:443\"]\n",
+            "listener[0].route[0].allow[0]: \"fd00::/8:443\": needs host:port (an IPv6 address \
+             in brackets)",
+        ),
+        (
+            "action = \"connect\"\nallow = [\"a.test:0\"]\n",
+            "listener[0].route[0].allow[0]: \"a.test:0\": the port must be 1..=65535 or *",
+        ),
+        (
+            "action = \"connect\"\nallow = [\"a.test:1\"]\nconnect_timeout = \"0s\"\n",
+            "listener[0].route[0].connect_timeout: must be more than 0",
+        ),
+        (
+            "action = \"connect\"\nallow = [\"a.test:1\"]\ntunnel_idle_timeout = \"0s\"\n",
+            "listener[0].route[0].tunnel_idle_timeout: must be more than 0",
+        ),
+        (
+            "action = \"connect\"\nallow = [\"a.test:1\"]\npath = \"/x\"\n",
+            "listener[0].route[0].path: not used by action \"connect\"",
+        ),
+        (
+            "action = \"connect\"\nallow = [\"a.test:1\"]\ncompress = [\"br\"]\n",
+            "listener[0].route[0].compress: not used by action \"connect\"",
+        ),
+        (
+            "action = \"health\"\nallow = [\"a.test:1\"]\n",
+            "listener[0].route[0].allow: not used by action \"health\"",
+        ),
+        (
+            "action = \"static\"\nconnect_timeout = \"1s\"\n",
+            "listener[0].route[0].connect_timeout: not used by action \"static\"",
+        ),
+        (
+            "action = \"tunnel\"\n",
+            "\"tunnel\" is not one of static, files, proxy, connect, redirect",
+        ),
+    ] {
+        let text = format!("{head}{route}");
+        let e = parse(&text, "t", Path::new(".")).unwrap_err().to_string();
+        assert!(e.contains(want), "{route}: {e}");
+    }
+}

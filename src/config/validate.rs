@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use super::allow::{Allow, AllowEntry};
 use super::raw;
 use super::*;
 use crate::service::access_log::Format;
@@ -658,7 +659,11 @@ impl Validator<'_> {
         };
         let action_name = r.action.get_ref().clone();
         // Keys that belong to other actions are mistakes worth naming.
-        let given: [(&str, bool); 11] = [
+        let given: [(&str, bool); 15] = [
+            ("path", r.path.is_some()),
+            ("exact", r.exact),
+            ("allow", r.allow.is_some()),
+            ("connect_timeout", r.connect_timeout.is_some()),
             ("status", r.status.is_some()),
             ("content_type", r.content_type.is_some()),
             ("body", r.body.is_some()),
@@ -671,30 +676,45 @@ impl Validator<'_> {
             ("compress", r.compress.is_some()),
             ("compress_min_size", r.compress_min_size.is_some()),
         ];
+        const PATHS: [&str; 2] = ["path", "exact"];
         let allowed: &[&str] = match action_name.as_str() {
+            // (CONNECT has no path: its target is `host:port`.)
+            "connect" => &["allow", "connect_timeout", "tunnel_idle_timeout"],
             "static" => &[
+                PATHS[0],
+                PATHS[1],
                 "status",
                 "content_type",
                 "body",
                 "compress",
                 "compress_min_size",
             ],
-            "files" => &["root", "index", "compress", "compress_min_size"],
+            "files" => &[
+                PATHS[0],
+                PATHS[1],
+                "root",
+                "index",
+                "compress",
+                "compress_min_size",
+            ],
             "proxy" => &[
+                PATHS[0],
+                PATHS[1],
                 "upstream",
                 "compress",
                 "compress_min_size",
                 "upgrade",
                 "tunnel_idle_timeout",
             ],
-            "redirect" => &["to", "status"],
-            "health" | "metrics" => &[],
+            "redirect" => &[PATHS[0], PATHS[1], "to", "status"],
+            "health" | "metrics" => &PATHS,
             other => {
                 self.err(
                     format!("{key}.action"),
                     Some(r.action.span()),
                     format!(
-                        "{other:?} is not one of static, files, proxy, redirect, health, metrics"
+                        "{other:?} is not one of static, files, proxy, connect, redirect, \
+                         health, metrics"
                     ),
                 );
                 return None;
@@ -817,6 +837,7 @@ impl Validator<'_> {
                     status: self.status(key, &span, r.status.unwrap_or(301), true)?,
                 }
             }
+            "connect" => self.connect(key, &span, &r)?,
             "health" => Action::Health,
             _ => Action::Metrics,
         };
@@ -825,6 +846,60 @@ impl Validator<'_> {
             path,
             action,
             compress,
+        })
+    }
+
+    /// A `connect` route's keys.
+    fn connect(
+        &mut self,
+        key: &str,
+        span: &std::ops::Range<usize>,
+        r: &raw::Route,
+    ) -> Option<Action> {
+        let Some(list) = &r.allow else {
+            self.err(
+                format!("{key}.allow"),
+                Some(span.clone()),
+                "connect needs allow = [\"host:port\", ...]: the targets it may reach",
+            );
+            return None;
+        };
+        if list.is_empty() {
+            self.err(
+                format!("{key}.allow"),
+                Some(span.clone()),
+                "must name at least one target (an empty list would allow nothing)",
+            );
+        }
+        let mut entries = Vec::new();
+        for (j, e) in list.iter().enumerate() {
+            match AllowEntry::parse(e.get_ref()) {
+                Ok(entry) => entries.push(entry),
+                Err(why) => self.err(format!("{key}.allow[{j}]"), Some(e.span()), why),
+            }
+        }
+        let mut duration = |name: &str, given: Option<Duration>, default: u64| {
+            let d = given.unwrap_or(Duration::from_secs(default));
+            if d.is_zero() {
+                self.err(
+                    format!("{key}.{name}"),
+                    Some(span.clone()),
+                    "must be more than 0",
+                );
+            }
+            d
+        };
+        // As upstreams' `connect_timeout`.
+        let connect_timeout = duration("connect_timeout", r.connect_timeout.map(|d| d.0), 5);
+        let tunnel_idle_timeout = duration(
+            "tunnel_idle_timeout",
+            r.tunnel_idle_timeout.map(|d| d.0),
+            60,
+        );
+        Some(Action::Connect {
+            allow: Allow { entries },
+            connect_timeout,
+            tunnel_idle_timeout,
         })
     }
 

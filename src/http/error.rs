@@ -92,9 +92,10 @@ pub enum UsageErrorKind {
     BodyTooShort,
     /// `respond` with a 1xx status: interim responses are the codec's business (100-continue).
     InformationalStatus,
-    /// `101 Switching Protocols` for an exchange that cannot switch: its request did not ask
-    /// (`Upgrade` with the `upgrade` connection option, HTTP/1.1), its body is not read yet,
-    /// the connection is stopping, or it speaks HTTP/2 (RFC 9113 §8.6 forbids it).
+    /// `101 Switching Protocols` (or a `2xx` to CONNECT) for an exchange that cannot switch:
+    /// its request did not ask (`Upgrade` with the `upgrade` connection option, HTTP/1.1;
+    /// or CONNECT), its body is not read yet, the connection is stopping, or it speaks HTTP/2
+    /// (RFC 9113 §8.6 forbids it).
     NotUpgradable,
 }
 

@@ -61,8 +61,8 @@ pub enum Event {
     },
     /// Nothing more will be read or written and all output was transmitted: close the socket.
     Closed,
-    /// A `101 Switching Protocols` was transmitted: HTTP is over on this connection, which now
-    /// carries the protocol the response named. Input the codec did not consume is that
+    /// A `101 Switching Protocols` (or a `2xx` to CONNECT) was transmitted: HTTP is over on
+    /// this connection, which now carries the protocol the response named (or the tunnel). Input the codec did not consume is that
     /// protocol's first bytes; the owner hands the connection to whatever speaks it (see
     /// [`crate::tunnel`]). HTTP/1.1 only.
     Switched,

@@ -80,6 +80,8 @@ struct Exchange {
     close_after: bool,
     /// The request asked to switch protocols (see [`Reader::Upgrade`]).
     upgrade: bool,
+    /// A CONNECT request: a 2xx answer makes the connection a tunnel (RFC 9110 §9.3.6).
+    connect: bool,
 }
 
 #[derive(Debug)]
@@ -338,10 +340,17 @@ impl ServerConn {
     /// reports [`Event::Switched`] and the connection's bytes are the new protocol's. Any other
     /// answer to such a request resumes HTTP.
     ///
+    /// A `2xx` to a CONNECT request (its body, if any, read) switches the same way: the head
+    /// goes out with no `Content-Length`, `Transfer-Encoding` or `Connection` (RFC 9110
+    /// §9.3.6: a 2xx CONNECT response has no content), then [`Event::Switched`]; what the
+    /// client sent after its CONNECT head is left unconsumed for the tunnel. Any other answer to
+    /// a CONNECT closes the connection after it (nothing after a CONNECT is read as HTTP).
+    ///
     /// # Errors
     ///
     /// [`UsageError`] for an unknown id, a second response, a 1xx status other than a `101`
-    /// to a request that can switch.
+    /// to a request that can switch, a 2xx to a CONNECT that cannot switch (its body unread,
+    /// the connection stopping).
     pub fn respond(
         &mut self,
         now: Instant,
@@ -357,7 +366,7 @@ impl ServerConn {
         if x.response != Response::None {
             return Err(usage(UsageErrorKind::AlreadyResponded));
         }
-        if status == StatusCode::SWITCHING_PROTOCOLS {
+        if status == StatusCode::SWITCHING_PROTOCOLS || (x.connect && status.is_success()) {
             return self.switch(now, i, &head);
         }
         if status.is_informational() {
@@ -445,7 +454,7 @@ impl ServerConn {
         Ok(())
     }
 
-    /// The `101` of exchange `i`; see [`ServerConn::respond`].
+    /// The `101` of exchange `i`, or the `2xx` of its CONNECT; see [`ServerConn::respond`].
     fn switch(
         &mut self,
         now: Instant,
@@ -454,10 +463,20 @@ impl ServerConn {
     ) -> Result<(), UsageError> {
         let x = &mut self.exchanges[i];
         let id = x.id;
-        let waiting = matches!(self.reader, Reader::Upgrade { id: u } if u == id);
-        if !x.upgrade || !waiting || !x.body_done || self.shutting_down {
+        // An upgrade waits for its answer; a CONNECT stopped reading at its end.
+        let can = if x.connect {
+            head.status().is_success() && matches!(self.reader, Reader::Stopped)
+        } else {
+            x.upgrade && matches!(self.reader, Reader::Upgrade { id: u } if u == id)
+        };
+        if !can || !x.body_done || self.shutting_down {
             return Err(usage(UsageErrorKind::NotUpgradable));
         }
+        let persist = if x.connect {
+            Persist::None
+        } else {
+            Persist::Upgrade
+        };
         x.response = Response::Finished;
         x.expect = Expect::None;
         let (date, server) = (self.date.as_ref(), self.config.server_name.as_deref());
@@ -471,14 +490,15 @@ impl ServerConn {
         } else {
             &mut x.side
         };
-        write::write_head(dst, head, Framing::None, Persist::Upgrade, date, server);
+        write::write_head(dst, head, Framing::None, persist, date, server);
         self.switch_at = Some(id);
         self.on_finished(id);
         self.pump(now);
         Ok(())
     }
 
-    /// Whether the connection switched protocols ([`Event::Switched`] was emitted).
+    /// Whether the connection switched protocols, after a `101` or a CONNECT's `2xx`
+    /// ([`Event::Switched`] was emitted).
     pub fn is_switched(&self) -> bool {
         self.switched
     }

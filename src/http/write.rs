@@ -137,6 +137,8 @@ pub(crate) enum Persist {
     Close,
     /// `Connection: upgrade` (a `101 Switching Protocols`).
     Upgrade,
+    /// No `Connection` field at all (a `2xx` to CONNECT: the connection is a tunnel now).
+    None,
 }
 
 /// Appends a decimal number.
@@ -191,7 +193,7 @@ pub(crate) fn write_head(
         Framing::Close | Framing::None | Framing::Handler => {}
     }
     match persist {
-        Persist::Default => {}
+        Persist::Default | Persist::None => {}
         Persist::KeepAlive => out.extend_from_slice(b"connection: keep-alive\r\n"),
         Persist::Close => out.extend_from_slice(b"connection: close\r\n"),
         Persist::Upgrade => out.extend_from_slice(b"connection: upgrade\r\n"),

@@ -84,7 +84,8 @@ impl ServerCodec {
         matches!(self.proto, Proto::H2(_))
     }
 
-    /// Whether a `101` switched the connection to another protocol (HTTP/1.1 only).
+    /// Whether a `101` (or a CONNECT's `2xx`) switched the connection to another protocol
+    /// (HTTP/1.1 only).
     pub(crate) fn is_switched(&self) -> bool {
         matches!(&self.proto, Proto::H1(c) if c.is_switched())
     }

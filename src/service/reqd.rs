@@ -327,9 +327,40 @@ impl Reqd {
     /// stopping, or the connection speaks HTTP/2 (RFC 9113 §8.6: no `101` there); a response
     /// was already started.
     pub fn upgrade(&self, mut head: Response<()>) -> Result<Upgraded, ReqdError> {
+        *head.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        self.switch(head)
+    }
+
+    /// Answers a CONNECT request with `head` (its status: `200` unless it is another `2xx`)
+    /// and hands the connection over as [`Reqd::upgrade`] does: once the head is written the
+    /// connection is a tunnel end, for [`tunnel::join`](crate::tunnel::join). The head goes out
+    /// with no `Content-Length`, `Transfer-Encoding` or `Connection` (RFC 9110 §9.3.6: a 2xx
+    /// CONNECT response has no content). Bytes the client sent after its CONNECT head (a TLS
+    /// ClientHello sent without waiting) are kept for the tunnel.
+    ///
+    /// # Errors
+    /// [`ReqdError::Closed`] when the connection is gone; [`ReqdError::Usage`]
+    /// ([`UsageErrorKind::NotUpgradable`]) when the request is not a CONNECT, its body was not
+    /// read, the service is stopping, or the connection speaks HTTP/2 (CONNECT over HTTP/2,
+    /// RFC 9113 §8.5, is not offered); a response was already started.
+    pub fn tunnel(&self, mut head: Response<()>) -> Result<Upgraded, ReqdError> {
+        if self.0.request.method() != ::http::Method::CONNECT {
+            return Err(ReqdError::Usage(UsageError::new(
+                UsageErrorKind::NotUpgradable,
+            )));
+        }
+        if !head.status().is_success() {
+            *head.status_mut() = StatusCode::OK;
+        }
+        self.switch(head)
+    }
+
+    /// The switch of [`Reqd::upgrade`] and [`Reqd::tunnel`]: `head` is a 101, or a 2xx to a
+    /// CONNECT.
+    fn switch(&self, head: Response<()>) -> Result<Upgraded, ReqdError> {
         let ex = &self.0;
         let now = ex.shared.now();
-        *head.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let status = head.status();
         let mut core = ex.core.borrow_mut();
         if core.closed {
             return Err(ReqdError::Closed);
@@ -351,7 +382,7 @@ impl Reqd {
             }
         }));
         core.upgrade = Some(hook);
-        ex.status.set(StatusCode::SWITCHING_PROTOCOLS.as_u16());
+        ex.status.set(status.as_u16());
         ex.phase.set(Phase::Done);
         if let Some(slot) = core.slot_mut(ex.id) {
             slot.finished = true;

@@ -19,6 +19,7 @@ mod acme;
 mod appliance;
 mod bench_smoke;
 mod client;
+mod connect;
 mod h2;
 mod h2_attack;
 mod harness;

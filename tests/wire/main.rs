@@ -12,6 +12,7 @@
 mod access_log;
 mod appliance;
 mod client;
+mod connect;
 mod fairness;
 mod fault_soak;
 mod fuzz_regressions;

@@ -112,6 +112,7 @@ impl ServerConn {
             want_writable: false,
             close_after: false,
             upgrade: h.upgrade,
+            connect: method == Method::CONNECT,
         });
         if !keep_alive {
             self.stop_after = Some(id);

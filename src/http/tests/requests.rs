@@ -65,10 +65,11 @@ fn table_of_exchanges() {
             echoed("OPTIONS", "*", "", ""),
         ),
         (
-            // CONNECT: answered, then closed (tunnels are not this codec's business).
+            // CONNECT: a 2xx switches (the connection is the owner's tunnel from here on; no
+            // content, no framing); see `upgrade.rs` for the other answers.
             "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n",
-            s(&["request 0 CONNECT a:443 HTTP/1.1", "body 0 []", "closed"]),
-            echoed("CONNECT", "a:443", "", "connection: close\r\n"),
+            s(&["request 0 CONNECT a:443 HTTP/1.1", "body 0 []", "switched"]),
+            format!("HTTP/1.1 200 OK\r\n{DATE}\r\n"),
         ),
     ];
     let config = Config::default();

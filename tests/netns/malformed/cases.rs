@@ -324,9 +324,9 @@ pub fn all() -> Vec<Case> {
         c("target-with-space", b"GET {p} x HTTP/1.1\r\nHost: paf.test\r\n\r\n", reject(400)),
         c("target-relative", b"GET c/x HTTP/1.1\r\nHost: paf.test\r\n\r\n", reject(400)),
         c("target-asterisk-get", b"GET * HTTP/1.1\r\nHost: paf.test\r\n\r\n", reject(400)),
-        // CONNECT is never tunnelled: no route has an authority-form path (404), nothing
-        // reaches the upstream.
-        c("connect", b"CONNECT paf.test:443 HTTP/1.1\r\nHost: paf.test:443\r\n\r\n", Outcome(vec![Reply::Local { direct: 404, proxy: 404 }], End::Close)),
+        // CONNECT is never tunnelled without a `connect` route (neither listener has one):
+        // 501, nothing reaches the upstream.
+        c("connect", b"CONNECT paf.test:443 HTTP/1.1\r\nHost: paf.test:443\r\n\r\n", Outcome(vec![Reply::Local { direct: 501, proxy: 501 }], End::Close)),
 
         // ---- request line: methods and versions ----
         // RFC 9110 §9.1: methods are case-sensitive tokens; `get` is some other method.
