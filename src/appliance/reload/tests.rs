@@ -343,3 +343,53 @@ fn a_reload_swaps_routes_keeps_sockets_and_drains_removed_listeners() {
     assert!(metrics.contains("paf_requests_total{listener=\"admin\""));
     finish(app, &stop, &mut pair);
 }
+
+/// A web listener on 80 and an https one on 443 whose certificate comes from ACME for
+/// `domains` (a directory nobody answers: the driver only retries).
+#[cfg(feature = "certs")]
+fn acme_config(state: &Path, domains: &str) -> Config {
+    let text = format!(
+        "[defaults]\naccess_log = false\n\
+         [[listener]]\nname = \"web\"\nport = 80\n\
+         [[listener.route]]\npath = \"/health\"\naction = \"health\"\n\
+         [[listener]]\nname = \"tls\"\nport = 443\nprotocol = \"https\"\n\
+         acme = {{ directory = \"https://acme.test:14000/dir\", domains = [{domains}], \
+         state_dir = \"{}\" }}\n\
+         [[listener.route]]\npath = \"/health\"\naction = \"health\"\n",
+        state.display()
+    );
+    cfg(&text)
+}
+
+#[cfg(feature = "certs")]
+#[test]
+fn acme_drivers_are_kept_while_their_block_is_and_retired_when_it_changes_or_goes() {
+    let dir = std::env::temp_dir().join(format!("paf-reload-acme-{}", std::process::id()));
+    let a = acme_config(&dir, "\"a.test\"");
+    let (mut app, stop, mut pair) = start(&a);
+    assert_eq!(app.acme.len(), 1);
+    let first = (app.acme[0].store.clone(), app.acme[0].retired.clone());
+    // The same block: the same driver and certificate store.
+    app.reload(&mut pair.server, a.clone()).expect("reload");
+    assert_eq!(app.acme.len(), 1);
+    assert!(std::sync::Arc::ptr_eq(&app.acme[0].store, &first.0));
+    assert!(!first.1.get());
+    // Another name: a new driver and store; the first orders nothing more.
+    app.reload(
+        &mut pair.server,
+        acme_config(&dir, "\"a.test\", \"b.test\""),
+    )
+    .expect("reload");
+    assert_eq!(app.acme.len(), 1);
+    assert!(!std::sync::Arc::ptr_eq(&app.acme[0].store, &first.0));
+    assert!(first.1.get());
+    let second = app.acme[0].retired.clone();
+    // The https listener gone: its driver retired too, the web listener serves on.
+    app.reload(&mut pair.server, listeners(&[("web", 80)], ""))
+        .expect("reload");
+    assert!(app.acme.is_empty());
+    assert!(second.get());
+    assert_eq!(get_new(&mut pair, 80, "/health").status, 200);
+    finish(app, &stop, &mut pair);
+    let _ = std::fs::remove_dir_all(&dir);
+}
