@@ -72,14 +72,16 @@ pub(crate) fn switch_on_signals(
 /// SIGUSR1 (logrotate's habit) reopens every access-log file. signal-hook's iterator turns the
 /// signal into a wake-up of this thread (a self-pipe), and each sink's writer thread reopens
 /// its file after the lines already queued: the loop is not involved. `logs` is shared with the
-/// appliance, so files a reload opened are reopened too.
-pub(crate) fn reopen_on_sigusr1(logs: paf::appliance::AccessLogs) -> Result<(), String> {
+/// appliance (one per worker), so files a reload opened are reopened too.
+pub(crate) fn reopen_on_sigusr1(logs: Vec<paf::appliance::AccessLogs>) -> Result<(), String> {
     let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGUSR1])
         .map_err(|e| e.to_string())?;
     std::thread::spawn(move || {
         for _ in signals.forever() {
             log::info!("SIGUSR1: reopening access logs");
-            logs.reopen();
+            for l in &logs {
+                l.reopen();
+            }
         }
     });
     Ok(())
@@ -99,6 +101,25 @@ pub(crate) fn reload_on_sighup(rt: &Runtime) -> Result<Arc<AtomicBool>, String> 
         }
     });
     Ok(flag)
+}
+
+/// SIGHUP adds one to `reloads` and wakes every worker's loop; each reloads between two of its
+/// passes when it sees the count change.
+pub(crate) fn reload_all_on_sighup(
+    reloads: Arc<std::sync::atomic::AtomicU64>,
+    wakers: Vec<paf::runtime::LoopWaker>,
+) -> Result<(), String> {
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])
+        .map_err(|e| e.to_string())?;
+    std::thread::spawn(move || {
+        for _ in signals.forever() {
+            reloads.fetch_add(1, Ordering::SeqCst);
+            for w in &wakers {
+                w.wake();
+            }
+        }
+    });
+    Ok(())
 }
 
 /// The file `--pid-file` names, holding this process's id while it serves; removed when dropped.

@@ -140,6 +140,8 @@ pub fn interface_changes(old: &Interface, new: &Interface) -> Vec<&'static str> 
         ("bind", old.bind != new.bind),
         ("mtu", old.mtu != new.mtu),
         ("pcap", old.pcap != new.pcap),
+        ("workers", old.workers != new.workers),
+        ("pin", old.pin != new.pin),
         ("mac", a.mac != b.mac),
         ("ipv4", a.ipv4 != b.ipv4),
         ("ipv6", a.ipv6 != b.ipv6),

@@ -50,6 +50,32 @@ pub struct Interface {
     pub pcap: Option<PathBuf>,
     /// The userspace stack's configuration (addresses, DHCP, DNS, TCP buffers).
     pub net: net::Config,
+    /// Worker threads, each with its own loop and stack (on its own queue of the TAP); `None`
+    /// for the default, [`Interface::default_workers`].
+    pub workers: Option<usize>,
+    /// Pin worker `k` to the `k`-th core the process may use.
+    pub pin: bool,
+}
+
+/// Most workers (a multi-queue TAP's queue limit).
+pub const MAX_WORKERS: usize = net::device::tap::MAX_QUEUES;
+
+impl Interface {
+    /// The workers to run: `workers` when set, else one with DHCP (one lease for the
+    /// interface) or a pcap capture (one file of one stack), else one per core the process may
+    /// use.
+    pub fn default_workers(&self) -> usize {
+        match self.workers {
+            Some(n) => n,
+            None if self.net.ipv4 == net::Ipv4Setting::Dhcp || self.pcap.is_some() => 1,
+            None => available_cores(),
+        }
+    }
+}
+
+/// The cores this process may run on (its affinity mask, as `std` reads it), at least 1.
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 /// Limits and timeouts of a listener: `[defaults]` overridden by `[listener.limits]`.

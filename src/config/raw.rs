@@ -41,6 +41,9 @@ pub(super) struct Interface {
     pub pcap: Option<PathBuf>,
     pub tcp_buffer: Option<Spanned<Size>>,
     pub tcp_min_rto: Option<Spanned<Dur>>,
+    pub workers: Option<Spanned<usize>>,
+    #[serde(default)]
+    pub pin: bool,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

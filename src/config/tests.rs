@@ -905,3 +905,43 @@ fn connect_routes_are_checked_with_key_and_line() {
         assert!(e.contains(want), "{route}: {e}");
     }
 }
+
+#[test]
+fn workers_and_pin_in_the_interface() {
+    let listener = "[[listener]]\nname = \"w\"\nport = 80\n";
+    let c = parse(
+        &format!("[interface]\nworkers = 4\npin = true\n{listener}"),
+        "t.toml",
+        Path::new("."),
+    )
+    .unwrap();
+    assert_eq!((c.interface.workers, c.interface.pin), (Some(4), true));
+    assert_eq!(c.interface.default_workers(), 4);
+    let c = parse(listener, "t.toml", Path::new(".")).unwrap();
+    assert_eq!((c.interface.workers, c.interface.pin), (None, false));
+    assert_eq!(c.interface.default_workers(), available_cores());
+    let c = parse(
+        &format!("[interface]\ndhcp = true\n{listener}"),
+        "t.toml",
+        Path::new("."),
+    )
+    .unwrap();
+    assert_eq!(
+        c.interface.default_workers(),
+        1,
+        "DHCP: one lease, one worker"
+    );
+    let cases: &[(&str, &str)] = &[
+        ("workers = 0", "must be 1..=256"),
+        ("workers = 257", "must be 1..=256"),
+        ("workers = 2\ndhcp = true", "dhcp needs workers = 1"),
+        ("workers = 2\npcap = \"x.pcap\"", "pcap needs workers = 1"),
+    ];
+    for (text, message) in cases {
+        let e = errors_of(&format!("[interface]\n{text}\n{listener}"));
+        assert_eq!(e.len(), 1, "{text}: {e:?}");
+        assert_eq!(e[0].key, "interface.workers", "{text}");
+        assert!(e[0].message.contains(message), "{text}: {}", e[0].message);
+        assert_eq!(e[0].line, Some(2), "{text}");
+    }
+}

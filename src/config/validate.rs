@@ -241,6 +241,28 @@ impl Validator<'_> {
         if let Err(e) = net.validate() {
             self.err(format!("interface.{}", e.field), None, e.reason);
         }
+        if let Some(w) = &i.workers {
+            let n = *w.get_ref();
+            if !(1..=super::MAX_WORKERS).contains(&n) {
+                self.err(
+                    "interface.workers",
+                    Some(w.span()),
+                    format!("must be 1..={}", super::MAX_WORKERS),
+                );
+            } else if n > 1 && i.dhcp {
+                self.err(
+                    "interface.workers",
+                    Some(w.span()),
+                    "dhcp needs workers = 1 (one lease for the interface)",
+                );
+            } else if n > 1 && i.pcap.is_some() {
+                self.err(
+                    "interface.workers",
+                    Some(w.span()),
+                    "pcap needs workers = 1 (one capture of the one stack)",
+                );
+            }
+        }
         Interface {
             tap: i.tap.unwrap_or_else(|| "paf0".into()),
             stack,
@@ -248,6 +270,8 @@ impl Validator<'_> {
             mtu: i.mtu.map(|m| m.into_inner()),
             pcap: i.pcap.map(|p| self.path(&p)),
             net,
+            workers: i.workers.map(Spanned::into_inner),
+            pin: i.pin,
         }
     }
 

@@ -45,6 +45,7 @@ use slab::Slab;
 mod clock;
 #[cfg(test)]
 mod tests;
+pub mod workers;
 
 pub use clock::{Clock, PassTime, SystemClock, VirtualClock};
 
@@ -447,6 +448,22 @@ impl Runtime {
         pcap: Option<&std::path::Path>,
     ) -> io::Result<Runtime> {
         let t = net::device::Tap::open_with(tap, mtu, config.offload)?;
+        Runtime::on_tap(t, config, pcap, None)
+    }
+
+    /// A loop around a userspace stack on an open TAP (one queue of it), optionally capturing
+    /// to `pcap`; with `peer`, the stack is one of the workers sharing the TAP (see
+    /// [`net::stack::mesh`]).
+    ///
+    /// # Errors
+    /// The pcap file cannot be created, or the configuration is invalid (the error names the
+    /// field).
+    pub fn on_tap(
+        t: net::device::Tap,
+        config: net::Config,
+        pcap: Option<&std::path::Path>,
+        peer: Option<net::stack::mesh::Peer>,
+    ) -> io::Result<Runtime> {
         log::info!(
             "tap {}: MTU {}, offloads {}",
             t.name(),
@@ -463,8 +480,11 @@ impl Runtime {
                 io::Error::new(e.kind(), format!("cannot write pcap {}: {e}", p.display()))
             })?;
         }
-        let stack = net::Stack::new(config, device, SystemClock.now())
+        let mut stack = net::Stack::new(config, device, SystemClock.now())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        if let Some(p) = peer {
+            stack.join(p);
+        }
         Runtime::new(Box::new(stack))
     }
 

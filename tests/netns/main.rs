@@ -34,6 +34,7 @@ mod slow;
 mod stack;
 mod tls_hostile;
 mod websocket;
+mod workers;
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 

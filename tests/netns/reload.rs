@@ -293,11 +293,23 @@ fn ten_reloads_during_wrk_and_a_download_drop_nothing() {
     let m = metrics(&ns);
     assert_eq!(reloads(&m), (10.0, 0.0));
     assert_eq!(m["paf_config_generation"], 11.0);
+    // Each worker reloads and logs it.
+    let workers = paf
+        .stderr()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("paf run: ")?
+                .split_once(" worker(s)")?
+                .0
+                .parse()
+                .ok()
+        })
+        .unwrap_or(1);
     assert_eq!(
         paf.stderr()
             .matches("reload: configuration generation")
             .count(),
-        10
+        10 * workers
     );
     let status = paf.stop(Duration::from_secs(40));
     assert!(status.success(), "paf: {status}\n{}", paf.stderr());

@@ -220,6 +220,20 @@ impl Device {
         self.pending.map(|n| &self.rx_buf[self.hdr..self.hdr + n])
     }
 
+    /// Hold `frame` (a whole Ethernet frame whose checksums are complete, such as one another
+    /// worker's device read) as if it had just been read from the link: the next
+    /// [`Device::prefetch`] shows it and the next `receive` hands it out. A frame already held is
+    /// replaced; one longer than the receive buffer is dropped (counted as a receive error).
+    pub fn inject(&mut self, frame: &[u8]) {
+        let Some(buf) = self.rx_buf.get_mut(self.hdr..self.hdr + frame.len()) else {
+            bump(&self.stats.rx_errors, 1);
+            return;
+        };
+        buf.copy_from_slice(frame);
+        self.last_syn = peek_syn(frame);
+        self.pending = Some(frame.len());
+    }
+
     /// Whether the frame last received was a TCP SYN (without ACK): a listener may have used up
     /// a listening socket. A cheap header peek, so the stack refills listener pools only then.
     pub fn last_rx_was_syn(&self) -> bool {

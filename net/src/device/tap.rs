@@ -5,6 +5,12 @@
 //! process, or the process must be allowed to create it. The MTU is read from the kernel
 //! interface; [`Tap::open`] can set it first (jumbo MTUs up to [`MAX_MTU`](super::MAX_MTU)).
 //!
+//! A TAP created with `multi_queue` (`IFF_MULTI_QUEUE`) has one queue per open descriptor:
+//! [`Tap::open_queues`] attaches `n` of them, one per worker. The kernel picks the queue of a
+//! frame towards us by the flow table of the tun driver (the queue that last sent a frame of
+//! the same symmetric flow hash, for 3 s), else by that hash; frames we send may go out of
+//! any queue. A single-queue TAP takes one descriptor only.
+//!
 //! The device is opened with a virtio-net header (`IFF_VNET_HDR`) when the kernel allows it:
 //! every frame then carries a 10-byte header, and offloads work both ways:
 //!
@@ -39,10 +45,14 @@ use crate::Offload;
 /// queued, only while paf is behind.
 pub const RX_QUEUE_FRAMES: usize = 10_000;
 
+/// Most queues of a multi-queue TAP (the kernel's `MAX_TAP_QUEUES`).
+pub const MAX_QUEUES: usize = 256;
+
 /// Length of `struct virtio_net_hdr`.
 pub const VNET_HDR: usize = 10;
 
 const IFF_TAP: libc::c_short = 0x0002;
+const IFF_MULTI_QUEUE: libc::c_short = 0x0100;
 const IFF_NO_PI: libc::c_short = 0x1000;
 const IFF_VNET_HDR: libc::c_short = 0x4000;
 const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
@@ -96,6 +106,30 @@ impl Tap {
     /// # Errors
     /// As [`Tap::open`].
     pub fn open_with(name: &str, mtu: Option<usize>, offload: Offload) -> io::Result<Tap> {
+        let mut queues = Tap::open_queues(name, mtu, offload, 1)?;
+        Ok(queues.remove(0))
+    }
+
+    /// Attach `n` queues of the TAP `name` (1 to [`MAX_QUEUES`]), each its own [`Tap`] with the
+    /// same offloads, for one worker each. One queue attaches to a single-queue TAP as well as
+    /// to a multi-queue one; more need a TAP created multi-queue (`ip tuntap add dev NAME mode
+    /// tap multi_queue`), or made by this call when `name` does not exist.
+    ///
+    /// # Errors
+    /// As [`Tap::open`]; [`io::ErrorKind::InvalidInput`] naming the fix when `n` > 1 and the TAP
+    /// is single-queue, or `n` is out of range.
+    pub fn open_queues(
+        name: &str,
+        mtu: Option<usize>,
+        offload: Offload,
+        n: usize,
+    ) -> io::Result<Vec<Tap>> {
+        if !(1..=MAX_QUEUES).contains(&n) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{n} queues: a TAP has 1 to {MAX_QUEUES}"),
+            ));
+        }
         if name.is_empty() || name.len() >= libc::IFNAMSIZ {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -111,11 +145,47 @@ impl Tap {
             }
         }
         let segmentation = offload == Offload::Full;
-        let (file, vnet) = match (offload != Offload::Off).then(|| attach(name, true, segmentation))
+        // The first queue settles how every queue attaches: multi-queue or not (a single-queue
+        // TAP refuses the flag with EINVAL), with the virtio-net header or not.
+        let first = |multi| match (offload != Offload::Off)
+            .then(|| attach(name, true, segmentation, multi))
         {
-            Some(Ok(f)) => (f, true),
-            _ => (attach(name, false, false)?, false),
+            Some(Ok(f)) => Ok((f, true)),
+            Some(Err(e)) if is_queue_mismatch(&e) => Err(e),
+            _ => attach(name, false, false, multi).map(|f| (f, false)),
         };
+        let wrap = |e: io::Error| {
+            if is_queue_mismatch(&e) {
+                attach_error(name, e)
+            } else {
+                e
+            }
+        };
+        let (file, vnet, multi) = match first(true) {
+            Ok((f, vnet)) => (f, vnet, true),
+            Err(e) if !is_queue_mismatch(&e) => return Err(e),
+            Err(_) if n == 1 => {
+                let (f, vnet) = first(false).map_err(wrap)?;
+                (f, vnet, false)
+            }
+            // Single-queue when it attaches without the flag (the probe is closed at once).
+            Err(e) if first(false).is_err() => return Err(wrap(e)),
+            Err(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "TAP {name:?} is single-queue and {n} workers need one queue each: \
+                         recreate it multi-queue (ip tuntap del dev {name} mode tap; ip tuntap \
+                         add dev {name} mode tap multi_queue) or run one worker (workers = 1, \
+                         --workers 1)"
+                    ),
+                ))
+            }
+        };
+        let mut files = vec![file];
+        for _ in 1..n {
+            files.push(attach(name, vnet, segmentation, multi).map_err(wrap)?);
+        }
         if let Some(mtu) = mtu {
             set_mtu(name, mtu)?;
         }
@@ -129,12 +199,15 @@ impl Tap {
             }
             Err(e) => log::warn!("cannot read the queue length of {name}: {e}"),
         }
-        Ok(Tap {
-            file,
-            name: name.to_string(),
-            mtu,
-            offload: if vnet { offload } else { Offload::Off },
-        })
+        Ok(files
+            .into_iter()
+            .map(|file| Tap {
+                file,
+                name: name.to_string(),
+                mtu,
+                offload: if vnet { offload } else { Offload::Off },
+            })
+            .collect())
     }
 
     /// The interface name.
@@ -335,30 +408,24 @@ fn ifreq_for(name: &str) -> libc::ifreq {
     req
 }
 
-/// Attach to `name` as a TAP without packet info. Without the virtio-net header this is the
-/// `tun-tap` crate's attach; with it, our own `TUNSETIFF` (the crate cannot ask for
-/// `IFF_VNET_HDR`) followed by the header size and the offloads we accept towards us: partial
-/// checksums, and with `segmentation` also TCP super-segments.
-fn attach(name: &str, vnet: bool, segmentation: bool) -> io::Result<File> {
-    if !vnet {
-        let iface = tun_tap::Iface::without_packet_info(name, tun_tap::Mode::Tap)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot attach to TAP {name:?}: {e}")))?;
-        iface.set_non_blocking()?;
-        // SAFETY: into_raw_fd hands over the descriptor; the File owns it from here.
-        let file = unsafe { File::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(iface)) };
-        // A persistent TAP keeps the offloads an earlier attach (with the header) asked for:
-        // the kernel would go on handing us super-segments and partial checksums that a
-        // frame without the header cannot describe, and smoltcp would drop them all.
-        // SAFETY: TUNSETOFFLOAD takes its argument by value, on the fd the File owns.
-        if unsafe { libc::ioctl(file.as_raw_fd(), TUNSETOFFLOAD, 0 as libc::c_ulong) } < 0 {
-            let e = io::Error::last_os_error();
-            return Err(io::Error::new(
-                e.kind(),
-                format!("cannot turn off the offloads of TAP {name:?}: {e}"),
-            ));
-        }
-        return Ok(file);
-    }
+/// `e` from attaching `name`, with the name.
+fn attach_error(name: &str, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("cannot attach to TAP {name:?}: {e}"))
+}
+
+/// Whether `e` is the kernel refusing an attach because the TAP was created with the other
+/// queue mode (`IFF_MULTI_QUEUE` asked of a single-queue TAP, or not asked of a multi-queue one).
+fn is_queue_mismatch(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EINVAL)
+}
+
+/// Attach one queue of `name` as a TAP without packet info (`multi`: with `IFF_MULTI_QUEUE`).
+/// With the virtio-net header, set its size and the offloads we accept towards us: partial
+/// checksums, and with `segmentation` also TCP super-segments. Without it, turn the offloads
+/// off: a persistent TAP keeps those an earlier attach (with the header) asked for, and the
+/// kernel would go on handing us super-segments and partial checksums that a frame without the
+/// header cannot describe (smoltcp would drop them all).
+fn attach(name: &str, vnet: bool, segmentation: bool, multi: bool) -> io::Result<File> {
     // SAFETY: plain open(2) of a path literal; the fd is owned by the File below.
     let fd = unsafe {
         libc::open(
@@ -376,14 +443,36 @@ fn attach(name: &str, vnet: bool, segmentation: bool) -> io::Result<File> {
     // SAFETY: fd is a fresh descriptor we own; File closes it on every path from here.
     let file = unsafe { File::from_raw_fd(fd) };
     let mut req = ifreq_for(name);
-    req.ifr_ifru.ifru_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+    let mut flags = IFF_TAP | IFF_NO_PI;
+    if vnet {
+        flags |= IFF_VNET_HDR;
+    }
+    if multi {
+        flags |= IFF_MULTI_QUEUE;
+    }
+    req.ifr_ifru.ifru_flags = flags;
     // SAFETY: TUNSETIFF reads the ifreq we own.
     if unsafe { libc::ioctl(fd, TUNSETIFF, &req) } < 0 {
         let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EINVAL) {
+            // Kept as is: the caller tells a queue-mode mismatch by it.
+            return Err(e);
+        }
         return Err(io::Error::new(
             e.kind(),
             format!("cannot attach to TAP {name:?}: {e}"),
         ));
+    }
+    if !vnet {
+        // SAFETY: TUNSETOFFLOAD takes its argument by value, on the fd the File owns.
+        if unsafe { libc::ioctl(fd, TUNSETOFFLOAD, 0 as libc::c_ulong) } < 0 {
+            let e = io::Error::last_os_error();
+            return Err(io::Error::new(
+                e.kind(),
+                format!("cannot turn off the offloads of TAP {name:?}: {e}"),
+            ));
+        }
+        return Ok(file);
     }
     let size: libc::c_int = VNET_HDR as libc::c_int;
     // SAFETY: TUNSETVNETHDRSZ reads one int we own.

@@ -21,6 +21,7 @@
 
 mod dhcp;
 mod dns;
+pub mod mesh;
 mod pool;
 mod shard;
 mod table;
@@ -144,6 +145,12 @@ pub struct Stack {
     /// Read end of the wire's wake-up pipe (a second mio `Waker` on the loop's poll is not
     /// allowed: the loop has its own).
     wake_rx: Option<mio::unix::pipe::Receiver>,
+    /// This stack's place among the workers sharing its TAP, once it [joined](Stack::join).
+    peer: Option<mesh::Peer>,
+    /// The local ports of outgoing connections: the ephemeral range, or this worker's share.
+    ports: std::ops::RangeInclusive<u16>,
+    /// Frames handed over by other workers, being processed (reused).
+    inbox: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Stack {
@@ -238,7 +245,27 @@ impl Stack {
             stats: StackStats::default(),
             spare: pool::Pool::default(),
             wake_rx: None,
+            peer: None,
+            ports: EPHEMERAL,
+            inbox: Vec::new(),
         })
+    }
+
+    /// Make this stack one of the workers sharing a multi-queue TAP, each on its own queue
+    /// (see [`mesh`]): neighbour frames it receives are copied to the others, TCP segments for
+    /// another worker's local ports are handed to it, and its own outgoing connections take
+    /// their local ports from its share of the ephemeral range. Call it before the stack is
+    /// registered with a loop.
+    pub fn join(&mut self, peer: mesh::Peer) {
+        self.ports = mesh::ports_of(peer.index(), peer.workers());
+        let span = u64::from(self.ports.end() - self.ports.start()) + 1;
+        self.next_port = self.ports.start() + (self.next_port as u64 % span) as u16;
+        self.peer = Some(peer);
+    }
+
+    /// This stack's place among the workers, once it joined them.
+    pub fn peer(&self) -> Option<&mesh::Peer> {
+        self.peer.as_ref()
     }
 
     /// The device (counters, capture).
@@ -547,11 +574,11 @@ impl Stack {
     }
 
     fn alloc_port(&mut self) -> Option<u16> {
-        let span = usize::from(EPHEMERAL.end() - EPHEMERAL.start()) + 1;
+        let span = usize::from(self.ports.end() - self.ports.start()) + 1;
         for _ in 0..span {
             let p = self.next_port;
-            self.next_port = if p == *EPHEMERAL.end() {
-                *EPHEMERAL.start()
+            self.next_port = if p == *self.ports.end() {
+                *self.ports.start()
             } else {
                 p + 1
             };

@@ -185,6 +185,9 @@ impl Transport for Stack {
     }
 
     fn register(&mut self, registry: &mio::Registry, token: mio::Token) -> io::Result<()> {
+        if let Some(peer) = &mut self.peer {
+            registry.register(peer.bell(), token, mio::Interest::READABLE)?;
+        }
         match self.device.link() {
             Link::Tap(t) => registry.register(
                 &mut mio::unix::SourceFd(&t.as_raw_fd()),
@@ -227,15 +230,45 @@ impl Transport for Stack {
         let n = self.shards.len();
         let mut budget = RX_BUDGET;
         self.more_rx = false;
+        // Frames other workers handed over come first, outside the budget (they are few).
+        let mut inbox = std::mem::take(&mut self.inbox);
+        if let Some(p) = &self.peer {
+            p.take(&mut inbox);
+        }
+        let mut handed = inbox.drain(..);
         loop {
-            if budget == 0 {
-                self.more_rx = true;
-                break;
-            }
-            budget -= 1;
+            let from_peer = match handed.next() {
+                Some(f) => {
+                    self.device.inject(&f);
+                    true
+                }
+                None if budget == 0 => {
+                    self.more_rx = true;
+                    break;
+                }
+                None => {
+                    budget -= 1;
+                    false
+                }
+            };
             let Some(frame) = self.device.prefetch(ts) else {
                 break;
             };
+            if let Some(peer) = self.peer.as_ref().filter(|_| !from_peer) {
+                if mesh::is_neighbour_frame(frame) {
+                    // Every worker's smoltcp learns the neighbour (and this one answers too).
+                    peer.broadcast(frame);
+                } else if let Some(to) = mesh::tcp_destination(frame)
+                    .filter(|p| !self.listeners.iter().any(|(_, l)| l.port == *p))
+                    .and_then(|p| mesh::share_of(p, peer.workers()))
+                    .filter(|to| *to != peer.index())
+                {
+                    // A segment of another worker's outgoing connection, on our queue.
+                    peer.send(to, frame);
+                    self.device.drop_prefetched();
+                    continue;
+                }
+            }
             let k = shard::of_frame(frame, n);
             if shard::teaches_neighbours(frame) {
                 // Sockets anywhere may be waiting for this neighbour.
@@ -267,6 +300,8 @@ impl Transport for Stack {
                 }
             }
         }
+        drop(handed);
+        self.inbox = inbox;
         let active = std::mem::take(&mut self.active);
         for &k in &active {
             self.claim_listeners(k);

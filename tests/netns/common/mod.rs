@@ -273,9 +273,16 @@ pub struct Builder {
     tag: String,
     dnsmasq: bool,
     mtu: Option<u32>,
+    single_queue: bool,
 }
 
 impl Builder {
+    /// Make the TAP single-queue (it is multi-queue by default, one queue per paf worker).
+    pub fn single_queue(mut self) -> Builder {
+        self.single_queue = true;
+        self
+    }
+
     /// Also start dnsmasq on the TAP (DNS for `*.test`, DHCPv4); see the module docs.
     pub fn with_dnsmasq(mut self) -> Builder {
         self.dnsmasq = true;
@@ -322,6 +329,9 @@ impl Builder {
         if let Some(mtu) = self.mtu {
             cmd.args(["--mtu", &mtu.to_string()]);
         }
+        if self.single_queue {
+            cmd.arg("--single-queue");
+        }
         let out = run_timeout(&mut cmd, SCRIPT_TIMEOUT);
         // On failure `ns` is dropped here, which runs `down`: nothing is left behind.
         assert!(
@@ -360,6 +370,7 @@ impl Netns {
             tag: tag.to_owned(),
             dnsmasq: false,
             mtu: None,
+            single_queue: false,
         }
     }
 

@@ -1,0 +1,297 @@
+//! `paf run` with several workers on a multi-queue TAP (2 and 4, more than this machine's
+//! cores included): 200 simultaneous connects all answered, proxied requests whose upstream
+//! connections are opened by every worker (again after their pooled connections sat idle past
+//! the tun driver's 3 s flow record, so that their segments may land on another worker's
+//! queue and must be handed over), ping over IPv4 and IPv6, `/metrics` adding up to what was
+//! sent, and a stop that drains every worker. A single-queue TAP takes one worker and refuses
+//! more with the fix in the message.
+//!
+//! Needs root (netns + TAP): prints `SKIP` without it; must run in CI (`PAF_REQUIRE_NETNS=1`).
+
+use crate::common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use common::{require_netns, require_tools, tool, ChildGuard, Netns, Scratch};
+
+const PAF: &str = env!("CARGO_BIN_EXE_paf");
+
+/// 200 connections opened at once, then each sends a request and reads the answer; prints the
+/// number answered `200`.
+const BURST: &str = r#"
+import socket, sys
+host, n = sys.argv[1], int(sys.argv[2])
+socks = []
+for _ in range(n):
+    s = socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET)
+    s.setblocking(False)
+    s.connect_ex((host, 80))
+    socks.append(s)
+ok = 0
+for s in socks:
+    s.setblocking(True)
+    s.settimeout(10)
+    s.sendall(b"GET /health HTTP/1.1\r\nHost: w\r\nConnection: close\r\n\r\n")
+    data = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    ok += data.startswith(b"HTTP/1.1 200")
+    s.close()
+print(ok)
+"#;
+
+fn config(workers: usize) -> String {
+    format!(
+        r#"[interface]
+ipv4 = "198.18.0.2/24"
+gateway4 = "198.18.0.1"
+ipv6 = "fd00:198:18::2/64"
+gateway6 = "fd00:198:18::1"
+workers = {workers}
+
+[[listener]]
+name = "web"
+port = 80
+access_log = false
+
+[[listener.route]]
+path = "/health"
+exact = true
+action = "health"
+
+[[listener.route]]
+path = "/metrics"
+exact = true
+action = "metrics"
+
+[[listener.route]]
+path = "/up/"
+action = "proxy"
+upstream = "kernel"
+
+[[upstream]]
+name = "kernel"
+urls = ["http://198.18.0.1:8089"]
+pool_size = 16
+"#
+    )
+}
+
+fn start(ns: &Netns, scratch: &Scratch, workers: usize) -> ChildGuard {
+    let file = scratch.write(&format!("w{workers}.toml"), config(workers));
+    let mut paf = ns.paf(Path::new(PAF), "run", ["--config", &file]);
+    ns.wait_tcp_from(
+        &mut paf,
+        SocketAddr::new(ns.appliance_v4().into(), 80),
+        Duration::from_secs(20),
+    )
+    .unwrap();
+    paf
+}
+
+fn metric(text: &str, series: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+}
+
+/// `count` proxied requests, one curl each, all `200`.
+fn proxy_round(ns: &Netns, count: usize) {
+    for i in 0..count {
+        let out = ns.run(
+            "curl",
+            [
+                "-sS",
+                "-m",
+                "10",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "http://198.18.0.2/up/",
+            ],
+            Duration::from_secs(15),
+        );
+        assert_eq!(out.stdout.trim(), "200", "proxied request {i}: {out}");
+    }
+}
+
+fn serve_workers(n: usize) {
+    let ns = Netns::new(&format!("workers{n}"));
+    let scratch = Scratch::new(&format!("workers{n}"));
+    std::fs::create_dir_all(scratch.path("up")).unwrap();
+    scratch.write("up/index.html", "upstream\n");
+    let _upstream = ns.spawn(
+        "python3",
+        [
+            "-m",
+            "http.server",
+            "8089",
+            "--bind",
+            "198.18.0.1",
+            "--directory",
+            &scratch.s(""),
+        ],
+    );
+    ns.wait_tcp(
+        SocketAddr::new(ns.kernel_v4().into(), 8089),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    let mut paf = start(&ns, &scratch, n);
+    for host in ["198.18.0.2", "fd00:198:18::2"] {
+        let out = ns.run(
+            "python3",
+            ["-c", BURST, host, "200"],
+            Duration::from_secs(60),
+        );
+        assert_eq!(out.stdout.trim(), "200", "{host}: {out}");
+        let ping = if host.contains(':') { "-6" } else { "-4" };
+        let out = ns.run(
+            "ping",
+            [ping, "-c", "3", "-i", "0.2", "-W", "2", host],
+            Duration::from_secs(10),
+        );
+        assert!(out.success(), "ping {host}: {out}");
+    }
+    // The pool keeps upstream connections; after 4 s idle the tun driver has forgotten which
+    // queue sent them, and the upstream's segments follow the hash: the mesh hands them over.
+    proxy_round(&ns, 40);
+    std::thread::sleep(Duration::from_secs(4));
+    proxy_round(&ns, 40);
+    let out = ns.run(
+        "curl",
+        ["-sS", "-m", "10", "http://198.18.0.2/metrics"],
+        Duration::from_secs(15),
+    );
+    assert!(out.success(), "{out}");
+    let text = &out.stdout;
+    let health = metric(
+        text,
+        r#"paf_requests_total{listener="web",route="0",class="2xx"}"#,
+    );
+    let proxied = metric(
+        text,
+        r#"paf_requests_total{listener="web",route="2",class="2xx"}"#,
+    );
+    assert_eq!((health, proxied), (400, 80), "{text}");
+    let per_worker: u64 = (0..n)
+        .map(|k| metric(text, &format!("paf_worker_responses{{worker=\"{k}\"}}")))
+        .sum();
+    assert_eq!(per_worker, 400 + 80, "{text}");
+    for k in 0..n {
+        let own = metric(text, &format!("paf_worker_responses{{worker=\"{k}\"}}"));
+        assert!(own > 0, "worker {k} served nothing:\n{text}");
+    }
+    assert_eq!(metric(text, "paf_config_generation"), 1, "{text}");
+    assert!(paf.is_running(), "{}", paf.stderr());
+    assert!(
+        paf.stop(Duration::from_secs(15)).success(),
+        "{}",
+        paf.stderr()
+    );
+    let stderr = paf.stderr();
+    assert_eq!(
+        stderr.matches("service on port 80: stopped").count(),
+        n,
+        "every worker drains and stops:\n{stderr}"
+    );
+}
+
+#[test]
+fn two_workers_serve_proxy_ping_count_and_drain() {
+    if !require_netns("two_workers_serve_proxy_ping_count_and_drain")
+        || !require_tools("workers2", &["curl", "python3", "ping"])
+    {
+        return;
+    }
+    serve_workers(2);
+}
+
+#[test]
+fn four_workers_serve_proxy_ping_count_and_drain() {
+    if !require_netns("four_workers_serve_proxy_ping_count_and_drain")
+        || !require_tools("workers4", &["curl", "python3", "ping"])
+    {
+        return;
+    }
+    serve_workers(4);
+}
+
+#[test]
+fn a_single_queue_tap_takes_one_worker_and_refuses_more_naming_the_fix() {
+    if !require_netns("a_single_queue_tap_takes_one_worker_and_refuses_more_naming_the_fix")
+        || !require_tools("single-queue", &["curl"])
+    {
+        return;
+    }
+    let ns = Netns::builder("singleq").single_queue().up();
+    let mut paf = ns.paf(Path::new(PAF), "run", ["--workers", "2"]);
+    let status = paf.wait_timeout(Duration::from_secs(20)).expect("exits");
+    assert_eq!(status.code(), Some(1), "{}", paf.stderr());
+    let stderr = paf.stderr();
+    assert!(
+        stderr.contains("single-queue") && stderr.contains("multi_queue"),
+        "{stderr}"
+    );
+    let mut paf = ns.paf(Path::new(PAF), "run", ["--workers", "1"]);
+    ns.wait_tcp_from(
+        &mut paf,
+        SocketAddr::new(ns.appliance_v4().into(), 80),
+        Duration::from_secs(20),
+    )
+    .unwrap();
+    let out = ns.run(
+        "curl",
+        ["-sS", "-m", "10", "http://198.18.0.2/health"],
+        Duration::from_secs(15),
+    );
+    assert!(out.success(), "{out}");
+    assert!(paf.stop(Duration::from_secs(10)).success());
+}
+
+fn nstat(ns: &Netns, counter: &str) -> u64 {
+    let out = ns.run("nstat", ["-az", counter], Duration::from_secs(5));
+    out.stdout
+        .lines()
+        .find(|l| l.starts_with(counter))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .map_or(0, |v| v.parse().unwrap())
+}
+
+#[test]
+fn four_workers_take_fifty_thousand_sequential_connections_without_a_reset() {
+    if !require_netns("four_workers_take_fifty_thousand_sequential_connections_without_a_reset")
+        || !require_tools("churn4", &["python3", "nstat"])
+    {
+        return;
+    }
+    // 50,000 connections back to back. See crate::heavy.
+    let _heavy = crate::heavy();
+    let ns = Netns::new("churn4");
+    let scratch = Scratch::new("churn4");
+    let mut paf = start(&ns, &scratch, 4);
+    let resets_before = nstat(&ns, "TcpEstabResets") + nstat(&ns, "TcpAttemptFails");
+    let out = ns.run(
+        "python3",
+        [
+            &tool("conn_churn.py"),
+            "198.18.0.2",
+            "80",
+            "50000",
+            "/health",
+            "240",
+        ],
+        Duration::from_secs(300),
+    );
+    assert!(out.success() && out.stdout.starts_with("ok 50000"), "{out}");
+    let resets = nstat(&ns, "TcpEstabResets") + nstat(&ns, "TcpAttemptFails") - resets_before;
+    assert_eq!(resets, 0, "the kernel saw resets or failed connects");
+    assert!(paf.is_running(), "{}", paf.stderr());
+    assert!(paf.stop(Duration::from_secs(10)).success());
+}
