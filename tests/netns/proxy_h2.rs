@@ -27,11 +27,14 @@ use crate::appliance::support::{
 };
 use crate::common::{require_netns, require_tools, ChildGuard, Netns, KERNEL_V4};
 
+// One worker: the test counts the upstream connections of one client pool (each worker has
+// its own; tests/netns/workers.rs proxies with several).
 const CONFIG: &str = r#"
 [interface]
 tap = "paf0"
 ipv4 = "198.18.0.2/24"
 gateway4 = "198.18.0.1"
+workers = 1
 
 [defaults]
 max_body_size = "1GiB"

@@ -256,11 +256,14 @@ fn reverse_proxy_example_reaches_nginx_and_python_over_http_and_https() {
 }
 
 /// Upstream failures, with a config of their own (not an example).
+// One worker: each worker keeps its own record of failed upstream URLs, and the test counts
+// the connect errors of one.
 const FAILING: &str = r#"
 [interface]
 tap = "paf0"
 ipv4 = "198.18.0.2/24"
 gateway4 = "198.18.0.1"
+workers = 1
 
 [[listener]]
 name = "web"
