@@ -22,19 +22,9 @@ use paf::service::Switch;
 use paf::testing::{parse_response, ClientHandle, Pair, RawClient, B};
 use paf::{appliance, tls};
 
-const LONG: Duration = Duration::from_secs(60);
+use crate::tunnel_support::{echo_pattern, metric, metrics, read, Dir, LONG};
+
 const BUF: usize = 64 * 1024;
-
-fn byte(i: u64) -> u8 {
-    (i % 251) as u8
-}
-
-struct Dir(PathBuf);
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 #[derive(Default)]
 struct EchoConn {
@@ -253,55 +243,6 @@ fn refused(net: &mut Net, port: u16, target: &str) -> paf::testing::ParsedRespon
     r
 }
 
-fn read(net: &mut Net, c: &ClientHandle, mut have: Vec<u8>, n: usize) -> Vec<u8> {
-    net.pair.drive_until(LONG, "the bytes", |_| {
-        have.extend_from_slice(&c.take_input());
-        have.len() >= n
-    });
-    have
-}
-
-fn metrics(net: &mut Net) -> String {
-    let c = RawClient::connect(&mut net.pair.client, B.with_port(80)).unwrap();
-    c.send(b"GET /metrics HTTP/1.1\r\nHost: paf.test\r\n\r\n");
-    let mut got = Vec::new();
-    net.pair.drive_until(LONG, "metrics", |_| {
-        got.extend_from_slice(&c.take_input());
-        parse_response(&got, false).is_some()
-    });
-    c.close();
-    String::from_utf8(parse_response(&got, false).unwrap().0.body).unwrap()
-}
-
-fn metric(text: &str, line: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(line)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {line} in\n{text}"))
-}
-
-/// Sends `n` pattern bytes on `c` and checks they come back (the target echoes).
-fn echo_pattern(net: &mut Net, c: &ClientHandle, n: u64) {
-    let mut at = 0u64;
-    c.set_source(move |out| {
-        let k = (n - at).min(16 * 1024);
-        out.extend((at..at + k).map(byte));
-        at += k;
-        at < n
-    });
-    let back = Rc::new(RefCell::new((0u64, true)));
-    let b = back.clone();
-    c.set_sink(move |data| {
-        let mut b = b.borrow_mut();
-        for &x in data {
-            b.1 &= x == byte(b.0);
-            b.0 += 1;
-        }
-    });
-    net.pair
-        .drive_until(LONG, "the echo", |_| back.borrow().0 >= n);
-    assert_eq!(*back.borrow(), (n, true), "echoed byte-exact");
-}
-
 #[test]
 fn a_connect_to_an_allowed_target_tunnels_bytes_both_ways() {
     let mut net = start("bytes");
@@ -313,9 +254,9 @@ fn a_connect_to_an_allowed_target_tunnels_bytes_both_ways() {
         assert!(!lower.contains(never), "{never} in {head}");
     }
     // The bytes the client sent right behind its CONNECT, echoed.
-    assert_eq!(read(&mut net, &c, rest, 11), b"early bytes");
-    echo_pattern(&mut net, &c, 3 << 20);
-    let m = metrics(&mut net);
+    assert_eq!(read(&mut net.pair, &c, rest, 11), b"early bytes");
+    echo_pattern(&mut net.pair, &c, 3 << 20);
+    let m = metrics(&mut net.pair);
     assert_eq!(metric(&m, "paf_tunnels_open{listener=\"web\"}"), 1);
     assert_eq!(metric(&m, "paf_tunnels_total{listener=\"web\"}"), 1);
     let up = metric(
@@ -344,7 +285,7 @@ fn a_fin_from_the_client_is_passed_on_and_both_connections_close() {
     assert!(rest.is_empty());
     c.send(b"last words");
     c.shutdown_write();
-    assert_eq!(read(&mut net, &c, Vec::new(), 10), b"last words");
+    assert_eq!(read(&mut net.pair, &c, Vec::new(), 10), b"last words");
     net.pair
         .drive_until(LONG, "the client's connection over", |_| c.is_done());
     assert!(c.is_eof() && !c.is_reset());
@@ -366,7 +307,7 @@ fn a_fin_from_the_target_is_passed_on_and_the_client_still_sends() {
     let mut net = start("target-fin");
     let c = RawClient::connect(&mut net.pair.client, B.with_port(80)).unwrap();
     let (_, _) = open(&mut net, &c, "198.18.0.1:7000", b"x");
-    read(&mut net, &c, Vec::new(), 1);
+    read(&mut net.pair, &c, Vec::new(), 1);
     net.echo.set(|s| s.fin = true);
     net.pair
         .drive_until(LONG, "the client's EOF", |_| c.is_eof());
@@ -384,7 +325,7 @@ fn an_idle_tunnel_is_closed_at_its_timeout() {
     let mut net = start("idle");
     let c = RawClient::connect(&mut net.pair.client, B.with_port(80)).unwrap();
     let (_, rest) = open(&mut net, &c, "198.18.0.1:7000", b"x");
-    read(&mut net, &c, rest, 1);
+    read(&mut net.pair, &c, rest, 1);
     let quiet = net.pair.now();
     net.pair
         .drive_until(LONG, "the idle close", |_| c.is_done());
@@ -397,7 +338,7 @@ fn an_idle_tunnel_is_closed_at_its_timeout() {
     let echo = net.echo.clone();
     net.pair
         .drive_until(LONG, "the target closed", |_| echo.0.borrow().closed == 1);
-    let m = metrics(&mut net);
+    let m = metrics(&mut net.pair);
     assert_eq!(
         metric(&m, "paf_tunnel_idle_timeouts_total{listener=\"web\"}"),
         1
@@ -435,7 +376,7 @@ fn refusals_and_failures_are_answered_and_close_the_connection() {
         parse_response(&got, false).is_some()
     });
     assert_eq!(parse_response(&got, false).unwrap().0.status, 502);
-    let m = metrics(&mut net);
+    let m = metrics(&mut net.pair);
     let failures = |kind: &str| {
         metric(
             &m,
@@ -475,8 +416,8 @@ fn the_same_over_tls() {
     let c = RawClient::connect_tls(&mut net.pair.client, B.with_port(443), &config, name).unwrap();
     let (head, rest) = open(&mut net, &c, "198.18.0.1:7000", b"early");
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
-    assert_eq!(read(&mut net, &c, rest, 5), b"early");
-    echo_pattern(&mut net, &c, 1 << 20);
+    assert_eq!(read(&mut net.pair, &c, rest, 5), b"early");
+    echo_pattern(&mut net.pair, &c, 1 << 20);
     c.set_sink(|_| {});
     c.shutdown_write();
     let echo = net.echo.clone();

@@ -23,6 +23,7 @@ mod proxy_compress;
 mod proxy_h2;
 mod send_proxy_protocol;
 mod tunnel;
+mod tunnel_support;
 
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard, PoisonError};

@@ -22,20 +22,10 @@ use paf::service::Switch;
 use paf::testing::{parse_response, ClientHandle, Pair, RawClient, B};
 use paf::{appliance, tls};
 
-const LONG: Duration = Duration::from_secs(60);
+use crate::tunnel_support::{byte, echo_pattern, metric, metrics, read, Dir, LONG};
+
 /// Most the raw upstream holds unsent per connection.
 const UP_BUF: usize = 64 * 1024;
-
-fn byte(i: u64) -> u8 {
-    (i % 251) as u8
-}
-
-struct Dir(PathBuf);
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// One connection of the raw upstream.
 #[derive(Default)]
@@ -303,56 +293,6 @@ fn open(net: &mut Net, c: &ClientHandle, path: &str, early: &[u8]) -> (String, V
     (String::from_utf8(got).unwrap(), rest)
 }
 
-/// Reads from `c` until `n` bytes came; returns them.
-fn read(net: &mut Net, c: &ClientHandle, mut have: Vec<u8>, n: usize) -> Vec<u8> {
-    net.pair.drive_until(LONG, "the bytes", |_| {
-        have.extend_from_slice(&c.take_input());
-        have.len() >= n
-    });
-    have
-}
-
-fn metrics(net: &mut Net) -> String {
-    let c = RawClient::connect(&mut net.pair.client, B.with_port(80)).unwrap();
-    c.send(b"GET /metrics HTTP/1.1\r\nHost: paf.test\r\n\r\n");
-    let mut got = Vec::new();
-    net.pair.drive_until(LONG, "metrics", |_| {
-        got.extend_from_slice(&c.take_input());
-        parse_response(&got, false).is_some()
-    });
-    c.close();
-    String::from_utf8(parse_response(&got, false).unwrap().0.body).unwrap()
-}
-
-fn metric(text: &str, line: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(line)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {line} in\n{text}"))
-}
-
-/// Sends `n` pattern bytes on `c` and checks they come back (the upstream echoes).
-fn echo_pattern(net: &mut Net, c: &ClientHandle, n: u64) {
-    let mut at = 0u64;
-    c.set_source(move |out| {
-        let k = (n - at).min(16 * 1024);
-        out.extend((at..at + k).map(byte));
-        at += k;
-        at < n
-    });
-    let back = Rc::new(RefCell::new((0u64, true)));
-    let b = back.clone();
-    c.set_sink(move |data| {
-        let mut b = b.borrow_mut();
-        for &x in data {
-            b.1 &= x == byte(b.0);
-            b.0 += 1;
-        }
-    });
-    net.pair
-        .drive_until(LONG, "the echo", |_| back.borrow().0 >= n);
-    assert_eq!(*back.borrow(), (n, true), "echoed byte-exact");
-}
-
 #[test]
 fn an_upgrade_becomes_a_tunnel_with_bytes_both_ways() {
     let mut net = start("bytes");
@@ -372,7 +312,7 @@ fn an_upgrade_becomes_a_tunnel_with_bytes_both_ways() {
         assert!(lower.contains(want), "{want:?} in {head}");
     }
     // What the upstream sent right behind its 101, then the echo of the client's early frame.
-    let got = read(&mut net, &c, rest, 14);
+    let got = read(&mut net.pair, &c, rest, 14);
     assert_eq!(got, b"hi!early frame");
     let seen = net.up.0.borrow().heads[0].to_ascii_lowercase();
     for want in [
@@ -385,8 +325,8 @@ fn an_upgrade_becomes_a_tunnel_with_bytes_both_ways() {
     ] {
         assert!(seen.contains(want), "{want:?} in {seen}");
     }
-    echo_pattern(&mut net, &c, 3 << 20);
-    let m = metrics(&mut net);
+    echo_pattern(&mut net.pair, &c, 3 << 20);
+    let m = metrics(&mut net.pair);
     assert_eq!(metric(&m, "paf_tunnels_open{listener=\"web\"}"), 1);
     assert_eq!(metric(&m, "paf_tunnels_total{listener=\"web\"}"), 1);
     let up = metric(
@@ -406,12 +346,12 @@ fn a_fin_from_the_client_is_passed_on_and_both_connections_close() {
     let mut net = start("client-fin");
     let c = RawClient::connect(&mut net.pair.client, B.with_port(80)).unwrap();
     let (_, rest) = open(&mut net, &c, "/chat", b"");
-    read(&mut net, &c, rest, 3);
+    read(&mut net.pair, &c, rest, 3);
     // The client sends its last bytes and half-closes; the echo comes back, then the
     // upstream's FIN (it closes when it has seen the client's).
     c.send(b"last words");
     c.shutdown_write();
-    let got = read(&mut net, &c, Vec::new(), 10);
+    let got = read(&mut net.pair, &c, Vec::new(), 10);
     assert_eq!(got, b"last words");
     net.pair
         .drive_until(LONG, "the client's connection over", |_| c.is_done());
@@ -434,7 +374,7 @@ fn a_fin_from_the_upstream_is_passed_on_and_the_client_still_sends() {
     let mut net = start("upstream-fin");
     let c = RawClient::connect(&mut net.pair.client, B.with_port(80)).unwrap();
     let (_, rest) = open(&mut net, &c, "/chat", b"");
-    read(&mut net, &c, rest, 3);
+    read(&mut net.pair, &c, rest, 3);
     // The upstream half-closes: the client sees EOF and (RawClient's habit) closes after
     // sending what it queued, which the upstream still receives.
     net.up.set(|s| s.fin = true);
@@ -481,7 +421,7 @@ fn a_client_that_does_not_read_stops_the_upstream() {
     // Reading again: every byte arrives, in order.
     c.set_max_input(None);
     let want = stuck + (1 << 20);
-    let got = read(&mut net, &c, have, want as usize);
+    let got = read(&mut net.pair, &c, have, want as usize);
     let bad = got.iter().enumerate().find(|(i, &b)| b != byte(*i as u64));
     assert!(bad.is_none(), "byte {bad:?} differs");
     // The server's memory did not follow the upstream: its connections held little input.
@@ -494,7 +434,7 @@ fn an_idle_tunnel_is_closed_at_its_timeout() {
     let mut net = start("idle");
     let c = RawClient::connect(&mut net.pair.client, B.with_port(80)).unwrap();
     let (_, rest) = open(&mut net, &c, "/chat", b"x");
-    read(&mut net, &c, rest, 4);
+    read(&mut net.pair, &c, rest, 4);
     let quiet = net.pair.now();
     let took = net
         .pair
@@ -509,7 +449,7 @@ fn an_idle_tunnel_is_closed_at_its_timeout() {
     let up = net.up.clone();
     net.pair
         .drive_until(LONG, "the upstream closed", |_| up.0.borrow().closed == 1);
-    let m = metrics(&mut net);
+    let m = metrics(&mut net.pair);
     assert_eq!(
         metric(&m, "paf_tunnel_idle_timeouts_total{listener=\"web\"}"),
         1
@@ -567,8 +507,8 @@ fn the_same_over_tls() {
     let c = RawClient::connect_tls(&mut net.pair.client, B.with_port(443), &config, name).unwrap();
     let (head, rest) = open(&mut net, &c, "/chat", b"early");
     assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
-    assert_eq!(read(&mut net, &c, rest, 8), b"hi!early");
-    echo_pattern(&mut net, &c, 1 << 20);
+    assert_eq!(read(&mut net.pair, &c, rest, 8), b"hi!early");
+    echo_pattern(&mut net.pair, &c, 1 << 20);
     // A half-close over TLS: close_notify then FIN, passed on as a FIN.
     c.set_sink(|_| {});
     c.shutdown_write();
