@@ -312,7 +312,9 @@ impl Transport for KernelStack {
         if c.eof {
             return Err(RecvError::Finished);
         }
-        if !c.connected || buf.is_empty() {
+        // Not readable since the last `WouldBlock`: the socket is known empty and the next edge
+        // of readiness says when that changes, so no system call is spent on it.
+        if !c.connected || buf.is_empty() || !c.readable {
             return Ok(0);
         }
         loop {
@@ -321,6 +323,8 @@ impl Transport for KernelStack {
                     c.eof = true;
                     return Err(RecvError::Finished);
                 }
+                // A short read is not the end: a FIN queued behind the bytes raises no new
+                // edge, so only `WouldBlock` clears `readable`.
                 Ok(n) => return Ok(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     c.readable = false;
@@ -340,7 +344,7 @@ impl Transport for KernelStack {
         if c.reset {
             return Err(SendError::Closed);
         }
-        if !c.connected || data.is_empty() {
+        if !c.connected || data.is_empty() || !c.writable {
             return Ok(0);
         }
         loop {
