@@ -43,6 +43,9 @@ pub(crate) struct ClientApp {
     stack: Agent,
     /// Buffers for the connections' pipes.
     pool: std::cell::RefCell<Pool>,
+    /// Where response bodies are read to before they are handed over at their size: one
+    /// `read_chunk` buffer for every read, not a fresh zeroed one per response.
+    scratch: std::cell::RefCell<Vec<u8>>,
 }
 
 impl ClientApp {
@@ -50,6 +53,7 @@ impl ClientApp {
         ClientApp {
             stack,
             pool: std::cell::RefCell::new(Pool::new(BUFFER)),
+            scratch: std::cell::RefCell::new(Vec::new()),
         }
     }
 
@@ -170,7 +174,7 @@ impl ClientApp {
             let mut found = inner
                 .conns
                 .values()
-                .find(|c| !raw && c.key == key && c.has_room())
+                .find(|c| !raw && c.has_room() && c.key == key)
                 .map(|c| c.id);
             let mut dead = Vec::new();
             if found.is_none() && !x.fresh_only && !raw {
@@ -606,13 +610,19 @@ impl ClientApp {
         let Some(reader) = x.reader.take() else {
             return false;
         };
-        let chunk = self.stack.0.options.read_chunk;
-        let mut buf = vec![0u8; chunk];
+        let chunk = self.stack.0.options.read_chunk.max(1);
+        let mut scratch = self.scratch.borrow_mut();
+        if scratch.len() != chunk {
+            scratch.resize(chunk, 0);
+        }
+        let buf = &mut scratch[..];
         let (reader, ended) = match reader {
-            Reader::Once { on_data, on_eof } => match c.codec.read_body(now, rid, &mut buf) {
+            Reader::Once { on_data, on_eof } => match c.codec.read_body(now, rid, buf) {
                 BodyRead::Data(n) => {
-                    buf.truncate(n);
-                    out.push(Delivery::Data { on_data, data: buf });
+                    out.push(Delivery::Data {
+                        on_data,
+                        data: buf[..n].to_vec(),
+                    });
                     (None, false)
                 }
                 BodyRead::End => {
@@ -629,7 +639,7 @@ impl ClientApp {
                 buf: mut body,
                 done,
             } => loop {
-                match c.codec.read_body(now, rid, &mut buf) {
+                match c.codec.read_body(now, rid, buf) {
                     BodyRead::Data(n) if body.len() + n > limit => {
                         out.push(Delivery::Body {
                             done,
@@ -664,7 +674,7 @@ impl ClientApp {
                 }
             },
             Reader::Discard => loop {
-                match c.codec.read_body(now, rid, &mut buf) {
+                match c.codec.read_body(now, rid, buf) {
                     BodyRead::Data(_) => {}
                     BodyRead::End => break (None, true),
                     BodyRead::Pending => break (Some(Reader::Discard), false),

@@ -142,9 +142,11 @@ impl PartialEq for PoolKey {
             (Some((a, ca)), Some((b, cb))) => a == b && Arc::ptr_eq(ca.rustls(), cb.rustls()),
             _ => false,
         };
+        // The same `Arc` (the usual case: one config per upstream) spares the field-by-field
+        // comparison, which every pool lookup makes once per connection.
         self.addr == other.addr
             && tls
-            && *self.config == *other.config
+            && (Arc::ptr_eq(&self.config, &other.config) || *self.config == *other.config)
             && self.preamble == other.preamble
     }
 }
