@@ -439,7 +439,7 @@ impl Router {
                 let job = Squeeze {
                     file,
                     remaining: len,
-                    buf: vec![0; FILE_CHUNK],
+                    buf: vec![0; chunk_for(len)],
                     enc: Some(compress::Encoder::new(e)),
                     out: Vec::new(),
                     off: 0,
@@ -450,7 +450,7 @@ impl Router {
             }
             None => {
                 self.metrics.request(self.name(), Some(route), status, len);
-                pump(writer, file, len, vec![0; FILE_CHUNK], 0, 0);
+                pump(writer, file, len, vec![0; chunk_for(len)], 0, 0);
             }
         }
     }
@@ -521,6 +521,12 @@ fn squeeze(mut w: BodyWriter, mut job: Squeeze) {
 
 /// Stream `remaining` bytes of `file` through `w`, waiting for `on_writable` whenever the
 /// connection's output is full; at most one chunk is held in memory.
+/// The read buffer for a body of `len` bytes: no bigger than the body, so a small file costs a
+/// small buffer rather than [`FILE_CHUNK`] zeroed bytes.
+fn chunk_for(len: u64) -> usize {
+    usize::try_from(len).map_or(FILE_CHUNK, |l| l.clamp(1, FILE_CHUNK))
+}
+
 fn pump(
     mut w: BodyWriter,
     mut file: File,
