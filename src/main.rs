@@ -10,11 +10,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod request_cli;
 mod run_signals;
+mod run_site;
 mod run_workers;
 use paf::Runtime;
-use run_signals::{
-    reload_on_sighup, reopen_on_sigusr1, stop_on_signals, switch_on_signals, PidFile,
-};
+use run_signals::stop_on_signals;
 
 #[derive(Parser)]
 #[command(
@@ -191,8 +190,9 @@ struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pid_file: Option<PathBuf>,
     /// Worker threads, each with its own loop and stack on its own queue of a multi-queue TAP
-    /// (overrides `[interface] workers`). Default: one per core the process may use (one with
-    /// DHCP, a pcap capture or ACME). Userspace stack, config-driven appliance only.
+    /// (overrides `[interface] workers`), for the appliance and for --test-routes/--cert.
+    /// Default: one per core the process may use (one with DHCP, a pcap capture, ACME or
+    /// per-client limits). The kernel stack runs one.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
     workers: Option<u16>,
     /// Pin worker K to the K-th core the process may use (as `[interface] pin = true`).
@@ -389,7 +389,6 @@ fn load_config(path: Option<&std::path::Path>) -> Result<paf::config::Config, Fa
 
 /// `paf run` without test routes or certificate flags: the config-driven appliance.
 fn run_appliance(args: RunArgs) -> Result<(), Failure> {
-    use paf::config::StackKind as ConfigStack;
     let mut config = load_config(args.config.as_deref())?;
     if args.config.is_some() && (args.access_log.is_some() || args.access_log_format.is_some()) {
         return Err(Failure {
@@ -421,73 +420,10 @@ fn run_appliance(args: RunArgs) -> Result<(), Failure> {
             h.max_body_size = Some(args.max_body);
         }
     }
-    let userspace = match &args.config {
-        None => args.net.stack == StackKind::Userspace,
-        Some(_) => config.interface.stack == ConfigStack::Userspace,
-    };
-    if userspace {
-        return run_workers::run_workers(args, config);
-    }
-    if args.workers.is_some_and(|n| n > 1) {
-        return Err(Failure {
-            code: 2,
-            message: "--workers: the kernel stack runs one worker".into(),
-        });
-    }
-    // The kernel twin: one loop.
-    let bind = match &args.config {
-        None => args.net.bind,
-        Some(_) => config.interface.bind,
-    };
-    let mut rt = Runtime::kernel(bind).map_err(|e| format!("kernel stack: {e}"))?;
-    let stop = paf::service::Switch::new();
-    let mut app =
-        paf::appliance::start(&mut rt, &config, stop.clone()).map_err(|e| e.to_string())?;
-    switch_on_signals(stop, args.pid_file.clone())?;
-    if args.config.is_some() || app.access_logs.has_files() {
-        reopen_on_sigusr1(vec![app.access_logs.clone()])?;
-    }
-    let reload = reload_on_sighup(&rt)?;
-    for l in &config.listeners {
-        let scheme = match l.protocol {
-            paf::config::Protocol::Http => "http",
-            paf::config::Protocol::Https { .. } => "https",
-        };
-        eprintln!(
-            "paf run: listener {:?} serving {scheme} on port {}",
-            l.name, l.port
-        );
-    }
-    let _pid = PidFile::write(args.pid_file.as_deref())?;
-    // Reloads happen here, on the loop's thread between two passes.
-    rt.run_until(|rt| {
-        if reload.swap(false, Ordering::SeqCst) {
-            match &args.config {
-                None => log::warn!(
-                    "SIGHUP: nothing to reload: paf run serves the embedded default (no --config)"
-                ),
-                Some(path) => {
-                    log::info!("SIGHUP: reloading {}", path.display());
-                    // Logged and counted by the appliance either way.
-                    let _ = app.reload_file(rt, path, filter_access_logs);
-                }
-            }
-        }
-        app.is_finished()
-    })
-    .map_err(|e| format!("event loop: {e}"))?;
-    app.close_access_logs();
-    for h in &app.handles {
-        if let Some(Err(e)) = h.result() {
-            return Err(e.to_string().into());
-        }
-    }
-    log::info!("run: stopped");
-    Ok(())
+    run_workers::run_workers(args, config)
 }
 
 fn run(args: RunArgs) -> Result<(), Failure> {
-    use paf::service::{self, builtin, Initialized, Switch};
     if !args.test_routes && args.cert.is_none() {
         return run_appliance(args);
     }
@@ -497,101 +433,7 @@ fn run(args: RunArgs) -> Result<(), Failure> {
             message: "--config cannot be combined with --test-routes or --cert".into(),
         });
     }
-    let mut rt = runtime(&args.net)?;
-    let config = paf::http::Config {
-        head_timeout: args.head_timeout,
-        idle_timeout: args.idle_timeout,
-        drain_timeout: args.drain_timeout,
-        max_body_size: Some(args.max_body),
-        ..paf::http::Config::default()
-    };
-    let tls = match (&args.cert, &args.key) {
-        (Some(cert), Some(key)) => Some(
-            paf::tls::ServerConfig::from_pem_files((cert, key), &[])
-                .map_err(|e| Failure::from(e.to_string()))?
-                .with_alpn_protocols(&[paf::tls::ALPN_H2, paf::tls::ALPN_HTTP11]),
-        ),
-        _ => None,
-    };
-    let stop = Switch::new();
-    let options = builtin::Options {
-        test_routes: args.test_routes,
-    };
-    let log = access_log_flags(&args);
-    let sink = match log.as_ref().map(|l| &l.target) {
-        None => None,
-        Some(paf::config::AccessLogTarget::Stderr) => Some(service::access_log::FileSink::stderr()),
-        Some(paf::config::AccessLogTarget::File(p)) => Some(service::access_log::FileSink::open(p)),
-    }
-    .transpose()
-    .map_err(|e| Failure::from(format!("access log: {e}")))?;
-    let svc = service::init_with_backlog(&mut rt, args.port, args.backlog)
-        .map_err(|e| Failure::from(e.to_string()))?;
-    let svc = with_access_log(svc, log.as_ref(), sink.as_ref());
-    let Initialized(plain) = service::http(
-        svc,
-        config.clone(),
-        Some(stop.clone()),
-        service::default_error_handler,
-        builtin::handler(options),
-    );
-    let mut handles = vec![plain];
-    if let Some(tls) = tls {
-        let svc = service::init_with_backlog(&mut rt, args.tls_port, args.backlog)
-            .map_err(|e| Failure::from(e.to_string()))?;
-        let svc = with_access_log(svc, log.as_ref(), sink.as_ref());
-        let Initialized(secure) = service::https(
-            svc,
-            tls,
-            config,
-            Some(stop.clone()),
-            service::default_error_handler,
-            builtin::handler(options),
-        );
-        handles.push(secure);
-        eprintln!("paf run: serving https on port {}", args.tls_port);
-    }
-    switch_on_signals(stop, args.pid_file.clone())?;
-    if let Some(s) = sink.as_ref().filter(|s| s.path().is_some()) {
-        reopen_on_sigusr1(vec![paf::appliance::AccessLogs::from(vec![s.clone()])])?;
-    }
-    let reload = reload_on_sighup(&rt)?;
-    let _pid = PidFile::write(args.pid_file.as_deref())?;
-    eprintln!(
-        "paf run: serving http on port {} ({:?} stack)",
-        args.port, args.net.stack
-    );
-    rt.run_until(|_| {
-        if reload.swap(false, Ordering::SeqCst) {
-            log::warn!("SIGHUP: nothing to reload: --test-routes and --cert take no config file");
-        }
-        handles.iter().all(|h| h.is_finished())
-    })
-    .map_err(|e| format!("event loop: {e}"))?;
-    if let Some(s) = &sink {
-        s.close();
-    }
-    for h in &handles {
-        match h.result() {
-            Some(Ok(())) => {}
-            Some(Err(e)) => return Err(e.to_string().into()),
-            None => return Err(String::from("service did not finish").into()),
-        }
-    }
-    log::info!("run: stopped");
-    Ok(())
-}
-
-/// `svc` with the access log of the flags, or none.
-fn with_access_log<'a>(
-    svc: paf::service::Service<'a>,
-    log: Option<&paf::config::AccessLog>,
-    sink: Option<&paf::service::access_log::FileSink>,
-) -> paf::service::Service<'a> {
-    match (log, sink) {
-        (Some(l), Some(s)) => svc.access_log(paf::service::AccessLog::new(l.format, s.clone())),
-        _ => svc.no_access_log(),
-    }
+    run_site::run_site(args)
 }
 
 fn check(args: CheckArgs) -> Result<(), Failure> {

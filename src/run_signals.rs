@@ -87,22 +87,6 @@ pub(crate) fn reopen_on_sigusr1(logs: Vec<paf::appliance::AccessLogs>) -> Result
     Ok(())
 }
 
-/// SIGHUP sets the returned flag and wakes the loop, which reloads between two passes: the
-/// signal thread touches nothing else.
-pub(crate) fn reload_on_sighup(rt: &Runtime) -> Result<Arc<AtomicBool>, String> {
-    let flag = Arc::new(AtomicBool::new(false));
-    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])
-        .map_err(|e| e.to_string())?;
-    let (f, waker) = (flag.clone(), rt.waker());
-    std::thread::spawn(move || {
-        for _ in signals.forever() {
-            f.store(true, Ordering::SeqCst);
-            waker.wake();
-        }
-    });
-    Ok(flag)
-}
-
 /// SIGHUP adds one to `reloads` and wakes every worker's loop; each reloads between two of its
 /// passes when it sees the count change.
 pub(crate) fn reload_all_on_sighup(

@@ -6,6 +6,9 @@
 RAW holds one JSON object per measurement (one system, one workload, one round) as written by
 scripts/bench. Per system and workload this takes the median over rounds of the result, p50,
 p99, CPU seconds and RSS, and the sum of errors; paf rows get ratios to nginx and to paf-kernel.
+The workers rows (systems nginx-w1, nginx-w2, paf-w1, paf-w2) get a table of their own: rate,
+server CPU per request (per GB for transfers) and the CPUs' worth the server used, with the
+ratios paf-w2/paf-w1, paf-w2/nginx-w2 and paf-w1/nginx-w1.
 Rows in seconds (the lossy-link transfers) take the median over the rounds that completed, and
 their ratios are inverted (the reference's time / this time) so that above 1 is faster, as for
 the other rows. Workloads that were not run at all (--rows) are left out.
@@ -25,6 +28,12 @@ import sys
 from pathlib import Path
 
 SYSTEMS = ["nginx", "paf-kernel", "paf"]
+# The workers rows' systems (scripts/bench --rows workers): 1 and 2 workers of each.
+WORKER_SYSTEMS = ["nginx-w1", "nginx-w2", "paf-w1", "paf-w2"]
+# Their ratios: (label, numerator, denominator).
+WORKER_RATIOS = [("paf-w2 / paf-w1", "paf-w2", "paf-w1"),
+                 ("paf-w2 / nginx-w2", "paf-w2", "nginx-w2"),
+                 ("paf-w1 / nginx-w1", "paf-w1", "nginx-w1")]
 
 # id, label, unit, short chart label. "Gbit/s" rows are body bytes per second; "s" rows are the
 # seconds one transfer took (lower is better), shown with its Mbit/s.
@@ -102,6 +111,28 @@ def duration_s(rec):
     return None
 
 
+def work_done(rec):
+    """What one round served: (count, "req") for wrk runs, (bytes, "B") for a transfer that
+    completed, (None, None) otherwise."""
+    if rec["kind"] in ("wrk", "idle"):
+        w = rec.get("wrk")
+        return (w["requests"], "req") if w and w.get("requests") else (None, None)
+    if rec["kind"] == "h2load":
+        h = rec.get("h2load")
+        return (h["succeeded"], "req") if h and h.get("succeeded") else (None, None)
+    if rec["kind"] == "curl":
+        ok = rec["exit"] == 0 and rec["http_code"] == 200 and rec["bytes"] == rec["expect_bytes"]
+        return (rec["bytes"], "B") if ok and rec["bytes"] else (None, None)
+    return None, None
+
+
+def cpu_cost(cpu_s, work, unit):
+    """Server CPU per unit of work: µs per request, or s per GB (1e9 bytes)."""
+    if cpu_s is None or not work:
+        return None
+    return cpu_s * 1e6 / work if unit == "req" else cpu_s / (work / 1e9)
+
+
 def measure(rec, unit):
     """One round: (value, p50_ms, p99_ms, errors, extra) from a raw record."""
     kind = rec["kind"]
@@ -170,7 +201,7 @@ def aggregate(records, rounds):
     for wid, label, unit, _ in WORKLOADS:
         if wid not in present:
             continue  # not run (--rows, or this loss level not in the mode)
-        for sys_ in SYSTEMS:
+        for sys_ in SYSTEMS + WORKER_SYSTEMS:
             key = (sys_, wid)
             row = {"system": sys_, "workload": wid, "label": label, "unit": unit,
                    "value": None, "p50_ms": None, "p99_ms": None, "errors": 0,
@@ -183,13 +214,26 @@ def aggregate(records, rounds):
                 continue  # system not run
             for rec in recs:
                 value, p50, p99, errors, extra = measure(rec, unit)
-                busy = {k: rec[k] for k in ("client_cpu_busy", "server_cpu_busy") if k in rec}
+                busy = {k: rec[k] for k in ("client_cpu_busy", "server_cpu_busy",
+                                            "machine_cpu_busy", "server_cpus", "server_workers")
+                        if k in rec}
                 secs = duration_s(rec)
+                if rec["kind"] == "curl" and rec["seconds"] > 0:
+                    secs = rec["seconds"]
                 if "server_cpu_busy" in rec and secs:
-                    # Busy time of the server's CPU that the server process did not use: other
-                    # processes (or interrupts) competing with it.
-                    own = rec["cpu_s"] / secs
+                    # Busy time of the server's CPUs that the server did not use: other processes
+                    # (or interrupts) competing with it. Both as a share of those CPUs.
+                    own = rec["cpu_s"] / secs / rec.get("server_cpus", 1)
                     busy["server_cpu_other"] = round(max(0.0, rec["server_cpu_busy"] - own), 3)
+                # The scheduler's nanoseconds where scripts/bench read them, else the ticks.
+                cpu = rec["cpu_ns"] / 1e9 if "cpu_ns" in rec else rec["cpu_s"]
+                work, work_unit = work_done(rec)
+                if work:
+                    extra["work"], extra["work_unit"] = work, work_unit
+                    extra["cpu_per_unit"] = cpu_cost(cpu, work, work_unit)
+                if secs:
+                    # The CPUs' worth the server used (2.0: two CPUs all the time).
+                    extra["server_cores"] = cpu / secs
                 if "loss" in rec:
                     extra["loss"] = rec["loss"]
                 row["rounds"].append({"round": rec["round"], "value": value, "p50_ms": p50,
@@ -202,8 +246,12 @@ def aggregate(records, rounds):
                 row["missing_rounds"] = max(0, rounds - len(recs))
                 row["errors"] += row["missing_rounds"]
             for k in ("value", "p50_ms", "p99_ms", "cpu_s", "client_cpu_busy", "server_cpu_busy",
-                      "server_cpu_other", "client_share"):
+                      "server_cpu_other", "client_share", "machine_cpu_busy", "cpu_per_unit",
+                      "server_cores", "server_workers"):
                 row[k] = median([r.get(k) for r in row["rounds"]])
+            # cpu_per_unit: server CPU µs per request ("req"), or CPU s per GB ("B").
+            row["work_unit"] = next((r["work_unit"] for r in row["rounds"] if "work_unit" in r),
+                                    None)
             rss = median([r["rss_kib"] for r in row["rounds"]])
             row["rss_mib"] = rss / 1024 if rss is not None else None
             if unit == "s":
@@ -458,7 +506,105 @@ def print_table(rows):
         print(line(b))
 
 
-def markdown(rows, meta, events, attacks=()):
+WORKER_HEADER = ["workload", "measure", *WORKER_SYSTEMS, *(r[0] for r in WORKER_RATIOS)]
+
+
+def worker_lines(rows):
+    """The workers table: per workload three lines (result; server CPU per request or per GB,
+    with the CPUs' worth used; the whole machine's busy share) over the four systems, and the
+    ratios. Empty when no workers-row system ran."""
+    index = {(r["system"], r["workload"]): r for r in rows}
+    if not any(r["system"] in WORKER_SYSTEMS for r in rows):
+        return []
+    out = []
+    for wid, label, unit, _ in WORKLOADS:
+        cells = {s: index.get((s, wid)) for s in WORKER_SYSTEMS}
+        if not any(cells.values()):
+            continue
+        per = next((r["work_unit"] for r in cells.values() if r and r.get("work_unit")), "req")
+        rate = [label, "result"]
+        cost = ["", "server CPU µs / request" if per == "req" else "server CPU s / GB"]
+        busy = ["", "machine CPU busy"]
+        for s in WORKER_SYSTEMS:
+            r = cells[s]
+            if r is None:
+                rate.append("")
+                cost.append("")
+                busy.append("")
+                continue
+            if r["na"]:
+                rate.append(f"n/a ({r['na']})")
+                cost.append("")
+                busy.append("")
+                continue
+            text = fmt_value(r["value"], r["unit"], r) or "failed"
+            if r["errors"]:
+                text += f" ({r['errors']} errors)"
+            rate.append(text)
+            c = r.get("cpu_per_unit")
+            spec = ".1f" if per == "req" else ".2f"
+            cost.append(fmt(c, spec) + (f" ({r['server_cores']:.2f} CPU)"
+                                        if r.get("server_cores") is not None else ""))
+            m = r.get("machine_cpu_busy")
+            busy.append(f"{100 * m:.0f}%" if m is not None else "-")
+        for _, a, b in WORKER_RATIOS:
+            ra, rb = cells[a], cells[b]
+            x = (ratio(ra["value"], rb["value"], unit)
+                 if ra and rb and ra["value"] is not None and rb["value"] else None)
+            rate.append(fmt(x, ".2f", "") + ("×" if x is not None else ""))
+            ca = ra.get("cpu_per_unit") if ra else None
+            cb = rb.get("cpu_per_unit") if rb else None
+            y = ca / cb if ca is not None and cb else None
+            cost.append(fmt(y, ".2f", "") + ("×" if y is not None else ""))
+            busy.append("")
+        out += [rate, cost, busy]
+    return out
+
+
+def worker_markdown(rows, meta):
+    body = worker_lines(rows)
+    if not body:
+        return []
+    lines = ["", "## Workers: paf and nginx with 1 and 2 workers", "",
+             "Per workload, medians over rounds: the result; the server's CPU (user + system, "
+             "every process and thread of it) per request, or per GB for the upload (lower is "
+             "better), with the CPUs' worth the server used in brackets (CPU seconds per second "
+             "of the run: 2.00 = both CPUs all the time); and how busy the whole machine was "
+             "(every CPU, clients included). Ratios: of results, above 1 = the first is faster; "
+             "of CPU per request, below 1 = the first needs less. With the client on the same "
+             "CPUs, CPU per request shows how a server would scale where the client, not the "
+             "server, limits the rate. CPU time is the scheduler's (nanoseconds, schedstat; 10 "
+             "ms ticks on a kernel without it). paf's CPU includes the kernel's receive path for "
+             "the frames it writes "
+             "to its TAP (bench/README.md, Caveats). Pinning: "
+             f"{meta.get('pinning', '?')}.", "",
+             "| " + " | ".join(WORKER_HEADER) + " |",
+             "|" + "|".join(["---"] * 2 + ["--:"] * (len(WORKER_HEADER) - 2)) + "|"]
+    for b in body:
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in b) + " |")
+    return lines
+
+
+def print_workers(rows):
+    body = worker_lines(rows)
+    if not body:
+        return
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(WORKER_HEADER)]
+
+    def line(cells):
+        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    print()
+    print(line(WORKER_HEADER))
+    print("  ".join("-" * w for w in widths))
+    for i, b in enumerate(body):
+        if i and i % 3 == 0:
+            print()
+        print(line(b))
+
+
+def markdown(rows, meta, events, attacks=(), charts=()):
     m = meta
     lines = [
         "# paf benchmark results",
@@ -525,8 +671,11 @@ def markdown(rows, meta, events, attacks=()):
                 f"retried); RSS {fmt(i['rss_before_mib'], '.1f')} MiB before, "
                 f"{fmt(r['rss_mib'], '.1f')} MiB while held, "
                 f"{fmt(i['kib_per_conn'], '.1f')} KiB per idle connection")
+    lines += worker_markdown(rows, meta)
     lines += attack_markdown(attacks, meta)
-    lines += ["", "![requests/s and Gbit/s relative to nginx](results.svg)", ""]
+    if "results.svg" in charts:
+        lines += ["", "![requests/s and Gbit/s relative to nginx](results.svg)"]
+    lines.append("")
     return "\n".join(lines) + "\n"
 
 
@@ -631,11 +780,12 @@ def main():
     (args.out / "results.json").write_text(
         json.dumps({"meta": meta, "events": events, "rows": rows, "attacks": attacks}, indent=1)
         + "\n")
-    (args.out / "results.md").write_text(markdown(rows, meta, events, attacks))
     made = chart(rows, meta, args.out)
+    (args.out / "results.md").write_text(markdown(rows, meta, events, attacks, made))
 
     print()
     print_table(rows)
+    print_workers(rows)
     print_attacks(attacks)
     print()
     print(f"bench: wrote {args.out}/results.json, results.md"

@@ -4,7 +4,9 @@
 //! the tun driver's 3 s flow record, so that their segments may land on another worker's
 //! queue and must be handed over), ping over IPv4 and IPv6, `/metrics` adding up to what was
 //! sent, and a stop that drains every worker. A single-queue TAP takes one worker and refuses
-//! more with the fix in the message.
+//! more with the fix in the message. The built-in site (`--test-routes`) on 2 workers: a burst,
+//! wrk, an access log that both workers append to, per-thread CPU showing both at work, and
+//! downloads in flight at the stop completed by the drain.
 //!
 //! Needs root (netns + TAP): prints `SKIP` without it; must run in CI (`PAF_REQUIRE_NETNS=1`).
 
@@ -19,10 +21,11 @@ use common::{require_netns, require_tools, tool, ChildGuard, Netns, Scratch};
 const PAF: &str = env!("CARGO_BIN_EXE_paf");
 
 /// 200 connections opened at once, then each sends a request and reads the answer; prints the
-/// number answered `200`.
+/// number answered `200`. Arguments: host, connections, and optionally the path (`/health`).
 const BURST: &str = r#"
 import socket, sys
 host, n = sys.argv[1], int(sys.argv[2])
+path = sys.argv[3] if len(sys.argv) > 3 else "/health"
 socks = []
 for _ in range(n):
     s = socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET)
@@ -33,7 +36,7 @@ ok = 0
 for s in socks:
     s.setblocking(True)
     s.settimeout(10)
-    s.sendall(b"GET /health HTTP/1.1\r\nHost: w\r\nConnection: close\r\n\r\n")
+    s.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: w\r\nConnection: close\r\n\r\n")
     data = b""
     while True:
         chunk = s.recv(4096)
@@ -231,14 +234,16 @@ fn a_single_queue_tap_takes_one_worker_and_refuses_more_naming_the_fix() {
         return;
     }
     let ns = Netns::builder("singleq").single_queue().up();
-    let mut paf = ns.paf(Path::new(PAF), "run", ["--workers", "2"]);
-    let status = paf.wait_timeout(Duration::from_secs(20)).expect("exits");
-    assert_eq!(status.code(), Some(1), "{}", paf.stderr());
-    let stderr = paf.stderr();
-    assert!(
-        stderr.contains("single-queue") && stderr.contains("multi_queue"),
-        "{stderr}"
-    );
+    for site in [&[][..], &["--test-routes"][..]] {
+        let mut paf = ns.paf(Path::new(PAF), "run", ["--workers", "2"].iter().chain(site));
+        let status = paf.wait_timeout(Duration::from_secs(20)).expect("exits");
+        assert_eq!(status.code(), Some(1), "{site:?}: {}", paf.stderr());
+        let stderr = paf.stderr();
+        assert!(
+            stderr.contains("single-queue") && stderr.contains("multi_queue"),
+            "{site:?}: {stderr}"
+        );
+    }
     let mut paf = ns.paf(Path::new(PAF), "run", ["--workers", "1"]);
     ns.wait_tcp_from(
         &mut paf,
@@ -294,4 +299,175 @@ fn four_workers_take_fifty_thousand_sequential_connections_without_a_reset() {
     assert_eq!(resets, 0, "the kernel saw resets or failed connects");
     assert!(paf.is_running(), "{}", paf.stderr());
     assert!(paf.stop(Duration::from_secs(10)).success());
+}
+
+/// CPU time (user + system, clock ticks) of each thread of `pid` named `paf-worker-K`, by K.
+fn worker_cpu_ticks(pid: u32) -> Vec<(usize, u64)> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let Ok(stat) = std::fs::read_to_string(task.unwrap().path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid … utime stime: fields 14 and 15, 12 and 13 after the ")".
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let Some(k) = stat[open + 1..close].strip_prefix("paf-worker-") else {
+            continue;
+        };
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        out.push((k.parse().unwrap(), ticks));
+    }
+    out.sort_unstable();
+    out
+}
+
+/// `worker K: stopped after A connections, R requests` lines of `paf run`'s stderr, by K.
+fn worker_totals(stderr: &str) -> Vec<(usize, u64, u64)> {
+    let mut out: Vec<(usize, u64, u64)> = stderr
+        .lines()
+        .filter_map(|l| {
+            let rest = &l[l.find("worker ")? + "worker ".len()..];
+            let (k, rest) = rest.split_once(": stopped after ")?;
+            let (a, rest) = rest.split_once(" connections, ")?;
+            let r = rest.strip_suffix(" requests")?;
+            Some((k.parse().ok()?, a.parse().ok()?, r.parse().ok()?))
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+#[test]
+fn test_routes_on_two_workers_serve_a_burst_and_wrk_then_drain_both() {
+    let test = "test_routes_on_two_workers_serve_a_burst_and_wrk_then_drain_both";
+    if !require_netns(test) || !require_tools("site2", &["curl", "python3", "wrk"]) {
+        return;
+    }
+    // wrk on both cores for 2 s. See crate::heavy.
+    let _heavy = crate::heavy();
+    let ns = Netns::new("site2");
+    let scratch = Scratch::new("site2");
+    let log = scratch.s("access.log");
+    let mut paf = ns.paf(
+        Path::new(PAF),
+        "run",
+        [
+            "--test-routes",
+            "--workers",
+            "2",
+            "--access-log",
+            &log,
+            "--max-body",
+            "100000000",
+        ],
+    );
+    ns.wait_tcp_from(
+        &mut paf,
+        SocketAddr::new(ns.appliance_v4().into(), 80),
+        Duration::from_secs(20),
+    )
+    .unwrap();
+    assert!(
+        paf.stderr().contains("paf run: 2 worker(s) on TAP paf0"),
+        "{}",
+        paf.stderr()
+    );
+    let mut sent = 0;
+    for host in ["198.18.0.2", "fd00:198:18::2"] {
+        let out = ns.run(
+            "python3",
+            ["-c", BURST, host, "200", "/bench"],
+            Duration::from_secs(60),
+        );
+        assert_eq!(out.stdout.trim(), "200", "{host}: {out}");
+        sent += 200;
+    }
+    let out = ns.run(
+        "wrk",
+        ["-t", "2", "-c", "32", "-d", "2s", "http://198.18.0.2/bench"],
+        Duration::from_secs(30),
+    );
+    assert!(out.success(), "{out}");
+    assert!(!out.stdout.contains("Socket errors"), "{out}");
+    assert!(!out.stdout.contains("Non-2xx"), "{out}");
+    let wrk_requests: u64 = out
+        .stdout
+        .lines()
+        .find_map(|l| l.split_once(" requests in ")?.0.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no request count from wrk: {out}"));
+    assert!(wrk_requests > 100, "{out}");
+    let cpu = worker_cpu_ticks(paf.id());
+    eprintln!("CPU ticks by worker: {cpu:?}");
+    assert_eq!(
+        cpu.iter().map(|c| c.0).collect::<Vec<_>>(),
+        [0, 1],
+        "{cpu:?}"
+    );
+    assert!(cpu.iter().all(|c| c.1 > 0), "a worker used no CPU: {cpu:?}");
+    // Downloads in flight at the stop: the drain completes every one, whichever worker has it.
+    let downloads: Vec<ChildGuard> = (0..4)
+        .map(|_| {
+            ns.spawn(
+                "curl",
+                [
+                    "-sS",
+                    "--limit-rate",
+                    "4M",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code} %{size_download}",
+                    "http://198.18.0.2/blob?size=20000000",
+                ],
+            )
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(1));
+    let status = paf.stop(Duration::from_secs(40));
+    for mut d in downloads {
+        assert!(
+            d.wait_timeout(Duration::from_secs(30))
+                .is_some_and(|s| s.success()),
+            "{}",
+            d.stderr()
+        );
+        assert_eq!(d.stdout().trim(), "200 20000000", "{}", d.stderr());
+    }
+    let stderr = paf.stderr();
+    assert!(status.success(), "paf: {status}\n{stderr}");
+    assert_eq!(
+        stderr.matches("service on port 80: stopped").count(),
+        2,
+        "every worker drains and stops:\n{stderr}"
+    );
+    let totals = worker_totals(&stderr);
+    eprintln!("(worker, connections, requests): {totals:?}; wrk: {wrk_requests}");
+    assert_eq!(
+        totals.iter().map(|t| t.0).collect::<Vec<_>>(),
+        [0, 1],
+        "{stderr}"
+    );
+    for (k, accepted, requests) in &totals {
+        assert!(
+            *accepted > 0 && *requests > 0,
+            "worker {k} served nothing:\n{stderr}"
+        );
+    }
+    // 400 burst connections, wrk's 32 and the 4 downloads; wrk's count misses requests it
+    // sent but had no answer to when its time was up.
+    let accepted: u64 = totals.iter().map(|t| t.1).sum();
+    let requests: u64 = totals.iter().map(|t| t.2).sum();
+    assert!(
+        accepted >= sent + 32 + 4,
+        "{accepted} connections:\n{stderr}"
+    );
+    assert!(
+        requests >= sent + wrk_requests + 4,
+        "{requests} requests:\n{stderr}"
+    );
+    // Both workers append to the one access log: a line per request.
+    let lines = std::fs::read_to_string(&log).unwrap().lines().count() as u64;
+    assert_eq!(lines, requests, "access log lines");
 }
