@@ -36,31 +36,13 @@ pub(crate) fn run_workers(args: RunArgs, config: paf::config::Config) -> Result<
             args.net.pcap.clone().or_else(|| i.pcap.clone()),
         ),
     };
-    let acme = config.listeners.iter().any(|l| {
-        matches!(
-            &l.protocol,
-            paf::config::Protocol::Https { acme: Some(_), .. }
-        )
-    });
     let dhcp = net_config.ipv4 == net::Ipv4Setting::Dhcp;
-    // Per-client limits are counted by each worker's services: with more workers, a client
-    // whose connections land on several of them gets up to that many times its limits.
-    let per_client = config.listeners.iter().any(|l| {
-        let p = &l.limits.http.per_client;
-        p.max_connections_per_ip.is_some() || p.rate.is_some()
-    });
     let n = match args.workers.map(usize::from).or(i.workers) {
         Some(n) => n,
-        None if dhcp || pcap.is_some() || acme || per_client => 1,
+        None if dhcp || pcap.is_some() => 1,
         None => paf::config::available_cores(),
     };
-    if per_client && n > 1 {
-        log::warn!(
-            "workers: {n} workers count max_connections_per_ip and rate each on its own: a \
-             client may get up to {n} times its limits (workers = 1 keeps them exact)"
-        );
-    }
-    let single = [(dhcp, "dhcp"), (pcap.is_some(), "pcap"), (acme, "acme")];
+    let single = [(dhcp, "dhcp"), (pcap.is_some(), "pcap")];
     if let Some((_, what)) = single.iter().find(|(on, _)| *on && n > 1) {
         return Err(Failure {
             code: 2,
@@ -105,6 +87,8 @@ pub(crate) fn run_workers(args: RunArgs, config: paf::config::Config) -> Result<
             )
         })
         .collect();
+    // Per-client limits and ACME's certificates and challenge answers, for every worker.
+    let appliance_shared = Arc::new(paf::appliance::Shared::new());
     let shared = Arc::new((config, slots, stop.clone(), reloads.clone(), pcap));
     let path = args.config.clone();
     let body: paf::runtime::workers::Body<WorkerLink> = Arc::new(move |k, ready| {
@@ -116,8 +100,14 @@ pub(crate) fn run_workers(args: RunArgs, config: paf::config::Config) -> Result<
             .ok_or("no queue")?;
         let mut rt = Runtime::on_tap(tap, net_config.clone(), pcap.as_deref(), peer)
             .map_err(|e| format!("stack: {e}"))?;
-        let mut app =
-            paf::appliance::start(&mut rt, config, stop.clone()).map_err(|e| e.to_string())?;
+        let mut app = paf::appliance::start_worker(
+            &mut rt,
+            config,
+            stop.clone(),
+            appliance_shared.clone(),
+            k,
+        )
+        .map_err(|e| e.to_string())?;
         ready.send(WorkerLink {
             waker: rt.waker(),
             metrics: app.metrics.clone(),
