@@ -19,8 +19,12 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::service::ClientTable;
 
-/// What the appliances of a process's workers share; see the [module docs](self). Make one
-/// for the process and start each worker's appliance with it
+/// What the appliances of a process's workers share (each has its own loop and stack): one
+/// per-client table per listening port (so `max_connections_per_ip` and `rate` count a client
+/// once wherever its connections land, and across reloads), and for ACME the HTTP-01 answers
+/// and, per listener `acme` block, one certificate store with the account key, prepared once
+/// (the drivers run on [`ACME_WORKER`](super::ACME_WORKER); every worker serves what they
+/// publish). Make one for the process and start each worker's appliance with it
 /// ([`start_worker`](super::start_worker)).
 #[derive(Default)]
 pub struct Shared {

@@ -41,6 +41,9 @@ pub const SHARDS: usize = 32;
 /// Rate buckets one shard keeps at most.
 const PER_SHARD: usize = MAX_CLIENTS / SHARDS;
 
+// [`ClientTable`]'s docs (and the README) give these numbers.
+const _: () = assert!(SHARDS == 32 && PER_SHARD == 3_125 && PER_SHARD * SHARDS == MAX_CLIENTS);
+
 /// A client as limits see it; see the [module docs](self).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Client {
@@ -82,8 +85,15 @@ struct Table {
 }
 
 /// The per-client state of a listener: connection counts and rate buckets, shared by every
-/// service (and worker thread) that serves it. Clones share the table; see the
-/// [module docs](self).
+/// service (and worker thread) that serves it. Clones share the table.
+///
+/// A client is its IPv4 address, or the /64 of its IPv6 address (a v4-mapped address is its
+/// IPv4 client). The table is split into 32 shards by a keyed hash of the client (a random
+/// key per table), each behind its own mutex, locked for one map operation per accept, close
+/// or request, and only when the limit is set. A connection count lives while its client has
+/// a connection open; each shard keeps at most 3,125 rate buckets (100,000 in all), dropping
+/// refilled ones when full, and otherwise lets a new client of a full shard pass untracked
+/// ([`ClientTable::untracked`]).
 ///
 /// A service makes its own unless given one
 /// ([`Service::client_table`](crate::service::Service::client_table)); a service that
