@@ -248,37 +248,18 @@ pub(crate) fn run_workers(args: RunArgs, config: paf::config::Config) -> Result<
             i.bind,
         ),
     };
-    let acme = config.listeners.iter().any(|l| {
-        matches!(
-            &l.protocol,
-            paf::config::Protocol::Https { acme: Some(_), .. }
-        )
-    });
     // DHCP and captures are the userspace stack's; the kernel twin has neither.
     let dhcp = userspace && net_config.ipv4 == net::Ipv4Setting::Dhcp;
     let pcap = pcap.filter(|_| userspace);
-    // Per-client limits are counted by each worker's services: with more workers, a client
-    // whose connections land on several of them gets up to that many times its limits.
-    let per_client = config.listeners.iter().any(|l| {
-        let p = &l.limits.http.per_client;
-        p.max_connections_per_ip.is_some() || p.rate.is_some()
-    });
     let n = count(
         args.workers.map(usize::from).or(i.workers),
         &[
             (dhcp, "dhcp"),
             (pcap.is_some(), "pcap"),
-            (acme, "acme"),
             (!userspace, "the kernel stack"),
         ],
-        per_client,
+        false,
     )?;
-    if per_client && n > 1 {
-        log::warn!(
-            "workers: {n} workers count max_connections_per_ip and rate each on its own: a \
-             client may get up to {n} times its limits (workers = 1 keeps them exact)"
-        );
-    }
     let pin = args.pin || i.pin;
     let stacks = if userspace {
         Stacks::tap(&tap, mtu, net_config, pcap, n)?
@@ -311,13 +292,21 @@ pub(crate) fn run_workers(args: RunArgs, config: paf::config::Config) -> Result<
         banner,
     };
     let stacks = Arc::new(stacks);
+    // Per-client limits and ACME's certificates and challenge answers, for every worker.
+    let appliance_shared = Arc::new(paf::appliance::Shared::new());
     let shared = (config, stacks.clone());
     let path = args.config.clone();
     let body: paf::runtime::workers::Body<Link> = Arc::new(move |k, ready| {
         let (config, stacks) = &shared;
         let mut rt = stacks.runtime(k)?;
-        let mut app =
-            paf::appliance::start(&mut rt, config, stop.clone()).map_err(|e| e.to_string())?;
+        let mut app = paf::appliance::start_worker(
+            &mut rt,
+            config,
+            stop.clone(),
+            appliance_shared.clone(),
+            k,
+        )
+        .map_err(|e| e.to_string())?;
         ready.send(Link {
             waker: rt.waker(),
             metrics: Some(app.metrics.clone()),

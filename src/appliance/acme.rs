@@ -3,11 +3,17 @@
 //! challenges, installs the issued chain in the listener's [`CertStore`] (the next handshakes
 //! use it; open connections keep theirs), keeps it in `state_dir`, and renews it.
 //!
+//! With several workers (one loop and stack per core) the driver runs on worker 0 only; what
+//! the others need is shared through the appliance's `Shared`: the listener's [`CertStore`]
+//! (issued and TLS-ALPN-01 certificates, looked up by every worker's TLS configuration) and
+//! the HTTP-01 answers (served by whichever worker accepts the validation's connection).
+//!
 //! Contract:
-//! - At start ([`Driver::new`]) the account key is read from `state_dir/account.key` or made
-//!   and written there; a stored certificate (`certificate.pem`, `certificate.key`, for the
-//!   names in `certificate.names`) is installed at once when it covers the configured names and
-//!   has not expired, and no order is made before its renewal time. Until a certificate is
+//! - Before the driver, [`prepare`] (once per block, for every worker) reads the account key
+//!   from `state_dir/account.key` or makes and writes it there. At start ([`Driver::new`]) a
+//!   stored certificate (`certificate.pem`, `certificate.key`, for the names in
+//!   `certificate.names`) is installed at once when it covers the configured names and has
+//!   not expired, and no order is made before its renewal time. Until a certificate is
 //!   installed the listener serves its `certificate`, or a self-signed one (see
 //!   [`fallback_identity`]).
 //! - Renewal starts at two thirds of the certificate's lifetime. A failed order is logged
@@ -44,7 +50,7 @@ const RENEW_AT: f64 = 2.0 / 3.0;
 /// Largest reply read from the ACME server (a chain is a few KiB).
 const MAX_REPLY: usize = 1 << 20;
 
-/// Why the driver cannot start.
+/// Why a listener's ACME cannot start ([`prepare`]).
 #[derive(Debug)]
 pub(super) enum StartError {
     /// The state directory or the account key.
@@ -116,6 +122,64 @@ fn write_atomic(path: &Path, data: &[u8], secret: bool) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// What every worker shares for one listener's `acme` block (see `Shared`): the certificate
+/// store the listener's TLS configurations look in, the account key, and the client TLS
+/// configuration that trusts the directory.
+pub(super) struct Prepared {
+    /// Where issued certificates and TLS-ALPN-01 challenge certificates go.
+    pub store: Arc<CertStore>,
+    /// The account key.
+    pub key: Arc<AccountKey>,
+    /// Trusts the directory's certificate (the `ca` file, or the webpki roots).
+    pub tls: tls::ClientConfig,
+}
+
+/// Makes `config`'s state directory if missing, reads the account key there or makes and
+/// writes one, and loads the `ca` file: what the driver needs, done once for every worker.
+///
+/// # Errors
+/// [`StartError`] when the state directory cannot be made or read, or the `ca` file cannot
+/// be loaded.
+pub(super) fn prepare(listener: &str, config: &Acme) -> Result<Prepared, StartError> {
+    let dir = &config.state_dir;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| StartError::State(format!("{}: {e}", dir.display())))?;
+    let files = Files::new(dir);
+    let key = match std::fs::read(&files.account) {
+        Ok(pem) => AccountKey::from_pem(&pem)
+            .map_err(|e| StartError::State(format!("{}: {e}", files.account.display())))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = AccountKey::generate().map_err(|e| StartError::State(e.to_string()))?;
+            write_atomic(&files.account, key.to_pem().as_bytes(), true)
+                .map_err(|e| StartError::State(format!("{}: {e}", files.account.display())))?;
+            log::info!(
+                "acme {listener}: new account key in {}",
+                files.account.display()
+            );
+            key
+        }
+        Err(e) => {
+            return Err(StartError::State(format!(
+                "{}: {e}",
+                files.account.display()
+            )))
+        }
+    };
+    let trust = match &config.ca {
+        Some(ca) => tls::ClientTrust::CaPemFile(ca.clone()),
+        None => tls::ClientTrust::WebPki,
+    };
+    let tls = tls::ClientConfig::builder(trust)
+        .alpn_protocols(&[tls::ALPN_HTTP11])
+        .build()
+        .map_err(StartError::Tls)?;
+    Ok(Prepared {
+        store: Arc::new(CertStore::new()),
+        key: Arc::new(key),
+        tls,
+    })
+}
+
 /// The outcome of the request out, filled by the client's callback.
 type Reply = Rc<RefCell<Option<Result<(order::Response, Option<String>), String>>>>;
 
@@ -128,10 +192,11 @@ struct Current {
     tokens: Vec<String>,
 }
 
-/// What a driver shares with the appliance.
+/// What a driver shares with the appliance (and its workers).
 pub(super) struct Links {
-    /// Where issued certificates go (the listener's TLS configurations look there).
-    pub store: Arc<CertStore>,
+    /// The store issued certificates go to (the TLS configurations of the listener on every
+    /// worker look there), the account key, the directory's trust.
+    pub prepared: Arc<Prepared>,
     /// The HTTP-01 answers of every driver.
     pub http01: Arc<acme::Http01>,
     /// The counters behind `/metrics`.
@@ -165,71 +230,35 @@ pub(super) struct Driver {
 }
 
 impl Driver {
-    /// The driver of `listener`'s `config`: reads or makes the account key, installs a stored
-    /// certificate, and attaches its client to `rt`.
-    ///
-    /// # Errors
-    /// [`StartError`] when the state directory cannot be made or read, or the `ca` file
-    /// cannot be loaded.
+    /// The driver of `listener`'s `config` on the account and store `links.prepared` (see
+    /// [`prepare`]): installs a stored certificate, and attaches its client to `rt`.
     pub(super) fn new(
         rt: &mut Runtime,
         listener: &str,
         config: &Acme,
         as_default: bool,
         links: Links,
-    ) -> Result<Driver, StartError> {
+    ) -> Driver {
         let Links {
-            store,
+            prepared,
             http01,
             metrics,
             retired,
         } = links;
-        let dir = &config.state_dir;
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StartError::State(format!("{}: {e}", dir.display())))?;
-        let files = Files::new(dir);
-        let key = match std::fs::read(&files.account) {
-            Ok(pem) => AccountKey::from_pem(&pem)
-                .map_err(|e| StartError::State(format!("{}: {e}", files.account.display())))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let key = AccountKey::generate().map_err(|e| StartError::State(e.to_string()))?;
-                write_atomic(&files.account, key.to_pem().as_bytes(), true)
-                    .map_err(|e| StartError::State(format!("{}: {e}", files.account.display())))?;
-                log::info!(
-                    "acme {listener}: new account key in {}",
-                    files.account.display()
-                );
-                key
-            }
-            Err(e) => {
-                return Err(StartError::State(format!(
-                    "{}: {e}",
-                    files.account.display()
-                )))
-            }
-        };
-        let trust = match &config.ca {
-            Some(ca) => tls::ClientTrust::CaPemFile(ca.clone()),
-            None => tls::ClientTrust::WebPki,
-        };
-        let tls_config = tls::ClientConfig::builder(trust)
-            .alpn_protocols(&[tls::ALPN_HTTP11])
-            .build()
-            .map_err(StartError::Tls)?;
         let agent = client::Agent::attach(rt, client::Options::default());
         let client = client::Client::new(&agent)
-            .with_tls(tls_config)
+            .with_tls(prepared.tls.clone())
             .with_max_body(MAX_REPLY);
         let now = rt.pass_time().now();
         let mut driver = Driver {
             listener: listener.to_owned(),
             config: config.clone(),
-            files,
+            files: Files::new(&config.state_dir),
             as_default,
-            store,
+            store: prepared.store.clone(),
             http01,
             metrics,
-            key: Arc::new(key),
+            key: prepared.key.clone(),
             client,
             waker: None,
             reply: Rc::default(),
@@ -239,7 +268,7 @@ impl Driver {
             retired,
         };
         driver.load_stored(now, rt.pass_time().wall());
-        Ok(driver)
+        driver
     }
 
     /// The driver, waking itself with `waker` when a reply is in.

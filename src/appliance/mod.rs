@@ -19,6 +19,7 @@ pub mod metrics;
 mod proxy;
 pub mod reload;
 mod routes;
+mod shared;
 
 use std::cell::RefCell;
 use std::fmt;
@@ -34,6 +35,11 @@ use crate::service::{self, Handle, InitError, Initialized, Switch};
 
 pub use metrics::Metrics;
 pub use reload::{Plan, ReloadError};
+pub use shared::Shared;
+
+/// The worker whose appliance runs the ACME order drivers (the others serve what they
+/// publish: see [`Shared`]).
+pub const ACME_WORKER: usize = 0;
 
 /// Why the appliance cannot start.
 #[derive(Debug)]
@@ -155,23 +161,32 @@ pub struct Appliance {
     proxy: Option<Rc<proxy::Proxy>>,
     /// Every sink opened, by target: kept for the services that still log there.
     sinks: Vec<(AccessLogTarget, FileSink)>,
-    /// The ACME HTTP-01 answers of every driver, served on the port-80 http listener.
-    http01: Arc<crate::acme::Http01>,
-    /// The ACME drivers running, one per https listener with an `acme` block.
+    /// What the process's workers share: per-listener client tables, the ACME HTTP-01
+    /// answers of every driver (served on the port-80 http listener), ACME certificate stores.
+    shared: Arc<Shared>,
+    /// This appliance's worker (0 when it is the only one).
+    #[cfg_attr(not(feature = "certs"), allow(dead_code))] // (read for ACME only)
+    worker: usize,
+    /// The ACME blocks in use, one per https listener with one; on [`ACME_WORKER`], each
+    /// with its driver.
     acme: Vec<AcmeRun>,
 }
 
 /// Adds a made ACME driver to the loop (once nothing else can fail).
 type StartDriver = Box<dyn FnOnce(&mut Runtime)>;
 
-/// A listener's ACME driver across reloads: kept while its port keeps the same `acme` block
-/// (its certificate store then goes on serving the listener's new TLS configuration).
+/// A listener's ACME block across reloads: kept while its port keeps the same block (its
+/// certificate store then goes on serving the listener's new TLS configuration, and on
+/// [`ACME_WORKER`] its driver goes on).
 #[cfg_attr(not(feature = "certs"), allow(dead_code))] // (none is made without it)
 struct AcmeRun {
     port: u16,
     config: crate::config::Acme,
     as_default: bool,
     store: Arc<crate::tls::CertStore>,
+    /// Held so that [`Shared`] keeps the block's entry while a worker uses it.
+    #[cfg(feature = "certs")]
+    prepared: Arc<acme::Prepared>,
     /// Set when a reload drops or changes the block: the driver orders nothing more.
     retired: Rc<std::cell::Cell<bool>>,
 }
@@ -299,7 +314,7 @@ impl Appliance {
         {
             // HTTP-01 is answered on port 80, ahead of the routes.
             let answers = (listener.port == 80 && listener.protocol == Protocol::Http)
-                .then(|| self.http01.clone());
+                .then(|| self.shared.http01.clone());
             let router = Rc::new(routes::Router::new(
                 config.clone(),
                 index,
@@ -308,7 +323,9 @@ impl Appliance {
                 answers,
             ));
             let old = self.ports.iter().find(|p| p.port == listener.port);
-            let service = service::on_listener(rt, socket, listener.port);
+            // One table per port for every worker, kept across reloads.
+            let service = service::on_listener(rt, socket, listener.port)
+                .client_table(self.shared.client_table(listener.port));
             let (service, stop, slot) = match old {
                 Some(p) => {
                     p.router.replace(router);
@@ -367,8 +384,9 @@ impl Appliance {
         Ok(())
     }
 
-    /// The ACME drivers of `config`: those running kept where a listener's port has the same
-    /// block, new ones made (not started yet) for the others.
+    /// The ACME blocks of `config`: those in use kept where a listener's port has the same
+    /// block, new ones taken from [`Shared`] for the others, with (on [`ACME_WORKER`]) their
+    /// drivers made, not started yet.
     #[cfg(feature = "certs")]
     fn acme_for(
         &self,
@@ -397,35 +415,40 @@ impl Appliance {
                     config: a.config.clone(),
                     as_default,
                     store: a.store.clone(),
+                    prepared: a.prepared.clone(),
                     retired: a.retired.clone(),
                 });
                 continue;
             }
-            let store = Arc::new(crate::tls::CertStore::new());
-            let retired = Rc::new(std::cell::Cell::new(false));
-            let links = acme::Links {
-                store: store.clone(),
-                http01: self.http01.clone(),
-                metrics: self.metrics.clone(),
-                retired: retired.clone(),
-            };
-            let driver = acme::Driver::new(rt, &l.name, block, as_default, links).map_err(|e| {
-                StartError::Acme {
+            let prepared = self
+                .shared
+                .acme(&l.name, l.port, block, as_default)
+                .map_err(|e| StartError::Acme {
                     listener: l.name.clone(),
                     error: e.to_string(),
-                }
-            })?;
-            drivers.push(Box::new(move |rt: &mut Runtime| {
-                let added = rt.add_with(|cx| Ok::<_, ()>(driver.with_waker(cx.local_waker())));
-                if added.is_err() {
-                    log::error!("acme: a driver could not start");
-                }
-            }) as StartDriver);
+                })?;
+            let retired = Rc::new(std::cell::Cell::new(false));
+            if self.worker == ACME_WORKER {
+                let links = acme::Links {
+                    prepared: prepared.clone(),
+                    http01: self.shared.http01.clone(),
+                    metrics: self.metrics.clone(),
+                    retired: retired.clone(),
+                };
+                let driver = acme::Driver::new(rt, &l.name, block, as_default, links);
+                drivers.push(Box::new(move |rt: &mut Runtime| {
+                    let added = rt.add_with(|cx| Ok::<_, ()>(driver.with_waker(cx.local_waker())));
+                    if added.is_err() {
+                        log::error!("acme: a driver could not start");
+                    }
+                }) as StartDriver);
+            }
             runs.push(AcmeRun {
                 port: l.port,
                 config: block.clone(),
                 as_default,
-                store,
+                store: prepared.store.clone(),
+                prepared,
                 retired,
             });
         }
@@ -549,12 +572,29 @@ fn close_all(opened: &[(AccessLogTarget, FileSink)]) {
     }
 }
 
-/// Start every listener of `config` on `rt`.
+/// Start every listener of `config` on `rt`: the appliance of a process with one worker.
 ///
 /// # Errors
 /// [`StartError`] naming the listener that cannot start; nothing is served then (listeners
 /// already opened are closed, and `stop` is turned off).
 pub fn start(rt: &mut Runtime, config: &Config, stop: Switch) -> Result<Appliance, StartError> {
+    start_worker(rt, config, stop, Arc::new(Shared::new()), ACME_WORKER)
+}
+
+/// [`start`] for worker `worker` of a process whose workers (each with its own loop and
+/// stack) all start with the same `shared`: their listeners count per-client limits in one
+/// table per port, and ACME runs its orders on [`ACME_WORKER`] while every worker serves its
+/// certificates and challenge answers.
+///
+/// # Errors
+/// As [`start`].
+pub fn start_worker(
+    rt: &mut Runtime,
+    config: &Config,
+    stop: Switch,
+    shared: Arc<Shared>,
+    worker: usize,
+) -> Result<Appliance, StartError> {
     let metrics = Arc::new(Metrics::default());
     let mut app = Appliance {
         handles: Vec::new(),
@@ -565,7 +605,8 @@ pub fn start(rt: &mut Runtime, config: &Config, stop: Switch) -> Result<Applianc
         ports: Vec::new(),
         proxy: None,
         sinks: Vec::new(),
-        http01: Arc::default(),
+        shared,
+        worker,
         acme: Vec::new(),
     };
     if let Err(e) = app.apply(rt, config.clone(), &Plan::initial(config)) {

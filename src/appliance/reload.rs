@@ -13,7 +13,8 @@
 //!   is taken when a request starts, so a request in flight finishes on the one it started
 //!   with). Per connection, for connections accepted from the reload on: TLS certificates,
 //!   limits and timeouts, the access log. A connection accepted before keeps those of its
-//!   configuration until it closes.
+//!   configuration until it closes. The per-client counts of a port go on (its
+//!   [`ClientTable`](crate::service::ClientTable) is kept, on every worker).
 //! - Upstreams equal to the running ones are kept with their pools of idle connections;
 //!   changed upstreams get new client agents (the old ones finish their requests, then go).
 //! - `[interface]` (TAP, stack, addresses, MAC, MTU, DNS, TCP buffers, pcap) and a kept

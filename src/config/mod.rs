@@ -63,8 +63,7 @@ pub const MAX_WORKERS: usize = net::device::tap::MAX_QUEUES;
 impl Interface {
     /// The workers to run as far as the interface decides: `workers` when set, else one with
     /// DHCP (one lease for the interface) or a pcap capture (one file of one stack), else one
-    /// per core the process may use. (`paf run` also runs one by default when a listener has
-    /// ACME or per-client limits.)
+    /// per core the process may use.
     pub fn default_workers(&self) -> usize {
         match self.workers {
             Some(n) => n,

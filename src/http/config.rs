@@ -56,7 +56,8 @@ pub struct Config {
     pub h2c: bool,
     /// HTTP/2: streams the peer may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS).
     pub max_concurrent_streams: u32,
-    /// Limits per client address, enforced by the service (not by the codecs).
+    /// Limits per client address, enforced by the service (not by the codecs) in its
+    /// [`ClientTable`](crate::service::ClientTable), which services may share.
     pub per_client: PerClient,
     /// PROXY protocol (v1 or v2) expected before each connection's first byte, from these
     /// sources only: a connection from anywhere else is reset at accept, one whose header is

@@ -29,7 +29,7 @@ use net::ConnId;
 
 use super::core::{CoreRef, Reader, Shared, Slot};
 use super::error_response::ErrorResponse;
-use super::limits::Limiter;
+use super::limits::ClientTable;
 use super::reqd::{BodyEnd, BodyError, Exchange, Reqd};
 use super::switch::Switch;
 use super::tls_stats::TlsStats;
@@ -199,8 +199,9 @@ pub(crate) struct Running {
     max_chunk: usize,
     /// Requests handed to the handler in the current pump.
     pump_requests: usize,
-    /// Per-client connection counts and request rates.
-    pub clients: Limiter,
+    /// Per-client connection counts and request rates (the handle's table, shared with the
+    /// listener's other services).
+    pub clients: ClientTable,
 }
 
 impl Running {
@@ -214,6 +215,7 @@ impl Running {
         let counters = &shared.handle.0.counters;
         counters.https.store(tls.is_some(), Ordering::Relaxed);
         let pool = Pool::new(shared.config.read_buffer_size);
+        let clients = shared.handle.0.clients.clone();
         Running {
             shared,
             tls,
@@ -227,7 +229,7 @@ impl Running {
             max_out: 0,
             max_chunk: 0,
             pump_requests: 0,
-            clients: Limiter::default(),
+            clients,
         }
     }
 

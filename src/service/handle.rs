@@ -275,6 +275,9 @@ pub(crate) struct Inner {
     pub(crate) counters: Arc<Counters>,
     /// The service's listening socket; `None` once it stopped or was taken over.
     listening: Mutex<Option<Listening>>,
+    /// Per-client connection counts and request rates: shared with the services that took
+    /// over from this one, unless they were given another.
+    pub(crate) clients: super::ClientTable,
 }
 
 /// Completes when the service loop has ended: on its stop switch (after draining) or on a fatal
@@ -326,11 +329,25 @@ impl Handle {
     }
 
     /// A handle for a service that takes over from this one: its own completion, the same
-    /// counters.
-    pub(crate) fn successor(&self) -> Handle {
+    /// counters, and the same client table unless `clients` is given.
+    pub(crate) fn successor(&self, clients: Option<super::ClientTable>) -> Handle {
         Handle(Arc::new(Inner {
+            result: Mutex::default(),
+            done: Condvar::new(),
             counters: self.0.counters.clone(),
-            ..Inner::default()
+            listening: Mutex::default(),
+            clients: clients.unwrap_or_else(|| self.0.clients.clone()),
+        }))
+    }
+
+    /// A handle for a new service keeping its per-client state in `clients`.
+    pub(crate) fn with_clients(clients: super::ClientTable) -> Handle {
+        Handle(Arc::new(Inner {
+            result: Mutex::default(),
+            done: Condvar::new(),
+            counters: Arc::default(),
+            listening: Mutex::default(),
+            clients,
         }))
     }
 

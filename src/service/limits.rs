@@ -1,22 +1,48 @@
 //! Per-client limits ([`PerClient`](crate::http::PerClient)): open connections per client
-//! address, and a request rate per client address (a token bucket).
+//! address, and a request rate per client address (a token bucket), kept in a
+//! [`ClientTable`] that every service serving a listener shares: the workers of a process
+//! (one loop and stack per core, each accepting some of the listener's connections) and the
+//! services a reload replaced. A client's limits are therefore exact however many workers its
+//! connections land on, and a reload neither forgets nor doubles them.
 //!
 //! A client is its IPv4 address, or the /64 prefix of its IPv6 address (one subscriber's
-//! network: an IPv6 client can change the low 64 bits at will). Memory stays bounded under a
-//! flood of distinct addresses: a connection count lives only while the client has a
-//! connection open, and the rate table holds at most [`MAX_CLIENTS`] buckets: when it is full,
-//! buckets that have refilled (their clients are within their rate, so forgetting them changes
-//! nothing) are dropped; if none has, a new client is not tracked until space comes back (its
-//! requests pass, and [`Limiter::untracked`] counts them).
+//! network: an IPv6 client can change the low 64 bits at will); a v4-mapped IPv6 address is
+//! its IPv4 client.
+//!
+//! Sharing without a global lock: the table is split into [`SHARDS`] shards by a keyed hash
+//! of the client (the key is random per table, so a client cannot choose its shard), each
+//! behind its own mutex, held for one map operation and never across IO. A connection's
+//! accept and close and each request take one shard's lock once; with no limit set nothing
+//! is locked.
+//!
+//! Memory stays bounded under a flood of distinct addresses: a connection count lives only
+//! while the client has a connection open, and each shard holds at most
+//! [`MAX_CLIENTS`]` / `[`SHARDS`] rate buckets: when a shard is full, its buckets that have
+//! refilled (their clients are within their rate, so forgetting them changes nothing) are
+//! dropped; if none has, a new client of that shard is not tracked until space comes back (its
+//! requests pass, and [`ClientTable::untracked`] counts them).
 
+use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::http::{PerClient, Rate};
 
-/// Rate buckets kept at most (about 40 bytes each).
+/// Rate buckets kept at most, over all shards (about 40 bytes each).
 pub const MAX_CLIENTS: usize = 100_000;
+
+/// Shards of a [`ClientTable`], each with its own lock.
+pub const SHARDS: usize = 32;
+
+/// Rate buckets one shard keeps at most.
+const PER_SHARD: usize = MAX_CLIENTS / SHARDS;
+
+// [`ClientTable`]'s docs (and the README) give these numbers.
+const _: () = assert!(SHARDS == 32 && PER_SHARD == 3_125 && PER_SHARD * SHARDS == MAX_CLIENTS);
 
 /// A client as limits see it; see the [module docs](self).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -43,43 +69,112 @@ struct Bucket {
     at: Instant,
 }
 
-/// One service's per-client state.
+/// One shard: the clients whose keyed hash falls on it.
 #[derive(Debug, Default)]
-pub(crate) struct Limiter {
+struct Shard {
     conns: HashMap<Client, u32>,
     buckets: HashMap<Client, Bucket>,
-    /// Requests from clients the full rate table could not track.
-    pub untracked: u64,
 }
 
-impl Limiter {
+struct Table {
+    /// Picks a client's shard (its own random key).
+    hasher: RandomState,
+    shards: Box<[Mutex<Shard>]>,
+    /// Requests from clients a full shard could not track.
+    untracked: AtomicU64,
+}
+
+/// The per-client state of a listener: connection counts and rate buckets, shared by every
+/// service (and worker thread) that serves it. Clones share the table.
+///
+/// A client is its IPv4 address, or the /64 of its IPv6 address (a v4-mapped address is its
+/// IPv4 client). The table is split into 32 shards by a keyed hash of the client (a random
+/// key per table), each behind its own mutex, locked for one map operation per accept, close
+/// or request, and only when the limit is set. A connection count lives while its client has
+/// a connection open; each shard keeps at most 3,125 rate buckets (100,000 in all), dropping
+/// refilled ones when full, and otherwise lets a new client of a full shard pass untracked
+/// ([`ClientTable::untracked`]).
+///
+/// A service makes its own unless given one
+/// ([`Service::client_table`](crate::service::Service::client_table)); a service that
+/// [takes over](crate::service::take_over) from another shares that one's.
+#[derive(Clone)]
+pub struct ClientTable(Arc<Table>);
+
+impl std::fmt::Debug for ClientTable {
+    /// Not the clients (there may be 100,000): the shards and what went untracked.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientTable")
+            .field("shards", &self.0.shards.len())
+            .field("untracked", &self.untracked())
+            .finish()
+    }
+}
+
+impl Default for ClientTable {
+    fn default() -> ClientTable {
+        ClientTable::new()
+    }
+}
+
+impl ClientTable {
+    /// An empty table.
+    pub fn new() -> ClientTable {
+        ClientTable(Arc::new(Table {
+            hasher: RandomState::new(),
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            untracked: AtomicU64::new(0),
+        }))
+    }
+
+    /// Requests that passed untracked because their client's shard of the rate table was
+    /// full of clients over their rate.
+    pub fn untracked(&self) -> u64 {
+        self.0.untracked.load(Ordering::Relaxed)
+    }
+
+    /// The shard of `c`, locked. Each critical section is one map operation (or one sweep of
+    /// a full shard), so a shard whose holder panicked is whole: take it.
+    fn shard(&self, c: Client) -> MutexGuard<'_, Shard> {
+        let i = self.0.hasher.hash_one(c) as usize % SHARDS;
+        self.0.shards[i]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// A connection from `ip` opens: whether it is within `limits.max_connections_per_ip`
-    /// (counted if so; call [`Limiter::close`] when it ends).
-    pub(crate) fn open(&mut self, limits: &PerClient, ip: IpAddr) -> bool {
+    /// (counted if so; call [`ClientTable::close`] with the same `limits` when it ends).
+    pub(crate) fn open(&self, limits: &PerClient, ip: IpAddr) -> bool {
         let Some(max) = limits.max_connections_per_ip else {
             return true;
         };
-        let n = self.conns.entry(Client::of(ip)).or_insert(0);
-        if *n >= max {
-            if *n == 0 {
-                self.conns.remove(&Client::of(ip));
+        let c = Client::of(ip);
+        let mut shard = self.shard(c);
+        match shard.conns.get_mut(&c) {
+            Some(n) if *n >= max => false,
+            Some(n) => {
+                *n += 1;
+                true
             }
-            return false;
+            None if max == 0 => false,
+            None => {
+                shard.conns.insert(c, 1);
+                true
+            }
         }
-        *n += 1;
-        true
     }
 
-    /// A connection counted by [`Limiter::open`] ended.
-    pub(crate) fn close(&mut self, limits: &PerClient, ip: IpAddr) {
+    /// A connection counted by [`ClientTable::open`] ended.
+    pub(crate) fn close(&self, limits: &PerClient, ip: IpAddr) {
         if limits.max_connections_per_ip.is_none() {
             return;
         }
         let c = Client::of(ip);
-        if let Some(n) = self.conns.get_mut(&c) {
+        let mut shard = self.shard(c);
+        if let Some(n) = shard.conns.get_mut(&c) {
             *n = n.saturating_sub(1);
             if *n == 0 {
-                self.conns.remove(&c);
+                shard.conns.remove(&c);
             }
         }
     }
@@ -87,7 +182,7 @@ impl Limiter {
     /// A request from `ip` at `now`: `Ok` within the rate, else how long until the client may
     /// send one (for `Retry-After`).
     pub(crate) fn request(
-        &mut self,
+        &self,
         limits: &PerClient,
         ip: IpAddr,
         now: Instant,
@@ -96,38 +191,46 @@ impl Limiter {
             return Ok(());
         };
         let c = Client::of(ip);
-        if !self.buckets.contains_key(&c) && self.buckets.len() >= MAX_CLIENTS {
-            self.buckets
+        let mut shard = self.shard(c);
+        if !shard.buckets.contains_key(&c) && shard.buckets.len() >= PER_SHARD {
+            shard
+                .buckets
                 .retain(|_, b| refill(b, &rate, now) < f64::from(rate.burst));
-            if self.buckets.len() >= MAX_CLIENTS {
-                if self.untracked == 0 {
+            if shard.buckets.len() >= PER_SHARD {
+                drop(shard);
+                if self.0.untracked.fetch_add(1, Ordering::Relaxed) == 0 {
                     log::warn!(
-                        "rate limit: {MAX_CLIENTS} clients over their rate at once; \
-                         new clients pass untracked until some are within it"
+                        "rate limit: a shard of the client table is full of clients over \
+                         their rate ({PER_SHARD} of at most {MAX_CLIENTS}); its new clients \
+                         pass untracked until some are within it"
                     );
                 }
-                self.untracked += 1;
                 return Ok(());
             }
         }
-        let b = self.buckets.entry(c).or_insert(Bucket {
+        let b = shard.buckets.entry(c).or_insert(Bucket {
             tokens: f64::from(rate.burst),
             at: now,
         });
         b.tokens = refill(b, &rate, now);
-        b.at = now;
+        // Workers' pass times differ slightly: never move a bucket's time back (the time in
+        // between would be refilled twice).
+        b.at = b.at.max(now);
         if b.tokens >= 1.0 {
             b.tokens -= 1.0;
             return Ok(());
         }
         let per_token = rate.per.as_secs_f64() / f64::from(rate.requests.max(1));
-        Err(Duration::from_secs_f64((1.0 - b.tokens) * per_token))
+        Err(Duration::try_from_secs_f64((1.0 - b.tokens) * per_token).unwrap_or(Duration::MAX))
     }
 
     /// Clients with a connection open (with a cap set), and clients in the rate table.
     #[cfg(test)]
     pub(crate) fn sizes(&self) -> (usize, usize) {
-        (self.conns.len(), self.buckets.len())
+        self.0.shards.iter().fold((0, 0), |(c, b), s| {
+            let s = s.lock().unwrap_or_else(PoisonError::into_inner);
+            (c + s.conns.len(), b + s.buckets.len())
+        })
     }
 }
 
@@ -139,89 +242,4 @@ fn refill(b: &Bucket, rate: &Rate, now: Instant) -> f64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::net::{Ipv4Addr, Ipv6Addr};
-
-    fn limits(conns: Option<u32>, rate: Option<Rate>) -> PerClient {
-        PerClient {
-            max_connections_per_ip: conns,
-            rate,
-        }
-    }
-
-    #[test]
-    fn connections_are_capped_per_client_and_forgotten_at_zero() {
-        let l = limits(Some(2), None);
-        let mut t = Limiter::default();
-        let a = IpAddr::from(Ipv4Addr::new(198, 18, 0, 1));
-        let b = IpAddr::from(Ipv4Addr::new(198, 18, 0, 3));
-        assert!(t.open(&l, a) && t.open(&l, a));
-        assert!(!t.open(&l, a), "third from a");
-        assert!(t.open(&l, b), "b is not a");
-        t.close(&l, a);
-        assert!(t.open(&l, a));
-        for _ in 0..2 {
-            t.close(&l, a);
-        }
-        t.close(&l, b);
-        assert_eq!(t.sizes(), (0, 0));
-        // An IPv6 /64 is one client; a v4-mapped address is the v4 client.
-        let v6 = |low: u16| IpAddr::from(Ipv6Addr::new(0xfd00, 0x198, 0x18, 0, 0, 0, 0, low));
-        assert!(t.open(&l, v6(1)) && t.open(&l, v6(2)));
-        assert!(!t.open(&l, v6(3)));
-        let mapped = IpAddr::from(Ipv4Addr::new(198, 18, 0, 1).to_ipv6_mapped());
-        assert!(t.open(&l, mapped) && t.open(&l, a));
-        assert!(!t.open(&l, a));
-    }
-
-    #[test]
-    fn the_rate_allows_a_burst_then_its_pace_with_a_retry_after() {
-        let rate = Rate {
-            requests: 10,
-            per: Duration::from_secs(1),
-            burst: 5,
-        };
-        let l = limits(None, Some(rate));
-        let mut t = Limiter::default();
-        let a = IpAddr::from(Ipv4Addr::new(198, 18, 0, 1));
-        let t0 = Instant::now();
-        for _ in 0..5 {
-            assert_eq!(t.request(&l, a, t0), Ok(()));
-        }
-        let wait = t.request(&l, a, t0).unwrap_err();
-        assert!((wait.as_secs_f64() - 0.1).abs() < 1e-6, "{wait:?}");
-        // Another client is not affected.
-        let b = IpAddr::from(Ipv4Addr::new(198, 18, 0, 3));
-        assert_eq!(t.request(&l, b, t0), Ok(()));
-        // 10 a second: one more after 100 ms, five after a second (the burst), not six.
-        assert_eq!(t.request(&l, a, t0 + Duration::from_millis(100)), Ok(()));
-        let t1 = t0 + Duration::from_secs(2);
-        for _ in 0..5 {
-            assert_eq!(t.request(&l, a, t1), Ok(()));
-        }
-        assert!(t.request(&l, a, t1).is_err());
-    }
-
-    #[test]
-    fn a_flood_of_addresses_is_bounded_and_refilled_buckets_make_room() {
-        let rate = Rate {
-            requests: 1,
-            per: Duration::from_secs(1),
-            burst: 2,
-        };
-        let l = limits(None, Some(rate));
-        let mut t = Limiter::default();
-        let t0 = Instant::now();
-        for i in 0..MAX_CLIENTS as u32 + 10 {
-            let _ = t.request(&l, IpAddr::from(Ipv4Addr::from(0x0a00_0000 + i)), t0);
-        }
-        assert_eq!(t.sizes().1, MAX_CLIENTS);
-        assert_eq!(t.untracked, 10);
-        // Two seconds later every bucket is full again: room for new clients.
-        let later = t0 + Duration::from_secs(2);
-        let fresh = IpAddr::from(Ipv4Addr::new(198, 18, 9, 9));
-        assert_eq!(t.request(&l, fresh, later), Ok(()));
-        assert_eq!(t.sizes().1, 1);
-    }
-}
+mod tests;

@@ -31,7 +31,8 @@
 //!   socket is never closed, so no connection is refused; new connections go to the new
 //!   service, and the old one serves the connections it has, on its own handlers and config,
 //!   and completes its handle when the last one has closed (or drains when its switch turns
-//!   off). The new service's counters ([`Stats`]) go on from the old one's.
+//!   off). The new service's counters ([`Stats`]) go on from the old one's, and it shares the
+//!   old one's per-client table ([`ClientTable`]: connection counts and rate buckets).
 //! - A panic in a handler or a body/writable callback fails that exchange only (500 if nothing
 //!   was sent, else the connection is cut after what was sent); everyone else is served on.
 //! - [`Reqd::upgrade`] answers `101 Switching Protocols` to a request that asked to switch
@@ -81,6 +82,7 @@ pub use access_log::AccessLog;
 pub use conn::READ_CHUNK;
 pub use error_response::ErrorResponse;
 pub use handle::{Handle, ServiceError, Stats};
+pub use limits::ClientTable;
 pub use reqd::{BodyEnd, BodyError, BodyWriter, Reqd, ReqdError};
 pub use switch::Switch;
 
@@ -123,6 +125,8 @@ pub struct Service<'a> {
     /// The service this one takes over from ([`take_over`]): it gets the listener back if this
     /// one is dropped unused, and its counters go on in this one.
     from: Option<Handle>,
+    /// The per-client table given with [`Service::client_table`].
+    clients: Option<ClientTable>,
 }
 
 /// The access log a [`Service`] was given.
@@ -156,6 +160,17 @@ impl Service<'_> {
     #[must_use]
     pub fn no_access_log(mut self) -> Self {
         self.access = AccessSetting::Off;
+        self
+    }
+
+    /// Keeps the per-client limits (`max_connections_per_ip`, `rate`) in `table`, shared with
+    /// the other services given it: services of the same listener on other loops (worker
+    /// threads, each with its own stack) then count a client once, wherever its connections
+    /// land. Without it a service has its own table, or, when it [takes over](take_over),
+    /// the one of the service it takes over from.
+    #[must_use]
+    pub fn client_table(mut self, table: ClientTable) -> Self {
+        self.clients = Some(table);
         self
     }
 
@@ -223,6 +238,7 @@ pub(crate) fn on_listener(rt: &mut Runtime, listener: ListenerId, port: u16) -> 
         port,
         access: AccessSetting::Log,
         from: None,
+        clients: None,
     }
 }
 
@@ -249,8 +265,10 @@ impl std::error::Error for TakeOverError {}
 /// open throughout, so no connection is refused: the connections accepted from then on go to the
 /// new service, while `from`'s keeps serving those it has, on its own handlers and config, and
 /// completes `from` once the last one has closed (or drains them when its switch turns off).
-/// The new service's [`Handle::stats`] go on from `from`'s (they share the counters). Dropping
-/// the returned service unused gives the socket back to `from`'s.
+/// The new service's [`Handle::stats`] go on from `from`'s (they share the counters), and so do
+/// its per-client limits (they share the [`ClientTable`], unless the new service is given
+/// another with [`Service::client_table`]). Dropping the returned service unused gives the
+/// socket back to `from`'s.
 ///
 /// # Errors
 /// [`TakeOverError::NotListening`] when `from`'s service has stopped or is stopping, or was
@@ -322,9 +340,10 @@ where
     E: FnMut(SocketAddr, &Error, Option<&Request<()>>, ErrorResponse) + 'static,
     R: FnMut(SocketAddr, Reqd) + 'static,
 {
+    let clients = service.clients.take();
     let handle = match service.from.take() {
-        Some(from) => from.successor(),
-        None => Handle::default(),
+        Some(from) => from.successor(clients),
+        None => Handle::with_clients(clients.unwrap_or_default()),
     };
     if let Some(s) = &stop {
         s.attach(service.rt.waker());

@@ -4,6 +4,10 @@
 //! TLS-ALPN-01 on port 443 (pebble validates on those ports: `httpPort`, `tlsPort`), and curl
 //! then verifies the certificate against pebble's issuing root from its management API.
 //!
+//! With one worker and with two: worker 0 runs the order, the validation's connection is
+//! answered by whichever worker accepts it, and both serve the certificate (16 requests on
+//! new connections, every worker answering some). The failure and renewal cases run two.
+//!
 //! pebble 2.4 (Debian's) has no `PEBBLE_VA_ALWAYS_INVALID`; a failing validation is made by
 //! pointing pebble's `httpPort` at a port where paf does not listen (81): every HTTP-01
 //! validation then fails with a connection error.
@@ -92,13 +96,15 @@ fn pebble(ns: &Netns, config: &str) -> ChildGuard {
     p
 }
 
-/// A paf config: port 80 (metrics, a body), port 443 with `acme` (and `extra` keys).
-fn paf_config(dir: &Scratch, name: &str, acme: &str, extra: &str) -> String {
+/// A paf config with `workers`: port 80 (metrics, a body), port 443 with `acme` (and `extra`
+/// keys).
+fn paf_config(dir: &Scratch, name: &str, workers: usize, acme: &str, extra: &str) -> String {
     let text = format!(
         r#"[interface]
 ipv4 = "198.18.0.2/24"
 gateway4 = "198.18.0.1"
 dns = ["198.18.0.1"]
+workers = {workers}
 
 [[listener]]
 name = "web"
@@ -210,13 +216,12 @@ fn pebble_root(ns: &Netns, dir: &Scratch) -> String {
     dir.write("pebble-root.pem", out.stdout)
 }
 
-#[test]
-fn http01_and_tls_alpn01_orders_succeed_and_a_restart_reuses_the_certificate() {
-    if skip("http01_and_tls_alpn01_orders_succeed_and_a_restart_reuses_the_certificate") {
-        return;
-    }
-    let ns = Netns::builder("acme").with_dnsmasq().up();
-    let dir = Scratch::new("acme");
+/// HTTP-01 then TLS-ALPN-01 orders with `workers` workers, and a restart in between.
+fn orders_and_a_restart(workers: usize) {
+    let ns = Netns::builder(&format!("acme{workers}"))
+        .with_dnsmasq()
+        .up();
+    let dir = Scratch::new(&format!("acme{workers}"));
     let (pebble_config, pebble_ca) = pebble_files(&dir, 80);
     let _pebble = pebble(&ns, &pebble_config);
     let acme = |challenge: &str, state: &str| {
@@ -227,7 +232,13 @@ fn http01_and_tls_alpn01_orders_succeed_and_a_restart_reuses_the_certificate() {
     };
 
     // HTTP-01: ordered, installed without a restart, served for both names by SNI.
-    let config = paf_config(&dir, "http01.toml", &acme("http-01", "state-http"), "");
+    let config = paf_config(
+        &dir,
+        "http01.toml",
+        workers,
+        &acme("http-01", "state-http"),
+        "",
+    );
     let mut paf = start_paf(&ns, &config);
     wait_log(
         &mut paf,
@@ -237,8 +248,7 @@ fn http01_and_tls_alpn01_orders_succeed_and_a_restart_reuses_the_certificate() {
     );
     assert!(paf.stderr().contains("answering the http-01 challenge"));
     let root = pebble_root(&ns, &dir);
-    assert_eq!(https_get(&ns, "a.paf.test", &root), "tls\n");
-    assert_eq!(https_get(&ns, "b.paf.test", &root), "tls\n");
+    every_worker_serves(&ns, &root, &["a.paf.test", "b.paf.test"], workers);
     let m = metrics(&ns);
     for want in [
         "paf_acme_certificate_expiry_seconds{domain=\"a.paf.test\"}",
@@ -268,7 +278,13 @@ fn http01_and_tls_alpn01_orders_succeed_and_a_restart_reuses_the_certificate() {
     paf.stop(Duration::from_secs(10));
 
     // TLS-ALPN-01, its own state: a new account and order, answered on 443 itself.
-    let config = paf_config(&dir, "alpn.toml", &acme("tls-alpn-01", "state-alpn"), "");
+    let config = paf_config(
+        &dir,
+        "alpn.toml",
+        workers,
+        &acme("tls-alpn-01", "state-alpn"),
+        "",
+    );
     let mut paf = start_paf(&ns, &config);
     wait_log(
         &mut paf,
@@ -277,9 +293,60 @@ fn http01_and_tls_alpn01_orders_succeed_and_a_restart_reuses_the_certificate() {
         ORDER,
     );
     assert!(!paf.stderr().contains("answering the http-01 challenge"));
-    assert_eq!(https_get(&ns, "a.paf.test", &root), "tls\n");
-    assert_eq!(https_get(&ns, "b.paf.test", &root), "tls\n");
+    every_worker_serves(&ns, &root, &["a.paf.test", "b.paf.test"], workers);
     paf.stop(Duration::from_secs(10));
+}
+
+/// Each worker's `paf_worker_responses` (empty with one worker).
+fn worker_responses(ns: &Netns, workers: usize) -> Vec<u64> {
+    if workers < 2 {
+        return Vec::new();
+    }
+    let m = metrics(ns);
+    (0..workers)
+        .map(|k| {
+            let series = format!("paf_worker_responses{{worker=\"{k}\"}} ");
+            m.lines()
+                .find_map(|l| l.strip_prefix(series.as_str())?.parse().ok())
+                .unwrap_or_else(|| panic!("no {series} in\n{m}"))
+        })
+        .collect()
+}
+
+/// `names` served by SNI with the ACME certificate (verified against `root`), on a new
+/// connection each time: with several workers, 16 requests, and every worker served some.
+fn every_worker_serves(ns: &Netns, root: &str, names: &[&str], workers: usize) {
+    let before = worker_responses(ns, workers);
+    let rounds = if workers > 1 { 16 } else { names.len() };
+    for i in 0..rounds {
+        assert_eq!(https_get(ns, names[i % names.len()], root), "tls\n");
+    }
+    let after = worker_responses(ns, workers);
+    for k in 0..before.len() {
+        // Each delta holds at most one /metrics request.
+        assert!(
+            after[k] - before[k] >= 2,
+            "worker {k} served none of the https requests: {before:?} then {after:?}"
+        );
+    }
+}
+
+#[test]
+fn http01_and_tls_alpn01_orders_succeed_and_a_restart_reuses_the_certificate() {
+    if skip("http01_and_tls_alpn01_orders_succeed_and_a_restart_reuses_the_certificate") {
+        return;
+    }
+    orders_and_a_restart(1);
+}
+
+/// The same with two workers: worker 0 orders, the validation's connection is answered by
+/// whichever worker it lands on, and the certificate is served by both.
+#[test]
+fn http01_and_tls_alpn01_orders_succeed_with_two_workers() {
+    if skip("http01_and_tls_alpn01_orders_succeed_with_two_workers") {
+        return;
+    }
+    orders_and_a_restart(2);
 }
 
 #[test]
@@ -321,6 +388,7 @@ fn failed_validations_and_an_unreachable_directory_are_retried_while_the_fallbac
     let config = paf_config(
         &dir,
         "invalid.toml",
+        2,
         &acme("https://acme.test:14000/dir", "state-invalid"),
         &extra,
     );
@@ -349,6 +417,7 @@ fn failed_validations_and_an_unreachable_directory_are_retried_while_the_fallbac
     let config = paf_config(
         &dir,
         "unreachable.toml",
+        2,
         &acme("https://acme.test:14999/dir", "state-unreachable"),
         &extra,
     );
@@ -376,7 +445,8 @@ fn a_short_lived_certificate_is_renewed_in_place_while_wrk_sees_no_errors() {
         r#"directory = "https://acme.test:14000/dir", domains = ["a.paf.test"], ca = "{pebble_ca}", state_dir = "{}""#,
         dir.s("state")
     );
-    let config = paf_config(&dir, "renew.toml", &acme, "");
+    // Two workers: the renewal, made on worker 0, must reach both.
+    let config = paf_config(&dir, "renew.toml", 2, &acme, "");
     let mut paf = start_paf(&ns, &config);
     wait_log(&mut paf, "certificate for a.paf.test installed", 1, ORDER);
     let root = pebble_root(&ns, &dir);
@@ -420,7 +490,8 @@ fn a_short_lived_certificate_is_renewed_in_place_while_wrk_sees_no_errors() {
         m.contains("paf_acme_orders_total{listener=\"tls\",result=\"ok\"}"),
         "{m}"
     );
-    assert_eq!(https_get(&ns, "a.paf.test", &root), "tls\n");
+    // The first certificate has expired by now: both workers serve the renewed one.
+    every_worker_serves(&ns, &root, &["a.paf.test"], 2);
     assert!(paf.is_running());
     paf.stop(Duration::from_secs(10));
 }

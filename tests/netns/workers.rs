@@ -7,6 +7,10 @@
 //! more with the fix in the message. The built-in site (`--test-routes`) on 2 workers: a burst,
 //! wrk, an access log that both workers append to, per-thread CPU showing both at work, and
 //! downloads in flight at the stop completed by the drain.
+//! Per-client limits with 2 workers count a client once:
+//! 40 connections at once from as many source ports get exactly `max_connections_per_ip`
+//! served (again while those are held through a reload of every worker: none), and 20
+//! requests on 20 connections get exactly `rate`'s count.
 //!
 //! Needs root (netns + TAP): prints `SKIP` without it; must run in CI (`PAF_REQUIRE_NETNS=1`).
 
@@ -363,6 +367,78 @@ fn test_routes_on_two_workers_serve_a_burst_and_wrk_then_drain_both() {
             "100000000",
         ],
     );
+
+/// Two listeners with per-client limits: a connection cap on port 80, a rate on port 81.
+fn limits_config() -> String {
+    r#"[interface]
+ipv4 = "198.18.0.2/24"
+gateway4 = "198.18.0.1"
+ipv6 = "fd00:198:18::2/64"
+gateway6 = "fd00:198:18::1"
+workers = 2
+
+[defaults]
+access_log = false
+
+[[listener]]
+name = "capped"
+port = 80
+limits = { max_connections_per_ip = 4 }
+
+[[listener.route]]
+path = "/metrics"
+exact = true
+action = "metrics"
+
+[[listener.route]]
+path = "/hello"
+action = "static"
+body = "hello\n"
+
+[[listener]]
+name = "rated"
+port = 81
+limits = { rate = "5/h" }
+
+[[listener.route]]
+path = "/hello"
+action = "static"
+body = "hello\n"
+"#
+    .to_owned()
+}
+
+/// Each worker's `gauge`.
+fn worker_gauge(ns: &Netns, gauge: &str, n: usize) -> Vec<u64> {
+    let out = ns.run(
+        "curl",
+        ["-sS", "-m", "10", "http://198.18.0.2/metrics"],
+        Duration::from_secs(15),
+    );
+    assert!(out.success(), "{out}");
+    (0..n)
+        .map(|k| metric(&out.stdout, &format!("{gauge}{{worker=\"{k}\"}}")))
+        .collect()
+}
+
+/// `conn_cap.py`'s `key=value` field.
+fn field(out: &str, key: &str) -> u64 {
+    out.split_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {out:?}"))
+}
+
+#[test]
+fn two_workers_count_per_client_limits_once_across_a_reload() {
+    if !require_netns("two_workers_count_per_client_limits_once_across_a_reload")
+        || !require_tools("workerlimits", &["curl", "python3"])
+    {
+        return;
+    }
+    let ns = Netns::new("wlimits");
+    let scratch = Scratch::new("wlimits");
+    let file = scratch.write("limits.toml", limits_config());
+    let mut paf = ns.paf(Path::new(PAF), "run", ["--config", &file]);
     ns.wait_tcp_from(
         &mut paf,
         SocketAddr::new(ns.appliance_v4().into(), 80),
@@ -470,4 +546,119 @@ fn test_routes_on_two_workers_serve_a_burst_and_wrk_then_drain_both() {
     // Both workers append to the one access log: a line per request.
     let lines = std::fs::read_to_string(&log).unwrap().lines().count() as u64;
     assert_eq!(lines, requests, "access log lines");
+
+    let t0 = std::time::Instant::now();
+    while !paf.stderr().contains("2 worker(s)") {
+        assert!(t0.elapsed() < Duration::from_secs(20), "{}", paf.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !paf.stderr().contains("times its limits"),
+        "{}",
+        paf.stderr()
+    );
+    let cap = tool("conn_cap.py");
+    // 40 connections at once from many source ports, over both workers' queues: exactly 4
+    // served, the rest reset at accept; again for the /64 of IPv6 (another client).
+    for host in ["198.18.0.2", "fd00:198:18::2"] {
+        for round in 0..2 {
+            let out = ns.run(
+                "python3",
+                [cap.as_str(), host, "80", "40"],
+                Duration::from_secs(60),
+            );
+            assert!(out.success(), "{out}");
+            assert_eq!(field(&out.stdout, "held"), 4, "{host} round {round}: {out}");
+        }
+    }
+    // Four held through a reload of every worker: the table stays, so 40 more get none.
+    let go = scratch.path("go");
+    let mut holder = ns.spawn(
+        "python3",
+        [cap.as_str(), "198.18.0.2", "80", "40", go.to_str().unwrap()],
+    );
+    let t0 = std::time::Instant::now();
+    while !holder.stdout().contains("held=") {
+        assert!(holder.is_running(), "{}", holder.stderr());
+        assert!(t0.elapsed() < Duration::from_secs(60), "no held= line");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(field(&holder.stdout(), "held"), 4, "{}", holder.stdout());
+    paf.signal("HUP");
+    while paf
+        .stderr()
+        .matches("configuration generation 2 applied")
+        .count()
+        < 2
+    {
+        assert!(t0.elapsed() < Duration::from_secs(60), "{}", paf.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::fs::write(&go, "").unwrap();
+    let status = holder.wait_timeout(Duration::from_secs(60));
+    assert!(status.is_some_and(|s| s.success()), "{}", holder.stderr());
+    assert_eq!(field(&holder.stdout(), "more"), 0, "{}", holder.stdout());
+    // The rate: 5 an hour, 20 connections at once with a request each: 5 served, not 10.
+    // Held open until both workers are seen to have some of them.
+    let go = scratch.path("go-rate");
+    let mut rated = ns.spawn(
+        "python3",
+        [
+            cap.as_str(),
+            "198.18.0.2",
+            "81",
+            "20",
+            go.to_str().unwrap(),
+            "0",
+        ],
+    );
+    let t0 = std::time::Instant::now();
+    while !rated.stdout().contains("held=") {
+        assert!(rated.is_running(), "{}", rated.stderr());
+        assert!(t0.elapsed() < Duration::from_secs(60), "no held= line");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let line = rated.stdout();
+    assert_eq!(
+        (field(&line, "held"), field(&line, "limited")),
+        (5, 15),
+        "{line}"
+    );
+    let open = worker_gauge(&ns, "paf_worker_connections_open", 2);
+    // (The /metrics connection is open on one of them.)
+    assert!(
+        open.iter().all(|&n| n >= 2),
+        "a worker has none of the 20: {open:?}"
+    );
+    std::fs::write(&go, "").unwrap();
+    let status = rated.wait_timeout(Duration::from_secs(60));
+    assert!(status.is_some_and(|s| s.success()), "{}", rated.stderr());
+    let out = ns.run(
+        "curl",
+        ["-sS", "-m", "10", "http://198.18.0.2/metrics"],
+        Duration::from_secs(15),
+    );
+    let text = &out.stdout;
+    assert_eq!(
+        metric(
+            text,
+            r#"paf_limited_total{listener="capped",kind="connections"}"#
+        ),
+        36 * 4 + 40 + 36,
+        "{text}"
+    );
+    assert_eq!(
+        metric(
+            text,
+            r#"paf_limited_total{listener="rated",kind="requests"}"#
+        ),
+        15,
+        "{text}"
+    );
+    assert!(paf.is_running(), "{}", paf.stderr());
+    assert!(
+        paf.stop(Duration::from_secs(15)).success(),
+        "{}",
+        paf.stderr()
+    );
 }
