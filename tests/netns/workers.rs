@@ -6,11 +6,10 @@
 //! sent, and a stop that drains every worker. A single-queue TAP takes one worker and refuses
 //! more with the fix in the message. The built-in site (`--test-routes`) on 2 workers: a burst,
 //! wrk, an access log that both workers append to, per-thread CPU showing both at work, and
-//! downloads in flight at the stop completed by the drain.
-//! Per-client limits with 2 workers count a client once:
-//! 40 connections at once from as many source ports get exactly `max_connections_per_ip`
-//! served (again while those are held through a reload of every worker: none), and 20
-//! requests on 20 connections get exactly `rate`'s count.
+//! downloads in flight at the stop completed by the drain. Per-client limits with 2 workers
+//! count a client once: 40 connections at once from as many source ports get exactly
+//! `max_connections_per_ip` served (again while those are held through a reload of every
+//! worker: none), and 20 requests on 20 connections get exactly `rate`'s count.
 //!
 //! Needs root (netns + TAP): prints `SKIP` without it; must run in CI (`PAF_REQUIRE_NETNS=1`).
 
@@ -367,78 +366,6 @@ fn test_routes_on_two_workers_serve_a_burst_and_wrk_then_drain_both() {
             "100000000",
         ],
     );
-
-/// Two listeners with per-client limits: a connection cap on port 80, a rate on port 81.
-fn limits_config() -> String {
-    r#"[interface]
-ipv4 = "198.18.0.2/24"
-gateway4 = "198.18.0.1"
-ipv6 = "fd00:198:18::2/64"
-gateway6 = "fd00:198:18::1"
-workers = 2
-
-[defaults]
-access_log = false
-
-[[listener]]
-name = "capped"
-port = 80
-limits = { max_connections_per_ip = 4 }
-
-[[listener.route]]
-path = "/metrics"
-exact = true
-action = "metrics"
-
-[[listener.route]]
-path = "/hello"
-action = "static"
-body = "hello\n"
-
-[[listener]]
-name = "rated"
-port = 81
-limits = { rate = "5/h" }
-
-[[listener.route]]
-path = "/hello"
-action = "static"
-body = "hello\n"
-"#
-    .to_owned()
-}
-
-/// Each worker's `gauge`.
-fn worker_gauge(ns: &Netns, gauge: &str, n: usize) -> Vec<u64> {
-    let out = ns.run(
-        "curl",
-        ["-sS", "-m", "10", "http://198.18.0.2/metrics"],
-        Duration::from_secs(15),
-    );
-    assert!(out.success(), "{out}");
-    (0..n)
-        .map(|k| metric(&out.stdout, &format!("{gauge}{{worker=\"{k}\"}}")))
-        .collect()
-}
-
-/// `conn_cap.py`'s `key=value` field.
-fn field(out: &str, key: &str) -> u64 {
-    out.split_whitespace()
-        .find_map(|w| w.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {key} in {out:?}"))
-}
-
-#[test]
-fn two_workers_count_per_client_limits_once_across_a_reload() {
-    if !require_netns("two_workers_count_per_client_limits_once_across_a_reload")
-        || !require_tools("workerlimits", &["curl", "python3"])
-    {
-        return;
-    }
-    let ns = Netns::new("wlimits");
-    let scratch = Scratch::new("wlimits");
-    let file = scratch.write("limits.toml", limits_config());
-    let mut paf = ns.paf(Path::new(PAF), "run", ["--config", &file]);
     ns.wait_tcp_from(
         &mut paf,
         SocketAddr::new(ns.appliance_v4().into(), 80),
@@ -546,7 +473,85 @@ fn two_workers_count_per_client_limits_once_across_a_reload() {
     // Both workers append to the one access log: a line per request.
     let lines = std::fs::read_to_string(&log).unwrap().lines().count() as u64;
     assert_eq!(lines, requests, "access log lines");
+}
 
+/// Two listeners with per-client limits: a connection cap on port 80, a rate on port 81.
+fn limits_config() -> String {
+    r#"[interface]
+ipv4 = "198.18.0.2/24"
+gateway4 = "198.18.0.1"
+ipv6 = "fd00:198:18::2/64"
+gateway6 = "fd00:198:18::1"
+workers = 2
+
+[defaults]
+access_log = false
+
+[[listener]]
+name = "capped"
+port = 80
+limits = { max_connections_per_ip = 4 }
+
+[[listener.route]]
+path = "/metrics"
+exact = true
+action = "metrics"
+
+[[listener.route]]
+path = "/hello"
+action = "static"
+body = "hello\n"
+
+[[listener]]
+name = "rated"
+port = 81
+limits = { rate = "5/h" }
+
+[[listener.route]]
+path = "/hello"
+action = "static"
+body = "hello\n"
+"#
+    .to_owned()
+}
+
+/// Each worker's `gauge`.
+fn worker_gauge(ns: &Netns, gauge: &str, n: usize) -> Vec<u64> {
+    let out = ns.run(
+        "curl",
+        ["-sS", "-m", "10", "http://198.18.0.2/metrics"],
+        Duration::from_secs(15),
+    );
+    assert!(out.success(), "{out}");
+    (0..n)
+        .map(|k| metric(&out.stdout, &format!("{gauge}{{worker=\"{k}\"}}")))
+        .collect()
+}
+
+/// `conn_cap.py`'s `key=value` field.
+fn field(out: &str, key: &str) -> u64 {
+    out.split_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('=')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {out:?}"))
+}
+
+#[test]
+fn two_workers_count_per_client_limits_once_across_a_reload() {
+    if !require_netns("two_workers_count_per_client_limits_once_across_a_reload")
+        || !require_tools("workerlimits", &["curl", "python3"])
+    {
+        return;
+    }
+    let ns = Netns::new("wlimits");
+    let scratch = Scratch::new("wlimits");
+    let file = scratch.write("limits.toml", limits_config());
+    let mut paf = ns.paf(Path::new(PAF), "run", ["--config", &file]);
+    ns.wait_tcp_from(
+        &mut paf,
+        SocketAddr::new(ns.appliance_v4().into(), 80),
+        Duration::from_secs(20),
+    )
+    .unwrap();
     let t0 = std::time::Instant::now();
     while !paf.stderr().contains("2 worker(s)") {
         assert!(t0.elapsed() < Duration::from_secs(20), "{}", paf.stderr());
