@@ -42,7 +42,6 @@ pub(crate) fn run_workers(args: RunArgs, config: paf::config::Config) -> Result<
             paf::config::Protocol::Https { acme: Some(_), .. }
         )
     });
-    let dhcp = net_config.ipv4 == net::Ipv4Setting::Dhcp;
     // Per-client limits are counted by each worker's services: with more workers, a client
     // whose connections land on several of them gets up to that many times its limits.
     let per_client = config.listeners.iter().any(|l| {
@@ -51,7 +50,7 @@ pub(crate) fn run_workers(args: RunArgs, config: paf::config::Config) -> Result<
     });
     let n = match args.workers.map(usize::from).or(i.workers) {
         Some(n) => n,
-        None if dhcp || pcap.is_some() || acme || per_client => 1,
+        None if pcap.is_some() || acme || per_client => 1,
         None => paf::config::available_cores(),
     };
     if per_client && n > 1 {
@@ -60,7 +59,7 @@ pub(crate) fn run_workers(args: RunArgs, config: paf::config::Config) -> Result<
              client may get up to {n} times its limits (workers = 1 keeps them exact)"
         );
     }
-    let single = [(dhcp, "dhcp"), (pcap.is_some(), "pcap"), (acme, "acme")];
+    let single = [(pcap.is_some(), "pcap"), (acme, "acme")];
     if let Some((_, what)) = single.iter().find(|(on, _)| *on && n > 1) {
         return Err(Failure {
             code: 2,
