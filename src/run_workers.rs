@@ -78,6 +78,7 @@ pub(crate) fn run_workers(args: RunArgs, config: paf::config::Config) -> Result<
     } else {
         vec![None]
     };
+    let handovers = peers.iter().flatten().next().map(|p| p.counters());
     let slots: Vec<Mutex<Option<_>>> = taps
         .into_iter()
         .zip(peers.drain(..))
@@ -165,6 +166,9 @@ pub(crate) fn run_workers(args: RunArgs, config: paf::config::Config) -> Result<
     };
     let metrics: Vec<_> = links.iter().map(|l| l.metrics.clone()).collect();
     paf::appliance::Metrics::join_workers(&metrics);
+    if let Some(c) = handovers {
+        paf::appliance::Metrics::join_mesh(&metrics, c);
+    }
     switch_on_signals(stop.clone(), args.pid_file.clone())?;
     let logs: Vec<_> = links.iter().map(|l| l.access_logs.clone()).collect();
     if args.config.is_some() || logs.iter().any(paf::appliance::AccessLogs::has_files) {

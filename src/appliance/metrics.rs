@@ -8,7 +8,8 @@
 //! With several workers each has its own registry (no counter is shared between cores);
 //! [`Metrics::join_workers`] links them, and `/metrics` on any worker then shows their sum
 //! (process-wide families, such as the configuration generation, once), followed by
-//! per-worker gauges (`paf_worker_*{worker="K"}`) (see `workers.rs`).
+//! per-worker gauges (`paf_worker_*{worker="K"}`) and the hand-overs between the workers'
+//! stacks (see `workers.rs`).
 
 mod workers;
 
@@ -57,6 +58,9 @@ pub struct Metrics {
     applied_ms: AtomicU64,
     /// Every worker's registry (this one included), once [joined](Metrics::join_workers).
     workers: std::sync::OnceLock<Vec<std::sync::Weak<Metrics>>>,
+    /// The hand-over counters of the mesh joining the workers' stacks, once
+    /// [joined](Metrics::join_mesh).
+    mesh: std::sync::OnceLock<net::stack::mesh::Counters>,
 }
 
 fn class(status: u16) -> &'static str {

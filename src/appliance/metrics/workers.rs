@@ -1,6 +1,6 @@
 //! Several workers' registries shown as one: [`Metrics::join_workers`] links them, and
-//! `/metrics` on any worker shows their sum (process-wide families once) and the per-worker
-//! gauges.
+//! `/metrics` on any worker shows their sum (process-wide families once), the per-worker
+//! gauges, and the hand-overs between the workers' stacks ([`Metrics::join_mesh`]), once.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -29,6 +29,15 @@ impl Metrics {
         }
     }
 
+    /// Give every worker's registry the hand-over counters of the mesh joining their stacks
+    /// (one set for the process): [`Metrics::render`] shows them once, after the sum. Only the
+    /// first call on a registry counts.
+    pub fn join_mesh(all: &[Arc<Metrics>], counters: net::stack::mesh::Counters) {
+        for m in all {
+            let _ = m.mesh.set(counters.clone());
+        }
+    }
+
     /// The Prometheus text exposition (format 0.0.4): this registry's, or with several
     /// [workers](Metrics::join_workers) their sum and per-worker gauges.
     pub fn render(&self) -> String {
@@ -43,6 +52,9 @@ impl Metrics {
         let texts: Vec<String> = workers.iter().map(|m| m.render_one()).collect();
         let mut out = sum_expositions(&texts);
         render_worker_gauges(&mut out, &workers);
+        if let Some(mesh) = self.mesh.get() {
+            render_handovers(&mut out, mesh);
+        }
         out
     }
 }
@@ -131,6 +143,47 @@ fn render_worker_gauges(out: &mut String, workers: &[Arc<Metrics>]) {
     }
 }
 
+/// `paf_worker_handovers_total` by kind, `paf_worker_handover_drops_total` and
+/// `paf_worker_handover_malformed_total`: the mesh's counters, one set for the process.
+fn render_handovers(out: &mut String, mesh: &net::stack::mesh::Counters) {
+    use net::stack::mesh::Kind;
+    let h = mesh.snapshot();
+    let _ = writeln!(
+        out,
+        "# HELP paf_worker_handovers_total Frames one worker's stack handed to another's, \
+         by kind: neighbour (ARP, NDP: a copy to each other worker), tcp (a segment for \
+         another worker's local port), icmp (an error quoting another worker's packet), dhcp \
+         (a reply for worker 0's DHCP client)."
+    );
+    let _ = writeln!(out, "# TYPE paf_worker_handovers_total counter");
+    for kind in Kind::ALL {
+        let _ = writeln!(
+            out,
+            "paf_worker_handovers_total{{kind=\"{}\"}} {}",
+            kind.label(),
+            h.of(kind)
+        );
+    }
+    let families = [
+        (
+            "paf_worker_handover_drops_total",
+            "Hand-overs dropped because the receiving worker's inbox was full.",
+            h.dropped,
+        ),
+        (
+            "paf_worker_handover_malformed_total",
+            "Frames dropped before a hand-over as malformed: ICMP errors whose quote is cut \
+             short, DHCP replies that do not parse.",
+            h.malformed,
+        ),
+    ];
+    for (name, help, value) in families {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} counter");
+        let _ = writeln!(out, "{name} {value}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, UNIX_EPOCH};
@@ -174,6 +227,36 @@ mod tests {
             text.matches("# TYPE paf_requests_total counter").count(),
             1,
             "{text}"
+        );
+    }
+
+    #[test]
+    fn handovers_are_shown_once_not_summed_per_worker() {
+        let all: Vec<Arc<Metrics>> = (0..4).map(|_| Arc::new(Metrics::default())).collect();
+        Metrics::join_workers(&all);
+        let peers = net::stack::mesh::mesh(4).unwrap();
+        Metrics::join_mesh(&all, peers[0].counters());
+        let text = all[2].render();
+        for kind in ["neighbour", "tcp", "icmp", "dhcp"] {
+            let series = format!("paf_worker_handovers_total{{kind=\"{kind}\"}}");
+            assert_eq!(sample(&text, &series), Some(0), "{series} in\n{text}");
+        }
+        assert_eq!(sample(&text, "paf_worker_handover_drops_total"), Some(0));
+        assert_eq!(
+            sample(&text, "paf_worker_handover_malformed_total"),
+            Some(0)
+        );
+        for family in [
+            "paf_worker_handovers_total",
+            "paf_worker_handover_drops_total",
+        ] {
+            let head = format!("# TYPE {family} counter");
+            assert_eq!(text.matches(&head).count(), 1, "{text}");
+        }
+        let one = Metrics::default();
+        assert!(
+            !one.render().contains("paf_worker_handover"),
+            "one worker: no mesh"
         );
     }
 }
