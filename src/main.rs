@@ -192,7 +192,7 @@ struct RunArgs {
     pid_file: Option<PathBuf>,
     /// Worker threads, each with its own loop and stack on its own queue of a multi-queue TAP
     /// (overrides `[interface] workers`). Default: one per core the process may use (one with
-    /// DHCP, a pcap capture or ACME). Userspace stack, config-driven appliance only.
+    /// a pcap capture, ACME or per-client limits). Userspace stack, config-driven appliance only.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
     workers: Option<u16>,
     /// Pin worker K to the K-th core the process may use (as `[interface] pin = true`).
