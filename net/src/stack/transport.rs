@@ -277,7 +277,8 @@ impl Transport for Stack {
                     // Every worker's smoltcp learns the neighbour (and this one answers too).
                     mesh::Route::Everywhere => peer.broadcast(frame),
                     mesh::Route::To(to, kind) => {
-                        // Another worker's outgoing connection or DHCP client, on our queue.
+                        // Another worker's: a segment or ICMP error of its outgoing
+                        // connection, a DHCP reply for worker 0's client.
                         peer.send(to, frame, kind);
                         self.device.drop_prefetched();
                         continue;
