@@ -5,7 +5,9 @@
 //! `upstream.test` (resolved with the DNS server the lease gave, by every worker) served
 //! before and after its pooled connections sat idle past the tun driver's 3 s flow record,
 //! and `/metrics` shows the hand-overs between the workers' stacks once, consistent with what
-//! was sent.
+//! was sent. Then a proxy route to a port the kernel side rejects with ICMP port unreachable
+//! (nft): those errors land on one queue (their flow hash has no ports), and the ones quoting
+//! another worker's connection attempt are handed to it.
 //!
 //! Needs root (netns + TAP) and dnsmasq: prints `SKIP` without them; must run in CI
 //! (`PAF_REQUIRE_NETNS=1`).
@@ -78,10 +80,20 @@ path = "/up/"
 action = "proxy"
 upstream = "named"
 
+[[listener.route]]
+path = "/rejected/"
+action = "proxy"
+upstream = "rejected"
+
 [[upstream]]
 name = "named"
 urls = ["http://upstream.test:8089"]
 pool_size = 16
+
+[[upstream]]
+name = "rejected"
+urls = ["http://198.18.0.1:8099"]
+connect_timeout = "1s"
 "#
     )
 }
@@ -287,6 +299,58 @@ fn dhcp_workers(n: usize) {
     assert!(dhcp <= 2, "{text}");
     assert_eq!(icmp, 0, "{text}");
 
+    // Connection attempts to a rejected port: each worker that takes a request sends SYNs
+    // from its share of the ports, the kernel answers each with an ICMP error, which lands on
+    // one queue. (smoltcp ignores the error: the attempt ends at connect_timeout, 502.)
+    for cmd in [
+        "add table ip paf_reject",
+        "add chain ip paf_reject in { type filter hook input priority 0 ; }",
+        "add rule ip paf_reject in tcp dport 8099 reject with icmp type port-unreachable",
+    ] {
+        let out = ns.run("nft", cmd.split(' '), Duration::from_secs(10));
+        assert!(out.success(), "nft {cmd}: {out}");
+    }
+    let url = format!("http://{addr}/rejected/");
+    for i in 0..12 {
+        let out = ns.run(
+            "curl",
+            [
+                "-sS",
+                "-m",
+                "10",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                &url,
+            ],
+            Duration::from_secs(15),
+        );
+        assert_eq!(out.stdout.trim(), "502", "rejected request {i}: {out}");
+    }
+    let out = ns.run(
+        "curl",
+        ["-sS", "-m", "10", &format!("http://{addr}/metrics")],
+        Duration::from_secs(15),
+    );
+    let text = &out.stdout;
+    let icmp = metric(text, r#"paf_worker_handovers_total{kind="icmp"}"#);
+    eprintln!("workers {n}: ICMP errors handed over {icmp}");
+    assert!(icmp > 0, "no ICMP error handed over:\n{text}");
+    assert_eq!(
+        metric(text, "paf_worker_handover_malformed_total"),
+        0,
+        "{text}"
+    );
+    assert_eq!(
+        metric(
+            text,
+            r#"paf_requests_total{listener="web",route="3",class="5xx"}"#
+        ),
+        12,
+        "{text}"
+    );
+
     assert!(paf.is_running(), "{}", paf.stderr());
     assert!(
         paf.stop(Duration::from_secs(15)).success(),
@@ -304,7 +368,7 @@ fn dhcp_workers(n: usize) {
 #[test]
 fn two_workers_share_one_dhcp_lease() {
     if !require_netns("two_workers_share_one_dhcp_lease")
-        || !require_tools("wdhcp2", &["curl", "python3", "ping", "dnsmasq"])
+        || !require_tools("wdhcp2", &["curl", "python3", "ping", "dnsmasq", "nft"])
     {
         return;
     }
@@ -314,7 +378,7 @@ fn two_workers_share_one_dhcp_lease() {
 #[test]
 fn four_workers_share_one_dhcp_lease() {
     if !require_netns("four_workers_share_one_dhcp_lease")
-        || !require_tools("wdhcp4", &["curl", "python3", "ping", "dnsmasq"])
+        || !require_tools("wdhcp4", &["curl", "python3", "ping", "dnsmasq", "nft"])
     {
         return;
     }
