@@ -11,7 +11,7 @@ use crate::run_workers::{count, Link, Serve, Stacks};
 use crate::{access_log_flags, stack_config, Failure, RunArgs, StackKind};
 
 /// The built-in site on `--workers` workers (default: one per core the process may use; one
-/// with `--dhcp` or `--pcap`).
+/// with `--pcap`).
 pub(crate) fn run_site(args: RunArgs) -> Result<(), Failure> {
     let http = paf::http::Config {
         head_timeout: args.head_timeout,
@@ -30,15 +30,10 @@ pub(crate) fn run_site(args: RunArgs) -> Result<(), Failure> {
         _ => None,
     };
     let userspace = args.net.stack == StackKind::Userspace;
-    let dhcp = userspace && args.net.dhcp;
     let pcap = args.net.pcap.clone().filter(|_| userspace);
     let n = count(
         args.workers.map(usize::from),
-        &[
-            (dhcp, "dhcp"),
-            (pcap.is_some(), "pcap"),
-            (!userspace, "the kernel stack"),
-        ],
+        &[(pcap.is_some(), "pcap"), (!userspace, "the kernel stack")],
         false,
     )?;
     let stacks = if userspace {

@@ -32,6 +32,8 @@ pub(crate) enum Stacks {
         pcap: Option<PathBuf>,
         /// Worker `k`'s queue and peer, taken by it.
         slots: Vec<Slot>,
+        /// The mesh's hand-over counters (none with one worker), for `/metrics`.
+        handovers: Option<net::stack::mesh::Counters>,
     },
     /// The kernel twin: sockets bound to `bind` (one worker).
     Kernel {
@@ -61,10 +63,12 @@ impl Stacks {
         } else {
             vec![None]
         };
+        let handovers = peers.iter().flatten().next().map(|p| p.counters());
         Ok(Stacks::Tap {
             name: name.to_owned(),
             config: Box::new(config),
             pcap,
+            handovers,
             slots: taps
                 .into_iter()
                 .zip(peers)
@@ -194,6 +198,12 @@ impl Serve {
         };
         let metrics: Vec<_> = links.iter().filter_map(|l| l.metrics.clone()).collect();
         paf::appliance::Metrics::join_workers(&metrics);
+        if let Stacks::Tap {
+            handovers: Some(c), ..
+        } = stacks
+        {
+            paf::appliance::Metrics::join_mesh(&metrics, c.clone());
+        }
         switch_on_signals(self.stop.clone(), self.pid_file.clone())?;
         let logs: Vec<_> = links.iter().map(|l| l.access_logs.clone()).collect();
         if self.reopen_always || logs.iter().any(paf::appliance::AccessLogs::has_files) {
@@ -248,16 +258,12 @@ pub(crate) fn run_workers(args: RunArgs, config: paf::config::Config) -> Result<
             i.bind,
         ),
     };
-    // DHCP and captures are the userspace stack's; the kernel twin has neither.
-    let dhcp = userspace && net_config.ipv4 == net::Ipv4Setting::Dhcp;
+    // Captures are the userspace stack's (the kernel twin has none). DHCP takes any number of
+    // workers: worker 0 holds the lease for all.
     let pcap = pcap.filter(|_| userspace);
     let n = count(
         args.workers.map(usize::from).or(i.workers),
-        &[
-            (dhcp, "dhcp"),
-            (pcap.is_some(), "pcap"),
-            (!userspace, "the kernel stack"),
-        ],
+        &[(pcap.is_some(), "pcap"), (!userspace, "the kernel stack")],
         false,
     )?;
     let pin = args.pin || i.pin;

@@ -62,12 +62,12 @@ pub const MAX_WORKERS: usize = net::device::tap::MAX_QUEUES;
 
 impl Interface {
     /// The workers to run as far as the interface decides: `workers` when set, else one with
-    /// DHCP (one lease for the interface) or a pcap capture (one file of one stack), else one
-    /// per core the process may use.
+    /// a pcap capture (one file of one stack), else one per core the process may use (DHCP
+    /// included: worker 0 takes the lease for all).
     pub fn default_workers(&self) -> usize {
         match self.workers {
             Some(n) => n,
-            None if self.net.ipv4 == net::Ipv4Setting::Dhcp || self.pcap.is_some() => 1,
+            None if self.pcap.is_some() => 1,
             None => available_cores(),
         }
     }

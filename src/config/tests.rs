@@ -928,13 +928,19 @@ fn workers_and_pin_in_the_interface() {
     .unwrap();
     assert_eq!(
         c.interface.default_workers(),
-        1,
-        "DHCP: one lease, one worker"
+        available_cores(),
+        "DHCP: one lease for every worker, one worker per core"
     );
+    let c = parse(
+        &format!("[interface]\ndhcp = true\nworkers = 4\n{listener}"),
+        "t.toml",
+        Path::new("."),
+    )
+    .unwrap();
+    assert_eq!(c.interface.default_workers(), 4, "DHCP with 4 workers");
     let cases: &[(&str, &str)] = &[
         ("workers = 0", "must be 1..=256"),
         ("workers = 257", "must be 1..=256"),
-        ("workers = 2\ndhcp = true", "dhcp needs workers = 1"),
         ("workers = 2\npcap = \"x.pcap\"", "pcap needs workers = 1"),
     ];
     for (text, message) in cases {

@@ -252,12 +252,6 @@ impl Validator<'_> {
                     Some(w.span()),
                     format!("must be 1..={}", super::MAX_WORKERS),
                 );
-            } else if n > 1 && i.dhcp {
-                self.err(
-                    "interface.workers",
-                    Some(w.span()),
-                    "dhcp needs workers = 1 (one lease for the interface)",
-                );
             } else if n > 1 && i.pcap.is_some() {
                 self.err(
                     "interface.workers",

@@ -35,6 +35,7 @@ mod stack;
 mod tls_hostile;
 mod websocket;
 mod workers;
+mod workers_dhcp;
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 

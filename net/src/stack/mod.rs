@@ -252,11 +252,18 @@ impl Stack {
     }
 
     /// Make this stack one of the workers sharing a multi-queue TAP, each on its own queue
-    /// (see [`mesh`]): neighbour frames it receives are copied to the others, TCP segments for
-    /// another worker's local ports are handed to it, and its own outgoing connections take
-    /// their local ports from its share of the ephemeral range. Call it before the stack is
-    /// registered with a loop.
+    /// (see [`mesh`]): neighbour frames it receives are copied to the others, TCP segments and
+    /// ICMP errors for another worker's local ports are handed to it, and its own outgoing
+    /// connections take their local ports from its share of the ephemeral range. With DHCP,
+    /// worker 0 keeps the DHCP client and publishes its lease; any other worker drops its
+    /// client, hands DHCP replies to worker 0 and applies the lease it publishes. Call it
+    /// before the stack is registered with a loop (and polled).
     pub fn join(&mut self, peer: mesh::Peer) {
+        if peer.index() != 0 {
+            if let Some(h) = self.dhcp.take() {
+                self.shards[0].remove(h);
+            }
+        }
         self.ports = mesh::ports_of(peer.index(), peer.workers());
         let span = u64::from(self.ports.end() - self.ports.start()) + 1;
         self.next_port = self.ports.start() + (self.next_port as u64 % span) as u16;

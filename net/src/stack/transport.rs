@@ -232,8 +232,23 @@ impl Transport for Stack {
         self.more_rx = false;
         // Frames other workers handed over come first, outside the budget (they are few).
         let mut inbox = std::mem::take(&mut self.inbox);
-        if let Some(p) = &self.peer {
+        let by_dhcp = self.config.ipv4 == Ipv4Setting::Dhcp;
+        if let Some(p) = &mut self.peer {
             p.take(&mut inbox);
+            // A worker without the DHCP client applies worker 0's lease (after `take` emptied
+            // the bell, so a later publication wakes it again).
+            if by_dhcp && self.dhcp.is_none() {
+                if let Some(lease) = p.lease_update() {
+                    let me = Some(p.index());
+                    dhcp::apply(
+                        &mut self.iface,
+                        &mut self.net,
+                        &self.config,
+                        lease.as_ref(),
+                        me,
+                    );
+                }
+            }
         }
         let mut handed = inbox.drain(..);
         loop {
@@ -255,18 +270,24 @@ impl Transport for Stack {
                 break;
             };
             if let Some(peer) = self.peer.as_ref().filter(|_| !from_peer) {
-                if mesh::is_neighbour_frame(frame) {
+                let listeners = &self.listeners;
+                let listened = |p: u16| listeners.iter().any(|(_, l)| l.port == p);
+                match mesh::route(frame, peer.index(), peer.workers(), by_dhcp, listened) {
+                    mesh::Route::Here => {}
                     // Every worker's smoltcp learns the neighbour (and this one answers too).
-                    peer.broadcast(frame);
-                } else if let Some(to) = mesh::tcp_destination(frame)
-                    .filter(|p| !self.listeners.iter().any(|(_, l)| l.port == *p))
-                    .and_then(|p| mesh::share_of(p, peer.workers()))
-                    .filter(|to| *to != peer.index())
-                {
-                    // A segment of another worker's outgoing connection, on our queue.
-                    peer.send(to, frame);
-                    self.device.drop_prefetched();
-                    continue;
+                    mesh::Route::Everywhere => peer.broadcast(frame),
+                    mesh::Route::To(to, kind) => {
+                        // Another worker's: a segment or ICMP error of its outgoing
+                        // connection, a DHCP reply for worker 0's client.
+                        peer.send(to, frame, kind);
+                        self.device.drop_prefetched();
+                        continue;
+                    }
+                    mesh::Route::Malformed => {
+                        peer.malformed();
+                        self.device.drop_prefetched();
+                        continue;
+                    }
                 }
             }
             let k = shard::of_frame(frame, n);
@@ -307,14 +328,17 @@ impl Transport for Stack {
             self.claim_listeners(k);
         }
         self.active = active;
-        if let Some(h) = self.dhcp {
-            dhcp::poll(
-                h,
+        if let Some(lease) = self.dhcp.and_then(|h| dhcp::poll(h, &mut self.shards[0])) {
+            dhcp::apply(
                 &mut self.iface,
-                &mut self.shards[0],
                 &mut self.net,
                 &self.config,
+                lease.as_ref(),
+                None,
             );
+            if let Some(p) = &mut self.peer {
+                p.publish_lease(lease);
+            }
         }
         self.resolver
             .poll(now, &mut self.iface, &mut self.shards[0], &mut self.events);
