@@ -189,10 +189,10 @@ struct RunArgs {
     /// exit.
     #[arg(long, value_name = "FILE")]
     pid_file: Option<PathBuf>,
-    /// Worker threads, each with its own loop and stack on its own queue of a multi-queue TAP
-    /// (overrides `[interface] workers`), for the appliance and for --test-routes/--cert.
-    /// Default: one per core the process may use (one with a pcap capture). The kernel stack
-    /// runs one.
+    /// Worker threads, each with its own loop and stack (overrides `[interface] workers`), for
+    /// the appliance and for --test-routes/--cert: on its own queue of a multi-queue TAP, or,
+    /// with the kernel stack, its own listening sockets (`SO_REUSEPORT`). Default: one per core
+    /// the process may use (one with a pcap capture).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
     workers: Option<u16>,
     /// Pin worker K to the K-th core the process may use (as `[interface] pin = true`).

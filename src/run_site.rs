@@ -11,7 +11,8 @@ use crate::run_workers::{count, Link, Serve, Stacks};
 use crate::{access_log_flags, stack_config, Failure, RunArgs, StackKind};
 
 /// The built-in site on `--workers` workers (default: one per core the process may use; one
-/// with `--pcap`).
+/// with `--pcap` on the userspace stack), on the TAP's queues or on kernel sockets listening
+/// with `SO_REUSEPORT`.
 pub(crate) fn run_site(args: RunArgs) -> Result<(), Failure> {
     let http = paf::http::Config {
         head_timeout: args.head_timeout,
@@ -33,7 +34,7 @@ pub(crate) fn run_site(args: RunArgs) -> Result<(), Failure> {
     let pcap = args.net.pcap.clone().filter(|_| userspace);
     let n = count(
         args.workers.map(usize::from),
-        &[(pcap.is_some(), "pcap"), (!userspace, "the kernel stack")],
+        &[(pcap.is_some(), "pcap")],
         false,
     )?;
     let stacks = if userspace {
@@ -45,7 +46,7 @@ pub(crate) fn run_site(args: RunArgs) -> Result<(), Failure> {
             n,
         )?
     } else {
-        Stacks::kernel(args.net.bind)
+        Stacks::kernel(args.net.bind, n)
     };
     let stop = Switch::new();
     let reloads = Arc::new(AtomicU64::new(0));

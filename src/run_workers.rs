@@ -2,7 +2,8 @@
 //! services (see the README's *Workers*).
 //!
 //! The parts every mode of `paf run` shares: [`count`] settles how many workers, [`Stacks`]
-//! gives each worker its stack (its own queue of the TAP, or kernel sockets), and [`Serve::run`] starts the workers, wires the signals (one stop switch,
+//! gives each worker its stack (its own queue of the TAP, or kernel sockets listening with
+//! `SO_REUSEPORT`), and [`Serve::run`] starts the workers, wires the signals (one stop switch,
 //! SIGHUP and SIGUSR1 to every worker), writes the pid file and waits. [`run_workers`] is the
 //! config-driven appliance on them; the built-in site (`--test-routes`, `--cert`) is in
 //! `run_site.rs`.
@@ -35,10 +36,13 @@ pub(crate) enum Stacks {
         /// The mesh's hand-over counters (none with one worker), for `/metrics`.
         handovers: Option<net::stack::mesh::Counters>,
     },
-    /// The kernel twin: sockets bound to `bind` (one worker).
+    /// The kernel twin: sockets bound to `bind`; with more than one worker, each worker's
+    /// listeners are opened with `SO_REUSEPORT` and the kernel spreads connections over them.
     Kernel {
         /// The address listeners bind.
         bind: IpAddr,
+        /// Listen with `SO_REUSEPORT` (more than one worker).
+        reuse_port: bool,
     },
 }
 
@@ -77,9 +81,12 @@ impl Stacks {
         })
     }
 
-    /// Kernel sockets bound to `bind`.
-    pub(crate) fn kernel(bind: IpAddr) -> Stacks {
-        Stacks::Kernel { bind }
+    /// Kernel sockets bound to `bind` for `n` workers.
+    pub(crate) fn kernel(bind: IpAddr, n: usize) -> Stacks {
+        Stacks::Kernel {
+            bind,
+            reuse_port: n > 1,
+        }
     }
 
     /// Worker `k`'s loop around its stack (a TAP queue is handed out once).
@@ -98,8 +105,11 @@ impl Stacks {
                 Runtime::on_tap(tap, (**config).clone(), pcap.as_deref(), peer)
                     .map_err(|e| format!("stack: {e}"))
             }
-            Stacks::Kernel { bind } => {
-                Runtime::kernel(*bind).map_err(|e| format!("kernel stack: {e}"))
+            Stacks::Kernel { bind, reuse_port } => {
+                let mut k = net::kernel::KernelStack::new(*bind, std::time::Instant::now())
+                    .map_err(|e| format!("kernel stack: {e}"))?;
+                k.set_reuse_port(*reuse_port);
+                Runtime::new(Box::new(k)).map_err(|e| format!("kernel stack: {e}"))
             }
         }
     }
@@ -232,8 +242,8 @@ impl Serve {
 }
 
 /// `paf run` without test routes or certificate flags: the config-driven appliance on
-/// `workers` threads, each with its own loop, stack (its own queue of the TAP; the kernel twin
-/// runs one) and appliance; the configuration shared read-only,
+/// `workers` threads, each with its own loop, stack (its own queue of the TAP, or kernel
+/// sockets listening with `SO_REUSEPORT`) and appliance; the configuration shared read-only,
 /// one stop switch, reloads and log reopening sent to every worker, `/metrics` summed over
 /// them. A worker that fails or panics ends the process with an error.
 pub(crate) fn run_workers(args: RunArgs, config: paf::config::Config) -> Result<(), Failure> {
@@ -263,14 +273,14 @@ pub(crate) fn run_workers(args: RunArgs, config: paf::config::Config) -> Result<
     let pcap = pcap.filter(|_| userspace);
     let n = count(
         args.workers.map(usize::from).or(i.workers),
-        &[(pcap.is_some(), "pcap"), (!userspace, "the kernel stack")],
+        &[(pcap.is_some(), "pcap")],
         false,
     )?;
     let pin = args.pin || i.pin;
     let stacks = if userspace {
         Stacks::tap(&tap, mtu, net_config, pcap, n)?
     } else {
-        Stacks::kernel(bind)
+        Stacks::kernel(bind, n)
     };
     let stop = paf::service::Switch::new();
     let reloads = Arc::new(AtomicU64::new(0));

@@ -7,6 +7,10 @@
 //! [`LINGER`](crate::stack::LINGER) passes, so the kernel never turns unread bytes into a reset
 //! that would destroy a response still in flight.
 //!
+//! With [`KernelStack::set_reuse_port`], listeners are opened with `SO_REUSEPORT`: several twins
+//! (one per worker thread) then listen on the same port, and the kernel spreads incoming
+//! connections over them by their flow hash.
+//!
 //! Names are resolved by asking DNS servers over kernel UDP sockets (see `dns/kernel.rs`): the
 //! servers given to [`KernelStack::set_dns_servers`], else those of `/etc/resolv.conf`. The host's
 //! other name sources (`/etc/hosts`, NSS) are not used, so both stacks resolve alike.
@@ -14,7 +18,7 @@
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv6Addr, Shutdown, SocketAddr};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
@@ -46,6 +50,7 @@ pub struct KernelStack {
     poll: Poll,
     events: Events,
     bind: IpAddr,
+    reuse_port: bool,
     listeners: Slab<TcpListener>,
     conns: Slab<Conn>,
     generation: u32,
@@ -59,6 +64,7 @@ impl std::fmt::Debug for KernelStack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KernelStack")
             .field("bind", &self.bind)
+            .field("reuse_port", &self.reuse_port)
             .field("listeners", &self.listeners.len())
             .field("conns", &self.conns.len())
             .finish()
@@ -87,6 +93,7 @@ impl KernelStack {
             poll: Poll::new()?,
             events: Events::with_capacity(1024),
             bind,
+            reuse_port: false,
             listeners: Slab::new(),
             conns: Slab::new(),
             generation: 0,
@@ -109,6 +116,15 @@ impl KernelStack {
     /// the configured one).
     pub fn local_addr(&self, listener: ListenerId) -> Option<SocketAddr> {
         self.listeners.get(listener.0 as usize)?.local_addr().ok()
+    }
+
+    /// Open listeners from now on with `SO_REUSEPORT` (and `SO_REUSEADDR`), so that other
+    /// sockets with it, such as other workers' twins of this process, listen on the same port;
+    /// the kernel spreads connections over them. Off by default: a port another socket
+    /// listens on is then [`ListenError::InUse`]. With it on, that error only comes from a
+    /// socket without `SO_REUSEPORT` (or of another user).
+    pub fn set_reuse_port(&mut self, on: bool) {
+        self.reuse_port = on;
     }
 
     /// The DNS servers to ask (instead of those of `/etc/resolv.conf`).
@@ -235,6 +251,87 @@ fn unmap(a: SocketAddr) -> SocketAddr {
     }
 }
 
+/// What `listen(2)` is given: as mio's [`TcpListener::bind`] (the kernel caps it at
+/// `net.core.somaxconn`).
+const KERNEL_BACKLOG: libc::c_int = 1024;
+
+/// A non-blocking listening socket on `addr` with `SO_REUSEADDR` and `SO_REUSEPORT`, made as
+/// mio's [`TcpListener::bind`] makes one (an IPv6 socket keeps the system's `IPV6_V6ONLY`, so
+/// `::` takes IPv4 too), plus `SO_REUSEPORT` before `bind(2)`.
+fn reuse_port_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let domain = match addr {
+        SocketAddr::V4(_) => libc::AF_INET,
+        SocketAddr::V6(_) => libc::AF_INET6,
+    };
+    // SAFETY: socket(2) with constant arguments; the result is checked before use.
+    let fd = unsafe {
+        libc::socket(
+            domain,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by socket(2) and is owned by nothing else.
+    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+    for option in [libc::SO_REUSEADDR, libc::SO_REUSEPORT] {
+        let on: libc::c_int = 1;
+        // SAFETY: setsockopt on a socket we own, with a correctly sized int.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                option,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    // SAFETY: both structs are plain C data, fully initialised (zeroed, then set); bind(2)
+    // reads `len` bytes of the one passed.
+    let rc = unsafe {
+        match addr {
+            SocketAddr::V4(a) => {
+                let mut sin: libc::sockaddr_in = std::mem::zeroed();
+                sin.sin_family = libc::AF_INET as libc::sa_family_t;
+                sin.sin_port = a.port().to_be();
+                sin.sin_addr.s_addr = u32::from(*a.ip()).to_be();
+                libc::bind(
+                    socket.as_raw_fd(),
+                    (&sin as *const libc::sockaddr_in).cast(),
+                    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+                )
+            }
+            SocketAddr::V6(a) => {
+                let mut sin6: libc::sockaddr_in6 = std::mem::zeroed();
+                sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+                sin6.sin6_port = a.port().to_be();
+                sin6.sin6_addr.s6_addr = a.ip().octets();
+                sin6.sin6_flowinfo = a.flowinfo();
+                sin6.sin6_scope_id = a.scope_id();
+                libc::bind(
+                    socket.as_raw_fd(),
+                    (&sin6 as *const libc::sockaddr_in6).cast(),
+                    std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+                )
+            }
+        }
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: listen(2) on a bound socket we own.
+    if unsafe { libc::listen(socket.as_raw_fd(), KERNEL_BACKLOG) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(std::net::TcpListener::from(socket))
+}
+
 fn set_linger_zero(stream: &TcpStream) {
     let linger = libc::linger {
         l_onoff: 1,
@@ -269,7 +366,12 @@ impl Transport for KernelStack {
             return Err(ListenError::BadPort);
         }
         let addr = SocketAddr::new(self.bind, port);
-        let mut l = TcpListener::bind(addr).map_err(|e| match e.kind() {
+        let bound = if self.reuse_port {
+            reuse_port_listener(addr).map(TcpListener::from_std)
+        } else {
+            TcpListener::bind(addr)
+        };
+        let mut l = bound.map_err(|e| match e.kind() {
             io::ErrorKind::AddrInUse => ListenError::InUse,
             k => ListenError::Os(k),
         })?;
@@ -537,5 +639,87 @@ impl Transport for KernelStack {
 
     fn socket_count(&self) -> usize {
         self.conns.len() + self.listeners.len() + self.dns.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A port free on 127.0.0.1 a moment ago.
+    fn free_port() -> u16 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    }
+
+    fn twin(reuse_port: bool) -> KernelStack {
+        let mut k = KernelStack::new("127.0.0.1".parse().unwrap(), Instant::now()).unwrap();
+        k.set_reuse_port(reuse_port);
+        k
+    }
+
+    #[test]
+    fn twins_with_reuse_port_listen_on_one_port_and_both_accept() {
+        let port = free_port();
+        let (mut a, mut b) = (twin(true), twin(true));
+        let la = a.listen(port, 16).unwrap();
+        let lb = b.listen(port, 16).unwrap();
+        assert_eq!(a.local_addr(la).unwrap().port(), port);
+        assert_eq!(b.local_addr(lb).unwrap().port(), port);
+        // The kernel spreads connections by their 4-tuple: among 64, each twin gets some.
+        let clients: Vec<_> = (0..64)
+            .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
+            .collect();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let (mut got_a, mut got_b) = (0, 0);
+        while got_a + got_b < clients.len() && Instant::now() < deadline {
+            for (k, got) in [(&mut a, &mut got_a), (&mut b, &mut got_b)] {
+                k.poll(Instant::now());
+                while let Some(e) = k.poll_event() {
+                    *got += usize::from(matches!(e, Event::Accepted { .. }));
+                }
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(got_a + got_b, clients.len());
+        assert!(got_a > 0 && got_b > 0, "{got_a} and {got_b}");
+    }
+
+    #[test]
+    fn without_reuse_port_a_taken_port_is_in_use() {
+        let port = free_port();
+        let (mut a, mut b) = (twin(false), twin(false));
+        a.listen(port, 16).unwrap();
+        assert_eq!(b.listen(port, 16), Err(ListenError::InUse));
+        // A reuse-port socket cannot join a port held by one without it.
+        let mut c = twin(true);
+        assert_eq!(c.listen(port, 16), Err(ListenError::InUse));
+    }
+
+    #[test]
+    fn a_reuse_port_listener_takes_ipv6_and_ipv4_on_the_unspecified_address() {
+        let dual =
+            std::fs::read_to_string("/proc/sys/net/ipv6/bindv6only").is_ok_and(|v| v.trim() == "0");
+        if !dual {
+            return; // `::` is IPv6 only on this host, with or without SO_REUSEPORT
+        }
+        let port = free_port();
+        let mut k = KernelStack::any(Instant::now()).unwrap();
+        k.set_reuse_port(true);
+        let Ok(l) = k.listen(port, 16) else {
+            return; // no IPv6 on this host
+        };
+        assert!(k.local_addr(l).unwrap().is_ipv6());
+        let _c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            k.poll(Instant::now());
+            if let Some(Event::Accepted { peer, .. }) = k.poll_event() {
+                assert!(peer.is_ipv4(), "{peer}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "no connection accepted");
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 }

@@ -36,6 +36,7 @@ mod tls_hostile;
 mod websocket;
 mod workers;
 mod workers_dhcp;
+mod workers_kernel;
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 

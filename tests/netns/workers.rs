@@ -24,16 +24,18 @@ use common::{require_netns, require_tools, tool, ChildGuard, Netns, Scratch};
 const PAF: &str = env!("CARGO_BIN_EXE_paf");
 
 /// 200 connections opened at once, then each sends a request and reads the answer; prints the
-/// number answered `200`. Arguments: host, connections, and optionally the path (`/health`).
-const BURST: &str = r#"
+/// number answered `200`. Arguments: host, connections, and optionally the path (`/health`) and
+/// the port (80). `workers_kernel.rs` uses it too.
+pub(crate) const BURST: &str = r#"
 import socket, sys
 host, n = sys.argv[1], int(sys.argv[2])
 path = sys.argv[3] if len(sys.argv) > 3 else "/health"
+port = int(sys.argv[4]) if len(sys.argv) > 4 else 80
 socks = []
 for _ in range(n):
     s = socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET)
     s.setblocking(False)
-    s.connect_ex((host, 80))
+    s.connect_ex((host, port))
     socks.append(s)
 ok = 0
 for s in socks:
@@ -100,7 +102,7 @@ fn start(ns: &Netns, scratch: &Scratch, workers: usize) -> ChildGuard {
     paf
 }
 
-fn metric(text: &str, series: &str) -> u64 {
+pub(crate) fn metric(text: &str, series: &str) -> u64 {
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or_else(|| panic!("no {series} in\n{text}"))
@@ -327,7 +329,7 @@ fn worker_cpu_ticks(pid: u32) -> Vec<(usize, u64)> {
 }
 
 /// `worker K: stopped after A connections, R requests` lines of `paf run`'s stderr, by K.
-fn worker_totals(stderr: &str) -> Vec<(usize, u64, u64)> {
+pub(crate) fn worker_totals(stderr: &str) -> Vec<(usize, u64, u64)> {
     let mut out: Vec<(usize, u64, u64)> = stderr
         .lines()
         .filter_map(|l| {
