@@ -50,8 +50,9 @@ pub struct Interface {
     pub pcap: Option<PathBuf>,
     /// The userspace stack's configuration (addresses, DHCP, DNS, TCP buffers).
     pub net: net::Config,
-    /// Worker threads, each with its own loop and stack (on its own queue of the TAP); `None`
-    /// for the default, [`Interface::default_workers`].
+    /// Worker threads, each with its own loop and stack (on its own queue of the TAP, or, with
+    /// the kernel stack, its own `SO_REUSEPORT` listening sockets); `None` for the default,
+    /// [`Interface::default_workers`].
     pub workers: Option<usize>,
     /// Pin worker `k` to the `k`-th core the process may use.
     pub pin: bool,
