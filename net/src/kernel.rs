@@ -4,7 +4,7 @@
 //! The twin owns an inner mio `Poll` for its sockets; [`Transport::register`] registers that poll's
 //! fd with the loop's poll, and [`Transport::poll`] drains it without blocking. A graceful close
 //! shuts down the write side and keeps reading (and discarding) until the peer closes or
-//! [`LINGER`](crate::stack::LINGER) passes, so the kernel never turns unread bytes into a reset
+//! [`LINGER`] passes, so the kernel never turns unread bytes into a reset
 //! that would destroy a response still in flight.
 //!
 //! With [`KernelStack::set_reuse_port`], listeners are opened with `SO_REUSEPORT`: several twins
