@@ -36,6 +36,10 @@ const ATTACK_S: u64 = 13;
 /// How late a close may be seen after its timeout (a loaded loop on two shared cores, the
 /// attacker's 100 ms polling of the readers).
 const LATE_MS: u64 = 1500;
+/// How early a close may be seen before its timeout: the attacker starts its clock when its
+/// `connect` returns, paf its timer when it accepted the SYN a moment before, and under the
+/// full suite's load that moment was 57 ms once.
+const EARLY_MS: u64 = 250;
 /// The file the slow readers ask for: far more than the socket and codec buffers hold.
 const BIG: usize = 8 << 20;
 /// paf's RSS bound during the attack, above its baseline: every slow reader may hold a full
@@ -299,7 +303,7 @@ fn slowloris_and_slow_readers_are_cut_at_their_timeouts_without_starving_others(
         let t = ms(l, "close_ms");
         assert_eq!(field(l, "how"), "408", "{l}");
         assert!(
-            (HEAD_TIMEOUT_MS - 50..HEAD_TIMEOUT_MS + LATE_MS).contains(&t),
+            (HEAD_TIMEOUT_MS - EARLY_MS..HEAD_TIMEOUT_MS + LATE_MS).contains(&t),
             "{l}"
         );
     }
@@ -316,7 +320,7 @@ fn slowloris_and_slow_readers_are_cut_at_their_timeouts_without_starving_others(
     for l in &readers {
         assert_eq!(field(l, "how"), "reset", "{l}");
         let since_connect = ms(l, "stall_ms") + ms(l, "close_ms");
-        assert!(since_connect >= WRITE_TIMEOUT_MS - 50, "{l}");
+        assert!(since_connect >= WRITE_TIMEOUT_MS - EARLY_MS, "{l}");
         assert!(ms(l, "close_ms") < WRITE_TIMEOUT_MS + LATE_MS, "{l}");
     }
     let spread = |v: &mut Vec<u64>| {
