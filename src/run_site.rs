@@ -24,7 +24,7 @@ pub(crate) fn run_site(args: RunArgs) -> Result<(), Failure> {
     let tls = match (&args.cert, &args.key) {
         (Some(cert), Some(key)) => {
             // Loaded here first, so that a bad certificate stops the process before any worker
-            // starts; each worker then loads its own (its own session cache).
+            // starts; each worker then loads its own, all keeping sessions in one cache.
             tls_config(cert, key)?;
             Some((cert.clone(), key.clone()))
         }
@@ -72,6 +72,7 @@ pub(crate) fn run_site(args: RunArgs) -> Result<(), Failure> {
         stacks: stacks.clone(),
         http,
         tls,
+        sessions: paf::tls::SessionCache::default(),
         log: access_log_flags(&args),
         options: builtin::Options {
             test_routes: args.test_routes,
@@ -101,6 +102,8 @@ struct Site {
     http: paf::http::Config,
     /// `--cert` and `--key`.
     tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// Resumable TLS sessions, one cache for every worker.
+    sessions: paf::tls::SessionCache,
     log: Option<paf::config::AccessLog>,
     options: builtin::Options,
     port: u16,
@@ -138,7 +141,7 @@ impl Site {
         );
         let mut handles = vec![plain];
         if let Some((cert, key)) = &self.tls {
-            let tls = tls_config(cert, key)?;
+            let tls = tls_config(cert, key)?.with_session_cache(&self.sessions);
             let svc = service::init_with_backlog(&mut rt, self.tls_port, self.backlog)
                 .map_err(|e| e.to_string())?;
             let svc = with_access_log(svc, self.log.as_ref(), sink.as_ref());

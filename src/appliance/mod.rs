@@ -263,7 +263,8 @@ impl Appliance {
                     .iter()
                     .find(|a| a.port == l.port)
                     .map_or_else(Default::default, |a| a.store.clone());
-                tls_config(l, &store).map_err(|error| StartError::Tls {
+                let sessions = self.shared.sessions(l.port);
+                tls_config(l, &store, &sessions).map_err(|error| StartError::Tls {
                     listener: l.name.clone(),
                     error,
                 })
@@ -623,10 +624,12 @@ pub fn start_worker(
 }
 
 /// The TLS configuration of an https listener (certificates by SNI, its handshake timeout;
-/// with ACME, `store` ahead of them and `acme-tls/1` offered for TLS-ALPN-01).
+/// with ACME, `store` ahead of them and `acme-tls/1` offered for TLS-ALPN-01), resuming
+/// sessions from `sessions`, which every worker's listener on the port shares.
 fn tls_config(
     listener: &Listener,
     store: &Arc<crate::tls::CertStore>,
+    sessions: &crate::tls::SessionCache,
 ) -> Result<Option<crate::tls::ServerConfig>, crate::tls::Error> {
     let Protocol::Https {
         certificate,
@@ -646,7 +649,7 @@ fn tls_config(
             ))
         }
     };
-    let mut b = crate::tls::ServerConfig::builder(default);
+    let mut b = crate::tls::ServerConfig::builder(default).session_cache(sessions);
     for (name, chain, key) in sni {
         b = b.sni(name, crate::tls::Identity::from_pem_files(chain, key)?);
     }

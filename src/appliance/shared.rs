@@ -30,6 +30,9 @@ use crate::service::ClientTable;
 pub struct Shared {
     /// Per-client limits, by listening port.
     clients: Mutex<HashMap<u16, ClientTable>>,
+    /// Resumable TLS sessions, by listening port: a client resumes on whichever worker its
+    /// next connection lands.
+    sessions: Mutex<HashMap<u16, crate::tls::SessionCache>>,
     /// The ACME HTTP-01 answers of every driver.
     pub(super) http01: Arc<crate::acme::Http01>,
     /// One entry per listener `acme` block in use.
@@ -69,6 +72,11 @@ impl Shared {
     /// The per-client table of the listener on `port` (made at the first call for it).
     pub(super) fn client_table(&self, port: u16) -> ClientTable {
         lock(&self.clients).entry(port).or_default().clone()
+    }
+
+    /// The TLS session cache of the listener on `port` (made at the first call for it).
+    pub(super) fn sessions(&self, port: u16) -> crate::tls::SessionCache {
+        lock(&self.sessions).entry(port).or_default().clone()
     }
 
     /// What the listener `listener` on `port` needs for its `acme` block: the entry made by

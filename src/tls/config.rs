@@ -209,6 +209,7 @@ impl ServerConfig {
             buffer_limit: Some(DEFAULT_BUFFER_LIMIT),
             provider: None,
             store: None,
+            sessions: None,
         }
     }
 
@@ -222,6 +223,16 @@ impl ServerConfig {
     #[must_use]
     pub fn rustls(&self) -> &Arc<rustls::ServerConfig> {
         &self.inner
+    }
+
+    /// The same configuration keeping resumable sessions in `sessions` (see
+    /// [`ServerConfigBuilder::session_cache`]).
+    #[must_use]
+    pub fn with_session_cache(mut self, sessions: &SessionCache) -> Self {
+        let mut inner = (*self.inner).clone();
+        inner.session_storage = sessions.0.clone();
+        self.inner = Arc::new(inner);
+        self
     }
 
     /// The same configuration offering `protocols` by ALPN, most preferred first (see
@@ -252,9 +263,45 @@ pub struct ServerConfigBuilder {
     buffer_limit: Option<usize>,
     provider: Option<Arc<CryptoProvider>>,
     store: Option<Arc<super::CertStore>>,
+    sessions: Option<SessionCache>,
+}
+
+/// Where a server keeps the sessions it may resume (TLS 1.2 session ids, TLS 1.3 tickets,
+/// which rustls keeps on the server side): one cache shared by the configurations given it,
+/// so that a client resumes on any of them (on any worker). Cheap to clone; thread-safe.
+#[derive(Clone)]
+pub struct SessionCache(Arc<dyn rustls::server::StoresServerSessions>);
+
+impl SessionCache {
+    /// A cache of at most `size` sessions (the oldest go first).
+    #[must_use]
+    pub fn new(size: usize) -> SessionCache {
+        SessionCache(rustls::server::ServerSessionMemoryCache::new(size))
+    }
+}
+
+impl Default for SessionCache {
+    /// rustls's own default size: 256 sessions.
+    fn default() -> SessionCache {
+        SessionCache::new(256)
+    }
+}
+
+impl std::fmt::Debug for SessionCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionCache").finish_non_exhaustive()
+    }
 }
 
 impl ServerConfigBuilder {
+    /// Keeps resumable sessions in `sessions` (shared with the other configurations given the
+    /// same cache) instead of a cache of this configuration's own.
+    #[must_use]
+    pub fn session_cache(mut self, sessions: &SessionCache) -> Self {
+        self.sessions = Some(sessions.clone());
+        self
+    }
+
     /// Looks every handshake's name up in `store` first (certificates installed while the
     /// server runs; see [`CertStore`](super::CertStore)), and answers TLS-ALPN-01 validations
     /// from it. Add [`ALPN_ACME_TLS`](super::ALPN_ACME_TLS) to the ALPN list for those.
@@ -331,6 +378,9 @@ impl ServerConfigBuilder {
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(resolver));
         inner.alpn_protocols = self.alpn;
+        if let Some(sessions) = self.sessions {
+            inner.session_storage = sessions.0;
+        }
         Ok(ServerConfig {
             inner: Arc::new(inner),
             handshake_timeout: self.handshake_timeout,

@@ -58,6 +58,7 @@ mod tests;
 
 pub use config::{
     ClientConfig, ClientConfigBuilder, ClientTrust, Identity, ServerConfig, ServerConfigBuilder,
+    SessionCache,
 };
 pub use session::{ClientSession, PlainRead, ServerSession, Session};
 pub use store::{CertStore, ALPN_ACME_TLS};

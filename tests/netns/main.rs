@@ -33,6 +33,7 @@ mod scale;
 mod slow;
 mod stack;
 mod tls_hostile;
+mod tls_resume;
 mod websocket;
 mod workers;
 mod workers_dhcp;
