@@ -58,7 +58,7 @@ fn resume_all(ns: &Netns, ca: &Path) -> String {
 
 /// `worker K: stopped after A connections, …` lines: the workers that had connections.
 fn workers_with_connections(stderr: &str) -> Vec<usize> {
-    stderr
+    let mut busy: Vec<usize> = stderr
         .lines()
         .filter_map(|l| {
             let rest = &l[l.find("worker ")? + "worker ".len()..];
@@ -66,7 +66,10 @@ fn workers_with_connections(stderr: &str) -> Vec<usize> {
             let (a, _) = rest.split_once(" connections")?;
             (a.parse::<u64>().ok()? > 0).then(|| k.parse().ok())?
         })
-        .collect()
+        .collect();
+    // The workers stop in any order.
+    busy.sort_unstable();
+    busy
 }
 
 fn stop(mut paf: ChildGuard) {
