@@ -330,6 +330,43 @@ impl ServerConn {
         result
     }
 
+    /// [`read_body`](Self::read_body) handing over every buffered byte at once, by swapping
+    /// buffers instead of copying: `into` is cleared and comes back holding the bytes (its
+    /// old allocation stays with the codec for what comes next). The bytes are the body's in
+    /// order; [`BodyRead::Data`] gives their number (`into.len()`).
+    pub fn take_body(&mut self, now: Instant, id: ExchangeId, into: &mut Vec<u8>) -> BodyRead {
+        into.clear();
+        let Some(i) = self.index(id) else {
+            return BodyRead::Pending;
+        };
+        let cap = self.config.body_buffer_size;
+        let x = &mut self.exchanges[i];
+        if x.expect == Expect::Pending && x.response == Response::None && !x.body_done {
+            x.expect = Expect::Wanted;
+            self.body_progress = now;
+        }
+        let buffered = x.body.len() - x.body_pos;
+        let result = if buffered > 0 {
+            if x.body_pos == 0 {
+                std::mem::swap(&mut x.body, into);
+            } else {
+                into.extend_from_slice(&x.body[x.body_pos..]);
+                x.body.clear();
+                x.body_pos = 0;
+            }
+            if buffered >= cap {
+                self.body_progress = now; // the body timer was paused while full
+            }
+            BodyRead::Data(buffered)
+        } else if x.body_done {
+            BodyRead::End
+        } else {
+            BodyRead::Pending
+        };
+        self.pump(now);
+        result
+    }
+
     /// Starts the response of `id`: serializes `head` with the framing `body` implies. Adds
     /// `Date` and `Server` unless set; `Content-Length`, `Transfer-Encoding` and `Connection` are
     /// the codec's (a handler `Connection: close` closes the connection after this response).

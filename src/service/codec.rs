@@ -127,6 +127,21 @@ impl ServerCodec {
         each!(self, c => c.read_body(now, id, buf))
     }
 
+    /// HTTP/1.1's [`take_body`](crate::http::server::ServerConn::take_body): the buffered body
+    /// by a swap of buffers, no copy; `None` on HTTP/2, whose bodies are read with
+    /// [`read_body`](Self::read_body).
+    pub(crate) fn take_body(
+        &mut self,
+        now: Instant,
+        id: ExchangeId,
+        into: &mut Vec<u8>,
+    ) -> Option<BodyRead> {
+        match &mut self.proto {
+            Proto::H1(c) => Some(c.take_body(now, id, into)),
+            Proto::H2(_) => None,
+        }
+    }
+
     pub(crate) fn respond(
         &mut self,
         now: Instant,

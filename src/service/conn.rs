@@ -39,7 +39,8 @@ use crate::runtime::Cx;
 use crate::tls::ServerSession;
 use crate::tunnel::{End, Hook, Taken};
 
-/// Most body bytes handed to a body reader per call.
+/// Most body bytes handed to a body reader per call on HTTP/2. On HTTP/1.1 a reader gets
+/// every byte the codec has buffered at once, at most its `body_buffer_size`, without a copy.
 pub const READ_CHUNK: usize = 16 * 1024;
 
 /// The request handler: `(peer, reqd)`.
@@ -192,7 +193,11 @@ pub(crate) struct Running {
     pub stop: Option<Switch>,
     /// Set once the switch is off: when every connection must be gone.
     pub stopping: Option<Instant>,
+    /// Where HTTP/2 request bodies are read to, a chunk at a time.
     scratch: Box<[u8]>,
+    /// What HTTP/1.1 request bodies are swapped into (see `ServerConn::take_body`): every
+    /// buffered byte goes to the reader without a copy.
+    body: Vec<u8>,
     pool: Pool,
     max_in: usize,
     max_out: usize,
@@ -224,6 +229,7 @@ impl Running {
             stop,
             stopping: None,
             scratch: vec![0; READ_CHUNK].into(),
+            body: Vec::new(),
             pool,
             max_in: 0,
             max_out: 0,
@@ -555,7 +561,10 @@ impl Running {
             }
             // A reader and maybe data.
             let id = slot.id;
-            let got = core.codec.read_body(now, id, &mut self.scratch);
+            let (got, swapped) = match core.codec.take_body(now, id, &mut self.body) {
+                Some(got) => (got, true),
+                None => (core.codec.read_body(now, id, &mut self.scratch), false),
+            };
             let slot = &mut core.slots[i];
             let ex = slot.exchange.clone();
             let reader = match got {
@@ -574,6 +583,7 @@ impl Running {
                 }
             }
             let data = match got {
+                BodyRead::Data(n) if swapped => Some(&self.body[..n]),
                 BodyRead::Data(n) => Some(&self.scratch[..n]),
                 _ => None,
             };

@@ -48,7 +48,8 @@ pub struct Stats {
     /// (about [`Config::response_buffer_size`](crate::http::Config::response_buffer_size) plus one
     /// response head at most, for streamed bodies).
     pub max_output_pending: usize,
-    /// Largest body chunk handed to a body reader (capped by the service's read chunk).
+    /// Largest body chunk handed to a body reader (at most `body_buffer_size` on HTTP/1.1,
+    /// [`READ_CHUNK`](super::READ_CHUNK) on HTTP/2).
     pub max_body_chunk: usize,
     /// The service speaks TLS (`https`).
     pub https: bool,

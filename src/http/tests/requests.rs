@@ -463,6 +463,41 @@ fn request_body_backpressure() {
 }
 
 #[test]
+fn take_body_hands_over_what_is_buffered_by_a_swap_and_keeps_backpressure() {
+    let config = Config {
+        body_buffer_size: 4,
+        ..Config::default()
+    };
+    let mut p = Peer::new(config);
+    p.auto = false;
+    p.feed(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n0123456789");
+    assert!(!p.conn.wants_read());
+    // Whatever `into` held is dropped; every buffered byte comes back in it at once.
+    let mut into = b"stale".to_vec();
+    assert_eq!(p.conn.take_body(p.now, id(0), &mut into), BodyRead::Data(4));
+    assert_eq!(into, b"0123");
+    assert!(p.conn.wants_read(), "room again once the buffer was taken");
+    p.step();
+    assert_eq!(
+        p.pending, b"89",
+        "refilled up to the cap of 4 buffered bytes"
+    );
+    // After a partial read_body, take_body gives the rest of the buffer (copied this once).
+    let mut one = [0u8; 1];
+    assert_eq!(p.conn.read_body(p.now, id(0), &mut one), BodyRead::Data(1));
+    assert_eq!(&one, b"4");
+    assert_eq!(p.conn.take_body(p.now, id(0), &mut into), BodyRead::Data(3));
+    assert_eq!(into, b"567");
+    p.step();
+    assert_eq!(p.conn.take_body(p.now, id(0), &mut into), BodyRead::Data(2));
+    assert_eq!(into, b"89");
+    assert_eq!(p.conn.take_body(p.now, id(0), &mut into), BodyRead::End);
+    assert!(into.is_empty());
+    // An exchange the codec does not know reads nothing.
+    assert_eq!(p.conn.take_body(p.now, id(7), &mut into), BodyRead::Pending);
+}
+
+#[test]
 fn pipelining_is_bounded() {
     let config = Config {
         max_pipelined: 2,
