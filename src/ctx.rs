@@ -300,6 +300,32 @@ where
     })
 }
 
+/// Hashes a key id (a process-wide counter) with one multiply: the ctx's maps are looked up
+/// several times per request, and SipHash cost more than the lookups.
+#[derive(Default)]
+pub(crate) struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used by `u64` keys; kept correct for any other.
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        // Fibonacci hashing: consecutive ids spread over the high bits the table uses.
+        self.0 = id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// A map keyed by key id.
+pub(crate) type IdMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<IdHasher>>;
+
 #[derive(Clone)]
 struct Slot {
     value: Option<Rc<dyn Any>>,
@@ -310,7 +336,7 @@ struct Slot {
 /// changed), so one base ctx can be extended per request.
 #[derive(Clone, Default)]
 pub struct Ctx {
-    slots: Rc<HashMap<u64, Slot>>,
+    slots: Rc<IdMap<Slot>>,
 }
 
 impl Ctx {

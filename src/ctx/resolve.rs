@@ -9,7 +9,6 @@
 //! cycle: that fold fails with the cycle in the report.
 
 use std::any::Any;
-use std::collections::HashMap;
 use std::fmt;
 use std::rc::Rc;
 
@@ -234,7 +233,7 @@ pub(super) enum Outcome {
 /// The memo of one resolution (shared by every key it evaluates).
 pub(super) struct Engine {
     ctx: Ctx,
-    states: HashMap<u64, State>,
+    states: super::IdMap<State>,
     /// Keys being evaluated, outermost first.
     path: Vec<(u64, &'static str)>,
 }
@@ -243,7 +242,7 @@ impl Engine {
     pub(super) fn new(ctx: &Ctx) -> Self {
         Engine {
             ctx: ctx.clone(),
-            states: HashMap::new(),
+            states: super::IdMap::default(),
             path: Vec::new(),
         }
     }
