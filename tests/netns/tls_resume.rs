@@ -6,6 +6,7 @@
 //! Needs root (netns + TAP): prints `SKIP` without it; must run in CI (`PAF_REQUIRE_NETNS=1`).
 
 use crate::common;
+use crate::workers::{metric, worker_totals};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -56,20 +57,13 @@ fn resume_all(ns: &Netns, ca: &Path) -> String {
     out.stdout
 }
 
-/// `worker K: stopped after A connections, …` lines: the workers that had connections.
+/// The workers that had connections, from their `worker K: stopped after …` lines (sorted).
 fn workers_with_connections(stderr: &str) -> Vec<usize> {
-    let mut busy: Vec<usize> = stderr
-        .lines()
-        .filter_map(|l| {
-            let rest = &l[l.find("worker ")? + "worker ".len()..];
-            let (k, rest) = rest.split_once(": stopped after ")?;
-            let (a, _) = rest.split_once(" connections")?;
-            (a.parse::<u64>().ok()? > 0).then(|| k.parse().ok())?
-        })
-        .collect();
-    // The workers stop in any order.
-    busy.sort_unstable();
-    busy
+    worker_totals(stderr)
+        .into_iter()
+        .filter(|&(_, conns, _)| conns > 0)
+        .map(|(k, _, _)| k)
+        .collect()
 }
 
 fn stop(mut paf: ChildGuard) {
@@ -159,12 +153,10 @@ body = "hello\n"
     );
     assert!(metrics.success(), "{metrics}");
     for k in 0..2 {
-        let series = format!("paf_worker_responses{{worker=\"{k}\"}} ");
-        let n: u64 = metrics
-            .stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(series.as_str())?.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {series} in /metrics:\n{}", metrics.stdout));
+        let n = metric(
+            &metrics.stdout,
+            &format!("paf_worker_responses{{worker=\"{k}\"}}"),
+        );
         assert!(
             n > 0,
             "worker {k} served nothing: {out}\n{}",

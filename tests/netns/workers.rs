@@ -108,8 +108,8 @@ pub(crate) fn metric(text: &str, series: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {series} in\n{text}"))
 }
 
-/// `count` proxied requests, one curl each, all `200`.
-fn proxy_round(ns: &Netns, count: usize) {
+/// `count` GETs of `url`, one curl each, all `200`.
+pub(crate) fn all_ok(ns: &Netns, url: &str, count: usize) {
     for i in 0..count {
         let out = ns.run(
             "curl",
@@ -121,11 +121,11 @@ fn proxy_round(ns: &Netns, count: usize) {
                 "/dev/null",
                 "-w",
                 "%{http_code}",
-                "http://198.18.0.2/up/",
+                url,
             ],
             Duration::from_secs(15),
         );
-        assert_eq!(out.stdout.trim(), "200", "proxied request {i}: {out}");
+        assert_eq!(out.stdout.trim(), "200", "request {i} of {url}: {out}");
     }
 }
 
@@ -169,9 +169,9 @@ fn serve_workers(n: usize) {
     }
     // The pool keeps upstream connections; after 4 s idle the tun driver has forgotten which
     // queue sent them, and the upstream's segments follow the hash: the mesh hands them over.
-    proxy_round(&ns, 40);
+    all_ok(&ns, "http://198.18.0.2/up/", 40);
     std::thread::sleep(Duration::from_secs(4));
-    proxy_round(&ns, 40);
+    all_ok(&ns, "http://198.18.0.2/up/", 40);
     let out = ns.run(
         "curl",
         ["-sS", "-m", "10", "http://198.18.0.2/metrics"],

@@ -13,6 +13,7 @@
 //! (`PAF_REQUIRE_NETNS=1`).
 
 use crate::common;
+use crate::workers::{all_ok, metric};
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -98,12 +99,6 @@ connect_timeout = "1s"
     )
 }
 
-fn metric(text: &str, series: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
-}
-
 /// Waits for worker 0's "dhcp: address A/P, ..." line; returns A.
 fn leased_address(paf: &mut ChildGuard) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -121,28 +116,6 @@ fn leased_address(paf: &mut ChildGuard) -> String {
         assert!(paf.is_running(), "paf exited: {}", paf.stderr());
         assert!(Instant::now() < deadline, "no DHCP lease: {}", paf.stderr());
         std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// `count` proxied requests, one curl each, all `200`.
-fn proxy_round(ns: &Netns, addr: &str, count: usize) {
-    let url = format!("http://{addr}/up/");
-    for i in 0..count {
-        let out = ns.run(
-            "curl",
-            [
-                "-sS",
-                "-m",
-                "10",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                &url,
-            ],
-            Duration::from_secs(15),
-        );
-        assert_eq!(out.stdout.trim(), "200", "proxied request {i}: {out}");
     }
 }
 
@@ -224,9 +197,9 @@ fn dhcp_workers(n: usize) {
     assert!(out.stdout.contains(" 0% packet loss"), "ping {addr}: {out}");
     // Idle pooled upstream connections past 3 s: their segments follow the hash, and the mesh
     // hands them to the worker whose port they are for.
-    proxy_round(&ns, &addr, 40);
+    all_ok(&ns, &format!("http://{addr}/up/"), 40);
     std::thread::sleep(Duration::from_secs(4));
-    proxy_round(&ns, &addr, 40);
+    all_ok(&ns, &format!("http://{addr}/up/"), 40);
 
     let out = ns.run(
         "curl",

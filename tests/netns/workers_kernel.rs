@@ -8,7 +8,7 @@
 //! Needs root (netns): prints `SKIP` without it; must run in CI (`PAF_REQUIRE_NETNS=1`).
 
 use crate::common;
-use crate::workers::{metric, worker_totals, BURST};
+use crate::workers::{all_ok, metric, worker_totals, BURST};
 
 use std::path::Path;
 use std::time::Duration;
@@ -122,23 +122,7 @@ fn kernel_twin_on_two_reuse_port_workers_accepts_a_burst_counts_and_rebinds_on_r
         1,
     );
     twin_burst(&ns, 80);
-    for i in 0..20 {
-        let out = ns.run(
-            "curl",
-            [
-                "-sS",
-                "-m",
-                "10",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "http://198.18.2.2/health",
-            ],
-            Duration::from_secs(15),
-        );
-        assert_eq!(out.stdout.trim(), "200", "request {i}: {out}");
-    }
+    all_ok(&ns, "http://198.18.2.2/health", 20);
     let text = twin_metrics(&ns, 80);
     let first = per_worker(&text);
     assert!(
