@@ -299,35 +299,16 @@ impl ServerConn {
     /// The first call on a request with `Expect: 100-continue` queues `100 Continue` (unless a
     /// final response was already given). Freeing buffer space may make `wants_read` true again.
     pub fn read_body(&mut self, now: Instant, id: ExchangeId, buf: &mut [u8]) -> BodyRead {
-        let Some(i) = self.index(id) else {
-            return BodyRead::Pending;
-        };
-        let cap = self.config.body_buffer_size;
-        let x = &mut self.exchanges[i];
-        if x.expect == Expect::Pending && x.response == Response::None && !x.body_done {
-            x.expect = Expect::Wanted;
-            self.body_progress = now;
-        }
-        let buffered = x.body.len() - x.body_pos;
-        let n = buffered.min(buf.len());
-        let result = if n > 0 {
-            buf[..n].copy_from_slice(&x.body[x.body_pos..x.body_pos + n]);
-            x.body_pos += n;
-            if x.body_pos == x.body.len() {
-                x.body.clear();
-                x.body_pos = 0;
+        self.hand_body(now, id, |body, pos| {
+            let n = (body.len() - *pos).min(buf.len());
+            buf[..n].copy_from_slice(&body[*pos..*pos + n]);
+            *pos += n;
+            if *pos == body.len() {
+                body.clear();
+                *pos = 0;
             }
-            if buffered >= cap {
-                self.body_progress = now; // the body timer was paused while full
-            }
-            BodyRead::Data(n)
-        } else if x.body_done && buffered == 0 {
-            BodyRead::End
-        } else {
-            BodyRead::Pending
-        };
-        self.pump(now);
-        result
+            n
+        })
     }
 
     /// [`read_body`](Self::read_body) handing over every buffered byte at once, by swapping
@@ -336,6 +317,27 @@ impl ServerConn {
     /// order; [`BodyRead::Data`] gives their number (`into.len()`).
     pub fn take_body(&mut self, now: Instant, id: ExchangeId, into: &mut Vec<u8>) -> BodyRead {
         into.clear();
+        self.hand_body(now, id, |body, pos| {
+            if *pos == 0 {
+                std::mem::swap(body, into);
+            } else {
+                into.extend_from_slice(&body[*pos..]);
+                body.clear();
+                *pos = 0;
+            }
+            into.len()
+        })
+    }
+
+    /// What [`read_body`](Self::read_body) and [`take_body`](Self::take_body) share: `100
+    /// Continue` on the first read, and the body timer; `out` moves bytes out of the buffered
+    /// body (the buffer and its read position) when there are some, and says how many.
+    fn hand_body(
+        &mut self,
+        now: Instant,
+        id: ExchangeId,
+        out: impl FnOnce(&mut Vec<u8>, &mut usize) -> usize,
+    ) -> BodyRead {
         let Some(i) = self.index(id) else {
             return BodyRead::Pending;
         };
@@ -347,17 +349,11 @@ impl ServerConn {
         }
         let buffered = x.body.len() - x.body_pos;
         let result = if buffered > 0 {
-            if x.body_pos == 0 {
-                std::mem::swap(&mut x.body, into);
-            } else {
-                into.extend_from_slice(&x.body[x.body_pos..]);
-                x.body.clear();
-                x.body_pos = 0;
-            }
+            let n = out(&mut x.body, &mut x.body_pos);
             if buffered >= cap {
                 self.body_progress = now; // the body timer was paused while full
             }
-            BodyRead::Data(buffered)
+            BodyRead::Data(n)
         } else if x.body_done {
             BodyRead::End
         } else {
