@@ -218,9 +218,14 @@ impl Transport for Stack {
         self.iface.poll_maintenance(ts);
         // Shard 0 carries DHCP and DNS; then what the layer above touched, and what is due.
         self.touch(0);
-        for k in std::mem::take(&mut self.pending) {
+        // The list is handed back emptied, so that marking allocates only once.
+        let mut pending = std::mem::take(&mut self.pending);
+        for &k in &pending {
             self.touch(k);
         }
+        pending.clear();
+        pending.append(&mut self.pending);
+        self.pending = pending;
         let mut due = std::mem::take(&mut self.due);
         self.wake.take_due(ts, &mut due);
         for k in due.drain(..) {
