@@ -518,7 +518,7 @@ type Family = (&'static str, &'static str, fn(&Stats) -> u64);
 /// The HTTP/2 families, for every listener (http ones serve h2c).
 fn render_h2(out: &mut String, services: &[(String, Handle)]) {
     let stats: Vec<(&String, Stats)> = services.iter().map(|(l, h)| (l, h.stats())).collect();
-    let families: [Family; 6] = [
+    let families: [Family; 7] = [
         (
             "paf_h2_connections_total",
             "Connections served as HTTP/2 (ALPN h2, or h2c with prior knowledge).",
@@ -548,6 +548,11 @@ fn render_h2(out: &mut String, services: &[(String, Handle)]) {
             "paf_h2_protocol_errors_total",
             "HTTP/2 connections ended by a protocol error (either side's) or rapid reset.",
             |s| s.h2_protocol_errors,
+        ),
+        (
+            "paf_abuse_held_total",
+            "Connections held back unread at accept (up to abuse_delay): their client was cut off for an HTTP/2 flood lately.",
+            |s| s.abuse_held,
         ),
     ];
     for (name, help, get) in families {
@@ -721,6 +726,7 @@ mod tests {
         c.h2_floods[Flood::Continuation.index()].store(7, r);
         c.limited_requests.store(8, r);
         c.access_dropped.store(9, r);
+        c.abuse_held.store(11, r);
         if https {
             c.tls_ok.store(7, r);
             c.tls_failed.store(4, r);
@@ -810,6 +816,7 @@ mod tests {
                 r#"paf_limited_total{listener="web",kind="connections"}"#,
                 Some(0),
             ),
+            (r#"paf_abuse_held_total{listener="web"}"#, Some(11)),
             (
                 r#"paf_tls_handshakes_total{listener="web",result="ok"}"#,
                 None,

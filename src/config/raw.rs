@@ -64,6 +64,7 @@ pub(super) struct Limits {
     pub max_connections_per_ip: Option<u32>,
     pub rate: Option<String>,
     pub burst: Option<u32>,
+    pub abuse_delay: Option<Dur>,
     /// `[defaults]` only: the access log of listeners that set none.
     pub access_log: Option<Spanned<toml::Value>>,
 }

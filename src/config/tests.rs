@@ -427,13 +427,23 @@ fn per_client_limit_keys() {
     let c = parse(
         "[defaults]\nrate = \"100/s\"\nmax_connections_per_ip = 50\n\
          [[listener]]\nname = \"a\"\nport = 80\n\
-         [[listener]]\nname = \"b\"\nport = 81\nlimits = { rate = \"60/m\", burst = 5 }\n",
+         [[listener]]\nname = \"b\"\nport = 81\nlimits = { rate = \"60/m\", burst = 5, abuse_delay = \"1s\" }\n\
+         [[listener]]\nname = \"c\"\nport = 82\nlimits = { abuse_delay = \"0s\" }\n",
         "t",
         Path::new("."),
     )
     .unwrap();
     let a = c.listeners[0].limits.http.per_client;
     assert_eq!(a.max_connections_per_ip, Some(50));
+    assert_eq!(a.abuse_delay, crate::http::DEFAULT_ABUSE_DELAY);
+    assert_eq!(
+        c.listeners[1].limits.http.per_client.abuse_delay,
+        Duration::from_secs(1)
+    );
+    assert_eq!(
+        c.listeners[2].limits.http.per_client.abuse_delay,
+        Duration::ZERO
+    );
     assert_eq!(
         a.rate,
         Some(crate::http::Rate {
@@ -462,6 +472,7 @@ fn per_client_limit_keys() {
             "max_connections_per_ip = 0",
             "max_connections_per_ip: must be at least 1",
         ),
+        ("abuse_delay = \"2m\"", "abuse_delay: must be at most 60s"),
     ] {
         let text = format!("[defaults]\n{bad}\n[[listener]]\nname = \"a\"\nport = 80\n");
         let e = parse(&text, "t", Path::new(".")).unwrap_err().to_string();

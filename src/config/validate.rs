@@ -19,6 +19,9 @@ mod upstreams;
 /// The application protocols a listener may offer, in the default order.
 const PROTOCOLS: [&str; 2] = ["h2", "http/1.1"];
 
+/// The longest `abuse_delay` a listener may set.
+const MAX_ABUSE_DELAY: Duration = Duration::from_secs(60);
+
 /// Highest `max_concurrent_streams` accepted (each open stream may hold a window of body).
 const MAX_STREAMS: u32 = 10_000;
 
@@ -352,6 +355,16 @@ impl Validator<'_> {
                 self.err(format!("{key}.burst"), None, "burst needs a rate");
             }
             None => {}
+        }
+        if let Some(d) = pick(&over.abuse_delay, &defaults.abuse_delay) {
+            if d.0 > MAX_ABUSE_DELAY {
+                self.err(
+                    format!("{key}.abuse_delay"),
+                    None,
+                    "must be at most 60s (0s: never hold a client back)",
+                );
+            }
+            http.per_client.abuse_delay = d.0;
         }
         let timeouts = [
             (

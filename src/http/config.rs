@@ -126,13 +126,30 @@ impl Cidr {
 
 /// Limits per client address (an IPv4 address, or an IPv6 /64), enforced by the service: see
 /// [`service`](crate::service) for how they answer.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PerClient {
     /// Connections a client may have open at once; more are reset at accept. `None`: no cap.
     pub max_connections_per_ip: Option<u32>,
     /// Requests a client may make (HTTP/1.1 requests and HTTP/2 streams alike); beyond it
     /// they are answered `429 Too Many Requests` with `Retry-After`. `None`: no limit.
     pub rate: Option<Rate>,
+    /// The longest a client's new connections wait before paf reads them, after the client
+    /// was cut off for abuse (an HTTP/2 flood): 10 ms after its first cut, doubled at each
+    /// cut within 10 s, up to this. Zero: never. Default [`DEFAULT_ABUSE_DELAY`].
+    pub abuse_delay: Duration,
+}
+
+/// [`PerClient::abuse_delay`] by default.
+pub const DEFAULT_ABUSE_DELAY: Duration = Duration::from_millis(250);
+
+impl Default for PerClient {
+    fn default() -> PerClient {
+        PerClient {
+            max_connections_per_ip: None,
+            rate: None,
+            abuse_delay: DEFAULT_ABUSE_DELAY,
+        }
+    }
 }
 
 /// A request rate: `requests` per `per`, with bursts of up to `burst` (a token bucket that

@@ -51,7 +51,7 @@ mod tests;
 pub use ::http::{
     header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, Version,
 };
-pub use config::{Cidr, Config, PerClient, Rate};
+pub use config::{Cidr, Config, PerClient, Rate, DEFAULT_ABUSE_DELAY};
 pub use error::{Error, UsageError, UsageErrorKind};
 pub use server::{BodyRead, Event, ExchangeId, ResponseBody, ServerConn};
 pub use write::{DateCache, HttpDate};

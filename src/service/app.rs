@@ -290,6 +290,8 @@ impl App for ServiceApp {
             let until = cx.now + run.shared.config.head_timeout;
             conn.preamble = Some((crate::http::proxy_protocol::Reader::new(), until));
             conn.counted = false;
+        } else {
+            conn.held = run.hold(peer.ip(), cx.now);
         }
         self.conns.insert(id, conn);
         self.pump(cx, id);

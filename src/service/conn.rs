@@ -92,6 +92,9 @@ pub(crate) struct Conn {
     pub counted: bool,
     /// Set once the connection switched protocols.
     pub tunnel: Option<Tunnel>,
+    /// Not read before this: its client was cut off for abuse lately
+    /// ([`ClientTable::held`](super::limits::ClientTable::held)).
+    pub held: Option<Instant>,
 }
 
 impl Conn {
@@ -113,6 +116,7 @@ impl Conn {
             preamble: None,
             counted: true,
             tunnel: None,
+            held: None,
         }
     }
 
@@ -120,6 +124,9 @@ impl Conn {
     pub(crate) fn deadline(&self) -> Option<Instant> {
         if let Some((_, until)) = &self.preamble {
             return Some(*until);
+        }
+        if let Some(until) = self.held {
+            return Some(until);
         }
         let codec = match (self.pipe.phase(), &self.tunnel) {
             (Phase::Lingering { .. }, _) => None,
@@ -145,6 +152,9 @@ impl Conn {
     pub(crate) fn handle_timeout(&mut self, now: Instant) -> bool {
         if let Some((_, until)) = &self.preamble {
             return *until <= now; // the pump resets it
+        }
+        if let Some(until) = self.held {
+            return until <= now; // the pump lets it go
         }
         // (A lingering connection polls its socket's queue: always due.)
         let lingering = matches!(self.pipe.phase(), Phase::Lingering { .. });
@@ -259,7 +269,13 @@ impl Running {
                 c.h2_counted = true;
                 counters.h2_connections.fetch_add(1, Ordering::Relaxed);
             }
-            counters.add_h2(core.codec.take_counts());
+            let counts = core.codec.take_counts();
+            if counts.floods.iter().any(|&n| n > 0) {
+                // Cut off for a flood: the client's next connections wait.
+                let max = self.shared.config.per_client.abuse_delay;
+                self.clients.abused(c.peer.ip(), cx.now, max);
+            }
+            counters.add_h2(counts);
         }
         drop(core);
         next
@@ -272,6 +288,12 @@ impl Running {
                 Some(false) => return Next::Keep,
                 None => return Next::Abort,
             }
+        }
+        if let Some(until) = c.held {
+            if cx.now < until {
+                return Next::Keep;
+            }
+            c.held = None;
         }
         if matches!(c.pipe.phase(), Phase::Lingering { .. }) {
             return self.finish(cx, c, true);
@@ -655,6 +677,16 @@ impl Running {
     /// pipe): `Some(true)` once it is read and the client known, `Some(false)` while it is
     /// still coming, `None` to reset the connection (a malformed or missing header, its
     /// deadline passed, the client over its connection cap).
+    /// Until when a new connection from `ip` waits unread (its client was cut off for abuse
+    /// lately), counted in `abuse_held`.
+    pub(crate) fn hold(&self, ip: std::net::IpAddr, now: Instant) -> Option<Instant> {
+        let until = self.clients.held(ip, now)?;
+        let counters = &self.shared.handle.0.counters;
+        counters.abuse_held.fetch_add(1, Ordering::Relaxed);
+        log::debug!("{ip}: cut off for abuse lately; held until then");
+        Some(until)
+    }
+
     fn preamble(&mut self, cx: &mut Cx<'_>, c: &mut Conn) -> Option<bool> {
         let counters = &self.shared.handle.0.counters;
         let mut buf = [0u8; 256];
@@ -688,6 +720,7 @@ impl Running {
                         return None;
                     }
                     c.counted = true;
+                    c.held = self.hold(c.peer.ip(), cx.now);
                     return Some(true);
                 }
                 Err(e) => {

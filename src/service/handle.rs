@@ -90,6 +90,9 @@ pub struct Stats {
     pub limited_connections: u64,
     /// Requests answered 429: their client was over its `rate`.
     pub limited_requests: u64,
+    /// Connections held back unread at accept (up to `abuse_delay`): their client was cut off
+    /// for abuse (an HTTP/2 flood) lately.
+    pub abuse_held: u64,
     /// Connections reset for the PROXY protocol: from an untrusted source, with a missing,
     /// late or malformed header.
     pub proxy_protocol_refused: u64,
@@ -200,6 +203,7 @@ pub(crate) struct Counters {
     pub h2_floods: [AtomicU64; Flood::ALL.len()],
     pub limited_connections: AtomicU64,
     pub limited_requests: AtomicU64,
+    pub abuse_held: AtomicU64,
     pub proxy_refused: AtomicU64,
     /// Shared with the access log's buffer and its sink's writer.
     pub access_dropped: Arc<AtomicU64>,
@@ -253,6 +257,7 @@ impl Counters {
             h2_floods: std::array::from_fn(|i| self.h2_floods[i].load(r)),
             limited_connections: self.limited_connections.load(r),
             limited_requests: self.limited_requests.load(r),
+            abuse_held: self.abuse_held.load(r),
             proxy_protocol_refused: self.proxy_refused.load(r),
             access_log_dropped: self.access_dropped.load(r),
         }

@@ -15,6 +15,13 @@
 //! accept and close and each request take one shard's lock once; with no limit set nothing
 //! is locked.
 //!
+//! A client cut off for abuse (an HTTP/2 flood) is held back: its new connections wait
+//! before paf reads them ([`ClientTable::held`]), 10 ms after its first cut, doubled at each
+//! cut within [`ABUSE_MEMORY`], up to the listener's `abuse_delay`. An attacker that reconnects
+//! the moment it is cut off then gets a few connections a second through instead of
+//! thousands, each of which would cost a TCP and an HTTP/2 handshake before its next cut; its
+//! other connections, and every other client, are not touched.
+//!
 //! Memory stays bounded under a flood of distinct addresses: a connection count lives only
 //! while the client has a connection open, and each shard holds at most
 //! [`MAX_CLIENTS`]` / `[`SHARDS`] rate buckets: when a shard is full, its buckets that have
@@ -26,7 +33,7 @@ use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -37,6 +44,13 @@ pub const MAX_CLIENTS: usize = 100_000;
 
 /// Shards of a [`ClientTable`], each with its own lock.
 pub const SHARDS: usize = 32;
+
+/// How long the first cut off for abuse holds a client's new connections back.
+pub const ABUSE_FIRST_DELAY: Duration = Duration::from_millis(10);
+
+/// How long a client is remembered after its last cut off for abuse: a cut within it doubles
+/// the delay, a cut after it starts over at [`ABUSE_FIRST_DELAY`].
+pub const ABUSE_MEMORY: Duration = Duration::from_secs(10);
 
 /// Rate buckets one shard keeps at most.
 const PER_SHARD: usize = MAX_CLIENTS / SHARDS;
@@ -69,11 +83,27 @@ struct Bucket {
     at: Instant,
 }
 
+/// A client cut off for abuse: how many times in a row, when last, and until when its new
+/// connections wait.
+#[derive(Clone, Copy, Debug)]
+struct Abuse {
+    cuts: u32,
+    last: Instant,
+    until: Instant,
+}
+
+impl Abuse {
+    fn forgotten(&self, now: Instant) -> bool {
+        now >= self.last + ABUSE_MEMORY && now >= self.until
+    }
+}
+
 /// One shard: the clients whose keyed hash falls on it.
 #[derive(Debug, Default)]
 struct Shard {
     conns: HashMap<Client, u32>,
     buckets: HashMap<Client, Bucket>,
+    abuse: HashMap<Client, Abuse>,
 }
 
 struct Table {
@@ -82,6 +112,8 @@ struct Table {
     shards: Box<[Mutex<Shard>]>,
     /// Requests from clients a full shard could not track.
     untracked: AtomicU64,
+    /// Clients remembered for abuse, over all shards (none: no lock at accept).
+    abusers: AtomicUsize,
 }
 
 /// The per-client state of a listener: connection counts and rate buckets, shared by every
@@ -124,6 +156,7 @@ impl ClientTable {
             hasher: RandomState::new(),
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             untracked: AtomicU64::new(0),
+            abusers: AtomicUsize::new(0),
         }))
     }
 
@@ -222,6 +255,62 @@ impl ClientTable {
         }
         let per_token = rate.per.as_secs_f64() / f64::from(rate.requests.max(1));
         Err(Duration::try_from_secs_f64((1.0 - b.tokens) * per_token).unwrap_or(Duration::MAX))
+    }
+
+    /// The client of `ip` was cut off for abuse at `now`: hold its new connections back for
+    /// [`ABUSE_FIRST_DELAY`], doubled for each cut within [`ABUSE_MEMORY`] of the last one, up
+    /// to `max` (zero: nothing is held). A shard remembers at most 3,125 such clients;
+    /// forgotten ones make room, and a new abuser of a full shard is not held.
+    pub(crate) fn abused(&self, ip: IpAddr, now: Instant, max: Duration) {
+        if max.is_zero() {
+            return;
+        }
+        let c = Client::of(ip);
+        let mut shard = self.shard(c);
+        if !shard.abuse.contains_key(&c) && shard.abuse.len() >= PER_SHARD {
+            let before = shard.abuse.len();
+            shard.abuse.retain(|_, a| !a.forgotten(now));
+            let gone = before - shard.abuse.len();
+            self.0.abusers.fetch_sub(gone, Ordering::Relaxed);
+            if shard.abuse.len() >= PER_SHARD {
+                return;
+            }
+        }
+        let fresh = Abuse {
+            cuts: 0,
+            last: now,
+            until: now,
+        };
+        let a = shard.abuse.entry(c).or_insert_with(|| {
+            self.0.abusers.fetch_add(1, Ordering::Relaxed);
+            fresh
+        });
+        a.cuts = if now >= a.last + ABUSE_MEMORY || a.cuts == 0 {
+            1
+        } else {
+            (a.cuts + 1).min(31)
+        };
+        let delay = ABUSE_FIRST_DELAY.saturating_mul(1 << (a.cuts - 1)).min(max);
+        a.last = a.last.max(now);
+        a.until = a.until.max(now + delay);
+    }
+
+    /// Until when a new connection from `ip` at `now` waits before it is read, if its client
+    /// was cut off for abuse lately (see [`ClientTable::abused`]). Locks nothing while no
+    /// client is remembered.
+    pub(crate) fn held(&self, ip: IpAddr, now: Instant) -> Option<Instant> {
+        if self.0.abusers.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        let c = Client::of(ip);
+        let mut shard = self.shard(c);
+        let a = *shard.abuse.get(&c)?;
+        if a.forgotten(now) {
+            shard.abuse.remove(&c);
+            self.0.abusers.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        (a.until > now).then_some(a.until)
     }
 
     /// Clients with a connection open (with a cap set), and clients in the rate table.

@@ -385,8 +385,10 @@ fn attacks_leave_a_normal_client_served_memory_bounded_and_the_attacker_cut_off(
             "{name}: {:?}",
             seen.0
         );
+        // A connection held back at its end (abuse_delay) may go unread: count it too.
+        let held_back = grew(&before, &after, "paf_abuse_held_total", "");
         assert!(
-            grew(&before, &after, "paf_h2_connections_total", "") >= seen.n("conns"),
+            grew(&before, &after, "paf_h2_connections_total", "") + held_back >= seen.n("conns"),
             "{name}: paf_h2_connections_total"
         );
 
@@ -400,6 +402,8 @@ fn attacks_leave_a_normal_client_served_memory_bounded_and_the_attacker_cut_off(
                 let label = format!("kind=\"{kind}\"");
                 let floods = grew(&before, &after, "paf_h2_floods_total", &label);
                 assert!(floods >= 1, "{name}: paf_h2_floods_total{{{label}}}");
+                // It reconnected after its cut: held back.
+                assert!(held_back >= 1, "{name}: paf_abuse_held_total");
                 assert!(grew(&before, &after, "paf_h2_goaways_sent_total", "") >= 1);
                 assert!(grew(&before, &after, "paf_h2_protocol_errors_total", "") >= 1);
                 if refused {
@@ -418,6 +422,7 @@ fn attacks_leave_a_normal_client_served_memory_bounded_and_the_attacker_cut_off(
                 let label = format!("kind=\"{kind}\"");
                 let floods = grew(&before, &after, "paf_h2_floods_total", &label);
                 assert!(floods >= 1, "{name}: paf_h2_floods_total{{{label}}}");
+                assert!(held_back >= 1, "{name}: paf_abuse_held_total");
             }
             Expect::Cancelled => {
                 assert!(seen.code("rst", "CANCEL") >= 1, "{name}: {:?}", seen.0);

@@ -39,6 +39,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// A bound of virtual time for anything to happen.
 const LONG: Duration = Duration::from_secs(60);
 
+mod abuse;
+
 /// The raw client's bytes as the h2 client's IO.
 struct Io {
     c: ClientHandle,

@@ -840,6 +840,7 @@ fn per_client_limits_answer_429_with_retry_after_and_reset_connections_over_the_
                 per: Duration::from_secs(1),
                 burst: 5,
             }),
+            ..Default::default()
         },
         ..Config::default()
     };
@@ -908,6 +909,7 @@ fn proxy_protocol_names_the_client_from_trusted_sources_only() {
         per_client: paf::http::PerClient {
             max_connections_per_ip: Some(1),
             rate: None,
+            ..Default::default()
         },
         head_timeout: Duration::from_secs(5),
         ..Config::default()

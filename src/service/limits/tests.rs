@@ -5,6 +5,7 @@ fn limits(conns: Option<u32>, rate: Option<Rate>) -> PerClient {
     PerClient {
         max_connections_per_ip: conns,
         rate,
+        ..PerClient::default()
     }
 }
 
@@ -211,4 +212,64 @@ fn concurrent_threads_counting_one_client_stay_exact() {
     });
     assert_eq!(t.sizes().0, 0);
     assert!(t.open(&l, a));
+}
+
+#[test]
+fn a_client_cut_off_for_abuse_is_held_back_doubling_up_to_the_max_then_forgotten() {
+    let t = ClientTable::new();
+    let a = IpAddr::from(Ipv4Addr::new(198, 18, 0, 1));
+    let b = IpAddr::from(Ipv4Addr::new(198, 18, 0, 3));
+    let t0 = Instant::now();
+    let ms = |n: u64| t0 + Duration::from_millis(n);
+    let max = Duration::from_millis(100);
+    assert_eq!(t.held(a, t0), None, "nobody abused yet");
+    // Cut at 0: held 10 ms; cut again at 10: 20 ms; then 40, 80, and the max, 100.
+    let mut at = 0;
+    for want in [10, 20, 40, 80, 100, 100] {
+        t.abused(a, ms(at), max);
+        assert_eq!(t.held(a, ms(at)), Some(ms(at + want)), "cut at {at} ms");
+        assert_eq!(t.held(a, ms(at + want)), None, "over at {} ms", at + want);
+        at += want;
+    }
+    assert_eq!(t.held(b, ms(at - 1)), None, "another client is not held");
+    // An IPv6 /64 is one client.
+    let v6 = |low: u16| IpAddr::from(Ipv6Addr::new(0xfd00, 0x198, 0x18, 0, 0, 0, 0, low));
+    t.abused(v6(1), ms(at), max);
+    assert_eq!(t.held(v6(2), ms(at)), Some(ms(at + 10)));
+    // Ten quiet seconds after its last cut, a client starts over (and is forgotten).
+    let later = at + 10_000;
+    assert_eq!(t.held(a, ms(later)), None);
+    assert_eq!(
+        t.0.abusers.load(Ordering::Relaxed),
+        1,
+        "a forgotten, v6 remembered"
+    );
+    t.abused(a, ms(later), max);
+    assert_eq!(t.held(a, ms(later)), Some(ms(later + 10)));
+    // A zero max holds nobody.
+    t.abused(b, ms(later), Duration::ZERO);
+    assert_eq!(t.held(b, ms(later)), None);
+}
+
+#[test]
+fn a_shard_full_of_abusers_makes_room_from_forgotten_ones_only() {
+    let t = ClientTable::new();
+    let t0 = Instant::now();
+    let max = Duration::from_millis(250);
+    // Enough distinct clients to fill at least one shard.
+    let n = (MAX_CLIENTS * 2) as u32;
+    for i in 0..n {
+        t.abused(IpAddr::from(Ipv4Addr::from(0x0a00_0000 + i)), t0, max);
+    }
+    let kept = t.0.abusers.load(Ordering::Relaxed);
+    assert!(kept <= MAX_CLIENTS, "{kept}");
+    assert!(kept > MAX_CLIENTS / 2, "{kept}");
+    // Past their memory they are forgotten as new abusers come.
+    let later = t0 + ABUSE_MEMORY + max;
+    for i in 0..n {
+        t.abused(IpAddr::from(Ipv4Addr::from(0x0b00_0000 + i)), later, max);
+    }
+    let fresh = IpAddr::from(Ipv4Addr::from(0x0b00_0000));
+    assert!(t.held(fresh, later).is_some());
+    assert!(t.0.abusers.load(Ordering::Relaxed) <= MAX_CLIENTS);
 }
