@@ -290,7 +290,8 @@ impl Running {
             }
         }
         if let Some(until) = c.held {
-            if cx.now < until {
+            // A stop lets it go at once: its codec is shutting down.
+            if cx.now < until && self.stopping.is_none() {
                 return Next::Keep;
             }
             c.held = None;
@@ -673,10 +674,6 @@ impl Running {
 }
 
 impl Running {
-    /// Reads the PROXY protocol header, exactly (what follows stays in the socket for the
-    /// pipe): `Some(true)` once it is read and the client known, `Some(false)` while it is
-    /// still coming, `None` to reset the connection (a malformed or missing header, its
-    /// deadline passed, the client over its connection cap).
     /// Until when a new connection from `ip` waits unread (its client was cut off for abuse
     /// lately), counted in `abuse_held`.
     pub(crate) fn hold(&self, ip: std::net::IpAddr, now: Instant) -> Option<Instant> {
@@ -687,6 +684,10 @@ impl Running {
         Some(until)
     }
 
+    /// Reads the PROXY protocol header, exactly (what follows stays in the socket for the
+    /// pipe): `Some(true)` once it is read and the client known, `Some(false)` while it is
+    /// still coming, `None` to reset the connection (a malformed or missing header, its
+    /// deadline passed, the client over its connection cap).
     fn preamble(&mut self, cx: &mut Cx<'_>, c: &mut Conn) -> Option<bool> {
         let counters = &self.shared.handle.0.counters;
         let mut buf = [0u8; 256];

@@ -24,6 +24,17 @@ fn ping_flood(net: &mut Net) {
     assert_eq!(code, Some(ENHANCE_YOUR_CALM));
 }
 
+/// A PING flood of `units` frames sent whole, then waits until paf ends the connection
+/// (closed or, when more than its lingering close drains arrived after it, reset).
+fn ping_flood_until_cut(net: &mut Net, units: usize) {
+    let c = RawClient::connect(&mut net.pair.client, Net::addr()).unwrap();
+    c.send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+    c.send(&frame(0x4, 0, 0, &[]));
+    c.send(&frame(0x6, 0, 0, &[7; 8]).repeat(units));
+    net.pair
+        .drive_until(LONG, "paf to end the flood", |_| c.is_done());
+}
+
 /// Opens an h2c connection to `to` (preface and SETTINGS sent) and returns it with the virtual
 /// time paf took to answer with its own SETTINGS.
 fn first_answer(net: &mut Net, to: SocketAddr) -> (ClientHandle, Duration) {
@@ -101,4 +112,32 @@ fn with_abuse_delay_zero_nobody_is_held() {
         c.close();
     }
     assert_eq!(net.handle.stats().abuse_held, 0);
+}
+
+#[test]
+fn a_stop_lets_a_held_connection_go_at_once() {
+    let mut cfg = Config::default();
+    cfg.per_client.abuse_delay = Duration::from_secs(60);
+    let mut net = Net::new(cfg, None);
+    // Eight cuts in a row (each flood but the first held, then cut): the next connection is
+    // held 1.28 s.
+    for _ in 0..8 {
+        ping_flood_until_cut(&mut net, 3_000);
+    }
+    assert_eq!(net.handle.stats().abuse_held, 7);
+    let c = RawClient::connect(&mut net.pair.client, Net::addr()).unwrap();
+    c.send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+    c.send(&frame(0x4, 0, 0, &[]));
+    net.pair.advance(Duration::from_millis(100));
+    assert!(c.take_input().is_empty(), "held: not answered yet");
+    assert_eq!(net.handle.stats().abuse_held, 8);
+    // The stop shuts the held connection's codec down and lets it go: the service ends well
+    // before the hold would have.
+    net.stop.turn_off();
+    let handle = net.handle.clone();
+    let took = net
+        .pair
+        .drive_until(LONG, "the service to stop", |_| handle.is_finished());
+    assert!(took < Duration::from_millis(500), "{took:?}");
+    assert!(c.is_eof() || c.is_reset(), "the held connection is closed");
 }
