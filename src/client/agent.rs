@@ -184,12 +184,16 @@ impl Agent {
             x.cause = refused;
         }
         match next {
-            Next::Pending => None,
+            Next::Pending => {
+                inner.hint_resolving = true;
+                None
+            }
             Next::Connect(edn) => {
                 if edn_stack(&edn) != self {
                     return Some(Error::NoAgent);
                 }
                 exchange::choose(x, edn);
+                inner.hint_waiting = true;
                 None
             }
             Next::Failed(report) => Some(x.cause.take().unwrap_or(Error::Ctx(report))),
@@ -214,6 +218,9 @@ fn edn_stack(edn: &crate::ctx::Endpoint<Agent, crate::tls::ClientConfig>) -> &Ag
 /// head: `Content-Length: n` (write exactly `n` bytes), `Transfer-Encoding: chunked`, or neither
 /// (no body). Close the writer to end the request.
 ///
+/// `config` is an [`http::client::Config`] or an `Arc` of one: connections are pooled per
+/// endpoint and configuration, and requests that share one `Arc` are matched by pointer.
+///
 /// `response_handler` gets the peer, the head and the body as it streams in; `error_handler`
 /// gets any failure after this call returned, once, with the peer when known. Both run on the
 /// loop. A request that fails on a pooled connection before any response byte arrived is sent
@@ -227,7 +234,7 @@ fn edn_stack(edn: &crate::ctx::Endpoint<Agent, crate::tls::ClientConfig>) -> &Ag
 /// the ctx names no client agent, [`Error::Ctx`] when it describes no endpoint at all.
 pub fn request<E, R>(
     ctx: &Ctx,
-    config: http::client::Config,
+    config: impl Into<Arc<http::client::Config>>,
     error_handler: E,
     response_handler: R,
     req: Request<()>,
@@ -239,7 +246,7 @@ where
     let (req, body) = framing(req)?;
     start(
         ctx,
-        Arc::new(config),
+        config.into(),
         req,
         body,
         Box::new(error_handler),
@@ -400,7 +407,8 @@ fn start_with(
         if matches!(x.body, BodyKind::Empty | BodyKind::Bytes(_)) {
             x.closed = true;
         }
-        inner.exchanges.insert(id, x);
+        inner.exchanges.insert(id, Box::new(x));
+        inner.hint_resolving = true;
         id
     };
     stack.0.pending.set(true);

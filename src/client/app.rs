@@ -46,6 +46,13 @@ pub(crate) struct ClientApp {
     /// Where response bodies are read to before they are handed over at their size: one
     /// `read_chunk` buffer for every read, not a fresh zeroed one per response.
     scratch: std::cell::RefCell<Vec<u8>>,
+    /// A connection's exchange ids, copied before a loop that may change them (kept, so that
+    /// the copy does not allocate each time).
+    ids: std::cell::RefCell<Vec<u64>>,
+    /// The deliveries of a `work` call (kept for its capacity).
+    out: Vec<Delivery>,
+    /// The connections a round pumps (kept for its capacity).
+    dirty: Vec<ConnId>,
 }
 
 impl ClientApp {
@@ -54,6 +61,9 @@ impl ClientApp {
             stack,
             pool: std::cell::RefCell::new(Pool::new(BUFFER)),
             scratch: std::cell::RefCell::new(Vec::new()),
+            ids: std::cell::RefCell::new(Vec::new()),
+            out: Vec::new(),
+            dirty: Vec::new(),
         }
     }
 
@@ -64,7 +74,7 @@ impl ClientApp {
 
     fn work(&mut self, cx: &mut Cx<'_>) {
         let shared = self.stack.0.clone();
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.out);
         for _ in 0..MAX_ROUNDS {
             shared.pending.set(false);
             self.deferred(cx, &mut out);
@@ -74,10 +84,12 @@ impl ClientApp {
             self.pump_dirty(cx, &mut out);
             self.writables(&mut out);
             if out.is_empty() && !shared.pending.get() {
+                self.out = out;
                 return;
             }
             deliver(&self.stack, &mut out);
         }
+        self.out = out;
         // Not done: come back at the next pass.
         shared.pending.set(true);
         cx.wake();
@@ -85,9 +97,18 @@ impl ClientApp {
 
     /// `on_writable` of requests not on a connection yet (their buffer has room).
     fn writables(&mut self, out: &mut Vec<Delivery>) {
-        let mut inner = self.stack.0.inner.borrow_mut();
+        let mut guard = self.stack.0.inner.borrow_mut();
+        let inner = &mut *guard;
+        if !std::mem::take(&mut inner.hint_writable) {
+            return;
+        }
         for (id, x) in inner.exchanges.iter_mut() {
             writable(&self.stack, x, *id, out);
+            // Still blocked with no room: it waits for its connection to take bytes, and that
+            // connection's pump calls `writable`; but keep looking while it is not on one.
+            if x.on_writable.is_some() && !matches!(x.phase, Phase::Sent(..)) {
+                inner.hint_writable = true;
+            }
         }
     }
 
@@ -135,7 +156,11 @@ impl ClientApp {
     /// Polls the ctx of every resolving request.
     fn poll_resolving(&mut self, cx: &mut Cx<'_>, out: &mut Vec<Delivery>) {
         let ids: Vec<u64> = {
-            let inner = self.stack.0.inner.borrow();
+            let mut inner = self.stack.0.inner.borrow_mut();
+            // Each poll that stays pending sets the hint again.
+            if !std::mem::take(&mut inner.hint_resolving) {
+                return;
+            }
             inner
                 .exchanges
                 .iter()
@@ -159,6 +184,10 @@ impl ClientApp {
         let options = &self.stack.0.options;
         let mut guard = self.stack.0.inner.borrow_mut();
         let inner = &mut *guard;
+        // Each request left waiting below sets the hint again.
+        if !std::mem::take(&mut inner.hint_waiting) {
+            return;
+        }
         let waiting: Vec<u64> = inner
             .exchanges
             .iter()
@@ -221,6 +250,7 @@ impl ClientApp {
                     .values()
                     .any(|c| c.key == key && c.state != ConnState::Open);
                 if making && !known_h1 {
+                    inner.hint_waiting = true;
                     continue;
                 }
             }
@@ -231,6 +261,7 @@ impl ClientApp {
                 .filter(|c| c.key == key && c.tunnel.is_none())
                 .count();
             if open >= options.max_per_endpoint && !raw {
+                inner.hint_waiting = true;
                 continue;
             }
             let x = inner.exchanges.get_mut(&id).expect("listed");
@@ -247,6 +278,7 @@ impl ClientApp {
                 }
                 Err(e) => {
                     attempt_failed(x, Failure::Connect(e.into()), key.addr);
+                    inner.hint_resolving = true;
                     self.stack.0.pending.set(true);
                 }
             }
@@ -254,14 +286,16 @@ impl ClientApp {
     }
 
     fn pump_dirty(&mut self, cx: &mut Cx<'_>, out: &mut Vec<Delivery>) {
-        let dirty = std::mem::take(&mut self.stack.0.inner.borrow_mut().dirty);
-        let mut seen = Vec::with_capacity(dirty.len());
-        for cid in dirty {
-            if !seen.contains(&cid) {
-                seen.push(cid);
+        // Swapped with the kept buffer: neither allocates once grown.
+        let mut dirty = std::mem::take(&mut self.dirty);
+        std::mem::swap(&mut dirty, &mut self.stack.0.inner.borrow_mut().dirty);
+        for (i, &cid) in dirty.iter().enumerate() {
+            if !dirty[..i].contains(&cid) {
                 self.pump(cx, cid, out);
             }
         }
+        dirty.clear();
+        self.dirty = dirty;
     }
 
     /// Moves one connection and its exchange as far as they go.
@@ -315,10 +349,11 @@ impl ClientApp {
         }
         if c.has_room() {
             // Requests waiting for this endpoint may share it.
-            let waiting = inner
-                .exchanges
-                .values()
-                .any(|x| x.phase == Phase::Waiting && x.key.as_ref() == Some(&c.key));
+            let waiting = inner.hint_waiting
+                && inner
+                    .exchanges
+                    .values()
+                    .any(|x| x.phase == Phase::Waiting && x.key.as_ref() == Some(&c.key));
             if waiting {
                 self.stack.0.pending.set(true);
             }
@@ -377,11 +412,14 @@ impl ClientApp {
         c.tick(cx.now)?;
         loop {
             let mut moved = false;
-            for id in c.exchanges.clone() {
+            let mut ids = self.ids.take();
+            ids.clone_from(&c.exchanges);
+            for &id in &ids {
                 if let Some(x) = inner.exchanges.get_mut(&id) {
                     moved |= feed_body(c, x, cx.now);
                 }
             }
+            self.ids.replace(ids);
             let was_open = c.state == ConnState::Open;
             // Body bytes may wait in the codec for a reader: the end of the stream (which would
             // drop them if it comes early) waits for them to be read.
@@ -408,7 +446,9 @@ impl ClientApp {
                     self.connected(cx.now, inner, c, out);
                     return Ok(());
                 }
-                for id in c.exchanges.clone() {
+                let mut ids = self.ids.take();
+                ids.clone_from(&c.exchanges);
+                for &id in &ids {
                     if let Some(x) = inner.exchanges.get_mut(&id) {
                         if let Err(e) = send_on(c, x, id, cx.now) {
                             fail(inner, id, e, out);
@@ -416,6 +456,7 @@ impl ClientApp {
                         }
                     }
                 }
+                self.ids.replace(ids);
                 if c.codec.is_h2() {
                     inner.stats.h2_connections += 1;
                 }
@@ -424,9 +465,12 @@ impl ClientApp {
                 continue;
             }
             moved |= self.events(cx.now, inner, c, out);
-            for id in c.exchanges.clone() {
+            let mut ids = self.ids.take();
+            ids.clone_from(&c.exchanges);
+            for &id in &ids {
                 moved |= self.read_response(cx.now, inner, c, id, out);
             }
+            self.ids.replace(ids);
             for &id in &c.exchanges {
                 if let Some(x) = inner.exchanges.get_mut(&id) {
                     writable(&self.stack, x, id, out);
@@ -582,6 +626,7 @@ impl ClientApp {
                 );
             }
             retry(x);
+            inner.hint_waiting = true;
             inner.stats.retries += 1;
             self.stack.0.pending.set(true);
             return;

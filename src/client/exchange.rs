@@ -15,7 +15,8 @@ use crate::http::client::{RequestBody, RequestId};
 use crate::runtime::Cx;
 use crate::tls;
 
-/// Records the endpoint `Connect` chose: the request now waits for a connection.
+/// Records the endpoint `Connect` chose: the request now waits for a connection (the caller
+/// sets [`Inner::hint_waiting`]).
 pub(crate) fn choose(x: &mut Exchange, edn: Endpoint<Agent, tls::ClientConfig>) {
     let addr = edn.addr();
     let tls = match edn {
@@ -138,7 +139,7 @@ pub(crate) fn retryable(x: &Exchange, c: &Conn, not_processed: bool) -> bool {
         && (matches!(x.body, BodyKind::Empty | BodyKind::Bytes(_)) || x.replay.is_some())
 }
 
-/// Sends the request again, on a new connection.
+/// Sends the request again, on a new connection (the caller sets [`Inner::hint_waiting`]).
 pub(crate) fn retry(x: &mut Exchange) {
     x.retried = true;
     x.fresh_only = true;
@@ -179,10 +180,17 @@ pub(crate) fn conn_failed(inner: &mut Inner, c: Conn, f: Failure, out: &mut Vec<
             continue;
         };
         match x.phase {
-            Phase::Connecting(_) => attempt_failed(x, f.clone(), c.peer),
-            Phase::Sent(..) if c.state != ConnState::Open => attempt_failed(x, f.clone(), c.peer),
+            Phase::Connecting(_) => {
+                attempt_failed(x, f.clone(), c.peer);
+                inner.hint_resolving = true;
+            }
+            Phase::Sent(..) if c.state != ConnState::Open => {
+                attempt_failed(x, f.clone(), c.peer);
+                inner.hint_resolving = true;
+            }
             _ if retryable(x, &c, false) => {
                 retry(x);
+                inner.hint_waiting = true;
                 inner.stats.retries += 1;
             }
             _ => {
@@ -192,7 +200,8 @@ pub(crate) fn conn_failed(inner: &mut Inner, c: Conn, f: Failure, out: &mut Vec<
     }
 }
 
-/// The endpoint `x` was connecting to failed: back to the ctx for the next one (or the error).
+/// The endpoint `x` was connecting to failed: back to the ctx for the next one (or the error;
+/// the caller sets [`Inner::hint_resolving`]).
 pub(crate) fn attempt_failed(x: &mut Exchange, f: Failure, peer: SocketAddr) {
     let error = f.error(peer);
     if let Some(connect) = &mut x.connect {

@@ -338,7 +338,8 @@ pub(crate) enum Deferred {
 /// The mutable state.
 #[derive(Default)]
 pub(crate) struct Inner {
-    pub exchanges: BTreeMap<u64, Exchange>,
+    /// Boxed: an exchange is large, and the map moves its values when nodes split or merge.
+    pub exchanges: BTreeMap<u64, Box<Exchange>>,
     pub next: u64,
     pub conns: IdMap<ConnId, Conn>,
     /// Connections with something to do in the next pump.
@@ -347,6 +348,13 @@ pub(crate) struct Inner {
     pub next_job: u64,
     pub queries: IdMap<QueryId, (u64, RecordType)>,
     pub stats: Stats,
+    /// Some exchange may be [`Phase::Resolving`], [`Phase::Waiting`], or hold an
+    /// `on_writable` not delivered yet: hints that let the app skip its scans of every
+    /// exchange when nothing can be found. Set wherever an exchange may enter that state,
+    /// cleared by the scan that looks (which sets it again for what it left there).
+    pub hint_resolving: bool,
+    pub hint_waiting: bool,
+    pub hint_writable: bool,
     /// The app is gone: nothing will make progress.
     pub stopped: bool,
 }
