@@ -258,12 +258,14 @@ impl<T> Drop for Completer<T> {
 
 /// A fold function with its arguments, type-erased for storage in a [`Ctx`].
 trait Fold {
-    fn specs(&self) -> Vec<ArgSpec>;
+    fn specs(&self) -> &[ArgSpec];
     fn call(&self, values: &[Option<Rc<dyn Any>>]) -> resolve::ErasedStep;
 }
 
 struct FoldFn<T, A, K> {
     args: A,
+    /// `args.specs()`, computed once: every resolution reads them.
+    specs: Vec<ArgSpec>,
     k: K,
     _type: PhantomData<fn() -> T>,
 }
@@ -274,8 +276,8 @@ where
     A: Args,
     K: Fn(A::Output) -> Step<T>,
 {
-    fn specs(&self) -> Vec<ArgSpec> {
-        self.args.specs()
+    fn specs(&self) -> &[ArgSpec] {
+        &self.specs
     }
 
     fn call(&self, values: &[Option<Rc<dyn Any>>]) -> resolve::ErasedStep {
@@ -294,14 +296,18 @@ where
     K: Fn(A::Output) -> Step<T> + 'static,
 {
     Rc::new(FoldFn {
+        specs: args.specs(),
         args,
         k,
         _type: PhantomData,
     })
 }
 
-/// Hashes a key id (a process-wide counter) with one multiply: the ctx's maps are looked up
-/// several times per request, and SipHash cost more than the lookups.
+/// Hashes an id (a ctx key's process-wide counter; a connection, listener or query id of the
+/// loop) with one multiply: these maps are looked up several times per request, and SipHash
+/// cost more than the lookups (6% of a proxied request's instructions for the loop's maps).
+/// No peer chooses these keys, and the hash has no random key, so iteration order is the same
+/// on every run (tests on the virtual clock replay exactly).
 #[derive(Default)]
 pub(crate) struct IdHasher(u64);
 
@@ -318,8 +324,18 @@ impl std::hash::Hasher for IdHasher {
     }
 
     fn write_u64(&mut self, id: u64) {
-        // Fibonacci hashing: consecutive ids spread over the high bits the table uses.
-        self.0 = id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        // Fibonacci hashing: consecutive ids spread over the high bits the table uses. A
+        // newtype's derived `Hash` ends here with its one field (the stack's `ConnId`: its slot
+        // in the low bits, a generation above).
+        self.0 = (self.0 ^ id).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn write_u32(&mut self, id: u32) {
+        self.write_u64(u64::from(id));
+    }
+
+    fn write_usize(&mut self, id: usize) {
+        self.write_u64(id as u64);
     }
 }
 

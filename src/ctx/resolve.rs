@@ -221,6 +221,9 @@ enum State {
     },
     Resolved(Rc<dyn Any>),
     Failed(KeyError),
+    /// Neither a value nor a fold: its report is [`KeyError::missing_key`], made only when
+    /// asked for (an optional argument that is absent needs none).
+    Missing,
 }
 
 /// Outcome of evaluating one key.
@@ -228,6 +231,8 @@ pub(super) enum Outcome {
     Ready(Rc<dyn Any>),
     Pending,
     Failed(KeyError),
+    /// The key has neither a value nor a fold.
+    Missing,
 }
 
 /// The memo of one resolution (shared by every key it evaluates).
@@ -259,6 +264,7 @@ impl Engine {
             },
             Outcome::Pending => Resolution::Pending,
             Outcome::Failed(e) => Resolution::Failed(e),
+            Outcome::Missing => Resolution::Failed(KeyError::missing_key(key.name)),
         }
     }
 
@@ -266,6 +272,7 @@ impl Engine {
         match self.states.get(&id) {
             Some(State::Resolved(v)) => return Outcome::Ready(Rc::clone(v)),
             Some(State::Failed(e)) => return Outcome::Failed(e.clone()),
+            Some(State::Missing) => return Outcome::Missing,
             _ => {}
         }
         if let Some(at) = self.path.iter().position(|&(k, _)| k == id) {
@@ -274,21 +281,23 @@ impl Engine {
             keys.push(name);
             return Outcome::Failed(KeyError::failed(name, Reason::Cycle(keys)));
         }
-        let (value, folds) = match self.ctx.slots.get(&id) {
-            None => (None, Vec::new()),
-            Some(slot) => (slot.value.clone(), slot.folds.clone()),
+        // The ctx's map is shared (an `Rc`): holding it lets the folds be borrowed while the
+        // engine changes, without copying them.
+        let ctx = self.ctx.clone();
+        let (value, folds) = match ctx.slots.get(&id) {
+            None => (None, &[][..]),
+            Some(slot) => (slot.value.clone(), &slot.folds[..]),
         };
         if let Some(v) = value {
             self.states.insert(id, State::Resolved(Rc::clone(&v)));
             return Outcome::Ready(v);
         }
         if folds.is_empty() {
-            let e = KeyError::missing_key(name);
-            self.states.insert(id, State::Failed(e.clone()));
-            return Outcome::Failed(e);
+            self.states.insert(id, State::Missing);
+            return Outcome::Missing;
         }
         self.path.push((id, name));
-        let outcome = self.try_folds(id, name, &folds);
+        let outcome = self.try_folds(id, name, folds);
         self.path.pop();
         outcome
     }
@@ -331,12 +340,14 @@ impl Engine {
             }
             let specs = f.specs();
             let mut impossible = KeyError::new(name);
+            // `possible` pushes and pops: the path comes back as it went.
+            let mut visiting = std::mem::take(&mut self.path);
             for s in specs.iter().filter(|s| s.required) {
-                let mut visiting = self.path.clone();
                 if let Err(e) = self.possible(s, &mut visiting) {
                     impossible.absorb(&e);
                 }
             }
+            self.path = visiting;
             if !impossible.is_empty() {
                 absorb_same(&mut report, &impossible);
                 fold += 1;
@@ -344,14 +355,18 @@ impl Engine {
             }
             let mut values = Vec::with_capacity(specs.len());
             let mut blocked = None;
-            for s in &specs {
+            for s in specs {
                 match self.eval(s.key, s.name) {
                     Outcome::Ready(v) => values.push(Some(v)),
                     Outcome::Failed(e) if s.required => {
                         blocked = Some(Some(e));
                         break;
                     }
-                    Outcome::Failed(_) => values.push(None),
+                    Outcome::Missing if s.required => {
+                        blocked = Some(Some(KeyError::missing_key(s.name)));
+                        break;
+                    }
+                    Outcome::Failed(_) | Outcome::Missing => values.push(None),
                     Outcome::Pending => {
                         blocked = Some(None);
                         break;
@@ -404,6 +419,7 @@ impl Engine {
         match self.states.get(&id) {
             Some(State::Resolved(_)) => return Ok(()),
             Some(State::Failed(e)) => return Err(e.clone()),
+            Some(State::Missing) => return Err(KeyError::missing_key(name)),
             _ => {}
         }
         let Some(slot) = self.ctx.slots.get(&id) else {
