@@ -21,7 +21,6 @@
 //! are harmless: an app's `handle_wake` does what is due and nothing else.
 
 use std::cell::RefCell;
-use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::io;
@@ -31,10 +30,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 /// A map keyed by ids the stack or the loop hands out (connections, listeners, queries). The
-/// hasher has fixed keys, so iterating one (which connection is pumped or reused first) follows
-/// the same order on every run: a test on the virtual clock replays exactly. Safe because no
-/// peer chooses these keys.
-pub(crate) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<DefaultHasher>>;
+/// hasher ([`IdHasher`](crate::ctx::IdHasher): one multiply) has no random key, so iterating
+/// one (which connection is pumped or reused first) follows the same order on every run: a
+/// test on the virtual clock replays exactly. Safe because no peer chooses these keys.
+pub(crate) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<crate::ctx::IdHasher>>;
 
 use mio::{Events, Poll, Token, Waker};
 use net::dns::Resolution;
