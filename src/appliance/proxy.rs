@@ -102,13 +102,17 @@ pub struct StartError {
 /// One `[[upstream]]` at run time.
 struct Upstream {
     config: config::Upstream,
-    stack: client::Agent,
-    tls: Option<tls::ClientConfig>,
-    http: http::client::Config,
+    /// Shared by its requests: the pool compares a connection's settings by pointer first.
+    http: Arc<http::client::Config>,
     /// The URL the next request starts from.
     next: Cell<usize>,
     /// Per URL: skipped until then.
     down: Vec<Cell<Option<Instant>>>,
+    /// Per URL: the client ctx that reaches it, built once (a request clones it, which is
+    /// cheap: the ctx's map is shared until changed).
+    ctxs: Vec<crate::ctx::Ctx>,
+    /// Per URL: its authority as a `Host` value.
+    authorities: Vec<String>,
 }
 
 impl Upstream {
@@ -129,8 +133,7 @@ impl Upstream {
     }
 
     /// The URL's authority as a `Host` value: port only when not the scheme's default.
-    fn authority(&self, i: usize) -> String {
-        let u = &self.config.urls[i];
+    fn authority(u: &config::UpstreamUrl) -> String {
         let host = if u.host.contains(':') {
             format!("[{}]", u.host)
         } else {
@@ -143,17 +146,21 @@ impl Upstream {
         }
     }
 
-    /// The client ctx that reaches URL `i`.
-    fn ctx(&self, i: usize) -> crate::ctx::Ctx {
-        let u = &self.config.urls[i];
-        let mut ctx = client::ctx(&self.stack)
+    /// The client ctx that reaches `u` through `stack`.
+    fn ctx(
+        stack: &client::Agent,
+        tls: Option<&tls::ClientConfig>,
+        sni: Option<&String>,
+        u: &config::UpstreamUrl,
+    ) -> crate::ctx::Ctx {
+        let mut ctx = client::ctx(stack)
             .add(&client::domain_name(), u.host.clone())
             .add(&client::port(), u.port);
         if u.tls {
-            if let Some(t) = &self.tls {
+            if let Some(t) = tls {
                 ctx = ctx.add(&client::tls_config(), t.clone());
             }
-            if let Some(sni) = &self.config.sni {
+            if let Some(sni) = sni {
                 ctx = ctx.add(&client::server_name(), sni.clone());
             }
         }
@@ -214,18 +221,24 @@ impl Proxy {
                 read_chunk: READ_CHUNK,
                 ..client::Options::default()
             };
-            let http = http::client::Config {
+            let http = Arc::new(http::client::Config {
                 response_timeout: u.response_timeout,
                 // Plain-text URLs: HTTP/2 only when it is the one protocol named.
                 http2_prior_knowledge: u.protocols == ["h2"],
                 ..http::client::Config::default()
-            };
+            });
+            let stack = client::Agent::attach(rt, options);
+            let ctxs = u
+                .urls
+                .iter()
+                .map(|x| Upstream::ctx(&stack, tls.as_ref(), u.sni.as_ref(), x))
+                .collect();
             upstreams.push(Upstream {
-                stack: client::Agent::attach(rt, options),
-                tls,
                 http,
                 next: Cell::new(0),
                 down: u.urls.iter().map(|_| Cell::new(None)).collect(),
+                ctxs,
+                authorities: u.urls.iter().map(Upstream::authority).collect(),
                 config: u.clone(),
             });
         }
@@ -326,16 +339,15 @@ impl Flight {
             return self.fail(StatusCode::BAD_GATEWAY, "no upstream URL left to try");
         };
         self.tried.borrow_mut().push(i);
-        let authority = up.authority(i);
         let fwd = Forwarding {
             peer: self.reqd.peer().ip(),
             https: self.origin.https,
-            upstream_authority: &authority,
+            upstream_authority: &up.authorities[i],
             preserve_host: up.config.preserve_host,
             upgrade: self.upgrade.as_ref().map(|(u, _)| u),
         };
         let (head, body) = headers::request_head(self.reqd.request(), &fwd);
-        let mut ctx = up.ctx(i);
+        let mut ctx = up.ctxs[i].clone();
         if let Some(version) = up.config.send_proxy_protocol {
             ctx = ctx.add(&client::preamble(), self.proxy_header(version));
         }
@@ -390,7 +402,7 @@ impl Flight {
         log::warn!(
             "proxy: upstream {:?} ({}{}): {e}",
             up.config.name,
-            up.authority(url),
+            up.authorities[url],
             peer.map(|p| format!(" at {p}")).unwrap_or_default()
         );
         self.proxy.metrics.upstream_error(&up.config.name, kind);

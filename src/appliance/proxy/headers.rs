@@ -121,59 +121,58 @@ pub(crate) fn has_other_codings(headers: &HeaderMap) -> bool {
 
 /// Drops the hop-by-hop fields of `headers`.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
+    // One look at the names, then removals only of those present: most heads carry few or
+    // none, and each removal hashes its name.
+    let mut hop: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
         .flat_map(|v| v.as_bytes().split(|&b| b == b','))
         .filter_map(|t| HeaderName::from_bytes(t.trim_ascii()).ok())
         .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in [
-        header::CONNECTION,
-        HeaderName::from_static("keep-alive"),
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-    ] {
-        headers.remove(name);
-    }
-    let proxy: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| k.as_str().starts_with("proxy-"))
-        .cloned()
-        .collect();
-    for name in proxy {
+    hop.extend(headers.keys().filter(|k| is_hop_by_hop(k)).cloned());
+    for name in hop {
         headers.remove(name);
     }
 }
 
-/// The `Via` received-protocol (RFC 9110 §7.6.3): `2` for an HTTP/2 client.
-fn version_token(v: Version) -> &'static str {
-    match v {
-        Version::HTTP_10 => "1.0",
-        Version::HTTP_2 => "2",
-        _ => "1.1",
-    }
+/// The fields that are hop-by-hop whatever `Connection` says.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    *name == header::CONNECTION
+        || *name == header::TE
+        || *name == header::TRAILER
+        || *name == header::TRANSFER_ENCODING
+        || *name == header::UPGRADE
+        || name == "keep-alive"
+        || name.as_str().starts_with("proxy-")
+}
+
+/// paf's `Via` entry: the received-protocol (RFC 9110 §7.6.3; `2` for an HTTP/2 client) and
+/// its name.
+fn via(v: Version) -> HeaderValue {
+    HeaderValue::from_static(match v {
+        Version::HTTP_10 => "1.0 paf",
+        Version::HTTP_2 => "2 paf",
+        _ => "1.1 paf",
+    })
 }
 
 /// Appends `item` to a comma-separated field, joining the existing lines into one.
-fn append_list(headers: &mut HeaderMap, name: HeaderName, item: &str) {
-    let mut joined: Vec<u8> = Vec::new();
-    for v in headers.get_all(&name) {
-        if !joined.is_empty() {
-            joined.extend_from_slice(b", ");
+fn append_list(headers: &mut HeaderMap, name: HeaderName, item: HeaderValue) {
+    match headers.entry(name) {
+        header::Entry::Vacant(e) => {
+            e.insert(item);
         }
-        joined.extend_from_slice(v.as_bytes());
-    }
-    if !joined.is_empty() {
-        joined.extend_from_slice(b", ");
-    }
-    joined.extend_from_slice(item.as_bytes());
-    if let Ok(v) = HeaderValue::from_bytes(&joined) {
-        headers.insert(name, v);
+        header::Entry::Occupied(mut e) => {
+            let mut joined: Vec<u8> = Vec::new();
+            for v in e.iter() {
+                joined.extend_from_slice(v.as_bytes());
+                joined.extend_from_slice(b", ");
+            }
+            joined.extend_from_slice(item.as_bytes());
+            if let Ok(v) = HeaderValue::from_bytes(&joined) {
+                e.insert(v);
+            }
+        }
     }
 }
 
@@ -202,20 +201,19 @@ pub(crate) fn request_head(req: &Request<()>, fwd: &Forwarding<'_>) -> (Request<
     if let Some(host) = host {
         headers.insert(header::HOST, host);
     }
-    append_list(
-        &mut headers,
-        HeaderName::from_static("x-forwarded-for"),
-        &fwd.peer.to_string(),
-    );
+    // An address's text is a valid field value; `Bytes` takes the string without a copy.
+    if let Ok(peer) = HeaderValue::from_maybe_shared(bytes::Bytes::from(fwd.peer.to_string())) {
+        append_list(
+            &mut headers,
+            HeaderName::from_static("x-forwarded-for"),
+            peer,
+        );
+    }
     headers.insert(
         HeaderName::from_static("x-forwarded-proto"),
         HeaderValue::from_static(if fwd.https { "https" } else { "http" }),
     );
-    append_list(
-        &mut headers,
-        header::VIA,
-        &format!("{} paf", version_token(req.version())),
-    );
+    append_list(&mut headers, header::VIA, via(req.version()));
     match body {
         Body::Empty => {}
         Body::Length(n) => {
@@ -255,11 +253,7 @@ pub(crate) fn response_head(resp: Response<()>) -> (Response<()>, Option<u64>) {
         .and_then(|v| v.split(',').next())
         .and_then(|v| v.trim().parse::<u64>().ok());
     strip_hop_by_hop(&mut parts.headers);
-    append_list(
-        &mut parts.headers,
-        header::VIA,
-        &format!("{} paf", version_token(parts.version)),
-    );
+    append_list(&mut parts.headers, header::VIA, via(parts.version));
     parts.version = Version::HTTP_11;
     (Response::from_parts(parts, ()), length)
 }
@@ -280,11 +274,7 @@ pub(crate) fn switching_head(resp: Response<()>) -> Response<()> {
         parts.headers.append(header::UPGRADE, v);
     }
     parts.headers.remove(header::CONTENT_LENGTH);
-    append_list(
-        &mut parts.headers,
-        header::VIA,
-        &format!("{} paf", version_token(parts.version)),
-    );
+    append_list(&mut parts.headers, header::VIA, via(parts.version));
     parts.version = Version::HTTP_11;
     Response::from_parts(parts, ())
 }
