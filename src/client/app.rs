@@ -272,7 +272,7 @@ impl ClientApp {
                     let mut c = Conn::new(cid, key.clone(), cx.now, timeout);
                     c.raw = raw;
                     c.exchanges.push(id);
-                    inner.conns.insert(cid, c);
+                    inner.conns.insert(cid, Box::new(c));
                     x.phase = Phase::Connecting(cid);
                     log::debug!("client: request {id}: connecting to {} ({cid})", key.addr);
                 }
@@ -387,7 +387,7 @@ impl ClientApp {
     }
 
     /// Pumps a connection that switched protocols; keeps it until its tunnel is over.
-    fn tunnel(cx: &mut Cx<'_>, inner: &mut Inner, mut c: Conn, pool: &mut Pool) {
+    fn tunnel(cx: &mut Cx<'_>, inner: &mut Inner, mut c: Box<Conn>, pool: &mut Pool) {
         let cid = c.id;
         match c.pump_tunnel(cx, pool) {
             TunnelNext::Keep => {

@@ -173,7 +173,7 @@ pub(crate) fn complete(
 }
 
 /// A connection failed: each exchange on it tries the next endpoint, is retried, or fails.
-pub(crate) fn conn_failed(inner: &mut Inner, c: Conn, f: Failure, out: &mut Vec<Delivery>) {
+pub(crate) fn conn_failed(inner: &mut Inner, c: Box<Conn>, f: Failure, out: &mut Vec<Delivery>) {
     log::debug!("client: {} to {} failed: {f:?}", c.id, c.peer);
     for &id in &c.exchanges {
         let Some(x) = inner.exchanges.get_mut(&id) else {

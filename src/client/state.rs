@@ -341,7 +341,9 @@ pub(crate) struct Inner {
     /// Boxed: an exchange is large, and the map moves its values when nodes split or merge.
     pub exchanges: BTreeMap<u64, Box<Exchange>>,
     pub next: u64,
-    pub conns: IdMap<ConnId, Conn>,
+    /// Boxed: a pump takes its connection out of the map and puts it back, and a `Conn` is
+    /// large enough that the two moves showed up (memcpy) in a proxied request's profile.
+    pub conns: IdMap<ConnId, Box<Conn>>,
     /// Connections with something to do in the next pump.
     pub dirty: Vec<ConnId>,
     pub dns: BTreeMap<u64, DnsJob>,
