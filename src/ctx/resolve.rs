@@ -349,7 +349,12 @@ impl Engine {
             }
             self.path = visiting;
             if !impossible.is_empty() {
-                absorb_same(&mut report, &impossible);
+                if report.is_empty() {
+                    // The first fold's report: taken, not copied.
+                    report = impossible;
+                } else {
+                    absorb_same(&mut report, &impossible);
+                }
                 fold += 1;
                 continue;
             }
