@@ -164,6 +164,28 @@ impl Upstream {
                 ctx = ctx.add(&client::server_name(), sni.clone());
             }
         }
+        // A literal address needs no resolver: its endpoint goes in as a value, the one the
+        // base ctx's folds would compute for every request (TLS: SNI from `sni`, else the
+        // host as written; the TLS endpoint is still tried first, as for any ctx).
+        if let Ok(addr) = u.host.parse::<std::net::IpAddr>() {
+            if !u.tls {
+                let edn = crate::ctx::TcpEndpoint {
+                    stack: stack.clone(),
+                    addr,
+                    port: u.port,
+                };
+                ctx = ctx.add(&client::tcp_edn(), edn);
+            } else if let Some(t) = tls {
+                let edn = crate::ctx::TlsEndpoint {
+                    domain_name: Some(sni.unwrap_or(&u.host).clone()),
+                    tls: t.clone(),
+                    stack: stack.clone(),
+                    addr,
+                    port: u.port,
+                };
+                ctx = ctx.add(&client::tls_edn(), edn);
+            }
+        }
         ctx
     }
 }
@@ -684,5 +706,77 @@ fn push_down(mut down: Down, mut writer: service::BodyWriter, data: &[u8]) {
             down.body.cancel();
             down.flight.count(down.status, down.sent);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ctx::{Ctx, Resolution, Value};
+
+    /// `key` of `ctx`, when it resolves at once.
+    fn resolved<T: Clone + 'static>(ctx: &Ctx, key: &Value<T>) -> Option<T> {
+        match ctx.resolve(key).poll() {
+            Resolution::Ready(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    fn url(tls: bool, host: &str, port: u16) -> config::UpstreamUrl {
+        config::UpstreamUrl {
+            tls,
+            host: host.to_owned(),
+            port,
+        }
+    }
+
+    /// A literal address's endpoint goes into the upstream's ctx as a value: it must be the
+    /// endpoint the base ctx's folds compute from the same URL (what a request got before).
+    #[test]
+    fn a_literal_urls_endpoint_is_the_one_the_folds_give() {
+        let mut rt = crate::testing::Pair::new().client;
+        let stack = client::Agent::attach(&mut rt, client::Options::default());
+        let tls = tls::ClientConfig::builder(tls::ClientTrust::WebPki)
+            .build()
+            .unwrap();
+        let sni = "upstream.test".to_owned();
+        let cases = [
+            (url(false, "198.18.0.1", 8080), None),
+            (url(false, "fd00:198:18::1", 80), None),
+            (url(true, "198.18.0.1", 8443), Some(&sni)),
+            (url(true, "fd00:198:18::1", 443), None),
+        ];
+        for (u, sni) in cases {
+            let ours = Upstream::ctx(&stack, Some(&tls), sni, &u);
+            // The same ctx without the endpoint values: the folds compute them.
+            let mut folded = client::ctx(&stack)
+                .add(&client::domain_name(), u.host.clone())
+                .add(&client::port(), u.port);
+            if u.tls {
+                folded = folded.add(&client::tls_config(), tls.clone());
+                if let Some(s) = sni {
+                    folded = folded.add(&client::server_name(), s.clone());
+                }
+            }
+            if u.tls {
+                let given = ours.get(&client::tls_edn()).expect("a value for a literal");
+                let want = resolved(&folded, &client::tls_edn()).expect("the folds' endpoint");
+                assert_eq!(
+                    (&given.domain_name, &given.stack, given.addr, given.port),
+                    (&want.domain_name, &want.stack, want.addr, want.port),
+                    "{}",
+                    u.host
+                );
+            } else {
+                let given = ours.get(&client::tcp_edn()).expect("a value for a literal");
+                let want = resolved(&folded, &client::tcp_edn()).expect("the folds' endpoint");
+                assert_eq!(given, want, "{}", u.host);
+                // Still no TLS endpoint for an http URL.
+                assert!(resolved(&ours, &client::tls_edn()).is_none());
+            }
+        }
+        // A name is left to the resolver's fold, request by request.
+        let named = Upstream::ctx(&stack, None, None, &url(false, "upstream.test", 80));
+        assert!(named.get(&client::tcp_edn()).is_none());
     }
 }
