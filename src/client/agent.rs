@@ -177,7 +177,8 @@ impl Agent {
             }
         };
         self.0.polling.set(None);
-        let mut inner = self.0.inner.borrow_mut();
+        let mut guard = self.0.inner.borrow_mut();
+        let inner = &mut *guard;
         let x = inner.exchanges.get_mut(&id)?;
         x.connect = Some(connect);
         if refused.is_some() {
@@ -185,15 +186,15 @@ impl Agent {
         }
         match next {
             Next::Pending => {
-                inner.hint_resolving = true;
+                // Still resolving: the app polls it again.
+                inner.hints.resolving = true;
                 None
             }
             Next::Connect(edn) => {
                 if edn_stack(&edn) != self {
                     return Some(Error::NoAgent);
                 }
-                exchange::choose(x, edn);
-                inner.hint_waiting = true;
+                exchange::choose(x, &mut inner.hints, edn);
                 None
             }
             Next::Failed(report) => Some(x.cause.take().unwrap_or(Error::Ctx(report))),
@@ -408,7 +409,7 @@ fn start_with(
             x.closed = true;
         }
         inner.exchanges.insert(id, Box::new(x));
-        inner.hint_resolving = true;
+        inner.hints.resolving = true;
         id
     };
     stack.0.pending.set(true);

@@ -99,7 +99,7 @@ impl ClientApp {
     fn writables(&mut self, out: &mut Vec<Delivery>) {
         let mut guard = self.stack.0.inner.borrow_mut();
         let inner = &mut *guard;
-        if !std::mem::take(&mut inner.hint_writable) {
+        if !std::mem::take(&mut inner.hints.writable) {
             return;
         }
         for (id, x) in inner.exchanges.iter_mut() {
@@ -107,7 +107,7 @@ impl ClientApp {
             // Still blocked with no room: it waits for its connection to take bytes, and that
             // connection's pump calls `writable`; but keep looking while it is not on one.
             if x.on_writable.is_some() && !matches!(x.phase, Phase::Sent(..)) {
-                inner.hint_writable = true;
+                inner.hints.writable = true;
             }
         }
     }
@@ -158,7 +158,7 @@ impl ClientApp {
         let ids: Vec<u64> = {
             let mut inner = self.stack.0.inner.borrow_mut();
             // Each poll that stays pending sets the hint again.
-            if !std::mem::take(&mut inner.hint_resolving) {
+            if !std::mem::take(&mut inner.hints.resolving) {
                 return;
             }
             inner
@@ -185,7 +185,7 @@ impl ClientApp {
         let mut guard = self.stack.0.inner.borrow_mut();
         let inner = &mut *guard;
         // Each request left waiting below sets the hint again.
-        if !std::mem::take(&mut inner.hint_waiting) {
+        if !std::mem::take(&mut inner.hints.waiting) {
             return;
         }
         let waiting: Vec<u64> = inner
@@ -250,7 +250,7 @@ impl ClientApp {
                     .values()
                     .any(|c| c.key == key && c.state != ConnState::Open);
                 if making && !known_h1 {
-                    inner.hint_waiting = true;
+                    inner.hints.waiting = true;
                     continue;
                 }
             }
@@ -261,7 +261,7 @@ impl ClientApp {
                 .filter(|c| c.key == key && c.tunnel.is_none())
                 .count();
             if open >= options.max_per_endpoint && !raw {
-                inner.hint_waiting = true;
+                inner.hints.waiting = true;
                 continue;
             }
             let x = inner.exchanges.get_mut(&id).expect("listed");
@@ -277,8 +277,7 @@ impl ClientApp {
                     log::debug!("client: request {id}: connecting to {} ({cid})", key.addr);
                 }
                 Err(e) => {
-                    attempt_failed(x, Failure::Connect(e.into()), key.addr);
-                    inner.hint_resolving = true;
+                    attempt_failed(x, &mut inner.hints, Failure::Connect(e.into()), key.addr);
                     self.stack.0.pending.set(true);
                 }
             }
@@ -349,7 +348,7 @@ impl ClientApp {
         }
         if c.has_room() {
             // Requests waiting for this endpoint may share it.
-            let waiting = inner.hint_waiting
+            let waiting = inner.hints.waiting
                 && inner
                     .exchanges
                     .values()
@@ -625,8 +624,7 @@ impl ClientApp {
                     c.id
                 );
             }
-            retry(x);
-            inner.hint_waiting = true;
+            retry(x, &mut inner.hints);
             inner.stats.retries += 1;
             self.stack.0.pending.set(true);
             return;

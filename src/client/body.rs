@@ -149,7 +149,7 @@ impl BodyWriter {
             Some(x) if x.phase != Phase::Done && !x.closed => {
                 self.done = true;
                 let old = x.on_writable.replace(Box::new(f));
-                inner.hint_writable = true;
+                inner.hints.writable = true;
                 inner.touch(self.id);
                 shared.pending.set(true);
                 drop(inner);

@@ -8,16 +8,17 @@ use net::ConnId;
 
 use super::body::{BodyEnd, BodyError, BodyWriter};
 use super::conn::{Conn, ConnState, Failure};
-use super::state::{BodyKind, Delivery, Exchange, Inner, Phase, PoolKey, Reader, MAX_REFUSED};
+use super::state::{
+    BodyKind, Delivery, Exchange, Hints, Inner, Phase, PoolKey, Reader, MAX_REFUSED,
+};
 use super::{Agent, Error};
 use crate::ctx::Endpoint;
 use crate::http::client::{RequestBody, RequestId};
 use crate::runtime::Cx;
 use crate::tls;
 
-/// Records the endpoint `Connect` chose: the request now waits for a connection (the caller
-/// sets [`Inner::hint_waiting`]).
-pub(crate) fn choose(x: &mut Exchange, edn: Endpoint<Agent, tls::ClientConfig>) {
+/// Records the endpoint `Connect` chose: the request now waits for a connection.
+pub(crate) fn choose(x: &mut Exchange, hints: &mut Hints, edn: Endpoint<Agent, tls::ClientConfig>) {
     let addr = edn.addr();
     let tls = match edn {
         Endpoint::Tls(e) => Some((e.domain_name, e.tls)),
@@ -36,6 +37,7 @@ pub(crate) fn choose(x: &mut Exchange, edn: Endpoint<Agent, tls::ClientConfig>) 
     });
     x.peer = Some(addr);
     x.phase = Phase::Waiting;
+    hints.waiting = true;
 }
 
 /// Sends `x`'s request on the open connection `c`.
@@ -139,11 +141,12 @@ pub(crate) fn retryable(x: &Exchange, c: &Conn, not_processed: bool) -> bool {
         && (matches!(x.body, BodyKind::Empty | BodyKind::Bytes(_)) || x.replay.is_some())
 }
 
-/// Sends the request again, on a new connection (the caller sets [`Inner::hint_waiting`]).
-pub(crate) fn retry(x: &mut Exchange) {
+/// Sends the request again, on a new connection.
+pub(crate) fn retry(x: &mut Exchange, hints: &mut Hints) {
     x.retried = true;
     x.fresh_only = true;
     x.phase = Phase::Waiting;
+    hints.waiting = true;
     if let (BodyKind::Length(_) | BodyKind::Chunked, Some(r)) = (&x.body, &x.replay) {
         x.out = r.clone();
         x.finished = false;
@@ -179,18 +182,14 @@ pub(crate) fn conn_failed(inner: &mut Inner, c: Box<Conn>, f: Failure, out: &mut
         let Some(x) = inner.exchanges.get_mut(&id) else {
             continue;
         };
+        let hints = &mut inner.hints;
         match x.phase {
-            Phase::Connecting(_) => {
-                attempt_failed(x, f.clone(), c.peer);
-                inner.hint_resolving = true;
-            }
+            Phase::Connecting(_) => attempt_failed(x, hints, f.clone(), c.peer),
             Phase::Sent(..) if c.state != ConnState::Open => {
-                attempt_failed(x, f.clone(), c.peer);
-                inner.hint_resolving = true;
+                attempt_failed(x, hints, f.clone(), c.peer);
             }
             _ if retryable(x, &c, false) => {
-                retry(x);
-                inner.hint_waiting = true;
+                retry(x, hints);
                 inner.stats.retries += 1;
             }
             _ => {
@@ -200,15 +199,15 @@ pub(crate) fn conn_failed(inner: &mut Inner, c: Box<Conn>, f: Failure, out: &mut
     }
 }
 
-/// The endpoint `x` was connecting to failed: back to the ctx for the next one (or the error;
-/// the caller sets [`Inner::hint_resolving`]).
-pub(crate) fn attempt_failed(x: &mut Exchange, f: Failure, peer: SocketAddr) {
+/// The endpoint `x` was connecting to failed: back to the ctx for the next one (or the error).
+pub(crate) fn attempt_failed(x: &mut Exchange, hints: &mut Hints, f: Failure, peer: SocketAddr) {
     let error = f.error(peer);
     if let Some(connect) = &mut x.connect {
         connect.attempt_failed(error.to_string());
     }
     x.cause = Some(error);
     x.phase = Phase::Resolving;
+    hints.resolving = true;
 }
 
 /// Ends exchange `id` with `error` (once): its error handler, readers and writers are told.

@@ -335,6 +335,20 @@ pub(crate) enum Deferred {
     Pump(ConnId),
 }
 
+/// Whether some exchange may be in a state the app looks for by scanning every exchange: they
+/// let it skip the scans when nothing can be found. Set where an exchange enters the state
+/// (`exchange::choose`, `retry`, `attempt_failed`, a new request, a pending ctx, an
+/// `on_writable`), cleared by the scan that looks, which sets it again for what it left there.
+#[derive(Debug, Default)]
+pub(crate) struct Hints {
+    /// Some exchange may be [`Phase::Resolving`] with its ctx to poll.
+    pub resolving: bool,
+    /// Some exchange may be [`Phase::Waiting`] for a connection.
+    pub waiting: bool,
+    /// Some exchange not on a connection may hold an `on_writable` not delivered yet.
+    pub writable: bool,
+}
+
 /// The mutable state.
 #[derive(Default)]
 pub(crate) struct Inner {
@@ -350,13 +364,7 @@ pub(crate) struct Inner {
     pub next_job: u64,
     pub queries: IdMap<QueryId, (u64, RecordType)>,
     pub stats: Stats,
-    /// Some exchange may be [`Phase::Resolving`], [`Phase::Waiting`], or hold an
-    /// `on_writable` not delivered yet: hints that let the app skip its scans of every
-    /// exchange when nothing can be found. Set wherever an exchange may enter that state,
-    /// cleared by the scan that looks (which sets it again for what it left there).
-    pub hint_resolving: bool,
-    pub hint_waiting: bool,
-    pub hint_writable: bool,
+    pub hints: Hints,
     /// The app is gone: nothing will make progress.
     pub stopped: bool,
 }
