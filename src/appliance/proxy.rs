@@ -66,6 +66,7 @@ use super::compress;
 use super::Metrics;
 use crate::client::{self, BodyEnd as UpBodyEnd, ResponseBody};
 use crate::config::{self, Config};
+use crate::ctx::Resolution;
 use crate::runtime::{PassTime, Runtime};
 use crate::service::{self, BodyEnd, Reqd};
 use crate::{tls, tunnel};
@@ -164,26 +165,15 @@ impl Upstream {
                 ctx = ctx.add(&client::server_name(), sni.clone());
             }
         }
-        // A literal address needs no resolver: its endpoint goes in as a value, the one the
-        // base ctx's folds would compute for every request (TLS: SNI from `sni`, else the
-        // host as written; the TLS endpoint is still tried first, as for any ctx).
-        if let Ok(addr) = u.host.parse::<std::net::IpAddr>() {
-            if !u.tls {
-                let edn = crate::ctx::TcpEndpoint {
-                    stack: stack.clone(),
-                    addr,
-                    port: u.port,
-                };
+        // A literal address needs no resolver: the endpoint the folds give (at once: no DNS
+        // for a literal) goes in as a value, instead of being computed again per request.
+        if net::dns::literal(&u.host).is_some() {
+            if u.tls {
+                if let Resolution::Ready(edn) = ctx.resolve(&client::tls_edn()).poll() {
+                    ctx = ctx.add(&client::tls_edn(), edn);
+                }
+            } else if let Resolution::Ready(edn) = ctx.resolve(&client::tcp_edn()).poll() {
                 ctx = ctx.add(&client::tcp_edn(), edn);
-            } else if let Some(t) = tls {
-                let edn = crate::ctx::TlsEndpoint {
-                    domain_name: Some(sni.unwrap_or(&u.host).clone()),
-                    tls: t.clone(),
-                    stack: stack.clone(),
-                    addr,
-                    port: u.port,
-                };
-                ctx = ctx.add(&client::tls_edn(), edn);
             }
         }
         ctx
@@ -712,7 +702,7 @@ fn push_down(mut down: Down, mut writer: service::BodyWriter, data: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ctx::{Ctx, Resolution, Value};
+    use crate::ctx::{Ctx, Value};
 
     /// `key` of `ctx`, when it resolves at once.
     fn resolved<T: Clone + 'static>(ctx: &Ctx, key: &Value<T>) -> Option<T> {
@@ -731,7 +721,8 @@ mod tests {
     }
 
     /// A literal address's endpoint goes into the upstream's ctx as a value: it must be the
-    /// endpoint the base ctx's folds compute from the same URL (what a request got before).
+    /// endpoint the base ctx's folds compute from the same URL (what a request got before),
+    /// and a name gets none.
     #[test]
     fn a_literal_urls_endpoint_is_the_one_the_folds_give() {
         let mut rt = crate::testing::Pair::new().client;
