@@ -26,25 +26,27 @@ use crate::runtime::{App, Cx};
 use crate::service::handle::TlsFailure;
 use crate::service::{Handle, Stats};
 
-/// Labels of a request counter: listener, route index (or `none`), status class.
-type RequestKey = (String, String, &'static str);
+/// Counters labelled by a name (a listener, an upstream) and a second label: looked up by `&str`,
+/// so that counting allocates only the first time a name is seen.
+type ByName<K> = Mutex<BTreeMap<String, BTreeMap<K, u64>>>;
 
 /// The registry.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<RequestKey, u64>>,
+    /// By listener, then route index (`None`: no route) and status class.
+    requests: ByName<(Option<usize>, &'static str)>,
     response_bytes: Mutex<BTreeMap<String, u64>>,
     request_bytes: Mutex<BTreeMap<String, u64>>,
-    upstream_errors: Mutex<BTreeMap<(String, &'static str), u64>>,
-    upstream_responses: Mutex<BTreeMap<(String, &'static str), u64>>,
+    upstream_errors: ByName<&'static str>,
+    upstream_responses: ByName<&'static str>,
     tunnels: Mutex<BTreeMap<String, crate::tunnel::Counters>>,
     /// CONNECT requests not tunnelled, by listener and kind.
-    connect_failures: Mutex<BTreeMap<(String, &'static str), u64>>,
+    connect_failures: ByName<&'static str>,
     services: Mutex<Vec<(String, Handle)>>,
     /// ACME: per domain, the installed certificate's `notAfter` (Unix seconds).
     acme_expiry: Mutex<BTreeMap<String, u64>>,
     /// ACME: orders per listener and result (`ok`, `failed`).
-    acme_orders: Mutex<BTreeMap<(String, &'static str), u64>>,
+    acme_orders: ByName<&'static str>,
     /// Sockets held by the stack (listening pools included), sampled.
     pub stack_sockets: AtomicUsize,
     /// Loop passes observed by the sampler (liveness).
@@ -73,9 +75,39 @@ fn class(status: u16) -> &'static str {
     }
 }
 
-fn bump<K: Ord>(m: &Mutex<BTreeMap<K, u64>>, k: K, by: u64) {
+/// Adds `by` to `name`'s counter (the name is copied only the first time).
+fn bump(m: &Mutex<BTreeMap<String, u64>>, name: &str, by: u64) {
     let mut m = m.lock().unwrap_or_else(|p| p.into_inner());
-    *m.entry(k).or_insert(0) += by;
+    match m.get_mut(name) {
+        Some(v) => *v += by,
+        None => {
+            m.insert(name.to_owned(), by);
+        }
+    }
+}
+
+/// Adds `by` to the counter of `name` and `label` (the name is copied only the first time).
+fn bump_by<K: Ord>(m: &ByName<K>, name: &str, label: K, by: u64) {
+    let mut m = m.lock().unwrap_or_else(|p| p.into_inner());
+    let labels = match m.get_mut(name) {
+        Some(l) => l,
+        None => m.entry(name.to_owned()).or_default(),
+    };
+    *labels.entry(label).or_insert(0) += by;
+}
+
+/// The counters of `m` with their two labels, in order.
+fn snapshot_by<K: Ord + Copy>(m: &ByName<K>) -> Vec<(String, K, u64)> {
+    let m = m.lock().unwrap_or_else(|p| p.into_inner());
+    m.iter()
+        .flat_map(|(n, labels)| labels.iter().map(move |(k, v)| (n.clone(), *k, *v)))
+        .collect()
+}
+
+/// The sum of every counter of `m`.
+fn total_by<K>(m: &ByName<K>) -> u64 {
+    let m = m.lock().unwrap_or_else(|p| p.into_inner());
+    m.values().flat_map(BTreeMap::values).sum()
 }
 
 fn snapshot<K: Clone + Ord>(m: &Mutex<BTreeMap<K, u64>>) -> BTreeMap<K, u64> {
@@ -140,23 +172,18 @@ impl Metrics {
 
     /// Count one response.
     pub fn request(&self, listener: &str, route: Option<usize>, status: u16, body_bytes: u64) {
-        let route = route.map_or_else(|| "none".to_string(), |r| r.to_string());
-        bump(
-            &self.requests,
-            (listener.to_string(), route, class(status)),
-            1,
-        );
-        bump(&self.response_bytes, listener.to_string(), body_bytes);
+        bump_by(&self.requests, listener, (route, class(status)), 1);
+        bump(&self.response_bytes, listener, body_bytes);
     }
 
     /// Count request body bytes received (uploads, proxied bodies).
     pub fn request_bytes(&self, listener: &str, n: u64) {
-        bump(&self.request_bytes, listener.to_string(), n);
+        bump(&self.request_bytes, listener, n);
     }
 
     /// Count an upstream failure by kind (`connect`, `tls`, `protocol`, `timeout`).
     pub fn upstream_error(&self, upstream: &str, kind: &'static str) {
-        bump(&self.upstream_errors, (upstream.to_string(), kind), 1);
+        bump_by(&self.upstream_errors, upstream, kind, 1);
     }
 
     /// ACME: the certificate now served for `domain` expires at `not_after` (Unix seconds).
@@ -170,22 +197,18 @@ impl Metrics {
     /// ACME: an order of `listener` ended, `ok` or `failed`.
     pub fn acme_order(&self, listener: &str, ok: bool) {
         let result = if ok { "ok" } else { "failed" };
-        bump(&self.acme_orders, (listener.to_string(), result), 1);
+        bump_by(&self.acme_orders, listener, result, 1);
     }
 
     /// Count an upstream response head by the protocol that carried it (`h2`, `http/1.1`).
     pub fn upstream_response(&self, upstream: &str, protocol: &'static str) {
-        bump(
-            &self.upstream_responses,
-            (upstream.to_string(), protocol),
-            1,
-        );
+        bump_by(&self.upstream_responses, upstream, protocol, 1);
     }
 
     /// Count a CONNECT request that got no tunnel, by kind: `bad_target` (400), `forbidden`
     /// (403: not in `allow`, by name or by address), `dns` and `connect` (502).
     pub fn connect_failure(&self, listener: &str, kind: &'static str) {
-        bump(&self.connect_failures, (listener.to_string(), kind), 1);
+        bump_by(&self.connect_failures, listener, kind, 1);
     }
 
     /// The counters of a listener's tunnels: its proxy routes' upgraded connections and its
@@ -197,13 +220,13 @@ impl Metrics {
 
     /// Requests counted so far for a listener and status class (tests, health checks).
     pub fn requests_of(&self, listener: &str, class_label: &str) -> u64 {
-        self.requests
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .filter(|((l, _, c), _)| l == listener && *c == class_label)
-            .map(|(_, v)| v)
-            .sum()
+        let requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        requests.get(listener).map_or(0, |by| {
+            by.iter()
+                .filter(|((_, c), _)| *c == class_label)
+                .map(|(_, v)| v)
+                .sum()
+        })
     }
 
     /// This registry's exposition alone.
@@ -252,14 +275,17 @@ impl Metrics {
             "# HELP paf_requests_total Responses by listener, route index and status class."
         );
         let _ = writeln!(out, "# TYPE paf_requests_total counter");
-        for ((l, r, c), v) in snapshot(&self.requests) {
-            let _ = writeln!(
+        for (l, (r, c), v) in snapshot_by(&self.requests) {
+            let _ = write!(
                 out,
-                "paf_requests_total{{listener=\"{}\",route=\"{}\",class=\"{}\"}} {v}",
-                escape(&l),
-                r,
-                c
+                "paf_requests_total{{listener=\"{}\",route=\"",
+                escape(&l)
             );
+            let _ = match r {
+                Some(r) => write!(out, "{r}"),
+                None => write!(out, "none"),
+            };
+            let _ = writeln!(out, "\",class=\"{c}\"}} {v}");
         }
         let _ = writeln!(
             out,
@@ -298,7 +324,7 @@ impl Metrics {
              bad_target, forbidden, dns, connect."
         );
         let _ = writeln!(out, "# TYPE paf_connect_failures_total counter");
-        for ((l, k), v) in snapshot(&self.connect_failures) {
+        for (l, k, v) in snapshot_by(&self.connect_failures) {
             let _ = writeln!(
                 out,
                 "paf_connect_failures_total{{listener=\"{}\",kind=\"{k}\"}} {v}",
@@ -310,7 +336,7 @@ impl Metrics {
             "# HELP paf_upstream_errors_total Upstream failures by kind."
         );
         let _ = writeln!(out, "# TYPE paf_upstream_errors_total counter");
-        for ((u, k), v) in snapshot(&self.upstream_errors) {
+        for (u, k, v) in snapshot_by(&self.upstream_errors) {
             let _ = writeln!(
                 out,
                 "paf_upstream_errors_total{{upstream=\"{}\",kind=\"{k}\"}} {v}",
@@ -322,7 +348,7 @@ impl Metrics {
             "# HELP paf_upstream_responses_total Upstream response heads by the protocol that carried them."
         );
         let _ = writeln!(out, "# TYPE paf_upstream_responses_total counter");
-        for ((u, p), v) in snapshot(&self.upstream_responses) {
+        for (u, p, v) in snapshot_by(&self.upstream_responses) {
             let _ = writeln!(
                 out,
                 "paf_upstream_responses_total{{upstream=\"{}\",protocol=\"{p}\"}} {v}",
@@ -643,11 +669,7 @@ impl Metrics {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let orders = self
-            .acme_orders
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let orders = snapshot_by(&self.acme_orders);
         if !expiry.is_empty() {
             let _ = writeln!(out, "# HELP paf_acme_certificate_expiry_seconds When the ACME certificate served for a name expires (Unix time).");
             let _ = writeln!(out, "# TYPE paf_acme_certificate_expiry_seconds gauge");
@@ -665,7 +687,7 @@ impl Metrics {
                 "# HELP paf_acme_orders_total ACME orders ended, by result."
             );
             let _ = writeln!(out, "# TYPE paf_acme_orders_total counter");
-            for ((l, r), n) in &orders {
+            for (l, r, n) in &orders {
                 let _ = writeln!(
                     out,
                     "paf_acme_orders_total{{listener=\"{}\",result=\"{r}\"}} {n}",
@@ -847,5 +869,69 @@ mod tests {
             );
             assert!(text.contains(&format!("# HELP {family} ")), "{text}");
         }
+    }
+
+    #[test]
+    fn request_and_upstream_counters_add_up_by_their_labels() {
+        let m = Metrics::default();
+        for _ in 0..3 {
+            m.request("web", Some(1), 200, 10);
+        }
+        m.request("web", None, 404, 5);
+        m.request("web", Some(12), 503, 0);
+        m.request("api", Some(1), 204, 0);
+        m.request_bytes("web", 7);
+        m.request_bytes("web", 8);
+        for _ in 0..2 {
+            m.upstream_response("app", "http/1.1");
+        }
+        m.upstream_response("app", "h2");
+        m.upstream_error("app", "connect");
+        m.connect_failure("web", "dns");
+        let text = m.render();
+        let cases: &[(&str, Option<u64>)] = &[
+            (
+                r#"paf_requests_total{listener="web",route="1",class="2xx"}"#,
+                Some(3),
+            ),
+            (
+                r#"paf_requests_total{listener="web",route="none",class="4xx"}"#,
+                Some(1),
+            ),
+            (
+                r#"paf_requests_total{listener="web",route="12",class="5xx"}"#,
+                Some(1),
+            ),
+            (
+                r#"paf_requests_total{listener="api",route="1",class="2xx"}"#,
+                Some(1),
+            ),
+            (r#"paf_response_body_bytes_total{listener="web"}"#, Some(35)),
+            (r#"paf_request_body_bytes_total{listener="web"}"#, Some(15)),
+            (
+                r#"paf_upstream_responses_total{upstream="app",protocol="http/1.1"}"#,
+                Some(2),
+            ),
+            (
+                r#"paf_upstream_responses_total{upstream="app",protocol="h2"}"#,
+                Some(1),
+            ),
+            (
+                r#"paf_upstream_errors_total{upstream="app",kind="connect"}"#,
+                Some(1),
+            ),
+            (
+                r#"paf_connect_failures_total{listener="web",kind="dns"}"#,
+                Some(1),
+            ),
+        ];
+        for (series, want) in cases {
+            assert_eq!(sample(&text, series), *want, "{series} in\n{text}");
+        }
+        assert_eq!(m.requests_of("web", "2xx"), 3);
+        assert_eq!(m.requests_of("web", "5xx"), 1);
+        assert_eq!(m.requests_of("api", "2xx"), 1);
+        assert_eq!(m.requests_of("none", "2xx"), 0);
+        assert_eq!(total_by(&m.requests), 6);
     }
 }
