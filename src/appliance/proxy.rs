@@ -78,17 +78,37 @@ const MAX_PER_URL: usize = 1024;
 /// Most response body bytes read from an upstream at once.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// Where a proxied request came from: for metrics and forwarding fields.
+/// Where a proxied request came from, for metrics and forwarding fields: a listener's route
+/// of the configuration the request was routed by (shared, not copied per request).
 #[derive(Clone, Debug)]
 pub(super) struct Origin {
-    /// The listener's name.
-    pub listener: Rc<str>,
+    /// The configuration.
+    pub config: Rc<Config>,
+    /// The listener's index in it.
+    pub listener: usize,
     /// The route's index in the listener.
     pub route: usize,
+}
+
+impl Origin {
+    fn listener(&self) -> &config::Listener {
+        &self.config.listeners[self.listener]
+    }
+
+    /// The listener's name.
+    fn listener_name(&self) -> &str {
+        &self.listener().name
+    }
+
     /// Whether the listener speaks HTTPS.
-    pub https: bool,
+    fn https(&self) -> bool {
+        matches!(self.listener().protocol, config::Protocol::Https { .. })
+    }
+
     /// The route's `compress` (off unless the route says).
-    pub compress: config::Compress,
+    fn compress(&self) -> &config::Compress {
+        &self.listener().routes[self.route].compress
+    }
 }
 
 /// Why the proxy cannot start: an upstream's TLS configuration cannot be built.
@@ -319,7 +339,7 @@ impl Flight {
     fn count(&self, status: StatusCode, bytes: u64) {
         if !self.counted.replace(true) {
             self.proxy.metrics.request(
-                &self.origin.listener,
+                self.origin.listener_name(),
                 Some(self.origin.route),
                 status.as_u16(),
                 bytes,
@@ -353,7 +373,7 @@ impl Flight {
         self.tried.borrow_mut().push(i);
         let fwd = Forwarding {
             peer: self.reqd.peer().ip(),
-            https: self.origin.https,
+            https: self.origin.https(),
             upstream_authority: &up.authorities[i],
             preserve_host: up.config.preserve_host,
             upgrade: self.upgrade.as_ref().map(|(u, _)| u),
@@ -452,7 +472,7 @@ impl Flight {
             return self.switch(head, &body);
         }
         let (mut head, length) = headers::response_head(head);
-        let plan = compress::for_proxy(&self.origin.compress, self.reqd.request(), &head, length);
+        let plan = compress::for_proxy(self.origin.compress(), self.reqd.request(), &head, length);
         if plan.vary {
             compress::add_vary(head.headers_mut());
         }
@@ -513,7 +533,7 @@ impl Flight {
         };
         match self.reqd.upgrade(headers::switching_head(head)) {
             Ok(down) => {
-                let counters = self.proxy.metrics.tunnels(&self.origin.listener);
+                let counters = self.proxy.metrics.tunnels(self.origin.listener_name());
                 tunnel::join(down, up, config, &counters);
                 self.count(StatusCode::SWITCHING_PROTOCOLS, 0);
             }
@@ -554,7 +574,7 @@ fn upload(flight: Rc<Flight>, writer: client::BodyWriter) {
             flight
                 .proxy
                 .metrics
-                .request_bytes(&flight.origin.listener, data.len() as u64);
+                .request_bytes(flight.origin.listener_name(), data.len() as u64);
             push_up(flight, writer, data, Vec::new(), 0);
         },
         move |end| {

@@ -1,5 +1,6 @@
 //! Dispatch of one request to its route and the simple actions; files are streamed from disk.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::net::SocketAddr;
@@ -14,7 +15,7 @@ use super::connect;
 use super::files::{self, Plan, Resolved, Validators};
 use super::proxy::{Origin, Proxy};
 use super::Metrics;
-use crate::config::{Action, Config, Encoding, PathMatch, Protocol};
+use crate::config::{Action, Config, Encoding, PathMatch};
 use crate::http::Error;
 use crate::service::{BodyWriter, ErrorResponse, Reqd};
 
@@ -37,21 +38,25 @@ fn response(status: StatusCode) -> ::http::response::Builder {
 }
 
 /// The request's host without port, from the absolute-form target or `Host`.
-fn host_of(req: &Request<()>) -> Option<String> {
-    let raw = req
-        .uri()
-        .authority()
-        .map(|a| a.host().to_string())
-        .or_else(|| {
+fn host_of(req: &Request<()>) -> Option<Cow<'_, str>> {
+    let raw: &str = match req.uri().authority() {
+        Some(a) => a.host(),
+        None => {
             let h = req.headers().get(header::HOST)?.to_str().ok()?;
-            let host = if h.starts_with('[') {
-                h.split(']').next().map(|x| format!("{x}]"))?
+            if h.starts_with('[') {
+                // `[v6]` with its brackets, without the port.
+                &h[..=h.find(']')?]
             } else {
-                h.split(':').next()?.to_string()
-            };
-            Some(host)
-        })?;
-    Some(raw.trim_end_matches('.').to_ascii_lowercase())
+                h.split(':').next()?
+            }
+        }
+    };
+    let host = raw.trim_end_matches('.');
+    Some(if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    })
 }
 
 impl Router {
@@ -130,8 +135,8 @@ impl Router {
             return connect::handle(reqd, &origin);
         }
         let host = host_of(reqd.request());
-        let path = reqd.request().uri().path().to_string();
-        if let Some(answer) = self.acme_http01.as_ref().and_then(|a| a.answer(&path)) {
+        let path = reqd.request().uri().path();
+        if let Some(answer) = self.acme_http01.as_ref().and_then(|a| a.answer(path)) {
             // RFC 8555 §8.3: the key authorization, whatever the host; a token we do not
             // serve falls through to the routes.
             let method = reqd.request().method();
@@ -148,7 +153,7 @@ impl Router {
         let Some(index) = listener
             .routes
             .iter()
-            .position(|r| r.matches(host.as_deref(), &path))
+            .position(|r| r.matches(host.as_deref(), path))
         else {
             self.simple(&reqd, None, StatusCode::NOT_FOUND, "not found\n");
             return;
@@ -236,7 +241,7 @@ impl Router {
                 }
                 let below = match &route.path {
                     PathMatch::Prefix(p) | PathMatch::Exact(p) => {
-                        let rest = path.strip_prefix(p.trim_end_matches('/')).unwrap_or(&path);
+                        let rest = path.strip_prefix(p.trim_end_matches('/')).unwrap_or(path);
                         if rest.starts_with('/') {
                             rest.to_string()
                         } else {
@@ -244,7 +249,7 @@ impl Router {
                         }
                     }
                 };
-                self.file(&reqd, index, root, &below, idx, &path);
+                self.file(&reqd, index, root, &below, idx, path);
             }
             // (Never matched by a request other than CONNECT.)
             Action::Connect { .. } => {
@@ -256,10 +261,9 @@ impl Router {
                 tunnel_idle_timeout,
             } => {
                 let origin = Origin {
-                    listener: Rc::from(self.name()),
+                    config: self.config.clone(),
+                    listener: self.listener,
                     route: index,
-                    https: matches!(listener.protocol, Protocol::Https { .. }),
-                    compress: route.compress.clone(),
                 };
                 let tunnel = upgrade.then(|| crate::tunnel::Config {
                     idle_timeout: *tunnel_idle_timeout,
@@ -565,6 +569,38 @@ fn pump(
                 }
             }
             Err(_) => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_host_routes_match_is_lowercase_without_port_or_trailing_dot() {
+        let cases: &[(&str, Option<&str>, Option<&str>)] = &[
+            ("/", Some("example.test"), Some("example.test")),
+            ("/", Some("Example.TEST:8080"), Some("example.test")),
+            ("/", Some("example.test."), Some("example.test")),
+            ("/", Some("[fd00:198:18::2]:443"), Some("[fd00:198:18::2]")),
+            ("/", Some("[FD00:198:18::2]"), Some("[fd00:198:18::2]")),
+            ("/", Some("198.18.0.2"), Some("198.18.0.2")),
+            ("/", None, None),
+            // The absolute form's authority wins over `Host`.
+            (
+                "http://Other.test:81/x",
+                Some("example.test"),
+                Some("other.test"),
+            ),
+        ];
+        for &(uri, host, want) in cases {
+            let mut b = Request::builder().uri(uri);
+            if let Some(h) = host {
+                b = b.header(header::HOST, h);
+            }
+            let req = b.body(()).unwrap();
+            assert_eq!(host_of(&req).as_deref(), want, "{uri} {host:?}");
         }
     }
 }
