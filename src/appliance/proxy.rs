@@ -635,49 +635,53 @@ struct Down {
 /// all to the client (waiting for room), then read the next.
 fn download(down: Down, writer: service::BodyWriter) {
     let body = down.body.clone();
-    let slot = Rc::new(RefCell::new(Some((down, writer))));
-    let s2 = slot.clone();
-    body.schedule_read(
-        move |data| {
-            if let Some((mut down, writer)) = slot.borrow_mut().take() {
-                match down.enc.as_mut() {
-                    Some(enc) => {
-                        enc.write(data);
-                        enc.flush();
-                        let out = enc.take();
-                        push_down(down, writer, &out);
-                    }
-                    None => push_down(down, writer, data),
-                }
+    body.schedule(Downloading { down, writer });
+}
+
+/// A download waiting for the upstream's next chunk.
+struct Downloading {
+    down: Down,
+    writer: service::BodyWriter,
+}
+
+impl client::BodyReader for Downloading {
+    fn data(self: Box<Self>, data: &[u8]) {
+        let Downloading { mut down, writer } = *self;
+        match down.enc.as_mut() {
+            Some(enc) => {
+                enc.write(data);
+                enc.flush();
+                let out = enc.take();
+                push_down(down, writer, &out);
             }
-        },
-        move |end| {
-            let Some((mut down, writer)) = s2.borrow_mut().take() else {
-                return;
-            };
-            match end {
-                UpBodyEnd::Complete => {
-                    if let Some(enc) = down.enc.take() {
-                        // The encoder's last bytes, then the close (and the count).
-                        let tail = enc.finish();
-                        down.ending = true;
-                        return push_down(down, writer, &tail);
-                    }
-                    let _ = writer.close();
+            None => push_down(down, writer, data),
+        }
+    }
+
+    fn end(self: Box<Self>, end: UpBodyEnd) {
+        let Downloading { mut down, writer } = *self;
+        match end {
+            UpBodyEnd::Complete => {
+                if let Some(enc) = down.enc.take() {
+                    // The encoder's last bytes, then the close (and the count).
+                    let tail = enc.finish();
+                    down.ending = true;
+                    return push_down(down, writer, &tail);
                 }
-                UpBodyEnd::Aborted => {
-                    log::warn!(
-                        "proxy: upstream {:?} body aborted after {} bytes; cutting the response",
-                        down.flight.upstream().config.name,
-                        down.sent
-                    );
-                    // Dropping the writer unclosed cuts the response and closes the connection.
-                    drop(writer);
-                }
+                let _ = writer.close();
             }
-            down.flight.count(down.status, down.sent);
-        },
-    );
+            UpBodyEnd::Aborted => {
+                log::warn!(
+                    "proxy: upstream {:?} body aborted after {} bytes; cutting the response",
+                    down.flight.upstream().config.name,
+                    down.sent
+                );
+                // Dropping the writer unclosed cuts the response and closes the connection.
+                drop(writer);
+            }
+        }
+        down.flight.count(down.status, down.sent);
+    }
 }
 
 /// Writes `data`, or else `down.rest[down.off..]` (what a short write left), to the client;

@@ -660,22 +660,22 @@ impl ClientApp {
         }
         let buf = &mut scratch[..];
         let (reader, ended) = match reader {
-            Reader::Once { on_data, on_eof } => match c.codec.read_body(now, rid, buf) {
+            Reader::Once(reader) => match c.codec.read_body(now, rid, buf) {
                 BodyRead::Data(n) => {
                     out.push(Delivery::Data {
-                        on_data,
+                        reader,
                         data: buf[..n].to_vec(),
                     });
                     (None, false)
                 }
                 BodyRead::End => {
                     out.push(Delivery::Eof {
-                        on_eof,
+                        reader,
                         end: BodyEnd::Complete,
                     });
                     (None, true)
                 }
-                BodyRead::Pending => (Some(Reader::Once { on_data, on_eof }), false),
+                BodyRead::Pending => (Some(Reader::Once(reader)), false),
             },
             Reader::ToEnd {
                 limit,

@@ -19,7 +19,7 @@ use super::state::{BodyKind, Deferred, Phase, Reader};
 use super::Agent;
 use crate::tunnel::Upgraded;
 
-/// How a response body ended, for [`ResponseBody::schedule_read`].
+/// How a response body ended, for [`ResponseBody::schedule_read`] and [`BodyReader`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BodyEnd {
     /// The whole body was received.
@@ -27,6 +27,35 @@ pub enum BodyEnd {
     /// The body will never complete: the connection failed, the response was malformed, or the
     /// request is over.
     Aborted,
+}
+
+/// A reader of the next piece of a response body, for [`ResponseBody::schedule`]: one value
+/// that is told, once, either the next chunk or how the body ended. A reader that keeps
+/// reading schedules a new one (from [`data`](Self::data), with a clone of the body handle).
+///
+/// [`ResponseBody::schedule_read`] makes one of two closures; implementing it on a type of
+/// your own avoids sharing state between the two closures (one allocation a read, not three).
+pub trait BodyReader: 'static {
+    /// The next chunk of the body (never empty).
+    fn data(self: Box<Self>, data: &[u8]);
+    /// The body ended: complete, or it never will be.
+    fn end(self: Box<Self>, end: BodyEnd);
+}
+
+/// [`ResponseBody::schedule_read`]'s reader: two closures.
+struct Closures<D, E> {
+    on_data: D,
+    on_eof: E,
+}
+
+impl<D: FnOnce(&[u8]) + 'static, E: FnOnce(BodyEnd) + 'static> BodyReader for Closures<D, E> {
+    fn data(self: Box<Self>, data: &[u8]) {
+        (self.on_data)(data);
+    }
+
+    fn end(self: Box<Self>, end: BodyEnd) {
+        (self.on_eof)(end);
+    }
 }
 
 /// Why [`ResponseBody::read_to_end`] failed.
@@ -257,12 +286,15 @@ impl ResponseBody {
         on_data: impl FnOnce(&[u8]) + 'static,
         on_eof: impl FnOnce(BodyEnd) + 'static,
     ) {
-        let reader = Reader::Once {
-            on_data: Box::new(on_data),
-            on_eof: Box::new(on_eof),
-        };
-        if let Some(Reader::Once { on_eof, .. }) = self.install(reader) {
-            on_eof(BodyEnd::Aborted);
+        self.schedule(Closures { on_data, on_eof });
+    }
+
+    /// [`schedule_read`](Self::schedule_read) with one value for both outcomes: `reader`
+    /// gets the next chunk as soon as there is one, or the end of the body (at once,
+    /// [`BodyEnd::Aborted`], when the request is already over).
+    pub fn schedule(&self, reader: impl BodyReader) {
+        if let Some(Reader::Once(reader)) = self.install(Reader::Once(Box::new(reader))) {
+            reader.end(BodyEnd::Aborted);
         }
     }
 

@@ -248,8 +248,8 @@ pub(crate) fn fail(
 /// Tells a reader the body will never complete.
 pub(crate) fn end_reader(reader: Reader, out: &mut Vec<Delivery>) {
     match reader {
-        Reader::Once { on_eof, .. } => out.push(Delivery::Eof {
-            on_eof,
+        Reader::Once(reader) => out.push(Delivery::Eof {
+            reader,
             end: BodyEnd::Aborted,
         }),
         Reader::ToEnd { done, .. } => out.push(Delivery::Body {
@@ -287,8 +287,8 @@ pub(crate) fn deliver(stack: &Agent, out: &mut Vec<Delivery>) {
                 head,
                 body,
             } => handler(peer, head, body),
-            Delivery::Data { on_data, data } => on_data(&data),
-            Delivery::Eof { on_eof, end } => on_eof(end),
+            Delivery::Data { reader, data } => reader.data(&data),
+            Delivery::Eof { reader, end } => reader.end(end),
             Delivery::Body { done, result } => done(result),
             Delivery::Error {
                 handler,

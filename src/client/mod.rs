@@ -70,7 +70,7 @@ mod state;
 mod tests;
 
 pub use agent::{connect, request, Agent};
-pub use body::{BodyEnd, BodyError, BodyWriter, ResponseBody, WriteError};
+pub use body::{BodyEnd, BodyError, BodyReader, BodyWriter, ResponseBody, WriteError};
 pub use error::{ConnectFailure, Error};
 pub use friendly::{fetch_blocking, Client, Response};
 pub use keys::{

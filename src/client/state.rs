@@ -33,10 +33,8 @@ use crate::tls;
 pub(crate) type ErrorHandler = Box<dyn FnOnce(Option<SocketAddr>, Error)>;
 /// A request's response handler: `(peer, head, body)`.
 pub(crate) type ResponseHandler = Box<dyn FnOnce(SocketAddr, Response<()>, ResponseBody)>;
-/// A body chunk consumer.
-pub(crate) type OnData = Box<dyn FnOnce(&[u8])>;
-/// The end of a body, for a chunk reader.
-pub(crate) type OnEof = Box<dyn FnOnce(BodyEnd)>;
+/// A body chunk consumer ([`ResponseBody::schedule`]).
+pub(crate) type OnceReader = Box<dyn super::body::BodyReader>;
 /// A whole-body consumer.
 pub(crate) type OnBody = Box<dyn FnOnce(Result<Vec<u8>, BodyError>)>;
 /// A raw connection's handler ([`connect`](super::connect)): `(peer, connection)`.
@@ -180,10 +178,7 @@ pub(crate) enum Phase {
 
 /// A pending response body read.
 pub(crate) enum Reader {
-    Once {
-        on_data: OnData,
-        on_eof: OnEof,
-    },
+    Once(OnceReader),
     ToEnd {
         limit: usize,
         buf: Vec<u8>,
@@ -278,11 +273,11 @@ pub(crate) enum Delivery {
         body: ResponseBody,
     },
     Data {
-        on_data: OnData,
+        reader: OnceReader,
         data: Vec<u8>,
     },
     Eof {
-        on_eof: OnEof,
+        reader: OnceReader,
         end: BodyEnd,
     },
     Body {

@@ -275,26 +275,41 @@ fn upload(mut w: BodyWriter, mut at: u64, total: u64, hash: Rc<Cell<u64>>) {
     w.close().unwrap();
 }
 
-/// Checks a streamed download against the pattern as it arrives, chunk by chunk.
+/// Checks a streamed download against the pattern as it arrives, chunk by chunk (a
+/// [`client::BodyReader`] of its own, where [`read_all`] uses two closures).
 fn check_download(
     body: ResponseBody,
     got: Rc<Cell<u64>>,
     biggest: Rc<Cell<usize>>,
     end: Rc<Cell<Option<BodyEnd>>>,
 ) {
-    let (b, g, m, e) = (body.clone(), got.clone(), biggest.clone(), end.clone());
-    body.schedule_read(
-        move |data| {
-            let at = g.get();
+    struct Check {
+        body: ResponseBody,
+        got: Rc<Cell<u64>>,
+        biggest: Rc<Cell<usize>>,
+        end: Rc<Cell<Option<BodyEnd>>>,
+    }
+    impl client::BodyReader for Check {
+        fn data(self: Box<Self>, data: &[u8]) {
+            let at = self.got.get();
             for (k, x) in data.iter().enumerate() {
                 assert_eq!(*x, blob_byte(at + k as u64), "byte {}", at + k as u64);
             }
-            g.set(at + data.len() as u64);
-            m.set(m.get().max(data.len()));
-            check_download(b, g, m, e);
-        },
-        move |x| end.set(Some(x)),
-    );
+            self.got.set(at + data.len() as u64);
+            self.biggest.set(self.biggest.get().max(data.len()));
+            check_download(self.body, self.got, self.biggest, self.end);
+        }
+
+        fn end(self: Box<Self>, end: BodyEnd) {
+            self.end.set(Some(end));
+        }
+    }
+    body.clone().schedule(Check {
+        body,
+        got,
+        biggest,
+        end,
+    });
 }
 
 /// The CPU time of this thread (both loops run on it), from Linux's schedstat; `None`
