@@ -89,11 +89,15 @@ impl ClientCodec {
     pub(crate) fn send_request(
         &mut self,
         now: Instant,
-        head: ::http::Request<()>,
+        head: &::http::Request<()>,
         body: RequestBody<'_>,
     ) -> Result<RequestId, UsageError> {
         self.now = now;
-        each!(self, c => c.send_request(now, head, body))
+        match &mut self.proto {
+            // HTTP/1.1 writes the head out; h2 takes one of its own.
+            Proto::H1(c) => c.send_request(now, head, body),
+            Proto::H2(c) => c.send_request(now, head.clone(), body),
+        }
     }
 
     pub(crate) fn write_body(

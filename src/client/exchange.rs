@@ -1,6 +1,7 @@
 //! What happens to one exchange on its connection: sending it, streaming its body, retrying
 //! it, ending it (complete or failed), and delivering what its handlers must hear.
 
+use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
@@ -42,7 +43,8 @@ pub(crate) fn choose(x: &mut Exchange, hints: &mut Hints, edn: Endpoint<Agent, t
 
 /// Sends `x`'s request on the open connection `c`.
 pub(crate) fn send_on(c: &mut Conn, x: &mut Exchange, id: u64, now: Instant) -> Result<(), Error> {
-    let mut head = x.head.clone();
+    // The head is kept for a resend; a copy is made only to add a `Host`.
+    let mut head = Cow::Borrowed(&x.head);
     if !head.headers().contains_key(::http::header::HOST) && head.uri().authority().is_none() {
         let host = match (
             &x.host_hint,
@@ -68,7 +70,7 @@ pub(crate) fn send_on(c: &mut Conn, x: &mut Exchange, id: u64, now: Instant) -> 
             format!("{host}:{}", c.peer.port())
         };
         if let Ok(v) = ::http::HeaderValue::try_from(host) {
-            head.headers_mut().insert(::http::header::HOST, v);
+            head.to_mut().headers_mut().insert(::http::header::HOST, v);
         }
     }
     let body = match &x.body {
@@ -79,7 +81,7 @@ pub(crate) fn send_on(c: &mut Conn, x: &mut Exchange, id: u64, now: Instant) -> 
     };
     let rid = c
         .codec
-        .send_request(now, head, body)
+        .send_request(now, &head, body)
         .map_err(Error::Usage)?;
     if matches!(x.body, BodyKind::Empty | BodyKind::Bytes(_)) {
         x.finished = true;

@@ -438,7 +438,7 @@ pub fn client_response(data: &[u8]) {
             .uri("http://fuzz.test/x")
             .body(())
             .expect("a request");
-        if let Ok(id) = conn.send_request(now, req, RequestBody::Empty) {
+        if let Ok(id) = conn.send_request(now, &req, RequestBody::Empty) {
             ids.push(id);
         }
     }

@@ -269,7 +269,7 @@ impl ClientConn {
     pub fn send_request(
         &mut self,
         now: Instant,
-        head: http::Request<()>,
+        head: &http::Request<()>,
         body: RequestBody<'_>,
     ) -> Result<RequestId, UsageError> {
         if !self.can_send_request() {
@@ -290,7 +290,7 @@ impl ClientConn {
         let was_idle = self.pending() == 0;
         compact(&mut self.out, &mut self.out_pos);
         let start = self.out.len();
-        let info = head::write_request(&mut self.out, &head, framing).inspect_err(|_| {
+        let info = head::write_request(&mut self.out, head, framing).inspect_err(|_| {
             self.out.truncate(start);
         })?;
         if let RequestBody::Complete(b) = body {

@@ -57,7 +57,7 @@ impl Client {
     ) -> Result<RequestId, UsageError> {
         let r = self
             .conn
-            .send_request(self.now, request(method, uri, headers), body);
+            .send_request(self.now, &request(method, uri, headers), body);
         self.step();
         r
     }

@@ -70,7 +70,7 @@ impl Pair {
     ) -> RequestId {
         let uri = format!("http://paf.test{target}");
         self.client
-            .send_request(self.now, request(method, &uri, headers), body)
+            .send_request(self.now, &request(method, &uri, headers), body)
             .expect("send")
     }
 
