@@ -152,6 +152,38 @@ fn check_request_line(line: &[u8], config: &Config) -> Result<(), Error> {
     }
 }
 
+/// The field values of a head, sharing one copy of its bytes: one allocation a head instead of
+/// one a field, and copies of a value (the proxy forwards them) only count references. A value
+/// kept after its head keeps the head's bytes (at most `max_head_size`) alive.
+pub(crate) struct FieldValues {
+    bytes: bytes::Bytes,
+    /// Where the head starts in memory: a value's offset in `bytes` is its address minus this.
+    base: usize,
+}
+
+impl FieldValues {
+    /// Copies `head`, the buffer the values will be given from.
+    pub(crate) fn new(head: &[u8]) -> Self {
+        FieldValues {
+            bytes: bytes::Bytes::copy_from_slice(head),
+            base: head.as_ptr() as usize,
+        }
+    }
+
+    /// The header value of `value`, a slice of the head given to [`new`](Self::new).
+    pub(crate) fn value(
+        &self,
+        value: &[u8],
+    ) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
+        let at = (value.as_ptr() as usize).wrapping_sub(self.base);
+        match self.bytes.get(at..at + value.len()) {
+            Some(_) => HeaderValue::from_maybe_shared(self.bytes.slice(at..at + value.len())),
+            // Not from the head (never the case for httparse's slices): copied.
+            None => HeaderValue::from_bytes(value),
+        }
+    }
+}
+
 /// Parses and validates a complete head (`buf` ends with the empty line found by [`HeadScan`]).
 ///
 /// # Errors
@@ -187,6 +219,7 @@ pub(crate) fn parse(buf: &[u8], config: &Config) -> Result<RequestHead, Error> {
     let uri = parse_target(&method, target)?;
 
     let mut headers = HeaderMap::with_capacity(req.headers.len());
+    let values = FieldValues::new(buf);
     let mut host: Option<&[u8]> = None;
     let mut content_length: Option<u64> = None;
     let mut te = TransferCodings::default();
@@ -225,7 +258,8 @@ pub(crate) fn parse(buf: &[u8], config: &Config) -> Result<RequestHead, Error> {
         } else if name == http::header::UPGRADE {
             upgrade_field |= list(value).next().is_some();
         }
-        let value = HeaderValue::from_bytes(value)
+        let value = values
+            .value(value)
             .map_err(|_| Error::BadRequest("invalid header value"))?;
         headers.append(name, value);
     }
@@ -517,6 +551,32 @@ mod tests {
     }
 
     const BAD: fn(&'static str) -> Result<BodyKind, Error> = |s| Err(Error::BadRequest(s));
+
+    #[test]
+    fn field_values_outlive_the_buffer_they_were_parsed_from() {
+        let mut buf = b"GET / HTTP/1.1\r\nHost: a.test\r\nX-One: 1\r\nX-Two: two words\r\nX-One: again\r\n\r\n".to_vec();
+        let head = parse(&buf, &Config::default()).unwrap();
+        buf.fill(b'#');
+        drop(buf);
+        let h = head.request.headers();
+        assert_eq!(h["host"], "a.test");
+        assert_eq!(h["x-two"], "two words");
+        let ones: Vec<_> = h.get_all("x-one").iter().collect();
+        assert_eq!(ones, ["1", "again"]);
+        // A copy shares the bytes and stays equal after the original is gone.
+        let copy = h.clone();
+        drop(head);
+        assert_eq!(copy["x-two"], "two words");
+    }
+
+    #[test]
+    fn a_value_not_from_the_head_is_copied() {
+        let head = b"X: y\r\n";
+        let values = FieldValues::new(head);
+        assert_eq!(values.value(&head[3..4]).unwrap(), "y");
+        assert_eq!(values.value(b"elsewhere").unwrap(), "elsewhere");
+        assert!(values.value(b"bad\x7f").is_err());
+    }
 
     #[test]
     fn framing_table() {

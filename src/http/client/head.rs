@@ -18,13 +18,13 @@
 //! * obs-fold, NUL, bare CR, invalid names (httparse, strict) → `Malformed`; more fields than
 //!   `max_headers` → [`ClientError::HeadTooLarge`].
 
-use http::header::{HeaderMap, HeaderName, HeaderValue, CONNECTION, CONTENT_LENGTH, HOST};
+use http::header::{HeaderMap, HeaderName, CONNECTION, CONTENT_LENGTH, HOST};
 use http::header::{EXPECT, TRANSFER_ENCODING, UPGRADE};
 use http::{Method, StatusCode, Version};
 
 use super::{ClientError, Config, UsageError};
 use crate::http::body;
-use crate::http::head::{list, parse_content_length, TransferCodings};
+use crate::http::head::{list, parse_content_length, FieldValues, TransferCodings};
 use crate::http::write::write_u64;
 
 /// Header slots parsed on the stack; configs allowing more use a heap array.
@@ -235,6 +235,7 @@ pub(super) fn parse_response(
     };
 
     let mut headers = HeaderMap::with_capacity(res.headers.len());
+    let values = FieldValues::new(buf);
     let mut content_length: Option<u64> = None;
     let mut te = Codings::default();
     let (mut close, mut keep_alive) = (false, false);
@@ -261,7 +262,9 @@ pub(super) fn parse_response(
                 keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
             }
         }
-        let value = HeaderValue::from_bytes(value).map_err(|_| bad("invalid header value"))?;
+        let value = values
+            .value(value)
+            .map_err(|_| bad("invalid header value"))?;
         headers.append(name, value);
     }
     if status == StatusCode::SWITCHING_PROTOCOLS {
