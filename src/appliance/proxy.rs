@@ -366,8 +366,8 @@ impl Flight {
     /// Sends the request to the next URL.
     fn attempt(self: &Rc<Self>) {
         let up = self.upstream();
-        let tried = self.tried.borrow().clone();
-        let Some(i) = up.pick(self.proxy.time.now(), &tried) else {
+        let picked = up.pick(self.proxy.time.now(), &self.tried.borrow());
+        let Some(i) = picked else {
             return self.fail(StatusCode::BAD_GATEWAY, "no upstream URL left to try");
         };
         self.tried.borrow_mut().push(i);

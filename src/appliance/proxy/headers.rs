@@ -123,16 +123,21 @@ pub(crate) fn has_other_codings(headers: &HeaderMap) -> bool {
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // One look at the names, then removals only of those present: most heads carry few or
     // none, and each removal hashes its name.
-    let mut hop: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim_ascii()).ok())
-        .collect();
+    let mut hop = connection_options(headers);
     hop.extend(headers.keys().filter(|k| is_hop_by_hop(k)).cloned());
     for name in hop {
         headers.remove(name);
     }
+}
+
+/// The fields `Connection` names (hop-by-hop too); none, without allocating, when it names none.
+fn connection_options(headers: &HeaderMap) -> Vec<HeaderName> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim_ascii()).ok())
+        .collect()
 }
 
 /// The fields that are hop-by-hop whatever `Connection` says.
@@ -187,16 +192,27 @@ fn client_host(req: &Request<()>) -> Option<HeaderValue> {
 /// The request to send upstream for the client's `req`, and its body framing.
 pub(crate) fn request_head(req: &Request<()>, fwd: &Forwarding<'_>) -> (Request<()>, Body) {
     let body = body_of(req.headers());
-    let mut headers = req.headers().clone();
-    strip_hop_by_hop(&mut headers);
-    headers.remove(header::EXPECT);
-    headers.remove(header::CONTENT_LENGTH);
+    // The client's fields but the hop-by-hop ones, `Expect` (answered here), the framing
+    // (written below) and `Host` (chosen below), copied in one pass into a map with room for
+    // what is added (the values share the client's head: a copy counts a reference).
+    let src = req.headers();
+    let named = connection_options(src);
+    let mut headers = HeaderMap::with_capacity(src.len() + 6);
+    for (name, value) in src {
+        let dropped = is_hop_by_hop(name)
+            || *name == header::EXPECT
+            || *name == header::CONTENT_LENGTH
+            || *name == header::HOST
+            || named.contains(name);
+        if !dropped {
+            headers.append(name.clone(), value.clone());
+        }
+    }
     if let Some(up) = fwd.upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, up.clone());
     }
     let kept = fwd.preserve_host.then(|| client_host(req)).flatten();
-    headers.remove(header::HOST);
     let host = kept.or_else(|| HeaderValue::from_str(fwd.upstream_authority).ok());
     if let Some(host) = host {
         headers.insert(header::HOST, host);
