@@ -431,6 +431,10 @@ fn start_with(
 /// The agent a request goes through: the ctx's `agent`, else that of an endpoint it yields at
 /// once.
 fn find_stack(ctx: &Ctx) -> Result<Agent, Error> {
+    // A value (what `client::ctx` adds) needs no resolution.
+    if let Some(s) = ctx.get(&keys::agent()) {
+        return Ok(s);
+    }
     if let Resolution::Ready(s) = ctx.resolve(&keys::agent()).poll() {
         return Ok(s);
     }

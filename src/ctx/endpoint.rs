@@ -178,6 +178,9 @@ pub struct Connect<S, C> {
     tcp: Value<TcpEndpoint<S>>,
     stage: Stage,
     report: Vec<Candidate>,
+    /// The TLS endpoint was passed over for missing keys; its report is made only if no
+    /// endpoint is found (an `http://` ctx has no TLS configuration: the common case).
+    tls_missing: bool,
 }
 
 impl<S: Clone + 'static, C: Clone + 'static> Connect<S, C> {
@@ -189,6 +192,7 @@ impl<S: Clone + 'static, C: Clone + 'static> Connect<S, C> {
             tcp: *tcp,
             stage: Stage::Tls,
             report: Vec::new(),
+            tls_missing: false,
         }
     }
 
@@ -197,6 +201,10 @@ impl<S: Clone + 'static, C: Clone + 'static> Connect<S, C> {
     pub fn poll(&mut self) -> Next<S, C> {
         loop {
             match self.stage {
+                Stage::Tls if self.engine.is_missing(&self.tls) => {
+                    self.tls_missing = true;
+                    self.stage = Stage::Tcp;
+                }
                 Stage::Tls => match self.engine.resolve(&self.tls) {
                     Resolution::Pending => return Next::Pending,
                     Resolution::Ready(e) => {
@@ -238,9 +246,19 @@ impl<S: Clone + 'static, C: Clone + 'static> Connect<S, C> {
                 },
                 Stage::TlsAttempt(_) | Stage::TcpAttempt(_) => return Next::Pending,
                 Stage::Done => {
+                    if std::mem::take(&mut self.tls_missing) {
+                        let e = self.engine.report_missing(&self.tls);
+                        self.report.insert(
+                            0,
+                            Candidate {
+                                key: self.tls.name(),
+                                outcome: CandidateOutcome::Unresolved(e),
+                            },
+                        );
+                    }
                     return Next::Failed(ResolveError {
                         candidates: self.report.clone(),
-                    })
+                    });
                 }
             }
         }

@@ -235,6 +235,32 @@ pub(super) enum Outcome {
     Missing,
 }
 
+/// [`Engine::quietly_possible`]'s verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Possible {
+    Yes,
+    MissingOnly,
+    No,
+}
+
+/// A key being looked at by [`Engine::quietly_possible`], and the one that needed it.
+struct Visiting<'a> {
+    id: u64,
+    up: Option<&'a Visiting<'a>>,
+}
+
+impl Visiting<'_> {
+    fn contains(mut at: Option<&Visiting<'_>>, id: u64) -> bool {
+        while let Some(v) = at {
+            if v.id == id {
+                return true;
+            }
+            at = v.up;
+        }
+        false
+    }
+}
+
 /// The memo of one resolution (shared by every key it evaluates).
 pub(super) struct Engine {
     ctx: Ctx,
@@ -411,6 +437,71 @@ impl Engine {
     fn resolved(&mut self, id: u64, v: Rc<dyn Any>) -> Outcome {
         self.states.insert(id, State::Resolved(Rc::clone(&v)));
         Outcome::Ready(v)
+    }
+
+    /// Whether evaluating `key` now would fail with only missing keys to report, running no
+    /// fold: [`possible`](Self::possible)'s verdict without its report (which allocates), for
+    /// a caller that can do without the report unless it is needed later
+    /// ([`report_missing`](Self::report_missing) makes it then).
+    pub(super) fn is_missing<T>(&self, key: &Value<T>) -> bool {
+        self.path.is_empty() && self.quietly_possible(key.id, None) == Possible::MissingOnly
+    }
+
+    /// The report [`resolve`](Self::resolve) gives for `key` when
+    /// [`is_missing`](Self::is_missing) said so: made by a fresh engine on the same ctx, which
+    /// runs no fold for it (none can run), so that what was resolved since is not in it.
+    pub(super) fn report_missing<T: Clone + 'static>(&self, key: &Value<T>) -> KeyError {
+        match Engine::new(&self.ctx).resolve(key) {
+            Resolution::Failed(e) => e,
+            // (Not the case when `is_missing` held: the ctx did not change.)
+            Resolution::Ready(_) | Resolution::Pending => KeyError::missing_key(key.name),
+        }
+    }
+
+    /// [`possible`](Self::possible) without the report: `Yes`, `MissingOnly` (its report would
+    /// list missing keys only), or `No` (a failure or a cycle too). `visiting`: the keys being
+    /// looked at, innermost first, on the stack (nothing is allocated).
+    fn quietly_possible(&self, id: u64, visiting: Option<&Visiting<'_>>) -> Possible {
+        match self.states.get(&id) {
+            Some(State::Resolved(_)) => return Possible::Yes,
+            Some(State::Failed(e)) if e.is_missing_only() => return Possible::MissingOnly,
+            Some(State::Failed(_)) => return Possible::No,
+            Some(State::Missing) => return Possible::MissingOnly,
+            _ => {}
+        }
+        let Some(slot) = self.ctx.slots.get(&id) else {
+            return Possible::MissingOnly;
+        };
+        if slot.value.is_some() {
+            return Possible::Yes;
+        }
+        if Visiting::contains(visiting, id) {
+            return Possible::No;
+        }
+        if slot.folds.is_empty() {
+            return Possible::MissingOnly;
+        }
+        let here = Visiting { id, up: visiting };
+        let mut verdict = Possible::MissingOnly;
+        for f in &slot.folds {
+            let mut ok = true;
+            // Every argument, as `possible` reports on every one.
+            for s in f.specs().iter().filter(|s| s.required) {
+                match self.quietly_possible(s.key, Some(&here)) {
+                    Possible::Yes => {}
+                    Possible::MissingOnly => ok = false,
+                    Possible::No => {
+                        ok = false;
+                        verdict = Possible::No;
+                    }
+                }
+            }
+            if ok {
+                verdict = Possible::Yes;
+                break;
+            }
+        }
+        verdict
     }
 
     /// Whether `spec`'s key could possibly be produced, without running anything; else what

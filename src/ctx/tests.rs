@@ -318,6 +318,59 @@ fn tls_before_tcp_and_no_silent_fallback() {
 }
 
 #[test]
+fn a_tls_endpoint_missing_its_keys_is_reported_only_when_nothing_else_works() {
+    let k = keys();
+    let calls = Rc::new(Cell::new(0));
+    // No TLS configuration: TCP, with one DNS resolution.
+    let ctx = seed_ctx(&k, &calls)
+        .add(&k.stack, Stack("tap0"))
+        .add(&k.domain_name, "paf.test".into());
+    assert_eq!(connect(&ctx, &k).poll().endpoint(), Some(tcp(80)));
+    assert_eq!(calls.get(), 1);
+
+    // Neither endpoint can be built: the TLS one's report is the one its own resolution
+    // gives (which runs no fold), first, then TCP's.
+    let cases = [
+        // Nothing to resolve the address from.
+        seed_ctx(&k, &calls).add(&k.stack, Stack("tap0")),
+        // The resolver fails (after the TLS endpoint was passed over): not in TLS's report.
+        seed_ctx(&k, &calls)
+            .add(&k.stack, Stack("tap0"))
+            .add(&k.domain_name, "other.test".into()),
+    ];
+    for ctx in cases {
+        let Resolution::Failed(tls) = ctx.resolve(&k.tls_edn).poll() else {
+            panic!("the TLS endpoint cannot resolve");
+        };
+        assert!(tls.is_missing_only(), "{tls}");
+        let before = calls.get();
+        let mut c = connect(&ctx, &k);
+        let Next::Failed(e) = c.poll() else {
+            panic!("no endpoint");
+        };
+        assert_eq!(e.candidates().len(), 2, "{e}");
+        assert_eq!(e.candidates()[0].key, "tls_edn");
+        assert_eq!(
+            e.candidates()[0].outcome,
+            CandidateOutcome::Unresolved(tls.clone())
+        );
+        assert_eq!(e.candidates()[1].key, "tcp_edn");
+        assert!(
+            e.to_string().starts_with(&format!(
+                "no usable endpoint: {tls}; cannot resolve tcp_edn"
+            )),
+            "{e}"
+        );
+        // Asked again, the same report (made once).
+        let Next::Failed(again) = c.poll() else {
+            panic!("still no endpoint");
+        };
+        assert_eq!(again, e);
+        assert!(calls.get() - before <= 1, "at most the one DNS resolution");
+    }
+}
+
+#[test]
 fn asynchronous_steps_complete_later() {
     let k = keys();
     let queries: Queries = Rc::default();
