@@ -56,6 +56,7 @@ impl Agent {
             pending: Pending::default(),
             polling: Cell::new(None),
             deferred: RefCell::new(Vec::new()),
+            spare_chunks: RefCell::new(Vec::new()),
             options,
             waker: rt.waker(),
             jobs: RefCell::new(None),

@@ -664,7 +664,7 @@ impl ClientApp {
                 BodyRead::Data(n) => {
                     out.push(Delivery::Data {
                         reader,
-                        data: buf[..n].to_vec(),
+                        data: self.stack.0.chunk(&buf[..n]),
                     });
                     (None, false)
                 }

@@ -289,7 +289,10 @@ pub(crate) fn deliver(stack: &Agent, out: &mut Vec<Delivery>) {
                 head,
                 body,
             } => handler(peer, head, body),
-            Delivery::Data { reader, data } => reader.data(&data),
+            Delivery::Data { reader, data } => {
+                reader.data(&data);
+                stack.0.hand_back(data);
+            }
             Delivery::Eof { reader, end } => reader.end(end),
             Delivery::Body { done, result } => done(result),
             Delivery::Error {

@@ -406,6 +406,32 @@ impl Pending {
     }
 }
 
+/// Chunk buffers kept for reuse: a chunk is copied out of the codec to be delivered after the
+/// state's borrow ends, and most passes deliver a few.
+pub(crate) const SPARE_CHUNKS: usize = 4;
+
+impl Shared {
+    /// A buffer holding `data`, reused when one was handed back.
+    pub(crate) fn chunk(&self, data: &[u8]) -> Vec<u8> {
+        match self.spare_chunks.borrow_mut().pop() {
+            Some(mut v) => {
+                v.extend_from_slice(data);
+                v
+            }
+            None => data.to_vec(),
+        }
+    }
+
+    /// Keeps a delivered chunk's buffer for [`chunk`](Self::chunk).
+    pub(crate) fn hand_back(&self, mut v: Vec<u8>) {
+        let mut spare = self.spare_chunks.borrow_mut();
+        if spare.len() < SPARE_CHUNKS {
+            v.clear();
+            spare.push(v);
+        }
+    }
+}
+
 /// Everything behind a [`Agent`](super::Agent) handle.
 pub(crate) struct Shared {
     pub inner: RefCell<Inner>,
@@ -414,6 +440,8 @@ pub(crate) struct Shared {
     /// The exchange whose ctx is being polled (DNS jobs are tagged with it).
     pub polling: Cell<Option<u64>>,
     pub deferred: RefCell<Vec<Deferred>>,
+    /// Buffers of body chunks already delivered, for the next ones (at most [`SPARE_CHUNKS`]).
+    pub spare_chunks: RefCell<Vec<Vec<u8>>>,
     pub options: Options,
     /// Wakes the loop (for [`Remote`](super::Remote) jobs).
     pub waker: crate::runtime::LoopWaker,
