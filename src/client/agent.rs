@@ -188,14 +188,14 @@ impl Agent {
         match next {
             Next::Pending => {
                 // Still resolving: the app polls it again.
-                inner.hints.resolving = true;
+                inner.hints.resolving.push(id);
                 None
             }
             Next::Connect(edn) => {
                 if edn_stack(&edn) != self {
                     return Some(Error::NoAgent);
                 }
-                exchange::choose(x, &mut inner.hints, edn);
+                exchange::choose(x, id, &mut inner.hints, edn);
                 None
             }
             Next::Failed(report) => Some(x.cause.take().unwrap_or(Error::Ctx(report))),
@@ -410,7 +410,7 @@ fn start_with(
             x.closed = true;
         }
         inner.exchanges.insert(id, Box::new(x));
-        inner.hints.resolving = true;
+        inner.hints.resolving.push(id);
         id
     };
     stack.0.pending.set(true);

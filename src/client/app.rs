@@ -49,6 +49,8 @@ pub(crate) struct ClientApp {
     /// A connection's exchange ids, copied before a loop that may change them (kept, so that
     /// the copy does not allocate each time).
     ids: std::cell::RefCell<Vec<u64>>,
+    /// The hinted ids of a pass (see [`Hints`](super::state::Hints)), kept between passes.
+    hinted: std::cell::RefCell<Vec<u64>>,
     /// The deliveries of a `work` call (kept for its capacity).
     out: Vec<Delivery>,
     /// The connections a round pumps (kept for its capacity).
@@ -62,6 +64,7 @@ impl ClientApp {
             pool: std::cell::RefCell::new(Pool::new(BUFFER)),
             scratch: std::cell::RefCell::new(Vec::new()),
             ids: std::cell::RefCell::new(Vec::new()),
+            hinted: std::cell::RefCell::new(Vec::new()),
             out: Vec::new(),
             dirty: Vec::new(),
         }
@@ -155,26 +158,36 @@ impl ClientApp {
 
     /// Polls the ctx of every resolving request.
     fn poll_resolving(&mut self, cx: &mut Cx<'_>, out: &mut Vec<Delivery>) {
-        let ids: Vec<u64> = {
-            let mut inner = self.stack.0.inner.borrow_mut();
-            // Each poll that stays pending sets the hint again.
-            if !std::mem::take(&mut inner.hints.resolving) {
+        let ids = {
+            let mut guard = self.stack.0.inner.borrow_mut();
+            let inner = &mut *guard;
+            if inner.hints.resolving.is_empty() {
                 return;
             }
-            inner
-                .exchanges
-                .iter()
-                .filter(|(_, x)| x.phase == Phase::Resolving && x.connect.is_some())
-                .map(|(id, _)| *id)
-                .collect()
+            // Swapped with the kept buffer (neither allocates once grown); each poll that
+            // stays pending adds its id again.
+            let mut ids = self.hinted.take();
+            std::mem::swap(&mut ids, &mut inner.hints.resolving);
+            ids.sort_unstable();
+            ids.dedup();
+            ids.retain(|id| {
+                inner
+                    .exchanges
+                    .get(id)
+                    .is_some_and(|x| x.phase == Phase::Resolving && x.connect.is_some())
+            });
+            ids
         };
-        for id in ids {
+        for &id in &ids {
             if let Some(error) = self.stack.poll_connect(id) {
                 let mut inner = self.stack.0.inner.borrow_mut();
                 let conn = fail(&mut inner, id, error, out);
                 abort(cx, &mut inner, conn);
             }
         }
+        let mut ids = ids;
+        ids.clear();
+        self.hinted.replace(ids);
     }
 
     /// Gives waiting requests a connection of their endpoint: an HTTP/2 one with room, an idle
@@ -184,17 +197,21 @@ impl ClientApp {
         let options = &self.stack.0.options;
         let mut guard = self.stack.0.inner.borrow_mut();
         let inner = &mut *guard;
-        // Each request left waiting below sets the hint again.
-        if !std::mem::take(&mut inner.hints.waiting) {
+        if inner.hints.waiting.is_empty() {
             return;
         }
-        let waiting: Vec<u64> = inner
-            .exchanges
-            .iter()
-            .filter(|(_, x)| x.phase == Phase::Waiting)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in waiting {
+        // In id order, as they came; each request left waiting below adds its id again.
+        let mut waiting = self.hinted.take();
+        std::mem::swap(&mut waiting, &mut inner.hints.waiting);
+        waiting.sort_unstable();
+        waiting.dedup();
+        waiting.retain(|id| {
+            inner
+                .exchanges
+                .get(id)
+                .is_some_and(|x| x.phase == Phase::Waiting)
+        });
+        for &id in &waiting {
             let x = &inner.exchanges[&id];
             let key = x.key.clone().expect("waiting requests have a key");
             // A raw connection is always a new one of its own, outside the endpoint's limit.
@@ -250,7 +267,7 @@ impl ClientApp {
                     .values()
                     .any(|c| c.key == key && c.state != ConnState::Open);
                 if making && !known_h1 {
-                    inner.hints.waiting = true;
+                    inner.hints.waiting.push(id);
                     continue;
                 }
             }
@@ -261,7 +278,7 @@ impl ClientApp {
                 .filter(|c| c.key == key && c.tunnel.is_none())
                 .count();
             if open >= options.max_per_endpoint && !raw {
-                inner.hints.waiting = true;
+                inner.hints.waiting.push(id);
                 continue;
             }
             let x = inner.exchanges.get_mut(&id).expect("listed");
@@ -277,11 +294,19 @@ impl ClientApp {
                     log::debug!("client: request {id}: connecting to {} ({cid})", key.addr);
                 }
                 Err(e) => {
-                    attempt_failed(x, &mut inner.hints, Failure::Connect(e.into()), key.addr);
+                    attempt_failed(
+                        x,
+                        id,
+                        &mut inner.hints,
+                        Failure::Connect(e.into()),
+                        key.addr,
+                    );
                     self.stack.0.pending.set(true);
                 }
             }
         }
+        waiting.clear();
+        self.hinted.replace(waiting);
     }
 
     fn pump_dirty(&mut self, cx: &mut Cx<'_>, out: &mut Vec<Delivery>) {
@@ -348,11 +373,12 @@ impl ClientApp {
         }
         if c.has_room() {
             // Requests waiting for this endpoint may share it.
-            let waiting = inner.hints.waiting
-                && inner
+            let waiting = inner.hints.waiting.iter().any(|id| {
+                inner
                     .exchanges
-                    .values()
-                    .any(|x| x.phase == Phase::Waiting && x.key.as_ref() == Some(&c.key));
+                    .get(id)
+                    .is_some_and(|x| x.phase == Phase::Waiting && x.key.as_ref() == Some(&c.key))
+            });
             if waiting {
                 self.stack.0.pending.set(true);
             }
@@ -624,7 +650,7 @@ impl ClientApp {
                     c.id
                 );
             }
-            retry(x, &mut inner.hints);
+            retry(x, id, &mut inner.hints);
             inner.stats.retries += 1;
             self.stack.0.pending.set(true);
             return;

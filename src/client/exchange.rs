@@ -19,7 +19,12 @@ use crate::runtime::Cx;
 use crate::tls;
 
 /// Records the endpoint `Connect` chose: the request now waits for a connection.
-pub(crate) fn choose(x: &mut Exchange, hints: &mut Hints, edn: Endpoint<Agent, tls::ClientConfig>) {
+pub(crate) fn choose(
+    x: &mut Exchange,
+    id: u64,
+    hints: &mut Hints,
+    edn: Endpoint<Agent, tls::ClientConfig>,
+) {
     let addr = edn.addr();
     let tls = match edn {
         Endpoint::Tls(e) => Some((e.domain_name, e.tls)),
@@ -38,7 +43,7 @@ pub(crate) fn choose(x: &mut Exchange, hints: &mut Hints, edn: Endpoint<Agent, t
     });
     x.peer = Some(addr);
     x.phase = Phase::Waiting;
-    hints.waiting = true;
+    hints.waiting.push(id);
 }
 
 /// Sends `x`'s request on the open connection `c`.
@@ -144,11 +149,11 @@ pub(crate) fn retryable(x: &Exchange, c: &Conn, not_processed: bool) -> bool {
 }
 
 /// Sends the request again, on a new connection.
-pub(crate) fn retry(x: &mut Exchange, hints: &mut Hints) {
+pub(crate) fn retry(x: &mut Exchange, id: u64, hints: &mut Hints) {
     x.retried = true;
     x.fresh_only = true;
     x.phase = Phase::Waiting;
-    hints.waiting = true;
+    hints.waiting.push(id);
     if let (BodyKind::Length(_) | BodyKind::Chunked, Some(r)) = (&x.body, &x.replay) {
         x.out = r.clone();
         x.finished = false;
@@ -186,12 +191,12 @@ pub(crate) fn conn_failed(inner: &mut Inner, c: Box<Conn>, f: Failure, out: &mut
         };
         let hints = &mut inner.hints;
         match x.phase {
-            Phase::Connecting(_) => attempt_failed(x, hints, f.clone(), c.peer),
+            Phase::Connecting(_) => attempt_failed(x, id, hints, f.clone(), c.peer),
             Phase::Sent(..) if c.state != ConnState::Open => {
-                attempt_failed(x, hints, f.clone(), c.peer);
+                attempt_failed(x, id, hints, f.clone(), c.peer);
             }
             _ if retryable(x, &c, false) => {
-                retry(x, hints);
+                retry(x, id, hints);
                 inner.stats.retries += 1;
             }
             _ => {
@@ -202,14 +207,20 @@ pub(crate) fn conn_failed(inner: &mut Inner, c: Box<Conn>, f: Failure, out: &mut
 }
 
 /// The endpoint `x` was connecting to failed: back to the ctx for the next one (or the error).
-pub(crate) fn attempt_failed(x: &mut Exchange, hints: &mut Hints, f: Failure, peer: SocketAddr) {
+pub(crate) fn attempt_failed(
+    x: &mut Exchange,
+    id: u64,
+    hints: &mut Hints,
+    f: Failure,
+    peer: SocketAddr,
+) {
     let error = f.error(peer);
     if let Some(connect) = &mut x.connect {
         connect.attempt_failed(error.to_string());
     }
     x.cause = Some(error);
     x.phase = Phase::Resolving;
-    hints.resolving = true;
+    hints.resolving.push(id);
 }
 
 /// Ends exchange `id` with `error` (once): its error handler, readers and writers are told.

@@ -330,16 +330,17 @@ pub(crate) enum Deferred {
     Pump(ConnId),
 }
 
-/// Whether some exchange may be in a state the app looks for by scanning every exchange: they
-/// let it skip the scans when nothing can be found. Set where an exchange enters the state
-/// (`exchange::choose`, `retry`, `attempt_failed`, a new request, a pending ctx, an
-/// `on_writable`), cleared by the scan that looks, which sets it again for what it left there.
+/// The exchanges that may be in a state the app looks for, so that it looks at those alone
+/// rather than at every exchange. An id is added where its exchange enters the state
+/// (`exchange::choose`, `retry`, `attempt_failed`, a new request, a pending ctx); the pass
+/// that looks takes the list (an id may be there twice, or be stale: it checks) and adds back
+/// what it left in the state.
 #[derive(Debug, Default)]
 pub(crate) struct Hints {
-    /// Some exchange may be [`Phase::Resolving`] with its ctx to poll.
-    pub resolving: bool,
-    /// Some exchange may be [`Phase::Waiting`] for a connection.
-    pub waiting: bool,
+    /// Exchanges that may be [`Phase::Resolving`] with their ctx to poll.
+    pub resolving: Vec<u64>,
+    /// Exchanges that may be [`Phase::Waiting`] for a connection.
+    pub waiting: Vec<u64>,
     /// Some exchange not on a connection may hold an `on_writable` not delivered yet.
     pub writable: bool,
 }
