@@ -216,12 +216,17 @@ impl ClientApp {
             let key = x.key.clone().expect("waiting requests have a key");
             // A raw connection is always a new one of its own, outside the endpoint's limit.
             let raw = x.is_raw();
-            // A shared HTTP/2 connection first: no new socket, no handshake.
-            let mut found = inner
-                .conns
-                .values()
-                .find(|c| !raw && c.has_room() && c.key == key)
-                .map(|c| c.id);
+            // A shared HTTP/2 connection first: no new socket, no handshake (none can be one
+            // of an endpoint that does not offer HTTP/2).
+            let mut found = if raw || !key.may_be_h2() {
+                None
+            } else {
+                inner
+                    .conns
+                    .values()
+                    .find(|c| c.has_room() && c.key == key)
+                    .map(|c| c.id)
+            };
             let mut dead = Vec::new();
             if found.is_none() && !x.fresh_only && !raw {
                 let idle = inner
@@ -387,12 +392,18 @@ impl ClientApp {
             let expired = c
                 .idle_since
                 .is_some_and(|t| cx.now >= t + options.idle_timeout);
-            let idle = inner
+            // Idle connections, all and of this endpoint, in one look (`c` is out of the map).
+            let (idle, idle_here) = inner
                 .conns
                 .values()
-                .filter(|o| o.idle_since.is_some() && o.key == c.key)
-                .count();
-            if c.closing || c.codec.is_closed() || expired || idle >= options.max_idle_per_endpoint
+                .filter(|o| o.idle_since.is_some())
+                .fold((0, 0), |(all, here), o| {
+                    (all + 1, here + usize::from(o.key == c.key))
+                });
+            if c.closing
+                || c.codec.is_closed()
+                || expired
+                || idle_here >= options.max_idle_per_endpoint
             {
                 log::debug!("client: closing {cid} to {}", c.peer);
                 c.shutdown(cx);
@@ -406,7 +417,10 @@ impl ClientApp {
                 self.stack.0.pending.set(true);
             }
             // (`c` is out of the map: the others may keep one less.)
-            close_idle_past(cx, inner, options.max_idle.saturating_sub(1));
+            let keep = options.max_idle.saturating_sub(1);
+            if idle > keep {
+                close_idle_past(cx, inner, keep);
+            }
         }
         inner.conns.insert(cid, c);
     }
@@ -844,16 +858,6 @@ impl Drop for ClientApp {
 
 /// Closes the connections idle the longest until at most `keep` are idle.
 fn close_idle_past(cx: &mut Cx<'_>, inner: &mut Inner, keep: usize) {
-    // Counted first: this runs whenever a connection goes idle, and is rarely over.
-    if inner
-        .conns
-        .values()
-        .filter(|c| c.idle_since.is_some())
-        .count()
-        <= keep
-    {
-        return;
-    }
     let mut idle: Vec<(Instant, ConnId)> = inner
         .conns
         .iter()
