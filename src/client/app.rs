@@ -164,19 +164,13 @@ impl ClientApp {
             if inner.hints.resolving.is_empty() {
                 return;
             }
-            // Swapped with the kept buffer (neither allocates once grown); each poll that
-            // stays pending adds its id again.
-            let mut ids = self.hinted.take();
-            std::mem::swap(&mut ids, &mut inner.hints.resolving);
-            ids.sort_unstable();
-            ids.dedup();
-            ids.retain(|id| {
-                inner
-                    .exchanges
-                    .get(id)
-                    .is_some_and(|x| x.phase == Phase::Resolving && x.connect.is_some())
-            });
-            ids
+            // Each poll that stays pending adds its id again.
+            listed(
+                &mut inner.hints.resolving,
+                self.hinted.take(),
+                &inner.exchanges,
+                |x| x.phase == Phase::Resolving && x.connect.is_some(),
+            )
         };
         for &id in &ids {
             if let Some(error) = self.stack.poll_connect(id) {
@@ -200,17 +194,13 @@ impl ClientApp {
         if inner.hints.waiting.is_empty() {
             return;
         }
-        // In id order, as they came; each request left waiting below adds its id again.
-        let mut waiting = self.hinted.take();
-        std::mem::swap(&mut waiting, &mut inner.hints.waiting);
-        waiting.sort_unstable();
-        waiting.dedup();
-        waiting.retain(|id| {
-            inner
-                .exchanges
-                .get(id)
-                .is_some_and(|x| x.phase == Phase::Waiting)
-        });
+        // Each request left waiting below adds its id again.
+        let mut waiting = listed(
+            &mut inner.hints.waiting,
+            self.hinted.take(),
+            &inner.exchanges,
+            |x| x.phase == Phase::Waiting,
+        );
         for &id in &waiting {
             let x = &inner.exchanges[&id];
             let key = x.key.clone().expect("waiting requests have a key");
@@ -854,6 +844,23 @@ impl Drop for ClientApp {
         }
         deliver(&self.stack, &mut out);
     }
+}
+
+/// The ids of a hint list (see [`Hints`](super::state::Hints)), taken into `buf` (the list is
+/// left empty, with `buf`'s capacity: neither allocates once grown), in id order, once each,
+/// those whose exchange is still in the state `still` checks.
+fn listed(
+    list: &mut Vec<u64>,
+    mut buf: Vec<u64>,
+    exchanges: &std::collections::BTreeMap<u64, Box<super::state::Exchange>>,
+    still: impl Fn(&super::state::Exchange) -> bool,
+) -> Vec<u64> {
+    buf.clear();
+    std::mem::swap(&mut buf, list);
+    buf.sort_unstable();
+    buf.dedup();
+    buf.retain(|id| exchanges.get(id).is_some_and(|x| still(x)));
+    buf
 }
 
 /// Closes the connections idle the longest until at most `keep` are idle.
