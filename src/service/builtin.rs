@@ -7,6 +7,8 @@
 //! - `POST|PUT /echo` → the request body back (up to [`ECHO_LIMIT`], else 413);
 //! - `POST|PUT /count` → the body streamed, counted and hashed: `bytes=N hash=HEX\n` (hash:
 //!   [`StreamHash`]);
+//! - `POST|PUT /drop` → the body read and dropped, only counted: `bytes=N\n` (what the
+//!   benchmarks' uploads go to, as nginx's `/drop` reads and drops);
 //! - `GET /blob?size=N` → N bytes of the pattern `i % 251` ([`blob_byte`]) with
 //!   `Content-Length`, written from a precomputed pattern (whole when small, streamed else).
 
@@ -71,6 +73,10 @@ fn route(options: Options, reqd: Reqd) {
         }
         ("/count", true) if method == Method::POST || method == Method::PUT => {
             count(reqd, Rc::new(Cell::new(StreamHash::new())));
+            Ok(())
+        }
+        ("/drop", true) if method == Method::POST || method == Method::PUT => {
+            drop_body(reqd, Rc::new(Cell::new(0)));
             Ok(())
         }
         ("/blob", true) if method == Method::GET || method == Method::HEAD => blob(&reqd),
@@ -202,6 +208,23 @@ fn count(reqd: Reqd, st: Rc<Cell<StreamHash>>) {
             if end == BodyEnd::Complete {
                 let h = st2.get();
                 let body = format!("bytes={} hash={:016x}\n", h.len, h.finish());
+                let _ = r2.respond_with_bytes(plain_head(StatusCode::OK), body);
+            }
+        },
+    );
+}
+
+/// `/drop`: reads the body, keeps only its length.
+fn drop_body(reqd: Reqd, len: Rc<Cell<u64>>) {
+    let (r1, r2, len2) = (reqd.clone(), reqd.clone(), len.clone());
+    reqd.schedule_read(
+        move |data| {
+            len.set(len.get() + data.len() as u64);
+            drop_body(r1, len);
+        },
+        move |end| {
+            if end == BodyEnd::Complete {
+                let body = format!("bytes={}\n", len2.get());
                 let _ = r2.respond_with_bytes(plain_head(StatusCode::OK), body);
             }
         },

@@ -103,6 +103,19 @@ fn curl_get_head_post_expect_and_http10() {
     );
     assert_eq!(out.stdout, want, "{out}");
     assert!(out.stderr.contains("< HTTP/1.1 100 Continue"), "{out}");
+    // /drop (the benchmarks' upload target) reads the body and says only how long it was.
+    let out = curl(
+        &ns,
+        &[
+            "-sS",
+            "-T",
+            f,
+            "-H",
+            "Transfer-Encoding: chunked",
+            "http://198.18.0.2/drop",
+        ],
+    );
+    assert_eq!(out.stdout, "bytes=3000000\n", "{out}");
     // --data-binary to /echo comes back byte for byte.
     let echoed = file.with_extension("echoed");
     curl(
