@@ -179,6 +179,23 @@ pub trait Transport {
     /// [`RecvError::Finished`] at end of stream, [`RecvError::Reset`], [`RecvError::Invalid`].
     fn recv(&mut self, conn: ConnId, buf: &mut [u8]) -> Result<usize, RecvError>;
 
+    /// Offer the received bytes of `conn` to `take` where they lie, without a copy: one slice
+    /// (up to where the stack's buffer wraps; call again for the rest), possibly empty; `take`
+    /// returns how many it used, and those are consumed as [`Transport::recv`] would. Returns
+    /// that count, or `Ok(None)` when this stack cannot lend its buffer (then `take` is not
+    /// called: use `recv`). The default is `Ok(None)`.
+    ///
+    /// # Errors
+    /// As [`Transport::recv`].
+    fn recv_in_place(
+        &mut self,
+        conn: ConnId,
+        take: &mut dyn FnMut(&[u8]) -> usize,
+    ) -> Result<Option<usize>, RecvError> {
+        let _ = (conn, take);
+        Ok(None)
+    }
+
     /// Queue bytes for sending. Returns how many were taken; `Ok(0)` means no space now.
     ///
     /// # Errors

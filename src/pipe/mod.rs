@@ -159,6 +159,19 @@ pub(crate) trait TlsWatch {
 
 impl TlsWatch for () {}
 
+/// What offering the stack's buffer to the codec in place did.
+enum InPlace {
+    /// The codec took bytes.
+    Took,
+    /// Nothing waits on the socket.
+    Empty,
+    /// The stream ended, everything before the end taken.
+    Ended,
+    /// Read by copying instead: the stack cannot lend its buffer, or the codec took nothing
+    /// of what it was offered.
+    Copy,
+}
+
 /// The input side of a pipe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Input {
@@ -419,6 +432,26 @@ impl<S: Session, W: TlsWatch> Pipe<S, W> {
             if self.state != Input::Open || self.drained || !wanted || self.input.len() >= cap {
                 return Ok(moved);
             }
+            if self.tls.is_none() && self.input.len() == 0 {
+                // Plain, nothing buffered: the codec reads straight from the stack's buffer,
+                // and what it leaves there stays (a head not whole yet is copied below).
+                match self.read_in_place(cx, codec, cap)? {
+                    InPlace::Took => {
+                        moved = true;
+                        continue;
+                    }
+                    InPlace::Empty => {
+                        self.drained = true;
+                        return Ok(moved);
+                    }
+                    InPlace::Ended => {
+                        self.state = Input::Ended;
+                        moved = true;
+                        continue;
+                    }
+                    InPlace::Copy => {}
+                }
+            }
             let spare = self.input.spare(pool);
             let fill = match self.tls.as_mut() {
                 Some(t) => t.fill(cx, self.id, pool, spare),
@@ -448,6 +481,37 @@ impl<S: Session, W: TlsWatch> Pipe<S, W> {
                 Fill::Failed => return Err(Failure::Socket),
             }
         }
+    }
+
+    /// Offers the codec the bytes in the stack's buffer, where they lie: at most `cap` at a
+    /// time, as many as the copying path would (a codec's input per call stays bounded).
+    fn read_in_place(
+        &mut self,
+        cx: &mut Cx<'_>,
+        codec: &mut dyn Codec,
+        cap: usize,
+    ) -> Result<InPlace, Failure> {
+        let now = cx.now;
+        let mut offered = 0;
+        let r = cx.recv_in_place(self.id, &mut |data: &[u8]| {
+            let data = &data[..data.len().min(cap)];
+            offered = data.len();
+            if data.is_empty() {
+                0
+            } else {
+                codec.handle_input(now, data)
+            }
+        });
+        Ok(match r {
+            Ok(None) => InPlace::Copy,
+            Ok(Some(n)) if n > 0 => InPlace::Took,
+            Ok(Some(_)) if offered == 0 => InPlace::Empty,
+            // The codec needs more than this slice (a head cut by the buffer's wrap, or not
+            // all here yet): the copying path gathers it.
+            Ok(Some(_)) => InPlace::Copy,
+            Err(RecvError::Finished) => InPlace::Ended,
+            Err(_) => return Err(Failure::Socket),
+        })
     }
 
     /// Tells the codec the stream ended, once everything before the end was taken. Returns

@@ -15,6 +15,8 @@ use crate::testing::{Pair, RawClient, B};
 #[derive(Default)]
 struct Sink {
     wants: bool,
+    /// Takes whole lines only (up to the last `\n` offered), as a codec takes whole heads.
+    lines: bool,
     got: Vec<u8>,
     eofs: u32,
     out: Vec<u8>,
@@ -26,8 +28,13 @@ impl Codec for Sink {
         self.wants
     }
     fn handle_input(&mut self, _: Instant, bytes: &[u8]) -> usize {
-        self.got.extend_from_slice(bytes);
-        bytes.len()
+        let n = if self.lines {
+            bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)
+        } else {
+            bytes.len()
+        };
+        self.got.extend_from_slice(&bytes[..n]);
+        n
     }
     fn handle_eof(&mut self, _: Instant) {
         self.eofs += 1;
@@ -200,4 +207,66 @@ fn lingering_closes_only_once_the_peer_has_every_byte() {
     assert!(got == out, "got {} of {} bytes", got.len(), out.len());
     assert_eq!(server.0.borrow().ended, Some(Next::Close));
     assert!(!c.is_reset());
+}
+
+#[test]
+fn a_codec_reads_in_place_from_the_stack_and_what_it_leaves_is_gathered_by_copying() {
+    // A codec that takes whatever it is offered reads straight from the socket's buffer:
+    // nothing is ever copied into the pipe's own.
+    let (mut pair, server) = setup(
+        Sink {
+            wants: true,
+            ..Sink::default()
+        },
+        4096,
+        None,
+    );
+    let c = RawClient::connect(&mut pair.client, B.with_port(7)).unwrap();
+    let data = pattern(1 << 20);
+    c.send(&data);
+    c.close();
+    pair.drive(Duration::from_secs(30), |_| server.0.borrow().sink.eofs > 0);
+    {
+        let st = server.0.borrow();
+        assert!(
+            st.sink.got == data,
+            "{} of {} bytes",
+            st.sink.got.len(),
+            data.len()
+        );
+        assert_eq!(st.peak, 0, "bytes were copied into the pipe's buffer");
+    }
+    // Lines of 1 to 300 bytes through the socket's 256 KiB ring (it wraps four times): a
+    // line cut by the end of an offer, or by the ring's wrap, is gathered in the pipe's
+    // buffer; every line arrives once, in order.
+    let (mut pair, server) = setup(
+        Sink {
+            wants: true,
+            lines: true,
+            ..Sink::default()
+        },
+        4096,
+        None,
+    );
+    let c = RawClient::connect(&mut pair.client, B.with_port(7)).unwrap();
+    let mut data = Vec::new();
+    for i in 0..7000usize {
+        data.extend((0..i % 300).map(|j| b'a' + ((i + j) % 26) as u8));
+        data.push(b'\n');
+    }
+    c.send(&data);
+    c.close();
+    pair.drive(Duration::from_secs(30), |_| server.0.borrow().sink.eofs > 0);
+    let st = server.0.borrow();
+    assert!(
+        st.sink.got == data,
+        "{} of {} bytes",
+        st.sink.got.len(),
+        data.len()
+    );
+    assert!(
+        st.peak > 0 && st.peak <= 4096,
+        "held {} bytes at once",
+        st.peak
+    );
 }

@@ -185,6 +185,23 @@ impl Cx<'_> {
         self.net.recv(conn, buf)
     }
 
+    /// Offers the received bytes of a connection this app owns to `take` in the stack's own
+    /// buffer (no copy); see [`net::Transport::recv_in_place`]. `Ok(None)`: the stack cannot
+    /// lend its buffer, use [`Cx::recv`].
+    ///
+    /// # Errors
+    /// See [`net::Transport::recv`]; [`RecvError::Invalid`] for a connection of another app.
+    pub fn recv_in_place(
+        &mut self,
+        conn: ConnId,
+        take: &mut dyn FnMut(&[u8]) -> usize,
+    ) -> Result<Option<usize>, RecvError> {
+        if !self.owns(conn) {
+            return Err(RecvError::Invalid);
+        }
+        self.net.recv_in_place(conn, take)
+    }
+
     /// Queues bytes on a connection this app owns; returns how many were taken (`Ok(0)`: no
     /// room now).
     ///
