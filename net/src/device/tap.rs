@@ -22,10 +22,11 @@
 //!   one `read(2)` carries up to 44 MTU-sized segments of an upload. [`tcp_checksum_ok`]
 //!   verifies a TCP checksum the kernel did not vouch for ([`checksum_trusted`]) before smoltcp
 //!   (which then skips TCP checksums) sees the frame, so what smoltcp accepts is what a
-//!   non-offloading link would have delivered. A partial checksum (the kernel's own segment,
-//!   which never crossed a wire) is trusted as it is, as Linux trusts `CHECKSUM_PARTIAL`:
-//!   nothing behind the device reads it, so an upload's bytes are not summed at all.
-//!   [`complete_checksum`] finishes it where something will read it (a capture file).
+//!   non-offloading link would have delivered. A partial TCP checksum (the kernel's own
+//!   segment, which never crossed a wire) is trusted as it is, as Linux trusts
+//!   `CHECKSUM_PARTIAL`: nothing behind the device reads it, so an upload's bytes are not
+//!   summed at all. [`complete_checksum`] finishes it where something will read it (a capture
+//!   file), and finishes any other partial checksum (UDP), which smoltcp verifies.
 //!
 //! With [`Offload::Checksum`] the header carries checksum work only: frames stay one MTU each
 //! way (as on a link with `ethtool -K tso off gso off gro off`), and the kernel computes the
