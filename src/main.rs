@@ -15,6 +15,10 @@ mod run_workers;
 use paf::Runtime;
 use run_signals::stop_on_signals;
 
+/// mimalloc for small blocks, glibc's malloc for socket buffers (`net::alloc`).
+#[global_allocator]
+static ALLOC: net::alloc::Split = net::alloc::Split;
+
 #[derive(Parser)]
 #[command(
     name = "paf",
@@ -496,7 +500,7 @@ fn main() -> ExitCode {
         .init();
     // TCP buffers of this size and larger get fresh, lazily zeroed pages: an idle connection
     // costs the pages its traffic touched, not its whole buffers.
-    net::lazy_buffer_memory(64 * 1024);
+    net::lazy_buffer_memory(net::alloc::LARGE);
     let result = match cli.command {
         Command::Echo(a) => echo(a).map_err(Failure::from),
         Command::Run(a) => run(a),

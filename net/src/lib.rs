@@ -14,10 +14,13 @@
 //!
 //! - [`dns`]: name resolution (A and AAAA) through the same contract, over smoltcp's DNS socket
 //!   or, on the twin, kernel UDP sockets.
+//! - [`alloc`]: the allocator a program on this stack may set (the `paf` binary does): mimalloc
+//!   for small blocks, the C library's for socket buffers.
 //!
 //! Nothing here reads the clock: every call that needs time takes `now`.
 //! Nothing here knows HTTP or TLS.
 
+pub mod alloc;
 pub mod clock;
 pub mod config;
 pub mod device;
