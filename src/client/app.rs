@@ -105,8 +105,14 @@ impl ClientApp {
         if !std::mem::take(&mut inner.hints.writable) {
             return;
         }
-        for (id, x) in inner.exchanges.iter_mut() {
-            writable(&self.stack, x, *id, out);
+        // In id order: the order requests were made.
+        let mut ids: Vec<u64> = inner.exchanges.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            let Some(x) = inner.exchanges.get_mut(&id) else {
+                continue;
+            };
+            writable(&self.stack, x, id, out);
             // Still blocked with no room: it waits for its connection to take bytes, and that
             // connection's pump calls `writable`; but keep looking while it is not on one.
             if x.on_writable.is_some() && !matches!(x.phase, Phase::Sent(..)) {
@@ -836,7 +842,8 @@ impl Drop for ClientApp {
         if let Ok(mut inner) = self.stack.0.inner.try_borrow_mut() {
             inner.stopped = true;
             inner.conns.clear();
-            let ids: Vec<u64> = inner.exchanges.keys().copied().collect();
+            let mut ids: Vec<u64> = inner.exchanges.keys().copied().collect();
+            ids.sort_unstable();
             for id in ids {
                 fail(&mut inner, id, Error::Stopped, &mut out);
             }
@@ -852,7 +859,7 @@ impl Drop for ClientApp {
 fn listed(
     list: &mut Vec<u64>,
     mut buf: Vec<u64>,
-    exchanges: &std::collections::BTreeMap<u64, Box<super::state::Exchange>>,
+    exchanges: &crate::runtime::IdMap<u64, Box<super::state::Exchange>>,
     still: impl Fn(&super::state::Exchange) -> bool,
 ) -> Vec<u64> {
     buf.clear();

@@ -348,8 +348,10 @@ pub(crate) struct Hints {
 /// The mutable state.
 #[derive(Default)]
 pub(crate) struct Inner {
-    /// Boxed: an exchange is large, and the map moves its values when nodes split or merge.
-    pub exchanges: BTreeMap<u64, Box<Exchange>>,
+    /// Boxed: an exchange is large, and the map moves its values when it grows. Keyed by the
+    /// id counter (`next`): looked up several times per request, by one multiply; passes that
+    /// must go in id order sort the ids.
+    pub exchanges: IdMap<u64, Box<Exchange>>,
     pub next: u64,
     /// Boxed: a pump takes its connection out of the map and puts it back, and a `Conn` is
     /// large enough that the two moves showed up (memcpy) in a proxied request's profile.
