@@ -216,7 +216,7 @@ impl ClientConn {
         if let RequestBody::Complete(b) = body {
             if !b.is_empty() {
                 // Buffered by h2 and sent as the windows allow (the caller holds it anyway).
-                let _ = send.send_data(Bytes::copy_from_slice(b), true);
+                let _ = super::send::send_data(&mut send, b, true);
             }
         }
         let body_out = match body {
@@ -298,10 +298,7 @@ impl ClientConn {
             return Ok(0);
         }
         s.blocked_since = (n < data.len()).then_some(now);
-        if send
-            .send_data(Bytes::copy_from_slice(&data[..n]), false)
-            .is_err()
-        {
+        if super::send::send_data(send, &data[..n], false).is_err() {
             // The stream ended under us: its error event says why.
             self.drive(now);
             return Ok(data.len());

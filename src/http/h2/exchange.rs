@@ -40,7 +40,7 @@ impl ServerConn {
         let empty = bodiless || body.is_empty();
         if let Ok(mut send) = s.respond.send_response(head, empty) {
             if !empty {
-                let _ = send.send_data(Bytes::copy_from_slice(body), true);
+                let _ = super::send::send_data(&mut send, body, true);
             }
         }
         self.streams.remove(i);
@@ -144,7 +144,7 @@ impl ServerConn {
         };
         if let Some(b) = data {
             self.body_given += b.len() as u64;
-            let _ = send.send_data(Bytes::copy_from_slice(b), true);
+            let _ = super::send::send_data(&mut send, b, true);
         }
         if complete {
             self.finished(i);
@@ -212,10 +212,7 @@ impl ServerConn {
         }
         // Short: `Writable` follows when capacity comes (the stall timer starts now).
         s.blocked_since = (n < data.len()).then_some(now);
-        if send
-            .send_data(Bytes::copy_from_slice(&data[..n]), false)
-            .is_err()
-        {
+        if super::send::send_data(send, &data[..n], false).is_err() {
             return Err(usage(UsageErrorKind::UnknownExchange));
         }
         self.body_given += n as u64;

@@ -52,6 +52,7 @@ mod exchange;
 mod frames;
 mod head;
 mod io;
+mod send;
 
 pub use frames::Flood;
 
