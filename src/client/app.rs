@@ -388,18 +388,25 @@ impl ClientApp {
             let expired = c
                 .idle_since
                 .is_some_and(|t| cx.now >= t + options.idle_timeout);
-            // Idle connections, all and of this endpoint, in one look (`c` is out of the map).
-            let (idle, idle_here) = inner
-                .conns
-                .values()
-                .filter(|o| o.idle_since.is_some())
-                .fold((0, 0), |(all, here), o| {
-                    (all + 1, here + usize::from(o.key == c.key))
-                });
+            // (`c` is out of the map: the others may keep one less.)
+            let keep = options.max_idle.saturating_sub(1);
+            // Idle connections, all and of this endpoint, in one look; not looked for when
+            // there are too few other connections to reach either limit (a pool sized for
+            // its load: the look was 2% of a proxied request).
+            let others = inner.conns.len();
+            let idle = (others >= options.max_idle_per_endpoint || others > keep).then(|| {
+                inner
+                    .conns
+                    .values()
+                    .filter(|o| o.idle_since.is_some())
+                    .fold((0, 0), |(all, here), o| {
+                        (all + 1, here + usize::from(o.key == c.key))
+                    })
+            });
             if c.closing
                 || c.codec.is_closed()
                 || expired
-                || idle_here >= options.max_idle_per_endpoint
+                || idle.is_some_and(|(_, here)| here >= options.max_idle_per_endpoint)
             {
                 log::debug!("client: closing {cid} to {}", c.peer);
                 c.shutdown(cx);
@@ -412,9 +419,7 @@ impl ClientApp {
                 c.idle_since = Some(cx.now);
                 self.stack.0.pending.set(true);
             }
-            // (`c` is out of the map: the others may keep one less.)
-            let keep = options.max_idle.saturating_sub(1);
-            if idle > keep {
+            if idle.is_some_and(|(all, _)| all > keep) {
                 close_idle_past(cx, inner, keep);
             }
         }

@@ -15,6 +15,7 @@
 //! reused); stopping an HTTP + HTTPS server drains both (`stop.rs`).
 
 mod h2;
+mod pool;
 mod stop;
 mod support;
 
