@@ -271,25 +271,15 @@ pub(crate) fn request_head(req: &Request<()>, fwd: &Forwarding<'_>) -> (Request<
 }
 
 /// An address's text, as `Display` writes it: an IPv4 address (once per proxied request)
-/// without the formatting machinery, which cost more than the rest of the field's handling.
+/// written by the access log's writer, without the formatting machinery.
 fn address_text(ip: std::net::IpAddr) -> bytes::Bytes {
     match ip {
-        std::net::IpAddr::V4(a) => {
+        std::net::IpAddr::V4(_) => {
             let mut out = Vec::with_capacity(15);
-            for (i, o) in a.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b'.');
-                }
-                if o >= 100 {
-                    out.push(b'0' + o / 100);
-                }
-                if o >= 10 {
-                    out.push(b'0' + o / 10 % 10);
-                }
-                out.push(b'0' + o % 10);
-            }
+            crate::service::access_log::address(&mut out, ip);
             bytes::Bytes::from(out)
         }
+        // (The access log writes an IPv4-mapped address as IPv4; the field keeps `Display`'s.)
         std::net::IpAddr::V6(_) => bytes::Bytes::from(ip.to_string()),
     }
 }

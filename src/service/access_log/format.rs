@@ -257,7 +257,7 @@ pub(crate) fn write(format: Format, out: &mut Vec<u8>, time: &TimeCache, e: &Ent
 
 /// Writes the peer's address: IPv4 by hand (the common case, without `fmt`), IPv6 as `Display`
 /// writes it (IPv4-mapped addresses as IPv4, like nginx).
-fn address(out: &mut Vec<u8>, ip: std::net::IpAddr) {
+pub(crate) fn address(out: &mut Vec<u8>, ip: std::net::IpAddr) {
     let v4 = match ip {
         std::net::IpAddr::V4(a) => Some(a),
         std::net::IpAddr::V6(a) => a.to_ipv4_mapped(),

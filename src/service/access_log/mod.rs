@@ -28,7 +28,7 @@ use std::time::{Duration, Instant, SystemTime};
 pub use file::FileSink;
 pub use format::Format;
 use format::TimeCache;
-pub(crate) use format::{Entry, Note};
+pub(crate) use format::{address, Entry, Note};
 
 /// Default [`AccessLog::flush_size`].
 pub const FLUSH_SIZE: usize = 64 * 1024;
