@@ -634,6 +634,30 @@ impl Stack {
         }
     }
 
+    /// Takes received bytes of `conn` with `take` (a copy out or a look in place), none while
+    /// the handshake is under way, and records what the owner has now seen.
+    fn dequeue(
+        &mut self,
+        conn: ConnId,
+        take: impl FnOnce(&mut tcp::Socket<'static>) -> Result<usize, tcp::RecvError>,
+    ) -> Result<usize, RecvError> {
+        let s = self.socket_mut(conn).ok_or(RecvError::Invalid)?;
+        let r = if matches!(s.state(), tcp::State::SynSent | tcp::State::SynReceived) {
+            Ok(0)
+        } else {
+            match take(s) {
+                Ok(n) => Ok(n),
+                Err(tcp::RecvError::Finished) => Err(RecvError::Finished),
+                Err(tcp::RecvError::InvalidState) => Err(RecvError::Reset),
+            }
+        };
+        self.refresh(conn);
+        if matches!(r, Ok(n) if n > 0) {
+            self.moved(conn);
+        }
+        r
+    }
+
     fn socket(&self, conn: ConnId) -> Option<&tcp::Socket<'static>> {
         let e = self.conns.open(conn)?;
         Some(self.shards[e.shard].get::<tcp::Socket>(e.handle))

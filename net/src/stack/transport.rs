@@ -94,21 +94,7 @@ impl Transport for Stack {
     }
 
     fn recv(&mut self, conn: ConnId, buf: &mut [u8]) -> Result<usize, RecvError> {
-        let s = self.socket_mut(conn).ok_or(RecvError::Invalid)?;
-        let r = if matches!(s.state(), tcp::State::SynSent | tcp::State::SynReceived) {
-            Ok(0)
-        } else {
-            match s.recv_slice(buf) {
-                Ok(n) => Ok(n),
-                Err(tcp::RecvError::Finished) => Err(RecvError::Finished),
-                Err(tcp::RecvError::InvalidState) => Err(RecvError::Reset),
-            }
-        };
-        self.refresh(conn);
-        if matches!(r, Ok(n) if n > 0) {
-            self.moved(conn);
-        }
-        r
+        self.dequeue(conn, |s| s.recv_slice(buf))
     }
 
     fn recv_in_place(
@@ -116,25 +102,14 @@ impl Transport for Stack {
         conn: ConnId,
         take: &mut dyn FnMut(&[u8]) -> usize,
     ) -> Result<Option<usize>, RecvError> {
-        let s = self.socket_mut(conn).ok_or(RecvError::Invalid)?;
-        let r = if matches!(s.state(), tcp::State::SynSent | tcp::State::SynReceived) {
-            Ok(0)
-        } else {
-            // smoltcp's own ring: the slice up to its wrap; what `take` used is dequeued.
-            match s.recv(|buf| {
+        // smoltcp's own ring: the slice up to its wrap; what `take` used is dequeued.
+        self.dequeue(conn, |s| {
+            s.recv(|buf| {
                 let n = take(buf).min(buf.len());
                 (n, n)
-            }) {
-                Ok(n) => Ok(n),
-                Err(tcp::RecvError::Finished) => Err(RecvError::Finished),
-                Err(tcp::RecvError::InvalidState) => Err(RecvError::Reset),
-            }
-        };
-        self.refresh(conn);
-        if matches!(r, Ok(n) if n > 0) {
-            self.moved(conn);
-        }
-        r.map(Some)
+            })
+        })
+        .map(Some)
     }
 
     fn send(&mut self, conn: ConnId, data: &[u8]) -> Result<usize, SendError> {
