@@ -209,23 +209,28 @@ fn lingering_closes_only_once_the_peer_has_every_byte() {
     assert!(!c.is_reset());
 }
 
+/// A server whose codec takes input always (`lines`: whole lines only), sent `data` and the
+/// end; returns once the codec was told the end.
+fn received(lines: bool, data: &[u8]) -> Server {
+    let sink = Sink {
+        wants: true,
+        lines,
+        ..Sink::default()
+    };
+    let (mut pair, server) = setup(sink, 4096, None);
+    let c = RawClient::connect(&mut pair.client, B.with_port(7)).unwrap();
+    c.send(data);
+    c.close();
+    pair.drive(Duration::from_secs(30), |_| server.0.borrow().sink.eofs > 0);
+    server
+}
+
 #[test]
 fn a_codec_reads_in_place_from_the_stack_and_what_it_leaves_is_gathered_by_copying() {
     // A codec that takes whatever it is offered reads straight from the socket's buffer:
     // nothing is ever copied into the pipe's own.
-    let (mut pair, server) = setup(
-        Sink {
-            wants: true,
-            ..Sink::default()
-        },
-        4096,
-        None,
-    );
-    let c = RawClient::connect(&mut pair.client, B.with_port(7)).unwrap();
     let data = pattern(1 << 20);
-    c.send(&data);
-    c.close();
-    pair.drive(Duration::from_secs(30), |_| server.0.borrow().sink.eofs > 0);
+    let server = received(false, &data);
     {
         let st = server.0.borrow();
         assert!(
@@ -239,24 +244,12 @@ fn a_codec_reads_in_place_from_the_stack_and_what_it_leaves_is_gathered_by_copyi
     // Lines of 1 to 300 bytes through the socket's 256 KiB ring (it wraps four times): a
     // line cut by the end of an offer, or by the ring's wrap, is gathered in the pipe's
     // buffer; every line arrives once, in order.
-    let (mut pair, server) = setup(
-        Sink {
-            wants: true,
-            lines: true,
-            ..Sink::default()
-        },
-        4096,
-        None,
-    );
-    let c = RawClient::connect(&mut pair.client, B.with_port(7)).unwrap();
     let mut data = Vec::new();
     for i in 0..7000usize {
         data.extend((0..i % 300).map(|j| b'a' + ((i + j) % 26) as u8));
         data.push(b'\n');
     }
-    c.send(&data);
-    c.close();
-    pair.drive(Duration::from_secs(30), |_| server.0.borrow().sink.eofs > 0);
+    let server = received(true, &data);
     let st = server.0.borrow();
     assert!(
         st.sink.got == data,
