@@ -28,6 +28,9 @@ mod table;
 mod transport;
 mod wakeups;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::{HashSet, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -651,8 +654,12 @@ impl Stack {
                 Err(tcp::RecvError::InvalidState) => Err(RecvError::Reset),
             }
         };
+        // Taking bytes gives the socket something to send only when its window has grown
+        // enough to be worth a window update; otherwise its shard needs no egress pass for it
+        // (a small request read from a large buffer never does).
+        let update = matches!(r, Ok(n) if n > 0) && s.window_to_update();
         self.refresh(conn);
-        if matches!(r, Ok(n) if n > 0) {
+        if update {
             self.moved(conn);
         }
         r

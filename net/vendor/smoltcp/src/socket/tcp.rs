@@ -2495,7 +2495,10 @@ impl<'a> Socket<'a> {
     /// more data can be sent. According to the Linux kernel implementation, "significant" means
     /// doubling the receive window. The Linux kernel implementation can be found at
     /// <https://elixir.bootlin.com/linux/v6.9.9/source/net/ipv4/tcp.c#L1472>.
-    fn window_to_update(&self) -> bool {
+    /// Whether the receive window has grown enough since it was last advertised that the next
+    /// egress pass sends a window update (paf patch 20: public, so that a reader learns whether
+    /// taking bytes gave the socket anything to send).
+    pub fn window_to_update(&self) -> bool {
         match self.state {
             State::SynSent
             | State::SynReceived
