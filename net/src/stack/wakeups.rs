@@ -13,6 +13,8 @@ use smoltcp::time::Instant;
 pub(crate) struct Wakeups {
     /// The one current wake-up time of each shard; heap entries that differ are stale.
     at: Vec<Option<Instant>>,
+    /// How many shards have a wake-up time (the `Some`s in `at`).
+    live: usize,
     heap: BinaryHeap<Reverse<(Instant, usize)>>,
 }
 
@@ -20,20 +22,30 @@ impl Wakeups {
     pub fn new(shards: usize) -> Wakeups {
         Wakeups {
             at: vec![None; shards],
+            live: 0,
             heap: BinaryHeap::new(),
         }
     }
 
     /// Shard `k` next needs a pass at `at` (or never).
     pub fn set(&mut self, k: usize, at: Option<Instant>) {
-        if self.at[k] == at {
+        let was = self.at[k];
+        if was == at {
             return;
         }
         self.at[k] = at;
+        match (was, at) {
+            (None, Some(_)) => self.live += 1,
+            (Some(_), None) => self.live -= 1,
+            _ => {}
+        }
         if let Some(t) = at {
             self.heap.push(Reverse((t, k)));
-            // Stale entries are dropped when they reach the top; bound them anyway.
-            if self.heap.len() > 4 * self.at.len() + 64 {
+            // Stale entries are dropped when they reach the top; bound them anyway, by the
+            // shards that have a time rather than by all shards: a heap mostly of stale
+            // entries (thousands of shards, a hundred busy ones whose delayed-ACK times move
+            // every pass) made each pop walk a deep heap.
+            if self.heap.len() > 2 * self.live + 64 {
                 self.rebuild();
             }
         }
@@ -49,6 +61,7 @@ impl Wakeups {
             self.heap.pop();
             if self.at[k] == Some(t) {
                 self.at[k] = None;
+                self.live -= 1;
                 out.push(k);
             }
         }
@@ -65,13 +78,10 @@ impl Wakeups {
         None
     }
 
+    /// Drops the stale entries (in time linear in the heap, not in the shards).
     fn rebuild(&mut self) {
-        self.heap = self
-            .at
-            .iter()
-            .enumerate()
-            .filter_map(|(k, t)| t.map(|t| Reverse((t, k))))
-            .collect();
+        let at = &self.at;
+        self.heap.retain(|&Reverse((t, k))| at[k] == Some(t));
     }
 }
 
@@ -112,10 +122,31 @@ mod tests {
         for i in 0..10_000 {
             w.set(i % 8, Some(ms(i as i64)));
         }
-        assert!(w.heap.len() <= 4 * 8 + 64 + 1, "{}", w.heap.len());
+        assert!(w.heap.len() <= 2 * 8 + 64 + 1, "{}", w.heap.len());
         let mut due = Vec::new();
         w.take_due(ms(20_000), &mut due);
         due.sort_unstable();
         assert_eq!(due, (0..8).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_few_busy_shards_among_many_keep_the_heap_near_their_count() {
+        // 4,096 shards, 3 with a time that moves on every pass (a delayed ACK re-armed): the
+        // heap is bounded by the 3, not by the 4,096, and each shard still comes out once, at
+        // its latest time.
+        let mut w = Wakeups::new(4096);
+        for i in 0..10_000i64 {
+            for k in [7, 700, 4000] {
+                w.set(k, Some(ms(1_000_000 + i * 3 + k as i64 % 3)));
+            }
+            assert!(w.heap.len() <= 2 * 3 + 64 + 1, "{}", w.heap.len());
+        }
+        w.set(700, None);
+        assert_eq!(w.next(), Some(ms(1_000_000 + 9_999 * 3 + 7 % 3)));
+        let mut due = Vec::new();
+        w.take_due(ms(2_000_000), &mut due);
+        assert_eq!(due, vec![7, 4000]);
+        assert_eq!(w.live, 0);
+        assert_eq!(w.next(), None);
     }
 }
