@@ -27,7 +27,7 @@ use super::state::{BodyKind, Deferred, Delivery, Inner, Phase, Reader};
 use super::{Agent, Error};
 use crate::http::client::{ClientEvent, UsageError};
 use crate::http::BodyRead;
-use crate::pipe::Pool;
+use crate::pipe::{Codec as _, Pool};
 use crate::runtime::{App, Cx};
 use crate::tunnel::{Hook, Upgraded};
 use std::rc::Rc;
@@ -469,7 +469,9 @@ impl ClientApp {
                     .get(id)
                     .is_some_and(|x| x.answered && x.try_read)
             });
-            moved |= c.pump(cx, &mut self.pool.borrow_mut(), hold)?;
+            let io = moved | c.pump(cx, &mut self.pool.borrow_mut(), hold)?;
+            moved = io;
+            let wanted = c.codec.wants_read();
             if !was_open && c.state == ConnState::Open {
                 log::debug!(
                     "client: {} to {} open ({})",
@@ -504,7 +506,8 @@ impl ClientApp {
                 self.stack.0.pending.set(true);
                 continue;
             }
-            moved |= self.events(cx.now, inner, c, out);
+            let evented = self.events(cx.now, inner, c, out);
+            moved |= evented;
             let mut ids = self.ids.take();
             ids.clone_from(&c.exchanges);
             for &id in &ids {
@@ -517,6 +520,22 @@ impl ClientApp {
                 }
             }
             if !moved {
+                return Ok(());
+            }
+            // Another round, unless only HTTP/1.1 body reads moved (the socket, the codec's
+            // events and the request side were already still) and they changed nothing the pipe
+            // acts on: room for input the codec had refused, queued output, a held end of
+            // stream (the last two are not seen on HTTP/1.1; checked anyway). HTTP/2 always goes
+            // round: its reads queue window updates. A reader that wants more schedules a read,
+            // which pumps again; two of a proxied request's four pumps are such reads (the
+            // body, then its end).
+            let again = io
+                || evented
+                || c.codec.is_h2()
+                || (hold && c.is_eof_held())
+                || (!wanted && c.codec.wants_read())
+                || !c.codec.poll_transmit().is_empty();
+            if !again {
                 return Ok(());
             }
         }

@@ -174,6 +174,12 @@ impl Conn {
             && self.codec.can_send_request()
     }
 
+    /// Whether the peer ended its stream and the codec has not been told (a reader had body
+    /// bytes to take first).
+    pub(crate) fn is_eof_held(&self) -> bool {
+        self.pipe.is_eof_held()
+    }
+
     /// Runs the timers due at `now`: connect and TLS handshake deadlines, the codec's.
     ///
     /// # Errors

@@ -593,6 +593,12 @@ impl<S: Session, W: TlsWatch> Pipe<S, W> {
         Ok(true)
     }
 
+    /// Whether the peer's stream ended and the codec was not told yet (held back by
+    /// [`EofPolicy::Hold`] until [`Pipe::feed_eof`]).
+    pub(crate) fn is_eof_held(&self) -> bool {
+        self.state == Input::Ended
+    }
+
     /// Whether the peer's stream ended and the codec was told.
     pub(crate) fn is_input_told(&self) -> bool {
         self.state == Input::Told
