@@ -494,8 +494,38 @@ fn port_is_valid(a: &http::uri::Authority) -> bool {
     }
 }
 
+/// Whether `host` is a registered name or IPv4 address of letters, digits, dots and hyphens,
+/// with at most a port of 1 to 5 digits up to 65535: a valid `Host` (anything else goes through
+/// `Authority`).
+fn is_plain_host(host: &[u8]) -> bool {
+    let (name, port) = match host.iter().position(|&b| b == b':') {
+        Some(i) => (&host[..i], Some(&host[i + 1..])),
+        None => (host, None),
+    };
+    let name_ok = !name.is_empty()
+        && name
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+    let port_ok = port.is_none_or(|p| {
+        (1..=5).contains(&p.len())
+            && p.iter().all(u8::is_ascii_digit)
+            && p.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0')) <= 65535
+    });
+    name_ok && port_ok
+}
+
 /// RFC 9112 §3.2: exactly one valid Host in HTTP/1.1; it must agree with an absolute-form target.
 fn check_host(version: Version, host: Option<&[u8]>, uri: &Uri) -> Result<(), Error> {
+    if uri.scheme().is_none() && host.is_some_and(is_plain_host) {
+        // Origin-form (no authority to agree with) and a plain `name[:port]`: what the full
+        // check accepts, without building an `Authority` (a fifth of a head's parse).
+        return Ok(());
+    }
+    check_host_in_full(version, host, uri)
+}
+
+/// [`check_host`] without its shortcut.
+fn check_host_in_full(version: Version, host: Option<&[u8]>, uri: &Uri) -> Result<(), Error> {
     let Some(host) = host else {
         return if version == Version::HTTP_11 {
             Err(Error::BadRequest("missing Host"))
@@ -538,6 +568,66 @@ fn check_host(version: Version, host: Option<&[u8]>, uri: &Uri) -> Result<(), Er
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_plain_host_is_one_the_full_check_accepts_and_others_get_its_verdict() {
+        let hosts: &[&[u8]] = &[
+            b"a",
+            b"a:80",
+            b"example.com",
+            b"198.18.0.2",
+            b"198.18.0.2:8080",
+            b"x-y.z:65535",
+            b"a:65536",
+            b"a:123456",
+            b"a:",
+            b":80",
+            b"",
+            b"[::1]",
+            b"[fd00::2]:443",
+            b"a b",
+            b"a@b",
+            b"u@a:80",
+            b"a:8x",
+            b"a:-1",
+            b"a_b",
+            b"a~b",
+            b"a%41",
+            b"\xc3\xa9",
+            b"a:0",
+            b"a::80",
+            b"a:80:90",
+            b"a/b",
+            b"a?b",
+            b"a#b",
+        ];
+        let plain = hosts.iter().filter(|h| is_plain_host(h)).count();
+        assert_eq!(plain, 7, "the shortcut takes the seven plain ones");
+        let targets = [
+            "/",
+            "*",
+            "http://a/x",
+            "http://a:80/",
+            "https://example.com/",
+        ];
+        for &h in hosts {
+            if is_plain_host(h) {
+                let origin = Uri::from_static("/");
+                assert!(check_host_in_full(Version::HTTP_11, Some(h), &origin).is_ok());
+            }
+            for t in targets {
+                let uri: Uri = t.parse().unwrap();
+                for v in [Version::HTTP_10, Version::HTTP_11] {
+                    assert_eq!(
+                        check_host(v, Some(h), &uri).is_ok(),
+                        check_host_in_full(v, Some(h), &uri).is_ok(),
+                        "{:?} with {t}",
+                        String::from_utf8_lossy(h)
+                    );
+                }
+            }
+        }
+    }
 
     fn parse_str(s: &str) -> Result<RequestHead, Error> {
         parse_with(s, &Config::default())
