@@ -130,13 +130,17 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// The fields `Connection` names (hop-by-hop too); none, without allocating, when it names none.
+/// The fields `Connection` names (hop-by-hop too) but those hop-by-hop anyway; none, without
+/// allocating, when it names no other (`keep-alive`, as most upstreams send, is no allocation).
 fn connection_options(headers: &HeaderMap) -> Vec<HeaderName> {
     headers
         .get_all(header::CONNECTION)
         .iter()
         .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim_ascii()).ok())
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| !t.eq_ignore_ascii_case(b"keep-alive"))
+        .filter_map(|t| HeaderName::from_bytes(t).ok())
+        .filter(|n| !is_hop_by_hop(n))
         .collect()
 }
 
