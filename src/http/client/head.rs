@@ -18,7 +18,7 @@
 //! * obs-fold, NUL, bare CR, invalid names (httparse, strict) → `Malformed`; more fields than
 //!   `max_headers` → [`ClientError::HeadTooLarge`].
 
-use http::header::{HeaderMap, HeaderName, CONNECTION, CONTENT_LENGTH, HOST};
+use http::header::{HeaderMap, CONNECTION, CONTENT_LENGTH, HOST};
 use http::header::{EXPECT, TRANSFER_ENCODING, UPGRADE};
 use http::{Method, StatusCode, Version};
 
@@ -240,8 +240,8 @@ pub(super) fn parse_response(
     let mut te = Codings::default();
     let (mut close, mut keep_alive) = (false, false);
     for h in res.headers.iter() {
-        let name =
-            HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| bad("invalid header name"))?;
+        let name = crate::http::head::field_name(h.name.as_bytes())
+            .map_err(|_| bad("invalid header name"))?;
         let value = h.value;
         if name == CONTENT_LENGTH {
             for n in list(value) {
