@@ -87,7 +87,7 @@ impl HeadScan {
             self.method = check_method(&buf[..buf.len().min(limit)], checked)?;
         }
         let mut at = self.scanned;
-        while let Some(off) = buf[at..].iter().position(|&b| b == b'\n') {
+        while let Some(off) = memchr::memchr(b'\n', &buf[at..]) {
             let lf = at + off;
             at = lf + 1;
             if !self.line_checked {

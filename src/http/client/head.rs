@@ -172,7 +172,7 @@ pub(super) enum Parsed {
 /// between calls); returns its length once the empty line is seen.
 pub(super) fn scan(buf: &[u8], scanned: &mut usize) -> Option<usize> {
     let mut at = *scanned;
-    while let Some(off) = buf[at..].iter().position(|&b| b == b'\n') {
+    while let Some(off) = memchr::memchr(b'\n', &buf[at..]) {
         let lf = at + off;
         at = lf + 1;
         let empty_line = match lf {
