@@ -55,6 +55,8 @@ pub(crate) struct ClientApp {
     out: Vec<Delivery>,
     /// The connections a round pumps (kept for its capacity).
     dirty: Vec<ConnId>,
+    /// The connections a round pumps for a scheduled read alone (kept for its capacity).
+    reads: Vec<ConnId>,
 }
 
 impl ClientApp {
@@ -67,6 +69,7 @@ impl ClientApp {
             hinted: std::cell::RefCell::new(Vec::new()),
             out: Vec::new(),
             dirty: Vec::new(),
+            reads: Vec::new(),
         }
     }
 
@@ -311,20 +314,33 @@ impl ClientApp {
     }
 
     fn pump_dirty(&mut self, cx: &mut Cx<'_>, out: &mut Vec<Delivery>) {
-        // Swapped with the kept buffer: neither allocates once grown.
+        // Swapped with the kept buffers: none allocates once grown.
         let mut dirty = std::mem::take(&mut self.dirty);
-        std::mem::swap(&mut dirty, &mut self.stack.0.inner.borrow_mut().dirty);
+        let mut reads = std::mem::take(&mut self.reads);
+        {
+            let mut inner = self.stack.0.inner.borrow_mut();
+            std::mem::swap(&mut dirty, &mut inner.dirty);
+            std::mem::swap(&mut reads, &mut inner.reads);
+        }
         for (i, &cid) in dirty.iter().enumerate() {
             if !dirty[..i].contains(&cid) {
-                self.pump(cx, cid, out);
+                self.pump(cx, cid, out, false);
+            }
+        }
+        for (i, &cid) in reads.iter().enumerate() {
+            if !reads[..i].contains(&cid) && !dirty.contains(&cid) {
+                self.pump(cx, cid, out, true);
             }
         }
         dirty.clear();
+        reads.clear();
         self.dirty = dirty;
+        self.reads = reads;
     }
 
-    /// Moves one connection and its exchange as far as they go.
-    fn pump(&mut self, cx: &mut Cx<'_>, cid: ConnId, out: &mut Vec<Delivery>) {
+    /// Moves one connection and its exchange as far as they go (`for_read`: it was marked only
+    /// because a reader was scheduled; see [`read_only`](Self::read_only)).
+    fn pump(&mut self, cx: &mut Cx<'_>, cid: ConnId, out: &mut Vec<Delivery>, for_read: bool) {
         let options = &self.stack.0.options;
         let mut guard = self.stack.0.inner.borrow_mut();
         let inner = &mut *guard;
@@ -334,7 +350,11 @@ impl ClientApp {
         if c.tunnel.is_some() {
             return Self::tunnel(cx, inner, c, &mut self.pool.borrow_mut());
         }
-        let result = self.rounds(cx, inner, &mut c, out);
+        let result = if for_read && c.reads_alone() {
+            self.read_only(cx, inner, &mut c, out)
+        } else {
+            self.rounds(cx, inner, &mut c, out)
+        };
         if result.is_ok() && c.tunnel.is_some() {
             // A 101 arrived in this pump: the connection is a tunnel's from now on.
             return Self::tunnel(cx, inner, c, &mut self.pool.borrow_mut());
@@ -440,6 +460,38 @@ impl ClientApp {
             }
             TunnelNext::Abort => cx.abort(cid),
         }
+    }
+
+    /// The pump of a plain HTTP/1.1 connection that a scheduled read alone made dirty: the
+    /// exchanges' readers get what the codec holds, and the socket is left alone. Input that
+    /// came since the last pump came with a readiness event, which makes the connection dirty
+    /// and pumps it in full; so does a read that changed what the pipe acts on (room for input
+    /// the codec had refused, output, a held end of stream) or raised an event. On a proxied
+    /// request two of the four pumps of its upstream connection were such reads (the body,
+    /// then its end), each a full pump that found the socket empty.
+    fn read_only(
+        &self,
+        cx: &mut Cx<'_>,
+        inner: &mut Inner,
+        c: &mut Conn,
+        out: &mut Vec<Delivery>,
+    ) -> Result<(), Failure> {
+        let wanted = c.codec.wants_read();
+        let mut ids = self.ids.take();
+        ids.clone_from(&c.exchanges);
+        for &id in &ids {
+            self.read_response(cx.now, inner, c, id, out);
+        }
+        self.ids.replace(ids);
+        let evented = self.events(cx.now, inner, c, out);
+        if evented
+            || (!wanted && c.codec.wants_read())
+            || !c.codec.poll_transmit().is_empty()
+            || c.is_eof_held()
+        {
+            return self.rounds(cx, inner, c, out);
+        }
+        Ok(())
     }
 
     fn rounds(

@@ -342,7 +342,7 @@ impl ResponseBody {
         };
         let old = x.reader.replace(reader);
         x.try_read = true;
-        inner.touch(self.0.id);
+        inner.touch_read(self.0.id);
         shared.pending.set(true);
         drop(inner);
         drop(old);

@@ -174,6 +174,17 @@ impl Conn {
             && self.codec.can_send_request()
     }
 
+    /// Whether a scheduled read may be served from what the codec holds alone: an open plain
+    /// HTTP/1.1 connection (TLS may hold decrypted bytes, HTTP/2 answers reads with window
+    /// updates, a raw or switched one has no HTTP reads).
+    pub(crate) fn reads_alone(&self) -> bool {
+        self.state == ConnState::Open
+            && !self.raw
+            && self.tunnel.is_none()
+            && !self.codec.is_h2()
+            && !self.pipe.is_tls()
+    }
+
     /// Whether the peer ended its stream and the codec has not been told (a reader had body
     /// bytes to take first).
     pub(crate) fn is_eof_held(&self) -> bool {

@@ -358,6 +358,9 @@ pub(crate) struct Inner {
     pub conns: IdMap<ConnId, Box<Conn>>,
     /// Connections with something to do in the next pump.
     pub dirty: Vec<ConnId>,
+    /// Connections whose only news is a reader scheduled on one of their exchanges: pumped for
+    /// that read alone, unless they are dirty too (see `ClientApp::read_only`).
+    pub reads: Vec<ConnId>,
     pub dns: BTreeMap<u64, DnsJob>,
     pub next_job: u64,
     pub queries: IdMap<QueryId, (u64, RecordType)>,
@@ -372,6 +375,14 @@ impl Inner {
     pub(crate) fn touch(&mut self, id: u64) {
         if let Some(Phase::Sent(c, _)) = self.exchanges.get(&id).map(|x| x.phase) {
             self.dirty.push(c);
+        }
+    }
+
+    /// Marks the connection of exchange `id` (if it is on one) for a pump that only hands the
+    /// exchange's new reader what the codec holds.
+    pub(crate) fn touch_read(&mut self, id: u64) {
+        if let Some(Phase::Sent(c, _)) = self.exchanges.get(&id).map(|x| x.phase) {
+            self.reads.push(c);
         }
     }
 }

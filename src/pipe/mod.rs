@@ -593,6 +593,11 @@ impl<S: Session, W: TlsWatch> Pipe<S, W> {
         Ok(true)
     }
 
+    /// Whether the pipe runs TLS.
+    pub(crate) fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
     /// Whether the peer's stream ended and the codec was not told yet (held back by
     /// [`EofPolicy::Hold`] until [`Pipe::feed_eof`]).
     pub(crate) fn is_eof_held(&self) -> bool {
