@@ -474,12 +474,7 @@ impl ClientApp {
         out: &mut Vec<Delivery>,
     ) -> Result<(), Failure> {
         let wanted = c.codec.wants_read();
-        let mut ids = self.ids.take();
-        ids.clone_from(&c.exchanges);
-        for &id in &ids {
-            self.read_response(cx.now, inner, c, id, out);
-        }
-        self.ids.replace(ids);
+        self.read_responses(cx.now, inner, c, out);
         let evented = self.events(cx.now, inner, c, out);
         if evented
             || (!wanted && c.codec.wants_read())
@@ -557,12 +552,7 @@ impl ClientApp {
             }
             let evented = self.events(cx.now, inner, c, out);
             moved |= evented;
-            let mut ids = self.ids.take();
-            ids.clone_from(&c.exchanges);
-            for &id in &ids {
-                moved |= self.read_response(cx.now, inner, c, id, out);
-            }
-            self.ids.replace(ids);
+            moved |= self.read_responses(cx.now, inner, c, out);
             for &id in &c.exchanges {
                 if let Some(x) = inner.exchanges.get_mut(&id) {
                     writable(&self.stack, x, id, out);

@@ -371,19 +371,23 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
+    /// The connection exchange `id` was sent on, if it is on one.
+    fn conn_of(&self, id: u64) -> Option<ConnId> {
+        match self.exchanges.get(&id)?.phase {
+            Phase::Sent(c, _) => Some(c),
+            _ => None,
+        }
+    }
+
     /// Marks the connection of exchange `id` (if it is on one) for the next pump.
     pub(crate) fn touch(&mut self, id: u64) {
-        if let Some(Phase::Sent(c, _)) = self.exchanges.get(&id).map(|x| x.phase) {
-            self.dirty.push(c);
-        }
+        self.dirty.extend(self.conn_of(id));
     }
 
     /// Marks the connection of exchange `id` (if it is on one) for a pump that only hands the
     /// exchange's new reader what the codec holds.
     pub(crate) fn touch_read(&mut self, id: u64) {
-        if let Some(Phase::Sent(c, _)) = self.exchanges.get(&id).map(|x| x.phase) {
-            self.reads.push(c);
-        }
+        self.reads.extend(self.conn_of(id));
     }
 }
 

@@ -172,8 +172,26 @@ impl ClientApp {
         fail(inner, id, error, out);
     }
 
+    /// [`read_response`](Self::read_response) for each exchange on `c`; whether any moved.
+    pub(super) fn read_responses(
+        &self,
+        now: Instant,
+        inner: &mut Inner,
+        c: &mut Conn,
+        out: &mut Vec<Delivery>,
+    ) -> bool {
+        let mut moved = false;
+        let mut ids = self.ids.take();
+        ids.clone_from(&c.exchanges);
+        for &id in &ids {
+            moved |= self.read_response(now, inner, c, id, out);
+        }
+        self.ids.replace(ids);
+        moved
+    }
+
     /// Response body bytes → the exchange's reader; ends the exchange at the end of the body.
-    pub(super) fn read_response(
+    fn read_response(
         &self,
         now: Instant,
         inner: &mut Inner,
