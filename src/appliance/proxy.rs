@@ -493,6 +493,12 @@ impl Flight {
             }
             return;
         }
+        if method != Method::HEAD {
+            if let Some(bytes) = body.take_complete() {
+                // The whole body came with the head: one response, no reads to schedule.
+                return self.respond_whole(head, status, bytes, enc);
+            }
+        }
         let writer = match self.reqd.respond_with_streaming(head, length) {
             Ok(w) => w,
             Err(e) => {
@@ -525,6 +531,29 @@ impl Flight {
 }
 
 impl Flight {
+    /// Answers with a body that arrived whole (compressed first when `enc` says so).
+    fn respond_whole(
+        &self,
+        head: Response<()>,
+        status: StatusCode,
+        bytes: Vec<u8>,
+        enc: Option<compress::Encoder>,
+    ) {
+        let bytes = match enc {
+            Some(mut enc) => {
+                enc.write(&bytes);
+                let mut out = enc.take();
+                out.extend(enc.finish());
+                out
+            }
+            None => bytes,
+        };
+        match self.reqd.respond_with_bytes(head, &bytes) {
+            Ok(()) => self.count(status, bytes.len() as u64),
+            Err(e) => log::debug!("proxy: client gone before the response: {e}"),
+        }
+    }
+
     /// The upstream switched protocols: relay its 101, then tunnel the two connections.
     fn switch(self: &Rc<Self>, head: Response<()>, body: &ResponseBody) {
         // (The client codec accepts a 101 only to a request that asked for it.)

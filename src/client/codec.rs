@@ -120,6 +120,20 @@ impl ClientCodec {
         each!(self, c => c.read_body(now, id, buf))
     }
 
+    /// HTTP/1.1's [`take_complete_body`](crate::http::client::ClientConn::take_complete_body), at the
+    /// codec's last `now`; HTTP/2 bodies are read chunk by chunk (`false`).
+    pub(crate) fn take_complete_body(&mut self, id: RequestId, into: &mut Vec<u8>) -> bool {
+        match &mut self.proto {
+            Proto::H1(c) => c.take_complete_body(self.now, id, into),
+            Proto::H2(_) => false,
+        }
+    }
+
+    /// The `now` of the codec's last call.
+    pub(crate) fn now(&self) -> Instant {
+        self.now
+    }
+
     /// Abandons request `id`. Returns whether the protocol could end that request alone
     /// (HTTP/2 resets its stream); if not, the connection must be closed.
     pub(crate) fn cancel(&mut self, now: Instant, id: RequestId) -> bool {

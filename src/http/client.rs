@@ -447,6 +447,26 @@ impl ClientConn {
         result
     }
 
+    /// The whole response body of `id` at once, when all of it has arrived: its bytes are
+    /// appended to `into` and `true` is returned; the request is then answered in full (a
+    /// later [`read_body`](Self::read_body) says `End`). `false`, taking nothing, while more
+    /// is expected, and for unknown or retired requests. Lets a caller skip the chunk-by-chunk
+    /// reads when a small body came with its head.
+    pub fn take_complete_body(&mut self, now: Instant, id: RequestId, into: &mut Vec<u8>) -> bool {
+        let Some(i) = self.index(id) else {
+            return false;
+        };
+        let x = &mut self.exchanges[i];
+        if x.response != Response::Done {
+            return false;
+        }
+        into.extend_from_slice(&x.body[x.body_pos..]);
+        x.body.clear();
+        x.body_pos = 0;
+        self.pump(now);
+        true
+    }
+
     /// The next event, if any. Call after every `handle_*`, `send_request`, `read_body` and
     /// `finish_body`.
     pub fn poll_event(&mut self) -> Option<ClientEvent> {

@@ -4,8 +4,9 @@
 //! `/z/…` is a proxy route with `compress = ["br", "gzip"]`, `/plain/…` one without (the
 //! default: off). Text relayed with a length and streamed without one comes back compressed as
 //! asked, byte-exact once decoded, with `Vary`, a weak ETag and no `Content-Length` or
-//! `Accept-Ranges`; a range, a body the upstream encoded itself, a HEAD, a small body and an
-//! image come back as the upstream sent them. A client that stops reading a compressed 16 MB
+//! `Accept-Ranges`, except a body that reached the proxy whole with its head (compressed whole,
+//! sent with its length); a range, a body the upstream encoded itself, a HEAD, a small body and
+//! an image come back as the upstream sent them. A client that stops reading a compressed 16 MB
 //! stream stops the upstream too: the proxy holds a bounded amount, not the body.
 
 use std::cell::Cell;
@@ -74,8 +75,14 @@ fn unbrotli(b: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The 3 kB text `/short` answers: one segment, so it reaches the proxy whole with its head.
+fn short_text() -> Vec<u8> {
+    text()[..3000].to_vec()
+}
+
 /// The upstream: `/text` (a length, an ETag, ranges), `/stream` (16 MB streamed without a
-/// length; bytes written counted in `written`), `/encoded` (gzip already), `/tiny`, `/png`.
+/// length; bytes written counted in `written`), `/encoded` (gzip already), `/short`, `/tiny`,
+/// `/png`.
 fn upstream(written: Rc<Cell<usize>>) -> impl FnMut(SocketAddr, Reqd) + 'static {
     move |_peer, reqd: Reqd| {
         let path = reqd.request().uri().path().to_owned();
@@ -140,6 +147,10 @@ fn upstream(written: Rc<Cell<usize>>) -> impl FnMut(SocketAddr, Reqd) + 'static 
                     .body(())
                     .unwrap();
                 reqd.respond_with_bytes(h, gzip(&text())).unwrap();
+            }
+            "short" => {
+                let h = head("text/plain").body(()).unwrap();
+                reqd.respond_with_bytes(h, short_text()).unwrap();
             }
             "tiny" => {
                 let h = head("text/plain").body(()).unwrap();
@@ -270,6 +281,18 @@ fn compressible_proxied_responses_are_compressed_as_asked_and_only_then() {
     let r = ask(&mut net, &c, "HEAD", "/z/text", both);
     assert_eq!(r.header("content-encoding"), None);
     assert_eq!(r.header("content-length"), Some(&*text.len().to_string()));
+    // A body that reaches the proxy whole with its head is compressed whole: sent with its
+    // length (not chunked), decoded byte-exact; as it is when not asked.
+    let short = short_text();
+    let r = ask(&mut net, &c, "GET", "/z/short", "Accept-Encoding: gzip\r\n");
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert_eq!(r.header("transfer-encoding"), None);
+    assert_eq!(r.header("content-length"), Some(&*r.body.len().to_string()));
+    assert!(r.body.len() < short.len() / 2, "{}", r.body.len());
+    assert!(gunzip(&r.body) == short);
+    let r = ask(&mut net, &c, "GET", "/z/short", "");
+    assert_eq!(r.header("content-length"), Some(&*short.len().to_string()));
+    assert!(r.body == short);
     // Too small, or not text: as they are.
     let r = ask(&mut net, &c, "GET", "/z/tiny", both);
     assert_eq!(

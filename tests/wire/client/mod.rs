@@ -12,12 +12,14 @@
 //! (pooled, the name verified, untrusted CA, no plaintext fallback); the friendly client with
 //! redirects; a refused port; blocking requests from other threads through a `Remote`; the
 //! pool bound and idle expiry; a response timeout; a body dropped unread (drained, connection
-//! reused); stopping an HTTP + HTTPS server drains both (`stop.rs`).
+//! reused); stopping an HTTP + HTTPS server drains both (`stop.rs`); a body that came whole taken
+//! at once (`whole.rs`).
 
 mod h2;
 mod pool;
 mod stop;
 mod support;
+mod whole;
 
 use std::cell::{Cell, RefCell};
 use std::net::{IpAddr, SocketAddr};

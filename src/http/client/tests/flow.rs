@@ -437,3 +437,33 @@ fn write_timeout() {
     );
     assert_eq!(c.conn.poll_transmit(), b"");
 }
+
+#[test]
+fn take_complete_body_takes_a_whole_body_and_nothing_before() {
+    let mut c = Client::new(Config::default());
+    c.auto_read = false;
+    let first = c.get();
+    // Half the body: nothing taken, nothing lost.
+    c.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234");
+    let mut into = b"kept".to_vec();
+    assert!(!c.conn.take_complete_body(c.now, first, &mut into));
+    assert_eq!(into, b"kept");
+    assert!(!c.conn.is_reusable());
+    // A partial read first, then the rest arrives: the take appends what is left.
+    let mut buf = [0; 2];
+    assert_eq!(c.conn.read_body(c.now, first, &mut buf), BodyRead::Data(2));
+    c.feed(b"56789");
+    assert!(c.conn.take_complete_body(c.now, first, &mut into));
+    assert_eq!(into, b"kept23456789");
+    // Answered in full: reads end, the connection serves the next request.
+    assert_eq!(c.conn.read_body(c.now, first, &mut buf), BodyRead::End);
+    assert!(!c.conn.take_complete_body(c.now, first, &mut into));
+    assert!(c.conn.is_reusable());
+    // A chunked body that came whole with its head: its payload alone.
+    let second = c.get();
+    c.feed(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+    let mut into = Vec::new();
+    assert!(c.conn.take_complete_body(c.now, second, &mut into));
+    assert_eq!(into, b"abc");
+    assert!(c.conn.is_reusable());
+}
