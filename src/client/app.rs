@@ -476,7 +476,7 @@ impl ClientApp {
         let wanted = c.codec.wants_read();
         self.read_responses(cx.now, inner, c, out);
         let evented = self.events(cx.now, inner, c, out);
-        if evented
+        if evented.any
             || (!wanted && c.codec.wants_read())
             || !c.codec.poll_transmit().is_empty()
             || c.is_eof_held()
@@ -495,12 +495,12 @@ impl ClientApp {
     ) -> Result<(), Failure> {
         c.tick(cx.now)?;
         loop {
-            let mut moved = false;
+            let mut fed = false;
             let mut ids = self.ids.take();
             ids.clone_from(&c.exchanges);
             for &id in &ids {
                 if let Some(x) = inner.exchanges.get_mut(&id) {
-                    moved |= feed_body(c, x, cx.now);
+                    fed |= feed_body(c, x, cx.now);
                 }
             }
             self.ids.replace(ids);
@@ -513,8 +513,8 @@ impl ClientApp {
                     .get(id)
                     .is_some_and(|x| x.answered && x.try_read)
             });
-            let io = moved | c.pump(cx, &mut self.pool.borrow_mut(), hold)?;
-            moved = io;
+            let io = c.pump(cx, &mut self.pool.borrow_mut(), hold)?;
+            let mut moved = fed || io;
             let wanted = c.codec.wants_read();
             if !was_open && c.state == ConnState::Open {
                 log::debug!(
@@ -551,7 +551,7 @@ impl ClientApp {
                 continue;
             }
             let evented = self.events(cx.now, inner, c, out);
-            moved |= evented;
+            moved |= evented.any;
             moved |= self.read_responses(cx.now, inner, c, out);
             for &id in &c.exchanges {
                 if let Some(x) = inner.exchanges.get_mut(&id) {
@@ -561,15 +561,15 @@ impl ClientApp {
             if !moved {
                 return Ok(());
             }
-            // Another round, unless only HTTP/1.1 body reads moved (the socket, the codec's
-            // events and the request side were already still) and they changed nothing the pipe
-            // acts on: room for input the codec had refused, queued output, a held end of
-            // stream (the last two are not seen on HTTP/1.1; checked anyway). HTTP/2 always goes
-            // round: its reads queue window updates. A reader that wants more schedules a read,
-            // which pumps again; two of a proxied request's four pumps are such reads (the
-            // body, then its end).
-            let again = io
-                || evented
+            // Another round only when this one may have made more work for the pump: request
+            // body bytes went to the codec (it may take more once they are sent), an event that
+            // lets a body flow or changes a state, room for input the codec had refused, queued
+            // output, a held end of stream. The socket itself was read and written until
+            // nothing moved, and nothing arrives on it during a pump; a response head's handler
+            // runs after the pump (its reads pump again). HTTP/2 always goes round: its reads
+            // queue window updates.
+            let again = fed
+                || evented.again
                 || c.codec.is_h2()
                 || (hold && c.is_eof_held())
                 || (!wanted && c.codec.wants_read())

@@ -14,18 +14,35 @@ use crate::http::BodyRead;
 use crate::tunnel::{Hook, Upgraded};
 use std::rc::Rc;
 
+/// What [`ClientApp::events`] found.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Evented {
+    /// There were events.
+    pub any: bool,
+    /// One of them may give the pump more to do in another round.
+    pub again: bool,
+}
+
 impl ClientApp {
-    /// Codec events → the exchange.
+    /// Codec events → the exchange. Says whether there were any, and whether one of them may
+    /// give another round of the pump work (a request body may flow, a reader has bytes, the
+    /// connection or an exchange changed state); a response head (its handler runs after the
+    /// pump) and body bytes no reader waits for do not.
     pub(super) fn events(
         &self,
         now: Instant,
         inner: &mut Inner,
         c: &mut Conn,
         out: &mut Vec<Delivery>,
-    ) -> bool {
-        let mut moved = false;
+    ) -> Evented {
+        let mut moved = Evented::default();
         while let Some(ev) = c.codec.poll_event() {
-            moved = true;
+            moved.any = true;
+            // Response heads and BodyReadable say below.
+            moved.again |= !matches!(
+                ev,
+                ClientEvent::Response { .. } | ClientEvent::BodyReadable { .. }
+            );
             let rid = match &ev {
                 ClientEvent::Continue { id }
                 | ClientEvent::Writable { id }
@@ -66,11 +83,13 @@ impl ClientApp {
                     if c.tunnel.is_some() {
                         // A 101: no body; the exchange is over, the connection is not.
                         complete(inner, c, id, now, out);
+                        moved.again = true;
                     }
                 }
                 ClientEvent::BodyReadable { .. } => {
                     if let Some(x) = id.and_then(|id| inner.exchanges.get_mut(&id)) {
                         x.try_read = true;
+                        moved.again |= x.reader.is_some();
                     }
                 }
                 ClientEvent::Aborted { .. } => {
