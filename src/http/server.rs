@@ -294,6 +294,11 @@ impl ServerConn {
         self.events.pop_front()
     }
 
+    /// Whether [`poll_event`](Self::poll_event) has an event to give.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// Copies request body bytes of `id` into `buf`.
     ///
     /// The first call on a request with `Expect: 100-continue` queues `100 Continue` (unless a

@@ -598,6 +598,16 @@ impl<S: Session, W: TlsWatch> Pipe<S, W> {
         self.tls.is_some()
     }
 
+    /// Whether a read in this pump may still give the codec something: bytes buffered here,
+    /// a socket not seen empty since the pump began, or an end of stream not told yet. A
+    /// plain connection only; TLS always may (its session holds bytes of its own).
+    pub(crate) fn may_have_input(&self) -> bool {
+        self.tls.is_some()
+            || self.input.len() > 0
+            || self.state == Input::Ended
+            || (self.state == Input::Open && !self.drained)
+    }
+
     /// Whether the peer's stream ended and the codec was not told yet (held back by
     /// [`EofPolicy::Hold`] until [`Pipe::feed_eof`]).
     pub(crate) fn is_eof_held(&self) -> bool {

@@ -119,6 +119,14 @@ impl ServerCodec {
         each!(self, c => c.poll_event())
     }
 
+    /// Whether `poll_event` has an event to give (HTTP/2: always said yes).
+    pub(crate) fn has_events(&self) -> bool {
+        match &self.proto {
+            Proto::H1(c) => c.has_events(),
+            Proto::H2(_) => true,
+        }
+    }
+
     pub(crate) fn is_closed(&self) -> bool {
         each_ref!(self, c => c.is_closed())
     }

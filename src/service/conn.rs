@@ -333,11 +333,29 @@ impl Running {
             if !moved {
                 return Next::Keep;
             }
+            if self.pump_requests >= REQUESTS_PER_PUMP {
+                return Next::Yield;
+            }
+            if !Self::again(c) {
+                return Next::Keep;
+            }
             rounds += 1;
-            if rounds == ROUNDS_PER_PUMP || self.pump_requests >= REQUESTS_PER_PUMP {
+            if rounds == ROUNDS_PER_PUMP {
                 return Next::Yield;
             }
         }
+    }
+
+    /// Whether a round that moved may have left work for another: events or callbacks the
+    /// round's own steps raised after they ran, or input the codec refused then and wants now.
+    /// The socket was read until empty (or until the codec would take no more) and written
+    /// until full, and nothing arrives on it during a pump. HTTP/2 always goes round.
+    fn again(c: &Conn) -> bool {
+        let core = c.core.borrow();
+        core.codec.is_h2()
+            || core.codec.has_events()
+            || core.slots.iter().any(Slot::needs_work)
+            || (core.codec.wants_read() && c.pipe.may_have_input())
     }
 
     /// Moves bytes between the socket and the tunnel's end (once joined) until nothing moves;
