@@ -301,22 +301,28 @@ pub(crate) fn framing(mut req: Request<()>) -> Result<(Request<()>, BodyKind), E
         return Err(Error::Usage(UsageError::UnsupportedMethod));
     }
     let headers = req.headers_mut();
-    let chunked = headers
-        .get_all(TRANSFER_ENCODING)
-        .iter()
-        .any(|v| v.as_bytes().eq_ignore_ascii_case(b"chunked"));
+    let (mut coded, mut chunked) = (false, false);
+    for v in headers.get_all(TRANSFER_ENCODING) {
+        coded = true;
+        chunked |= v.as_bytes().eq_ignore_ascii_case(b"chunked");
+    }
     let length = headers.get(CONTENT_LENGTH).map(|v| {
         std::str::from_utf8(v.as_bytes())
             .ok()
             .and_then(|s| s.trim().parse::<u64>().ok())
     });
-    if headers.contains_key(TRANSFER_ENCODING) && !chunked {
+    if coded && !chunked {
         return Err(Error::Framing(
             "only the chunked transfer coding is supported",
         ));
     }
-    headers.remove(TRANSFER_ENCODING);
-    headers.remove(CONTENT_LENGTH);
+    // (Removed only when there: a removal hashes the name even for nothing.)
+    if coded {
+        headers.remove(TRANSFER_ENCODING);
+    }
+    if length.is_some() {
+        headers.remove(CONTENT_LENGTH);
+    }
     let body = match (length, chunked) {
         (Some(_), true) => {
             return Err(Error::Framing("both Content-Length and Transfer-Encoding"));

@@ -185,6 +185,10 @@ fn append_list(headers: &mut HeaderMap, name: HeaderName, item: HeaderValue) {
     }
 }
 
+/// The de facto fields paf adds the client's address and scheme to.
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
 /// The host the client asked for: the absolute-form target's authority, else `Host`.
 fn client_host(req: &Request<()>) -> Option<HeaderValue> {
     if let Some(a) = req.uri().authority() {
@@ -210,13 +214,20 @@ pub(crate) fn request_head(req: &Request<()>, fwd: &Forwarding<'_>) -> (Request<
             || *name == header::HOST
             || named.contains(name))
     };
-    let kept = src.keys().filter(|&n| forwarded(n)).count();
+    // What is kept, and which of the fields paf adds to are there already, in one look.
+    let (mut kept, mut xff, mut xfp, mut via_seen) = (0, false, false, false);
+    for n in src.keys() {
+        kept += usize::from(forwarded(n));
+        xff |= *n == X_FORWARDED_FOR;
+        xfp |= *n == X_FORWARDED_PROTO;
+        via_seen |= *n == header::VIA;
+    }
     // `Host`, `X-Forwarded-For` (unless the client sent one), `X-Forwarded-Proto` (likewise),
     // `Via` (likewise), the framing field, and the two of an upgrade.
     let added = 1
-        + usize::from(!src.contains_key("x-forwarded-for"))
-        + usize::from(!src.contains_key("x-forwarded-proto"))
-        + usize::from(!src.contains_key(header::VIA))
+        + usize::from(!xff)
+        + usize::from(!xfp)
+        + usize::from(!via_seen)
         + usize::from(body != Body::Empty)
         + if fwd.upgrade.is_some() { 2 } else { 0 };
     let mut headers = HeaderMap::with_capacity(kept + added);
@@ -236,14 +247,10 @@ pub(crate) fn request_head(req: &Request<()>, fwd: &Forwarding<'_>) -> (Request<
     }
     // An address's text is a valid field value; `Bytes` takes it without a copy.
     if let Ok(peer) = HeaderValue::from_maybe_shared(address_text(fwd.peer)) {
-        append_list(
-            &mut headers,
-            HeaderName::from_static("x-forwarded-for"),
-            peer,
-        );
+        append_list(&mut headers, X_FORWARDED_FOR, peer);
     }
     headers.insert(
-        HeaderName::from_static("x-forwarded-proto"),
+        X_FORWARDED_PROTO,
         HeaderValue::from_static(if fwd.https { "https" } else { "http" }),
     );
     append_list(&mut headers, header::VIA, via(req.version()));
