@@ -307,7 +307,10 @@ impl Proxy {
             tried: RefCell::new(Vec::new()),
             counted: Cell::new(false),
         });
-        if headers::has_other_codings(flight.reqd.request().headers()) {
+        // (`Transfer-Encoding` makes the body chunked: without one there is nothing to look at.)
+        if flight.body == Body::Chunked
+            && headers::has_other_codings(flight.reqd.request().headers())
+        {
             // `gzip, chunked` would reach the upstream as plain chunked gzip bytes.
             return flight.fail(StatusCode::NOT_IMPLEMENTED, "transfer coding not forwarded");
         }

@@ -54,13 +54,18 @@ pub(crate) fn upgrade_of(req: &Request<()>) -> Option<HeaderValue> {
         return None;
     }
     let h = req.headers();
+    // Most requests have no `Upgrade`: one lookup says so.
+    let upgrade = h.get_all(header::UPGRADE);
+    if upgrade.iter().next().is_none() {
+        return None;
+    }
     let option = h
         .get_all(header::CONNECTION)
         .iter()
         .flat_map(|v| v.as_bytes().split(|&b| b == b','))
         .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"upgrade"));
     let mut joined: Vec<u8> = Vec::new();
-    for v in h.get_all(header::UPGRADE) {
+    for v in upgrade {
         for token in v.as_bytes().split(|&b| b == b',').map(<[u8]>::trim_ascii) {
             if token.is_empty() {
                 continue;
