@@ -18,8 +18,9 @@ use crate::http::event::ExchangeId;
 impl ServerConn {
     /// The exchange whose request body may be read in place now, and at most how many of its
     /// bytes: those still expected, at most `body_buffer_size` (what one buffered read would
-    /// hand over). `None` when it may not (see the [module docs](self)): read the body with
-    /// [`ServerConn::take_body`] or [`ServerConn::read_body`] after `handle_input` instead.
+    /// hand over). `None` unless the body being read is framed by `Content-Length`, has bytes
+    /// left, nothing buffered, and is not being dropped (its response finished): then read it
+    /// with [`ServerConn::take_body`] or [`ServerConn::read_body`] after `handle_input`.
     pub fn body_in_place(&self) -> Option<(ExchangeId, usize)> {
         if self.closed {
             return None;
