@@ -311,6 +311,21 @@ impl Metrics {
                 escape(&l)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP paf_request_body_bytes_in_place_total Request body bytes handed to the \
+             handler where they lay in the connection's receive buffer, without a copy into \
+             the HTTP/1.1 codec's body buffer."
+        );
+        let _ = writeln!(out, "# TYPE paf_request_body_bytes_in_place_total counter");
+        for (l, h) in &services {
+            let _ = writeln!(
+                out,
+                "paf_request_body_bytes_in_place_total{{listener=\"{}\"}} {}",
+                escape(l),
+                h.stats().body_bytes_in_place
+            );
+        }
         self.render_reloads(&mut out);
         render_timeouts(&mut out, &services);
         render_limited(&mut out, &services);

@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use http::StatusCode;
 
+mod in_place;
 mod read;
 
 use super::body::{self, Decoder};

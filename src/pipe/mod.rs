@@ -172,6 +172,19 @@ enum InPlace {
     Copy,
 }
 
+/// What [`Pipe::read_direct`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Direct {
+    /// `take` was offered bytes and used this many (0: it declined them; they stay).
+    Took(usize),
+    /// Nothing to offer now: the socket is empty for this pump, or the stream ended (the next
+    /// [`Pipe::read`] tells the codec).
+    Empty,
+    /// This pipe cannot lend its bytes (TLS, or a stack that cannot lend its buffer): read
+    /// them through the codec with [`Pipe::read`].
+    Unsupported,
+}
+
 /// The input side of a pipe.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Input {
@@ -512,6 +525,67 @@ impl<S: Session, W: TlsWatch> Pipe<S, W> {
             Err(RecvError::Finished) => InPlace::Ended,
             Err(_) => return Err(Failure::Socket),
         })
+    }
+
+    /// Offers the next input bytes to `take` without the codec, where they lie: the bytes the
+    /// pipe holds, if any (they come first), else the stack's own buffer (plain connections);
+    /// at most `max` at a time, one slice per call. `take` says how many it used; the rest
+    /// stays, for the next call or [`Pipe::read`]. The end of the stream is left to the next
+    /// [`Pipe::read`], as are TLS connections' bytes.
+    ///
+    /// For an owner that knows the next bytes are not the codec's to parse (a request body it
+    /// hands to its reader itself) and tells the codec how many it took.
+    ///
+    /// # Errors
+    /// The socket failed.
+    pub(crate) fn read_direct(
+        &mut self,
+        cx: &mut Cx<'_>,
+        max: usize,
+        take: &mut dyn FnMut(&[u8]) -> usize,
+    ) -> Result<Direct, Failure> {
+        if self.tls_failed() {
+            return Ok(Direct::Unsupported);
+        }
+        if max == 0 {
+            return Ok(Direct::Empty);
+        }
+        if self.input.len() > 0 {
+            let data = self.input.data();
+            let data = &data[..data.len().min(max)];
+            let n = take(data).min(data.len());
+            self.input.consume(n);
+            return Ok(Direct::Took(n));
+        }
+        if self.tls.is_some() {
+            return Ok(Direct::Unsupported);
+        }
+        if self.state != Input::Open || self.drained {
+            return Ok(Direct::Empty);
+        }
+        let mut offered = false;
+        let r = cx.recv_in_place(self.id, &mut |data: &[u8]| {
+            let data = &data[..data.len().min(max)];
+            offered = !data.is_empty();
+            if offered {
+                take(data)
+            } else {
+                0
+            }
+        });
+        match r {
+            Ok(None) => Ok(Direct::Unsupported),
+            Ok(Some(n)) if offered => Ok(Direct::Took(n)),
+            Ok(Some(_)) => {
+                self.drained = true;
+                Ok(Direct::Empty)
+            }
+            Err(RecvError::Finished) => {
+                self.state = Input::Ended;
+                Ok(Direct::Empty)
+            }
+            Err(_) => Err(Failure::Socket),
+        }
     }
 
     /// Tells the codec the stream ended, once everything before the end was taken. Returns

@@ -17,6 +17,8 @@ struct Sink {
     wants: bool,
     /// Takes whole lines only (up to the last `\n` offered), as a codec takes whole heads.
     lines: bool,
+    /// Takes one line, then wants nothing more (what follows is read directly).
+    one_line: bool,
     got: Vec<u8>,
     eofs: u32,
     out: Vec<u8>,
@@ -25,10 +27,12 @@ struct Sink {
 
 impl Codec for Sink {
     fn wants_read(&self) -> bool {
-        self.wants
+        self.wants && !(self.one_line && self.got.contains(&b'\n'))
     }
     fn handle_input(&mut self, _: Instant, bytes: &[u8]) -> usize {
-        let n = if self.lines {
+        let n = if self.one_line {
+            bytes.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1)
+        } else if self.lines {
             bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)
         } else {
             bytes.len()
@@ -59,6 +63,10 @@ struct State {
     /// The most plaintext the pipe held at once.
     peak: usize,
     waker: Option<crate::runtime::LocalWaker>,
+    /// Read with `read_direct` (at most `direct_max` a time) once the sink wants nothing: the
+    /// bytes, and the largest slice.
+    direct: Option<(Vec<u8>, usize)>,
+    direct_max: usize,
 }
 
 #[derive(Clone)]
@@ -71,6 +79,17 @@ impl Server {
         let Some(pipe) = st.pipe.as_mut() else { return };
         pipe.begin();
         loop {
+            if let Some((direct, biggest)) = st.direct.as_mut().filter(|_| !st.sink.wants_read()) {
+                let mut take = |d: &[u8]| {
+                    direct.extend_from_slice(d);
+                    *biggest = (*biggest).max(d.len());
+                    d.len()
+                };
+                while let Direct::Took(_) = pipe
+                    .read_direct(cx, st.direct_max, &mut take)
+                    .expect("socket")
+                {}
+            }
             let r = pipe.read(cx, &mut st.sink, &mut st.pool, EofPolicy::Feed);
             let w = pipe.write(cx, &mut st.sink);
             st.peak = st.peak.max(pipe.take_peak_input());
@@ -136,6 +155,8 @@ fn setup(sink: Sink, buffer: usize, linger: Option<Duration>) -> (Pair, Server) 
         ended: None,
         peak: 0,
         waker: None,
+        direct: None,
+        direct_max: 0,
     })));
     pair.server
         .add(server.clone(), |_, cx| cx.listen(7, 16).map(|_| ()))
@@ -262,4 +283,37 @@ fn a_codec_reads_in_place_from_the_stack_and_what_it_leaves_is_gathered_by_copyi
         "held {} bytes at once",
         st.peak
     );
+}
+
+#[test]
+fn a_direct_read_takes_what_the_pipe_holds_first_then_the_stack_s_buffer_and_leaves_the_end() {
+    // A head line, then 1 MiB the owner reads directly: the part the pipe gathered while the
+    // codec looked for the line's end comes first, the rest from the socket's buffer, at most
+    // `direct_max` at a time; the end is told to the codec once, by `read`.
+    let sink = Sink {
+        wants: true,
+        one_line: true,
+        ..Sink::default()
+    };
+    let (mut pair, server) = setup(sink, 4096, None);
+    {
+        let mut st = server.0.borrow_mut();
+        st.direct = Some((Vec::new(), 0));
+        st.direct_max = 10_000;
+    }
+    let c = RawClient::connect(&mut pair.client, B.with_port(7)).unwrap();
+    let body = pattern(1 << 20);
+    // The line cut in two sends: the pipe gathers it, then holds what follows it.
+    c.send(b"HE");
+    pair.drive(Duration::from_secs(1), |_| false);
+    c.send(&[&b"AD\n"[..], &body].concat());
+    c.close();
+    pair.drive(Duration::from_secs(30), |_| server.0.borrow().sink.eofs > 0);
+    let st = server.0.borrow();
+    assert_eq!(st.sink.got, b"HEAD\n");
+    let (direct, biggest) = st.direct.as_ref().expect("set");
+    assert!(*direct == body, "{} of {} bytes", direct.len(), body.len());
+    assert!(*biggest <= 10_000, "a slice of {biggest}");
+    assert!(st.peak > 0 && st.peak <= 4096, "held {} bytes", st.peak);
+    assert_eq!(st.sink.eofs, 1);
 }

@@ -150,6 +150,32 @@ impl ServerCodec {
         }
     }
 
+    /// HTTP/1.1's [`body_in_place`](crate::http::ServerConn::body_in_place): the
+    /// exchange whose body the caller may hand its reader where the bytes lie, and at most how
+    /// many; `None` on HTTP/2 (its bodies come in DATA frames).
+    pub(crate) fn body_in_place(&self) -> Option<(ExchangeId, usize)> {
+        match &self.proto {
+            Proto::H1(c) => c.body_in_place(),
+            Proto::H2(_) => None,
+        }
+    }
+
+    /// HTTP/1.1's
+    /// [`consume_body_in_place`](crate::http::ServerConn::consume_body_in_place): the
+    /// caller hands these body bytes of `id` to its reader itself; returns how many are
+    /// consumed (0 on HTTP/2).
+    pub(crate) fn consume_body_in_place(
+        &mut self,
+        now: Instant,
+        id: ExchangeId,
+        bytes: &[u8],
+    ) -> usize {
+        match &mut self.proto {
+            Proto::H1(c) => c.consume_body_in_place(now, id, bytes),
+            Proto::H2(_) => 0,
+        }
+    }
+
     pub(crate) fn respond(
         &mut self,
         now: Instant,

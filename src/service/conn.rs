@@ -1,8 +1,9 @@
 //! One connection of a service: the codec, its [`Pipe`] to the socket (and TLS), and the
 //! dispatch of codec events to the handlers.
 //!
-//! [`Running::pump`] runs rounds until nothing moves: socket → codec ([`Pipe::read`], only
-//! while the codec wants input and the buffer has room), codec events → handlers, waiting
+//! [`Running::pump`] runs rounds until nothing moves: socket → waiting body reader where the
+//! bytes lie (HTTP/1.1 `Content-Length` bodies, [`in_place`]), socket → codec ([`Pipe::read`],
+//! only while the codec wants input and the buffer has room), codec events → handlers, waiting
 //! callbacks (body readers, `on_writable`) → handlers, codec output → socket ([`Pipe::write`]).
 //! Once the codec is done, [`Pipe::shutdown`] flushes TLS's last records and, while stopping,
 //! lingers until the peer has every byte.
@@ -33,14 +34,18 @@ use super::limits::ClientTable;
 use super::reqd::{BodyEnd, BodyError, Exchange, Reqd};
 use super::switch::Switch;
 use super::tls_stats::TlsStats;
-use crate::http::{proxy_protocol, BodyRead, Error, Event};
+use crate::http::{proxy_protocol, BodyRead, Error, Event, ExchangeId};
 use crate::pipe::{self, Codec, EofPolicy, Phase, Pipe, Pool, Shutdown};
 use crate::runtime::Cx;
 use crate::tls::ServerSession;
 use crate::tunnel::{End, Hook, Taken};
 
+mod in_place;
+
 /// Most body bytes handed to a body reader per call on HTTP/2. On HTTP/1.1 a reader gets
-/// every byte the codec has buffered at once, at most its `body_buffer_size`, without a copy.
+/// every byte the codec has buffered at once, at most its `body_buffer_size`, without a copy;
+/// or, waiting for a `Content-Length` body with nothing buffered, up to that many where they
+/// lie in the socket's buffer (see `conn/in_place.rs`).
 pub const READ_CHUNK: usize = 16 * 1024;
 
 /// The request handler: `(peer, reqd)`.
@@ -304,10 +309,19 @@ impl Running {
         }
         let mut rounds = 0;
         loop {
-            let mut moved = match self.input(cx, c) {
-                Some(moved) => moved,
+            // A waiting body reader takes its bytes where they lie first; the codec reads what
+            // is left (and buffers body bytes only for a reader that is not waiting), unless
+            // the reader would have taken more in place but for its share of the round.
+            let (mut moved, more) = match self.in_place(cx, c) {
+                Some(r) => r,
                 None => return Next::Abort,
             };
+            if !more {
+                match self.input(cx, c) {
+                    Some(m) => moved |= m,
+                    None => return Next::Abort,
+                }
+            }
             let closed = self.events(cx.now, c, &mut moved);
             moved |= self.callbacks(cx.now, c);
             match self.output(cx, c) {
@@ -628,35 +642,7 @@ impl Running {
                 BodyRead::Data(n) => Some(&self.scratch[..n]),
                 _ => None,
             };
-            match reader {
-                Reader::Once { on_data, on_eof } => match data {
-                    Some(d) => guarded(&self.shared, &ex, "body reader", || on_data(d)),
-                    None => guarded(&self.shared, &ex, "body reader", || {
-                        on_eof(BodyEnd::Complete);
-                    }),
-                },
-                Reader::ToEnd {
-                    limit,
-                    mut buf,
-                    done,
-                } => match data {
-                    Some(d) if buf.len() + d.len() > limit => {
-                        guarded(&self.shared, &ex, "body reader", || {
-                            done(Err(BodyError::TooLarge));
-                        });
-                    }
-                    Some(d) => {
-                        buf.extend_from_slice(d);
-                        let mut core = c.core.borrow_mut();
-                        if let Some(slot) = core.slot_mut(id) {
-                            if slot.reader.is_none() {
-                                slot.reader = Some(Reader::ToEnd { limit, buf, done });
-                            }
-                        }
-                    }
-                    None => guarded(&self.shared, &ex, "body reader", || done(Ok(buf))),
-                },
-            }
+            hand(&self.shared, &c.core, id, &ex, reader, data);
         }
     }
 
@@ -763,6 +749,44 @@ fn too_many(reqd: Reqd, wait: Duration) {
         .body(())
         .expect("static header");
     let _ = reqd.respond_with_bytes(head, "429 Too Many Requests\n");
+}
+
+/// Hands the body reader of exchange `id` its next chunk (`Some`) or the end of the body
+/// (`None`); a `ToEnd` reader under its limit goes back to its slot for more. Runs user code:
+/// no borrow of the core may be held.
+fn hand(
+    shared: &Shared,
+    core: &CoreRef,
+    id: ExchangeId,
+    ex: &Weak<Exchange>,
+    reader: Reader,
+    data: Option<&[u8]>,
+) {
+    match reader {
+        Reader::Once { on_data, on_eof } => match data {
+            Some(d) => guarded(shared, ex, "body reader", || on_data(d)),
+            None => guarded(shared, ex, "body reader", || on_eof(BodyEnd::Complete)),
+        },
+        Reader::ToEnd {
+            limit,
+            mut buf,
+            done,
+        } => match data {
+            Some(d) if buf.len() + d.len() > limit => {
+                guarded(shared, ex, "body reader", || done(Err(BodyError::TooLarge)));
+            }
+            Some(d) => {
+                buf.extend_from_slice(d);
+                let mut core = core.borrow_mut();
+                if let Some(slot) = core.slot_mut(id) {
+                    if slot.reader.is_none() {
+                        slot.reader = Some(Reader::ToEnd { limit, buf, done });
+                    }
+                }
+            }
+            None => guarded(shared, ex, "body reader", || done(Ok(buf))),
+        },
+    }
 }
 
 fn abort_reader(reader: Reader) {

@@ -51,6 +51,10 @@ pub struct Stats {
     /// Largest body chunk handed to a body reader (at most `body_buffer_size` on HTTP/1.1,
     /// [`READ_CHUNK`](super::READ_CHUNK) on HTTP/2).
     pub max_body_chunk: usize,
+    /// Request body bytes handed to body readers where they lay, in the socket's receive
+    /// buffer, without the copy into the codec's body buffer (HTTP/1.1 `Content-Length`
+    /// bodies on plain connections, while the reader waits).
+    pub body_bytes_in_place: u64,
     /// The service speaks TLS (`https`).
     pub https: bool,
     /// TLS handshakes completed (https services).
@@ -186,6 +190,7 @@ pub(crate) struct Counters {
     pub max_input: AtomicUsize,
     pub max_output: AtomicUsize,
     pub max_chunk: AtomicUsize,
+    pub body_in_place: AtomicU64,
     pub https: AtomicBool,
     pub tls_ok: AtomicU64,
     pub tls_failed: AtomicU64,
@@ -240,6 +245,7 @@ impl Counters {
             max_input_buffered: self.max_input.load(r),
             max_output_pending: self.max_output.load(r),
             max_body_chunk: self.max_chunk.load(r),
+            body_bytes_in_place: self.body_in_place.load(r),
             https: self.https.load(r),
             tls_handshakes: self.tls_ok.load(r),
             tls_failures: self.tls_failed.load(r),

@@ -23,6 +23,8 @@ use paf::service::{self, BodyEnd, BodyWriter, ErrorResponse, Handle, Initialized
 use paf::testing::{parse_response, ClientHandle, Pair, ParsedResponse, RawClient};
 use paf::Runtime;
 
+mod upload;
+
 const MTU: usize = 9000;
 /// A bound of virtual time for anything to happen.
 const LONG: Duration = Duration::from_secs(120);

@@ -15,6 +15,7 @@ pub(super) fn handle(https: bool) -> Handle {
     c.limited_requests.store(8, r);
     c.access_dropped.store(9, r);
     c.abuse_held.store(11, r);
+    c.body_in_place.store(12, r);
     if https {
         c.tls_ok.store(7, r);
         c.tls_failed.store(4, r);
@@ -39,6 +40,10 @@ fn timeouts_for_every_listener_and_tls_families_for_https_ones_only() {
     let text = m.render();
     let cases: &[(&str, Option<u64>)] = &[
         (r#"paf_timeouts_total{listener="web",kind="head"}"#, Some(3)),
+        (
+            r#"paf_request_body_bytes_in_place_total{listener="tls"}"#,
+            Some(12),
+        ),
         (r#"paf_timeouts_total{listener="web",kind="body"}"#, Some(0)),
         (
             r#"paf_timeouts_total{listener="web",kind="write"}"#,
@@ -124,6 +129,7 @@ fn timeouts_for_every_listener_and_tls_families_for_https_ones_only() {
     // Every sample's family has its HELP and TYPE lines.
     for family in [
         "paf_timeouts_total",
+        "paf_request_body_bytes_in_place_total",
         "paf_h2_streams_total",
         "paf_h2_protocol_errors_total",
         "paf_tls_failures_total",

@@ -6,7 +6,7 @@ use std::time::Instant;
 use http::{Method, Version};
 
 use super::{Decoder, ErrorState, Exchange, Expect, Reader, Response, ServerConn};
-use crate::http::body::BodyKind;
+use crate::http::body::{BodyKind, Decoded};
 use crate::http::event::{Event, ExchangeId};
 use crate::http::head::{self, RequestHead};
 use crate::http::Error;
@@ -184,27 +184,38 @@ impl ServerConn {
                 None
             }
             Ok((d, readable, discarding)) => {
-                if d.consumed > 0 {
-                    self.body_progress = now;
-                }
-                if !discarding && (readable || d.done) {
-                    self.events.push_back(Event::BodyReadable { id });
-                }
-                if d.done {
-                    let trailers = match &mut self.reader {
-                        Reader::Body { decoder, .. } => decoder.take_trailers(),
-                        _ => None,
-                    };
-                    if let Some(x) = self.exchange_mut(id) {
-                        x.body_done = true;
-                        x.trailers = trailers;
-                    }
-                    self.after_body(id);
-                } else if d.consumed == 0 {
-                    return None;
-                }
-                Some(d.consumed)
+                self.body_decoded(now, id, d, !discarding && (readable || d.done));
+                (d.done || d.consumed > 0).then_some(d.consumed)
             }
+        }
+    }
+
+    /// What follows decoding body bytes of `id` (buffered, dropped, or handed out in place):
+    /// the body timer, the `BodyReadable` hint when `readable`, and at the end of the body its
+    /// completion (trailers, then the next head unless the connection stops here).
+    pub(super) fn body_decoded(
+        &mut self,
+        now: Instant,
+        id: ExchangeId,
+        d: Decoded,
+        readable: bool,
+    ) {
+        if d.consumed > 0 {
+            self.body_progress = now;
+        }
+        if readable {
+            self.events.push_back(Event::BodyReadable { id });
+        }
+        if d.done {
+            let trailers = match &mut self.reader {
+                Reader::Body { decoder, .. } => decoder.take_trailers(),
+                _ => None,
+            };
+            if let Some(x) = self.exchange_mut(id) {
+                x.body_done = true;
+                x.trailers = trailers;
+            }
+            self.after_body(id);
         }
     }
 

@@ -8,6 +8,7 @@
 
 mod errors;
 mod flow;
+mod in_place;
 mod requests;
 mod upgrade;
 
