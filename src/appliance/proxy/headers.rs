@@ -56,9 +56,7 @@ pub(crate) fn upgrade_of(req: &Request<()>) -> Option<HeaderValue> {
     let h = req.headers();
     // Most requests have no `Upgrade`: one lookup says so.
     let upgrade = h.get_all(header::UPGRADE);
-    if upgrade.iter().next().is_none() {
-        return None;
-    }
+    upgrade.iter().next()?;
     let option = h
         .get_all(header::CONNECTION)
         .iter()
