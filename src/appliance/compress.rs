@@ -235,6 +235,10 @@ pub fn for_proxy(
     response: &Response<()>,
     length: Option<u64>,
 ) -> ProxyPlan {
+    if compress.encodings.is_empty() {
+        // Off (a proxy route's default): nothing to look at.
+        return ProxyPlan::default();
+    }
     let h = response.headers();
     let content_type = h
         .get(header::CONTENT_TYPE)
@@ -244,8 +248,7 @@ pub fn for_proxy(
         .get_all(header::CONTENT_ENCODING)
         .iter()
         .any(|v| !v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"identity"));
-    let eligible = !compress.encodings.is_empty()
-        && matches!(
+    let eligible = matches!(
             response.status(),
             StatusCode::OK | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND
         )
