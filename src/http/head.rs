@@ -28,6 +28,7 @@
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Uri, Version};
+use std::mem::MaybeUninit;
 
 use super::body::BodyKind;
 use super::{Config, Error};
@@ -218,16 +219,18 @@ pub(crate) fn field_name(raw: &[u8]) -> Result<HeaderName, http::header::Invalid
 /// The status-carrying [`Error`] the request deserves; see the module docs.
 pub(crate) fn parse(buf: &[u8], config: &Config) -> Result<RequestHead, Error> {
     let max = config.max_headers;
-    let mut stack = [httparse::EMPTY_HEADER; HEADER_SLOTS];
+    // Slots httparse fills (left uninitialized: writing 128 empty ones cost more than a
+    // short head's whole parse).
+    let mut stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; HEADER_SLOTS];
     let mut heap;
-    let slots: &mut [httparse::Header<'_>] = if max <= HEADER_SLOTS {
+    let slots: &mut [MaybeUninit<httparse::Header<'_>>] = if max <= HEADER_SLOTS {
         &mut stack[..max]
     } else {
-        heap = vec![httparse::EMPTY_HEADER; max];
+        heap = vec![MaybeUninit::uninit(); max];
         &mut heap
     };
-    let mut req = httparse::Request::new(slots);
-    match req.parse(buf) {
+    let mut req = httparse::Request::new(&mut []);
+    match req.parse_with_uninit_headers(buf, slots) {
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) => return Err(Error::BadRequest("incomplete head")),
         Err(httparse::Error::TooManyHeaders) => return Err(Error::HeadersTooLarge),

@@ -21,6 +21,7 @@
 use http::header::{HeaderMap, CONNECTION, CONTENT_LENGTH, HOST};
 use http::header::{EXPECT, TRANSFER_ENCODING, UPGRADE};
 use http::{Method, StatusCode, Version};
+use std::mem::MaybeUninit;
 
 use super::{ClientError, Config, UsageError};
 use crate::http::body;
@@ -206,16 +207,18 @@ pub(super) fn parse_response(
         return Err(bad("empty line before the status line"));
     }
     let max = config.max_headers;
-    let mut stack = [httparse::EMPTY_HEADER; HEADER_SLOTS];
+    // Slots httparse fills (left uninitialized, as the server's head parser does).
+    let mut stack = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; HEADER_SLOTS];
     let mut heap;
-    let slots: &mut [httparse::Header<'_>] = if max <= HEADER_SLOTS {
+    let slots: &mut [MaybeUninit<httparse::Header<'_>>] = if max <= HEADER_SLOTS {
         &mut stack[..max]
     } else {
-        heap = vec![httparse::EMPTY_HEADER; max];
+        heap = vec![MaybeUninit::uninit(); max];
         &mut heap
     };
-    let mut res = httparse::Response::new(slots);
-    match res.parse(buf) {
+    let mut res = httparse::Response::new(&mut []);
+    match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut res, buf, slots)
+    {
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) => return Err(bad("incomplete head")),
         Err(httparse::Error::TooManyHeaders) => return Err(ClientError::HeadTooLarge),
