@@ -130,6 +130,11 @@ pub struct Stack {
     /// Shards worked on in the current pass.
     active: Vec<usize>,
     in_pass: Vec<bool>,
+    /// Shards in this pass because a time of theirs came (smoltcp's timers, a deadline): the
+    /// only ones whose sockets egress can change (a retransmission or keep-alive giving up, a
+    /// TIME-WAIT ending), so the only ones looked at again after it, with those the first look
+    /// left something for (an RST to send, a deadline reached).
+    timed: Vec<bool>,
     device: Device,
     config: Config,
     conns: Table,
@@ -226,6 +231,7 @@ impl Stack {
             pending: Vec::new(),
             active: Vec::new(),
             in_pass: vec![false; n],
+            timed: vec![false; n],
             device,
             net: dhcp::Learned {
                 dns_servers: config.dns_servers.clone(),
@@ -419,10 +425,14 @@ impl Stack {
         }
     }
 
-    /// Turn socket changes into events; finish released sockets.
+    /// Turn socket changes into events; finish released sockets. After egress, only the shards
+    /// egress may have changed (see `timed`).
     fn scan(&mut self, after_egress: bool) {
         let active = std::mem::take(&mut self.active);
         for &k in &active {
+            if after_egress && !self.timed[k] && self.deadline[k].is_none_or(|d| d > self.now) {
+                continue;
+            }
             self.scan_shard(k, after_egress);
         }
         self.active = active;

@@ -91,3 +91,41 @@ fn a_read_asks_for_an_egress_pass_only_when_the_window_update_is_due() {
         sent - before
     );
 }
+
+#[test]
+fn a_connection_whose_peer_went_silent_is_reported_once_its_timeout_gives_up() {
+    // The TCP timeout closes the socket during egress, on a pass its timer alone started: the
+    // look after egress must see it, or nothing would ever tell the owner (a closed socket has
+    // no more timers, and no frame comes).
+    let mut pair = Pair::new(1500, Faults::default(), Faults::default(), 7, |c| {
+        c.tcp.timeout = Some(Duration::from_secs(3));
+        c.tcp.keep_alive = None;
+    });
+    let (a, _b) = connected(&mut pair);
+    // B is never polled again: A's data is retransmitted, unanswered, until A gives up.
+    assert_eq!(pair.a.send(a, b"hello").unwrap(), 5);
+    let start = pair.now;
+    let mut told = None;
+    for _ in 0..100_000 {
+        pair.a.poll(pair.now);
+        while let Some(ev) = pair.a.poll_event() {
+            if ev == Event::Ready(a) && pair.a.readiness(a).closed && told.is_none() {
+                told = Some(pair.now - start);
+            }
+        }
+        if told.is_some() {
+            break;
+        }
+        // Sleep as the loop does: until the stack's next time (A's own timers only).
+        match pair.a.poll_delay(pair.now) {
+            Some(d) => pair.now += d.max(Duration::from_millis(1)),
+            None => break,
+        }
+    }
+    let told = told.expect("the timed-out connection was never reported");
+    assert!(
+        told >= Duration::from_secs(3) && told < Duration::from_secs(5),
+        "reported after {told:?}"
+    );
+    assert!(pair.a.readiness(a).reset, "{:?}", pair.a.readiness(a));
+}

@@ -230,6 +230,7 @@ impl Transport for Stack {
         let mut due = std::mem::take(&mut self.due);
         self.wake.take_due(ts, &mut due);
         for k in due.drain(..) {
+            self.timed[k] = true;
             self.touch(k);
         }
         self.due = due;
@@ -369,6 +370,7 @@ impl Transport for Stack {
             };
             self.wake.set(k, wake);
             self.in_pass[k] = false;
+            self.timed[k] = false;
         }
         self.active.clear();
     }
