@@ -42,7 +42,9 @@ fn host_of(req: &Request<()>) -> Option<Cow<'_, str>> {
     let raw: &str = match req.uri().authority() {
         Some(a) => a.host(),
         None => {
-            let h = req.headers().get(header::HOST)?.to_str().ok()?;
+            let h = crate::http::head::first(req.headers(), &header::HOST)?
+                .to_str()
+                .ok()?;
             if h.starts_with('[') {
                 // `[v6]` with its brackets, without the port.
                 &h[..=h.find(']')?]

@@ -302,11 +302,11 @@ pub(crate) fn framing(mut req: Request<()>) -> Result<(Request<()>, BodyKind), E
     }
     let headers = req.headers_mut();
     let (mut coded, mut chunked) = (false, false);
-    for v in headers.get_all(TRANSFER_ENCODING) {
+    for v in crate::http::head::all(headers, &TRANSFER_ENCODING) {
         coded = true;
         chunked |= v.as_bytes().eq_ignore_ascii_case(b"chunked");
     }
-    let length = headers.get(CONTENT_LENGTH).map(|v| {
+    let length = crate::http::head::first(headers, &CONTENT_LENGTH).map(|v| {
         std::str::from_utf8(v.as_bytes())
             .ok()
             .and_then(|s| s.trim().parse::<u64>().ok())
@@ -362,11 +362,12 @@ fn start_with(
         Handler::Response(r) => (Some(r), None),
         Handler::Connect(c) => (None, Some(c)),
     };
-    let host_hint = if head.headers().contains_key(HOST) || head.uri().authority().is_some() {
-        None
-    } else {
-        ctx.get(&keys::domain_name())
-    };
+    let host_hint =
+        if crate::http::head::has(head.headers(), &HOST) || head.uri().authority().is_some() {
+            None
+        } else {
+            ctx.get(&keys::domain_name())
+        };
     let connect = Connect::new(ctx, &keys::tls_edn(), &keys::tcp_edn());
     let preamble = ctx.get(&keys::preamble()).filter(|p| !p.is_empty());
     let id = {

@@ -50,7 +50,9 @@ pub(crate) fn choose(
 pub(crate) fn send_on(c: &mut Conn, x: &mut Exchange, id: u64, now: Instant) -> Result<(), Error> {
     // The head is kept for a resend; a copy is made only to add a `Host`.
     let mut head = Cow::Borrowed(&x.head);
-    if !head.headers().contains_key(::http::header::HOST) && head.uri().authority().is_none() {
+    if !crate::http::head::has(head.headers(), &::http::header::HOST)
+        && head.uri().authority().is_none()
+    {
         let host = match (
             &x.host_hint,
             net::dns::literal(x.host_hint.as_deref().unwrap_or("")),

@@ -185,6 +185,43 @@ impl FieldValues {
     }
 }
 
+/// Maps this small are searched by a walk over their fields: comparing names (a standard name
+/// is one byte) costs less than hashing one, which every `HeaderMap` lookup does; a request or
+/// response head rarely has more fields.
+const WALK: usize = 12;
+
+/// Whether `h` has a field `name`: [`HeaderMap::contains_key`], by a walk when `h` is small.
+pub(crate) fn has(h: &HeaderMap, name: &HeaderName) -> bool {
+    if h.len() <= WALK {
+        h.keys().any(|k| k == name)
+    } else {
+        h.contains_key(name)
+    }
+}
+
+/// The first value of `name` in `h`: [`HeaderMap::get`], by a walk when `h` is small.
+pub(crate) fn first<'a>(h: &'a HeaderMap, name: &HeaderName) -> Option<&'a HeaderValue> {
+    if h.len() <= WALK {
+        h.iter().find(|(k, _)| *k == name).map(|(_, v)| v)
+    } else {
+        h.get(name)
+    }
+}
+
+/// Every value of `name` in `h`, in order: [`HeaderMap::get_all`], by a walk when `h` is small.
+pub(crate) fn all<'a>(
+    h: &'a HeaderMap,
+    name: &'a HeaderName,
+) -> impl Iterator<Item = &'a HeaderValue> + 'a {
+    let walk = h.len() <= WALK;
+    let walked = walk.then(|| h.iter().filter(move |(k, _)| *k == name).map(|(_, v)| v));
+    let looked = (!walk).then(|| h.get_all(name).iter());
+    walked
+        .into_iter()
+        .flatten()
+        .chain(looked.into_iter().flatten())
+}
+
 /// The field name `raw`: the names most heads carry, spelled as clients and servers send them,
 /// matched whole (a tenth of the cost of [`HeaderName::from_bytes`]'s lowercasing copy and
 /// lookup, which every other name takes).

@@ -418,10 +418,7 @@ impl ServerConn {
             self.after_body(id);
         }
         let x = &mut self.exchanges[i];
-        let handler_close = head
-            .headers()
-            .get_all(http::header::CONNECTION)
-            .iter()
+        let handler_close = super::head::all(head.headers(), &http::header::CONNECTION)
             .any(|v| has_token(v.as_bytes(), b"close"));
         // A final response without 100 Continue: the client may or may not send the body.
         let unsent_continue = matches!(x.expect, Expect::Pending | Expect::Wanted) && !x.body_done;

@@ -198,10 +198,10 @@ pub(crate) fn write_head(
         Persist::Close => out.extend_from_slice(b"connection: close\r\n"),
         Persist::Upgrade => out.extend_from_slice(b"connection: upgrade\r\n"),
     }
-    if let Some(date) = date.filter(|_| !headers.contains_key(DATE)) {
+    if let Some(date) = date.filter(|_| !super::head::has(headers, &DATE)) {
         header(out, b"date", date.as_bytes());
     }
-    if let Some(server) = server.filter(|_| !headers.contains_key(SERVER)) {
+    if let Some(server) = server.filter(|_| !super::head::has(headers, &SERVER)) {
         header(out, b"server", server.as_bytes());
     }
     out.extend_from_slice(b"\r\n");

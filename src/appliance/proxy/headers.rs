@@ -18,6 +18,8 @@ use std::net::IpAddr;
 use ::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use ::http::{Request, Response, Uri, Version};
 
+use crate::http::head as fields;
+
 /// The request body as the client framed it (validated by the server codec).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Body {
@@ -55,15 +57,12 @@ pub(crate) fn upgrade_of(req: &Request<()>) -> Option<HeaderValue> {
     }
     let h = req.headers();
     // Most requests have no `Upgrade`: one lookup says so.
-    let upgrade = h.get_all(header::UPGRADE);
-    upgrade.iter().next()?;
-    let option = h
-        .get_all(header::CONNECTION)
-        .iter()
+    fields::all(h, &header::UPGRADE).next()?;
+    let option = fields::all(h, &header::CONNECTION)
         .flat_map(|v| v.as_bytes().split(|&b| b == b','))
         .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"upgrade"));
     let mut joined: Vec<u8> = Vec::new();
-    for v in upgrade {
+    for v in fields::all(h, &header::UPGRADE) {
         for token in v.as_bytes().split(|&b| b == b',').map(<[u8]>::trim_ascii) {
             if token.is_empty() {
                 continue;
@@ -85,12 +84,11 @@ pub(crate) fn upgrade_of(req: &Request<()>) -> Option<HeaderValue> {
 
 /// The framing of a request body from its head.
 pub(crate) fn body_of(headers: &HeaderMap) -> Body {
-    if headers.contains_key(header::TRANSFER_ENCODING) {
+    if fields::has(headers, &header::TRANSFER_ENCODING) {
         // The server codec accepts only `chunked` last, and never with Content-Length.
         return Body::Chunked;
     }
-    let length = headers
-        .get(header::CONTENT_LENGTH)
+    let length = fields::first(headers, &header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         // The codec checked that a list of lengths agrees: the first one is the length.
         .and_then(|v| v.split(',').next())
@@ -136,9 +134,7 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// The fields `Connection` names (hop-by-hop too) but those hop-by-hop anyway; none, without
 /// allocating, when it names no other (`keep-alive`, as most upstreams send, is no allocation).
 fn connection_options(headers: &HeaderMap) -> Vec<HeaderName> {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
+    fields::all(headers, &header::CONNECTION)
         .flat_map(|v| v.as_bytes().split(|&b| b == b','))
         .map(<[u8]>::trim_ascii)
         .filter(|t| !t.eq_ignore_ascii_case(b"keep-alive"))
@@ -197,7 +193,7 @@ fn client_host(req: &Request<()>) -> Option<HeaderValue> {
     if let Some(a) = req.uri().authority() {
         return HeaderValue::from_str(a.as_str()).ok();
     }
-    req.headers().get(header::HOST).cloned()
+    fields::first(req.headers(), &header::HOST).cloned()
 }
 
 /// The request to send upstream for the client's `req`, and its body framing.
@@ -302,9 +298,9 @@ fn address_text(ip: std::net::IpAddr) -> bytes::Bytes {
 /// upstream declared one (`None`: chunked or close-delimited upstream, streamed chunked).
 pub(crate) fn response_head(resp: Response<()>) -> (Response<()>, Option<u64>) {
     let (mut parts, ()) = resp.into_parts();
-    let chunked = parts.headers.contains_key(header::TRANSFER_ENCODING);
+    let chunked = fields::has(&parts.headers, &header::TRANSFER_ENCODING);
     let length = (!chunked)
-        .then(|| parts.headers.get(header::CONTENT_LENGTH))
+        .then(|| fields::first(&parts.headers, &header::CONTENT_LENGTH))
         .flatten()
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(',').next())

@@ -71,7 +71,7 @@ pub(super) fn write_request(
     }
     let headers = head.headers();
     let uri = head.uri();
-    let host = if headers.contains_key(HOST) {
+    let host = if crate::http::head::has(headers, &HOST) {
         None
     } else {
         let authority = uri.authority().ok_or(UsageError::MissingHost)?.as_str();
@@ -109,7 +109,7 @@ pub(super) fn write_request(
         }
         header(out, name.as_str().as_bytes(), value.as_bytes());
     }
-    info.upgrade = upgrade_option && headers.contains_key(UPGRADE);
+    info.upgrade = upgrade_option && crate::http::head::has(headers, &UPGRADE);
     match framing {
         ReqFraming::None => {}
         ReqFraming::Length(n) => {

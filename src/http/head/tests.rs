@@ -505,3 +505,34 @@ fn scan_is_incremental() {
         }
     }
 }
+
+#[test]
+fn field_lookups_by_walk_answer_as_the_map_does() {
+    use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+    // Small maps (walked) and large ones (hashed), names present once, several times, absent.
+    for extra in [0usize, 3, 11, 40] {
+        let mut h = HeaderMap::new();
+        h.append(header::HOST, HeaderValue::from_static("a"));
+        h.append(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+        h.append(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        for i in 0..extra {
+            let name = HeaderName::from_bytes(format!("x-f{i}").as_bytes()).unwrap();
+            h.append(name, HeaderValue::from_static("v"));
+        }
+        h.append(header::CONNECTION, HeaderValue::from_static("close"));
+        let names = [
+            header::HOST,
+            header::CONNECTION,
+            header::UPGRADE,
+            HeaderName::from_static("x-f2"),
+            HeaderName::from_static("x-nope"),
+        ];
+        for name in &names {
+            assert_eq!(has(&h, name), h.contains_key(name), "{extra}: {name}");
+            assert_eq!(first(&h, name), h.get(name), "{extra}: {name}");
+            let walked: Vec<_> = all(&h, name).collect();
+            let looked: Vec<_> = h.get_all(name).iter().collect();
+            assert_eq!(walked, looked, "{extra}: {name}");
+        }
+    }
+}
