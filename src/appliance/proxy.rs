@@ -257,6 +257,8 @@ impl Proxy {
                 response_timeout: u.response_timeout,
                 // Plain-text URLs: HTTP/2 only when it is the one protocol named.
                 http2_prior_knowledge: u.protocols == ["h2"],
+                // What is relayed: the upstream's hop-by-hop fields are left out at the parse.
+                strip_hop_by_hop: true,
                 ..http::client::Config::default()
             });
             let stack = client::Agent::attach(rt, options);

@@ -185,6 +185,20 @@ impl FieldValues {
     }
 }
 
+/// Whether `name` is a hop-by-hop field whatever `Connection` says (RFC 9110 §7.6.1, and the
+/// `Proxy-*` fields of old proxies): `Connection`, `Keep-Alive`, `Proxy-*`, `TE`, `Trailer`,
+/// `Transfer-Encoding`, `Upgrade`.
+pub(crate) fn is_hop_by_hop(name: &HeaderName) -> bool {
+    use http::header;
+    *name == header::CONNECTION
+        || *name == header::TE
+        || *name == header::TRAILER
+        || *name == header::TRANSFER_ENCODING
+        || *name == header::UPGRADE
+        || name == "keep-alive"
+        || name.as_str().starts_with("proxy-")
+}
+
 /// Maps this small are searched by a walk over their fields: comparing names (a standard name
 /// is one byte) costs less than hashing one, which every `HeaderMap` lookup does; a request or
 /// response head rarely has more fields.

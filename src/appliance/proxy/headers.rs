@@ -19,6 +19,7 @@ use ::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use ::http::{Request, Response, Uri, Version};
 
 use crate::http::head as fields;
+use fields::is_hop_by_hop;
 
 /// The request body as the client framed it (validated by the server codec).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,7 +124,11 @@ pub(crate) fn has_other_codings(headers: &HeaderMap) -> bool {
 /// Drops the hop-by-hop fields of `headers`.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // One look at the names, then removals only of those present: most heads carry few or
-    // none, and each removal hashes its name.
+    // none (an HTTP/1.1 upstream's come without: its codec leaves them out), and each removal
+    // hashes its name. No hop-by-hop field, no `Connection` naming others.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     let mut hop = connection_options(headers);
     hop.extend(headers.keys().filter(|k| is_hop_by_hop(k)).cloned());
     for name in hop {
@@ -141,17 +146,6 @@ fn connection_options(headers: &HeaderMap) -> Vec<HeaderName> {
         .filter_map(|t| HeaderName::from_bytes(t).ok())
         .filter(|n| !is_hop_by_hop(n))
         .collect()
-}
-
-/// The fields that are hop-by-hop whatever `Connection` says.
-fn is_hop_by_hop(name: &HeaderName) -> bool {
-    *name == header::CONNECTION
-        || *name == header::TE
-        || *name == header::TRAILER
-        || *name == header::TRANSFER_ENCODING
-        || *name == header::UPGRADE
-        || name == "keep-alive"
-        || name.as_str().starts_with("proxy-")
 }
 
 /// paf's `Via` entry: the received-protocol (RFC 9110 §7.6.3; `2` for an HTTP/2 client) and

@@ -33,6 +33,12 @@ pub struct Config {
     /// default `false`. TLS connections choose by ALPN instead: see
     /// [`tls::ClientConfigBuilder::alpn_protocols`](crate::tls::ClientConfigBuilder::alpn_protocols).
     pub http2_prior_knowledge: bool,
+    /// HTTP/1.1 response heads come without their hop-by-hop fields (RFC 9110 §7.6.1:
+    /// `Connection` and the fields it names, `Keep-Alive`, `Proxy-*`, `TE`, `Trailer`,
+    /// `Transfer-Encoding`, `Upgrade`), which a proxy must not relay; the codec still reads
+    /// them for the framing and the connection's persistence. A `101`'s head keeps them (its
+    /// `Upgrade` says what the connection switched to). Default `false`.
+    pub strip_hop_by_hop: bool,
 }
 
 impl Default for Config {
@@ -48,6 +54,7 @@ impl Default for Config {
             read_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(60),
             http2_prior_knowledge: false,
+            strip_hop_by_hop: false,
         }
     }
 }

@@ -237,6 +237,11 @@ pub(super) fn parse_response(
         Version::HTTP_10
     };
 
+    // A proxy's codec leaves the hop-by-hop fields out (not of a 101: its `Upgrade` is the
+    // new protocol's name), and those `Connection` names (removed at the end: they may come
+    // before it).
+    let strip = config.strip_hop_by_hop && status != StatusCode::SWITCHING_PROTOCOLS;
+    let mut named: Vec<&[u8]> = Vec::new();
     let mut headers = HeaderMap::with_capacity(res.headers.len());
     let values = FieldValues::new(buf);
     let mut content_length: Option<u64> = None;
@@ -261,14 +266,29 @@ pub(super) fn parse_response(
             te.add(value)?;
         } else if name == CONNECTION {
             for token in list(value) {
-                close |= token.eq_ignore_ascii_case(b"close");
-                keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+                let (c, k) = (
+                    token.eq_ignore_ascii_case(b"close"),
+                    token.eq_ignore_ascii_case(b"keep-alive"),
+                );
+                close |= c;
+                keep_alive |= k;
+                if strip && !c && !k {
+                    named.push(token);
+                }
             }
+        }
+        if strip && crate::http::head::is_hop_by_hop(&name) {
+            continue;
         }
         let value = values
             .value(value)
             .map_err(|_| bad("invalid header value"))?;
         headers.append(name, value);
+    }
+    for token in named {
+        if let Ok(name) = http::header::HeaderName::from_bytes(token) {
+            headers.remove(name);
+        }
     }
     if status == StatusCode::SWITCHING_PROTOCOLS {
         // No body, whatever its fields say: the next byte is the new protocol's.

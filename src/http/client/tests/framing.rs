@@ -503,3 +503,42 @@ fn error_mid_pipeline_reports_once_and_aborts_the_rest() {
     ];
     assert_eq!(got, want);
 }
+
+#[test]
+fn a_proxy_codec_leaves_hop_by_hop_fields_out_but_reads_them() {
+    use super::head::{parse_response, Parsed, RespFraming};
+    // (`X-Early`, named by `Connection`, comes before it.)
+    let head = "HTTP/1.1 200 OK\r\nX-Early: 0\r\nConnection: keep-alive, X-Hop, x-early\r\n\
+                Keep-Alive: timeout=5\r\n\
+                X-Hop: 1\r\nProxy-Authenticate: Basic\r\nTrailer: x-sum\r\nTE: trailers\r\n\
+                Upgrade: websocket\r\nTransfer-Encoding: chunked\r\nX-End: 2\r\nVia: 1.1 a\r\n\r\n";
+    let fields = |strip: bool| {
+        let config = Config {
+            strip_hop_by_hop: strip,
+            ..Config::default()
+        };
+        let Ok(Parsed::Final(h)) = parse_response(head.as_bytes(), &config, false) else {
+            panic!("not a final response");
+        };
+        // Read for the framing and the persistence either way.
+        assert_eq!(h.framing, RespFraming::Chunked);
+        assert!(h.keep_alive);
+        let mut names: Vec<_> = h.response.headers().keys().map(|k| k.to_string()).collect();
+        names.sort();
+        names
+    };
+    assert_eq!(fields(true), ["via", "x-end"]);
+    assert_eq!(fields(false).len(), 11);
+    // A 101 keeps what says what the connection became.
+    let config = Config {
+        strip_hop_by_hop: true,
+        ..Config::default()
+    };
+    let switching =
+        b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n";
+    let Ok(Parsed::Switching(r)) = parse_response(switching, &config, false) else {
+        panic!("not a 101");
+    };
+    assert_eq!(r.headers()["upgrade"], "websocket");
+    assert_eq!(r.headers()["connection"], "upgrade");
+}
