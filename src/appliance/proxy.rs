@@ -383,7 +383,8 @@ impl Flight {
             preserve_host: up.config.preserve_host,
             upgrade: self.upgrade.as_ref().map(|(u, _)| u),
         };
-        let (head, body) = headers::request_head(self.reqd.request(), &fwd);
+        let body = self.body;
+        let head = headers::request_head_framed(self.reqd.request(), &fwd, body);
         let mut ctx = up.ctxs[i].clone();
         if let Some(version) = up.config.send_proxy_protocol {
             ctx = ctx.add(&client::preamble(), self.proxy_header(version));

@@ -189,14 +189,16 @@ impl FieldValues {
 /// `Proxy-*` fields of old proxies): `Connection`, `Keep-Alive`, `Proxy-*`, `TE`, `Trailer`,
 /// `Transfer-Encoding`, `Upgrade`.
 pub(crate) fn is_hop_by_hop(name: &HeaderName) -> bool {
-    use http::header;
-    *name == header::CONNECTION
-        || *name == header::TE
-        || *name == header::TRAILER
-        || *name == header::TRANSFER_ENCODING
-        || *name == header::UPGRADE
-        || name == "keep-alive"
-        || name.as_str().starts_with("proxy-")
+    // By length first: most names are none of these, and most lengths match one at most.
+    let s = name.as_str();
+    let listed = match s.len() {
+        2 => s == "te",
+        7 => s == "trailer" || s == "upgrade",
+        10 => s == "connection" || s == "keep-alive",
+        17 => s == "transfer-encoding",
+        _ => false,
+    };
+    listed || s.starts_with("proxy-")
 }
 
 /// Maps this small are searched by a walk over their fields: comparing names (a standard name

@@ -191,8 +191,19 @@ fn client_host(req: &Request<()>) -> Option<HeaderValue> {
 }
 
 /// The request to send upstream for the client's `req`, and its body framing.
+#[cfg(test)]
 pub(crate) fn request_head(req: &Request<()>, fwd: &Forwarding<'_>) -> (Request<()>, Body) {
     let body = body_of(req.headers());
+    (request_head_framed(req, fwd, body), body)
+}
+
+/// The request to send upstream for the client's `req`, whose body framing (`body_of` its
+/// head) is `body`.
+pub(crate) fn request_head_framed(
+    req: &Request<()>,
+    fwd: &Forwarding<'_>,
+    body: Body,
+) -> Request<()> {
     // The client's fields but the hop-by-hop ones, `Expect` (answered here), the framing
     // (written below) and `Host` (chosen below), copied in one pass (the values share the
     // client's head: a copy counts a reference) into a map sized for exactly what it will
@@ -271,7 +282,7 @@ pub(crate) fn request_head(req: &Request<()>, fwd: &Forwarding<'_>) -> (Request<
     *out.uri_mut() = target;
     *out.version_mut() = Version::HTTP_11;
     *out.headers_mut() = headers;
-    (out, body)
+    out
 }
 
 /// An address's text, as `Display` writes it: an IPv4 address (once per proxied request)

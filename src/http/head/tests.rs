@@ -536,3 +536,35 @@ fn field_lookups_by_walk_answer_as_the_map_does() {
         }
     }
 }
+
+#[test]
+fn hop_by_hop_names_are_the_listed_ones() {
+    for name in [
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    ] {
+        assert!(is_hop_by_hop(&HeaderName::from_static(name)), "{name}");
+    }
+    for name in [
+        "host",
+        "content-length",
+        "content-type",
+        "date",
+        "server",
+        "via",
+        "x-forwarded-for",
+        "tee",
+        "upgrade-insecure-requests",
+        "proxy",
+        "keep-alives",
+    ] {
+        assert!(!is_hop_by_hop(&HeaderName::from_static(name)), "{name}");
+    }
+}
