@@ -60,6 +60,7 @@ impl Agent {
             options,
             waker: rt.waker(),
             jobs: RefCell::new(None),
+            deadline: Cell::new(None),
         }));
         let app = ClientApp::new(stack.clone());
         rt.add(app, |app, cx| {

@@ -77,6 +77,9 @@ impl ClientApp {
 
     fn work(&mut self, cx: &mut Cx<'_>) {
         let shared = self.stack.0.clone();
+        // The connections' timers move with what follows: asked again, the deadline is found
+        // anew.
+        shared.deadline.set(None);
         let mut out = std::mem::take(&mut self.out);
         for _ in 0..MAX_ROUNDS {
             shared.pending.set(false);
@@ -599,9 +602,14 @@ impl App for ClientApp {
 
     fn poll_timeout(&self) -> Option<Instant> {
         let shared = &self.stack.0;
+        if let Some(at) = shared.deadline.get() {
+            return at;
+        }
         let inner = shared.inner.borrow();
         let idle = shared.options.idle_timeout;
-        inner.conns.values().filter_map(|c| c.deadline(idle)).min()
+        let at = inner.conns.values().filter_map(|c| c.deadline(idle)).min();
+        shared.deadline.set(Some(at));
+        at
     }
 
     fn handle_timeout(&mut self, cx: &mut Cx<'_>) {

@@ -342,6 +342,8 @@ impl ResponseBody {
             complete(inner, &mut c, self.0.id, now, &mut out);
             // The free connection may take a waiting request: the app looks in its next round.
             shared.pending.set(true);
+            // Its timers changed (the response's ended, the idle one started).
+            shared.deadline.set(None);
         }
         inner.conns.insert(cid, c);
         drop(guard);

@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ::http::{Request, Response};
 use net::{ConnId, DnsError, QueryId, RecordType};
@@ -465,4 +465,9 @@ pub(crate) struct Shared {
     pub waker: crate::runtime::LoopWaker,
     /// Jobs from other threads, once a [`Remote`](super::Remote) was made.
     pub jobs: RefCell<Option<(Sender<Job>, Receiver<Job>)>>,
+    /// The app's next deadline (the earliest of its connections'), once computed; `None`
+    /// once anything may have moved it: the app's work, or a handle that ended an exchange
+    /// on its own (`ResponseBody::take_complete`). The loop asks for it several times a pass,
+    /// and computing it walks every connection.
+    pub deadline: Cell<Option<Option<Instant>>>,
 }

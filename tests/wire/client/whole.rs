@@ -1,9 +1,10 @@
 //! `ResponseBody::take_complete`: a body that came whole with its head is taken at once (the
-//! connection is free for the next request from the response handler itself); a body still
-//! arriving is not touched, and a reader then gets all of it.
+//! connection is free for the next request from the response handler itself, and idle from
+//! the last take); a body still arriving is not touched, and a reader then gets all of it.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::time::Duration;
 
 use ::http::StatusCode;
 use paf::client::{self, BodyEnd, Options};
@@ -53,7 +54,11 @@ fn chain(
 #[test]
 fn a_body_that_came_whole_is_taken_at_once_and_the_connection_serves_the_next() {
     let (server, mut rt) = serve(hello());
-    let stack = client::Agent::attach(&mut rt, Options::default());
+    let options = Options {
+        idle_timeout: Duration::from_millis(300),
+        ..Options::default()
+    };
+    let stack = client::Agent::attach(&mut rt, options);
     let ctx = ctx_for(&stack, B_V4);
     let got = Rc::new(RefCell::new(Vec::new()));
     let late = Rc::new(RefCell::new(Vec::new()));
@@ -74,6 +79,14 @@ fn a_body_that_came_whole_is_taken_at_once_and_the_connection_serves_the_next() 
     assert_eq!((stats.errors, stats.retries), (0, 0), "{stats:?}");
     assert_eq!(stack.idle_connections(), 1);
     assert_eq!(server.handle.stats().requests, 50);
+    // Idle since the last take: the pool's timer runs from there.
+    let took = drive(&mut rt, LONG, "the idle expiry", || {
+        stack.connections() == 0
+    });
+    assert!(
+        took >= Duration::from_millis(300) && took < Duration::from_millis(301),
+        "closed after {took:?} idle"
+    );
     server.stop(&mut rt);
 }
 
