@@ -216,12 +216,8 @@ pub(crate) fn has(h: &HeaderMap, name: &HeaderName) -> bool {
 }
 
 /// The first value of `name` in `h`: [`HeaderMap::get`], by a walk when `h` is small.
-pub(crate) fn first<'a>(h: &'a HeaderMap, name: &HeaderName) -> Option<&'a HeaderValue> {
-    if h.len() <= WALK {
-        h.iter().find(|(k, _)| *k == name).map(|(_, v)| v)
-    } else {
-        h.get(name)
-    }
+pub(crate) fn first<'a>(h: &'a HeaderMap, name: &'a HeaderName) -> Option<&'a HeaderValue> {
+    all(h, name).next()
 }
 
 /// Every value of `name` in `h`, in order: [`HeaderMap::get_all`], by a walk when `h` is small.
