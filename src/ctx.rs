@@ -353,6 +353,10 @@ struct Slot {
 #[derive(Clone, Default)]
 pub struct Ctx {
     slots: Rc<IdMap<Slot>>,
+    /// Per key id, whether a fresh resolution of the key could only fail for missing keys
+    /// (running nothing to find out). That depends on `slots` alone, so clones share it and a
+    /// change to the slots starts a new one.
+    missing: Rc<RefCell<IdMap<bool>>>,
 }
 
 impl Ctx {
@@ -419,7 +423,19 @@ impl Ctx {
         Resolver::new(self, key)
     }
 
+    /// Whether a fresh resolution of key `id` could only fail for missing keys: kept, else
+    /// `find` (which must depend on the slots only) answers and is kept.
+    fn missing_on_fresh(&self, id: u64, find: impl FnOnce() -> bool) -> bool {
+        if let Some(&m) = self.missing.borrow().get(&id) {
+            return m;
+        }
+        let m = find();
+        self.missing.borrow_mut().insert(id, m);
+        m
+    }
+
     fn slot(&mut self, id: u64) -> &mut Slot {
+        self.missing = Rc::default();
         Rc::make_mut(&mut self.slots).entry(id).or_insert(Slot {
             value: None,
             folds: Vec::new(),

@@ -221,9 +221,6 @@ enum State {
     },
     Resolved(Rc<dyn Any>),
     Failed(KeyError),
-    /// Neither a value nor a fold: its report is [`KeyError::missing_key`], made only when
-    /// asked for (an optional argument that is absent needs none).
-    Missing,
 }
 
 /// Outcome of evaluating one key.
@@ -298,7 +295,6 @@ impl Engine {
         match self.states.get(&id) {
             Some(State::Resolved(v)) => return Outcome::Ready(Rc::clone(v)),
             Some(State::Failed(e)) => return Outcome::Failed(e.clone()),
-            Some(State::Missing) => return Outcome::Missing,
             _ => {}
         }
         if let Some(at) = self.path.iter().position(|&(k, _)| k == id) {
@@ -314,12 +310,12 @@ impl Engine {
             None => (None, &[][..]),
             Some(slot) => (slot.value.clone(), &slot.folds[..]),
         };
+        // Not memoized: the ctx answers the same every time (and an engine that memoized
+        // nothing can use the ctx's kept verdicts, see `is_missing`).
         if let Some(v) = value {
-            self.states.insert(id, State::Resolved(Rc::clone(&v)));
             return Outcome::Ready(v);
         }
         if folds.is_empty() {
-            self.states.insert(id, State::Missing);
             return Outcome::Missing;
         }
         self.path.push((id, name));
@@ -444,7 +440,15 @@ impl Engine {
     /// a caller that can do without the report unless it is needed later
     /// ([`report_missing`](Self::report_missing) makes it then).
     pub(super) fn is_missing<T>(&self, key: &Value<T>) -> bool {
-        self.path.is_empty() && self.quietly_possible(key.id, None) == Possible::MissingOnly
+        let find = || self.quietly_possible(key.id, None) == Possible::MissingOnly;
+        if !self.path.is_empty() {
+            false
+        } else if self.states.is_empty() {
+            // Nothing evaluated yet: the verdict is the ctx's, kept in it for the next engine.
+            self.ctx.missing_on_fresh(key.id, find)
+        } else {
+            find()
+        }
     }
 
     /// The report [`resolve`](Self::resolve) gives for `key` when
@@ -466,7 +470,6 @@ impl Engine {
             Some(State::Resolved(_)) => return Possible::Yes,
             Some(State::Failed(e)) if e.is_missing_only() => return Possible::MissingOnly,
             Some(State::Failed(_)) => return Possible::No,
-            Some(State::Missing) => return Possible::MissingOnly,
             _ => {}
         }
         let Some(slot) = self.ctx.slots.get(&id) else {
@@ -515,7 +518,6 @@ impl Engine {
         match self.states.get(&id) {
             Some(State::Resolved(_)) => return Ok(()),
             Some(State::Failed(e)) => return Err(e.clone()),
-            Some(State::Missing) => return Err(KeyError::missing_key(name)),
             _ => {}
         }
         let Some(slot) = self.ctx.slots.get(&id) else {

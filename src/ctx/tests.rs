@@ -371,6 +371,43 @@ fn a_tls_endpoint_missing_its_keys_is_reported_only_when_nothing_else_works() {
 }
 
 #[test]
+fn the_kept_missing_verdict_follows_the_ctx() {
+    let k = keys();
+    let calls = Rc::new(Cell::new(0));
+    // A plain ctx: the TLS endpoint is missing its configuration, TCP is used (twice, the
+    // second time from the verdict the first left in the ctx).
+    let plain = seed_ctx(&k, &calls)
+        .add(&k.stack, Stack("tap0"))
+        .add(&k.ipaddr, ADDR);
+    for _ in 0..2 {
+        assert_eq!(connect(&plain, &k).poll().endpoint(), Some(tcp(80)));
+        assert_eq!(connect(&plain.clone(), &k).poll().endpoint(), Some(tcp(80)));
+    }
+    // The same ctx given a TLS configuration (after the verdict was kept): TLS now, and the
+    // ctx it came from is unchanged.
+    let tls = plain.clone().add(&k.tls_config, TlsConf("webpki"));
+    let Some(Endpoint::Tls(e)) = connect(&tls, &k).poll().endpoint() else {
+        panic!("TLS first once it has its configuration");
+    };
+    assert_eq!((e.addr, e.port), (ADDR, 443));
+    assert_eq!(connect(&plain, &k).poll().endpoint(), Some(tcp(80)));
+    // A fold that cannot run (its argument is missing) is a missing endpoint too, and one
+    // that can is not.
+    let folded = plain
+        .clone()
+        .fold(&k.tls_config, req(&k.domain_name), |_: String| {
+            Step::Ready(TlsConf("folded"))
+        });
+    assert_eq!(connect(&folded, &k).poll().endpoint(), Some(tcp(80)));
+    let named = folded.add(&k.domain_name, "paf.test".into());
+    let Some(Endpoint::Tls(e)) = connect(&named, &k).poll().endpoint() else {
+        panic!("the fold gives the TLS configuration");
+    };
+    assert_eq!(e.tls, TlsConf("folded"));
+    assert_eq!(calls.get(), 0, "the address was a value");
+}
+
+#[test]
 fn asynchronous_steps_complete_later() {
     let k = keys();
     let queries: Queries = Rc::default();
