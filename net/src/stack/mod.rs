@@ -106,6 +106,8 @@ pub struct StackStats {
     pub sockets_reused: u64,
     /// Finished sockets kept for reuse now.
     pub spare_sockets: usize,
+    /// Receive and transmit buffer pairs taken from sockets in TIME-WAIT, kept for reuse now.
+    pub parked_buffers: usize,
     /// SYNs dropped unanswered because their listener had `backlog` half-open connections.
     pub syn_dropped: u64,
     /// Listening sockets in place now, over all listeners and shards.
@@ -324,6 +326,7 @@ impl Stack {
         StackStats {
             sockets_reused: self.spare.reused,
             spare_sockets: self.spare.len(),
+            parked_buffers: self.spare.parked(),
             listening_sockets: self
                 .listeners
                 .iter()
@@ -553,6 +556,9 @@ impl Stack {
                     tcp::State::Closed => soonest(self.now),
                     tcp::State::TimeWait => {
                         soonest(self.now + TIME_WAIT);
+                        // Its buffers serve the next connection meanwhile.
+                        self.spare
+                            .park(self.shards[shard].get_mut::<tcp::Socket>(handle));
                         if let Some(e) = self.conns.get_mut(id) {
                             e.phase = Phase::TimeWait {
                                 until: self.now + TIME_WAIT,

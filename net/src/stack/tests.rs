@@ -10,6 +10,11 @@ use crate::{ConnId, Event, Transport};
 /// A connected pair: A's end and B's end of one connection.
 fn connected(pair: &mut Pair) -> (ConnId, ConnId) {
     pair.b.listen(7001, 4).unwrap();
+    accepted(pair)
+}
+
+/// A's end and B's end of a new connection to B's listener on port 7001.
+fn accepted(pair: &mut Pair) -> (ConnId, ConnId) {
     let a = pair.a.connect(SocketAddr::new(B_V4.into(), 7001)).unwrap();
     for _ in 0..100 {
         pair.poll();
@@ -128,4 +133,65 @@ fn a_connection_whose_peer_went_silent_is_reported_once_its_timeout_gives_up() {
         "reported after {told:?}"
     );
     assert!(pair.a.readiness(a).reset, "{:?}", pair.a.readiness(a));
+}
+
+#[test]
+fn a_socket_in_time_wait_lends_its_buffers_to_the_next_connections() {
+    use super::table::Phase;
+    use smoltcp::socket::tcp;
+    let mut pair = Pair::new(1500, Faults::default(), Faults::default(), 5, |c| {
+        c.tcp.timeout = None;
+    });
+    let (rx, tx) = (pair.b.config.tcp.rx_buffer, pair.b.config.tcp.tx_buffer);
+    let buffers = |pair: &Pair, id: ConnId| {
+        let e = pair.b.conns.get(id)?;
+        let s = pair.b.shards[e.shard].get::<tcp::Socket>(e.handle);
+        Some((e.phase, s.recv_capacity(), s.send_capacity()))
+    };
+    // B closes first, so its ends go through TIME-WAIT; each new connection gets buffers of
+    // the configured size and carries a request.
+    pair.b.listen(7001, 4).unwrap();
+    let mut ended = Vec::new();
+    for i in 0..12 {
+        let (a, b) = accepted(&mut pair);
+        assert!(matches!(buffers(&pair, b), Some((Phase::Open, r, t)) if (r, t) == (rx, tx)));
+        let request = format!("GET /{i} HTTP/1.1\r\n\r\n");
+        assert_eq!(pair.a.send(a, request.as_bytes()).unwrap(), request.len());
+        run(&mut pair, 3);
+        let mut buf = [0u8; 64];
+        assert_eq!(pair.b.recv(b, &mut buf).unwrap(), request.len());
+        assert_eq!(&buf[..request.len()], request.as_bytes());
+        pair.b.close(b);
+        run(&mut pair, 3);
+        pair.a.close(a);
+        run(&mut pair, 5);
+        ended.push(b);
+    }
+    // Well inside TIME-WAIT: every ended connection is there, without buffers; the pairs wait
+    // in the pool (the accepting sockets took some of them).
+    for &b in &ended {
+        let Some((phase, r, t)) = buffers(&pair, b) else {
+            panic!("{b:?} left TIME-WAIT early");
+        };
+        assert!(matches!(phase, Phase::TimeWait { .. }), "{b:?}: {phase:?}");
+        assert_eq!((r, t), (0, 0), "{b:?} kept its buffers in TIME-WAIT");
+    }
+    assert!(pair.b.stats().parked_buffers >= 1);
+    // TIME-WAIT over: the sockets come back without buffers and are reused with new ones.
+    run(&mut pair, super::TIME_WAIT.as_millis() as usize + 100);
+    assert!(ended.iter().all(|&b| buffers(&pair, b).is_none()));
+    assert!(pair.b.stats().spare_sockets >= 1);
+    let reused = pair.b.stats().sockets_reused;
+    for _ in 0..12 {
+        let (a, b) = accepted(&mut pair);
+        assert!(matches!(buffers(&pair, b), Some((Phase::Open, r, t)) if (r, t) == (rx, tx)));
+        assert_eq!(pair.a.send(a, b"ping").unwrap(), 4);
+        run(&mut pair, 3);
+        let mut buf = [0u8; 8];
+        assert_eq!(pair.b.recv(b, &mut buf).unwrap(), 4);
+        pair.a.abort(a);
+        pair.b.abort(b);
+        run(&mut pair, 3);
+    }
+    assert!(pair.b.stats().sockets_reused > reused);
 }

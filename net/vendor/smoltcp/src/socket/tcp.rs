@@ -1256,6 +1256,22 @@ impl<'a> Socket<'a> {
         self.tx_buffer.capacity()
     }
 
+    /// Swaps the socket's receive and transmit buffers for `rx` and `tx` and returns the old
+    /// ones, with whatever they hold. paf patch 21: a socket in TIME-WAIT has nothing to send
+    /// or receive but answers to a resent FIN, so the stack parks its buffers for the next
+    /// connection and leaves it empty ones (its ACKs then advertise a zero window). The window
+    /// scale follows the receive buffer at the next `listen` or `connect` (`reset`).
+    pub fn replace_buffers(
+        &mut self,
+        rx: SocketBuffer<'a>,
+        tx: SocketBuffer<'a>,
+    ) -> (SocketBuffer<'a>, SocketBuffer<'a>) {
+        (
+            mem::replace(&mut self.rx_buffer, rx),
+            mem::replace(&mut self.tx_buffer, tx),
+        )
+    }
+
     /// Check whether the receive buffer is not empty.
     #[inline]
     pub fn can_recv(&self) -> bool {
@@ -5959,6 +5975,44 @@ mod test {
                 expires_at: Instant::from_secs(5) + CLOSE_DELAY
             }
         );
+    }
+
+    #[test]
+    fn test_time_wait_with_buffers_parked() {
+        // paf patch 21: the buffers taken from a socket in TIME-WAIT; a resent FIN is still
+        // answered (with a zero window), the socket still closes at the end of TIME-WAIT, and
+        // once given buffers again it listens with a window of their size.
+        let mut s = socket_time_wait(false);
+        recv!(
+            s,
+            [TcpRepr {
+                seq_number: LOCAL_SEQ + 1 + 1,
+                ack_number: Some(REMOTE_SEQ + 1 + 1),
+                ..RECV_TEMPL
+            }]
+        );
+        let (rx, tx) = s.replace_buffers(SocketBuffer::new(vec![]), SocketBuffer::new(vec![]));
+        assert_eq!((rx.capacity(), tx.capacity()), (64, 64));
+        assert_eq!((s.recv_capacity(), s.send_capacity()), (0, 0));
+        send!(s, time 5_000, TcpRepr {
+            control: TcpControl::Fin,
+            seq_number: REMOTE_SEQ + 1,
+            ack_number: Some(LOCAL_SEQ + 1 + 1),
+            ..SEND_TEMPL
+        }, Some(TcpRepr {
+            seq_number: LOCAL_SEQ + 1 + 1,
+            ack_number: Some(REMOTE_SEQ + 1 + 1),
+            window_len: 0,
+            ..RECV_TEMPL
+        }));
+        assert_eq!(s.state, State::TimeWait);
+        recv_nothing!(s, time 60_000);
+        assert_eq!(s.state, State::Closed);
+        let (empty_rx, empty_tx) = s.replace_buffers(rx, tx);
+        assert_eq!((empty_rx.capacity(), empty_tx.capacity()), (0, 0));
+        s.listen(LOCAL_END).unwrap();
+        assert_eq!((s.recv_capacity(), s.send_capacity()), (64, 64));
+        assert_eq!(s.rx_buffer.window(), 64);
     }
 
     #[test]
