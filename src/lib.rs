@@ -85,5 +85,7 @@ pub mod testing;
 pub mod tls;
 pub mod tunnel;
 
+/// The `bytes` crate paf uses: a body for [`Reqd::respond_with_shared`](service::Reqd::respond_with_shared) is a [`bytes::Bytes`].
+pub use bytes;
 pub use net;
 pub use runtime::{App, AppId, Cx, LoopWaker, Runtime};

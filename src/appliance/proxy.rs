@@ -544,8 +544,15 @@ impl Flight {
             }
             None => bytes,
         };
-        match self.reqd.respond_with_bytes(head, &bytes) {
-            Ok(()) => self.count(status, bytes.len() as u64),
+        let n = bytes.len() as u64;
+        // A long body is sent from its own buffer rather than copied (`http::SHARE_FROM` and more).
+        let sent = if bytes.len() >= crate::http::SHARE_FROM {
+            self.reqd.respond_with_shared(head, bytes.into())
+        } else {
+            self.reqd.respond_with_bytes(head, &bytes)
+        };
+        match sent {
+            Ok(()) => self.count(status, n),
             Err(e) => log::debug!("proxy: client gone before the response: {e}"),
         }
     }

@@ -53,5 +53,6 @@ pub use ::http::{
 };
 pub use config::{Cidr, Config, PerClient, Rate, DEFAULT_ABUSE_DELAY};
 pub use error::{Error, UsageError, UsageErrorKind};
+pub(crate) use server::SHARE_FROM;
 pub use server::{BodyRead, Event, ExchangeId, ResponseBody, ServerConn};
 pub use write::{DateCache, HttpDate};

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 mod in_place;
+mod output;
 mod read;
 mod respond;
 
@@ -23,6 +24,7 @@ pub use super::event::{BodyRead, Event, ExchangeId, ResponseBody};
 use super::head::HeadScan;
 use super::write::HttpDate;
 use super::{Config, Error};
+pub(crate) use output::SHARE_FROM;
 
 /// Buffers kept for reuse by later exchanges of the same connection.
 const POOL: usize = 4;
@@ -136,8 +138,7 @@ pub struct ServerConn {
     shutting_down: bool,
     error: ErrorState,
     error_out: Vec<u8>,
-    out: Vec<u8>,
-    out_pos: usize,
+    out: output::Output,
     events: VecDeque<Event>,
     closed: bool,
     /// A `101` was queued for this exchange: the connection switches once it is transmitted.
@@ -169,8 +170,7 @@ impl ServerConn {
             shutting_down: false,
             error: ErrorState::None,
             error_out: Vec::new(),
-            out: Vec::new(),
-            out_pos: 0,
+            out: output::Output::default(),
             events: VecDeque::new(),
             closed: false,
             switch_at: None,
@@ -404,19 +404,13 @@ impl ServerConn {
 
     /// Bytes ready to send (a prefix of the pending output); report with `handle_transmitted`.
     pub fn poll_transmit(&self) -> &[u8] {
-        &self.out[self.out_pos..]
+        self.out.chunk()
     }
 
     /// `n` bytes of [`poll_transmit`](Self::poll_transmit) were sent.
     pub fn handle_transmitted(&mut self, now: Instant, n: usize) {
-        let n = n.min(self.pending());
-        if n > 0 {
-            self.out_pos += n;
+        if self.out.consume(n) {
             self.write_progress = now;
-            if self.out_pos == self.out.len() {
-                self.out.clear();
-                self.out_pos = 0;
-            }
         }
         self.pump(now);
     }
@@ -446,7 +440,7 @@ impl ServerConn {
     // ---- helpers ----
 
     fn pending(&self) -> usize {
-        self.out.len() - self.out_pos
+        self.out.pending()
     }
 
     fn index(&self, id: ExchangeId) -> Option<usize> {

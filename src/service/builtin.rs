@@ -265,7 +265,8 @@ fn blob(reqd: &Reqd) -> Result<(), super::ReqdError> {
         HeaderValue::from_static("application/octet-stream"),
     );
     if size <= BLOB_CHUNK as u64 {
-        return reqd.respond_with_bytes(head, &pattern()[..size as usize]);
+        let body = bytes::Bytes::from_static(&pattern()[..size as usize]);
+        return reqd.respond_with_shared(head, body);
     }
     let w = reqd.respond_with_streaming(head, Some(size))?;
     stream_blob(w, 0, size);

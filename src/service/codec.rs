@@ -186,6 +186,20 @@ impl ServerCodec {
         each!(self, c => c.respond(now, id, head, body))
     }
 
+    /// A whole body sent from `body` itself on HTTP/1.1 (HTTP/2 frames copy it).
+    pub(crate) fn respond_shared(
+        &mut self,
+        now: Instant,
+        id: ExchangeId,
+        head: ::http::Response<()>,
+        body: bytes::Bytes,
+    ) -> Result<(), UsageError> {
+        match &mut self.proto {
+            Proto::H1(c) => c.respond_shared(now, id, head, body),
+            Proto::H2(c) => c.respond(now, id, head, ResponseBody::Complete(&body)),
+        }
+    }
+
     pub(crate) fn write_body(
         &mut self,
         now: Instant,

@@ -21,6 +21,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use ::http::{HeaderMap, Method, Request, Response, StatusCode};
+use bytes::Bytes;
 
 use super::access_log::{Entry, Note};
 use super::core::{CoreRef, Reader, Shared};
@@ -132,6 +133,17 @@ impl Exchange {
 
     /// Starts the response; `body` picks the framing.
     fn respond(&self, head: Response<()>, body: ResponseBody<'_>) -> Result<(), ReqdError> {
+        self.respond_with(head, body, None)
+    }
+
+    /// [`respond`](Self::respond); `shared`, the bytes of a `Complete` body, is sent from its
+    /// own buffer where the codec can.
+    fn respond_with(
+        &self,
+        head: Response<()>,
+        body: ResponseBody<'_>,
+        shared: Option<Bytes>,
+    ) -> Result<(), ReqdError> {
         let now = self.shared.now();
         let status = head.status().as_u16();
         let mut core = self.core.borrow_mut();
@@ -139,9 +151,11 @@ impl Exchange {
             return Err(ReqdError::Closed);
         }
         self.shared.set_date(&mut core, now);
-        core.codec
-            .respond(now, self.id, head, body)
-            .map_err(usage)?;
+        match shared {
+            Some(b) => core.codec.respond_shared(now, self.id, head, b),
+            None => core.codec.respond(now, self.id, head, body),
+        }
+        .map_err(usage)?;
         self.status.set(status);
         let done = matches!(body, ResponseBody::Empty | ResponseBody::Complete(_));
         if let ResponseBody::Complete(b) = body {
@@ -311,6 +325,19 @@ impl Reqd {
         body: impl AsRef<[u8]>,
     ) -> Result<(), ReqdError> {
         self.0.respond(head, ResponseBody::Complete(body.as_ref()))
+    }
+
+    /// [`respond_with_bytes`](Self::respond_with_bytes) for a body the caller already holds as
+    /// [`Bytes`] (a static page, a file kept in memory, a body taken whole from an upstream):
+    /// on HTTP/1.1 a body of 16 KiB or more is sent from `body` itself instead of being copied
+    /// into the connection's output buffer first. HTTP/2 copies it into its frames.
+    ///
+    /// # Errors
+    /// As [`respond_with_bytes`](Self::respond_with_bytes).
+    pub fn respond_with_shared(&self, head: Response<()>, body: Bytes) -> Result<(), ReqdError> {
+        let view = body.clone();
+        self.0
+            .respond_with(head, ResponseBody::Complete(&view), Some(body))
     }
 
     /// Answers `101 Switching Protocols` and hands the connection over: once the 101 is

@@ -23,6 +23,7 @@ use paf::service::{self, BodyEnd, BodyWriter, ErrorResponse, Handle, Initialized
 use paf::testing::{parse_response, ClientHandle, Pair, ParsedResponse, RawClient};
 use paf::Runtime;
 
+mod shared;
 mod upload;
 
 const MTU: usize = 9000;

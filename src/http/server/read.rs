@@ -326,7 +326,6 @@ impl ServerConn {
     pub(super) fn force_close(&mut self) {
         self.stop_reading();
         self.out.clear();
-        self.out_pos = 0;
         self.exchanges.clear();
         self.error_out.clear();
         self.closed = true;

@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+use bytes::Bytes;
 use http::StatusCode;
 
 use super::{BodyOut, ErrorState, Exchange, Expect, Reader, Response, ServerConn, POOL};
@@ -41,6 +42,37 @@ impl ServerConn {
         id: ExchangeId,
         head: http::Response<()>,
         body: ResponseBody<'_>,
+    ) -> Result<(), UsageError> {
+        self.respond_with(now, id, head, body, None)
+    }
+
+    /// As [`respond`](Self::respond) with [`ResponseBody::Complete`], the body sent from `body`
+    /// itself rather than copied into the output buffer first (bodies of 16 KiB and more, for
+    /// the exchange whose response goes out now; otherwise it is copied as `respond` does).
+    ///
+    /// # Errors
+    ///
+    /// As [`respond`](Self::respond).
+    pub fn respond_shared(
+        &mut self,
+        now: Instant,
+        id: ExchangeId,
+        head: http::Response<()>,
+        body: Bytes,
+    ) -> Result<(), UsageError> {
+        let view = body.clone();
+        self.respond_with(now, id, head, ResponseBody::Complete(&view), Some(body))
+    }
+
+    /// [`respond`](Self::respond), with `shared` the bytes of a `Complete` body when they may
+    /// be sent from their own buffer.
+    fn respond_with(
+        &mut self,
+        now: Instant,
+        id: ExchangeId,
+        head: http::Response<()>,
+        body: ResponseBody<'_>,
+        shared: Option<Bytes>,
     ) -> Result<(), UsageError> {
         let i = self
             .index(id)
@@ -113,17 +145,20 @@ impl ServerConn {
         let date = self.date.as_ref();
         let dst = if i == 0 {
             x.started = true;
-            if self.out_pos == self.out.len() {
+            if self.out.pending() == 0 {
                 self.write_progress = now;
             }
-            compact(&mut self.out, &mut self.out_pos);
-            &mut self.out
+            self.out.tail()
         } else {
             &mut x.side
         };
         write::write_head(dst, &head, framing, persist, date, server);
-        if let (ResponseBody::Complete(b), false) = (body, bodiless) {
-            dst.extend_from_slice(b);
+        match (shared, body) {
+            _ if bodiless => {}
+            // The first exchange writes to the output itself: its body can wait there as it is.
+            (Some(b), _) if i == 0 => self.out.push_shared(b),
+            (_, ResponseBody::Complete(b)) => dst.extend_from_slice(b),
+            _ => {}
         }
         if close {
             self.stop_reading_after(id);
@@ -163,11 +198,10 @@ impl ServerConn {
         let (date, server) = (self.date.as_ref(), self.config.server_name.as_deref());
         let dst = if i == 0 {
             x.started = true;
-            if self.out_pos == self.out.len() {
+            if self.out.pending() == 0 {
                 self.write_progress = now;
             }
-            compact(&mut self.out, &mut self.out_pos);
-            &mut self.out
+            self.out.tail()
         } else {
             &mut x.side
         };
@@ -223,18 +257,18 @@ impl ServerConn {
         if pending == 0 {
             self.write_progress = now;
         }
-        compact(&mut self.out, &mut self.out_pos);
+        let out = self.out.tail();
         match mode {
             BodyOut::Chunked => {
-                body::write_chunk_size(&mut self.out, n);
-                self.out.extend_from_slice(&data[..n]);
-                self.out.extend_from_slice(b"\r\n");
+                body::write_chunk_size(out, n);
+                out.extend_from_slice(&data[..n]);
+                out.extend_from_slice(b"\r\n");
             }
             BodyOut::Length(left) => {
                 x.response = Response::Streaming(BodyOut::Length(left - n as u64));
-                self.out.extend_from_slice(&data[..n]);
+                out.extend_from_slice(&data[..n]);
             }
-            BodyOut::Raw | BodyOut::Discard => self.out.extend_from_slice(&data[..n]),
+            BodyOut::Raw | BodyOut::Discard => out.extend_from_slice(&data[..n]),
         }
         Ok(n)
     }
@@ -286,10 +320,10 @@ impl ServerConn {
         match mode {
             BodyOut::Chunked => {
                 if i == 0 {
-                    if self.out_pos == self.out.len() {
+                    if self.out.pending() == 0 {
                         self.write_progress = now;
                     }
-                    body::write_chunked_end(&mut self.out, trailers);
+                    body::write_chunked_end(self.out.tail(), trailers);
                 } else {
                     body::write_chunked_end(&mut x.side, trailers);
                 }
@@ -345,21 +379,20 @@ impl ServerConn {
         while let Some(x) = self.exchanges.front_mut() {
             if x.expect == Expect::Wanted {
                 x.expect = Expect::Sent;
-                if self.out_pos == self.out.len() {
+                if self.out.pending() == 0 {
                     self.write_progress = now;
                 }
-                self.out.extend_from_slice(write::CONTINUE);
+                self.out.tail().extend_from_slice(write::CONTINUE);
             }
             if x.response != Response::None && !x.started {
                 x.started = true;
-                if self.out_pos == self.out.len() {
+                if self.out.pending() == 0 {
                     self.write_progress = now;
                 }
-                compact(&mut self.out, &mut self.out_pos);
-                self.out.extend_from_slice(&x.side);
+                self.out.tail().extend_from_slice(&x.side);
                 x.side.clear();
             }
-            if x.want_writable && self.out.len() - self.out_pos <= low_water {
+            if x.want_writable && self.out.pending() <= low_water {
                 x.want_writable = false;
                 self.events.push_back(Event::Writable { id: x.id });
             }
@@ -375,10 +408,10 @@ impl ServerConn {
         }
         if self.exchanges.is_empty() {
             if !self.error_out.is_empty() {
-                if self.out_pos == self.out.len() {
+                if self.out.pending() == 0 {
                     self.write_progress = now;
                 }
-                self.out.extend_from_slice(&self.error_out);
+                self.out.tail().extend_from_slice(&self.error_out);
                 self.error_out.clear();
             }
             if matches!(self.reader, Reader::Head)
@@ -417,14 +450,6 @@ impl ServerConn {
 
 fn usage(kind: UsageErrorKind) -> UsageError {
     UsageError::new(kind)
-}
-
-/// Drops transmitted bytes once they are at least half the buffer, so appends stay amortized.
-fn compact(out: &mut Vec<u8>, pos: &mut usize) {
-    if *pos > 0 && *pos * 2 >= out.len() {
-        out.drain(..*pos);
-        *pos = 0;
-    }
 }
 
 fn has_token(value: &[u8], token: &[u8]) -> bool {

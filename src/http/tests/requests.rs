@@ -517,3 +517,61 @@ fn pipelining_is_bounded() {
     p.step();
     assert_eq!(p.log.len(), 4);
 }
+
+#[test]
+fn bodies_sent_from_their_own_buffer_go_out_as_copied_ones_do() {
+    // The same pipelined exchanges answered with bodies copied (`respond`) and with bodies
+    // sent from their `Bytes` (`respond_shared`): the same bytes on the wire, whatever the
+    // socket takes at a time, with responses written while a shared body waits (a HEAD, one
+    // held back behind earlier exchanges, a streamed one) in their place after it.
+    let big: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+    let run = |shared: bool, window: usize| {
+        let mut p = Peer::new(Config::default());
+        p.auto = false;
+        p.send_window = window;
+        p.feed(
+            b"GET /0 HTTP/1.1\r\nHost: a\r\n\r\nHEAD /1 HTTP/1.1\r\nHost: a\r\n\r\n\
+              GET /2 HTTP/1.1\r\nHost: a\r\n\r\nGET /3 HTTP/1.1\r\nHost: a\r\n\r\n\
+              GET /4 HTTP/1.1\r\nHost: a\r\n\r\n",
+        );
+        let now = p.now;
+        let answer = |p: &mut Peer, i: u64, body: &[u8]| {
+            let head = http::Response::new(());
+            if shared {
+                let body = bytes::Bytes::copy_from_slice(body);
+                p.conn.respond_shared(now, id(i), head, body).unwrap();
+            } else {
+                let body = ResponseBody::Complete(body);
+                p.conn.respond(now, id(i), head, body).unwrap();
+            }
+        };
+        answer(&mut p, 2, &big[..20_000]);
+        answer(&mut p, 0, &big);
+        answer(&mut p, 1, &big);
+        let chunked = ResponseBody::Chunked;
+        p.conn
+            .respond(now, id(3), http::Response::new(()), chunked)
+            .unwrap();
+        assert_eq!(p.conn.write_body(now, id(3), b"three"), Ok(5));
+        p.conn.finish_body(now, id(3)).unwrap();
+        answer(&mut p, 4, &big[..17_000]);
+        p.step();
+        p.wire.clone()
+    };
+    let head = |n: usize| format!("HTTP/1.1 200 OK\r\ncontent-length: {n}\r\n{DATE}\r\n");
+    let mut want = head(40_000).into_bytes();
+    want.extend_from_slice(&big);
+    want.extend_from_slice(head(40_000).as_bytes());
+    want.extend_from_slice(head(20_000).as_bytes());
+    want.extend_from_slice(&big[..20_000]);
+    let three = format!(
+        "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n{DATE}\r\n5\r\nthree\r\n0\r\n\r\n"
+    );
+    want.extend_from_slice(three.as_bytes());
+    want.extend_from_slice(head(17_000).as_bytes());
+    want.extend_from_slice(&big[..17_000]);
+    for window in [usize::MAX, 1000, 7] {
+        assert_eq!(run(false, window), want, "copied, window {window}");
+        assert_eq!(run(true, window), want, "shared, window {window}");
+    }
+}
