@@ -33,9 +33,8 @@ type ByName<K> = Mutex<BTreeMap<String, BTreeMap<K, u64>>>;
 /// The registry.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    /// By listener, then route index (`None`: no route) and status class.
-    requests: ByName<(Option<usize>, &'static str)>,
-    response_bytes: Mutex<BTreeMap<String, u64>>,
+    /// Responses by listener, then route and status class, and their body bytes.
+    responses: Mutex<Vec<Responses>>,
     request_bytes: Mutex<BTreeMap<String, u64>>,
     upstream_errors: ByName<&'static str>,
     upstream_responses: ByName<&'static str>,
@@ -65,13 +64,41 @@ pub struct Metrics {
     mesh: std::sync::OnceLock<net::stack::mesh::Counters>,
 }
 
-fn class(status: u16) -> &'static str {
+/// The status classes, in the order of their index ([`class`]).
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// The index of `status`'s class in [`CLASSES`].
+fn class(status: u16) -> usize {
     match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
+        100..=199 => 0,
+        200..=299 => 1,
+        300..=399 => 2,
+        400..=499 => 3,
+        _ => 4,
+    }
+}
+
+/// One listener's responses: counted by index, found by a walk over the few listeners (a
+/// response used to cost two string-keyed map lookups and a second lock).
+#[derive(Clone, Debug)]
+struct Responses {
+    listener: String,
+    /// Per route (index 0: no route; `i + 1`: route `i`), per status class.
+    by_route: Vec<[u64; 5]>,
+    body_bytes: u64,
+}
+
+impl Responses {
+    /// Counts of `(route, class)`, the non-zero ones, in order.
+    fn counts(&self) -> impl Iterator<Item = (Option<usize>, &'static str, u64)> + '_ {
+        self.by_route.iter().enumerate().flat_map(|(r, by_class)| {
+            let route = r.checked_sub(1);
+            by_class
+                .iter()
+                .zip(CLASSES)
+                .filter(|(n, _)| **n > 0)
+                .map(move |(n, c)| (route, c, *n))
+        })
     }
 }
 
@@ -102,12 +129,6 @@ fn snapshot_by<K: Ord + Copy>(m: &ByName<K>) -> Vec<(String, K, u64)> {
     m.iter()
         .flat_map(|(n, labels)| labels.iter().map(move |(k, v)| (n.clone(), *k, *v)))
         .collect()
-}
-
-/// The sum of every counter of `m`.
-fn total_by<K>(m: &ByName<K>) -> u64 {
-    let m = m.lock().unwrap_or_else(|p| p.into_inner());
-    m.values().flat_map(BTreeMap::values).sum()
 }
 
 fn snapshot<K: Clone + Ord>(m: &Mutex<BTreeMap<K, u64>>) -> BTreeMap<K, u64> {
@@ -172,8 +193,31 @@ impl Metrics {
 
     /// Count one response.
     pub fn request(&self, listener: &str, route: Option<usize>, status: u16, body_bytes: u64) {
-        bump_by(&self.requests, listener, (route, class(status)), 1);
-        bump(&self.response_bytes, listener, body_bytes);
+        let mut all = self.responses.lock().unwrap_or_else(|p| p.into_inner());
+        let at = match all.iter().position(|r| r.listener == listener) {
+            Some(at) => at,
+            None => {
+                all.push(Responses {
+                    listener: listener.to_owned(),
+                    by_route: Vec::new(),
+                    body_bytes: 0,
+                });
+                all.len() - 1
+            }
+        };
+        let r = &mut all[at];
+        let slot = route.map_or(0, |i| i + 1);
+        if r.by_route.len() <= slot {
+            r.by_route.resize(slot + 1, [0; 5]);
+        }
+        r.by_route[slot][class(status)] += 1;
+        r.body_bytes += body_bytes;
+    }
+
+    /// Every response counted, over all listeners.
+    fn responses_total(&self) -> u64 {
+        let all = self.responses.lock().unwrap_or_else(|p| p.into_inner());
+        all.iter().flat_map(|r| r.counts()).map(|(_, _, n)| n).sum()
     }
 
     /// Count request body bytes received (uploads, proxied bodies).
@@ -220,13 +264,13 @@ impl Metrics {
 
     /// Requests counted so far for a listener and status class (tests, health checks).
     pub fn requests_of(&self, listener: &str, class_label: &str) -> u64 {
-        let requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
-        requests.get(listener).map_or(0, |by| {
-            by.iter()
-                .filter(|((_, c), _)| *c == class_label)
-                .map(|(_, v)| v)
-                .sum()
-        })
+        let all = self.responses.lock().unwrap_or_else(|p| p.into_inner());
+        all.iter()
+            .filter(|r| r.listener == listener)
+            .flat_map(Responses::counts)
+            .filter(|(_, c, _)| *c == class_label)
+            .map(|(_, _, n)| n)
+            .sum()
     }
 
     /// This registry's exposition alone.
@@ -275,11 +319,20 @@ impl Metrics {
             "# HELP paf_requests_total Responses by listener, route index and status class."
         );
         let _ = writeln!(out, "# TYPE paf_requests_total counter");
-        for (l, (r, c), v) in snapshot_by(&self.requests) {
+        let mut responses = self
+            .responses
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        responses.sort_by(|a, b| a.listener.cmp(&b.listener));
+        let counts = responses
+            .iter()
+            .flat_map(|x| x.counts().map(move |(r, c, v)| (&x.listener, r, c, v)));
+        for (l, r, c, v) in counts {
             let _ = write!(
                 out,
                 "paf_requests_total{{listener=\"{}\",route=\"",
-                escape(&l)
+                escape(l)
             );
             let _ = match r {
                 Some(r) => write!(out, "{r}"),
@@ -292,11 +345,12 @@ impl Metrics {
             "# HELP paf_response_body_bytes_total Response body bytes sent."
         );
         let _ = writeln!(out, "# TYPE paf_response_body_bytes_total counter");
-        for (l, v) in snapshot(&self.response_bytes) {
+        for x in &responses {
             let _ = writeln!(
                 out,
-                "paf_response_body_bytes_total{{listener=\"{}\"}} {v}",
-                escape(&l)
+                "paf_response_body_bytes_total{{listener=\"{}\"}} {}",
+                escape(&x.listener),
+                x.body_bytes
             );
         }
         let _ = writeln!(

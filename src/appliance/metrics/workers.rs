@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::{total_by, Metrics};
+use super::Metrics;
 
 /// Families that describe the process, not traffic: the same on every worker, shown once
 /// (their largest value) in a sum over workers.
@@ -131,7 +131,7 @@ fn render_worker_gauges(out: &mut String, workers: &[Arc<Metrics>]) {
         (
             "paf_worker_responses",
             "Responses sent so far, by worker (a gauge of the worker's share).",
-            |m| total_by(&m.requests),
+            |m| m.responses_total(),
         ),
     ];
     for (name, help, value) in families {
