@@ -55,12 +55,12 @@ mod headers;
 
 use crate::http::{self, proxy_protocol};
 use std::cell::{Cell, RefCell};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ::http::header;
+use ::http::header::{self, HeaderValue};
 use ::http::{Method, Response, StatusCode};
 
 use super::compress;
@@ -134,8 +134,9 @@ struct Upstream {
     /// Per URL: the client ctx that reaches it, built once (a request clones it, which is
     /// cheap: the ctx's map is shared until changed).
     ctxs: Vec<crate::ctx::Ctx>,
-    /// Per URL: its authority as a `Host` value.
+    /// Per URL: its authority (for logs), and as a `Host` value.
     authorities: Vec<String>,
+    hosts: Vec<Option<HeaderValue>>,
 }
 
 impl Upstream {
@@ -211,9 +212,25 @@ pub(super) struct Proxy {
     metrics: Arc<Metrics>,
     /// The loop's pass time (when an upstream URL was marked down, and until when).
     time: PassTime,
+    /// The last client address written into `X-Forwarded-For`, and its text: a keep-alive
+    /// client's requests, one after the other, reuse it.
+    last_peer: RefCell<Option<(IpAddr, HeaderValue)>>,
 }
 
 impl Proxy {
+    /// `ip`'s text for `X-Forwarded-For`: the last one's again when it is the same client.
+    fn peer_text(&self, ip: IpAddr) -> HeaderValue {
+        let mut last = self.last_peer.borrow_mut();
+        match &*last {
+            Some((at, text)) if *at == ip => text.clone(),
+            _ => {
+                let text = headers::peer_text(ip);
+                *last = Some((ip, text.clone()));
+                text
+            }
+        }
+    }
+
     /// Attaches one client agent per upstream to `rt`.
     ///
     /// # Errors
@@ -275,6 +292,11 @@ impl Proxy {
                 down: u.urls.iter().map(|_| Cell::new(None)).collect(),
                 ctxs,
                 authorities: u.urls.iter().map(Upstream::authority).collect(),
+                hosts: u
+                    .urls
+                    .iter()
+                    .map(|x| HeaderValue::from_str(&Upstream::authority(x)).ok())
+                    .collect(),
                 config: u.clone(),
             });
         }
@@ -283,6 +305,7 @@ impl Proxy {
             dialer: client::Agent::attach(rt, client::Options::default()),
             metrics,
             time: rt.pass_time(),
+            last_peer: RefCell::new(None),
         })
     }
 
@@ -379,9 +402,9 @@ impl Flight {
         };
         self.tried.borrow_mut().push(i);
         let fwd = Forwarding {
-            peer: self.reqd.peer().ip(),
+            peer: self.proxy.peer_text(self.reqd.peer().ip()),
             https: self.origin.https(),
-            upstream_authority: &up.authorities[i],
+            upstream_host: up.hosts[i].as_ref(),
             preserve_host: up.config.preserve_host,
             upgrade: self.upgrade.as_ref().map(|(u, _)| u),
         };

@@ -13,8 +13,6 @@
 //! anyway), and the upstream's `101` reaches the client with its `Upgrade`
 //! ([`switching_head`]; the codec adds `Connection: upgrade`).
 
-use std::net::IpAddr;
-
 use ::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use ::http::{Request, Response, Uri, Version};
 
@@ -33,15 +31,15 @@ pub(crate) enum Body {
 }
 
 /// How the forwarded request names its client and the upstream.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Forwarding<'a> {
-    /// The client's address, appended to `X-Forwarded-For`.
-    pub peer: IpAddr,
+    /// The client's address as text ([`peer_text`]), appended to `X-Forwarded-For`.
+    pub peer: HeaderValue,
     /// Whether the client came over TLS (`X-Forwarded-Proto`).
     pub https: bool,
-    /// The upstream URL's authority (`host[:port]`): the `Host` sent when the client's is not
-    /// kept or there is none (HTTP/1.0).
-    pub upstream_authority: &'a str,
+    /// The upstream URL's authority (`host[:port]`) as a field value: the `Host` sent when the
+    /// client's is not kept or there is none (HTTP/1.0).
+    pub upstream_host: Option<&'a HeaderValue>,
     /// Keep the client's `Host`.
     pub preserve_host: bool,
     /// Forward this `Upgrade` (with `Connection: upgrade`): see [`upgrade_of`].
@@ -245,14 +243,10 @@ pub(crate) fn request_head_framed(
         headers.insert(header::UPGRADE, up.clone());
     }
     let kept = fwd.preserve_host.then(|| client_host(req)).flatten();
-    let host = kept.or_else(|| HeaderValue::from_str(fwd.upstream_authority).ok());
-    if let Some(host) = host {
+    if let Some(host) = kept.or_else(|| fwd.upstream_host.cloned()) {
         headers.insert(header::HOST, host);
     }
-    // An address's text is a valid field value; `Bytes` takes it without a copy.
-    if let Ok(peer) = HeaderValue::from_maybe_shared(address_text(fwd.peer)) {
-        append_list(&mut headers, X_FORWARDED_FOR, peer);
-    }
+    append_list(&mut headers, X_FORWARDED_FOR, fwd.peer.clone());
     headers.insert(
         X_FORWARDED_PROTO,
         HeaderValue::from_static(if fwd.https { "https" } else { "http" }),
@@ -287,8 +281,8 @@ pub(crate) fn request_head_framed(
 
 /// An address's text, as `Display` writes it: an IPv4 address (once per proxied request)
 /// written by the access log's writer, without the formatting machinery.
-fn address_text(ip: std::net::IpAddr) -> bytes::Bytes {
-    match ip {
+pub(crate) fn peer_text(ip: std::net::IpAddr) -> HeaderValue {
+    let text = match ip {
         std::net::IpAddr::V4(_) => {
             let mut out = Vec::with_capacity(15);
             crate::service::access_log::address(&mut out, ip);
@@ -296,7 +290,9 @@ fn address_text(ip: std::net::IpAddr) -> bytes::Bytes {
         }
         // (The access log writes an IPv4-mapped address as IPv4; the field keeps `Display`'s.)
         std::net::IpAddr::V6(_) => bytes::Bytes::from(ip.to_string()),
-    }
+    };
+    // An address's text is a valid field value; `Bytes` takes it without a copy.
+    HeaderValue::from_maybe_shared(text).expect("an address is a valid field value")
 }
 
 /// The response to send the client for the upstream's `resp`, and its body length when the
@@ -340,7 +336,7 @@ pub(crate) fn switching_head(resp: Response<()>) -> Response<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
+    use std::net::{IpAddr, Ipv4Addr};
 
     #[test]
     fn an_address_text_is_what_display_writes() {
@@ -353,10 +349,10 @@ mod tests {
         ];
         for a in v4 {
             let ip = std::net::IpAddr::from(a);
-            assert_eq!(address_text(ip), ip.to_string().as_bytes(), "{ip}");
+            assert_eq!(peer_text(ip).as_bytes(), ip.to_string().as_bytes(), "{ip}");
         }
         let v6: std::net::IpAddr = "fd00:198:18::1".parse().unwrap();
-        assert_eq!(address_text(v6), "fd00:198:18::1".as_bytes());
+        assert_eq!(peer_text(v6).as_bytes(), "fd00:198:18::1".as_bytes());
     }
 
     fn req(lines: &[(&str, &str)]) -> Request<()> {
@@ -367,13 +363,17 @@ mod tests {
         b.body(()).unwrap()
     }
 
-    const FWD: Forwarding<'static> = Forwarding {
-        peer: IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1)),
-        https: true,
-        upstream_authority: "upstream.test:8080",
-        preserve_host: true,
-        upgrade: None,
-    };
+    static UPSTREAM_HOST: HeaderValue = HeaderValue::from_static("upstream.test:8080");
+
+    fn forwarding() -> Forwarding<'static> {
+        Forwarding {
+            peer: peer_text(IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1))),
+            https: true,
+            upstream_host: Some(&UPSTREAM_HOST),
+            preserve_host: true,
+            upgrade: None,
+        }
+    }
 
     fn all(h: &HeaderMap, name: &str) -> Vec<String> {
         h.get_all(name)
@@ -436,7 +436,7 @@ mod tests {
             ("via", "1.1 edge"),
             ("x-keep", "yes"),
         ]);
-        let (out, body) = request_head(&r, &FWD);
+        let (out, body) = request_head(&r, &forwarding());
         assert_eq!(body, Body::Chunked);
         let h = out.headers();
         for gone in [
@@ -474,7 +474,7 @@ mod tests {
             .header("accept", "*/*")
             .body(())
             .unwrap();
-        let (out, _) = request_head(&r, &FWD);
+        let (out, _) = request_head(&r, &forwarding());
         let h = out.headers();
         assert_eq!(h.keys_len(), 6, "{h:?}");
         assert!(h.capacity() <= 6, "capacity {}", h.capacity());
@@ -494,7 +494,7 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        let (out, body) = request_head(&req(&pairs), &FWD);
+        let (out, body) = request_head(&req(&pairs), &forwarding());
         assert_eq!(body, Body::Length(3));
         let h = out.headers();
         // 20 + XFF + Via + XFP + Host + Content-Length.
@@ -507,7 +507,7 @@ mod tests {
         let r = req(&[("host", "paf.test"), ("content-length", "3")]);
         let fwd = Forwarding {
             preserve_host: false,
-            ..FWD
+            ..forwarding()
         };
         let (out, body) = request_head(&r, &fwd);
         assert_eq!(body, Body::Length(3));
@@ -516,14 +516,14 @@ mod tests {
         // HTTP/1.0 without Host: the upstream's.
         let mut r = req(&[]);
         *r.version_mut() = Version::HTTP_10;
-        let (out, _) = request_head(&r, &FWD);
+        let (out, _) = request_head(&r, &forwarding());
         assert_eq!(all(out.headers(), "host"), ["upstream.test:8080"]);
         assert_eq!(all(out.headers(), "via"), ["1.0 paf"]);
         assert_eq!(out.version(), Version::HTTP_11);
         // An HTTP/2 client's request goes out as HTTP/1.1, received as "2".
         let mut r = req(&[("host", "paf.test")]);
         *r.version_mut() = Version::HTTP_2;
-        let (out, _) = request_head(&r, &FWD);
+        let (out, _) = request_head(&r, &forwarding());
         assert_eq!(all(out.headers(), "via"), ["2 paf"]);
         assert_eq!(out.version(), Version::HTTP_11);
         // Absolute-form: its authority is the host, the target becomes origin-form.
@@ -531,7 +531,7 @@ mod tests {
             .header("host", "ignored.test")
             .body(())
             .unwrap();
-        let (out, _) = request_head(&r, &FWD);
+        let (out, _) = request_head(&r, &forwarding());
         assert_eq!(all(out.headers(), "host"), ["a.test:81"]);
         assert_eq!(out.uri(), "/p?q");
     }
@@ -611,7 +611,7 @@ mod tests {
         assert!(up.is_some());
         let fwd = Forwarding {
             upgrade: up.as_ref(),
-            ..FWD
+            ..forwarding()
         };
         let (out, _) = request_head(&r, &fwd);
         let h = out.headers();
@@ -621,7 +621,7 @@ mod tests {
         assert_eq!(all(h, "sec-websocket-version"), ["13"]);
         assert!(!h.contains_key("x-secret"));
         // Without the route's leave, as before: stripped.
-        let (out, _) = request_head(&r, &FWD);
+        let (out, _) = request_head(&r, &forwarding());
         assert!(!out.headers().contains_key("upgrade"));
         assert!(!out.headers().contains_key("connection"));
 
