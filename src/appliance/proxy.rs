@@ -55,7 +55,7 @@ mod headers;
 
 use crate::http::{self, proxy_protocol};
 use std::cell::{Cell, RefCell};
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
@@ -212,25 +212,11 @@ pub(super) struct Proxy {
     metrics: Arc<Metrics>,
     /// The loop's pass time (when an upstream URL was marked down, and until when).
     time: PassTime,
-    /// The last client address written into `X-Forwarded-For`, and its text: a keep-alive
-    /// client's requests, one after the other, reuse it.
-    last_peer: RefCell<Option<(IpAddr, HeaderValue)>>,
+    /// Client addresses' text for `X-Forwarded-For`.
+    peer_text: headers::PeerText,
 }
 
 impl Proxy {
-    /// `ip`'s text for `X-Forwarded-For`: the last one's again when it is the same client.
-    fn peer_text(&self, ip: IpAddr) -> HeaderValue {
-        let mut last = self.last_peer.borrow_mut();
-        match &*last {
-            Some((at, text)) if *at == ip => text.clone(),
-            _ => {
-                let text = headers::peer_text(ip);
-                *last = Some((ip, text.clone()));
-                text
-            }
-        }
-    }
-
     /// Attaches one client agent per upstream to `rt`.
     ///
     /// # Errors
@@ -305,7 +291,7 @@ impl Proxy {
             dialer: client::Agent::attach(rt, client::Options::default()),
             metrics,
             time: rt.pass_time(),
-            last_peer: RefCell::new(None),
+            peer_text: headers::PeerText::default(),
         })
     }
 
@@ -402,7 +388,7 @@ impl Flight {
         };
         self.tried.borrow_mut().push(i);
         let fwd = Forwarding {
-            peer: self.proxy.peer_text(self.reqd.peer().ip()),
+            peer: self.proxy.peer_text.get(self.reqd.peer().ip()),
             https: self.origin.https(),
             upstream_host: up.hosts[i].as_ref(),
             preserve_host: up.config.preserve_host,

@@ -279,6 +279,26 @@ pub(crate) fn request_head_framed(
     out
 }
 
+/// The text of the last client address asked for, kept: a keep-alive client's requests, one
+/// after the other, share it.
+#[derive(Debug, Default)]
+pub(crate) struct PeerText(std::cell::RefCell<Option<(std::net::IpAddr, HeaderValue)>>);
+
+impl PeerText {
+    /// `ip`'s text ([`peer_text`]).
+    pub(crate) fn get(&self, ip: std::net::IpAddr) -> HeaderValue {
+        let mut last = self.0.borrow_mut();
+        match &*last {
+            Some((at, text)) if *at == ip => text.clone(),
+            _ => {
+                let text = peer_text(ip);
+                *last = Some((ip, text.clone()));
+                text
+            }
+        }
+    }
+}
+
 /// An address's text, as `Display` writes it: an IPv4 address (once per proxied request)
 /// written by the access log's writer, without the formatting machinery.
 pub(crate) fn peer_text(ip: std::net::IpAddr) -> HeaderValue {
@@ -353,6 +373,21 @@ mod tests {
         }
         let v6: std::net::IpAddr = "fd00:198:18::1".parse().unwrap();
         assert_eq!(peer_text(v6).as_bytes(), "fd00:198:18::1".as_bytes());
+    }
+
+    #[test]
+    fn the_kept_address_text_follows_the_client() {
+        let texts = PeerText::default();
+        let a = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 1));
+        let b: IpAddr = "fd00:198:18::5".parse().unwrap();
+        let first = texts.get(a);
+        assert_eq!(first.as_bytes(), b"198.18.0.1");
+        // The same client again: the same bytes, not written anew.
+        assert_eq!(texts.get(a).as_bytes().as_ptr(), first.as_bytes().as_ptr());
+        assert_eq!(texts.get(b).as_bytes(), b"fd00:198:18::5");
+        assert_eq!(texts.get(a).as_bytes(), b"198.18.0.1");
+        let c = IpAddr::V4(Ipv4Addr::new(198, 18, 0, 77));
+        assert_eq!(texts.get(c).as_bytes(), b"198.18.0.77");
     }
 
     fn req(lines: &[(&str, &str)]) -> Request<()> {
