@@ -11,6 +11,7 @@
 //! per-worker gauges (`paf_worker_*{worker="K"}`) and the hand-overs between the workers'
 //! stacks (see `workers.rs`).
 
+mod responses;
 mod workers;
 
 use std::collections::BTreeMap;
@@ -25,6 +26,7 @@ use crate::http::h2::Flood;
 use crate::runtime::{App, Cx};
 use crate::service::handle::TlsFailure;
 use crate::service::{Handle, Stats};
+use responses::Responses;
 
 /// Counters labelled by a name (a listener, an upstream) and a second label: looked up by `&str`,
 /// so that counting allocates only the first time a name is seen.
@@ -62,44 +64,6 @@ pub struct Metrics {
     /// The hand-over counters of the mesh joining the workers' stacks, once
     /// [joined](Metrics::join_mesh).
     mesh: std::sync::OnceLock<net::stack::mesh::Counters>,
-}
-
-/// The status classes, in the order of their index ([`class`]).
-const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
-
-/// The index of `status`'s class in [`CLASSES`].
-fn class(status: u16) -> usize {
-    match status {
-        100..=199 => 0,
-        200..=299 => 1,
-        300..=399 => 2,
-        400..=499 => 3,
-        _ => 4,
-    }
-}
-
-/// One listener's responses: counted by index, found by a walk over the few listeners (a
-/// response used to cost two string-keyed map lookups and a second lock).
-#[derive(Clone, Debug)]
-struct Responses {
-    listener: String,
-    /// Per route (index 0: no route; `i + 1`: route `i`), per status class.
-    by_route: Vec<[u64; 5]>,
-    body_bytes: u64,
-}
-
-impl Responses {
-    /// Counts of `(route, class)`, the non-zero ones, in order.
-    fn counts(&self) -> impl Iterator<Item = (Option<usize>, &'static str, u64)> + '_ {
-        self.by_route.iter().enumerate().flat_map(|(r, by_class)| {
-            let route = r.checked_sub(1);
-            by_class
-                .iter()
-                .zip(CLASSES)
-                .filter(|(n, _)| **n > 0)
-                .map(move |(n, c)| (route, c, *n))
-        })
-    }
 }
 
 /// Adds `by` to `name`'s counter (the name is copied only the first time).
@@ -194,24 +158,7 @@ impl Metrics {
     /// Count one response.
     pub fn request(&self, listener: &str, route: Option<usize>, status: u16, body_bytes: u64) {
         let mut all = self.responses.lock().unwrap_or_else(|p| p.into_inner());
-        let at = match all.iter().position(|r| r.listener == listener) {
-            Some(at) => at,
-            None => {
-                all.push(Responses {
-                    listener: listener.to_owned(),
-                    by_route: Vec::new(),
-                    body_bytes: 0,
-                });
-                all.len() - 1
-            }
-        };
-        let r = &mut all[at];
-        let slot = route.map_or(0, |i| i + 1);
-        if r.by_route.len() <= slot {
-            r.by_route.resize(slot + 1, [0; 5]);
-        }
-        r.by_route[slot][class(status)] += 1;
-        r.body_bytes += body_bytes;
+        Responses::count(&mut all, listener, route, status, body_bytes);
     }
 
     /// Every response counted, over all listeners.
