@@ -134,8 +134,9 @@ struct Upstream {
     /// Per URL: the client ctx that reaches it, built once (a request clones it, which is
     /// cheap: the ctx's map is shared until changed).
     ctxs: Vec<crate::ctx::Ctx>,
-    /// Per URL: its authority (for logs), and as a `Host` value.
+    /// Per URL: its authority (for logs).
     authorities: Vec<String>,
+    /// Per URL: its authority as a `Host` value.
     hosts: Vec<Option<HeaderValue>>,
 }
 
