@@ -192,11 +192,11 @@ impl ServerCodec {
         now: Instant,
         id: ExchangeId,
         head: ::http::Response<()>,
-        body: bytes::Bytes,
+        body: &bytes::Bytes,
     ) -> Result<(), UsageError> {
         match &mut self.proto {
             Proto::H1(c) => c.respond_shared(now, id, head, body),
-            Proto::H2(c) => c.respond(now, id, head, ResponseBody::Complete(&body)),
+            Proto::H2(c) => c.respond(now, id, head, ResponseBody::Complete(body)),
         }
     }
 

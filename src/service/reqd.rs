@@ -142,7 +142,7 @@ impl Exchange {
         &self,
         head: Response<()>,
         body: ResponseBody<'_>,
-        shared: Option<Bytes>,
+        shared: Option<&Bytes>,
     ) -> Result<(), ReqdError> {
         let now = self.shared.now();
         let status = head.status().as_u16();
@@ -335,9 +335,8 @@ impl Reqd {
     /// # Errors
     /// As [`respond_with_bytes`](Self::respond_with_bytes).
     pub fn respond_with_shared(&self, head: Response<()>, body: Bytes) -> Result<(), ReqdError> {
-        let view = body.clone();
         self.0
-            .respond_with(head, ResponseBody::Complete(&view), Some(body))
+            .respond_with(head, ResponseBody::Complete(&body), Some(&body))
     }
 
     /// Answers `101 Switching Protocols` and hands the connection over: once the 101 is

@@ -3,6 +3,8 @@
 //! [`ServerConn::respond_shared`](super::ServerConn::respond_shared)) instead of being copied
 //! into it first.
 
+use std::time::Instant;
+
 use bytes::Bytes;
 
 /// Bodies shorter than this are copied into the buffer all the same: one more segment to hand
@@ -41,13 +43,22 @@ impl Output {
         &mut self.buf
     }
 
+    /// [`tail`](Self::tail) for bytes written at `now`: when nothing was waiting, the write
+    /// timer `since` starts there.
+    pub fn tail_at(&mut self, now: Instant, since: &mut Instant) -> &mut Vec<u8> {
+        if self.pending() == 0 {
+            *since = now;
+        }
+        self.tail()
+    }
+
     /// Appends `body`: sent from its own buffer when it is long enough and no other body is
     /// waiting so, else copied.
-    pub fn push_shared(&mut self, body: Bytes) {
+    pub fn push_shared(&mut self, body: &Bytes) {
         if body.len() < SHARE_FROM || self.shared.is_some() {
-            self.tail().extend_from_slice(&body);
+            self.tail().extend_from_slice(body);
         } else {
-            self.shared = Some((body, 0));
+            self.shared = Some((body.clone(), 0));
         }
     }
 
@@ -119,13 +130,13 @@ mod tests {
         for step in [1, 7, 4096, 1 << 20] {
             let mut o = Output::default();
             o.tail().extend_from_slice(b"head 1\r\n");
-            o.push_shared(Bytes::from(big.clone()));
+            o.push_shared(&Bytes::from(big.clone()));
             // Written while the body waits: after it.
             o.tail().extend_from_slice(b"head 2\r\n");
             // A second shared body while one waits is copied, in its place.
-            o.push_shared(Bytes::from(big[..SHARE_FROM].to_vec()));
+            o.push_shared(&Bytes::from(big[..SHARE_FROM].to_vec()));
             // Short bodies are copied.
-            o.push_shared(Bytes::from_static(b"tail"));
+            o.push_shared(&Bytes::from_static(b"tail"));
             let mut want = b"head 1\r\n".to_vec();
             want.extend_from_slice(&big);
             want.extend_from_slice(b"head 2\r\n");
@@ -138,7 +149,7 @@ mod tests {
             // And it starts over: a shared body again, after a partly sent buffer.
             o.tail().extend_from_slice(b"again");
             assert!(o.consume(2));
-            o.push_shared(Bytes::from(big.clone()));
+            o.push_shared(&Bytes::from(big.clone()));
             assert_eq!(o.pending(), 3 + big.len());
             let mut want = b"ain".to_vec();
             want.extend_from_slice(&big);
@@ -150,7 +161,7 @@ mod tests {
     fn the_body_is_not_copied_and_clear_drops_every_part() {
         static BODY: [u8; SHARE_FROM] = [7; SHARE_FROM];
         let mut o = Output::default();
-        o.push_shared(Bytes::from_static(&BODY));
+        o.push_shared(&Bytes::from_static(&BODY));
         assert_eq!(
             o.chunk().as_ptr(),
             BODY.as_ptr(),

@@ -47,8 +47,9 @@ impl ServerConn {
     }
 
     /// As [`respond`](Self::respond) with [`ResponseBody::Complete`], the body sent from `body`
-    /// itself rather than copied into the output buffer first (bodies of 16 KiB and more, for
-    /// the exchange whose response goes out now; otherwise it is copied as `respond` does).
+    /// itself (one more reference to it) rather than copied into the output buffer first
+    /// (bodies of 16 KiB and more, for the exchange whose response goes out now; otherwise it
+    /// is copied as `respond` does).
     ///
     /// # Errors
     ///
@@ -58,10 +59,9 @@ impl ServerConn {
         now: Instant,
         id: ExchangeId,
         head: http::Response<()>,
-        body: Bytes,
+        body: &Bytes,
     ) -> Result<(), UsageError> {
-        let view = body.clone();
-        self.respond_with(now, id, head, ResponseBody::Complete(&view), Some(body))
+        self.respond_with(now, id, head, ResponseBody::Complete(body), Some(body))
     }
 
     /// [`respond`](Self::respond), with `shared` the bytes of a `Complete` body when they may
@@ -72,7 +72,7 @@ impl ServerConn {
         id: ExchangeId,
         head: http::Response<()>,
         body: ResponseBody<'_>,
-        shared: Option<Bytes>,
+        shared: Option<&Bytes>,
     ) -> Result<(), UsageError> {
         let i = self
             .index(id)
@@ -145,10 +145,7 @@ impl ServerConn {
         let date = self.date.as_ref();
         let dst = if i == 0 {
             x.started = true;
-            if self.out.pending() == 0 {
-                self.write_progress = now;
-            }
-            self.out.tail()
+            self.out.tail_at(now, &mut self.write_progress)
         } else {
             &mut x.side
         };
@@ -198,10 +195,7 @@ impl ServerConn {
         let (date, server) = (self.date.as_ref(), self.config.server_name.as_deref());
         let dst = if i == 0 {
             x.started = true;
-            if self.out.pending() == 0 {
-                self.write_progress = now;
-            }
-            self.out.tail()
+            self.out.tail_at(now, &mut self.write_progress)
         } else {
             &mut x.side
         };
@@ -254,10 +248,7 @@ impl ServerConn {
         if n == 0 {
             return Ok(0);
         }
-        if pending == 0 {
-            self.write_progress = now;
-        }
-        let out = self.out.tail();
+        let out = self.out.tail_at(now, &mut self.write_progress);
         match mode {
             BodyOut::Chunked => {
                 body::write_chunk_size(out, n);
@@ -320,10 +311,8 @@ impl ServerConn {
         match mode {
             BodyOut::Chunked => {
                 if i == 0 {
-                    if self.out.pending() == 0 {
-                        self.write_progress = now;
-                    }
-                    body::write_chunked_end(self.out.tail(), trailers);
+                    let out = self.out.tail_at(now, &mut self.write_progress);
+                    body::write_chunked_end(out, trailers);
                 } else {
                     body::write_chunked_end(&mut x.side, trailers);
                 }
@@ -379,17 +368,15 @@ impl ServerConn {
         while let Some(x) = self.exchanges.front_mut() {
             if x.expect == Expect::Wanted {
                 x.expect = Expect::Sent;
-                if self.out.pending() == 0 {
-                    self.write_progress = now;
-                }
-                self.out.tail().extend_from_slice(write::CONTINUE);
+                self.out
+                    .tail_at(now, &mut self.write_progress)
+                    .extend_from_slice(write::CONTINUE);
             }
             if x.response != Response::None && !x.started {
                 x.started = true;
-                if self.out.pending() == 0 {
-                    self.write_progress = now;
-                }
-                self.out.tail().extend_from_slice(&x.side);
+                self.out
+                    .tail_at(now, &mut self.write_progress)
+                    .extend_from_slice(&x.side);
                 x.side.clear();
             }
             if x.want_writable && self.out.pending() <= low_water {
@@ -408,10 +395,9 @@ impl ServerConn {
         }
         if self.exchanges.is_empty() {
             if !self.error_out.is_empty() {
-                if self.out.pending() == 0 {
-                    self.write_progress = now;
-                }
-                self.out.tail().extend_from_slice(&self.error_out);
+                self.out
+                    .tail_at(now, &mut self.write_progress)
+                    .extend_from_slice(&self.error_out);
                 self.error_out.clear();
             }
             if matches!(self.reader, Reader::Head)

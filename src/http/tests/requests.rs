@@ -539,7 +539,7 @@ fn bodies_sent_from_their_own_buffer_go_out_as_copied_ones_do() {
             let head = http::Response::new(());
             if shared {
                 let body = bytes::Bytes::copy_from_slice(body);
-                p.conn.respond_shared(now, id(i), head, body).unwrap();
+                p.conn.respond_shared(now, id(i), head, &body).unwrap();
             } else {
                 let body = ResponseBody::Complete(body);
                 p.conn.respond(now, id(i), head, body).unwrap();
