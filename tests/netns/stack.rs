@@ -210,8 +210,22 @@ fn pcap_capture_parses_with_tcpdump() {
     let pcap = ns.log_dir().join("capture.pcap");
     let mut paf = start_echo(&ns, &["--port", "7", "--pcap", pcap.to_str().unwrap()]);
     ping(&ns, &["-c", "2", "-W", "2", "198.18.0.2"]);
-    burst(&ns, "198.18.0.2", 7, 3, 100);
+    // Echoes long enough to be sent from the sockets' buffers (`GATHER_FROM`): the capture
+    // must still hold each frame whole.
+    burst(&ns, "198.18.0.2", 7, 3, 200_000);
     assert!(paf.stop(Duration::from_secs(5)).success());
+    let check = ns.run(
+        "python3",
+        [
+            tool("pcap_echo_check.py").as_str(),
+            pcap.to_str().unwrap(),
+            "198.18.0.2",
+            "7",
+            "200000",
+        ],
+        Duration::from_secs(30),
+    );
+    assert!(check.success() && check.stdout.contains("ok 3"), "{check}");
     let out = ns.run(
         "tcpdump",
         ["-nn", "-r", pcap.to_str().unwrap()],

@@ -5,7 +5,11 @@
 //! every frame, both directions, to a pcap file ([`Device::capture_to`]).
 //!
 //! Contract:
-//! - frame buffers are owned by the device and reused: no allocation per frame;
+//! - frame buffers are owned by the device and reused: no allocation per frame (a pcap capture
+//!   allocates one for each frame sent in two parts);
+//! - on a TAP with the virtio-net header, a TCP segment with [`GATHER_FROM`] bytes of payload
+//!   or more goes out with one `writev(2)` of its headers and its payload as it lies in the
+//!   socket's send buffer (smoltcp patch 22), not copied into the frame buffer first;
 //! - `receive` returns `None` when the link has nothing now (the TAP would block); the stack calls
 //!   it until then, so each wake-up drains the device;
 //! - an IO error never panics and never stops the device: it is counted in [`Stats`], logged at
@@ -483,26 +487,83 @@ impl phy::TxToken for TxToken<'_> {
             Link::Tap(t) => t.send(frame),
             Link::Wire(w) => w.send(self.now, frame),
         };
-        match sent {
-            Ok(true) => {
-                bump(&self.stats.tx_frames, 1);
-                bump(&self.stats.tx_bytes, len as u64);
+        count_sent(self.stats, sent, len);
+        r
+    }
+
+    /// A TCP segment whose payload stays in the socket's send buffer (smoltcp asks this only
+    /// of a device that completes TCP checksums: a TAP with the virtio-net header). The
+    /// headers are built in the device's buffer behind the virtio-net header, and the frame
+    /// goes out with one `writev(2)`: the payload is copied once, by the kernel, instead of
+    /// into the buffer first.
+    fn consume_with_tail<R, F: FnOnce(&mut [u8]) -> R>(
+        self,
+        head_len: usize,
+        tail: &[u8],
+        f: F,
+    ) -> R {
+        let hdr = self.hdr;
+        let tap = match self.link {
+            Link::Tap(t) if hdr > 0 && tail.len() >= GATHER_FROM => t,
+            // A short payload is copied (cheaper than the gathering write), and the other
+            // links are never asked (they have smoltcp compute TCP checksums): built whole.
+            _ => {
+                return self.consume(head_len + tail.len(), |buffer| {
+                    let (head, rest) = buffer.split_at_mut(head_len);
+                    rest.copy_from_slice(tail);
+                    f(head)
+                })
             }
-            Ok(false) => {
-                bump(&self.stats.tx_dropped, 1);
-            }
-            Err(e) => {
-                let count = bump(&self.stats.tx_dropped, 1);
-                if count.is_power_of_two() || count.is_multiple_of(1024) {
-                    log::warn!("device send error #{count}: {e}");
-                }
-            }
+        };
+        if self.buf.len() < hdr + head_len {
+            self.buf.resize(hdr + head_len, 0);
         }
+        let (room, rest) = self.buf.split_at_mut(hdr);
+        let head = &mut rest[..head_len];
+        let r = f(head);
+        let len = head_len + tail.len();
+        if let Some(sink) = self.capture.borrow_mut().as_mut() {
+            let mut frame = Vec::with_capacity(len);
+            frame.extend_from_slice(head);
+            frame.extend_from_slice(tail);
+            sink.packet(self.now, &frame);
+        }
+        let mut vnet = [0u8; tap::VNET_HDR];
+        tap::vnet_header_for(&mut vnet, head, len, self.gso);
+        room.copy_from_slice(&vnet);
+        let sent = tap.send_parts(&self.buf[..hdr + head_len], tail);
+        count_sent(self.stats, sent, len);
         r
     }
 
     fn set_meta(&mut self, meta: phy::PacketMeta) {
         self.gso = meta.segmentation_offload_size.map(|n| n.get());
+    }
+}
+
+/// Shortest TCP payload a TAP sends from the socket's buffer with a gathering write
+/// ([`phy::TxToken::consume_with_tail`]); a shorter one is copied behind its headers and sent
+/// with one `write(2)`. Measured on the 2-core VM: for responses of a few hundred bytes the
+/// gathering write cost 1.8% of the keep-alive rate and 2.6% of the proxy's, while for 64 KiB
+/// bodies it gained 8%.
+pub const GATHER_FROM: usize = 2048;
+
+/// Count a frame of `len` bytes the link took (or did not).
+fn count_sent(stats: &Stats, sent: io::Result<bool>, len: usize) {
+    match sent {
+        Ok(true) => {
+            bump(&stats.tx_frames, 1);
+            bump(&stats.tx_bytes, len as u64);
+        }
+        Ok(false) => {
+            bump(&stats.tx_dropped, 1);
+        }
+        Err(e) => {
+            let count = bump(&stats.tx_dropped, 1);
+            if count.is_power_of_two() || count.is_multiple_of(1024) {
+                log::warn!("device send error #{count}: {e}");
+            }
+        }
     }
 }
 

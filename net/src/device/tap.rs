@@ -250,8 +250,23 @@ impl Tap {
     /// # Errors
     /// A write error other than "would block" / "no buffer space".
     pub fn send(&self, frame: &[u8]) -> io::Result<bool> {
+        self.retry_send(|| sys_write(self.file.as_raw_fd(), frame))
+    }
+
+    /// Write one frame given in two parts, `head` (the virtio-net header, when on, and the
+    /// frame's headers) then `tail` (a TCP payload, from the socket's send buffer), with one
+    /// gathering `writev(2)`: the tail is copied once, by the kernel. As [`Tap::send`]
+    /// otherwise.
+    ///
+    /// # Errors
+    /// A write error other than "would block" / "no buffer space".
+    pub fn send_parts(&self, head: &[u8], tail: &[u8]) -> io::Result<bool> {
+        self.retry_send(|| sys_writev(self.file.as_raw_fd(), head, tail))
+    }
+
+    fn retry_send(&self, write: impl Fn() -> io::Result<usize>) -> io::Result<bool> {
         loop {
-            match sys_write(self.file.as_raw_fd(), frame) {
+            match write() {
                 Ok(_) => return Ok(true),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e)
@@ -264,6 +279,24 @@ impl Tap {
             }
         }
     }
+}
+
+/// `writev(2)` of two buffers, as a plain system call (see [`sys_read`]).
+fn sys_writev(fd: RawFd, head: &[u8], tail: &[u8]) -> io::Result<usize> {
+    let iov = [
+        libc::iovec {
+            iov_base: head.as_ptr() as *mut libc::c_void,
+            iov_len: head.len(),
+        },
+        libc::iovec {
+            iov_base: tail.as_ptr() as *mut libc::c_void,
+            iov_len: tail.len(),
+        },
+    ];
+    // SAFETY: `iov` describes two buffers valid for reads of their lengths for the whole call
+    // (the kernel only reads them), and `iov` itself lives until the call returns.
+    let n = unsafe { libc::syscall(libc::SYS_writev, fd, iov.as_ptr(), iov.len()) };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
 }
 
 /// `read(2)` as a plain system call. libc's `read` is a thread-cancellation point, and marks
@@ -293,20 +326,33 @@ impl AsRawFd for Tap {
 /// as `NEEDS_CSUM` requires) and, with `gso_size`, to cut it into segments of that payload size.
 /// Anything else goes as is (its checksums are complete).
 pub fn vnet_header(hdr: &mut [u8; VNET_HDR], frame: &mut [u8], gso_size: Option<u16>) {
+    let len = frame.len();
+    vnet_header_for(hdr, frame, len, gso_size);
+}
+
+/// [`vnet_header`] for a frame of `len` bytes of which `head` holds the first ones, at least
+/// its Ethernet, IP and TCP headers (a frame sent in two parts, [`Tap::send_parts`]).
+pub fn vnet_header_for(
+    hdr: &mut [u8; VNET_HDR],
+    head: &mut [u8],
+    len: usize,
+    gso_size: Option<u16>,
+) {
     *hdr = [0; VNET_HDR];
+    let frame = head;
     let Some((src, start)) = super::tcp_segment(frame) else {
         return;
     };
     let v6 = src.len() == 16;
-    if frame.len() < start + 20 {
+    if frame.len() < start + 20 || len < frame.len() {
         return;
     }
     let Some(&data_off) = frame.get(start + 12) else {
         return;
     };
     let tcp_hdr = usize::from(data_off >> 4) * 4;
-    let tcp_len = frame.len() - start;
-    if tcp_hdr < 20 || tcp_len < tcp_hdr {
+    let tcp_len = len - start;
+    if tcp_hdr < 20 || tcp_len < tcp_hdr || frame.len() < start + tcp_hdr {
         return;
     }
     let mut sum: u32 = 0;

@@ -226,3 +226,32 @@ fn other_frames_go_untouched() {
     assert_eq!(hdr, [0; VNET_HDR]);
     assert_eq!(arp, copy);
 }
+
+#[test]
+fn a_frame_sent_in_two_parts_gets_the_header_of_the_whole_frame() {
+    // Payloads below and above one segment, with and without a segment size to cut at.
+    for (payload, gso) in [(2048, None), (1460, Some(1460)), (65_000, Some(1460))] {
+        let whole = ipv4_tcp(payload);
+        let mut w = whole.clone();
+        let mut want = [0u8; VNET_HDR];
+        vnet_header(&mut want, &mut w, gso);
+        let mut head = whole[..54].to_vec();
+        let mut got = [0u8; VNET_HDR];
+        vnet_header_for(&mut got, &mut head, whole.len(), gso);
+        assert_eq!(got, want, "header for {payload} bytes");
+        assert_eq!(head[..], w[..54], "pseudo-header sum for {payload} bytes");
+        // And what the kernel completes from the two parts verifies.
+        let mut sent = head.clone();
+        sent.extend_from_slice(&whole[54..]);
+        assert!(complete_checksum(&got, &mut sent));
+        assert_eq!(verify(&sent), 0);
+    }
+    // A head too short for its TCP header, or longer than the frame, gets no offload.
+    let mut head = ipv4_tcp(0)[..50].to_vec();
+    let mut hdr = [1u8; VNET_HDR];
+    vnet_header_for(&mut hdr, &mut head, 3000, None);
+    assert_eq!(hdr, [0; VNET_HDR]);
+    let mut head = ipv4_tcp(100);
+    vnet_header_for(&mut hdr, &mut head, 60, None);
+    assert_eq!(hdr, [0; VNET_HDR]);
+}

@@ -70,12 +70,39 @@ impl<'p> Packet<'p> {
         }
     }
 
-    pub(crate) fn emit_payload(
+    /// The TCP payload the device sends from where it lies, after the headers the interface
+    /// builds (paf patch 22): a TCP segment's payload when the device computes TCP checksums,
+    /// else nothing (the whole packet is built in the device's buffer).
+    pub(crate) fn offloaded_tail(&self, caps: &DeviceCapabilities) -> &'p [u8] {
+        match self.payload() {
+            #[cfg(feature = "socket-tcp")]
+            IpPayload::Tcp(tcp_repr) if !caps.checksum.tcp.tx() => tcp_repr.payload,
+            _ => &[],
+        }
+    }
+
+    /// Emit the payload without its [offloaded tail](Packet::offloaded_tail): the TCP header
+    /// of a segment whose payload the device sends from the socket's buffer (paf patch 22).
+    pub(crate) fn emit_payload_head(
         &self,
-        _ip_repr: &IpRepr,
+        ip_repr: &IpRepr,
         payload: &mut [u8],
         caps: &DeviceCapabilities,
     ) {
+        self.emit(ip_repr, payload, caps, true)
+    }
+
+    pub(crate) fn emit_payload(
+        &self,
+        ip_repr: &IpRepr,
+        payload: &mut [u8],
+        caps: &DeviceCapabilities,
+    ) {
+        self.emit(ip_repr, payload, caps, false)
+    }
+
+    fn emit(&self, _ip_repr: &IpRepr, payload: &mut [u8], caps: &DeviceCapabilities, head: bool) {
+        let _ = head;
         match self.payload() {
             #[cfg(feature = "proto-ipv4")]
             IpPayload::Icmpv4(icmpv4_repr) => {
@@ -145,6 +172,10 @@ impl<'p> Packet<'p> {
             ),
             #[cfg(feature = "socket-tcp")]
             &IpPayload::Tcp(mut tcp_repr) => {
+                // What `offloaded_tail` gives the device apart.
+                if head && !caps.checksum.tcp.tx() {
+                    tcp_repr.payload = &[];
+                }
                 // This is a terrible hack to make TCP performance more acceptable on systems
                 // where the TCP buffers are significantly larger than network buffers,
                 // e.g. a 64 kB TCP receive buffer (and so, when empty, a 64k window)

@@ -450,6 +450,28 @@ pub trait TxToken {
     where
         F: FnOnce(&mut [u8]) -> R;
 
+    /// Consumes the token to send a packet made of a head the closure builds and a tail that
+    /// is already built, where it lies (paf patch 22).
+    ///
+    /// The interface calls this instead of [`consume`](TxToken::consume) for a TCP segment
+    /// with a payload when the device computes TCP checksums (`checksum.tcp` does not include
+    /// transmit): `f` gets a buffer of `head_len` bytes and writes the link, IP and TCP
+    /// headers there, with length fields that already count `tail`, the segment's payload
+    /// as it lies in the socket's send buffer. A device able to send the two parts with one
+    /// gathering write (`writev`) saves a copy of the payload. The default builds the whole
+    /// packet in one buffer and calls `consume`.
+    fn consume_with_tail<R, F>(self, head_len: usize, tail: &[u8], f: F) -> R
+    where
+        Self: Sized,
+        F: FnOnce(&mut [u8]) -> R,
+    {
+        self.consume(head_len + tail.len(), |buffer| {
+            let (head, rest) = buffer.split_at_mut(head_len);
+            rest.copy_from_slice(tail);
+            f(head)
+        })
+    }
+
     /// The Packet ID to be associated with the frame to be transmitted by this [`TxToken`].
     #[allow(unused_variables)]
     fn set_meta(&mut self, meta: PacketMeta) {}

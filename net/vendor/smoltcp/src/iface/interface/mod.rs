@@ -1288,6 +1288,24 @@ impl InterfaceInner {
             packet.emit_payload(repr, payload, &caps)
         };
 
+        // paf patch 22: a TCP payload the device can send from the socket's buffer is left
+        // out of the buffer the headers are built in (`TxToken::consume_with_tail`).
+        let tail = packet.offloaded_tail(&caps);
+        let emit_ip_head = |repr: &IpRepr, tx_buffer: &mut [u8]| {
+            repr.emit(&mut *tx_buffer, &self.caps.checksum);
+
+            let payload = &mut tx_buffer[repr.header_len()..];
+            packet.emit_payload_head(repr, payload, &caps)
+        };
+        let send = |tx_token: Tx, emit: &dyn Fn(&mut [u8])| {
+            if tail.is_empty() {
+                tx_token.consume(total_len, |tx_buffer| emit(tx_buffer))
+            } else {
+                tx_token
+                    .consume_with_tail(total_len - tail.len(), tail, |tx_buffer| emit(tx_buffer))
+            }
+        };
+
         let total_ip_len = ip_repr.buffer_len();
 
         match &mut ip_repr {
@@ -1389,14 +1407,14 @@ impl InterfaceInner {
                     tx_token.set_meta(meta);
 
                     // No fragmentation is required.
-                    tx_token.consume(total_len, |mut tx_buffer| {
+                    send(tx_token, &|mut tx_buffer: &mut [u8]| {
                         #[cfg(feature = "medium-ethernet")]
                         if matches!(self.caps.medium, Medium::Ethernet) {
                             emit_ethernet(&ip_repr, tx_buffer);
                             tx_buffer = &mut tx_buffer[EthernetFrame::<&[u8]>::header_len()..];
                         }
 
-                        emit_ip(&ip_repr, tx_buffer);
+                        emit_ip_head(&ip_repr, tx_buffer);
                     });
 
                     Ok(())
@@ -1410,14 +1428,14 @@ impl InterfaceInner {
                     net_debug!("IPv6 fragmentation support is unimplemented. Dropping.");
                     Ok(())
                 } else {
-                    tx_token.consume(total_len, |mut tx_buffer| {
+                    send(tx_token, &|mut tx_buffer: &mut [u8]| {
                         #[cfg(feature = "medium-ethernet")]
                         if matches!(self.caps.medium, Medium::Ethernet) {
                             emit_ethernet(&ip_repr, tx_buffer);
                             tx_buffer = &mut tx_buffer[EthernetFrame::<&[u8]>::header_len()..];
                         }
 
-                        emit_ip(&ip_repr, tx_buffer);
+                        emit_ip_head(&ip_repr, tx_buffer);
                     });
                     Ok(())
                 }

@@ -4,6 +4,13 @@ mod ipv4;
 mod ipv6;
 #[cfg(feature = "proto-sixlowpan")]
 mod sixlowpan;
+// paf patch 22
+#[cfg(all(
+    feature = "medium-ethernet",
+    feature = "proto-ipv4",
+    feature = "socket-tcp"
+))]
+mod tail;
 
 #[allow(unused)]
 use std::vec::Vec;
