@@ -1424,10 +1424,18 @@ impl InterfaceInner {
             #[cfg(feature = "proto-ipv6")]
             IpRepr::Ipv6(_) => {
                 // Check if we need to fragment it.
-                if total_ip_len > self.caps.ip_mtu() {
+                let too_big = total_ip_len > self.caps.ip_mtu();
+                // paf patch 23: a segment the device will cut to size (its metadata carries
+                // the segment size, as for IPv4 above) is not too big. Upstream dropped every
+                // IPv6 TCP segment the socket built larger than the MTU for such a device, and
+                // never passed the metadata on.
+                #[cfg(feature = "segmentation-offload")]
+                let too_big = too_big && meta.segmentation_offload_size.is_none();
+                if too_big {
                     net_debug!("IPv6 fragmentation support is unimplemented. Dropping.");
                     Ok(())
                 } else {
+                    tx_token.set_meta(meta);
                     send(tx_token, &|mut tx_buffer: &mut [u8]| {
                         #[cfg(feature = "medium-ethernet")]
                         if matches!(self.caps.medium, Medium::Ethernet) {
