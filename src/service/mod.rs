@@ -348,6 +348,9 @@ where
     if let Some(s) = &stop {
         s.attach(service.rt.waker());
     }
+    if let Some(tls) = &tls {
+        tls.seed_random();
+    }
     let scheme = if tls.is_some() { "https" } else { "http" };
     let access = match std::mem::replace(&mut service.access, AccessSetting::Off) {
         AccessSetting::Log => core::Access::Log,

@@ -101,3 +101,46 @@ fn https_handshake_failures_and_timeouts_close_without_reaching_the_handler() {
     assert_eq!(server.handle.stats().requests, 1);
     server.stop(&mut rt);
 }
+
+/// How often [`CountingRandom`] was drawn from.
+static DRAWS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// aws-lc-rs's random generator, counting the draws.
+#[derive(Debug)]
+struct CountingRandom;
+
+impl rustls::crypto::SecureRandom for CountingRandom {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), rustls::crypto::GetRandomFailed> {
+        DRAWS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        rustls::crypto::aws_lc_rs::default_provider()
+            .secure_random
+            .fill(buf)
+    }
+}
+
+static COUNTING: CountingRandom = CountingRandom;
+
+#[test]
+fn an_https_service_seeds_its_random_generator_when_it_starts() {
+    use paf::tls::{certs::TestCa, ServerConfig};
+    let ca = TestCa::new("paf test CA").unwrap();
+    let cert = ca.issue(&["paf.test"]).unwrap();
+    let provider = rustls::crypto::CryptoProvider {
+        secure_random: &COUNTING,
+        ..rustls::crypto::aws_lc_rs::default_provider()
+    };
+    let tls = ServerConfig::builder(cert.identity())
+        .provider(std::sync::Arc::new(provider))
+        .build()
+        .unwrap();
+    let before = DRAWS.load(std::sync::atomic::Ordering::SeqCst);
+    let default_errors: MakeErrorHandler = Box::new(|| Box::new(service::default_error_handler));
+    // No connection yet: the draw is the service's own, on its loop's thread, so the first
+    // handshake does not pay for seeding the generator (aws-lc-rs: about 20 ms of CPU).
+    let (server, mut rt) = serve_on(Some(tls), Config::default(), hello(), default_errors);
+    assert!(
+        DRAWS.load(std::sync::atomic::Ordering::SeqCst) > before,
+        "the service started without drawing from its provider's generator"
+    );
+    server.stop(&mut rt);
+}
