@@ -507,13 +507,7 @@ impl phy::TxToken for TxToken<'_> {
             Link::Tap(t) if hdr > 0 && tail.len() >= GATHER_FROM => t,
             // A short payload is copied (cheaper than the gathering write), and the other
             // links are never asked (they have smoltcp compute TCP checksums): built whole.
-            _ => {
-                return self.consume(head_len + tail.len(), |buffer| {
-                    let (head, rest) = buffer.split_at_mut(head_len);
-                    rest.copy_from_slice(tail);
-                    f(head)
-                })
-            }
+            _ => return phy::consume_whole(self, head_len, tail, f),
         };
         if self.buf.len() < hdr + head_len {
             self.buf.resize(hdr + head_len, 0);

@@ -330,16 +330,15 @@ pub fn vnet_header(hdr: &mut [u8; VNET_HDR], frame: &mut [u8], gso_size: Option<
     vnet_header_for(hdr, frame, len, gso_size);
 }
 
-/// [`vnet_header`] for a frame of `len` bytes of which `head` holds the first ones, at least
+/// [`vnet_header`] for a frame of `len` bytes of which `frame` holds the first ones, at least
 /// its Ethernet, IP and TCP headers (a frame sent in two parts, [`Tap::send_parts`]).
 pub fn vnet_header_for(
     hdr: &mut [u8; VNET_HDR],
-    head: &mut [u8],
+    frame: &mut [u8],
     len: usize,
     gso_size: Option<u16>,
 ) {
     *hdr = [0; VNET_HDR];
-    let frame = head;
     let Some((src, start)) = super::tcp_segment(frame) else {
         return;
     };

@@ -438,6 +438,21 @@ pub trait RxToken {
     }
 }
 
+/// What [`TxToken::consume_with_tail`] does by default, for a device that overrides it and
+/// still builds some packets whole: one buffer from [`TxToken::consume`], `tail` copied after
+/// the `head_len` bytes `f` writes (paf patch 22).
+pub fn consume_whole<T, R, F>(token: T, head_len: usize, tail: &[u8], f: F) -> R
+where
+    T: TxToken,
+    F: FnOnce(&mut [u8]) -> R,
+{
+    token.consume(head_len + tail.len(), |buffer| {
+        let (head, rest) = buffer.split_at_mut(head_len);
+        rest.copy_from_slice(tail);
+        f(head)
+    })
+}
+
 /// A token to transmit a single network packet.
 pub trait TxToken {
     /// Consumes the token to send a single network packet.
@@ -465,11 +480,7 @@ pub trait TxToken {
         Self: Sized,
         F: FnOnce(&mut [u8]) -> R,
     {
-        self.consume(head_len + tail.len(), |buffer| {
-            let (head, rest) = buffer.split_at_mut(head_len);
-            rest.copy_from_slice(tail);
-            f(head)
-        })
+        consume_whole(self, head_len, tail, f)
     }
 
     /// The Packet ID to be associated with the frame to be transmitted by this [`TxToken`].

@@ -73,11 +73,7 @@ impl phy::TxToken for Tx<'_> {
         f: F,
     ) -> R {
         if !self.gather {
-            return self.consume(head_len + tail.len(), |buffer| {
-                let (head, rest) = buffer.split_at_mut(head_len);
-                rest.copy_from_slice(tail);
-                f(head)
-            });
+            return phy::consume_whole(self, head_len, tail, f);
         }
         // A head buffer filled with junk: the interface must write all of it.
         let mut head = vec![0xa5; head_len];
