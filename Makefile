@@ -44,9 +44,9 @@ test: deps fmt-check lint
 
 # The vendored smoltcp's own suite (its workspace, its Cargo.lock): upstream's tests plus paf's
 # loss-recovery unit tests and scenarios (net/vendor/smoltcp/PATCHES.md), with the congestion
-# controller paf uses.
+# controller and the segmentation offload paf builds it with.
 test-smoltcp:
-	cd net/vendor/smoltcp && $(CARGO) test --lib --features socket-tcp-cubic $(TEST_FLAGS)
+	cd net/vendor/smoltcp && $(CARGO) test --lib --features socket-tcp-cubic,segmentation-offload $(TEST_FLAGS)
 
 # libFuzzer through cargo-fuzz (installed by scripts/fuzz); crashes land in fuzz/artifacts/.
 fuzz: deps

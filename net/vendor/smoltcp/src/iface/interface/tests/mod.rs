@@ -11,6 +11,15 @@ mod sixlowpan;
     feature = "socket-tcp"
 ))]
 mod tail;
+// paf patch 23
+#[cfg(all(
+    feature = "medium-ethernet",
+    feature = "proto-ipv4",
+    feature = "proto-ipv6",
+    feature = "socket-tcp",
+    feature = "segmentation-offload"
+))]
+mod offload;
 
 #[allow(unused)]
 use std::vec::Vec;
